@@ -1,0 +1,174 @@
+/**
+ * The closed error registry: every code Tether can return, with its HTTP status, tRPC code,
+ * whether a client may retry, and a one-line description. Server and clients share it.
+ * Invariant: a code's HTTP status always equals the status tRPC derives from its tRPC code.
+ */
+
+export type TrpcErrorCode =
+  | 'BAD_REQUEST'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'TOO_MANY_REQUESTS'
+  | 'INTERNAL_SERVER_ERROR'
+  | 'SERVICE_UNAVAILABLE';
+
+export interface ErrorSpec {
+  readonly httpStatus: number;
+  readonly trpcCode: TrpcErrorCode;
+  readonly retryable: boolean;
+  readonly description: string;
+}
+
+export const TRPC_CODE_HTTP_STATUS: Readonly<Record<TrpcErrorCode, number>> = {
+  BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  TOO_MANY_REQUESTS: 429,
+  INTERNAL_SERVER_ERROR: 500,
+  SERVICE_UNAVAILABLE: 503,
+};
+
+function spec(trpcCode: TrpcErrorCode, retryable: boolean, description: string): ErrorSpec {
+  return { httpStatus: TRPC_CODE_HTTP_STATUS[trpcCode], trpcCode, retryable, description };
+}
+
+export const ERROR_REGISTRY = {
+  'auth.unauthenticated': spec(
+    'UNAUTHORIZED',
+    false,
+    'No credential, or the credential is unknown, expired or revoked.',
+  ),
+  'auth.forbidden': spec('FORBIDDEN', false, 'The credential is valid but lacks the role this call needs.'),
+  'auth.principal_mismatch': spec(
+    'FORBIDDEN',
+    false,
+    'A node or participant named in the request is not the one the credential belongs to.',
+  ),
+  'request.invalid': spec('BAD_REQUEST', false, 'The input failed validation; details list the field paths.'),
+  'request.malformed': spec('BAD_REQUEST', false, 'The request body or query is not valid JSON.'),
+  'request.too_large': spec('PAYLOAD_TOO_LARGE', false, 'The request body or message exceeds the size limit.'),
+  rate_limited: spec('TOO_MANY_REQUESTS', true, 'Too many requests for this credential or address; retry later.'),
+  'system.unavailable': spec(
+    'SERVICE_UNAVAILABLE',
+    true,
+    'The server is draining, overloaded or cannot reach its database; retry later.',
+  ),
+  'system.internal': spec('INTERNAL_SERVER_ERROR', true, 'An unexpected server error; no internals are exposed.'),
+  'session.not_found': spec(
+    'NOT_FOUND',
+    false,
+    'No such session, or the caller is not a member (the two are indistinguishable).',
+  ),
+  'session.permission_denied': spec('FORBIDDEN', false, 'The caller is a member but not an owner of the session.'),
+  'session.floor_not_monotonic': spec(
+    'CONFLICT',
+    false,
+    'The new minimum client version is lower than the current floor; floors only rise.',
+  ),
+  'membership.not_found': spec('NOT_FOUND', false, 'The participant is not a member of the session.'),
+  'membership.already_exists': spec('CONFLICT', false, 'The participant is already a member of the session.'),
+  'membership.last_owner': spec(
+    'CONFLICT',
+    false,
+    'The change would leave the session without an active owner.',
+  ),
+  'participant.not_found': spec('NOT_FOUND', false, 'No such participant.'),
+  'node.not_found': spec('NOT_FOUND', false, 'No such node visible to the caller.'),
+  'node.id_taken': spec('CONFLICT', false, 'A node with this id is already registered.'),
+  'runtimenode.permission_denied': spec(
+    'FORBIDDEN',
+    false,
+    "The node's owner is not an active owner, collaborator or runtime contributor of the session (or it does not exist).",
+  ),
+  'runtimenode.attach_conflict': spec(
+    'CONFLICT',
+    true,
+    'The node already has an active attachment to another session; detach it first.',
+  ),
+  'runtimenode.attach_revoked': spec(
+    'CONFLICT',
+    false,
+    "The node's attachment to this session was revoked; this is terminal.",
+  ),
+  'runtimenode.capabilityupdate_conflict': spec(
+    'CONFLICT',
+    false,
+    'The requested state change is not allowed (online requires declared capabilities).',
+  ),
+  'runtimenode.not_attached': spec('CONFLICT', false, 'The node has no active attachment.'),
+  'version.floor_exceeded': spec(
+    'CONFLICT',
+    false,
+    "The node's client version is below the session's floor: it is read-only and may not write.",
+  ),
+  'version.ceiling_exceeded': spec(
+    'CONFLICT',
+    false,
+    "The client's contract MAJOR version is above the server's.",
+  ),
+  'version.floor_malformed': spec(
+    'INTERNAL_SERVER_ERROR',
+    false,
+    "The session's stored minimum client version is not a valid MAJOR.MINOR; nothing is admitted against it.",
+  ),
+} as const satisfies Record<string, ErrorSpec>;
+
+export type TetherErrorCode = keyof typeof ERROR_REGISTRY;
+
+export const TETHER_ERROR_CODES = Object.keys(ERROR_REGISTRY) as TetherErrorCode[];
+
+export function isTetherErrorCode(value: unknown): value is TetherErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_REGISTRY, value);
+}
+
+export function errorSpec(code: TetherErrorCode): ErrorSpec {
+  return ERROR_REGISTRY[code];
+}
+
+/** The JSON shape carried in `error.data.tetherError` on the wire. */
+export interface TetherErrorShape {
+  code: TetherErrorCode;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/** The one error type services throw and clients receive. */
+export class TetherError extends Error {
+  override readonly name = 'TetherError';
+  readonly code: TetherErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: TetherErrorCode, message?: string, details?: Record<string, unknown>, options?: ErrorOptions) {
+    super(message ?? ERROR_REGISTRY[code].description, options);
+    this.code = code;
+    this.details = details;
+  }
+
+  get httpStatus(): number {
+    return ERROR_REGISTRY[this.code].httpStatus;
+  }
+
+  get retryable(): boolean {
+    return ERROR_REGISTRY[this.code].retryable;
+  }
+
+  toShape(): TetherErrorShape {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
+  }
+
+  static fromShape(shape: TetherErrorShape): TetherError {
+    return new TetherError(shape.code, shape.message, shape.details);
+  }
+}
+
+export function isTetherError(value: unknown): value is TetherError {
+  return value instanceof TetherError;
+}

@@ -1,0 +1,7 @@
+export * from './errors.js';
+export * from './version.js';
+export * from './ids.js';
+export * from './states.js';
+export * from './capabilities.js';
+export * from './schemas/index.js';
+export * from './wire.js';

@@ -1,0 +1,2 @@
+export * from './runtimenode.js';
+export * from './sessions.js';

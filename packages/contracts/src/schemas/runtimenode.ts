@@ -1,0 +1,111 @@
+/** Wire schemas of the `runtimenode.*` procedures (node principal, except roster). */
+import { z } from 'zod';
+import { Capabilities } from '../capabilities.js';
+import { AttachmentId, NodeId, ParticipantId, SessionId, Timestamp } from '../ids.js';
+import { NodeState, PresenceHealthState, RuntimeNodeHealthState } from '../states.js';
+import { EventEnvelopeVersion } from '../version.js';
+
+export const REASON_MAX_LENGTH = 512;
+export const METRICS_MAX_GAUGES = 16;
+
+const Reason = z.string().max(REASON_MAX_LENGTH);
+
+export const AttachInput = z.strictObject({
+  sessionId: SessionId,
+  participantId: ParticipantId,
+  nodeId: NodeId,
+  clientVersion: EventEnvelopeVersion,
+  capabilities: Capabilities,
+  healthState: RuntimeNodeHealthState,
+});
+export type AttachInput = z.infer<typeof AttachInput>;
+
+export const AttachOutput = z.strictObject({
+  attachmentId: AttachmentId,
+  state: NodeState,
+  readOnly: z.boolean(),
+  attachedAt: Timestamp,
+});
+export type AttachOutput = z.infer<typeof AttachOutput>;
+
+const NonNegative = z.number().finite().nonnegative();
+
+export const GaugeName = z.string().regex(/^[a-z][a-z0-9_.]{0,63}$/);
+
+/** Small, bounded metrics a node may attach to a beat. */
+export const HeartbeatMetrics = z.strictObject({
+  cpuPercent: z.number().finite().min(0).max(100_000).optional(),
+  memoryUsedBytes: NonNegative.optional(),
+  memoryTotalBytes: NonNegative.optional(),
+  uptimeSeconds: NonNegative.optional(),
+  gauges: z
+    .record(GaugeName, z.number().finite())
+    .refine((g) => Object.keys(g).length <= METRICS_MAX_GAUGES, {
+      message: `at most ${METRICS_MAX_GAUGES} custom gauges`,
+    })
+    .optional(),
+});
+export type HeartbeatMetrics = z.infer<typeof HeartbeatMetrics>;
+
+export const HeartbeatInput = z.strictObject({
+  nodeId: NodeId,
+  healthState: RuntimeNodeHealthState,
+  metrics: HeartbeatMetrics.optional(),
+});
+export type HeartbeatInput = z.infer<typeof HeartbeatInput>;
+
+export const HeartbeatOutput = z.null();
+
+export const HealthChange = z.strictObject({
+  state: RuntimeNodeHealthState,
+  reason: Reason.optional(),
+});
+export type HealthChange = z.infer<typeof HealthChange>;
+
+export const CapabilityUpdateInput = z.strictObject({
+  nodeId: NodeId,
+  capabilities: Capabilities,
+  healthChanges: HealthChange.optional(),
+});
+export type CapabilityUpdateInput = z.infer<typeof CapabilityUpdateInput>;
+
+export const CapabilityUpdateOutput = z.strictObject({
+  nodeId: NodeId,
+  state: NodeState,
+  updatedAt: Timestamp,
+});
+export type CapabilityUpdateOutput = z.infer<typeof CapabilityUpdateOutput>;
+
+export const DetachInput = z.strictObject({
+  nodeId: NodeId,
+  reason: Reason.optional(),
+});
+export type DetachInput = z.infer<typeof DetachInput>;
+
+export const DetachOutput = z.null();
+
+export const RosterInput = z.strictObject({ sessionId: SessionId });
+export type RosterInput = z.infer<typeof RosterInput>;
+
+export const RosterEntry = z.strictObject({
+  nodeId: NodeId,
+  participantId: ParticipantId,
+  state: NodeState,
+  healthState: PresenceHealthState,
+  lastHeartbeatAt: Timestamp.nullable(),
+  readOnly: z.boolean(),
+  capabilities: Capabilities,
+  clientVersion: EventEnvelopeVersion,
+  attachedAt: Timestamp,
+});
+export type RosterEntry = z.infer<typeof RosterEntry>;
+
+export const RosterOutput = z.strictObject({ nodes: z.array(RosterEntry) });
+export type RosterOutput = z.infer<typeof RosterOutput>;
+
+export const RevokeAttachmentInput = z.strictObject({
+  sessionId: SessionId,
+  nodeId: NodeId,
+  reason: Reason.optional(),
+});
+export type RevokeAttachmentInput = z.infer<typeof RevokeAttachmentInput>;

@@ -1,0 +1,63 @@
+/** Wire schemas of `session.*` and `membership.*`. */
+import { z } from 'zod';
+import { ParticipantId, SessionId, Timestamp } from '../ids.js';
+import { MembershipState, SessionRole } from '../states.js';
+import { EventEnvelopeVersion } from '../version.js';
+
+export const SessionName = z.string().trim().min(1).max(200);
+
+export const SessionCreateInput = z.strictObject({
+  name: SessionName,
+  minClientVersion: EventEnvelopeVersion.optional(),
+});
+export type SessionCreateInput = z.infer<typeof SessionCreateInput>;
+
+export const SessionView = z.strictObject({
+  sessionId: SessionId,
+  name: z.string(),
+  state: z.string(),
+  minClientVersion: EventEnvelopeVersion.nullable(),
+  createdBy: ParticipantId,
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export type SessionView = z.infer<typeof SessionView>;
+
+export const SessionRaiseFloorInput = z.strictObject({
+  sessionId: SessionId,
+  minClientVersion: EventEnvelopeVersion,
+});
+export type SessionRaiseFloorInput = z.infer<typeof SessionRaiseFloorInput>;
+
+export const MembershipView = z.strictObject({
+  membershipId: z.uuid(),
+  sessionId: SessionId,
+  participantId: ParticipantId,
+  role: SessionRole,
+  state: MembershipState,
+  joinedAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export type MembershipView = z.infer<typeof MembershipView>;
+
+export const MembershipAddInput = z.strictObject({
+  sessionId: SessionId,
+  participantId: ParticipantId,
+  role: SessionRole,
+  state: MembershipState.optional(),
+});
+export type MembershipAddInput = z.infer<typeof MembershipAddInput>;
+
+export const MembershipUpdateInput = z.strictObject({
+  sessionId: SessionId,
+  participantId: ParticipantId,
+  role: SessionRole.optional(),
+  state: MembershipState.optional(),
+});
+export type MembershipUpdateInput = z.infer<typeof MembershipUpdateInput>;
+
+export const MembershipRemoveInput = z.strictObject({
+  sessionId: SessionId,
+  participantId: ParticipantId,
+});
+export type MembershipRemoveInput = z.infer<typeof MembershipRemoveInput>;
