@@ -4,4 +4,5 @@ export * from './ids.js';
 export * from './states.js';
 export * from './capabilities.js';
 export * from './schemas/index.js';
+export * from './events.js';
 export * from './wire.js';

@@ -1,0 +1,116 @@
+/**
+ * The database handle: a `pg.Pool` wrapper, and the only module (with migrate/embedded) that
+ * imports `pg`. Services see the narrow `Sql`/`Db` interfaces below, never pg itself.
+ * Invariants: a transaction rolls back on any throw; its client is always released; a client
+ * whose rollback failed is destroyed instead of returned to the pool; every pg error leaving
+ * here has been translated to a `TetherError` (see errors.ts).
+ */
+import pg from 'pg';
+import { TetherError } from '@tether/contracts';
+import { translateDbError } from './errors.js';
+
+// int8 (bigserial ids, counts) as strings would surprise callers; they fit in a JS number for us.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number.parseInt(v, 10));
+
+export interface QueryResult<R> {
+  rows: R[];
+  rowCount: number;
+}
+
+/** Anything that can run a parameterised statement: the pool or a transaction's client. */
+export interface Sql {
+  query<R extends object = Record<string, unknown>>(text: string, params?: unknown[]): Promise<QueryResult<R>>;
+}
+
+export interface Db extends Sql {
+  /** Runs `fn` in a transaction (READ COMMITTED), committing on return, rolling back on throw. */
+  tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+  /** Runs `fn` with one dedicated connection, outside a transaction. */
+  withClient<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+  readonly pool: pg.Pool;
+  close(): Promise<void>;
+}
+
+export interface DbOptions {
+  connectionString: string;
+  max?: number;
+  applicationName?: string;
+  statementTimeoutMs?: number;
+}
+
+async function run<R extends object>(
+  target: pg.Pool | pg.PoolClient,
+  text: string,
+  params?: unknown[],
+): Promise<QueryResult<R>> {
+  try {
+    const result = await target.query<R>(text, params);
+    return { rows: result.rows, rowCount: result.rowCount ?? 0 };
+  } catch (error) {
+    throw translateDbError(error);
+  }
+}
+
+function wrapClient(client: pg.PoolClient): Sql {
+  return { query: (text, params) => run(client, text, params) };
+}
+
+export function createDb(options: DbOptions): Db {
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.max ?? 10,
+    application_name: options.applicationName ?? 'tether',
+    ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs }),
+  });
+  // An idle client that errors (e.g. the server restarted) must not crash the process;
+  // the pool drops it and the next checkout gets a fresh connection.
+  pool.on('error', () => undefined);
+
+  async function checkout(): Promise<pg.PoolClient> {
+    try {
+      return await pool.connect();
+    } catch (error) {
+      throw translateDbError(error);
+    }
+  }
+
+  return {
+    pool,
+    query: (text, params) => run(pool, text, params),
+    async tx(fn) {
+      const client = await checkout();
+      let broken = false;
+      try {
+        await run(client, 'BEGIN');
+        const result = await fn(wrapClient(client));
+        await run(client, 'COMMIT');
+        return result;
+      } catch (error) {
+        try {
+          await client.query('ROLLBACK');
+        } catch {
+          broken = true;
+        }
+        // pg errors were already translated by run(); domain errors pass through unchanged.
+        throw error;
+      } finally {
+        // release(true) destroys the client rather than returning a broken one to the pool.
+        client.release(broken);
+      }
+    },
+    async withClient(fn) {
+      const client = await checkout();
+      let broken = false;
+      try {
+        return await fn(wrapClient(client));
+      } catch (error) {
+        // A connection-level failure leaves the client unusable: do not pool it again.
+        broken = error instanceof TetherError && error.code === 'system.unavailable';
+        throw error;
+      } finally {
+        client.release(broken);
+      }
+    },
+    close: () => pool.end(),
+  };
+}

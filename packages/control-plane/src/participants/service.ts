@@ -1,0 +1,52 @@
+/** Participants: people and service accounts. Tokens for them live in auth/. */
+import type { ParticipantId, ParticipantRole } from '@tether/contracts';
+import { ParticipantRole as RoleSchema } from '@tether/contracts';
+import { z } from 'zod';
+import type { Sql } from '../db/pool.js';
+import { iso, parseRow } from '../db/rows.js';
+
+const ParticipantRow = z.object({
+  id: z.string(),
+  name: z.string(),
+  role: RoleSchema,
+  created_at: z.date(),
+  disabled_at: z.date().nullable(),
+});
+
+export interface ParticipantView {
+  participantId: ParticipantId;
+  name: string;
+  role: ParticipantRole;
+  createdAt: string;
+  disabledAt: string | null;
+}
+
+function toView(row: unknown): ParticipantView {
+  const r = parseRow(ParticipantRow, row, 'participant');
+  return {
+    participantId: r.id as ParticipantId,
+    name: r.name,
+    role: r.role,
+    createdAt: iso(r.created_at),
+    disabledAt: r.disabled_at ? iso(r.disabled_at) : null,
+  };
+}
+
+export async function createParticipant(
+  sql: Sql,
+  input: { name: string; role: ParticipantRole },
+): Promise<ParticipantView> {
+  const { rows } = await sql.query(
+    `INSERT INTO participants (name, role) VALUES ($1, $2) RETURNING id, name, role, created_at, disabled_at`,
+    [input.name, input.role],
+  );
+  return toView(rows[0]);
+}
+
+export async function getParticipant(sql: Sql, participantId: string): Promise<ParticipantView | null> {
+  const { rows } = await sql.query(
+    `SELECT id, name, role, created_at, disabled_at FROM participants WHERE id = $1`,
+    [participantId],
+  );
+  return rows[0] ? toView(rows[0]) : null;
+}

@@ -1,0 +1,378 @@
+/**
+ * Runtime-node lifecycle (SPEC §4): attach, capability update, heartbeat, detach, revoke, roster.
+ * Invariants held here or by the schema:
+ *  - at most one active attachment per node: the partial unique index decides (23505 →
+ *    runtimenode.attach_conflict), never a read-then-write check;
+ *  - a revoked attachment row is terminal (runtimenode.attach_revoked);
+ *  - read-only is derived at write time from the stored client version and the session's
+ *    current floor; a read-only node's capability update changes nothing (version.floor_exceeded);
+ *  - an attachment is online/degraded only with a non-empty declared capability set;
+ *  - nothing here writes sessions or session_memberships;
+ *  - times come from the database clock.
+ */
+import {
+  ACTIVE_NODE_STATES,
+  Capabilities as CapabilitiesSchema,
+  NodeState,
+  PresenceHealthState,
+  TetherError,
+  type AttachInput,
+  type AttachOutput,
+  type AttachmentId,
+  type CapabilityUpdateInput,
+  type CapabilityUpdateOutput,
+  type DetachInput,
+  type EventEnvelopeVersion,
+  type HeartbeatInput,
+  type NodeId,
+  type ParticipantId,
+  type RevokeAttachmentInput,
+  type RosterEntry,
+  type RosterOutput,
+} from '@tether/contracts';
+import { z } from 'zod';
+import type { NodePrincipal, ParticipantPrincipal } from '../auth/principal.js';
+import { assertNodeSelf, isAdmin } from '../auth/principal.js';
+import type { Db, Sql } from '../db/pool.js';
+import { iso, isoOrNull, parseRow } from '../db/rows.js';
+import { appendEvent } from '../events/append.js';
+import { isReadOnly } from '../sessions/floor.js';
+
+const ACTIVE = `(${ACTIVE_NODE_STATES.map((state) => `'${state}'`).join(', ')})`;
+const ATTACHING_ROLES_SQL = `('owner', 'collaborator', 'runtime contributor')`;
+
+async function assertNodeActive(sql: Sql, nodeId: string): Promise<void> {
+  const { rows } = await sql.query<{ status: string }>(`SELECT status FROM nodes WHERE node_id = $1`, [nodeId]);
+  if (rows[0]?.status !== 'active') {
+    throw new TetherError('auth.unauthenticated', 'The node identity is unknown or revoked.');
+  }
+}
+
+/** Moves presence to `to` if it is not already there, recording the transition. */
+async function setPresence(
+  sql: Sql,
+  nodeId: string,
+  to: PresenceHealthState,
+  cause: 'attach' | 'detach',
+  options: { touchHeartbeat: boolean },
+): Promise<void> {
+  const { rows } = await sql.query<{ from_state: string | null; to_state: string }>(
+    `WITH old AS (
+       SELECT health_state FROM runtime_node_presence WHERE node_id = $1 FOR UPDATE
+     ), upsert AS (
+       INSERT INTO runtime_node_presence AS p (node_id, health_state, last_heartbeat_at, online_since, changed_at)
+       VALUES ($1, $2, CASE WHEN $3 THEN now() END, CASE WHEN $2 <> 'offline' THEN now() END, now())
+       ON CONFLICT (node_id) DO UPDATE SET
+         health_state = EXCLUDED.health_state,
+         last_heartbeat_at = CASE WHEN $3 THEN now() ELSE p.last_heartbeat_at END,
+         online_since = CASE WHEN EXCLUDED.health_state = 'offline' THEN NULL
+                             WHEN p.health_state = 'offline' THEN now() ELSE p.online_since END,
+         connection_id = CASE WHEN EXCLUDED.health_state = 'offline' THEN NULL ELSE p.connection_id END,
+         changed_at = CASE WHEN p.health_state IS DISTINCT FROM EXCLUDED.health_state THEN now() ELSE p.changed_at END
+       RETURNING health_state
+     )
+     SELECT (SELECT health_state FROM old) AS from_state, upsert.health_state AS to_state FROM upsert`,
+    [nodeId, to, options.touchHeartbeat],
+  );
+  const row = rows[0];
+  const from = row?.from_state ?? null;
+  if (row && from !== row.to_state) {
+    await appendEvent(sql, { type: 'presence.changed', nodeId, payload: { from, to: row.to_state, cause } });
+  }
+}
+
+const AttachRow = z.object({ id: z.string(), state: NodeState, attached_at: z.date(), previous_state: z.string().nullable() });
+
+export async function attach(db: Db, principal: NodePrincipal, input: AttachInput): Promise<AttachOutput> {
+  assertNodeSelf(principal, input);
+  return db.tx(async (sql) => {
+    await assertNodeActive(sql, input.nodeId);
+    // Identical answer for "no such session" and "not an attaching member": no existence oracle.
+    const { rows: access } = await sql.query<{ min_client_version: string | null }>(
+      `SELECT s.min_client_version
+         FROM sessions s
+         JOIN session_memberships m ON m.session_id = s.id AND m.participant_id = $2
+        WHERE s.id = $1 AND m.state = 'active' AND m.role IN ${ATTACHING_ROLES_SQL}`,
+      [input.sessionId, principal.ownerParticipantId],
+    );
+    if (!access[0]) {
+      throw new TetherError('runtimenode.permission_denied', 'The node may not attach to this session.');
+    }
+    const readOnly = isReadOnly(input.clientVersion, access[0].min_client_version);
+    const capabilities = JSON.stringify(input.capabilities);
+
+    // A re-attach of an active row keeps its state (idempotent reconnect) unless it would be
+    // online without capabilities; an offline row is reactivated as registering. A revoked row
+    // is left untouched (the WHERE makes the upsert return nothing).
+    const { rows } = await sql.query(
+      `WITH previous AS (
+         SELECT state FROM runtime_node_attachments WHERE node_id = $3 AND session_id = $1
+       )
+       INSERT INTO runtime_node_attachments AS a (session_id, participant_id, node_id, capabilities, client_version, state)
+       VALUES ($1, $2, $3, $4::jsonb, $5, 'registering')
+       ON CONFLICT ON CONSTRAINT runtime_node_attachments_node_session_key DO UPDATE SET
+         capabilities = EXCLUDED.capabilities,
+         client_version = EXCLUDED.client_version,
+         participant_id = EXCLUDED.participant_id,
+         state = CASE WHEN a.state IN ('online', 'degraded') AND EXCLUDED.capabilities <> '{}'::jsonb
+                      THEN a.state ELSE 'registering' END,
+         updated_at = now()
+       WHERE a.state <> 'revoked'
+       RETURNING a.id, a.state, a.attached_at, (SELECT state FROM previous) AS previous_state`,
+      [input.sessionId, principal.ownerParticipantId, input.nodeId, capabilities, input.clientVersion],
+    );
+    if (!rows[0]) {
+      throw new TetherError('runtimenode.attach_revoked', "This node's attachment to the session was revoked.");
+    }
+    const row = parseRow(AttachRow, rows[0], 'attachment');
+
+    await sql.query(
+      `UPDATE nodes SET capabilities = $2::jsonb, client_version = $3, updated_at = now() WHERE node_id = $1`,
+      [input.nodeId, capabilities, input.clientVersion],
+    );
+    // Attaching is proof of life: presence takes the reported health.
+    await setPresence(sql, input.nodeId, input.healthState, 'attach', { touchHeartbeat: true });
+    await appendEvent(sql, {
+      type: 'runtimenode.attached',
+      nodeId: input.nodeId,
+      sessionId: input.sessionId,
+      payload: {
+        attachmentId: row.id,
+        state: row.state,
+        previousState: row.previous_state,
+        readOnly,
+        clientVersion: input.clientVersion,
+      },
+    });
+    return {
+      attachmentId: row.id as AttachmentId,
+      state: row.state,
+      readOnly,
+      attachedAt: iso(row.attached_at),
+    };
+  });
+}
+
+const ActiveAttachmentRow = z.object({
+  id: z.string(),
+  session_id: z.string(),
+  state: NodeState,
+  client_version: z.string(),
+  min_client_version: z.string().nullable(),
+});
+
+export async function capabilityUpdate(
+  db: Db,
+  principal: NodePrincipal,
+  input: CapabilityUpdateInput,
+): Promise<CapabilityUpdateOutput> {
+  assertNodeSelf(principal, input);
+  return db.tx(async (sql) => {
+    await assertNodeActive(sql, input.nodeId);
+    const { rows } = await sql.query(
+      `SELECT a.id, a.session_id, a.state, a.client_version, s.min_client_version
+         FROM runtime_node_attachments a JOIN sessions s ON s.id = a.session_id
+        WHERE a.node_id = $1 AND a.state IN ${ACTIVE}
+        FOR UPDATE OF a`,
+      [input.nodeId],
+    );
+    const attachment = rows[0] ? parseRow(ActiveAttachmentRow, rows[0], 'attachment') : undefined;
+
+    if (attachment && isReadOnly(attachment.client_version, attachment.min_client_version)) {
+      throw new TetherError('version.floor_exceeded', 'The node is read-only in this session: its client version is below the floor.', {
+        clientVersion: attachment.client_version,
+        minClientVersion: attachment.min_client_version,
+      });
+    }
+
+    const declared = Object.keys(input.capabilities).length > 0;
+    let nextState: NodeState = attachment?.state ?? 'offline';
+    if (input.healthChanges) {
+      if (!attachment) {
+        throw new TetherError('runtimenode.not_attached', 'A health change needs an active attachment.');
+      }
+      nextState = input.healthChanges.state;
+    }
+    if ((nextState === 'online' || nextState === 'degraded') && !declared) {
+      throw new TetherError(
+        'runtimenode.capabilityupdate_conflict',
+        `The attachment cannot be ${nextState} without declared capabilities.`,
+        { state: attachment?.state, requested: nextState },
+      );
+    }
+
+    const capabilities = JSON.stringify(input.capabilities);
+    const { rows: updated } = await sql.query<{ updated_at: Date }>(
+      `UPDATE nodes SET capabilities = $2::jsonb, updated_at = now() WHERE node_id = $1 RETURNING updated_at`,
+      [input.nodeId, capabilities],
+    );
+    if (attachment) {
+      await sql.query(
+        `UPDATE runtime_node_attachments SET capabilities = $2::jsonb, state = $3, updated_at = now() WHERE id = $1`,
+        [attachment.id, capabilities, nextState],
+      );
+      if (nextState !== attachment.state) {
+        await appendEvent(sql, {
+          type: 'runtimenode.state_changed',
+          nodeId: input.nodeId,
+          sessionId: attachment.session_id,
+          payload: { from: attachment.state, to: nextState, reason: input.healthChanges?.reason ?? null },
+        });
+      }
+    }
+    await appendEvent(sql, {
+      type: 'runtimenode.capabilities_updated',
+      nodeId: input.nodeId,
+      sessionId: attachment?.session_id ?? null,
+      payload: { capabilities: Object.keys(input.capabilities).sort() },
+    });
+    return { nodeId: input.nodeId, state: nextState, updatedAt: iso(updated[0]!.updated_at) };
+  });
+}
+
+/**
+ * A beat sets last_heartbeat_at from the database clock and the reported health (restoring
+ * degraded/offline presence). One statement: the presence upsert and, only on a transition,
+ * its event. Version-invariant: read-only nodes may beat.
+ */
+export async function heartbeat(db: Db, principal: NodePrincipal, input: HeartbeatInput): Promise<null> {
+  assertNodeSelf(principal, input);
+  await db.query(
+    `WITH old AS (
+       SELECT health_state FROM runtime_node_presence WHERE node_id = $1 FOR UPDATE
+     ), upsert AS (
+       INSERT INTO runtime_node_presence AS p (node_id, health_state, last_heartbeat_at, online_since, metrics, changed_at)
+       VALUES ($1, $2, now(), now(), $3::jsonb, now())
+       ON CONFLICT (node_id) DO UPDATE SET
+         health_state = EXCLUDED.health_state,
+         last_heartbeat_at = now(),
+         online_since = CASE WHEN p.health_state = 'offline' THEN now() ELSE p.online_since END,
+         metrics = COALESCE(EXCLUDED.metrics, p.metrics),
+         changed_at = CASE WHEN p.health_state IS DISTINCT FROM EXCLUDED.health_state THEN now() ELSE p.changed_at END
+       RETURNING node_id, health_state
+     )
+     INSERT INTO fleet_events (type, node_id, payload)
+     SELECT 'presence.changed', upsert.node_id,
+            jsonb_build_object('from', (SELECT health_state FROM old), 'to', upsert.health_state, 'cause', 'heartbeat')
+       FROM upsert
+      WHERE upsert.health_state IS DISTINCT FROM (SELECT health_state FROM old)`,
+    [input.nodeId, input.healthState, input.metrics === undefined ? null : JSON.stringify(input.metrics)],
+  );
+  return null;
+}
+
+/** Idempotent: the active attachment (if any) goes offline, presence goes offline. */
+export async function detach(db: Db, principal: NodePrincipal, input: DetachInput): Promise<null> {
+  assertNodeSelf(principal, input);
+  await db.tx(async (sql) => {
+    const { rows } = await sql.query<{ session_id: string; previous_state: string }>(
+      `UPDATE runtime_node_attachments a SET state = 'offline', updated_at = now()
+         FROM (SELECT id, state FROM runtime_node_attachments WHERE node_id = $1 AND state IN ${ACTIVE} FOR UPDATE) prev
+        WHERE a.id = prev.id
+        RETURNING a.session_id, prev.state AS previous_state`,
+      [input.nodeId],
+    );
+    for (const row of rows) {
+      await appendEvent(sql, {
+        type: 'runtimenode.detached',
+        nodeId: input.nodeId,
+        sessionId: row.session_id,
+        payload: { previousState: row.previous_state, reason: input.reason ?? null },
+      });
+    }
+    await setPresence(sql, input.nodeId, 'offline', 'detach', { touchHeartbeat: false });
+  });
+  return null;
+}
+
+/**
+ * A session owner (or admin) revokes one node's attachment to that session, for good.
+ * The node keeps its identity and presence and may attach to other sessions.
+ */
+export async function revokeAttachment(
+  db: Db,
+  actor: ParticipantPrincipal,
+  input: RevokeAttachmentInput,
+): Promise<null> {
+  await db.tx(async (sql) => {
+    if (!isAdmin(actor)) {
+      const { rows } = await sql.query(
+        `SELECT 1 FROM session_memberships
+          WHERE session_id = $1 AND participant_id = $2 AND state = 'active' AND role = 'owner'`,
+        [input.sessionId, actor.participantId],
+      );
+      if (!rows[0]) {
+        throw new TetherError('runtimenode.permission_denied', 'Only a session owner may revoke an attachment.');
+      }
+    }
+    const { rows } = await sql.query<{ previous_state: string }>(
+      `UPDATE runtime_node_attachments a SET state = 'revoked', updated_at = now()
+         FROM (SELECT id, state FROM runtime_node_attachments WHERE node_id = $1 AND session_id = $2 FOR UPDATE) prev
+        WHERE a.id = prev.id
+        RETURNING prev.state AS previous_state`,
+      [input.nodeId, input.sessionId],
+    );
+    if (!rows[0]) throw new TetherError('node.not_found', 'The node has no attachment to this session.');
+    if (rows[0].previous_state !== 'revoked') {
+      await appendEvent(sql, {
+        type: 'runtimenode.revoked',
+        nodeId: input.nodeId,
+        sessionId: input.sessionId,
+        payload: { previousState: rows[0].previous_state, reason: input.reason ?? null, by: actor.participantId },
+      });
+    }
+  });
+  return null;
+}
+
+const RosterRow = z.object({
+  node_id: z.string(),
+  participant_id: z.string(),
+  state: NodeState,
+  health_state: PresenceHealthState,
+  last_heartbeat_at: z.date().nullable(),
+  capabilities: z.unknown(),
+  client_version: z.string(),
+  attached_at: z.date(),
+});
+
+/** Every attachment of a session with both axes verbatim. Members (any role) and admins only. */
+export async function roster(db: Db, actor: ParticipantPrincipal, input: { sessionId: string }): Promise<RosterOutput> {
+  return db.tx(async (sql) => {
+    const { rows: access } = await sql.query<{ min_client_version: string | null; member: boolean }>(
+      `SELECT s.min_client_version,
+              EXISTS (SELECT 1 FROM session_memberships m
+                       WHERE m.session_id = s.id AND m.participant_id = $2 AND m.state = 'active') AS member
+         FROM sessions s WHERE s.id = $1`,
+      [input.sessionId, actor.participantId],
+    );
+    const session = access[0];
+    if (!session || (!session.member && !isAdmin(actor))) {
+      throw new TetherError('runtimenode.permission_denied', 'Only members of the session may read its roster.');
+    }
+    const { rows } = await sql.query(
+      `SELECT a.node_id, a.participant_id, a.state, COALESCE(p.health_state, 'offline') AS health_state,
+              p.last_heartbeat_at, a.capabilities, a.client_version, a.attached_at
+         FROM runtime_node_attachments a
+         LEFT JOIN runtime_node_presence p ON p.node_id = a.node_id
+        WHERE a.session_id = $1
+        ORDER BY a.attached_at, a.node_id`,
+      [input.sessionId],
+    );
+    const nodes: RosterEntry[] = rows.map((raw) => {
+      const r = parseRow(RosterRow, raw, 'roster row');
+      return {
+        nodeId: r.node_id as NodeId,
+        participantId: r.participant_id as ParticipantId,
+        state: r.state,
+        healthState: r.health_state,
+        lastHeartbeatAt: isoOrNull(r.last_heartbeat_at),
+        readOnly: isReadOnly(r.client_version, session.min_client_version),
+        capabilities: parseRow(CapabilitiesSchema, r.capabilities, 'capabilities'),
+        clientVersion: r.client_version as EventEnvelopeVersion,
+        attachedAt: iso(r.attached_at),
+      };
+    });
+    return { nodes };
+  });
+}

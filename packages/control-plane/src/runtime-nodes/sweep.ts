@@ -1,0 +1,50 @@
+/**
+ * The staleness sweep: demotes presence whose last beat is too old (online → degraded after
+ * `degradedAfterMs`, anything live → offline after `offlineAfterMs`), by the database clock.
+ * Transition-only and idempotent: it returns exactly the rows it changed, and running it twice
+ * (even concurrently: SKIP LOCKED) changes nothing more. It writes presence (and the feed) only.
+ * A node with no beat yet is aged from when its presence last changed.
+ */
+import type { PresenceHealthState } from '@tether/contracts';
+import type { Db } from '../db/pool.js';
+
+export interface SweepOptions {
+  degradedAfterMs: number;
+  offlineAfterMs: number;
+}
+
+export interface PresenceTransition {
+  nodeId: string;
+  from: PresenceHealthState;
+  to: PresenceHealthState;
+}
+
+export async function sweepPresence(db: Db, options: SweepOptions): Promise<PresenceTransition[]> {
+  const { rows } = await db.query<{ node_id: string; from_state: PresenceHealthState; to_state: PresenceHealthState }>(
+    `WITH stale AS (
+       SELECT node_id, health_state AS from_state,
+              CASE WHEN COALESCE(last_heartbeat_at, changed_at) < now() - make_interval(secs => $2::float8 / 1000)
+                   THEN 'offline' ELSE 'degraded' END AS to_state
+         FROM runtime_node_presence
+        WHERE health_state <> 'offline'
+          AND COALESCE(last_heartbeat_at, changed_at) < now() - make_interval(secs => $1::float8 / 1000)
+        FOR UPDATE SKIP LOCKED
+     ), changed AS (
+       UPDATE runtime_node_presence p
+          SET health_state = stale.to_state,
+              changed_at = now(),
+              online_since = CASE WHEN stale.to_state = 'offline' THEN NULL ELSE p.online_since END,
+              connection_id = CASE WHEN stale.to_state = 'offline' THEN NULL ELSE p.connection_id END
+         FROM stale
+        WHERE p.node_id = stale.node_id AND p.health_state <> stale.to_state
+        RETURNING p.node_id, stale.from_state, stale.to_state
+     ), events AS (
+       INSERT INTO fleet_events (type, node_id, payload)
+       SELECT 'presence.changed', node_id, jsonb_build_object('from', from_state, 'to', to_state, 'cause', 'sweep')
+         FROM changed ORDER BY node_id
+     )
+     SELECT node_id, from_state, to_state FROM changed ORDER BY node_id`,
+    [options.degradedAfterMs, options.offlineAfterMs],
+  );
+  return rows.map((r) => ({ nodeId: r.node_id, from: r.from_state, to: r.to_state }));
+}

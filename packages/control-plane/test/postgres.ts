@@ -1,0 +1,96 @@
+/**
+ * The PostgreSQL ladder for tests: DATABASE_URL if set (an external server we may create
+ * databases on), otherwise an embedded PostgreSQL started once per run in a temp directory.
+ * Either way one template database is migrated once and each test file clones it.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { startEmbeddedPostgres } from '../src/db/embedded.js';
+import { runMigrations } from '../src/db/migrate.js';
+
+export interface TestPostgres {
+  /** Connection string to a maintenance database (used to create/drop databases). */
+  adminUrl: string;
+  templateDatabase: string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+export function databaseUrl(adminUrl: string, database: string): string {
+  const url = new URL(adminUrl);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+export async function adminQuery(adminUrl: string, text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function startTestPostgres(): Promise<TestPostgres> {
+  const runId = randomBytes(4).toString('hex');
+  const templateDatabase = `tether_template_${runId}`;
+  let adminUrl: string;
+  let stopServer: () => Promise<void> = async () => undefined;
+
+  const external = process.env.DATABASE_URL;
+  if (external) {
+    adminUrl = external;
+  } else {
+    // mkdtemp makes a 0700 directory; PostgreSQL (as the postgres user under root) must enter it.
+    const root = await mkdtemp(join(tmpdir(), 'tether-test-pg-'));
+    await chmod(root, 0o755);
+    const embedded = await startEmbeddedPostgres({
+      dataDir: join(root, 'data'),
+      port: await freePort(),
+      persistent: false,
+    });
+    adminUrl = embedded.connectionString('postgres');
+    stopServer = () => embedded.stop();
+  }
+
+  await adminQuery(adminUrl, `CREATE DATABASE ${templateDatabase}`);
+  await runMigrations(databaseUrl(adminUrl, templateDatabase));
+
+  return {
+    adminUrl,
+    templateDatabase,
+    async stop() {
+      if (external) {
+        // Leave an external server as we found it: drop this run's databases.
+        const client = new pg.Client({ connectionString: adminUrl });
+        await client.connect();
+        try {
+          const { rows } = await client.query<{ datname: string }>(
+            `SELECT datname FROM pg_database WHERE datname = $1 OR datname LIKE $2`,
+            [templateDatabase, `tether_t_${runId}_%`],
+          );
+          for (const { datname } of rows) await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+        } finally {
+          await client.end();
+        }
+      }
+      await stopServer();
+    },
+  };
+}
