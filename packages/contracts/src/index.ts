@@ -6,3 +6,4 @@ export * from './capabilities.js';
 export * from './schemas/index.js';
 export * from './events.js';
 export * from './wire.js';
+export * from './compat/index.js';

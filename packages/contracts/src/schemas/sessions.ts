@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ParticipantId, SessionId, Timestamp } from '../ids.js';
 import { MembershipState, SessionRole } from '../states.js';
 import { EventEnvelopeVersion } from '../version.js';
+import { PageInput, page } from './common.js';
 
 export const SessionName = z.string().trim().min(1).max(200);
 
@@ -61,3 +62,8 @@ export const MembershipRemoveInput = z.strictObject({
   participantId: ParticipantId,
 });
 export type MembershipRemoveInput = z.infer<typeof MembershipRemoveInput>;
+
+export const SessionIdInput = z.strictObject({ sessionId: SessionId });
+export const SessionListInput = z.strictObject({ ...PageInput }).optional();
+export const SessionListOutput = page(SessionView);
+export const MembershipListOutput = z.strictObject({ items: z.array(MembershipView) });

@@ -6,12 +6,16 @@ import { TetherError, type NodeId, type ParticipantId, type ParticipantRole } fr
 
 export interface NodePrincipal {
   readonly kind: 'node';
+  /** SHA-256 of the credential, hex: lets the transport close this credential's sockets. */
+  readonly credentialHash?: string;
   readonly nodeId: NodeId;
   readonly ownerParticipantId: ParticipantId;
 }
 
 export interface ParticipantPrincipal {
   readonly kind: 'participant';
+  readonly credentialHash?: string;
+  readonly tokenId?: string;
   readonly participantId: ParticipantId;
   readonly role: ParticipantRole;
 }

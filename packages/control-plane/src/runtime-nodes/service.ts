@@ -37,6 +37,7 @@ import type { Db, Sql } from '../db/pool.js';
 import { iso, isoOrNull, parseRow } from '../db/rows.js';
 import { appendEvent } from '../events/append.js';
 import { isReadOnly } from '../sessions/floor.js';
+import { writePresence } from './presence.js';
 
 const ACTIVE = `(${ACTIVE_NODE_STATES.map((state) => `'${state}'`).join(', ')})`;
 const ATTACHING_ROLES_SQL = `('owner', 'collaborator', 'runtime contributor')`;
@@ -45,39 +46,6 @@ async function assertNodeActive(sql: Sql, nodeId: string): Promise<void> {
   const { rows } = await sql.query<{ status: string }>(`SELECT status FROM nodes WHERE node_id = $1`, [nodeId]);
   if (rows[0]?.status !== 'active') {
     throw new TetherError('auth.unauthenticated', 'The node identity is unknown or revoked.');
-  }
-}
-
-/** Moves presence to `to` if it is not already there, recording the transition. */
-async function setPresence(
-  sql: Sql,
-  nodeId: string,
-  to: PresenceHealthState,
-  cause: 'attach' | 'detach',
-  options: { touchHeartbeat: boolean },
-): Promise<void> {
-  const { rows } = await sql.query<{ from_state: string | null; to_state: string }>(
-    `WITH old AS (
-       SELECT health_state FROM runtime_node_presence WHERE node_id = $1 FOR UPDATE
-     ), upsert AS (
-       INSERT INTO runtime_node_presence AS p (node_id, health_state, last_heartbeat_at, online_since, changed_at)
-       VALUES ($1, $2, CASE WHEN $3 THEN now() END, CASE WHEN $2 <> 'offline' THEN now() END, now())
-       ON CONFLICT (node_id) DO UPDATE SET
-         health_state = EXCLUDED.health_state,
-         last_heartbeat_at = CASE WHEN $3 THEN now() ELSE p.last_heartbeat_at END,
-         online_since = CASE WHEN EXCLUDED.health_state = 'offline' THEN NULL
-                             WHEN p.health_state = 'offline' THEN now() ELSE p.online_since END,
-         connection_id = CASE WHEN EXCLUDED.health_state = 'offline' THEN NULL ELSE p.connection_id END,
-         changed_at = CASE WHEN p.health_state IS DISTINCT FROM EXCLUDED.health_state THEN now() ELSE p.changed_at END
-       RETURNING health_state
-     )
-     SELECT (SELECT health_state FROM old) AS from_state, upsert.health_state AS to_state FROM upsert`,
-    [nodeId, to, options.touchHeartbeat],
-  );
-  const row = rows[0];
-  const from = row?.from_state ?? null;
-  if (row && from !== row.to_state) {
-    await appendEvent(sql, { type: 'presence.changed', nodeId, payload: { from, to: row.to_state, cause } });
   }
 }
 
@@ -131,7 +99,7 @@ export async function attach(db: Db, principal: NodePrincipal, input: AttachInpu
       [input.nodeId, capabilities, input.clientVersion],
     );
     // Attaching is proof of life: presence takes the reported health.
-    await setPresence(sql, input.nodeId, input.healthState, 'attach', { touchHeartbeat: true });
+    await writePresence(sql, input.nodeId, { health: input.healthState, beat: true, cause: 'attach' });
     await appendEvent(sql, {
       type: 'runtimenode.attached',
       nodeId: input.nodeId,
@@ -232,32 +200,17 @@ export async function capabilityUpdate(
 
 /**
  * A beat sets last_heartbeat_at from the database clock and the reported health (restoring
- * degraded/offline presence). One statement: the presence upsert and, only on a transition,
+ * degraded/offline presence). One statement: the presence update and, only on a transition,
  * its event. Version-invariant: read-only nodes may beat.
  */
 export async function heartbeat(db: Db, principal: NodePrincipal, input: HeartbeatInput): Promise<null> {
   assertNodeSelf(principal, input);
-  await db.query(
-    `WITH old AS (
-       SELECT health_state FROM runtime_node_presence WHERE node_id = $1 FOR UPDATE
-     ), upsert AS (
-       INSERT INTO runtime_node_presence AS p (node_id, health_state, last_heartbeat_at, online_since, metrics, changed_at)
-       VALUES ($1, $2, now(), now(), $3::jsonb, now())
-       ON CONFLICT (node_id) DO UPDATE SET
-         health_state = EXCLUDED.health_state,
-         last_heartbeat_at = now(),
-         online_since = CASE WHEN p.health_state = 'offline' THEN now() ELSE p.online_since END,
-         metrics = COALESCE(EXCLUDED.metrics, p.metrics),
-         changed_at = CASE WHEN p.health_state IS DISTINCT FROM EXCLUDED.health_state THEN now() ELSE p.changed_at END
-       RETURNING node_id, health_state
-     )
-     INSERT INTO fleet_events (type, node_id, payload)
-     SELECT 'presence.changed', upsert.node_id,
-            jsonb_build_object('from', (SELECT health_state FROM old), 'to', upsert.health_state, 'cause', 'heartbeat')
-       FROM upsert
-      WHERE upsert.health_state IS DISTINCT FROM (SELECT health_state FROM old)`,
-    [input.nodeId, input.healthState, input.metrics === undefined ? null : JSON.stringify(input.metrics)],
-  );
+  await writePresence(db, input.nodeId, {
+    health: input.healthState,
+    beat: true,
+    metrics: input.metrics === undefined ? null : JSON.stringify(input.metrics),
+    cause: 'heartbeat',
+  });
   return null;
 }
 
@@ -280,7 +233,7 @@ export async function detach(db: Db, principal: NodePrincipal, input: DetachInpu
         payload: { previousState: row.previous_state, reason: input.reason ?? null },
       });
     }
-    await setPresence(sql, input.nodeId, 'offline', 'detach', { touchHeartbeat: false });
+    await writePresence(sql, input.nodeId, { health: 'offline', beat: false, cause: 'detach' });
   });
   return null;
 }

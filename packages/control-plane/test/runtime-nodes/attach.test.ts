@@ -1,8 +1,9 @@
-import { TetherError } from '@tether/contracts';
+import type { TetherError } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
-import { attach, detach } from '../../src/runtime-nodes/service.js';
+import { attach, detach, revokeAttachment } from '../../src/runtime-nodes/service.js';
 import { raiseFloor } from '../../src/sessions/service.js';
 import { useTestDatabase } from '../db.js';
+import { expectTetherError } from '../expect-error.js';
 import {
   addMemberAs,
   attachInput,
@@ -15,15 +16,7 @@ import {
 
 const t = useTestDatabase();
 
-async function expectCode(promise: Promise<unknown>, code: string): Promise<TetherError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(TetherError);
-  expect((error as TetherError).code).toBe(code);
-  return error as TetherError;
-}
+const expectCode = expectTetherError;
 
 describe('runtimenode.attach', () => {
   it('P1 NULL floor admits every version read-write, starting registering', async () => {
@@ -183,7 +176,6 @@ describe('runtimenode.attach', () => {
     const other = await makeSession(t.db, owner);
     const node = await makeNode(t.db, owner);
     await attach(t.db, node, attachInput(node, session));
-    const { revokeAttachment } = await import('../../src/runtime-nodes/service.js');
     await revokeAttachment(t.db, owner, { sessionId: session, nodeId: node.nodeId });
     const revoked = await attachmentRow(t.db, node.nodeId, session);
     expect(revoked?.state).toBe('revoked');

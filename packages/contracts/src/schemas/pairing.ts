@@ -1,0 +1,61 @@
+/** `pairing.*`: device-first enrollment with an operator's approval. */
+import { z } from 'zod';
+import { NodeId, ParticipantId, Timestamp } from '../ids.js';
+import { DisplayName, Metadata, NodeType, Platform } from './common.js';
+import { TokenString } from './participants.js';
+
+export const PAIRING_DEFAULT_TTL_SECONDS = 600;
+export const PairingState = z.enum(['pending', 'approved', 'rejected', 'expired', 'claimed']);
+export type PairingState = z.infer<typeof PairingState>;
+
+/** A claim secret is chosen by the daemon (or generated): 32–256 URL-safe characters. */
+export const ClaimSecret = z.string().regex(/^[A-Za-z0-9_-]{32,256}$/);
+
+export const PairingRequestInput = z.strictObject({
+  name: DisplayName,
+  nodeType: NodeType,
+  platform: Platform.optional(),
+  nodeId: NodeId.optional(),
+  claimSecret: ClaimSecret.optional(),
+  metadata: Metadata.optional(),
+});
+export type PairingRequestInput = z.infer<typeof PairingRequestInput>;
+
+export const PairingRequestOutput = z.strictObject({
+  requestId: z.uuid(),
+  pairingCode: z.string(),
+  claimSecret: ClaimSecret,
+  expiresAt: Timestamp,
+});
+
+export const PairingView = z.strictObject({
+  requestId: z.uuid(),
+  pairingCode: z.string(),
+  state: PairingState,
+  name: z.string(),
+  nodeType: z.string(),
+  platform: z.string().nullable(),
+  requestedNodeId: z.string().nullable(),
+  metadata: z.record(z.string(), z.json()),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  expiresAt: Timestamp,
+  decidedBy: ParticipantId.nullable(),
+  decidedAt: Timestamp.nullable(),
+  nodeId: NodeId.nullable(),
+});
+export type PairingView = z.infer<typeof PairingView>;
+
+export const PairingListInput = z.strictObject({ state: PairingState.optional() }).optional();
+export const PairingListOutput = z.strictObject({ items: z.array(PairingView) });
+
+export const PairingDecisionInput = z.strictObject({ requestId: z.uuid() });
+export const PairingDecisionOutput = z.strictObject({ requestId: z.uuid(), state: PairingState });
+
+export const PairingClaimInput = z.strictObject({ requestId: z.uuid(), claimSecret: ClaimSecret });
+export const PairingClaimOutput = z.strictObject({
+  state: PairingState,
+  nodeId: NodeId.optional(),
+  nodeToken: TokenString.optional(),
+  ownerParticipantId: ParticipantId.optional(),
+});

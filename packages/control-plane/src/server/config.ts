@@ -1,0 +1,120 @@
+/**
+ * All configuration comes from the environment, read and validated here only, with defaults
+ * that make `pnpm start` work with nothing set.
+ */
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+const ms = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const bytes = (fallback: number) => z.coerce.number().int().min(1024).default(fallback);
+
+const EnvSchema = z.object({
+  TETHER_PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  TETHER_HOST: z.string().min(1).default('0.0.0.0'),
+  TETHER_DATA_DIR: z.string().min(1).default('./.tether'),
+  DATABASE_URL: z.string().url().optional(),
+  TETHER_EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
+  TETHER_BOOTSTRAP_TOKEN: z.string().min(8).max(256).optional(),
+  TETHER_HEARTBEAT_INTERVAL_MS: ms(15_000),
+  TETHER_DEGRADED_AFTER_MS: ms(30_000),
+  TETHER_OFFLINE_AFTER_MS: ms(60_000),
+  TETHER_SWEEP_INTERVAL_MS: ms(5_000),
+  TETHER_MAX_BODY_BYTES: bytes(1024 * 1024),
+  TETHER_MAX_WS_PAYLOAD_BYTES: bytes(1024 * 1024),
+  TETHER_WS_PING_MS: ms(3_000),
+  TETHER_WS_PONG_WAIT_MS: ms(2_000),
+  TETHER_AUTH_CACHE_TTL_MS: ms(1_000),
+  TETHER_DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(20),
+  TETHER_SHUTDOWN_TIMEOUT_MS: ms(8_000),
+  TETHER_PAIRING_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(600),
+  TETHER_RATE_PUBLIC_PER_MINUTE: z.coerce.number().int().positive().default(30),
+  TETHER_RATE_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().positive().default(20),
+  TETHER_RATE_HEARTBEATS_PER_MINUTE: z.coerce.number().int().positive().default(60),
+  TETHER_TRUST_PROXY: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
+    .transform((v) => v === 'true' || v === '1'),
+  TETHER_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  embeddedPgPort: number;
+  bootstrapToken: string | undefined;
+  heartbeatIntervalMs: number;
+  degradedAfterMs: number;
+  offlineAfterMs: number;
+  sweepIntervalMs: number;
+  maxBodyBytes: number;
+  maxWsPayloadBytes: number;
+  wsPingMs: number;
+  wsPongWaitMs: number;
+  authCacheTtlMs: number;
+  dbPoolMax: number;
+  shutdownTimeoutMs: number;
+  pairingTtlSeconds: number;
+  ratePublicPerMinute: number;
+  rateAuthFailuresPerMinute: number;
+  rateHeartbeatsPerMinute: number;
+  trustProxy: boolean;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  if (e.TETHER_DEGRADED_AFTER_MS >= e.TETHER_OFFLINE_AFTER_MS) {
+    throw new ConfigError('Invalid configuration: TETHER_DEGRADED_AFTER_MS must be below TETHER_OFFLINE_AFTER_MS');
+  }
+  return {
+    port: e.TETHER_PORT,
+    host: e.TETHER_HOST,
+    dataDir: resolve(e.TETHER_DATA_DIR),
+    databaseUrl: e.DATABASE_URL,
+    embeddedPgPort: e.TETHER_EMBEDDED_PG_PORT,
+    bootstrapToken: e.TETHER_BOOTSTRAP_TOKEN,
+    heartbeatIntervalMs: e.TETHER_HEARTBEAT_INTERVAL_MS,
+    degradedAfterMs: e.TETHER_DEGRADED_AFTER_MS,
+    offlineAfterMs: e.TETHER_OFFLINE_AFTER_MS,
+    sweepIntervalMs: e.TETHER_SWEEP_INTERVAL_MS,
+    maxBodyBytes: e.TETHER_MAX_BODY_BYTES,
+    maxWsPayloadBytes: e.TETHER_MAX_WS_PAYLOAD_BYTES,
+    wsPingMs: e.TETHER_WS_PING_MS,
+    wsPongWaitMs: e.TETHER_WS_PONG_WAIT_MS,
+    authCacheTtlMs: e.TETHER_AUTH_CACHE_TTL_MS,
+    dbPoolMax: e.TETHER_DB_POOL_MAX,
+    shutdownTimeoutMs: e.TETHER_SHUTDOWN_TIMEOUT_MS,
+    pairingTtlSeconds: e.TETHER_PAIRING_TTL_SECONDS,
+    ratePublicPerMinute: e.TETHER_RATE_PUBLIC_PER_MINUTE,
+    rateAuthFailuresPerMinute: e.TETHER_RATE_AUTH_FAILURES_PER_MINUTE,
+    rateHeartbeatsPerMinute: e.TETHER_RATE_HEARTBEATS_PER_MINUTE,
+    trustProxy: e.TETHER_TRUST_PROXY,
+    logLevel: e.TETHER_LOG_LEVEL,
+  };
+}
+
+/** Redacts secrets (token, database password) for printing at start. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  let database = 'embedded';
+  if (config.databaseUrl) {
+    const url = new URL(config.databaseUrl);
+    if (url.password) url.password = '***';
+    database = url.toString();
+  }
+  return {
+    ...config,
+    databaseUrl: database,
+    bootstrapToken: config.bootstrapToken ? '***' : undefined,
+  };
+}
