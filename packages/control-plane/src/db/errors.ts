@@ -47,7 +47,7 @@ export function translateDbError(error: unknown): TetherError {
   if (code !== undefined && (RETRYABLE_CODES.has(code) || UNAVAILABLE_CLASSES.includes(code.slice(0, 2)))) {
     return withCause(new TetherError('system.unavailable', 'The database is unavailable or busy; retry.'), error);
   }
-  if (code === '22001' || code === '22P02' || code === '23514' || code === '22003') {
+  if (code === '23514' || code?.startsWith('22')) {
     return withCause(new TetherError('request.invalid', 'A value was rejected by the database.'), error);
   }
   // Connection-level failures from the driver carry errno-style codes, not SQLSTATEs.

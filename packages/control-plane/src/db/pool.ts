@@ -55,6 +55,23 @@ function wrapClient(client: pg.PoolClient): Sql {
   return { query: (text, params) => run(client, text, params) };
 }
 
+/**
+ * COMMIT in a transaction that already failed (a statement errored and `fn` swallowed the error)
+ * does not raise: PostgreSQL rolls back and answers with the ROLLBACK command tag. Treat that as
+ * the failure it is rather than reporting a commit that never happened.
+ */
+async function commit(client: pg.PoolClient): Promise<void> {
+  let command: string;
+  try {
+    command = (await client.query('COMMIT')).command;
+  } catch (error) {
+    throw translateDbError(error);
+  }
+  if (command !== 'COMMIT') {
+    throw new TetherError('system.internal', 'The transaction was rolled back because a statement in it failed.');
+  }
+}
+
 export function createDb(options: DbOptions): Db {
   const pool = new pg.Pool({
     connectionString: options.connectionString,
@@ -65,6 +82,13 @@ export function createDb(options: DbOptions): Db {
   // An idle client that errors (e.g. the server restarted) must not crash the process;
   // the pool drops it and the next checkout gets a fresh connection.
   pool.on('error', () => undefined);
+  // pg-pool only listens for errors on idle clients. A checked-out client whose connection dies
+  // (backend terminated, network cut) emits 'error' after failing its pending queries; without a
+  // listener that is an uncaught exception. The failed queries already carry the error, and
+  // tx/withClient then destroy the client, so the event itself needs no handling.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
 
   async function checkout(): Promise<pg.PoolClient> {
     try {
@@ -83,7 +107,7 @@ export function createDb(options: DbOptions): Db {
       try {
         await run(client, 'BEGIN');
         const result = await fn(wrapClient(client));
-        await run(client, 'COMMIT');
+        await commit(client);
         return result;
       } catch (error) {
         try {

@@ -3,6 +3,7 @@ import type { ParticipantId, ParticipantRole } from '@tether/contracts';
 import { ParticipantRole as RoleSchema } from '@tether/contracts';
 import { z } from 'zod';
 import type { Sql } from '../db/pool.js';
+import { decodeCursor, pageLimit, toPage } from '../db/pagination.js';
 import { iso, parseRow } from '../db/rows.js';
 
 const ParticipantRow = z.object({
@@ -49,4 +50,19 @@ export async function getParticipant(sql: Sql, participantId: string): Promise<P
     [participantId],
   );
   return rows[0] ? toView(rows[0]) : null;
+}
+
+export async function listParticipants(
+  sql: Sql,
+  input: { cursor?: string | undefined; limit?: number | undefined },
+): Promise<{ items: ParticipantView[]; nextCursor: string | null }> {
+  const limit = pageLimit(input.limit);
+  const after = decodeCursor(input.cursor, 2);
+  const { rows } = await sql.query<{ id: string; created_at: Date }>(
+    `SELECT id, name, role, created_at, disabled_at FROM participants
+      WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1::timestamptz, $2::uuid))
+      ORDER BY created_at, id LIMIT $3`,
+    [after?.[0] ?? null, after?.[1] ?? null, limit + 1],
+  );
+  return toPage(rows, limit, toView, (r) => [r.created_at.toISOString(), r.id]);
 }

@@ -6,7 +6,7 @@
  * A node with no beat yet is aged from when its presence last changed.
  */
 import type { PresenceHealthState } from '@tether/contracts';
-import type { Db } from '../db/pool.js';
+import type { Sql } from '../db/pool.js';
 
 export interface SweepOptions {
   degradedAfterMs: number;
@@ -19,7 +19,7 @@ export interface PresenceTransition {
   to: PresenceHealthState;
 }
 
-export async function sweepPresence(db: Db, options: SweepOptions): Promise<PresenceTransition[]> {
+export async function sweepPresence(db: Sql, options: SweepOptions): Promise<PresenceTransition[]> {
   const { rows } = await db.query<{ node_id: string; from_state: PresenceHealthState; to_state: PresenceHealthState }>(
     `WITH stale AS (
        SELECT node_id, health_state AS from_state,

@@ -19,6 +19,7 @@ import { z } from 'zod';
 import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
 import type { Db, Sql } from '../db/pool.js';
+import { decodeCursor, pageLimit, toPage } from '../db/pagination.js';
 import { iso, parseRow } from '../db/rows.js';
 
 const SESSION_COLUMNS = 'id, name, state, min_client_version, created_by, created_at, updated_at';
@@ -257,4 +258,24 @@ export async function listMembers(
 /** Membership check used by session-scoped reads (roster): any active member, or an admin. */
 export async function requireMember(sql: Sql, actor: ParticipantPrincipal, sessionId: string): Promise<SessionView> {
   return (await loadAccess(sql, actor, sessionId)).session;
+}
+
+/** Sessions the caller is an active member of (all sessions for an admin), oldest first. */
+export async function listSessions(
+  db: Db,
+  actor: ParticipantPrincipal,
+  input: { cursor?: string | undefined; limit?: number | undefined },
+): Promise<{ items: SessionView[]; nextCursor: string | null }> {
+  const limit = pageLimit(input.limit);
+  const after = decodeCursor(input.cursor, 2);
+  const { rows } = await db.query<Record<string, unknown> & { created_at: Date; id: string }>(
+    `SELECT ${SESSION_COLUMNS} FROM sessions s
+      WHERE ($1::boolean OR EXISTS (SELECT 1 FROM session_memberships m
+                                     WHERE m.session_id = s.id AND m.participant_id = $2 AND m.state = 'active'))
+        AND ($3::timestamptz IS NULL OR (s.created_at, s.id) > ($3::timestamptz, $4::uuid))
+      ORDER BY s.created_at, s.id
+      LIMIT $5`,
+    [isAdmin(actor), actor.participantId, after?.[0] ?? null, after?.[1] ?? null, limit + 1],
+  );
+  return toPage(rows, limit, toSessionView, (r) => [r.created_at.toISOString(), r.id]);
 }

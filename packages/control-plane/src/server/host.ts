@@ -1,0 +1,197 @@
+/**
+ * One port, one HTTP server: tRPC over HTTP at /trpc, tRPC over WebSocket at /trpc (upgrade),
+ * /livez, /readyz, /metrics. Transport concerns only; every call goes through the router.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { ERROR_REGISTRY } from '@tether/contracts';
+import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import { applyWSSHandler } from '@trpc/server/adapters/ws';
+import { WebSocketServer } from 'ws';
+import { bearerToken, buildContext, type Deps } from '../trpc/context.js';
+import { appRouter } from '../trpc/root.js';
+import { ConnectionRegistry } from './connections.js';
+
+export interface HostOptions {
+  maxBodyBytes: number;
+  maxWsPayloadBytes: number;
+  wsPingMs: number;
+  wsPongWaitMs: number;
+  trustProxy: boolean;
+  revalidateEveryMs: number;
+}
+
+export interface Host {
+  server: Server;
+  connections: ConnectionRegistry;
+  /** Tells every WebSocket client to reconnect (tRPC reconnect notification). */
+  broadcastReconnect(): void;
+  setDraining(): void;
+  isDraining(): boolean;
+  setReady(ready: boolean): void;
+  /** Stops timers and the WebSocket server (sockets are terminated). */
+  closeWebSockets(): void;
+}
+
+function peerAddress(req: IncomingMessage, trustProxy: boolean): string {
+  if (trustProxy) {
+    const forwarded = req.headers['x-forwarded-for'];
+    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
+    if (first) return first;
+  }
+  return req.socket.remoteAddress ?? 'unknown';
+}
+
+function headerValue(value: string | string[] | undefined): string | null {
+  const v = Array.isArray(value) ? value[0] : value;
+  return v === undefined ? null : v.slice(0, 128);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+  res.end(payload);
+}
+
+function tooLarge(res: ServerResponse): void {
+  const spec = ERROR_REGISTRY['request.too_large'];
+  sendJson(res, spec.httpStatus, {
+    error: {
+      message: 'The request body exceeds the size limit.',
+      code: -32600,
+      data: {
+        code: spec.trpcCode,
+        httpStatus: spec.httpStatus,
+        tetherError: { code: 'request.too_large', message: 'The request body exceeds the size limit.' },
+      },
+    },
+  });
+  // Do not read the rest of an oversized body: close the connection after answering.
+  res.once('finish', () => res.socket?.destroy());
+}
+
+export function createHost(deps: Deps, options: HostOptions): Host {
+  let draining = false;
+  let ready = false;
+  const connections = new ConnectionRegistry();
+
+  const trpcHttp = createHTTPHandler({
+    router: appRouter,
+    basePath: '/trpc/',
+    maxBodySize: options.maxBodyBytes,
+    createContext: ({ req }) =>
+      buildContext(deps, {
+        token: bearerToken(req.headers.authorization),
+        clientVersion: headerValue(req.headers['x-tether-client-version']),
+        transport: 'http',
+        peer: peerAddress(req, options.trustProxy),
+        connectionId: randomUUID(),
+      }),
+    onError: ({ error, path }) => {
+      if (error.code === 'INTERNAL_SERVER_ERROR' && !(error.cause && 'code' in error.cause)) {
+        deps.log.error({ err: error.cause ?? error, procedure: path }, 'unhandled error');
+      }
+    },
+  });
+
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (path === '/livez') return sendJson(res, 200, { status: 'ok' });
+    if (path === '/readyz') {
+      if (draining || !ready) return sendJson(res, 503, { status: draining ? 'draining' : 'starting' });
+      deps.db
+        .query('SELECT 1')
+        .then(() => sendJson(res, 200, { status: 'ready' }))
+        .catch(() => sendJson(res, 503, { status: 'database unavailable' }));
+      return;
+    }
+    if (path === '/metrics') {
+      deps.metrics.registry
+        .metrics()
+        .then((text) => {
+          res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
+          res.end(text);
+        })
+        .catch(() => sendJson(res, 500, { status: 'metrics unavailable' }));
+      return;
+    }
+    if (path === '/trpc' || path.startsWith('/trpc/')) {
+      const declared = Number(req.headers['content-length'] ?? 0);
+      if (Number.isFinite(declared) && declared > options.maxBodyBytes) return tooLarge(res);
+      if (draining) res.setHeader('connection', 'close');
+      return trpcHttp(req, res);
+    }
+    if (path === '/') {
+      return sendJson(res, 200, {
+        name: 'tether',
+        serverVersion: deps.settings.serverVersion,
+        api: '/trpc',
+        health: ['/livez', '/readyz'],
+        metrics: '/metrics',
+      });
+    }
+    return sendJson(res, 404, { error: 'not found' });
+  });
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxWsPayloadBytes });
+  server.on('upgrade', (req, socket, head) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (draining || !(path === '/trpc' || path === '/trpc/')) {
+      socket.write('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+      socket.destroy();
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+
+  const wsHandler = applyWSSHandler({
+    wss,
+    router: appRouter,
+    keepAlive: { enabled: true, pingMs: options.wsPingMs, pongWaitMs: options.wsPongWaitMs },
+    createContext: async ({ req, res: socket, info }) => {
+      const params = info.connectionParams ?? {};
+      const connectionId = randomUUID();
+      const ctx = await buildContext(deps, {
+        token: typeof params.token === 'string' ? params.token : null,
+        clientVersion: typeof params.clientVersion === 'string' ? params.clientVersion.slice(0, 128) : null,
+        transport: 'ws',
+        peer: peerAddress(req, options.trustProxy),
+        connectionId,
+      });
+      connections.add(socket, { principal: ctx.principal, connectionId });
+      return ctx;
+    },
+  });
+
+  wss.on('connection', (socket) => {
+    deps.metrics.wsConnections.inc();
+    socket.once('close', () => deps.metrics.wsConnections.dec());
+  });
+
+  const unsubscribe = deps.revocations.subscribe((revocation) => {
+    connections.onRevocation(revocation);
+  });
+  const revalidateTimer = setInterval(() => {
+    connections.revalidate(deps.auth).catch((err: unknown) => deps.log.warn({ err }, 'revalidation failed'));
+  }, options.revalidateEveryMs);
+  revalidateTimer.unref();
+
+  return {
+    server,
+    connections,
+    broadcastReconnect: () => wsHandler.broadcastReconnectNotification(),
+    setDraining: () => {
+      draining = true;
+    },
+    isDraining: () => draining,
+    setReady: (value) => {
+      ready = value;
+    },
+    closeWebSockets: () => {
+      clearInterval(revalidateTimer);
+      unsubscribe();
+      for (const socket of wss.clients) socket.terminate();
+      wss.close();
+    },
+  };
+}

@@ -1,0 +1,171 @@
+/**
+ * Wires everything: PostgreSQL (external or embedded), migrations under their advisory lock,
+ * the bootstrap admin, services, the host, the sweep loop and graceful shutdown.
+ * Shutdown order: readiness fails → WS clients told to reconnect → no new connections →
+ * in-flight calls drain → sockets closed → pool closed → embedded PostgreSQL stopped.
+ */
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { ensureBootstrapAdmin, AuthService } from '../auth/service.js';
+import { RevocationBus } from '../auth/revocations.js';
+import { runMigrations } from '../db/migrate.js';
+import { createDb, type Db } from '../db/pool.js';
+import { sweepPresence } from '../runtime-nodes/sweep.js';
+import type { Deps } from '../trpc/context.js';
+import { describeConfig, type Config } from './config.js';
+import { openDatabase } from './database.js';
+import { createHost, type Host } from './host.js';
+import { createLogger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { createRateLimiter } from './rate-limit.js';
+
+export const SERVER_VERSION: string = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+const SWEEP_LOCK_KEY = 'tether.presence_sweep';
+
+export interface RunningTether {
+  url: string;
+  wsUrl: string;
+  port: number;
+  db: Db;
+  host: Host;
+  deps: Deps;
+  /** Graceful stop; resolves when everything is closed. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+}
+
+export async function startTether(config: Config, options: StartOptions = {}): Promise<RunningTether> {
+  const log = options.logger ?? createLogger(config.logLevel);
+  log.info({ config: describeConfig(config), serverVersion: SERVER_VERSION }, 'configuration');
+
+  const opened = await openDatabase(config, () =>
+    log.info({ dataDir: config.dataDir, port: config.embeddedPgPort }, 'starting embedded PostgreSQL'),
+  );
+  const databaseUrl = opened.url;
+  let db: Db | undefined;
+  try {
+    const migrated = await runMigrations(databaseUrl);
+    if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'migrations applied');
+    db = createDb({ connectionString: databaseUrl, max: config.dbPoolMax, applicationName: 'tether-server' });
+    if (config.bootstrapToken) {
+      const admin = await ensureBootstrapAdmin(db, config.bootstrapToken);
+      log.info({ participantId: admin.participantId, created: admin.created }, 'bootstrap admin ensured');
+    }
+  } catch (error) {
+    await db?.close();
+    await opened.close();
+    throw error;
+  }
+  const database = db;
+
+  const revocations = new RevocationBus();
+  const metrics = createMetrics(database);
+  const deps: Deps = {
+    db: database,
+    auth: new AuthService(database, { cacheTtlMs: config.authCacheTtlMs, revocations }),
+    revocations,
+    limits: createRateLimiter({
+      publicPerMinute: config.ratePublicPerMinute,
+      authFailuresPerMinute: config.rateAuthFailuresPerMinute,
+      heartbeatsPerMinute: config.rateHeartbeatsPerMinute,
+    }),
+    metrics,
+    settings: {
+      serverVersion: SERVER_VERSION,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      degradedAfterMs: config.degradedAfterMs,
+      offlineAfterMs: config.offlineAfterMs,
+      sweepIntervalMs: config.sweepIntervalMs,
+      pairingTtlSeconds: config.pairingTtlSeconds,
+    },
+    log,
+  };
+
+  const host = createHost(deps, {
+    maxBodyBytes: config.maxBodyBytes,
+    maxWsPayloadBytes: config.maxWsPayloadBytes,
+    wsPingMs: config.wsPingMs,
+    wsPongWaitMs: config.wsPongWaitMs,
+    trustProxy: config.trustProxy,
+    revalidateEveryMs: config.authCacheTtlMs,
+  });
+
+  // The staleness sweep: every replica ticks, the holder of the advisory lock sweeps.
+  let sweeping = false;
+  const sweepTimer = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    database
+      .tx(async (sql) => {
+        const { rows } = await sql.query<{ locked: boolean }>(
+          `SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked`,
+          [SWEEP_LOCK_KEY],
+        );
+        if (!rows[0]?.locked) return [];
+        return sweepPresence(sql, { degradedAfterMs: config.degradedAfterMs, offlineAfterMs: config.offlineAfterMs });
+      })
+      .then((transitions) => {
+        for (const t of transitions) metrics.sweepTransitions.inc({ to: t.to });
+        if (transitions.length > 0) log.info({ transitions: transitions.length }, 'presence sweep');
+      })
+      .catch((err: unknown) => log.warn({ err }, 'presence sweep failed'))
+      .finally(() => {
+        sweeping = false;
+      });
+  }, config.sweepIntervalMs);
+  sweepTimer.unref();
+
+  await new Promise<void>((resolve, reject) => {
+    host.server.once('error', reject);
+    host.server.listen(config.port, config.host, () => {
+      host.server.off('error', reject);
+      resolve();
+    });
+  });
+  host.setReady(true);
+  const port = (host.server.address() as AddressInfo).port;
+  const displayHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const url = `http://${displayHost}:${port}`;
+  log.info({ url, trpc: `${url}/trpc` }, 'tether listening');
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      log.info('shutting down: draining');
+      host.setDraining();
+      clearInterval(sweepTimer);
+      host.broadcastReconnect();
+      const closed = new Promise<void>((resolve) => host.server.close(() => resolve()));
+      host.server.closeIdleConnections();
+      const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
+      // Give clients a moment to act on the reconnect notification, then cut what remains.
+      await Promise.race([closed, deadline]);
+      // WebSocket clients got the reconnect notification; give them up to a second to finish
+      // in-flight calls and leave on their own before the rest are terminated.
+      const wsDrained = new Promise<void>((resolve) => {
+        const started = Date.now();
+        const check = (): void => {
+          if (host.connections.size === 0 || Date.now() - started > 1_000) resolve();
+          else setTimeout(check, 25).unref();
+        };
+        check();
+      });
+      await wsDrained;
+      host.closeWebSockets();
+      host.server.closeAllConnections();
+      await database.close();
+      await opened.close();
+      log.info('shutdown complete');
+    })();
+    return stopping;
+  };
+
+  return { url, wsUrl: `${url.replace(/^http/, 'ws')}/trpc`, port, db: database, host, deps, stop };
+}

@@ -1,0 +1,55 @@
+/** Prometheus metrics (prom-client), one registry per server instance. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Db } from '../db/pool.js';
+
+export interface Metrics {
+  registry: Registry;
+  rpcRequests: Counter<'procedure' | 'code' | 'transport'>;
+  rpcDuration: Histogram<'procedure' | 'transport'>;
+  wsConnections: Gauge;
+  sweepTransitions: Counter<'to'>;
+}
+
+export function createMetrics(db: Db): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'tether_process_' });
+  const pool = db.pool;
+  new Gauge({
+    name: 'tether_db_pool_connections',
+    help: 'PostgreSQL pool connections by state',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      this.set({ state: 'total' }, pool.totalCount);
+      this.set({ state: 'idle' }, pool.idleCount);
+      this.set({ state: 'waiting' }, pool.waitingCount);
+    },
+  });
+  return {
+    registry,
+    rpcRequests: new Counter({
+      name: 'tether_rpc_requests_total',
+      help: 'tRPC calls by procedure and result code (ok or the Tether error code)',
+      labelNames: ['procedure', 'code', 'transport'],
+      registers: [registry],
+    }),
+    rpcDuration: new Histogram({
+      name: 'tether_rpc_duration_seconds',
+      help: 'tRPC call duration by procedure',
+      labelNames: ['procedure', 'transport'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    wsConnections: new Gauge({
+      name: 'tether_ws_connections',
+      help: 'Open WebSocket connections',
+      registers: [registry],
+    }),
+    sweepTransitions: new Counter({
+      name: 'tether_sweep_transitions_total',
+      help: 'Presence transitions made by the staleness sweep',
+      labelNames: ['to'],
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * The request context. HTTP: one per request. WebSocket: one per connection, authenticated
+ * once at connect from `connectionParams.token` (revocation closes the socket instead).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { AuthService } from '../auth/service.js';
+import type { Principal } from '../auth/principal.js';
+import type { RevocationBus } from '../auth/revocations.js';
+import type { Db } from '../db/pool.js';
+import type { RateLimiter } from '../server/rate-limit.js';
+import type { Metrics } from '../server/metrics.js';
+
+export interface Settings {
+  serverVersion: string;
+  heartbeatIntervalMs: number;
+  degradedAfterMs: number;
+  offlineAfterMs: number;
+  sweepIntervalMs: number;
+  pairingTtlSeconds: number;
+}
+
+/** Long-lived dependencies, created once by the server. */
+export interface Deps {
+  db: Db;
+  auth: AuthService;
+  revocations: RevocationBus;
+  limits: RateLimiter;
+  metrics: Metrics;
+  settings: Settings;
+  log: Logger;
+}
+
+export interface Context {
+  deps: Deps;
+  principal: Principal | null;
+  /** A credential was presented but is unknown, expired or revoked. */
+  credentialRejected: boolean;
+  /** `MAJOR.MINOR` the client announced (header or connectionParams), if any. */
+  clientVersion: string | null;
+  transport: 'http' | 'ws';
+  /** The real peer address (never a forwarded header unless TETHER_TRUST_PROXY). */
+  peer: string;
+  connectionId: string;
+  log: Logger;
+}
+
+export interface RawCredentials {
+  token: string | null;
+  clientVersion: string | null;
+  transport: 'http' | 'ws';
+  peer: string;
+  connectionId?: string;
+}
+
+export async function buildContext(deps: Deps, raw: RawCredentials): Promise<Context> {
+  const connectionId = raw.connectionId ?? randomUUID();
+  let principal: Principal | null = null;
+  let credentialRejected = false;
+  if (raw.token !== null) {
+    principal = await deps.auth.authenticate(raw.token);
+    credentialRejected = principal === null;
+  }
+  return {
+    deps,
+    principal,
+    credentialRejected,
+    clientVersion: raw.clientVersion,
+    transport: raw.transport,
+    peer: raw.peer,
+    connectionId,
+    log: deps.log.child({ connectionId, transport: raw.transport }),
+  };
+}
+
+/** `Authorization: Bearer <token>` → token (anything else → null). */
+export function bearerToken(header: string | string[] | undefined): string | null {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (!value) return null;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(value);
+  return match ? match[1]! : '';
+}

@@ -1,0 +1,109 @@
+/**
+ * The named procedure builders. Each narrows `ctx` through `next({ ctx })`; middleware reads
+ * `result.ok` after `await next()` and never wraps `next()` in try/catch.
+ *   publicProcedure        anyone (still subject to the client-version ceiling)
+ *   publicLimitedProcedure anyone, rate limited per peer address (pairing, enrollment)
+ *   nodeProcedure          a node token
+ *   participantProcedure   a participant token
+ *   adminProcedure         a participant token with role admin
+ */
+import { CONTRACT_VERSION, TetherError, parseEventEnvelopeVersion, isEventEnvelopeVersion } from '@tether/contracts';
+import type { NodePrincipal, ParticipantPrincipal } from '../auth/principal.js';
+import type { Context } from './context.js';
+import { toTetherError } from './error-formatter.js';
+import { baseProcedure, middleware } from './init.js';
+
+const SERVER_MAJOR = parseEventEnvelopeVersion(CONTRACT_VERSION).major;
+
+const observe = middleware(async ({ ctx, path, next }) => {
+  const started = process.hrtime.bigint();
+  const result = await next();
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const code = result.ok ? 'ok' : toTetherError(result.error).code;
+  ctx.deps.metrics.rpcRequests.inc({ procedure: path, code, transport: ctx.transport });
+  ctx.deps.metrics.rpcDuration.observe({ procedure: path, transport: ctx.transport }, seconds);
+  if (!result.ok) {
+    const level = code === 'system.internal' ? 'error' : 'debug';
+    ctx.log[level]({ procedure: path, code, err: code === 'system.internal' ? result.error.cause : undefined }, 'call failed');
+  }
+  return result;
+});
+
+/** A client whose contract MAJOR is above ours cannot be served correctly. */
+const versionCeiling = middleware(({ ctx, next }) => {
+  const announced = ctx.clientVersion;
+  if (announced !== null) {
+    if (!isEventEnvelopeVersion(announced)) {
+      throw new TetherError('request.invalid', 'x-tether-client-version must be MAJOR.MINOR.', {
+        clientVersion: announced.slice(0, 64),
+      });
+    }
+    if (parseEventEnvelopeVersion(announced).major > SERVER_MAJOR) {
+      throw new TetherError('version.ceiling_exceeded', `This server speaks contract ${CONTRACT_VERSION}.`, {
+        serverContractVersion: CONTRACT_VERSION,
+        clientVersion: announced,
+      });
+    }
+  }
+  return next();
+});
+
+export const publicProcedure = baseProcedure.use(observe).use(versionCeiling);
+
+function retryAfter(ms: number): Record<string, unknown> {
+  return { retryAfterMs: ms };
+}
+
+export const publicLimitedProcedure = publicProcedure.use(({ ctx, next }) => {
+  const wait = ctx.deps.limits.publicCalls.take(ctx.peer);
+  if (wait > 0) throw new TetherError('rate_limited', 'Too many requests from this address.', retryAfter(wait));
+  return next();
+});
+
+/** Locks out a peer that keeps presenting bad credentials. */
+function rejectUnauthenticated(ctx: Context): never {
+  if (ctx.credentialRejected) {
+    const wait = ctx.deps.limits.authFailures.take(ctx.peer);
+    if (wait > 0) {
+      throw new TetherError('rate_limited', 'Too many failed authentications from this address.', retryAfter(wait));
+    }
+  }
+  throw new TetherError(
+    'auth.unauthenticated',
+    ctx.credentialRejected ? 'The credential is unknown, expired or revoked.' : 'A bearer token is required.',
+  );
+}
+
+function assertNotLockedOut(ctx: Context): void {
+  if (ctx.credentialRejected && ctx.deps.limits.authFailures.peek(ctx.peer) < 1) {
+    throw new TetherError('rate_limited', 'Too many failed authentications from this address.');
+  }
+}
+
+export const nodeProcedure = publicProcedure.use(({ ctx, next }) => {
+  assertNotLockedOut(ctx);
+  const principal = ctx.principal;
+  if (!principal) rejectUnauthenticated(ctx);
+  if (principal.kind !== 'node') throw new TetherError('auth.forbidden', 'This call needs a node token.');
+  return next({ ctx: { ...ctx, principal: principal as NodePrincipal } });
+});
+
+export const participantProcedure = publicProcedure.use(({ ctx, next }) => {
+  assertNotLockedOut(ctx);
+  const principal = ctx.principal;
+  if (!principal) rejectUnauthenticated(ctx);
+  if (principal.kind !== 'participant') throw new TetherError('auth.forbidden', 'This call needs a participant token.');
+  return next({ ctx: { ...ctx, principal: principal as ParticipantPrincipal } });
+});
+
+export const adminProcedure = participantProcedure.use(({ ctx, next }) => {
+  if (ctx.principal.role !== 'admin') throw new TetherError('auth.forbidden', 'This call needs an admin.');
+  return next();
+});
+
+/** Heartbeats per node: a node beating far above its cadence is throttled. */
+export const heartbeatLimitedNodeProcedure = nodeProcedure.use(({ ctx, next }) => {
+  const wait = ctx.deps.limits.heartbeats.take(ctx.principal.nodeId);
+  if (wait > 0) throw new TetherError('rate_limited', 'Heartbeats far above the advertised cadence.', retryAfter(wait));
+  return next();
+});

@@ -1,0 +1,17 @@
+/** The whole API: routers composed by name. `AppRouter` is what typed clients import. */
+import { router } from './init.js';
+import { participantRouter, tokenRouter } from './routers/participant.js';
+import { runtimenodeRouter } from './routers/runtimenode.js';
+import { membershipRouter, sessionRouter } from './routers/session.js';
+import { systemRouter } from './routers/system.js';
+
+export const appRouter = router({
+  system: systemRouter,
+  participant: participantRouter,
+  token: tokenRouter,
+  session: sessionRouter,
+  membership: membershipRouter,
+  runtimenode: runtimenodeRouter,
+});
+
+export type AppRouter = typeof appRouter;
