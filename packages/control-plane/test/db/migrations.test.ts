@@ -255,13 +255,14 @@ describe('schema: CHECK constraints reject values outside their enums and format
         floor,
         owner.participantId,
       ]);
-    for (const bad of ['01.0', '1.01', '1', '1.2.3', 'v1.0', '1.', '.1', '-1.0', `1.${'0'.repeat(63)}`]) {
+    for (const bad of ['01.0', '1.01', '1', '1.2.3', 'v1.0', '1.', '.1', '-1.0', `1${'0'.repeat(62)}.0`]) {
       expect(await pgFailure(insert(bad)), bad).toMatchObject({
         code: '23514',
         constraint: 'sessions_min_client_version_format',
       });
     }
-    for (const good of ['0.0', '1.10', '10.0']) await insert(good);
+    // 64 characters is the longest floor allowed; the 65-character one above is refused.
+    for (const good of ['0.0', '1.10', '10.0', `1${'0'.repeat(61)}.0`]) await insert(good);
     await t.db.query(`INSERT INTO sessions (name, min_client_version, created_by) VALUES ('s', NULL, $1)`, [
       owner.participantId,
     ]);

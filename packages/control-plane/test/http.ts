@@ -1,0 +1,57 @@
+/**
+ * A plain HTTP client for tRPC, as curl or any daemon would call it: queries are
+ * `GET /trpc/<path>?input=<json>`, mutations `POST /trpc/<path>` with a JSON body.
+ */
+export interface CallResult<T = unknown> {
+  status: number;
+  /** `result.data` on success. */
+  data: T;
+  /** The `error` object on failure. */
+  error: { message: string; code: number; data: { httpStatus: number; tetherError: { code: string; message: string; details?: Record<string, unknown> } } } | undefined;
+  raw: string;
+}
+
+export interface CallOptions {
+  token?: string | undefined;
+  headers?: Record<string, string>;
+  /** Send this string as the body verbatim (malformed-JSON tests). */
+  rawBody?: string;
+}
+
+async function send<T>(url: string, init: RequestInit): Promise<CallResult<T>> {
+  const response = await fetch(url, init);
+  const raw = await response.text();
+  let parsed: { result?: { data: T }; error?: CallResult['error'] } = {};
+  try {
+    parsed = JSON.parse(raw) as typeof parsed;
+  } catch {
+    // leave parsed empty: callers assert on status/raw
+  }
+  return { status: response.status, data: parsed.result?.data as T, error: parsed.error, raw };
+}
+
+function headers(options: CallOptions, json: boolean): Record<string, string> {
+  return {
+    ...(json ? { 'content-type': 'application/json' } : {}),
+    ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+    ...options.headers,
+  };
+}
+
+export function query<T = unknown>(baseUrl: string, path: string, input?: unknown, options: CallOptions = {}) {
+  const qs = input === undefined ? '' : `?input=${encodeURIComponent(JSON.stringify(input))}`;
+  return send<T>(`${baseUrl}/trpc/${path}${qs}`, { method: 'GET', headers: headers(options, false) });
+}
+
+export function mutate<T = unknown>(baseUrl: string, path: string, input?: unknown, options: CallOptions = {}) {
+  return send<T>(`${baseUrl}/trpc/${path}`, {
+    method: 'POST',
+    headers: headers(options, true),
+    body: options.rawBody ?? (input === undefined ? undefined : JSON.stringify(input)),
+  });
+}
+
+/** The Tether error code of a failed call (undefined on success). */
+export function errorCode(result: CallResult): string | undefined {
+  return result.error?.data.tetherError.code;
+}
