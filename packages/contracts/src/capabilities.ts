@@ -30,12 +30,51 @@ export const CapabilityDescriptor = z.looseObject({
 });
 export type CapabilityDescriptor = z.infer<typeof CapabilityDescriptor>;
 
+/**
+ * True when JSON represents `value` exactly: null, booleans, strings, finite numbers, and arrays
+ * and plain objects of those (an `undefined` property counts as absent). Iterative, so deep nesting cannot overflow the stack.
+ */
+function isJsonValue(value: unknown): boolean {
+  const pending: unknown[] = [value];
+  const seen = new Set<object>();
+  while (pending.length > 0) {
+    const item = pending.pop();
+    if (item === null || typeof item === 'string' || typeof item === 'boolean') continue;
+    if (typeof item === 'number') {
+      if (!Number.isFinite(item)) return false;
+      continue;
+    }
+    if (typeof item !== 'object') return false;
+    if (seen.has(item)) continue; // a cycle is reported by the serialisation below
+    seen.add(item);
+    if (Array.isArray(item)) {
+      for (let i = 0; i < item.length; i++) pending.push(item[i]);
+      continue;
+    }
+    const proto: unknown = Object.getPrototypeOf(item);
+    if (proto !== Object.prototype && proto !== null) return false;
+    // An `undefined` property is left out of the JSON, exactly like an absent one.
+    for (const inner of Object.values(item)) if (inner !== undefined) pending.push(inner);
+  }
+  return true;
+}
+
 export const Capabilities = z
   .record(CapabilityName, CapabilityDescriptor)
   .superRefine((value, ctx) => {
     const keys = Object.keys(value).length;
     if (keys > CAPABILITIES_MAX_KEYS) {
-      ctx.addIssue({ code: 'custom', message: `at most ${CAPABILITIES_MAX_KEYS} capabilities (got ${keys})` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `at most ${CAPABILITIES_MAX_KEYS} capabilities (got ${keys})`,
+      });
+      return;
+    }
+    if (!isJsonValue(value)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'capability descriptors may contain only JSON values',
+      });
       return;
     }
     let bytes: number;

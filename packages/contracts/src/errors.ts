@@ -44,29 +44,57 @@ export const ERROR_REGISTRY = {
     false,
     'No credential, or the credential is unknown, expired or revoked.',
   ),
-  'auth.forbidden': spec('FORBIDDEN', false, 'The credential is valid but lacks the role this call needs.'),
+  'auth.forbidden': spec(
+    'FORBIDDEN',
+    false,
+    'The credential is valid but lacks the role this call needs.',
+  ),
   'auth.principal_mismatch': spec(
     'FORBIDDEN',
     false,
     'A node or participant named in the request is not the one the credential belongs to.',
   ),
-  'request.invalid': spec('BAD_REQUEST', false, 'The input failed validation; details list the field paths.'),
+  'request.invalid': spec(
+    'BAD_REQUEST',
+    false,
+    'The input failed validation; details list the field paths.',
+  ),
   'request.malformed': spec('BAD_REQUEST', false, 'The request body or query is not valid JSON.'),
-  'request.too_large': spec('PAYLOAD_TOO_LARGE', false, 'The request body or message exceeds the size limit.'),
-  rate_limited: spec('TOO_MANY_REQUESTS', true, 'Too many requests for this credential or address; retry later.'),
+  'request.too_large': spec(
+    'PAYLOAD_TOO_LARGE',
+    false,
+    'The request body or message exceeds the size limit.',
+  ),
+  rate_limited: spec(
+    'TOO_MANY_REQUESTS',
+    true,
+    'Too many requests for this credential or address; retry later.',
+  ),
   'system.unavailable': spec(
     'SERVICE_UNAVAILABLE',
     true,
     'The server is draining, overloaded or cannot reach its database; retry later.',
   ),
-  'system.internal': spec('INTERNAL_SERVER_ERROR', true, 'An unexpected server error; no internals are exposed.'),
+  'system.internal': spec(
+    'INTERNAL_SERVER_ERROR',
+    true,
+    'An unexpected server error; no internals are exposed.',
+  ),
   'request.unknown_procedure': spec('NOT_FOUND', false, 'No procedure with this path exists.'),
   'token.not_found': spec('NOT_FOUND', false, 'No such token visible to the caller.'),
   'enrollment.key_invalid': spec('UNAUTHORIZED', false, 'The enrollment key is unknown.'),
   'enrollment.key_expired': spec('FORBIDDEN', false, 'The enrollment key has expired.'),
-  'enrollment.key_spent': spec('FORBIDDEN', false, 'The single-use enrollment key was already used.'),
+  'enrollment.key_spent': spec(
+    'FORBIDDEN',
+    false,
+    'The single-use enrollment key was already used.',
+  ),
   'enrollment.key_revoked': spec('FORBIDDEN', false, 'The enrollment key was revoked.'),
-  'enrollment.key_not_found': spec('NOT_FOUND', false, 'No such enrollment key visible to the caller.'),
+  'enrollment.key_not_found': spec(
+    'NOT_FOUND',
+    false,
+    'No such enrollment key visible to the caller.',
+  ),
   'pairing.not_found': spec(
     'NOT_FOUND',
     false,
@@ -79,14 +107,26 @@ export const ERROR_REGISTRY = {
     false,
     'No such session, or the caller is not a member (the two are indistinguishable).',
   ),
-  'session.permission_denied': spec('FORBIDDEN', false, 'The caller is a member but not an owner of the session.'),
+  'session.permission_denied': spec(
+    'FORBIDDEN',
+    false,
+    'The caller is a member but not an owner of the session.',
+  ),
   'session.floor_not_monotonic': spec(
     'CONFLICT',
     false,
     'The new minimum client version is lower than the current floor; floors only rise.',
   ),
-  'membership.not_found': spec('NOT_FOUND', false, 'The participant is not a member of the session.'),
-  'membership.already_exists': spec('CONFLICT', false, 'The participant is already a member of the session.'),
+  'membership.not_found': spec(
+    'NOT_FOUND',
+    false,
+    'The participant is not a member of the session.',
+  ),
+  'membership.already_exists': spec(
+    'CONFLICT',
+    false,
+    'The participant is already a member of the session.',
+  ),
   'membership.last_owner': spec(
     'CONFLICT',
     false,
@@ -158,7 +198,12 @@ export class TetherError extends Error {
   readonly code: TetherErrorCode;
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(code: TetherErrorCode, message?: string, details?: Record<string, unknown>, options?: ErrorOptions) {
+  constructor(
+    code: TetherErrorCode,
+    message?: string,
+    details?: Record<string, unknown>,
+    options?: ErrorOptions,
+  ) {
     super(message ?? ERROR_REGISTRY[code].description, options);
     this.code = code;
     this.details = details;
@@ -178,8 +223,10 @@ export class TetherError extends Error {
       : { code: this.code, message: this.message, details: this.details };
   }
 
-  static fromShape(shape: TetherErrorShape): TetherError {
-    return new TetherError(shape.code, shape.message, shape.details);
+  /** Rebuilds an error received on the wire; a code this client does not know becomes `system.internal`. */
+  static fromShape(shape: { code: string; message: string; details?: Record<string, unknown> }): TetherError {
+    if (isTetherErrorCode(shape.code)) return new TetherError(shape.code, shape.message, shape.details);
+    return new TetherError('system.internal', shape.message, { ...shape.details, unknownCode: shape.code });
   }
 }
 

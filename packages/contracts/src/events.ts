@@ -20,5 +20,12 @@ export const FleetEventType = z.enum([
 export type FleetEventType = z.infer<typeof FleetEventType>;
 
 /** Why presence changed. */
-export const PresenceCause = z.enum(['heartbeat', 'sweep', 'connection', 'attach', 'detach', 'revoke']);
+export const PresenceCause = z.enum([
+  'heartbeat',
+  'sweep',
+  'connection',
+  'attach',
+  'detach',
+  'revoke',
+]);
 export type PresenceCause = z.infer<typeof PresenceCause>;

@@ -6,7 +6,11 @@ export const NodeState = z.enum(['registering', 'online', 'degraded', 'offline',
 export type NodeState = z.infer<typeof NodeState>;
 
 /** Attachment states that count as active (at most one per node, enforced by the database). */
-export const ACTIVE_NODE_STATES = ['registering', 'online', 'degraded'] as const satisfies readonly NodeState[];
+export const ACTIVE_NODE_STATES = [
+  'registering',
+  'online',
+  'degraded',
+] as const satisfies readonly NodeState[];
 
 /** What a node may report about itself: never `offline` (that is the server's conclusion). */
 export const RuntimeNodeHealthState = z.enum(['online', 'degraded']);
@@ -20,7 +24,11 @@ export const SessionRole = z.enum(['owner', 'collaborator', 'runtime contributor
 export type SessionRole = z.infer<typeof SessionRole>;
 
 /** Roles whose holders' nodes may attach to the session. */
-export const ATTACHING_ROLES = ['owner', 'collaborator', 'runtime contributor'] as const satisfies readonly SessionRole[];
+export const ATTACHING_ROLES = [
+  'owner',
+  'collaborator',
+  'runtime contributor',
+] as const satisfies readonly SessionRole[];
 
 export const MembershipState = z.enum(['pending', 'active', 'suspended', 'revoked']);
 export type MembershipState = z.infer<typeof MembershipState>;

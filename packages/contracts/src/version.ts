@@ -30,7 +30,9 @@ export interface ParsedVersion {
 }
 
 export function isEventEnvelopeVersion(value: unknown): value is EventEnvelopeVersion {
-  return typeof value === 'string' && value.length <= VERSION_MAX_LENGTH && VERSION_PATTERN.test(value);
+  return (
+    typeof value === 'string' && value.length <= VERSION_MAX_LENGTH && VERSION_PATTERN.test(value)
+  );
 }
 
 /** Parses a version or throws `InvalidVersionError`; never guesses. */

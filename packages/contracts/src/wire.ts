@@ -20,17 +20,33 @@ export interface WireProcedure {
 export const WIRE_PROCEDURES = {
   'system.info': { kind: 'query', input: sy.SystemInfoInput, output: sy.SystemInfoOutput },
 
-  'participant.create': { kind: 'mutation', input: pt.ParticipantCreateInput, output: pt.ParticipantCreateOutput },
-  'participant.list': { kind: 'query', input: pt.ParticipantListInput, output: pt.ParticipantListOutput },
+  'participant.create': {
+    kind: 'mutation',
+    input: pt.ParticipantCreateInput,
+    output: pt.ParticipantCreateOutput,
+  },
+  'participant.list': {
+    kind: 'query',
+    input: pt.ParticipantListInput,
+    output: pt.ParticipantListOutput,
+  },
   'token.create': { kind: 'mutation', input: pt.TokenCreateInput, output: pt.TokenCreateOutput },
   'token.revoke': { kind: 'mutation', input: pt.TokenRevokeInput, output: pt.NullOutput },
 
   'session.create': { kind: 'mutation', input: s.SessionCreateInput, output: s.SessionView },
   'session.get': { kind: 'query', input: s.SessionIdInput, output: s.SessionView },
   'session.list': { kind: 'query', input: s.SessionListInput, output: s.SessionListOutput },
-  'session.raiseFloor': { kind: 'mutation', input: s.SessionRaiseFloorInput, output: s.SessionView },
+  'session.raiseFloor': {
+    kind: 'mutation',
+    input: s.SessionRaiseFloorInput,
+    output: s.SessionView,
+  },
   'membership.add': { kind: 'mutation', input: s.MembershipAddInput, output: s.MembershipView },
-  'membership.update': { kind: 'mutation', input: s.MembershipUpdateInput, output: s.MembershipView },
+  'membership.update': {
+    kind: 'mutation',
+    input: s.MembershipUpdateInput,
+    output: s.MembershipView,
+  },
   'membership.remove': { kind: 'mutation', input: s.MembershipRemoveInput, output: pt.NullOutput },
   'membership.list': { kind: 'query', input: s.SessionIdInput, output: s.MembershipListOutput },
 
@@ -39,14 +55,34 @@ export const WIRE_PROCEDURES = {
     input: en.EnrollmentCreateKeyInput,
     output: en.EnrollmentCreateKeyOutput,
   },
-  'enrollment.listKeys': { kind: 'query', input: en.EnrollmentListKeysInput, output: en.EnrollmentListKeysOutput },
-  'enrollment.revokeKey': { kind: 'mutation', input: en.EnrollmentRevokeKeyInput, output: pt.NullOutput },
+  'enrollment.listKeys': {
+    kind: 'query',
+    input: en.EnrollmentListKeysInput,
+    output: en.EnrollmentListKeysOutput,
+  },
+  'enrollment.revokeKey': {
+    kind: 'mutation',
+    input: en.EnrollmentRevokeKeyInput,
+    output: pt.NullOutput,
+  },
   'device.enroll': { kind: 'mutation', input: en.DeviceEnrollInput, output: en.DeviceEnrollOutput },
 
-  'pairing.request': { kind: 'mutation', input: pa.PairingRequestInput, output: pa.PairingRequestOutput },
+  'pairing.request': {
+    kind: 'mutation',
+    input: pa.PairingRequestInput,
+    output: pa.PairingRequestOutput,
+  },
   'pairing.list': { kind: 'query', input: pa.PairingListInput, output: pa.PairingListOutput },
-  'pairing.approve': { kind: 'mutation', input: pa.PairingDecisionInput, output: pa.PairingDecisionOutput },
-  'pairing.reject': { kind: 'mutation', input: pa.PairingDecisionInput, output: pa.PairingDecisionOutput },
+  'pairing.approve': {
+    kind: 'mutation',
+    input: pa.PairingDecisionInput,
+    output: pa.PairingDecisionOutput,
+  },
+  'pairing.reject': {
+    kind: 'mutation',
+    input: pa.PairingDecisionInput,
+    output: pa.PairingDecisionOutput,
+  },
   'pairing.claim': { kind: 'mutation', input: pa.PairingClaimInput, output: pa.PairingClaimOutput },
 
   'node.get': { kind: 'query', input: no.NodeIdInput, output: no.NodeView },
@@ -59,17 +95,29 @@ export const WIRE_PROCEDURES = {
   },
   'node.update': { kind: 'mutation', input: no.NodeUpdateInput, output: no.NodeView },
   'node.revoke': { kind: 'mutation', input: no.NodeIdInput, output: pt.NullOutput },
-  'node.rotateToken': { kind: 'mutation', input: no.NodeRotateTokenInput, output: no.NodeRotateTokenOutput },
+  'node.rotateToken': {
+    kind: 'mutation',
+    input: no.NodeRotateTokenInput,
+    output: no.NodeRotateTokenOutput,
+  },
 
   'runtimenode.attach': { kind: 'mutation', input: rn.AttachInput, output: rn.AttachOutput },
-  'runtimenode.heartbeat': { kind: 'mutation', input: rn.HeartbeatInput, output: rn.HeartbeatOutput },
+  'runtimenode.heartbeat': {
+    kind: 'mutation',
+    input: rn.HeartbeatInput,
+    output: rn.HeartbeatOutput,
+  },
   'runtimenode.capabilityupdate': {
     kind: 'mutation',
     input: rn.CapabilityUpdateInput,
     output: rn.CapabilityUpdateOutput,
   },
   'runtimenode.detach': { kind: 'mutation', input: rn.DetachInput, output: rn.DetachOutput },
-  'runtimenode.revoke': { kind: 'mutation', input: rn.RevokeAttachmentInput, output: pt.NullOutput },
+  'runtimenode.revoke': {
+    kind: 'mutation',
+    input: rn.RevokeAttachmentInput,
+    output: pt.NullOutput,
+  },
   'runtimenode.roster': { kind: 'query', input: rn.RosterInput, output: rn.RosterOutput },
 } as const satisfies Record<string, WireProcedure>;
 

@@ -1,7 +1,8 @@
 /** Shared types of the contract compatibility classifier. */
 
 /** A JSON value as read from a snapshot file. */
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+export type JsonValue =
+  null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 /** A JSON Schema (draft 2020-12): an object of keywords, or `true` / `false`. */
 export type JsonSchema = boolean | { readonly [keyword: string]: unknown };

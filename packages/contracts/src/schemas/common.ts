@@ -17,7 +17,7 @@ export const NodeType = z.string().trim().min(1).max(64);
 export const Platform = z.string().trim().min(1).max(128);
 export const Location = z.string().trim().min(1).max(200);
 
-export const LABEL_KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._\/-]{0,62}$/;
+export const LABEL_KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
 export const LABELS_MAX = 64;
 
 /** Labels: flat string → string, bounded (for filtering: `label: "k=v"`). */

@@ -12,7 +12,12 @@ export const ENROLLMENT_KEY_DEFAULT_TTL_SECONDS = 24 * 3600;
 export const EnrollmentCreateKeyInput = z
   .strictObject({
     reusable: z.boolean().optional(),
-    expiresInSeconds: z.number().int().min(60).max(365 * 24 * 3600).optional(),
+    expiresInSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(365 * 24 * 3600)
+      .optional(),
     labels: Labels.optional(),
   })
   .optional();

@@ -31,7 +31,12 @@ export const ParticipantListOutput = page(ParticipantView);
 
 export const TokenCreateInput = z.strictObject({
   name: DisplayName,
-  expiresInSeconds: z.number().int().min(60).max(10 * 365 * 24 * 3600).optional(),
+  expiresInSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(10 * 365 * 24 * 3600)
+    .optional(),
 });
 export const TokenCreateOutput = z.strictObject({
   tokenId: z.uuid(),

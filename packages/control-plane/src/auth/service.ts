@@ -101,6 +101,11 @@ export class AuthService {
     };
   }
 
+  /** Drops cached answers for these credential hashes (hex), e.g. found invalid by revalidation. */
+  forget(hashes: Iterable<string>): void {
+    for (const hash of hashes) this.#cache.delete(hash);
+  }
+
   /** Of the given credential hashes (hex), those still valid — one round trip for many sockets. */
   async stillValid(hashes: string[]): Promise<Set<string>> {
     if (hashes.length === 0) return new Set();

@@ -64,6 +64,7 @@ export class ConnectionRegistry {
     }
     if (hashes.size === 0) return 0;
     const valid = await auth.stillValid([...hashes]);
+    auth.forget([...hashes].filter((h) => !valid.has(h)));
     return this.#closeWhere(
       (e) => e.principal?.credentialHash !== undefined && !valid.has(e.principal.credentialHash),
       'credential no longer valid',

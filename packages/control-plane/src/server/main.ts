@@ -144,12 +144,9 @@ export async function startTether(config: Config, options: StartOptions = {}): P
       host.broadcastReconnect();
       const closed = new Promise<void>((resolve) => host.server.close(() => resolve()));
       host.server.closeIdleConnections();
-      const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
-      // Give clients a moment to act on the reconnect notification, then cut what remains.
-      await Promise.race([closed, deadline]);
-      // WebSocket clients got the reconnect notification; give them up to a second to finish
-      // in-flight calls and leave on their own before the rest are terminated.
-      const wsDrained = new Promise<void>((resolve) => {
+      // Upgraded WebSocket sockets count as open connections, so they go first: clients got the
+      // reconnect notification; give them up to a second to finish in-flight calls and leave.
+      await new Promise<void>((resolve) => {
         const started = Date.now();
         const check = (): void => {
           if (host.connections.size === 0 || Date.now() - started > 1_000) resolve();
@@ -157,8 +154,10 @@ export async function startTether(config: Config, options: StartOptions = {}): P
         };
         check();
       });
-      await wsDrained;
       host.closeWebSockets();
+      // In-flight HTTP calls finish (bounded by the shutdown timeout).
+      const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
+      await Promise.race([closed, deadline]);
       host.server.closeAllConnections();
       await database.close();
       await opened.close();
