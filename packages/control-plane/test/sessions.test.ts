@@ -11,7 +11,13 @@ import {
 } from '../src/sessions/service.js';
 import { useTestDatabase } from './db.js';
 import { expectTetherError } from './expect-error.js';
-import { addMemberAs, makeParticipant, makeSession, tableSnapshot, uniqueName } from './fixtures.js';
+import {
+  addMemberAs,
+  makeParticipant,
+  makeSession,
+  tableSnapshot,
+  uniqueName,
+} from './fixtures.js';
 
 const t = useTestDatabase();
 
@@ -49,7 +55,12 @@ describe('session.create', () => {
     const owner = await makeParticipant(t.db);
     const name = uniqueName('created');
     const view = await createSession(t.db, owner, { name, minClientVersion: '1.2' });
-    expect(view).toMatchObject({ name, state: 'active', minClientVersion: '1.2', createdBy: owner.participantId });
+    expect(view).toMatchObject({
+      name,
+      state: 'active',
+      minClientVersion: '1.2',
+      createdBy: owner.participantId,
+    });
     expect(await membershipRows(view.sessionId)).toEqual([
       { participant_id: owner.participantId, role: 'owner', state: 'active' },
     ]);
@@ -87,7 +98,9 @@ describe('session.create', () => {
     const owner = await makeParticipant(t.db);
     const ids = await Promise.all(Array.from({ length: 5 }, () => makeSession(t.db, owner)));
     for (const id of ids) {
-      expect(await membershipRows(id)).toEqual([{ participant_id: owner.participantId, role: 'owner', state: 'active' }]);
+      expect(await membershipRows(id)).toEqual([
+        { participant_id: owner.participantId, role: 'owner', state: 'active' },
+      ]);
     }
   });
 
@@ -95,7 +108,10 @@ describe('session.create', () => {
     const owner = await makeParticipant(t.db);
     for (const floor of ['01.0', '1', '1.2.3', 'v1.0', '', ' 1.0', `1${'0'.repeat(63)}.0`]) {
       const name = uniqueName('bad-floor');
-      const error = await expectTetherError(createSession(t.db, owner, { name, minClientVersion: floor }), 'request.invalid');
+      const error = await expectTetherError(
+        createSession(t.db, owner, { name, minClientVersion: floor }),
+        'request.invalid',
+      );
       expect(error.httpStatus, floor).toBe(400);
       const { rows } = await t.db.query(`SELECT 1 FROM sessions WHERE name = $1`, [name]);
       expect(rows, floor).toHaveLength(0);
@@ -108,14 +124,24 @@ describe('session.get', () => {
     const { owner, session, collaborator } = await cast('1.0');
     for (const who of [owner, collaborator]) {
       const view = await getSession(t.db, who, session);
-      expect(view).toMatchObject({ sessionId: session, minClientVersion: '1.0', createdBy: owner.participantId });
+      expect(view).toMatchObject({
+        sessionId: session,
+        minClientVersion: '1.0',
+        createdBy: owner.participantId,
+      });
     }
   });
 
   it('a non-member and an unknown id both get session.not_found with identical messages', async () => {
     const { session, stranger } = await cast();
-    const hidden = await expectTetherError(getSession(t.db, stranger, session), 'session.not_found');
-    const missing = await expectTetherError(getSession(t.db, stranger, MISSING_SESSION), 'session.not_found');
+    const hidden = await expectTetherError(
+      getSession(t.db, stranger, session),
+      'session.not_found',
+    );
+    const missing = await expectTetherError(
+      getSession(t.db, stranger, MISSING_SESSION),
+      'session.not_found',
+    );
     expect(hidden.message).toBe(missing.message);
     expect(hidden.details).toEqual(missing.details);
     expect(hidden.httpStatus).toBe(404);
@@ -140,21 +166,38 @@ describe('membership management by role', () => {
   it('an owner can add, update and remove a member', async () => {
     const { owner, session } = await cast();
     const member = await makeParticipant(t.db);
-    const added = await addMember(t.db, owner, { sessionId: session, participantId: member.participantId, role: 'viewer' });
-    expect(added).toMatchObject({ sessionId: session, participantId: member.participantId, role: 'viewer', state: 'active' });
+    const added = await addMember(t.db, owner, {
+      sessionId: session,
+      participantId: member.participantId,
+      role: 'viewer',
+    });
+    expect(added).toMatchObject({
+      sessionId: session,
+      participantId: member.participantId,
+      role: 'viewer',
+      state: 'active',
+    });
 
     const updated = await updateMember(t.db, owner, {
       sessionId: session,
       participantId: member.participantId,
       role: 'runtime contributor',
     });
-    expect(updated).toMatchObject({ role: 'runtime contributor', state: 'active', membershipId: added.membershipId });
-    expect((await membershipRows(session)).find((r) => r.participant_id === member.participantId)?.role).toBe(
-      'runtime contributor',
-    );
+    expect(updated).toMatchObject({
+      role: 'runtime contributor',
+      state: 'active',
+      membershipId: added.membershipId,
+    });
+    expect(
+      (await membershipRows(session)).find((r) => r.participant_id === member.participantId)?.role,
+    ).toBe('runtime contributor');
 
-    expect(await removeMember(t.db, owner, { sessionId: session, participantId: member.participantId })).toBeNull();
-    expect((await membershipRows(session)).map((r) => r.participant_id)).not.toContain(member.participantId);
+    expect(
+      await removeMember(t.db, owner, { sessionId: session, participantId: member.participantId }),
+    ).toBeNull();
+    expect((await membershipRows(session)).map((r) => r.participant_id)).not.toContain(
+      member.participantId,
+    );
   });
 
   it('a collaborator gets session.permission_denied for add, update and remove, and nothing changes', async () => {
@@ -162,9 +205,23 @@ describe('membership management by role', () => {
     const target = await makeParticipant(t.db);
     const before = await membershipRows(session);
     for (const attempt of [
-      () => addMember(t.db, collaborator, { sessionId: session, participantId: target.participantId, role: 'viewer' }),
-      () => updateMember(t.db, collaborator, { sessionId: session, participantId: owner.participantId, role: 'viewer' }),
-      () => removeMember(t.db, collaborator, { sessionId: session, participantId: owner.participantId }),
+      () =>
+        addMember(t.db, collaborator, {
+          sessionId: session,
+          participantId: target.participantId,
+          role: 'viewer',
+        }),
+      () =>
+        updateMember(t.db, collaborator, {
+          sessionId: session,
+          participantId: owner.participantId,
+          role: 'viewer',
+        }),
+      () =>
+        removeMember(t.db, collaborator, {
+          sessionId: session,
+          participantId: owner.participantId,
+        }),
     ]) {
       const error = await expectTetherError(attempt(), 'session.permission_denied');
       expect(error.httpStatus).toBe(403);
@@ -176,9 +233,20 @@ describe('membership management by role', () => {
     const { owner, session, stranger } = await cast();
     const before = await membershipRows(session);
     for (const attempt of [
-      () => addMember(t.db, stranger, { sessionId: session, participantId: stranger.participantId, role: 'owner' }),
-      () => updateMember(t.db, stranger, { sessionId: session, participantId: owner.participantId, role: 'viewer' }),
-      () => removeMember(t.db, stranger, { sessionId: session, participantId: owner.participantId }),
+      () =>
+        addMember(t.db, stranger, {
+          sessionId: session,
+          participantId: stranger.participantId,
+          role: 'owner',
+        }),
+      () =>
+        updateMember(t.db, stranger, {
+          sessionId: session,
+          participantId: owner.participantId,
+          role: 'viewer',
+        }),
+      () =>
+        removeMember(t.db, stranger, { sessionId: session, participantId: owner.participantId }),
     ]) {
       await expectTetherError(attempt(), 'session.not_found');
     }
@@ -189,7 +257,11 @@ describe('membership management by role', () => {
     const { owner, session, collaborator } = await cast();
     const before = await membershipRows(session);
     const error = await expectTetherError(
-      addMember(t.db, owner, { sessionId: session, participantId: collaborator.participantId, role: 'viewer' }),
+      addMember(t.db, owner, {
+        sessionId: session,
+        participantId: collaborator.participantId,
+        role: 'viewer',
+      }),
       'membership.already_exists',
     );
     expect(error.httpStatus).toBe(409);
@@ -200,7 +272,11 @@ describe('membership management by role', () => {
     const { owner, session } = await cast();
     const before = await membershipRows(session);
     await expectTetherError(
-      addMember(t.db, owner, { sessionId: session, participantId: MISSING_PARTICIPANT, role: 'viewer' }),
+      addMember(t.db, owner, {
+        sessionId: session,
+        participantId: MISSING_PARTICIPANT,
+        role: 'viewer',
+      }),
       'participant.not_found',
     );
     expect(await membershipRows(session)).toEqual(before);
@@ -210,7 +286,11 @@ describe('membership management by role', () => {
     const { owner, session, stranger } = await cast();
     const before = await membershipRows(session);
     await expectTetherError(
-      updateMember(t.db, owner, { sessionId: session, participantId: stranger.participantId, role: 'viewer' }),
+      updateMember(t.db, owner, {
+        sessionId: session,
+        participantId: stranger.participantId,
+        role: 'viewer',
+      }),
       'membership.not_found',
     );
     await expectTetherError(
@@ -226,8 +306,18 @@ describe('membership.last_owner', () => {
     const { owner, session } = await cast();
     const before = await tableSnapshot(t.db, 'session_memberships');
     for (const attempt of [
-      () => updateMember(t.db, owner, { sessionId: session, participantId: owner.participantId, role: 'collaborator' }),
-      () => updateMember(t.db, owner, { sessionId: session, participantId: owner.participantId, state: 'suspended' }),
+      () =>
+        updateMember(t.db, owner, {
+          sessionId: session,
+          participantId: owner.participantId,
+          role: 'collaborator',
+        }),
+      () =>
+        updateMember(t.db, owner, {
+          sessionId: session,
+          participantId: owner.participantId,
+          state: 'suspended',
+        }),
       () => removeMember(t.db, owner, { sessionId: session, participantId: owner.participantId }),
     ]) {
       const error = await expectTetherError(attempt(), 'membership.last_owner');
@@ -243,16 +333,22 @@ describe('membership.last_owner', () => {
       removeMember(t.db, admin, { sessionId: session, participantId: owner.participantId }),
       'membership.last_owner',
     );
-    expect((await membershipRows(session)).some((r) => r.participant_id === owner.participantId)).toBe(true);
+    expect(
+      (await membershipRows(session)).some((r) => r.participant_id === owner.participantId),
+    ).toBe(true);
   });
 
   it('with two active owners one can be removed, and then the other is the last', async () => {
     const { owner, session } = await cast();
     const second = await makeParticipant(t.db);
     await addMemberAs(t.db, owner, session, second, 'owner');
-    expect(await removeMember(t.db, second, { sessionId: session, participantId: owner.participantId })).toBeNull();
+    expect(
+      await removeMember(t.db, second, { sessionId: session, participantId: owner.participantId }),
+    ).toBeNull();
     const owners = (await membershipRows(session)).filter((r) => r.role === 'owner');
-    expect(owners).toEqual([{ participant_id: second.participantId, role: 'owner', state: 'active' }]);
+    expect(owners).toEqual([
+      { participant_id: second.participantId, role: 'owner', state: 'active' },
+    ]);
     await expectTetherError(
       removeMember(t.db, second, { sessionId: session, participantId: second.participantId }),
       'membership.last_owner',
@@ -264,23 +360,31 @@ describe('membership.last_owner', () => {
     const dormant = await makeParticipant(t.db);
     await addMemberAs(t.db, owner, session, dormant, 'owner', 'suspended');
     await expectTetherError(
-      updateMember(t.db, owner, { sessionId: session, participantId: owner.participantId, role: 'viewer' }),
+      updateMember(t.db, owner, {
+        sessionId: session,
+        participantId: owner.participantId,
+        role: 'viewer',
+      }),
       'membership.last_owner',
     );
-    expect((await membershipRows(session)).find((r) => r.participant_id === owner.participantId)?.role).toBe('owner');
+    expect(
+      (await membershipRows(session)).find((r) => r.participant_id === owner.participantId)?.role,
+    ).toBe('owner');
   });
 });
 
 describe('session.raiseFloor', () => {
   it('NULL → 1.2 → 1.10 rises numerically', async () => {
     const { owner, session } = await cast();
-    expect((await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '1.2' })).minClientVersion).toBe(
-      '1.2',
-    );
+    expect(
+      (await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '1.2' }))
+        .minClientVersion,
+    ).toBe('1.2');
     // Lexically "1.10" < "1.2"; numerically it is higher, so this is a raise.
-    expect((await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '1.10' })).minClientVersion).toBe(
-      '1.10',
-    );
+    expect(
+      (await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '1.10' }))
+        .minClientVersion,
+    ).toBe('1.10');
     expect((await sessionRow(session))?.min_client_version).toBe('1.10');
   });
 
@@ -341,7 +445,10 @@ describe('session.raiseFloor', () => {
   it('malformed input is request.invalid and the floor stays', async () => {
     const { owner, session } = await cast('1.0');
     for (const floor of ['01.0', '2', '2.0.0', 'latest', '', `9${'9'.repeat(63)}.0`]) {
-      await expectTetherError(raiseFloor(t.db, owner, { sessionId: session, minClientVersion: floor }), 'request.invalid');
+      await expectTetherError(
+        raiseFloor(t.db, owner, { sessionId: session, minClientVersion: floor }),
+        'request.invalid',
+      );
     }
     expect((await sessionRow(session))?.min_client_version).toBe('1.0');
   });
@@ -354,9 +461,9 @@ describe('membership.list', () => {
     await addMemberAs(t.db, owner, session, pending, 'viewer', 'pending');
     const { items } = await listMembers(t.db, collaborator, session);
     expect(
-      items.map((m) => ({ participantId: m.participantId, role: m.role, state: m.state })).sort((a, b) =>
-        a.participantId.localeCompare(b.participantId),
-      ),
+      items
+        .map((m) => ({ participantId: m.participantId, role: m.role, state: m.state }))
+        .sort((a, b) => a.participantId.localeCompare(b.participantId)),
     ).toEqual(
       [
         { participantId: owner.participantId, role: 'owner', state: 'active' },
@@ -369,8 +476,14 @@ describe('membership.list', () => {
 
   it('a stranger gets session.not_found, with the same message as for a missing session', async () => {
     const { session, stranger } = await cast();
-    const hidden = await expectTetherError(listMembers(t.db, stranger, session), 'session.not_found');
-    const missing = await expectTetherError(listMembers(t.db, stranger, MISSING_SESSION), 'session.not_found');
+    const hidden = await expectTetherError(
+      listMembers(t.db, stranger, session),
+      'session.not_found',
+    );
+    const missing = await expectTetherError(
+      listMembers(t.db, stranger, MISSING_SESSION),
+      'session.not_found',
+    );
     expect(hidden.message).toBe(missing.message);
   });
 });

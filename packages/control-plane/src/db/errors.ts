@@ -25,7 +25,11 @@ const FK_VIOLATIONS: Record<string, () => TetherError> = {
   session_memberships_session_id_fkey: () => new TetherError('session.not_found', 'No such session.'),
   runtime_node_presence_node_id_fkey: () => new TetherError('node.not_found', 'No such node.'),
   nodes_owner_participant_id_fkey: () => new TetherError('participant.not_found', 'No such participant.'),
+  sessions_created_by_fkey: () => new TetherError('participant.not_found', 'No such participant.'),
 };
+
+/** Data exceptions caused by a value the caller sent (not e.g. division by zero, a server bug). */
+const INPUT_DATA_EXCEPTIONS = new Set(['22001', '22003', '22007', '22008', '22021', '22023', '22P02', '22P05']);
 
 const UNAVAILABLE_CLASSES = ['08', '53', '57', '58'];
 const RETRYABLE_CODES = new Set(['40001', '40P01', '55P03']);
@@ -47,7 +51,7 @@ export function translateDbError(error: unknown): TetherError {
   if (code !== undefined && (RETRYABLE_CODES.has(code) || UNAVAILABLE_CLASSES.includes(code.slice(0, 2)))) {
     return withCause(new TetherError('system.unavailable', 'The database is unavailable or busy; retry.'), error);
   }
-  if (code === '23514' || code?.startsWith('22')) {
+  if (code === '23514' || (code !== undefined && INPUT_DATA_EXCEPTIONS.has(code))) {
     return withCause(new TetherError('request.invalid', 'A value was rejected by the database.'), error);
   }
   // Connection-level failures from the driver carry errno-style codes, not SQLSTATEs.

@@ -68,7 +68,10 @@ async function commit(client: pg.PoolClient): Promise<void> {
     throw translateDbError(error);
   }
   if (command !== 'COMMIT') {
-    throw new TetherError('system.internal', 'The transaction was rolled back because a statement in it failed.');
+    throw new TetherError(
+      'system.internal',
+      'The transaction was rolled back because a statement in it failed.',
+    );
   }
 }
 

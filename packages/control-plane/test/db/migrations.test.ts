@@ -18,7 +18,13 @@ const MISSING_UUID = '00000000-0000-4000-8000-000000000000';
  * YES = nullable, NO = NOT NULL (or a primary key).
  */
 const SPEC_COLUMNS: Record<string, string[]> = {
-  participants: ['id uuid NO', 'name text NO', 'role text NO', 'created_at timestamptz NO', 'disabled_at timestamptz YES'],
+  participants: [
+    'id uuid NO',
+    'name text NO',
+    'role text NO',
+    'created_at timestamptz NO',
+    'disabled_at timestamptz YES',
+  ],
   api_tokens: [
     'id uuid NO',
     'participant_id uuid NO',
@@ -145,7 +151,10 @@ async function pgFailure(promise: Promise<unknown>): Promise<PgFailure> {
 }
 
 async function count(db: Db, text: string, params: unknown[] = []): Promise<number> {
-  const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM (${text}) q`, params);
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM (${text}) q`,
+    params,
+  );
   return rows[0]!.n;
 }
 
@@ -155,7 +164,12 @@ async function migrationFiles(): Promise<string[]> {
 
 describe('schema: tables and columns', () => {
   it('every spec table exists with exactly the spec columns, types and nullability', async () => {
-    const { rows } = await t.db.query<{ table_name: string; column_name: string; udt_name: string; is_nullable: string }>(
+    const { rows } = await t.db.query<{
+      table_name: string;
+      column_name: string;
+      udt_name: string;
+      is_nullable: string;
+    }>(
       `SELECT table_name, column_name, udt_name, is_nullable
          FROM information_schema.columns
         WHERE table_schema = 'public' AND table_name = ANY($1)
@@ -163,7 +177,8 @@ describe('schema: tables and columns', () => {
       [Object.keys(SPEC_COLUMNS)],
     );
     const actual: Record<string, string[]> = {};
-    for (const r of rows) (actual[r.table_name] ??= []).push(`${r.column_name} ${r.udt_name} ${r.is_nullable}`);
+    for (const r of rows)
+      (actual[r.table_name] ??= []).push(`${r.column_name} ${r.udt_name} ${r.is_nullable}`);
     expect(Object.keys(actual).sort()).toEqual(Object.keys(SPEC_COLUMNS).sort());
     for (const [table, columns] of Object.entries(SPEC_COLUMNS)) {
       expect(actual[table], table).toEqual(columns);
@@ -203,12 +218,16 @@ describe('schema: CHECK constraints reject values outside their enums and format
     const owner = await makeParticipant(t.db);
     const node = await makeNode(t.db, owner);
     const set = (health: string) =>
-      t.db.query(`UPDATE runtime_node_presence SET health_state = $2 WHERE node_id = $1`, [node.nodeId, health]);
+      t.db.query(`UPDATE runtime_node_presence SET health_state = $2 WHERE node_id = $1`, [
+        node.nodeId,
+        health,
+      ]);
     expect(await pgFailure(set('asleep'))).toMatchObject({
       code: '23514',
       constraint: 'runtime_node_presence_health_state_check',
     });
-    for (const health of ['online', 'degraded', 'offline']) expect((await set(health)).rowCount).toBe(1);
+    for (const health of ['online', 'degraded', 'offline'])
+      expect((await set(health)).rowCount).toBe(1);
   });
 
   it("session_memberships.role rejects 'god'", async () => {
@@ -216,29 +235,36 @@ describe('schema: CHECK constraints reject values outside their enums and format
     const session = await makeSession(t.db, owner);
     const insert = async (role: string) => {
       const member = await makeParticipant(t.db);
-      return t.db.query(`INSERT INTO session_memberships (session_id, participant_id, role) VALUES ($1, $2, $3)`, [
-        session,
-        member.participantId,
-        role,
-      ]);
+      return t.db.query(
+        `INSERT INTO session_memberships (session_id, participant_id, role) VALUES ($1, $2, $3)`,
+        [session, member.participantId, role],
+      );
     };
-    expect(await pgFailure(insert('god'))).toMatchObject({ code: '23514', constraint: 'session_memberships_role_check' });
-    for (const role of ['owner', 'collaborator', 'runtime contributor', 'viewer']) await insert(role);
+    expect(await pgFailure(insert('god'))).toMatchObject({
+      code: '23514',
+      constraint: 'session_memberships_role_check',
+    });
+    for (const role of ['owner', 'collaborator', 'runtime contributor', 'viewer'])
+      await insert(role);
   });
 
   it("participants.role rejects 'root'", async () => {
-    const insert = (role: string) => t.db.query(`INSERT INTO participants (name, role) VALUES ('p', $1)`, [role]);
-    expect(await pgFailure(insert('root'))).toMatchObject({ code: '23514', constraint: 'participants_role_check' });
+    const insert = (role: string) =>
+      t.db.query(`INSERT INTO participants (name, role) VALUES ('p', $1)`, [role]);
+    expect(await pgFailure(insert('root'))).toMatchObject({
+      code: '23514',
+      constraint: 'participants_role_check',
+    });
     for (const role of ['admin', 'member']) await insert(role);
   });
 
   it("nodes.node_id rejects ' bad', the empty string and 257 characters; 256 is accepted", async () => {
     const owner = await makeParticipant(t.db);
     const insert = (nodeId: string) =>
-      t.db.query(`INSERT INTO nodes (node_id, owner_participant_id, name, node_type) VALUES ($1, $2, 'n', 'daemon')`, [
-        nodeId,
-        owner.participantId,
-      ]);
+      t.db.query(
+        `INSERT INTO nodes (node_id, owner_participant_id, name, node_type) VALUES ($1, $2, 'n', 'daemon')`,
+        [nodeId, owner.participantId],
+      );
     for (const bad of [' bad', '', 'a'.repeat(257), '-leading-dash', 'has space', 'slash/y']) {
       expect(await pgFailure(insert(bad)), JSON.stringify(bad)).toMatchObject({
         code: '23514',
@@ -251,11 +277,21 @@ describe('schema: CHECK constraints reject values outside their enums and format
   it("sessions.min_client_version rejects '01.0' and other non-MAJOR.MINOR floors", async () => {
     const owner = await makeParticipant(t.db);
     const insert = (floor: string) =>
-      t.db.query(`INSERT INTO sessions (name, min_client_version, created_by) VALUES ('s', $1, $2)`, [
-        floor,
-        owner.participantId,
-      ]);
-    for (const bad of ['01.0', '1.01', '1', '1.2.3', 'v1.0', '1.', '.1', '-1.0', `1${'0'.repeat(62)}.0`]) {
+      t.db.query(
+        `INSERT INTO sessions (name, min_client_version, created_by) VALUES ('s', $1, $2)`,
+        [floor, owner.participantId],
+      );
+    for (const bad of [
+      '01.0',
+      '1.01',
+      '1',
+      '1.2.3',
+      'v1.0',
+      '1.',
+      '.1',
+      '-1.0',
+      `1${'0'.repeat(62)}.0`,
+    ]) {
       expect(await pgFailure(insert(bad)), bad).toMatchObject({
         code: '23514',
         constraint: 'sessions_min_client_version_format',
@@ -263,15 +299,20 @@ describe('schema: CHECK constraints reject values outside their enums and format
     }
     // 64 characters is the longest floor allowed; the 65-character one above is refused.
     for (const good of ['0.0', '1.10', '10.0', `1${'0'.repeat(61)}.0`]) await insert(good);
-    await t.db.query(`INSERT INTO sessions (name, min_client_version, created_by) VALUES ('s', NULL, $1)`, [
-      owner.participantId,
-    ]);
+    await t.db.query(
+      `INSERT INTO sessions (name, min_client_version, created_by) VALUES ('s', NULL, $1)`,
+      [owner.participantId],
+    );
   });
 });
 
 describe('schema: attachment uniqueness', () => {
   it('the partial unique index exists on (node_id) with the active-states predicate', async () => {
-    const { rows } = await t.db.query<{ indisunique: boolean; columns: string[]; predicate: string | null }>(
+    const { rows } = await t.db.query<{
+      indisunique: boolean;
+      columns: string[];
+      predicate: string | null;
+    }>(
       `SELECT i.indisunique,
               array(SELECT a.attname::text FROM unnest(i.indkey) k JOIN pg_attribute a
                       ON a.attrelid = i.indrelid AND a.attnum = k) AS columns,
@@ -311,7 +352,9 @@ describe('schema: attachment uniqueness', () => {
         constraint: 'runtime_node_attachments_one_active_per_node',
       });
     }
-    expect(await count(t.db, `SELECT 1 FROM runtime_node_attachments WHERE node_id = $1`, [node.nodeId])).toBe(3);
+    expect(
+      await count(t.db, `SELECT 1 FROM runtime_node_attachments WHERE node_id = $1`, [node.nodeId]),
+    ).toBe(3);
   });
 
   it('unique (node_id, session_id) holds even when both rows are inactive', async () => {
@@ -432,7 +475,11 @@ describe('migrations: idempotence and concurrency', () => {
     await adminQuery(adminUrl, `CREATE DATABASE ${name}`);
     const url = databaseUrl(adminUrl, name);
     try {
-      const results = await Promise.all([runMigrations(url), runMigrations(url), runMigrations(url)]);
+      const results = await Promise.all([
+        runMigrations(url),
+        runMigrations(url),
+        runMigrations(url),
+      ]);
       const files = await migrationFiles();
       // Exactly one runner applied the lot; the others found nothing to do.
       const applied = results.map((r) => r.applied).sort((a, b) => b.length - a.length);
@@ -445,7 +492,9 @@ describe('migrations: idempotence and concurrency', () => {
         const { rows } = await client.query<{ id: number; copies: number }>(
           `SELECT id, count(*)::int AS copies FROM migrations GROUP BY id ORDER BY id`,
         );
-        expect(rows).toEqual(Array.from({ length: files.length + 1 }, (_, id) => ({ id, copies: 1 })));
+        expect(rows).toEqual(
+          Array.from({ length: files.length + 1 }, (_, id) => ({ id, copies: 1 })),
+        );
         const tables = await client.query<{ n: number }>(
           `SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name = ANY($1)`,
           [Object.keys(SPEC_COLUMNS)],
@@ -479,7 +528,10 @@ describe('schema: heartbeat-friendly presence table', () => {
         ORDER BY c.relname`,
     );
     // The query does see this table's indexes, so an empty answer would not pass vacuously.
-    expect(rows.map((r) => r.name)).toEqual(['runtime_node_presence_live_idx', 'runtime_node_presence_pkey']);
+    expect(rows.map((r) => r.name)).toEqual([
+      'runtime_node_presence_live_idx',
+      'runtime_node_presence_pkey',
+    ]);
     for (const index of rows) {
       expect(index.columns, index.name).not.toContain('last_heartbeat_at');
       expect(index.def, index.name).not.toMatch(/last_heartbeat_at/);

@@ -25,9 +25,10 @@ async function insertParticipant(sql: Sql, name: string): Promise<string> {
 }
 
 async function participantExists(db: Db, name: string): Promise<boolean> {
-  const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM participants WHERE name = $1`, [
-    name,
-  ]);
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM participants WHERE name = $1`,
+    [name],
+  );
   return rows[0]!.n === 1;
 }
 
@@ -94,7 +95,9 @@ describe('db.tx commit and rollback', () => {
     await expectTetherError(
       t.db.tx(async (sql) => {
         await insertParticipant(sql, name);
-        await sql.query(`INSERT INTO participants (name, role) VALUES ($1, 'root')`, [uniqueName('bad')]);
+        await sql.query(`INSERT INTO participants (name, role) VALUES ($1, 'root')`, [
+          uniqueName('bad'),
+        ]);
       }),
       'request.invalid',
     );
@@ -147,16 +150,25 @@ describe('db.tx releases its client', () => {
 
   it('successful transactions release their client too', async () => {
     for (let i = 0; i < 20; i++) {
-      expect(await t.db.tx(async (sql) => (await sql.query<{ v: number }>(`SELECT $1::int AS v`, [i])).rows[0]!.v)).toBe(i);
+      expect(
+        await t.db.tx(
+          async (sql) => (await sql.query<{ v: number }>(`SELECT $1::int AS v`, [i])).rows[0]!.v,
+        ),
+      ).toBe(i);
       expect(checkedOut(t.db)).toBe(0);
     }
   });
 
   it('a client broken mid-transaction is discarded, surfaces as system.unavailable, and the next tx works', async () => {
     // One connection only: if the dead client went back to the pool, the next tx would get it.
-    const small = createDb({ connectionString: t.url, max: 1, applicationName: 'tether-test-broken' });
+    const small = createDb({
+      connectionString: t.url,
+      max: 1,
+      applicationName: 'tether-test-broken',
+    });
     try {
-      const before = (await small.query<{ pid: number }>(`SELECT pg_backend_pid() AS pid`)).rows[0]!.pid;
+      const before = (await small.query<{ pid: number }>(`SELECT pg_backend_pid() AS pid`)).rows[0]!
+        .pid;
       const name = uniqueName('broken');
       const error = await expectTetherError(
         small.tx(async (sql) => {
@@ -203,9 +215,14 @@ describe('SQLSTATE translation', () => {
       'runtimenode.attach_conflict',
     );
     expect(error.httpStatus).toBe(409);
-    expect(pgCause(error)).toMatchObject({ code: '23505', constraint: 'runtime_node_attachments_one_active_per_node' });
+    expect(pgCause(error)).toMatchObject({
+      code: '23505',
+      constraint: 'runtime_node_attachments_one_active_per_node',
+    });
     // Both inserts were in the rolled-back transaction.
-    const { rows } = await t.db.query(`SELECT 1 FROM runtime_node_attachments WHERE node_id = $1`, [node.nodeId]);
+    const { rows } = await t.db.query(`SELECT 1 FROM runtime_node_attachments WHERE node_id = $1`, [
+      node.nodeId,
+    ]);
     expect(rows).toHaveLength(0);
   });
 
@@ -214,10 +231,10 @@ describe('SQLSTATE translation', () => {
     const node = await makeNode(t.db, owner);
     const error = await expectTetherError(
       t.db.tx((sql) =>
-        sql.query(`INSERT INTO nodes (node_id, owner_participant_id, name, node_type) VALUES ($1, $2, 'dup', 'daemon')`, [
-          node.nodeId,
-          owner.participantId,
-        ]),
+        sql.query(
+          `INSERT INTO nodes (node_id, owner_participant_id, name, node_type) VALUES ($1, $2, 'dup', 'daemon')`,
+          [node.nodeId, owner.participantId],
+        ),
       ),
       'node.id_taken',
     );
@@ -230,15 +247,18 @@ describe('SQLSTATE translation', () => {
     const session = await makeSession(t.db, owner);
     const error = await expectTetherError(
       t.db.tx((sql) =>
-        sql.query(`INSERT INTO session_memberships (session_id, participant_id, role) VALUES ($1, $2, 'viewer')`, [
-          session,
-          owner.participantId,
-        ]),
+        sql.query(
+          `INSERT INTO session_memberships (session_id, participant_id, role) VALUES ($1, $2, 'viewer')`,
+          [session, owner.participantId],
+        ),
       ),
       'membership.already_exists',
     );
     expect(error.httpStatus).toBe(409);
-    expect(pgCause(error)).toMatchObject({ code: '23505', constraint: 'session_memberships_session_participant_key' });
+    expect(pgCause(error)).toMatchObject({
+      code: '23505',
+      constraint: 'session_memberships_session_participant_key',
+    });
   });
 
   it('23503 membership for an unknown participant → participant.not_found', async () => {
@@ -246,15 +266,18 @@ describe('SQLSTATE translation', () => {
     const session = await makeSession(t.db, owner);
     const error = await expectTetherError(
       t.db.tx((sql) =>
-        sql.query(`INSERT INTO session_memberships (session_id, participant_id, role) VALUES ($1, $2, 'viewer')`, [
-          session,
-          '00000000-0000-4000-8000-000000000000',
-        ]),
+        sql.query(
+          `INSERT INTO session_memberships (session_id, participant_id, role) VALUES ($1, $2, 'viewer')`,
+          [session, '00000000-0000-4000-8000-000000000000'],
+        ),
       ),
       'participant.not_found',
     );
     expect(error.httpStatus).toBe(404);
-    expect(pgCause(error)).toMatchObject({ code: '23503', constraint: 'session_memberships_participant_id_fkey' });
+    expect(pgCause(error)).toMatchObject({
+      code: '23503',
+      constraint: 'session_memberships_participant_id_fkey',
+    });
   });
 
   it('23514 CHECK violation → request.invalid', async () => {
@@ -274,7 +297,9 @@ describe('SQLSTATE translation', () => {
     );
     expect(error.httpStatus).toBe(500);
     expect(pgCause(error)).toMatchObject({ code: '42601' });
-    const exposed = [error.message, JSON.stringify(error), JSON.stringify(error.toShape())].join('\n');
+    const exposed = [error.message, JSON.stringify(error), JSON.stringify(error.toShape())].join(
+      '\n',
+    );
     expect(exposed).not.toMatch(/secret_column_marker|SELEC|participants|syntax/i);
   });
 
@@ -282,15 +307,17 @@ describe('SQLSTATE translation', () => {
     const owner = await makeParticipant(t.db);
     const node = await makeNode(t.db, owner);
     await expectTetherError(
-      t.db.query(`INSERT INTO nodes (node_id, owner_participant_id, name, node_type) VALUES ($1, $2, 'dup', 'daemon')`, [
-        node.nodeId,
-        owner.participantId,
-      ]),
+      t.db.query(
+        `INSERT INTO nodes (node_id, owner_participant_id, name, node_type) VALUES ($1, $2, 'dup', 'daemon')`,
+        [node.nodeId, owner.participantId],
+      ),
       'node.id_taken',
     );
     await expectTetherError(t.db.query(`SELEC 1`), 'system.internal');
     await expectTetherError(
-      t.db.withClient((sql) => sql.query(`INSERT INTO participants (name, role) VALUES ('x', 'root')`)),
+      t.db.withClient((sql) =>
+        sql.query(`INSERT INTO participants (name, role) VALUES ('x', 'root')`),
+      ),
       'request.invalid',
     );
   });
