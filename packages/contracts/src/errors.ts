@@ -224,9 +224,17 @@ export class TetherError extends Error {
   }
 
   /** Rebuilds an error received on the wire; a code this client does not know becomes `system.internal`. */
-  static fromShape(shape: { code: string; message: string; details?: Record<string, unknown> }): TetherError {
-    if (isTetherErrorCode(shape.code)) return new TetherError(shape.code, shape.message, shape.details);
-    return new TetherError('system.internal', shape.message, { ...shape.details, unknownCode: shape.code });
+  static fromShape(shape: {
+    code: string;
+    message: string;
+    details?: Record<string, unknown>;
+  }): TetherError {
+    if (isTetherErrorCode(shape.code))
+      return new TetherError(shape.code, shape.message, shape.details);
+    return new TetherError('system.internal', shape.message, {
+      ...shape.details,
+      unknownCode: shape.code,
+    });
   }
 }
 

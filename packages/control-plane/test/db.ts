@@ -48,7 +48,7 @@ export function useTestDatabase(): TestDatabase {
   beforeAll(async () => {
     const created = await createTestDatabase();
     Object.assign(handle, { db: created.db, url: created.url, name: created.name });
-    drop = created.drop;
+    drop = () => created.drop();
   });
   afterAll(async () => {
     await drop?.();

@@ -1,6 +1,6 @@
 /** Builders for test data, going through the real services wherever one exists. */
 import { randomBytes } from 'node:crypto';
-import type { Capabilities, NodeId, ParticipantId, ParticipantRole, SessionId, SessionRole } from '@tether/contracts';
+import type { Capabilities, ParticipantRole, SessionId, SessionRole } from '@tether/contracts';
 import type { NodePrincipal, ParticipantPrincipal } from '../src/auth/principal.js';
 import type { Db } from '../src/db/pool.js';
 import { registerNode } from '../src/nodes/service.js';
@@ -11,7 +11,10 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${randomBytes(4).toString('hex')}`;
 }
 
-export async function makeParticipant(db: Db, role: ParticipantRole = 'member'): Promise<ParticipantPrincipal> {
+export async function makeParticipant(
+  db: Db,
+  role: ParticipantRole = 'member',
+): Promise<ParticipantPrincipal> {
   const p = await createParticipant(db, { name: uniqueName('participant'), role });
   return { kind: 'participant', participantId: p.participantId, role: p.role };
 }
@@ -36,7 +39,11 @@ export async function addMemberAs(
   await addMember(db, owner, { sessionId, participantId: member.participantId, role, state });
 }
 
-export async function makeNode(db: Db, owner: ParticipantPrincipal, nodeId?: string): Promise<NodePrincipal> {
+export async function makeNode(
+  db: Db,
+  owner: ParticipantPrincipal,
+  nodeId?: string,
+): Promise<NodePrincipal> {
   const node = await registerNode(db, {
     nodeId: nodeId ?? uniqueName('node'),
     ownerParticipantId: owner.participantId,
@@ -56,8 +63,8 @@ export function attachInput(
 ) {
   return {
     sessionId,
-    participantId: node.ownerParticipantId as ParticipantId,
-    nodeId: node.nodeId as NodeId,
+    participantId: node.ownerParticipantId,
+    nodeId: node.nodeId,
     clientVersion: (overrides.clientVersion ?? '1.0') as never,
     capabilities: overrides.capabilities ?? GPU,
     healthState: 'online' as const,
@@ -78,9 +85,10 @@ export async function presenceOf(db: Db, nodeId: string) {
     last_heartbeat_at: Date | null;
     online_since: Date | null;
     changed_at: Date;
-  }>(`SELECT health_state, last_heartbeat_at, online_since, changed_at FROM runtime_node_presence WHERE node_id = $1`, [
-    nodeId,
-  ]);
+  }>(
+    `SELECT health_state, last_heartbeat_at, online_since, changed_at FROM runtime_node_presence WHERE node_id = $1`,
+    [nodeId],
+  );
   return rows[0];
 }
 
@@ -92,7 +100,10 @@ export async function attachmentRow(db: Db, nodeId: string, sessionId: string) {
   return rows[0];
 }
 
-export async function tableSnapshot(db: Db, table: 'session_memberships' | 'sessions' | 'nodes' | 'runtime_node_attachments') {
+export async function tableSnapshot(
+  db: Db,
+  table: 'session_memberships' | 'sessions' | 'nodes' | 'runtime_node_attachments',
+) {
   const { rows } = await db.query(`SELECT * FROM ${table} ORDER BY 1`);
   return rows;
 }

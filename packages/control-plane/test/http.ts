@@ -7,7 +7,16 @@ export interface CallResult<T = unknown> {
   /** `result.data` on success. */
   data: T;
   /** The `error` object on failure. */
-  error: { message: string; code: number; data: { httpStatus: number; tetherError: { code: string; message: string; details?: Record<string, unknown> } } } | undefined;
+  error:
+    | {
+        message: string;
+        code: number;
+        data: {
+          httpStatus: number;
+          tetherError: { code: string; message: string; details?: Record<string, unknown> };
+        };
+      }
+    | undefined;
   raw: string;
 }
 
@@ -38,16 +47,30 @@ function headers(options: CallOptions, json: boolean): Record<string, string> {
   };
 }
 
-export function query<T = unknown>(baseUrl: string, path: string, input?: unknown, options: CallOptions = {}) {
+export function query<T = unknown>(
+  baseUrl: string,
+  path: string,
+  input?: unknown,
+  options: CallOptions = {},
+) {
   const qs = input === undefined ? '' : `?input=${encodeURIComponent(JSON.stringify(input))}`;
-  return send<T>(`${baseUrl}/trpc/${path}${qs}`, { method: 'GET', headers: headers(options, false) });
+  return send<T>(`${baseUrl}/trpc/${path}${qs}`, {
+    method: 'GET',
+    headers: headers(options, false),
+  });
 }
 
-export function mutate<T = unknown>(baseUrl: string, path: string, input?: unknown, options: CallOptions = {}) {
+export function mutate<T = unknown>(
+  baseUrl: string,
+  path: string,
+  input?: unknown,
+  options: CallOptions = {},
+) {
+  const body = options.rawBody ?? (input === undefined ? undefined : JSON.stringify(input));
   return send<T>(`${baseUrl}/trpc/${path}`, {
     method: 'POST',
     headers: headers(options, true),
-    body: options.rawBody ?? (input === undefined ? undefined : JSON.stringify(input)),
+    ...(body === undefined ? {} : { body }),
   });
 }
 

@@ -51,7 +51,7 @@ export async function startTestPostgres(): Promise<TestPostgres> {
   const runId = randomBytes(4).toString('hex');
   const templateDatabase = `tether_template_${runId}`;
   let adminUrl: string;
-  let stopServer: () => Promise<void> = async () => undefined;
+  let stopServer: () => Promise<void> = () => Promise.resolve();
 
   const external = process.env.DATABASE_URL;
   if (external) {
@@ -85,7 +85,8 @@ export async function startTestPostgres(): Promise<TestPostgres> {
             `SELECT datname FROM pg_database WHERE datname = $1 OR datname LIKE $2`,
             [templateDatabase, `tether_t_${runId}_%`],
           );
-          for (const { datname } of rows) await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+          for (const { datname } of rows)
+            await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
         } finally {
           await client.end();
         }

@@ -18,7 +18,13 @@ export interface ServerProcess {
 export async function spawnServer(env: Record<string, string>): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/cli.ts', 'serve'], {
     cwd: PACKAGE_DIR,
-    env: { ...process.env, TETHER_PORT: '0', TETHER_HOST: '127.0.0.1', TETHER_LOG_LEVEL: 'info', ...env },
+    env: {
+      ...process.env,
+      TETHER_PORT: '0',
+      TETHER_HOST: '127.0.0.1',
+      TETHER_LOG_LEVEL: 'info',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -33,7 +39,9 @@ export async function spawnServer(env: Record<string, string>): Promise<ServerPr
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    void exited.then((code) => reject(new Error(`server exited (${code}) before listening:\n${output}`)));
+    void exited.then((code) =>
+      reject(new Error(`server exited (${code}) before listening:\n${output}`)),
+    );
   });
   return { url, child, output: () => output, exited };
 }

@@ -35,7 +35,10 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     databaseUrl = created.url;
     dropDatabase = async () => {
       const { adminQuery } = await import('./postgres.js');
-      await adminQuery(inject('pgAdminUrl'), `DROP DATABASE IF EXISTS ${created.name} WITH (FORCE)`);
+      await adminQuery(
+        inject('pgAdminUrl'),
+        `DROP DATABASE IF EXISTS ${created.name} WITH (FORCE)`,
+      );
     };
   }
   const config = loadConfig({

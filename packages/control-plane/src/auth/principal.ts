@@ -2,7 +2,12 @@
  * Who is calling. A principal is derived from a credential by the auth layer, never from a
  * request body; services compare body fields against it (`auth.principal_mismatch`).
  */
-import { TetherError, type NodeId, type ParticipantId, type ParticipantRole } from '@tether/contracts';
+import {
+  TetherError,
+  type NodeId,
+  type ParticipantId,
+  type ParticipantRole,
+} from '@tether/contracts';
 
 export interface NodePrincipal {
   readonly kind: 'node';
@@ -36,7 +41,10 @@ export function assertNodeSelf(
       field: 'nodeId',
     });
   }
-  if (claimed.participantId !== undefined && claimed.participantId !== principal.ownerParticipantId) {
+  if (
+    claimed.participantId !== undefined &&
+    claimed.participantId !== principal.ownerParticipantId
+  ) {
     throw new TetherError('auth.principal_mismatch', "participantId is not the node's owner.", {
       field: 'participantId',
     });

@@ -42,7 +42,8 @@ export class AuthService {
 
   /** The principal for a bearer token, or null when it is unknown, expired or revoked. */
   async authenticate(token: string): Promise<Principal | null> {
-    if (!token.startsWith(PARTICIPANT_TOKEN_PREFIX) && !token.startsWith(NODE_TOKEN_PREFIX)) return null;
+    if (!token.startsWith(PARTICIPANT_TOKEN_PREFIX) && !token.startsWith(NODE_TOKEN_PREFIX))
+      return null;
     const hash = hashToken(token);
     const key = hash.toString('hex');
     const now = Date.now();
@@ -75,7 +76,11 @@ export class AuthService {
   }
 
   async #lookupParticipant(hash: Buffer, key: string): Promise<ParticipantPrincipal | null> {
-    const { rows } = await this.#db.query<{ id: string; participant_id: string; role: ParticipantRole }>(
+    const { rows } = await this.#db.query<{
+      id: string;
+      participant_id: string;
+      role: ParticipantRole;
+    }>(
       `SELECT t.id, t.participant_id, p.role
          FROM api_tokens t JOIN participants p ON p.id = t.participant_id
         WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
@@ -143,7 +148,11 @@ export async function issueParticipantToken(
     [participantId, hashToken(token), name, expiresInSeconds ?? null],
   );
   const row = rows[0]!;
-  return { tokenId: row.id, token, expiresAt: row.expires_at ? row.expires_at.toISOString() : null };
+  return {
+    tokenId: row.id,
+    token,
+    expiresAt: row.expires_at ? row.expires_at.toISOString() : null,
+  };
 }
 
 export async function createParticipantWithToken(
@@ -175,7 +184,10 @@ export async function revokeParticipantToken(
     [tokenId, isAdmin(actor), actor.participantId],
   );
   if (!rows[0]) throw new TetherError('token.not_found', 'No such token.');
-  revocations.publish({ credentialHashes: [rows[0].token_hash.toString('hex')], reason: 'token_revoked' });
+  revocations.publish({
+    credentialHashes: [rows[0].token_hash.toString('hex')],
+    reason: 'token_revoked',
+  });
   return null;
 }
 
@@ -183,9 +195,14 @@ export async function revokeParticipantToken(
  * `TETHER_BOOTSTRAP_TOKEN`: ensure an admin participant holds exactly this token (valid, not
  * revoked, no expiry). Serialised by an advisory lock so concurrent replicas create it once.
  */
-export async function ensureBootstrapAdmin(db: Db, token: string): Promise<{ participantId: string; created: boolean }> {
+export async function ensureBootstrapAdmin(
+  db: Db,
+  token: string,
+): Promise<{ participantId: string; created: boolean }> {
   if (!token.startsWith(PARTICIPANT_TOKEN_PREFIX)) {
-    throw new Error(`TETHER_BOOTSTRAP_TOKEN must start with "${PARTICIPANT_TOKEN_PREFIX}" (a participant token)`);
+    throw new Error(
+      `TETHER_BOOTSTRAP_TOKEN must start with "${PARTICIPANT_TOKEN_PREFIX}" (a participant token)`,
+    );
   }
   const hash = hashToken(token);
   return db.tx(async (sql) => {
@@ -195,7 +212,10 @@ export async function ensureBootstrapAdmin(db: Db, token: string): Promise<{ par
       [hash],
     );
     if (rows[0]) {
-      await sql.query(`UPDATE api_tokens SET revoked_at = NULL, expires_at = NULL WHERE token_hash = $1`, [hash]);
+      await sql.query(
+        `UPDATE api_tokens SET revoked_at = NULL, expires_at = NULL WHERE token_hash = $1`,
+        [hash],
+      );
       await sql.query(`UPDATE participants SET role = 'admin', disabled_at = NULL WHERE id = $1`, [
         rows[0].participant_id,
       ]);
@@ -205,10 +225,10 @@ export async function ensureBootstrapAdmin(db: Db, token: string): Promise<{ par
       `INSERT INTO participants (name, role) VALUES ('bootstrap admin', 'admin') RETURNING id`,
     );
     const participantId = created[0]!.id;
-    await sql.query(`INSERT INTO api_tokens (participant_id, token_hash, name) VALUES ($1, $2, 'bootstrap')`, [
-      participantId,
-      hash,
-    ]);
+    await sql.query(
+      `INSERT INTO api_tokens (participant_id, token_hash, name) VALUES ($1, $2, 'bootstrap')`,
+      [participantId, hash],
+    );
     return { participantId, created: true };
   });
 }

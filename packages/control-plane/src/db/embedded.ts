@@ -60,7 +60,9 @@ export class EmbeddedPostgresAccessError extends Error {
 async function assertReachableByPostgresUser(dataDir: string): Promise<void> {
   if (!isRoot) return;
   const binaries = nativeBinaryDir();
-  const blocked = [...new Set([...(await blockedAncestors(binaries)), ...(await blockedAncestors(dataDir))])];
+  const blocked = [
+    ...new Set([...(await blockedAncestors(binaries)), ...(await blockedAncestors(dataDir))]),
+  ];
   if (blocked.length > 0) {
     throw new EmbeddedPostgresAccessError(
       [
@@ -83,7 +85,9 @@ async function isInitialised(dataDir: string): Promise<boolean> {
   }
 }
 
-export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<RunningEmbeddedPostgres> {
+export async function startEmbeddedPostgres(
+  options: EmbeddedPostgresOptions,
+): Promise<RunningEmbeddedPostgres> {
   const user = options.user ?? 'postgres';
   const password = options.password ?? 'postgres';
   const dataDir = resolve(options.dataDir);
@@ -116,10 +120,18 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     if (!(await isInitialised(dataDir))) await instance.initialise();
     await instance.start();
   } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error ?? 'postgres exited');
-    throw new Error(`Embedded PostgreSQL failed to start in ${dataDir}: ${detail}\n${logs.slice(-10).join('')}`, {
-      cause: error,
-    });
+    const detail =
+      error instanceof Error
+        ? error.message
+        : typeof error === 'string'
+          ? error
+          : 'postgres exited';
+    throw new Error(
+      `Embedded PostgreSQL failed to start in ${dataDir}: ${detail}\n${logs.slice(-10).join('')}`,
+      {
+        cause: error,
+      },
+    );
   }
 
   return {

@@ -12,13 +12,19 @@ export function decodeCursor(cursor: string | undefined, arity: number): string[
   if (cursor === undefined) return null;
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(value) && value.length === arity && value.every((v) => typeof v === 'string')) {
-      return value as string[];
+    if (
+      Array.isArray(value) &&
+      value.length === arity &&
+      value.every((v) => typeof v === 'string')
+    ) {
+      return value;
     }
   } catch {
     // fall through to the typed error
   }
-  throw new TetherError('request.invalid', 'The cursor is not one this server issued.', { field: 'cursor' });
+  throw new TetherError('request.invalid', 'The cursor is not one this server issued.', {
+    field: 'cursor',
+  });
 }
 
 export function pageLimit(limit: number | undefined): number {

@@ -19,7 +19,10 @@ export interface QueryResult<R> {
 
 /** Anything that can run a parameterised statement: the pool or a transaction's client. */
 export interface Sql {
-  query<R extends object = Record<string, unknown>>(text: string, params?: unknown[]): Promise<QueryResult<R>>;
+  query<R extends object = Record<string, unknown>>(
+    text: string,
+    params?: unknown[],
+  ): Promise<QueryResult<R>>;
 }
 
 export interface Db extends Sql {
@@ -80,7 +83,9 @@ export function createDb(options: DbOptions): Db {
     connectionString: options.connectionString,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'tether',
-    ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs }),
+    ...(options.statementTimeoutMs === undefined
+      ? {}
+      : { statement_timeout: options.statementTimeoutMs }),
   });
   // An idle client that errors (e.g. the server restarted) must not crash the process;
   // the pool drops it and the next checkout gets a fresh connection.

@@ -15,7 +15,12 @@ export interface NewFleetEvent {
 export async function appendEvent(sql: Sql, event: NewFleetEvent): Promise<number> {
   const { rows } = await sql.query<{ id: number }>(
     `INSERT INTO fleet_events (type, node_id, session_id, payload) VALUES ($1, $2, $3, $4) RETURNING id`,
-    [event.type, event.nodeId ?? null, event.sessionId ?? null, JSON.stringify(event.payload ?? {})],
+    [
+      event.type,
+      event.nodeId ?? null,
+      event.sessionId ?? null,
+      JSON.stringify(event.payload ?? {}),
+    ],
   );
   return rows[0]!.id;
 }

@@ -44,7 +44,10 @@ export async function createParticipant(
   return toView(rows[0]);
 }
 
-export async function getParticipant(sql: Sql, participantId: string): Promise<ParticipantView | null> {
+export async function getParticipant(
+  sql: Sql,
+  participantId: string,
+): Promise<ParticipantView | null> {
   const { rows } = await sql.query(
     `SELECT id, name, role, created_at, disabled_at FROM participants WHERE id = $1`,
     [participantId],

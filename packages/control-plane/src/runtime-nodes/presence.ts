@@ -50,10 +50,10 @@ export async function writePresence(
 ): Promise<PresenceTransitionResult> {
   const params = [nodeId, change.health, change.beat, change.metrics ?? null, change.cause];
   for (let attempt = 0; attempt < 2; attempt++) {
-    const { rows } = await sql.query<{ from_state: PresenceHealthState; to_state: PresenceHealthState }>(
-      WRITE_PRESENCE,
-      params,
-    );
+    const { rows } = await sql.query<{
+      from_state: PresenceHealthState;
+      to_state: PresenceHealthState;
+    }>(WRITE_PRESENCE, params);
     if (rows[0]) return { from: rows[0].from_state, to: rows[0].to_state };
     // Every node gets a presence row at registration; recreate one that was lost, then retry.
     await sql.query(

@@ -43,15 +43,27 @@ const ACTIVE = `(${ACTIVE_NODE_STATES.map((state) => `'${state}'`).join(', ')})`
 const ATTACHING_ROLES_SQL = `('owner', 'collaborator', 'runtime contributor')`;
 
 async function assertNodeActive(sql: Sql, nodeId: string): Promise<void> {
-  const { rows } = await sql.query<{ status: string }>(`SELECT status FROM nodes WHERE node_id = $1`, [nodeId]);
+  const { rows } = await sql.query<{ status: string }>(
+    `SELECT status FROM nodes WHERE node_id = $1`,
+    [nodeId],
+  );
   if (rows[0]?.status !== 'active') {
     throw new TetherError('auth.unauthenticated', 'The node identity is unknown or revoked.');
   }
 }
 
-const AttachRow = z.object({ id: z.string(), state: NodeState, attached_at: z.date(), previous_state: z.string().nullable() });
+const AttachRow = z.object({
+  id: z.string(),
+  state: NodeState,
+  attached_at: z.date(),
+  previous_state: z.string().nullable(),
+});
 
-export async function attach(db: Db, principal: NodePrincipal, input: AttachInput): Promise<AttachOutput> {
+export async function attach(
+  db: Db,
+  principal: NodePrincipal,
+  input: AttachInput,
+): Promise<AttachOutput> {
   assertNodeSelf(principal, input);
   return db.tx(async (sql) => {
     await assertNodeActive(sql, input.nodeId);
@@ -64,7 +76,10 @@ export async function attach(db: Db, principal: NodePrincipal, input: AttachInpu
       [input.sessionId, principal.ownerParticipantId],
     );
     if (!access[0]) {
-      throw new TetherError('runtimenode.permission_denied', 'The node may not attach to this session.');
+      throw new TetherError(
+        'runtimenode.permission_denied',
+        'The node may not attach to this session.',
+      );
     }
     const readOnly = isReadOnly(input.clientVersion, access[0].min_client_version);
     const capabilities = JSON.stringify(input.capabilities);
@@ -87,10 +102,19 @@ export async function attach(db: Db, principal: NodePrincipal, input: AttachInpu
          updated_at = now()
        WHERE a.state <> 'revoked'
        RETURNING a.id, a.state, a.attached_at, (SELECT state FROM previous) AS previous_state`,
-      [input.sessionId, principal.ownerParticipantId, input.nodeId, capabilities, input.clientVersion],
+      [
+        input.sessionId,
+        principal.ownerParticipantId,
+        input.nodeId,
+        capabilities,
+        input.clientVersion,
+      ],
     );
     if (!rows[0]) {
-      throw new TetherError('runtimenode.attach_revoked', "This node's attachment to the session was revoked.");
+      throw new TetherError(
+        'runtimenode.attach_revoked',
+        "This node's attachment to the session was revoked.",
+      );
     }
     const row = parseRow(AttachRow, rows[0], 'attachment');
 
@@ -99,7 +123,11 @@ export async function attach(db: Db, principal: NodePrincipal, input: AttachInpu
       [input.nodeId, capabilities, input.clientVersion],
     );
     // Attaching is proof of life: presence takes the reported health.
-    await writePresence(sql, input.nodeId, { health: input.healthState, beat: true, cause: 'attach' });
+    await writePresence(sql, input.nodeId, {
+      health: input.healthState,
+      beat: true,
+      cause: 'attach',
+    });
     await appendEvent(sql, {
       type: 'runtimenode.attached',
       nodeId: input.nodeId,
@@ -147,17 +175,24 @@ export async function capabilityUpdate(
     const attachment = rows[0] ? parseRow(ActiveAttachmentRow, rows[0], 'attachment') : undefined;
 
     if (attachment && isReadOnly(attachment.client_version, attachment.min_client_version)) {
-      throw new TetherError('version.floor_exceeded', 'The node is read-only in this session: its client version is below the floor.', {
-        clientVersion: attachment.client_version,
-        minClientVersion: attachment.min_client_version,
-      });
+      throw new TetherError(
+        'version.floor_exceeded',
+        'The node is read-only in this session: its client version is below the floor.',
+        {
+          clientVersion: attachment.client_version,
+          minClientVersion: attachment.min_client_version,
+        },
+      );
     }
 
     const declared = Object.keys(input.capabilities).length > 0;
     let nextState: NodeState = attachment?.state ?? 'offline';
     if (input.healthChanges) {
       if (!attachment) {
-        throw new TetherError('runtimenode.not_attached', 'A health change needs an active attachment.');
+        throw new TetherError(
+          'runtimenode.not_attached',
+          'A health change needs an active attachment.',
+        );
       }
       nextState = input.healthChanges.state;
     }
@@ -184,7 +219,11 @@ export async function capabilityUpdate(
           type: 'runtimenode.state_changed',
           nodeId: input.nodeId,
           sessionId: attachment.session_id,
-          payload: { from: attachment.state, to: nextState, reason: input.healthChanges?.reason ?? null },
+          payload: {
+            from: attachment.state,
+            to: nextState,
+            reason: input.healthChanges?.reason ?? null,
+          },
         });
       }
     }
@@ -203,7 +242,11 @@ export async function capabilityUpdate(
  * degraded/offline presence). One statement: the presence update and, only on a transition,
  * its event. Version-invariant: read-only nodes may beat.
  */
-export async function heartbeat(db: Db, principal: NodePrincipal, input: HeartbeatInput): Promise<null> {
+export async function heartbeat(
+  db: Db,
+  principal: NodePrincipal,
+  input: HeartbeatInput,
+): Promise<null> {
   assertNodeSelf(principal, input);
   await writePresence(db, input.nodeId, {
     health: input.healthState,
@@ -255,7 +298,10 @@ export async function revokeAttachment(
         [input.sessionId, actor.participantId],
       );
       if (!rows[0]) {
-        throw new TetherError('runtimenode.permission_denied', 'Only a session owner may revoke an attachment.');
+        throw new TetherError(
+          'runtimenode.permission_denied',
+          'Only a session owner may revoke an attachment.',
+        );
       }
     }
     const { rows } = await sql.query<{ previous_state: string }>(
@@ -265,13 +311,18 @@ export async function revokeAttachment(
         RETURNING prev.state AS previous_state`,
       [input.nodeId, input.sessionId],
     );
-    if (!rows[0]) throw new TetherError('node.not_found', 'The node has no attachment to this session.');
+    if (!rows[0])
+      throw new TetherError('node.not_found', 'The node has no attachment to this session.');
     if (rows[0].previous_state !== 'revoked') {
       await appendEvent(sql, {
         type: 'runtimenode.revoked',
         nodeId: input.nodeId,
         sessionId: input.sessionId,
-        payload: { previousState: rows[0].previous_state, reason: input.reason ?? null, by: actor.participantId },
+        payload: {
+          previousState: rows[0].previous_state,
+          reason: input.reason ?? null,
+          by: actor.participantId,
+        },
       });
     }
   });
@@ -290,9 +341,16 @@ const RosterRow = z.object({
 });
 
 /** Every attachment of a session with both axes verbatim. Members (any role) and admins only. */
-export async function roster(db: Db, actor: ParticipantPrincipal, input: { sessionId: string }): Promise<RosterOutput> {
+export async function roster(
+  db: Db,
+  actor: ParticipantPrincipal,
+  input: { sessionId: string },
+): Promise<RosterOutput> {
   return db.tx(async (sql) => {
-    const { rows: access } = await sql.query<{ min_client_version: string | null; member: boolean }>(
+    const { rows: access } = await sql.query<{
+      min_client_version: string | null;
+      member: boolean;
+    }>(
       `SELECT s.min_client_version,
               EXISTS (SELECT 1 FROM session_memberships m
                        WHERE m.session_id = s.id AND m.participant_id = $2 AND m.state = 'active') AS member
@@ -301,7 +359,10 @@ export async function roster(db: Db, actor: ParticipantPrincipal, input: { sessi
     );
     const session = access[0];
     if (!session || (!session.member && !isAdmin(actor))) {
-      throw new TetherError('runtimenode.permission_denied', 'Only members of the session may read its roster.');
+      throw new TetherError(
+        'runtimenode.permission_denied',
+        'Only members of the session may read its roster.',
+      );
     }
     const { rows } = await sql.query(
       `SELECT a.node_id, a.participant_id, a.state, COALESCE(p.health_state, 'offline') AS health_state,

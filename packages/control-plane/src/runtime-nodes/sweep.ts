@@ -20,7 +20,11 @@ export interface PresenceTransition {
 }
 
 export async function sweepPresence(db: Sql, options: SweepOptions): Promise<PresenceTransition[]> {
-  const { rows } = await db.query<{ node_id: string; from_state: PresenceHealthState; to_state: PresenceHealthState }>(
+  const { rows } = await db.query<{
+    node_id: string;
+    from_state: PresenceHealthState;
+    to_state: PresenceHealthState;
+  }>(
     `WITH stale AS (
        SELECT node_id, health_state AS from_state,
               CASE WHEN COALESCE(last_heartbeat_at, changed_at) < now() - make_interval(secs => $2::float8 / 1000)

@@ -67,7 +67,11 @@ async function main(argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { name: { type: 'string' }, admin: { type: 'boolean', default: false }, help: { type: 'boolean' } },
+    options: {
+      name: { type: 'string' },
+      admin: { type: 'boolean', default: false },
+      help: { type: 'boolean' },
+    },
   });
   if (values.help) {
     console.log(USAGE);
@@ -79,7 +83,9 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'serve') return serve(config);
   if (command === 'migrate') {
     const applied = await withDatabase(config, (url) => runMigrations(url));
-    console.log(applied.applied.length ? `applied: ${applied.applied.join(', ')}` : 'database is up to date');
+    console.log(
+      applied.applied.length ? `applied: ${applied.applied.join(', ')}` : 'database is up to date',
+    );
     return;
   }
   if (command === 'token' && sub === 'create') {
@@ -89,7 +95,10 @@ async function main(argv: string[]): Promise<void> {
       await runMigrations(url);
       const db = createDb({ connectionString: url, max: 1 });
       try {
-        return await createParticipantWithToken(db, { name, role: values.admin ? 'admin' : 'member' });
+        return await createParticipantWithToken(db, {
+          name,
+          role: values.admin ? 'admin' : 'member',
+        });
       } finally {
         await db.close();
       }

@@ -34,7 +34,9 @@ const EnvSchema = z.object({
     .enum(['true', 'false', '1', '0'])
     .default('false')
     .transform((v) => v === 'true' || v === '1'),
-  TETHER_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  TETHER_LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info'),
 });
 
 export interface Config {
@@ -75,7 +77,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const e = parsed.data;
   if (e.TETHER_DEGRADED_AFTER_MS >= e.TETHER_OFFLINE_AFTER_MS) {
-    throw new ConfigError('Invalid configuration: TETHER_DEGRADED_AFTER_MS must be below TETHER_OFFLINE_AFTER_MS');
+    throw new ConfigError(
+      'Invalid configuration: TETHER_DEGRADED_AFTER_MS must be below TETHER_OFFLINE_AFTER_MS',
+    );
   }
   return {
     port: e.TETHER_PORT,

@@ -12,8 +12,12 @@ export interface OpenedDatabase {
 
 const DATABASE_NAME = 'tether';
 
-export async function openDatabase(config: Config, onEmbeddedStart?: () => void): Promise<OpenedDatabase> {
-  if (config.databaseUrl) return { url: config.databaseUrl, embedded: null, close: async () => undefined };
+export async function openDatabase(
+  config: Config,
+  onEmbeddedStart?: () => void,
+): Promise<OpenedDatabase> {
+  if (config.databaseUrl)
+    return { url: config.databaseUrl, embedded: null, close: () => Promise.resolve() };
   onEmbeddedStart?.();
   const embedded = await startEmbeddedPostgres({
     dataDir: join(config.dataDir, 'pg'),
@@ -24,7 +28,9 @@ export async function openDatabase(config: Config, onEmbeddedStart?: () => void)
     const client = new pg.Client({ connectionString: embedded.connectionString('postgres') });
     await client.connect();
     try {
-      const { rows } = await client.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [DATABASE_NAME]);
+      const { rows } = await client.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [
+        DATABASE_NAME,
+      ]);
       if (rows.length === 0) await client.query(`CREATE DATABASE ${DATABASE_NAME}`);
     } finally {
       await client.end();

@@ -49,7 +49,10 @@ function headerValue(value: string | string[] | undefined): string | null {
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const payload = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(payload),
+  });
   res.end(payload);
 }
 
@@ -62,7 +65,10 @@ function tooLarge(res: ServerResponse): void {
       data: {
         code: spec.trpcCode,
         httpStatus: spec.httpStatus,
-        tetherError: { code: 'request.too_large', message: 'The request body exceeds the size limit.' },
+        tetherError: {
+          code: 'request.too_large',
+          message: 'The request body exceeds the size limit.',
+        },
       },
     },
   });
@@ -98,7 +104,8 @@ export function createHost(deps: Deps, options: HostOptions): Host {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path === '/livez') return sendJson(res, 200, { status: 'ok' });
     if (path === '/readyz') {
-      if (draining || !ready) return sendJson(res, 503, { status: draining ? 'draining' : 'starting' });
+      if (draining || !ready)
+        return sendJson(res, 503, { status: draining ? 'draining' : 'starting' });
       deps.db
         .query('SELECT 1')
         .then(() => sendJson(res, 200, { status: 'ready' }))
@@ -153,7 +160,8 @@ export function createHost(deps: Deps, options: HostOptions): Host {
       const connectionId = randomUUID();
       const ctx = await buildContext(deps, {
         token: typeof params.token === 'string' ? params.token : null,
-        clientVersion: typeof params.clientVersion === 'string' ? params.clientVersion.slice(0, 128) : null,
+        clientVersion:
+          typeof params.clientVersion === 'string' ? params.clientVersion.slice(0, 128) : null,
         transport: 'ws',
         peer: peerAddress(req, options.trustProxy),
         connectionId,
@@ -172,7 +180,9 @@ export function createHost(deps: Deps, options: HostOptions): Host {
     connections.onRevocation(revocation);
   });
   const revalidateTimer = setInterval(() => {
-    connections.revalidate(deps.auth).catch((err: unknown) => deps.log.warn({ err }, 'revalidation failed'));
+    connections
+      .revalidate(deps.auth)
+      .catch((err: unknown) => deps.log.warn({ err }, 'revalidation failed'));
   }, options.revalidateEveryMs);
   revalidateTimer.unref();
 

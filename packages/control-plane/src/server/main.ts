@@ -21,7 +21,9 @@ import { createMetrics } from './metrics.js';
 import { createRateLimiter } from './rate-limit.js';
 
 export const SERVER_VERSION: string = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  }
 ).version;
 
 const SWEEP_LOCK_KEY = 'tether.presence_sweep';
@@ -41,22 +43,35 @@ export interface StartOptions {
   logger?: Logger;
 }
 
-export async function startTether(config: Config, options: StartOptions = {}): Promise<RunningTether> {
+export async function startTether(
+  config: Config,
+  options: StartOptions = {},
+): Promise<RunningTether> {
   const log = options.logger ?? createLogger(config.logLevel);
   log.info({ config: describeConfig(config), serverVersion: SERVER_VERSION }, 'configuration');
 
   const opened = await openDatabase(config, () =>
-    log.info({ dataDir: config.dataDir, port: config.embeddedPgPort }, 'starting embedded PostgreSQL'),
+    log.info(
+      { dataDir: config.dataDir, port: config.embeddedPgPort },
+      'starting embedded PostgreSQL',
+    ),
   );
   const databaseUrl = opened.url;
   let db: Db | undefined;
   try {
     const migrated = await runMigrations(databaseUrl);
     if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'migrations applied');
-    db = createDb({ connectionString: databaseUrl, max: config.dbPoolMax, applicationName: 'tether-server' });
+    db = createDb({
+      connectionString: databaseUrl,
+      max: config.dbPoolMax,
+      applicationName: 'tether-server',
+    });
     if (config.bootstrapToken) {
       const admin = await ensureBootstrapAdmin(db, config.bootstrapToken);
-      log.info({ participantId: admin.participantId, created: admin.created }, 'bootstrap admin ensured');
+      log.info(
+        { participantId: admin.participantId, created: admin.created },
+        'bootstrap admin ensured',
+      );
     }
   } catch (error) {
     await db?.close();
@@ -109,7 +124,10 @@ export async function startTether(config: Config, options: StartOptions = {}): P
           [SWEEP_LOCK_KEY],
         );
         if (!rows[0]?.locked) return [];
-        return sweepPresence(sql, { degradedAfterMs: config.degradedAfterMs, offlineAfterMs: config.offlineAfterMs });
+        return sweepPresence(sql, {
+          degradedAfterMs: config.degradedAfterMs,
+          offlineAfterMs: config.offlineAfterMs,
+        });
       })
       .then((transitions) => {
         for (const t of transitions) metrics.sweepTransitions.inc({ to: t.to });
@@ -156,7 +174,9 @@ export async function startTether(config: Config, options: StartOptions = {}): P
       });
       host.closeWebSockets();
       // In-flight HTTP calls finish (bounded by the shutdown timeout).
-      const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
+      const deadline = new Promise<void>((resolve) =>
+        setTimeout(resolve, config.shutdownTimeoutMs).unref(),
+      );
       await Promise.race([closed, deadline]);
       host.server.closeAllConnections();
       await database.close();

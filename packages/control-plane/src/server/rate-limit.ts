@@ -35,7 +35,10 @@ export class TokenBuckets {
       bucket = { tokens: this.#spec.burst, updatedAt: now };
       this.#buckets.set(key, bucket);
     } else {
-      bucket.tokens = Math.min(this.#spec.burst, bucket.tokens + (now - bucket.updatedAt) * ratePerMs);
+      bucket.tokens = Math.min(
+        this.#spec.burst,
+        bucket.tokens + (now - bucket.updatedAt) * ratePerMs,
+      );
       bucket.updatedAt = now;
     }
     if (bucket.tokens >= cost) {
@@ -77,7 +80,10 @@ export function createRateLimiter(options: {
   heartbeatsPerMinute: number;
 }): RateLimiter {
   return {
-    publicCalls: new TokenBuckets({ perMinute: options.publicPerMinute, burst: options.publicPerMinute }),
+    publicCalls: new TokenBuckets({
+      perMinute: options.publicPerMinute,
+      burst: options.publicPerMinute,
+    }),
     authFailures: new TokenBuckets({
       perMinute: options.authFailuresPerMinute,
       burst: options.authFailuresPerMinute,

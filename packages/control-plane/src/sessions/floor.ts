@@ -3,11 +3,18 @@
  * the floor is read-write; below it, read-only (never ejected). A malformed stored floor is an
  * error — it never silently admits.
  */
-import { TetherError, compareEventEnvelopeVersion, isEventEnvelopeVersion } from '@tether/contracts';
+import {
+  TetherError,
+  compareEventEnvelopeVersion,
+  isEventEnvelopeVersion,
+} from '@tether/contracts';
 
 export function assertValidFloor(floor: string | null): void {
   if (floor !== null && !isEventEnvelopeVersion(floor)) {
-    throw new TetherError('version.floor_malformed', "The session's minimum client version is malformed.");
+    throw new TetherError(
+      'version.floor_malformed',
+      "The session's minimum client version is malformed.",
+    );
   }
 }
 

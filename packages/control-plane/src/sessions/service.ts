@@ -123,7 +123,10 @@ async function loadAccess(
   const { member_role, member_state, ...sessionRow } = row;
   return {
     session: toSessionView(sessionRow),
-    access: { role: (member_role as string | null) ?? null, state: (member_state as string | null) ?? null },
+    access: {
+      role: (member_role as string | null) ?? null,
+      state: (member_state as string | null) ?? null,
+    },
   };
 }
 
@@ -144,7 +147,11 @@ async function requireOwner(
   return session;
 }
 
-export async function getSession(db: Db, actor: ParticipantPrincipal, sessionId: string): Promise<SessionView> {
+export async function getSession(
+  db: Db,
+  actor: ParticipantPrincipal,
+  sessionId: string,
+): Promise<SessionView> {
   return (await loadAccess(db, actor, sessionId)).session;
 }
 
@@ -185,7 +192,10 @@ async function assertOwnerRemains(sql: Sql, sessionId: string): Promise<void> {
     [sessionId],
   );
   if ((rows[0]?.owners ?? 0) === 0) {
-    throw new TetherError('membership.last_owner', 'A session must keep at least one active owner.');
+    throw new TetherError(
+      'membership.last_owner',
+      'A session must keep at least one active owner.',
+    );
   }
 }
 
@@ -219,7 +229,11 @@ export async function updateMember(
         RETURNING ${MEMBERSHIP_COLUMNS}`,
       [input.sessionId, input.participantId, input.role ?? null, input.state ?? null],
     );
-    if (!rows[0]) throw new TetherError('membership.not_found', 'The participant is not a member of the session.');
+    if (!rows[0])
+      throw new TetherError(
+        'membership.not_found',
+        'The participant is not a member of the session.',
+      );
     await assertOwnerRemains(sql, input.sessionId);
     return toMembershipView(rows[0]);
   });
@@ -236,7 +250,11 @@ export async function removeMember(
       `DELETE FROM session_memberships WHERE session_id = $1 AND participant_id = $2`,
       [input.sessionId, input.participantId],
     );
-    if (rowCount === 0) throw new TetherError('membership.not_found', 'The participant is not a member of the session.');
+    if (rowCount === 0)
+      throw new TetherError(
+        'membership.not_found',
+        'The participant is not a member of the session.',
+      );
     await assertOwnerRemains(sql, input.sessionId);
     return null;
   });
@@ -256,7 +274,11 @@ export async function listMembers(
 }
 
 /** Membership check used by session-scoped reads (roster): any active member, or an admin. */
-export async function requireMember(sql: Sql, actor: ParticipantPrincipal, sessionId: string): Promise<SessionView> {
+export async function requireMember(
+  sql: Sql,
+  actor: ParticipantPrincipal,
+  sessionId: string,
+): Promise<SessionView> {
   return (await loadAccess(sql, actor, sessionId)).session;
 }
 

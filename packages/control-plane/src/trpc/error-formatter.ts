@@ -28,7 +28,9 @@ function isZodErrorLike(value: unknown): value is { issues: IssueLike[] } {
     typeof value === 'object' &&
     value !== null &&
     Array.isArray((value as { issues?: unknown }).issues) &&
-    (value as { issues: unknown[] }).issues.every((i) => typeof i === 'object' && i !== null && 'message' in i)
+    (value as { issues: unknown[] }).issues.every(
+      (i) => typeof i === 'object' && i !== null && 'message' in i,
+    )
   );
 }
 
@@ -85,16 +87,22 @@ export interface TetherErrorData {
   tetherError: TetherErrorShape;
 }
 
-export function formatError(opts: {
-  error: TRPCError;
-  path: string | undefined;
-}): { message: string; code: number; data: TetherErrorData } {
+export function formatError(opts: { error: TRPCError; path: string | undefined }): {
+  message: string;
+  code: number;
+  data: TetherErrorData;
+} {
   const tether = toTetherError(opts.error);
   const spec = ERROR_REGISTRY[tether.code];
   return {
     message: tether.message,
     code: TRPC_ERROR_CODES_BY_KEY[spec.trpcCode],
-    data: { code: spec.trpcCode, httpStatus: spec.httpStatus, path: opts.path, tetherError: tether.toShape() },
+    data: {
+      code: spec.trpcCode,
+      httpStatus: spec.httpStatus,
+      path: opts.path,
+      tetherError: tether.toShape(),
+    },
   };
 }
 

@@ -7,8 +7,12 @@
  *   participantProcedure   a participant token
  *   adminProcedure         a participant token with role admin
  */
-import { CONTRACT_VERSION, TetherError, parseEventEnvelopeVersion, isEventEnvelopeVersion } from '@tether/contracts';
-import type { NodePrincipal, ParticipantPrincipal } from '../auth/principal.js';
+import {
+  CONTRACT_VERSION,
+  TetherError,
+  parseEventEnvelopeVersion,
+  isEventEnvelopeVersion,
+} from '@tether/contracts';
 import type { Context } from './context.js';
 import { toTetherError } from './error-formatter.js';
 import { baseProcedure, middleware } from './init.js';
@@ -24,7 +28,10 @@ const observe = middleware(async ({ ctx, path, next }) => {
   ctx.deps.metrics.rpcDuration.observe({ procedure: path, transport: ctx.transport }, seconds);
   if (!result.ok) {
     const level = code === 'system.internal' ? 'error' : 'debug';
-    ctx.log[level]({ procedure: path, code, err: code === 'system.internal' ? result.error.cause : undefined }, 'call failed');
+    ctx.log[level](
+      { procedure: path, code, err: code === 'system.internal' ? result.error.cause : undefined },
+      'call failed',
+    );
   }
   return result;
 });
@@ -39,10 +46,14 @@ const versionCeiling = middleware(({ ctx, next }) => {
       });
     }
     if (parseEventEnvelopeVersion(announced).major > SERVER_MAJOR) {
-      throw new TetherError('version.ceiling_exceeded', `This server speaks contract ${CONTRACT_VERSION}.`, {
-        serverContractVersion: CONTRACT_VERSION,
-        clientVersion: announced,
-      });
+      throw new TetherError(
+        'version.ceiling_exceeded',
+        `This server speaks contract ${CONTRACT_VERSION}.`,
+        {
+          serverContractVersion: CONTRACT_VERSION,
+          clientVersion: announced,
+        },
+      );
     }
   }
   return next();
@@ -56,7 +67,8 @@ function retryAfter(ms: number): Record<string, unknown> {
 
 export const publicLimitedProcedure = publicProcedure.use(({ ctx, next }) => {
   const wait = ctx.deps.limits.publicCalls.take(ctx.peer);
-  if (wait > 0) throw new TetherError('rate_limited', 'Too many requests from this address.', retryAfter(wait));
+  if (wait > 0)
+    throw new TetherError('rate_limited', 'Too many requests from this address.', retryAfter(wait));
   return next();
 });
 
@@ -65,12 +77,18 @@ function rejectUnauthenticated(ctx: Context): never {
   if (ctx.credentialRejected) {
     const wait = ctx.deps.limits.authFailures.take(ctx.peer);
     if (wait > 0) {
-      throw new TetherError('rate_limited', 'Too many failed authentications from this address.', retryAfter(wait));
+      throw new TetherError(
+        'rate_limited',
+        'Too many failed authentications from this address.',
+        retryAfter(wait),
+      );
     }
   }
   throw new TetherError(
     'auth.unauthenticated',
-    ctx.credentialRejected ? 'The credential is unknown, expired or revoked.' : 'A bearer token is required.',
+    ctx.credentialRejected
+      ? 'The credential is unknown, expired or revoked.'
+      : 'A bearer token is required.',
   );
 }
 
@@ -84,26 +102,34 @@ export const nodeProcedure = publicProcedure.use(({ ctx, next }) => {
   assertNotLockedOut(ctx);
   const principal = ctx.principal;
   if (!principal) rejectUnauthenticated(ctx);
-  if (principal.kind !== 'node') throw new TetherError('auth.forbidden', 'This call needs a node token.');
-  return next({ ctx: { ...ctx, principal: principal as NodePrincipal } });
+  if (principal.kind !== 'node')
+    throw new TetherError('auth.forbidden', 'This call needs a node token.');
+  return next({ ctx: { ...ctx, principal: principal } });
 });
 
 export const participantProcedure = publicProcedure.use(({ ctx, next }) => {
   assertNotLockedOut(ctx);
   const principal = ctx.principal;
   if (!principal) rejectUnauthenticated(ctx);
-  if (principal.kind !== 'participant') throw new TetherError('auth.forbidden', 'This call needs a participant token.');
-  return next({ ctx: { ...ctx, principal: principal as ParticipantPrincipal } });
+  if (principal.kind !== 'participant')
+    throw new TetherError('auth.forbidden', 'This call needs a participant token.');
+  return next({ ctx: { ...ctx, principal: principal } });
 });
 
 export const adminProcedure = participantProcedure.use(({ ctx, next }) => {
-  if (ctx.principal.role !== 'admin') throw new TetherError('auth.forbidden', 'This call needs an admin.');
+  if (ctx.principal.role !== 'admin')
+    throw new TetherError('auth.forbidden', 'This call needs an admin.');
   return next();
 });
 
 /** Heartbeats per node: a node beating far above its cadence is throttled. */
 export const heartbeatLimitedNodeProcedure = nodeProcedure.use(({ ctx, next }) => {
   const wait = ctx.deps.limits.heartbeats.take(ctx.principal.nodeId);
-  if (wait > 0) throw new TetherError('rate_limited', 'Heartbeats far above the advertised cadence.', retryAfter(wait));
+  if (wait > 0)
+    throw new TetherError(
+      'rate_limited',
+      'Heartbeats far above the advertised cadence.',
+      retryAfter(wait),
+    );
   return next();
 });

@@ -63,7 +63,9 @@ describe('runtimenode.attach', () => {
     }
     const session10 = await makeSession(t.db, owner, '10.0');
     const old = await makeNode(t.db, owner);
-    expect((await attach(t.db, old, attachInput(old, session10, { clientVersion: '9.9' }))).readOnly).toBe(true);
+    expect(
+      (await attach(t.db, old, attachInput(old, session10, { clientVersion: '9.9' }))).readOnly,
+    ).toBe(true);
   });
 
   it('P3 a malformed stored floor throws version.floor_malformed instead of admitting', async () => {
@@ -77,7 +79,9 @@ describe('runtimenode.attach', () => {
       await expectCode(attach(t.db, node, attachInput(node, session)), 'version.floor_malformed');
       expect(await attachmentRow(t.db, node.nodeId, session)).toBeUndefined();
     } finally {
-      await t.db.query(`UPDATE sessions SET min_client_version = NULL WHERE min_client_version = '1.x'`);
+      await t.db.query(
+        `UPDATE sessions SET min_client_version = NULL WHERE min_client_version = '1.x'`,
+      );
       await t.db.query(
         `ALTER TABLE sessions ADD CONSTRAINT sessions_min_client_version_format
            CHECK (min_client_version ~ '^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)$' AND char_length(min_client_version) <= 64)`,
@@ -122,7 +126,10 @@ describe('runtimenode.attach', () => {
     const second = await makeSession(t.db, owner);
     const node = await makeNode(t.db, owner);
     await attach(t.db, node, attachInput(node, first));
-    const error = await expectCode(attach(t.db, node, attachInput(node, second)), 'runtimenode.attach_conflict');
+    const error = await expectCode(
+      attach(t.db, node, attachInput(node, second)),
+      'runtimenode.attach_conflict',
+    );
     expect(error.httpStatus).toBe(409);
     expect(await attachmentRow(t.db, node.nodeId, second)).toBeUndefined();
     expect((await attachmentRow(t.db, node.nodeId, first))?.state).toBe('registering');
@@ -198,12 +205,18 @@ describe('runtimenode.attach', () => {
     const messages = new Set<string>();
     for (const who of [stranger, viewer, suspended]) {
       const node = await makeNode(t.db, who);
-      const e = await expectCode(attach(t.db, node, attachInput(node, session)), 'runtimenode.permission_denied');
+      const e = await expectCode(
+        attach(t.db, node, attachInput(node, session)),
+        'runtimenode.permission_denied',
+      );
       messages.add(e.message);
     }
     const node = await makeNode(t.db, owner);
     const missing = '00000000-0000-4000-8000-000000000000' as typeof session;
-    const e = await expectCode(attach(t.db, node, attachInput(node, missing)), 'runtimenode.permission_denied');
+    const e = await expectCode(
+      attach(t.db, node, attachInput(node, missing)),
+      'runtimenode.permission_denied',
+    );
     messages.add(e.message);
     expect(messages.size).toBe(1);
   });
@@ -240,6 +253,8 @@ describe('runtimenode.attach', () => {
     const session = await makeSession(t.db, owner, '1.0');
     await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '1.5' });
     const node = await makeNode(t.db, owner);
-    expect((await attach(t.db, node, attachInput(node, session, { clientVersion: '1.5' }))).readOnly).toBe(false);
+    expect(
+      (await attach(t.db, node, attachInput(node, session, { clientVersion: '1.5' }))).readOnly,
+    ).toBe(false);
   });
 });

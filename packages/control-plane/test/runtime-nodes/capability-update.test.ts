@@ -3,12 +3,22 @@ import { attach, capabilityUpdate, heartbeat } from '../../src/runtime-nodes/ser
 import { raiseFloor } from '../../src/sessions/service.js';
 import { useTestDatabase } from '../db.js';
 import { expectTetherError } from '../expect-error.js';
-import { GPU, attachInput, attachmentRow, makeNode, makeParticipant, makeSession } from '../fixtures.js';
+import {
+  GPU,
+  attachInput,
+  attachmentRow,
+  makeNode,
+  makeParticipant,
+  makeSession,
+} from '../fixtures.js';
 
 const t = useTestDatabase();
 
 async function nodeRow(nodeId: string) {
-  const { rows } = await t.db.query<Record<string, unknown>>(`SELECT * FROM nodes WHERE node_id = $1`, [nodeId]);
+  const { rows } = await t.db.query<Record<string, unknown>>(
+    `SELECT * FROM nodes WHERE node_id = $1`,
+    [nodeId],
+  );
   return rows[0];
 }
 
@@ -35,7 +45,9 @@ describe('runtimenode.capabilityupdate', () => {
     expect(await nodeRow(node.nodeId)).toEqual(beforeNode);
     expect(beforeAttachment?.state).toBe('registering');
     // Read-only nodes may still beat (version-invariant).
-    await expect(heartbeat(t.db, node, { nodeId: node.nodeId, healthState: 'online' })).resolves.toBeNull();
+    await expect(
+      heartbeat(t.db, node, { nodeId: node.nodeId, healthState: 'online' }),
+    ).resolves.toBeNull();
   });
 
   it('P4 a floor raised after attach makes the next capability write fail the same way', async () => {
@@ -68,7 +80,11 @@ describe('runtimenode.capabilityupdate', () => {
     await attach(t.db, node, attachInput(node, session, { capabilities: {} }));
 
     await expectTetherError(
-      capabilityUpdate(t.db, node, { nodeId: node.nodeId, capabilities: {}, healthChanges: { state: 'online' } }),
+      capabilityUpdate(t.db, node, {
+        nodeId: node.nodeId,
+        capabilities: {},
+        healthChanges: { state: 'online' },
+      }),
       'runtimenode.capabilityupdate_conflict',
     );
     expect((await attachmentRow(t.db, node.nodeId, session))?.state).toBe('registering');
@@ -103,8 +119,13 @@ describe('runtimenode.capabilityupdate', () => {
     const session = await makeSession(t.db, owner);
     const node = await makeNode(t.db, owner);
     await attach(t.db, node, attachInput(node, session, { capabilities: { gpu: {}, shell: {} } }));
-    await capabilityUpdate(t.db, node, { nodeId: node.nodeId, capabilities: { camera: { version: '2' } } });
-    expect((await attachmentRow(t.db, node.nodeId, session))?.capabilities).toEqual({ camera: { version: '2' } });
+    await capabilityUpdate(t.db, node, {
+      nodeId: node.nodeId,
+      capabilities: { camera: { version: '2' } },
+    });
+    expect((await attachmentRow(t.db, node.nodeId, session))?.capabilities).toEqual({
+      camera: { version: '2' },
+    });
     expect((await nodeRow(node.nodeId))?.capabilities).toEqual({ camera: { version: '2' } });
   });
 
@@ -113,7 +134,11 @@ describe('runtimenode.capabilityupdate', () => {
     const session = await makeSession(t.db, owner);
     const node = await makeNode(t.db, owner);
     await attach(t.db, node, attachInput(node, session));
-    await capabilityUpdate(t.db, node, { nodeId: node.nodeId, capabilities: GPU, healthChanges: { state: 'online' } });
+    await capabilityUpdate(t.db, node, {
+      nodeId: node.nodeId,
+      capabilities: GPU,
+      healthChanges: { state: 'online' },
+    });
     await expectTetherError(
       capabilityUpdate(t.db, node, { nodeId: node.nodeId, capabilities: {} }),
       'runtimenode.capabilityupdate_conflict',
@@ -126,7 +151,11 @@ describe('runtimenode.capabilityupdate', () => {
     const session = await makeSession(t.db, owner);
     const node = await makeNode(t.db, owner);
     await attach(t.db, node, attachInput(node, session));
-    await capabilityUpdate(t.db, node, { nodeId: node.nodeId, capabilities: GPU, healthChanges: { state: 'online' } });
+    await capabilityUpdate(t.db, node, {
+      nodeId: node.nodeId,
+      capabilities: GPU,
+      healthChanges: { state: 'online' },
+    });
     const degraded = await capabilityUpdate(t.db, node, {
       nodeId: node.nodeId,
       capabilities: GPU,
@@ -149,9 +178,10 @@ describe('runtimenode.capabilityupdate', () => {
     const node = await makeNode(t.db, owner);
     await attach(t.db, node, attachInput(node, session));
     const result = await capabilityUpdate(t.db, node, { nodeId: node.nodeId, capabilities: GPU });
-    const { rows } = await t.db.query<{ updated_at: Date }>(`SELECT updated_at FROM nodes WHERE node_id = $1`, [
-      node.nodeId,
-    ]);
+    const { rows } = await t.db.query<{ updated_at: Date }>(
+      `SELECT updated_at FROM nodes WHERE node_id = $1`,
+      [node.nodeId],
+    );
     expect(result.updatedAt).toBe(rows[0]!.updated_at.toISOString());
     const { rows: att } = await t.db.query<{ updated_at: Date }>(
       `SELECT updated_at FROM runtime_node_attachments WHERE node_id = $1`,
@@ -167,7 +197,11 @@ describe('runtimenode.capabilityupdate', () => {
     expect(result.state).toBe('offline');
     expect((await nodeRow(node.nodeId))?.capabilities).toEqual(GPU);
     await expectTetherError(
-      capabilityUpdate(t.db, node, { nodeId: node.nodeId, capabilities: GPU, healthChanges: { state: 'online' } }),
+      capabilityUpdate(t.db, node, {
+        nodeId: node.nodeId,
+        capabilities: GPU,
+        healthChanges: { state: 'online' },
+      }),
       'runtimenode.not_attached',
     );
   });

@@ -41,9 +41,14 @@ describe('concurrent attaches', () => {
     const owner = await makeParticipant(t.db);
     const session = await makeSession(t.db, owner);
     const node = await makeNode(t.db, owner);
-    const pools = [createDb({ connectionString: t.url, max: 1 }), createDb({ connectionString: t.url, max: 1 })];
+    const pools = [
+      createDb({ connectionString: t.url, max: 1 }),
+      createDb({ connectionString: t.url, max: 1 }),
+    ];
     try {
-      const results = await Promise.all(pools.map((db) => attach(db, node, attachInput(node, session))));
+      const results = await Promise.all(
+        pools.map((db) => attach(db, node, attachInput(node, session))),
+      );
       expect(results[0]!.attachmentId).toBe(results[1]!.attachmentId);
     } finally {
       await Promise.all(pools.map((p) => p.close()));

@@ -22,10 +22,16 @@ describe('runtimenode.detach', () => {
     const session = await makeSession(t.db, owner);
     const node = await makeNode(t.db, owner);
     await attach(t.db, node, attachInput(node, session));
-    await capabilityUpdate(t.db, node, { nodeId: node.nodeId, capabilities: GPU, healthChanges: { state: 'online' } });
+    await capabilityUpdate(t.db, node, {
+      nodeId: node.nodeId,
+      capabilities: GPU,
+      healthChanges: { state: 'online' },
+    });
     await heartbeat(t.db, node, { nodeId: node.nodeId, healthState: 'online' });
 
-    await expect(detach(t.db, node, { nodeId: node.nodeId, reason: 'shutting down' })).resolves.toBeNull();
+    await expect(
+      detach(t.db, node, { nodeId: node.nodeId, reason: 'shutting down' }),
+    ).resolves.toBeNull();
     expect((await attachmentRow(t.db, node.nodeId, session))?.state).toBe('offline');
     const presence = await presenceOf(t.db, node.nodeId);
     expect(presence?.health_state).toBe('offline');
@@ -40,7 +46,12 @@ describe('runtimenode.detach', () => {
       `SELECT type, payload FROM fleet_events WHERE node_id = $1 AND type = 'runtimenode.detached'`,
       [node.nodeId],
     );
-    expect(rows).toEqual([{ type: 'runtimenode.detached', payload: { previousState: 'online', reason: 'shutting down' } }]);
+    expect(rows).toEqual([
+      {
+        type: 'runtimenode.detached',
+        payload: { previousState: 'online', reason: 'shutting down' },
+      },
+    ]);
   });
 
   it('P8 detach never writes memberships and never revokes', async () => {

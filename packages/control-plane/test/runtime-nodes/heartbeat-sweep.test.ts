@@ -3,7 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { heartbeat } from '../../src/runtime-nodes/service.js';
 import { sweepPresence } from '../../src/runtime-nodes/sweep.js';
 import { useTestDatabase } from '../db.js';
-import { SECONDS, ageHeartbeat, makeNode, makeParticipant, presenceOf, tableSnapshot } from '../fixtures.js';
+import {
+  SECONDS,
+  ageHeartbeat,
+  makeNode,
+  makeParticipant,
+  presenceOf,
+  tableSnapshot,
+} from '../fixtures.js';
 
 const t = useTestDatabase();
 
@@ -32,7 +39,9 @@ describe('heartbeat and the staleness sweep', () => {
     expect((await presenceOf(t.db, node.nodeId))?.last_heartbeat_at).toBeNull();
 
     const before = await dbNow();
-    await expect(heartbeat(t.db, node, { nodeId: node.nodeId, healthState: 'online' })).resolves.toBeNull();
+    await expect(
+      heartbeat(t.db, node, { nodeId: node.nodeId, healthState: 'online' }),
+    ).resolves.toBeNull();
     const after = await dbNow();
     const presence = await presenceOf(t.db, node.nodeId);
     expect(presence?.health_state).toBe('online');
@@ -56,7 +65,12 @@ describe('heartbeat and the staleness sweep', () => {
 
   it('P6 a beat stores bounded metrics and keeps them when a later beat omits them', async () => {
     const node = await onlineNode();
-    const metrics = { cpuPercent: 12.5, memoryUsedBytes: 1024, uptimeSeconds: 60, gauges: { queue_depth: 3 } };
+    const metrics = {
+      cpuPercent: 12.5,
+      memoryUsedBytes: 1024,
+      uptimeSeconds: 60,
+      gauges: { queue_depth: 3 },
+    };
     await heartbeat(t.db, node, { nodeId: node.nodeId, healthState: 'online', metrics });
     await heartbeat(t.db, node, { nodeId: node.nodeId, healthState: 'online' });
     const { rows } = await t.db.query<{ metrics: unknown }>(
@@ -69,14 +83,18 @@ describe('heartbeat and the staleness sweep', () => {
   it('sweep: 45 s stale online → degraded', async () => {
     const node = await onlineNode();
     await ageHeartbeat(t.db, node.nodeId, 45);
-    expect(await sweepFor(node.nodeId)).toEqual([{ nodeId: node.nodeId, from: 'online', to: 'degraded' }]);
+    expect(await sweepFor(node.nodeId)).toEqual([
+      { nodeId: node.nodeId, from: 'online', to: 'degraded' },
+    ]);
     expect((await presenceOf(t.db, node.nodeId))?.health_state).toBe('degraded');
   });
 
   it('sweep: 90 s stale online → offline directly, online_since cleared', async () => {
     const node = await onlineNode();
     await ageHeartbeat(t.db, node.nodeId, 90);
-    expect(await sweepFor(node.nodeId)).toEqual([{ nodeId: node.nodeId, from: 'online', to: 'offline' }]);
+    expect(await sweepFor(node.nodeId)).toEqual([
+      { nodeId: node.nodeId, from: 'online', to: 'offline' },
+    ]);
     const presence = await presenceOf(t.db, node.nodeId);
     expect(presence?.health_state).toBe('offline');
     expect(presence?.online_since).toBeNull();
@@ -87,7 +105,9 @@ describe('heartbeat and the staleness sweep', () => {
     await ageHeartbeat(t.db, node.nodeId, 45);
     await sweepFor(node.nodeId);
     await ageHeartbeat(t.db, node.nodeId, 61);
-    expect(await sweepFor(node.nodeId)).toEqual([{ nodeId: node.nodeId, from: 'degraded', to: 'offline' }]);
+    expect(await sweepFor(node.nodeId)).toEqual([
+      { nodeId: node.nodeId, from: 'degraded', to: 'offline' },
+    ]);
   });
 
   it('sweep: a fresh node is untouched', async () => {
@@ -170,7 +190,8 @@ describe('heartbeat and the staleness sweep', () => {
 
   it('a beat without a transition writes no event', async () => {
     const node = await onlineNode();
-    for (let i = 0; i < 5; i++) await heartbeat(t.db, node, { nodeId: node.nodeId, healthState: 'online' });
+    for (let i = 0; i < 5; i++)
+      await heartbeat(t.db, node, { nodeId: node.nodeId, healthState: 'online' });
     const { rows } = await t.db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM fleet_events WHERE node_id = $1`,
       [node.nodeId],
@@ -187,16 +208,18 @@ describe('heartbeat and the staleness sweep', () => {
   it('the thresholds are parameters: shorter durations demote sooner', async () => {
     const node = await onlineNode();
     await ageHeartbeat(t.db, node.nodeId, 2);
-    const transitions = (await sweepPresence(t.db, { degradedAfterMs: 1_000, offlineAfterMs: 5_000 })).filter(
-      (tr) => tr.nodeId === node.nodeId,
-    );
+    const transitions = (
+      await sweepPresence(t.db, { degradedAfterMs: 1_000, offlineAfterMs: 5_000 })
+    ).filter((tr) => tr.nodeId === node.nodeId);
     expect(transitions).toEqual([{ nodeId: node.nodeId, from: 'online', to: 'degraded' }]);
   });
 
   it('a node cannot beat for another node (auth.principal_mismatch)', async () => {
     const a = await onlineNode();
     const b = await onlineNode();
-    await expect(heartbeat(t.db, a, { nodeId: b.nodeId, healthState: 'online' })).rejects.toMatchObject({
+    await expect(
+      heartbeat(t.db, a, { nodeId: b.nodeId, healthState: 'online' }),
+    ).rejects.toMatchObject({
       code: 'auth.principal_mismatch',
     });
   });

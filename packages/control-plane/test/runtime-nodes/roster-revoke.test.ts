@@ -3,7 +3,14 @@ import { attach, heartbeat, revokeAttachment, roster } from '../../src/runtime-n
 import { raiseFloor } from '../../src/sessions/service.js';
 import { useTestDatabase } from '../db.js';
 import { expectTetherError } from '../expect-error.js';
-import { addMemberAs, attachInput, makeNode, makeParticipant, makeSession, presenceOf } from '../fixtures.js';
+import {
+  addMemberAs,
+  attachInput,
+  makeNode,
+  makeParticipant,
+  makeSession,
+  presenceOf,
+} from '../fixtures.js';
 
 const t = useTestDatabase();
 
@@ -15,7 +22,10 @@ describe('runtimenode.roster', () => {
     const legacy = await makeNode(t.db, owner);
     await attach(t.db, modern, attachInput(modern, session, { clientVersion: '1.6' }));
     await attach(t.db, legacy, attachInput(legacy, session, { clientVersion: '1.4' }));
-    await t.db.query(`UPDATE runtime_node_presence SET last_heartbeat_at = NULL WHERE node_id = $1`, [legacy.nodeId]);
+    await t.db.query(
+      `UPDATE runtime_node_presence SET last_heartbeat_at = NULL WHERE node_id = $1`,
+      [legacy.nodeId],
+    );
 
     const { nodes } = await roster(t.db, owner, { sessionId: session });
     expect(nodes.map((n) => [n.nodeId, n.state, n.readOnly, n.clientVersion])).toEqual([
@@ -44,7 +54,10 @@ describe('runtimenode.roster', () => {
     await addMemberAs(t.db, owner, session, viewer, 'viewer');
     await expect(roster(t.db, viewer, { sessionId: session })).resolves.toEqual({ nodes: [] });
     await expect(roster(t.db, admin, { sessionId: session })).resolves.toEqual({ nodes: [] });
-    const e = await expectTetherError(roster(t.db, stranger, { sessionId: session }), 'runtimenode.permission_denied');
+    const e = await expectTetherError(
+      roster(t.db, stranger, { sessionId: session }),
+      'runtimenode.permission_denied',
+    );
     expect(e.httpStatus).toBe(403);
   });
 });
@@ -57,7 +70,9 @@ describe('runtimenode.revoke', () => {
     await attach(t.db, node, attachInput(node, session));
     await heartbeat(t.db, node, { nodeId: node.nodeId, healthState: 'online' });
     const presence = await presenceOf(t.db, node.nodeId);
-    await expect(revokeAttachment(t.db, owner, { sessionId: session, nodeId: node.nodeId })).resolves.toBeNull();
+    await expect(
+      revokeAttachment(t.db, owner, { sessionId: session, nodeId: node.nodeId }),
+    ).resolves.toBeNull();
     expect(await presenceOf(t.db, node.nodeId)).toEqual(presence);
     const { nodes } = await roster(t.db, owner, { sessionId: session });
     expect(nodes[0]!.state).toBe('revoked');
@@ -75,13 +90,18 @@ describe('runtimenode.revoke', () => {
       revokeAttachment(t.db, collaborator, { sessionId: session, nodeId: node.nodeId }),
       'runtimenode.permission_denied',
     );
-    await expect(revokeAttachment(t.db, admin, { sessionId: session, nodeId: node.nodeId })).resolves.toBeNull();
+    await expect(
+      revokeAttachment(t.db, admin, { sessionId: session, nodeId: node.nodeId }),
+    ).resolves.toBeNull();
   });
 
   it('revoking a node that never attached to the session → node.not_found', async () => {
     const owner = await makeParticipant(t.db);
     const session = await makeSession(t.db, owner);
     const node = await makeNode(t.db, owner);
-    await expectTetherError(revokeAttachment(t.db, owner, { sessionId: session, nodeId: node.nodeId }), 'node.not_found');
+    await expectTetherError(
+      revokeAttachment(t.db, owner, { sessionId: session, nodeId: node.nodeId }),
+      'node.not_found',
+    );
   });
 });

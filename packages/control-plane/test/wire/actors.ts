@@ -21,12 +21,19 @@ export interface NodeActor {
   token: string;
 }
 
-export async function participant(server: TestServer, role: 'admin' | 'member' = 'member'): Promise<ParticipantActor> {
+export async function participant(
+  server: TestServer,
+  role: 'admin' | 'member' = 'member',
+): Promise<ParticipantActor> {
   const p = await createParticipantWithToken(server.db, { name: uniqueName('p'), role });
   return { participantId: p.participantId, token: p.token };
 }
 
-export async function nodeOf(server: TestServer, owner: ParticipantActor, nodeId?: string): Promise<NodeActor> {
+export async function nodeOf(
+  server: TestServer,
+  owner: ParticipantActor,
+  nodeId?: string,
+): Promise<NodeActor> {
   const token = generateToken('tnd_');
   const node = await registerNode(server.db, {
     nodeId: nodeId ?? uniqueName('node'),
@@ -38,7 +45,11 @@ export async function nodeOf(server: TestServer, owner: ParticipantActor, nodeId
   return { nodeId: node.nodeId, ownerParticipantId: node.ownerParticipantId, token };
 }
 
-export async function sessionOf(server: TestServer, owner: ParticipantActor, minClientVersion?: string): Promise<SessionId> {
+export async function sessionOf(
+  server: TestServer,
+  owner: ParticipantActor,
+  minClientVersion?: string,
+): Promise<SessionId> {
   const created = await mutate<{ sessionId: SessionId }>(
     server.url,
     'session.create',

@@ -5,7 +5,12 @@ import { errorCode, mutate, query } from '../http.js';
 import { startTestServer, type TestServer } from '../server.js';
 import { nodeOf, participant, sessionOf, type NodeActor, type ParticipantActor } from './actors.js';
 
-function attachBody(node: NodeActor, sessionId: SessionId, clientVersion = '1.0', capabilities: object = { gpu: {} }) {
+function attachBody(
+  node: NodeActor,
+  sessionId: SessionId,
+  clientVersion = '1.0',
+  capabilities: object = { gpu: {} },
+) {
   return {
     sessionId,
     participantId: node.ownerParticipantId,
@@ -16,10 +21,27 @@ function attachBody(node: NodeActor, sessionId: SessionId, clientVersion = '1.0'
   };
 }
 
-const attach = (s: TestServer, n: NodeActor, body: object) => mutate<{ state: string; readOnly: boolean; attachmentId: string; attachedAt: string }>(s.url, 'runtimenode.attach', body, { token: n.token });
+const attach = (s: TestServer, n: NodeActor, body: object) =>
+  mutate<{ state: string; readOnly: boolean; attachmentId: string; attachedAt: string }>(
+    s.url,
+    'runtimenode.attach',
+    body,
+    { token: n.token },
+  );
 
-async function addMember(s: TestServer, owner: ParticipantActor, sessionId: SessionId, member: ParticipantActor, role: string) {
-  const r = await mutate(s.url, 'membership.add', { sessionId, participantId: member.participantId, role }, { token: owner.token });
+async function addMember(
+  s: TestServer,
+  owner: ParticipantActor,
+  sessionId: SessionId,
+  member: ParticipantActor,
+  role: string,
+) {
+  const r = await mutate(
+    s.url,
+    'membership.add',
+    { sessionId, participantId: member.participantId, role },
+    { token: owner.token },
+  );
   expect(r.status).toBe(200);
 }
 
@@ -38,12 +60,14 @@ describe('runtime-node rules over HTTP', () => {
     for (const [sessionId, version, readOnly] of cases) {
       const node = await nodeOf(server, owner);
       const r = await attach(server, node, attachBody(node, sessionId, version));
-      expect({ version, status: r.status, state: r.data.state, readOnly: r.data.readOnly }).toEqual({
-        version,
-        status: 200,
-        state: 'registering',
-        readOnly,
-      });
+      expect({ version, status: r.status, state: r.data.state, readOnly: r.data.readOnly }).toEqual(
+        {
+          version,
+          status: 200,
+          state: 'registering',
+          readOnly,
+        },
+      );
     }
   });
 
@@ -53,12 +77,29 @@ describe('runtime-node rules over HTTP', () => {
     const session = await sessionOf(server, owner, '2.0');
     const node = await nodeOf(server, owner);
     await attach(server, node, attachBody(node, session, '1.5'));
-    const update = await mutate(server.url, 'runtimenode.capabilityupdate', { nodeId: node.nodeId, capabilities: { gpu: {} }, healthChanges: { state: 'online' } }, { token: node.token });
+    const update = await mutate(
+      server.url,
+      'runtimenode.capabilityupdate',
+      { nodeId: node.nodeId, capabilities: { gpu: {} }, healthChanges: { state: 'online' } },
+      { token: node.token },
+    );
     expect([update.status, errorCode(update)]).toEqual([409, 'version.floor_exceeded']);
-    const beat = await mutate(server.url, 'runtimenode.heartbeat', { nodeId: node.nodeId, healthState: 'online' }, { token: node.token });
+    const beat = await mutate(
+      server.url,
+      'runtimenode.heartbeat',
+      { nodeId: node.nodeId, healthState: 'online' },
+      { token: node.token },
+    );
     expect(beat.status).toBe(200);
-    const roster = await query<{ nodes: { state: string; readOnly: boolean }[] }>(server.url, 'runtimenode.roster', { sessionId: session }, { token: owner.token });
-    expect(roster.data.nodes).toEqual([expect.objectContaining({ state: 'registering', readOnly: true })]);
+    const roster = await query<{ nodes: { state: string; readOnly: boolean }[] }>(
+      server.url,
+      'runtimenode.roster',
+      { sessionId: session },
+      { token: owner.token },
+    );
+    expect(roster.data.nodes).toEqual([
+      expect.objectContaining({ state: 'registering', readOnly: true }),
+    ]);
   });
 
   it('P5 many nodes in one session; P7 memberships untouched; roster shows both axes', async () => {
@@ -67,14 +108,31 @@ describe('runtime-node rules over HTTP', () => {
     const contributor = await participant(server);
     const session = await sessionOf(server, owner);
     await addMember(server, owner, session, contributor, 'runtime contributor');
-    const before = await query<{ items: unknown[] }>(server.url, 'membership.list', { sessionId: session }, { token: owner.token });
+    const before = await query<{ items: unknown[] }>(
+      server.url,
+      'membership.list',
+      { sessionId: session },
+      { token: owner.token },
+    );
     const nodes = await Promise.all(Array.from({ length: 5 }, () => nodeOf(server, contributor)));
-    for (const n of nodes) expect((await attach(server, n, attachBody(n, session))).status).toBe(200);
-    const after = await query<{ items: unknown[] }>(server.url, 'membership.list', { sessionId: session }, { token: owner.token });
+    for (const n of nodes)
+      expect((await attach(server, n, attachBody(n, session))).status).toBe(200);
+    const after = await query<{ items: unknown[] }>(
+      server.url,
+      'membership.list',
+      { sessionId: session },
+      { token: owner.token },
+    );
     expect(after.data).toEqual(before.data);
-    const roster = await query<{ nodes: { nodeId: string; healthState: string; lastHeartbeatAt: string | null }[] }>(server.url, 'runtimenode.roster', { sessionId: session }, { token: contributor.token });
-    expect(roster.data.nodes.map((n) => n.nodeId).sort()).toEqual(nodes.map((n) => n.nodeId).sort());
-    expect(roster.data.nodes.every((n) => n.healthState === 'online' && n.lastHeartbeatAt !== null)).toBe(true);
+    const roster = await query<{
+      nodes: { nodeId: string; healthState: string; lastHeartbeatAt: string | null }[];
+    }>(server.url, 'runtimenode.roster', { sessionId: session }, { token: contributor.token });
+    expect(roster.data.nodes.map((n) => n.nodeId).sort()).toEqual(
+      nodes.map((n) => n.nodeId).sort(),
+    );
+    expect(
+      roster.data.nodes.every((n) => n.healthState === 'online' && n.lastHeartbeatAt !== null),
+    ).toBe(true);
   });
 
   it('P6 heartbeat then isOnline-style roster read; P8 detach is idempotent and sets offline', async () => {
@@ -84,11 +142,23 @@ describe('runtime-node rules over HTTP', () => {
     const node = await nodeOf(server, owner);
     await attach(server, node, attachBody(node, session));
     for (let i = 0; i < 3; i++) {
-      const d = await mutate(server.url, 'runtimenode.detach', { nodeId: node.nodeId, reason: 'bye' }, { token: node.token });
+      const d = await mutate(
+        server.url,
+        'runtimenode.detach',
+        { nodeId: node.nodeId, reason: 'bye' },
+        { token: node.token },
+      );
       expect([d.status, d.data]).toEqual([200, null]);
     }
-    const roster = await query<{ nodes: { state: string; healthState: string }[] }>(server.url, 'runtimenode.roster', { sessionId: session }, { token: owner.token });
-    expect(roster.data.nodes).toEqual([expect.objectContaining({ state: 'offline', healthState: 'offline' })]);
+    const roster = await query<{ nodes: { state: string; healthState: string }[] }>(
+      server.url,
+      'runtimenode.roster',
+      { sessionId: session },
+      { token: owner.token },
+    );
+    expect(roster.data.nodes).toEqual([
+      expect.objectContaining({ state: 'offline', healthState: 'offline' }),
+    ]);
   });
 
   it('P9 second active session → attach_conflict 409; re-attach to the same session reactivates', async () => {
@@ -101,7 +171,11 @@ describe('runtime-node rules over HTTP', () => {
     expect([conflict.status, errorCode(conflict)]).toEqual([409, 'runtimenode.attach_conflict']);
     await mutate(server.url, 'runtimenode.detach', { nodeId: node.nodeId }, { token: node.token });
     const again = await attach(server, node, attachBody(node, a));
-    expect([again.data.attachmentId, again.data.attachedAt, again.data.state]).toEqual([first.data.attachmentId, first.data.attachedAt, 'registering']);
+    expect([again.data.attachmentId, again.data.attachedAt, again.data.state]).toEqual([
+      first.data.attachmentId,
+      first.data.attachedAt,
+      'registering',
+    ]);
   });
 
   it('P10 revoked attachment → attach_revoked 409, terminal; other sessions still accept the node', async () => {
@@ -110,7 +184,12 @@ describe('runtime-node rules over HTTP', () => {
     const [a, b] = [await sessionOf(server, owner), await sessionOf(server, owner)];
     const node = await nodeOf(server, owner);
     await attach(server, node, attachBody(node, a));
-    const revoke = await mutate(server.url, 'runtimenode.revoke', { sessionId: a, nodeId: node.nodeId }, { token: owner.token });
+    const revoke = await mutate(
+      server.url,
+      'runtimenode.revoke',
+      { sessionId: a, nodeId: node.nodeId },
+      { token: owner.token },
+    );
     expect(revoke.status).toBe(200);
     const refused = await attach(server, node, attachBody(node, a));
     expect([refused.status, errorCode(refused)]).toEqual([409, 'runtimenode.attach_revoked']);
@@ -123,9 +202,22 @@ describe('runtime-node rules over HTTP', () => {
     const session = await sessionOf(server, owner);
     const node = await nodeOf(server, owner);
     await attach(server, node, attachBody(node, session, '1.0', {}));
-    const refused = await mutate(server.url, 'runtimenode.capabilityupdate', { nodeId: node.nodeId, capabilities: {}, healthChanges: { state: 'online' } }, { token: node.token });
-    expect([refused.status, errorCode(refused)]).toEqual([409, 'runtimenode.capabilityupdate_conflict']);
-    const ok = await mutate<{ state: string; updatedAt: string }>(server.url, 'runtimenode.capabilityupdate', { nodeId: node.nodeId, capabilities: { shell: {} }, healthChanges: { state: 'online' } }, { token: node.token });
+    const refused = await mutate(
+      server.url,
+      'runtimenode.capabilityupdate',
+      { nodeId: node.nodeId, capabilities: {}, healthChanges: { state: 'online' } },
+      { token: node.token },
+    );
+    expect([refused.status, errorCode(refused)]).toEqual([
+      409,
+      'runtimenode.capabilityupdate_conflict',
+    ]);
+    const ok = await mutate<{ state: string; updatedAt: string }>(
+      server.url,
+      'runtimenode.capabilityupdate',
+      { nodeId: node.nodeId, capabilities: { shell: {} }, healthChanges: { state: 'online' } },
+      { token: node.token },
+    );
     expect(ok.data.state).toBe('online');
   });
 
@@ -137,7 +229,12 @@ describe('runtime-node rules over HTTP', () => {
     const node = await nodeOf(server, stranger);
     const denied = await attach(server, node, attachBody(node, session));
     expect([denied.status, errorCode(denied)]).toEqual([403, 'runtimenode.permission_denied']);
-    const lower = await mutate(server.url, 'session.raiseFloor', { sessionId: session, minClientVersion: '1.4' }, { token: owner.token });
+    const lower = await mutate(
+      server.url,
+      'session.raiseFloor',
+      { sessionId: session, minClientVersion: '1.4' },
+      { token: owner.token },
+    );
     expect([lower.status, errorCode(lower)]).toEqual([409, 'session.floor_not_monotonic']);
   });
 });
@@ -151,13 +248,34 @@ describe('security over HTTP', () => {
     const b = await nodeOf(server, owner);
     await attach(server, b, attachBody(b, session));
     const calls = [
-      mutate(server.url, 'runtimenode.heartbeat', { nodeId: b.nodeId, healthState: 'online' }, { token: a.token }),
+      mutate(
+        server.url,
+        'runtimenode.heartbeat',
+        { nodeId: b.nodeId, healthState: 'online' },
+        { token: a.token },
+      ),
       mutate(server.url, 'runtimenode.detach', { nodeId: b.nodeId }, { token: a.token }),
-      mutate(server.url, 'runtimenode.capabilityupdate', { nodeId: b.nodeId, capabilities: {} }, { token: a.token }),
-      mutate(server.url, 'runtimenode.attach', { ...attachBody(a, session), nodeId: b.nodeId }, { token: a.token }),
+      mutate(
+        server.url,
+        'runtimenode.capabilityupdate',
+        { nodeId: b.nodeId, capabilities: {} },
+        { token: a.token },
+      ),
+      mutate(
+        server.url,
+        'runtimenode.attach',
+        { ...attachBody(a, session), nodeId: b.nodeId },
+        { token: a.token },
+      ),
     ];
-    for (const r of await Promise.all(calls)) expect([r.status, errorCode(r)]).toEqual([403, 'auth.principal_mismatch']);
-    const roster = await query<{ nodes: { state: string }[] }>(server.url, 'runtimenode.roster', { sessionId: session }, { token: owner.token });
+    for (const r of await Promise.all(calls))
+      expect([r.status, errorCode(r)]).toEqual([403, 'auth.principal_mismatch']);
+    const roster = await query<{ nodes: { state: string }[] }>(
+      server.url,
+      'runtimenode.roster',
+      { sessionId: session },
+      { token: owner.token },
+    );
     expect(roster.data.nodes).toEqual([expect.objectContaining({ state: 'registering' })]);
   });
 
@@ -166,18 +284,38 @@ describe('security over HTTP', () => {
     const owner = await participant(server);
     const stranger = await participant(server);
     const session = await sessionOf(server, owner);
-    const roster = await query(server.url, 'runtimenode.roster', { sessionId: session }, { token: stranger.token });
+    const roster = await query(
+      server.url,
+      'runtimenode.roster',
+      { sessionId: session },
+      { token: stranger.token },
+    );
     expect([roster.status, errorCode(roster)]).toEqual([403, 'runtimenode.permission_denied']);
-    const get = await query(server.url, 'session.get', { sessionId: session }, { token: stranger.token });
+    const get = await query(
+      server.url,
+      'session.get',
+      { sessionId: session },
+      { token: stranger.token },
+    );
     expect([get.status, errorCode(get)]).toEqual([404, 'session.not_found']);
-    const list = await query<{ items: unknown[] }>(server.url, 'session.list', {}, { token: stranger.token });
+    const list = await query<{ items: unknown[] }>(
+      server.url,
+      'session.list',
+      {},
+      { token: stranger.token },
+    );
     expect(list.data.items).toEqual([]);
   });
 
   it('a member cannot call admin procedures (auth.forbidden 403)', async () => {
     await using server = await startTestServer();
     const member = await participant(server);
-    const r = await mutate(server.url, 'participant.create', { name: 'x', role: 'admin' }, { token: member.token });
+    const r = await mutate(
+      server.url,
+      'participant.create',
+      { name: 'x', role: 'admin' },
+      { token: member.token },
+    );
     expect([r.status, errorCode(r)]).toEqual([403, 'auth.forbidden']);
   });
 
@@ -185,10 +323,31 @@ describe('security over HTTP', () => {
     await using server = await startTestServer();
     const owner = await participant(server);
     const node = await nodeOf(server, owner);
-    const created = await mutate<{ token: string }>(server.url, 'participant.create', { name: 'ops', role: 'member' }, { token: server.adminToken });
-    const bad = await mutate(server.url, 'runtimenode.heartbeat', { nodeId: 'other', healthState: 'online' }, { token: node.token });
-    const unauth = await mutate(server.url, 'runtimenode.heartbeat', { nodeId: 'other', healthState: 'online' }, { token: `${node.token}x` });
-    const secrets = [owner.token, node.token, created.data.token, server.adminToken, `${node.token}x`];
+    const created = await mutate<{ token: string }>(
+      server.url,
+      'participant.create',
+      { name: 'ops', role: 'member' },
+      { token: server.adminToken },
+    );
+    const bad = await mutate(
+      server.url,
+      'runtimenode.heartbeat',
+      { nodeId: 'other', healthState: 'online' },
+      { token: node.token },
+    );
+    const unauth = await mutate(
+      server.url,
+      'runtimenode.heartbeat',
+      { nodeId: 'other', healthState: 'online' },
+      { token: `${node.token}x` },
+    );
+    const secrets = [
+      owner.token,
+      node.token,
+      created.data.token,
+      server.adminToken,
+      `${node.token}x`,
+    ];
     const logs = server.logs();
     expect(logs.length).toBeGreaterThan(0);
     for (const secret of secrets) {
@@ -196,7 +355,9 @@ describe('security over HTTP', () => {
       expect(bad.raw).not.toContain(secret);
       expect(unauth.raw).not.toContain(secret);
     }
-    const { rows } = await server.db.query<{ t: string }>(`SELECT row_to_json(x)::text AS t FROM api_tokens x`);
+    const { rows } = await server.db.query<{ t: string }>(
+      `SELECT row_to_json(x)::text AS t FROM api_tokens x`,
+    );
     for (const secret of secrets) expect(rows.map((r) => r.t).join('')).not.toContain(secret);
   });
 });

@@ -24,15 +24,19 @@ describe('tRPC over WebSocket', () => {
         sessionId: session,
         participantId: node.ownerParticipantId,
         nodeId: node.nodeId,
-        clientVersion: '1.0' as never,
+        clientVersion: '1.0',
         capabilities: { shell: {} },
         healthState: 'online',
       });
       expect(attached).toMatchObject({ state: 'registering', readOnly: false });
-      await expect(ws.client.runtimenode.heartbeat.mutate({ nodeId: node.nodeId, healthState: 'online' })).resolves.toBeNull();
+      await expect(
+        ws.client.runtimenode.heartbeat.mutate({ nodeId: node.nodeId, healthState: 'online' }),
+      ).resolves.toBeNull();
       const info = await ws.client.system.info.query();
       expect(info.contractVersion).toBe(CONTRACT_VERSION);
-      await expect(ws.client.runtimenode.detach.mutate({ nodeId: node.nodeId })).resolves.toBeNull();
+      await expect(
+        ws.client.runtimenode.detach.mutate({ nodeId: node.nodeId }),
+      ).resolves.toBeNull();
     } finally {
       await ws.close();
     }
@@ -55,12 +59,22 @@ describe('tRPC over WebSocket', () => {
   it('a participant token revoked on this replica closes its open socket with the revoked close code', async () => {
     await using server = await startTestServer();
     const admin = await participant(server, 'admin');
-    const issued = await mutate<{ tokenId: string; token: string }>(server.url, 'token.create', { name: 'dash' }, {
-      token: admin.token,
-    });
+    const issued = await mutate<{ tokenId: string; token: string }>(
+      server.url,
+      'token.create',
+      { name: 'dash' },
+      {
+        token: admin.token,
+      },
+    );
     const ws = wsClient(server, { token: issued.data.token });
     await ws.client.session.list.query({});
-    const revoked = await mutate(server.url, 'token.revoke', { tokenId: issued.data.tokenId }, { token: admin.token });
+    const revoked = await mutate(
+      server.url,
+      'token.revoke',
+      { tokenId: issued.data.tokenId },
+      { token: admin.token },
+    );
     expect(revoked.status).toBe(200);
     expect(await ws.closed).toBe(CLOSE_CREDENTIAL_REVOKED);
     await ws.close();
@@ -73,12 +87,20 @@ describe('tRPC over WebSocket', () => {
     const ws = wsClient(server, { token: node.token });
     await ws.client.runtimenode.heartbeat.mutate({ nodeId: node.nodeId, healthState: 'online' });
     // Another replica revoking the node looks like this from here: only the row changes.
-    await server.db.query(`UPDATE nodes SET status = 'revoked', revoked_at = now() WHERE node_id = $1`, [node.nodeId]);
+    await server.db.query(
+      `UPDATE nodes SET status = 'revoked', revoked_at = now() WHERE node_id = $1`,
+      [node.nodeId],
+    );
     expect(await ws.closed).toBe(CLOSE_CREDENTIAL_REVOKED);
     await ws.close();
-    const after = await mutate(server.url, 'runtimenode.heartbeat', { nodeId: node.nodeId, healthState: 'online' }, {
-      token: node.token,
-    });
+    const after = await mutate(
+      server.url,
+      'runtimenode.heartbeat',
+      { nodeId: node.nodeId, healthState: 'online' },
+      {
+        token: node.token,
+      },
+    );
     expect(after.status).toBe(401);
   });
 
@@ -95,16 +117,26 @@ describe('tRPC over WebSocket', () => {
     } finally {
       await ws.close();
     }
-    const http = await mutate(server.url, 'runtimenode.heartbeat', { nodeId: node.nodeId, healthState: 'online' }, {
-      token: node.token,
-      headers: { 'x-tether-client-version': '2.0' },
-    });
+    const http = await mutate(
+      server.url,
+      'runtimenode.heartbeat',
+      { nodeId: node.nodeId, healthState: 'online' },
+      {
+        token: node.token,
+        headers: { 'x-tether-client-version': '2.0' },
+      },
+    );
     expect(http.status).toBe(409);
     expect(http.error?.data.tetherError.code).toBe('version.ceiling_exceeded');
-    const sameMajor = await mutate(server.url, 'runtimenode.heartbeat', { nodeId: node.nodeId, healthState: 'online' }, {
-      token: node.token,
-      headers: { 'x-tether-client-version': '1.99' },
-    });
+    const sameMajor = await mutate(
+      server.url,
+      'runtimenode.heartbeat',
+      { nodeId: node.nodeId, healthState: 'online' },
+      {
+        token: node.token,
+        headers: { 'x-tether-client-version': '1.99' },
+      },
+    );
     expect(sameMajor.status).toBe(200);
   });
 

@@ -8,7 +8,11 @@ import {
   TokenCreateOutput,
   TokenRevokeInput,
 } from '@tether/contracts';
-import { createParticipantWithToken, issueParticipantToken, revokeParticipantToken } from '../../auth/service.js';
+import {
+  createParticipantWithToken,
+  issueParticipantToken,
+  revokeParticipantToken,
+} from '../../auth/service.js';
 import { listParticipants } from '../../participants/service.js';
 import { router } from '../init.js';
 import { adminProcedure, participantProcedure } from '../procedures.js';
@@ -29,7 +33,12 @@ export const tokenRouter = router({
     .input(TokenCreateInput)
     .output(TokenCreateOutput)
     .mutation(({ ctx, input }) =>
-      issueParticipantToken(ctx.deps.db, ctx.principal.participantId, input.name, input.expiresInSeconds),
+      issueParticipantToken(
+        ctx.deps.db,
+        ctx.principal.participantId,
+        input.name,
+        input.expiresInSeconds,
+      ),
     ),
   revoke: participantProcedure
     .input(TokenRevokeInput)

@@ -14,7 +14,11 @@ import {
 } from '@tether/contracts';
 import * as runtimeNodes from '../../runtime-nodes/service.js';
 import { router } from '../init.js';
-import { heartbeatLimitedNodeProcedure, nodeProcedure, participantProcedure } from '../procedures.js';
+import {
+  heartbeatLimitedNodeProcedure,
+  nodeProcedure,
+  participantProcedure,
+} from '../procedures.js';
 
 export const runtimenodeRouter = router({
   attach: nodeProcedure
