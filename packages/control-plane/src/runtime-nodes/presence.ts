@@ -2,6 +2,7 @@
  * The one writer of presence transitions outside the sweep. A single statement locks the row,
  * reads its previous health, applies the change and — only when the health actually changed —
  * appends the `presence.changed` event, so concurrent writers never double- or under-report.
+ * Returns null when there is nothing to write: an unknown node, or a revoked one asked to go live.
  */
 import type { PresenceCause, PresenceHealthState } from '@tether/contracts';
 import type { Sql } from '../db/pool.js';
@@ -22,7 +23,11 @@ export interface PresenceTransitionResult {
 
 const WRITE_PRESENCE = `
 WITH prev AS (
-  SELECT node_id, health_state FROM runtime_node_presence WHERE node_id = $1 FOR UPDATE
+  -- Going live needs an active identity: a beat racing a revocation cannot revive a revoked node.
+  SELECT p.node_id, p.health_state FROM runtime_node_presence p
+   WHERE p.node_id = $1
+     AND ($2 = 'offline' OR EXISTS (SELECT 1 FROM nodes n WHERE n.node_id = p.node_id AND n.status = 'active'))
+   FOR UPDATE OF p
 ), upd AS (
   UPDATE runtime_node_presence p SET
     health_state = $2,
@@ -47,7 +52,7 @@ export async function writePresence(
   sql: Sql,
   nodeId: string,
   change: PresenceChange,
-): Promise<PresenceTransitionResult> {
+): Promise<PresenceTransitionResult | null> {
   const params = [nodeId, change.health, change.beat, change.metrics ?? null, change.cause];
   for (let attempt = 0; attempt < 2; attempt++) {
     const { rows } = await sql.query<{
@@ -55,6 +60,13 @@ export async function writePresence(
       to_state: PresenceHealthState;
     }>(WRITE_PRESENCE, params);
     if (rows[0]) return { from: rows[0].from_state, to: rows[0].to_state };
+    const { rows: node } = await sql.query<{ status: string }>(
+      `SELECT status FROM nodes WHERE node_id = $1`,
+      [nodeId],
+    );
+    // Unknown node, or a revoked one asked to go live: nothing to write.
+    if (node[0]?.status !== 'active' && change.health !== 'offline') return null;
+    if (!node[0]) return null;
     // Every node gets a presence row at registration; recreate one that was lost, then retry.
     await sql.query(
       `INSERT INTO runtime_node_presence (node_id, health_state) VALUES ($1, 'offline') ON CONFLICT (node_id) DO NOTHING`,

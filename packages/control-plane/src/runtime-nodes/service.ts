@@ -43,8 +43,10 @@ const ACTIVE = `(${ACTIVE_NODE_STATES.map((state) => `'${state}'`).join(', ')})`
 const ATTACHING_ROLES_SQL = `('owner', 'collaborator', 'runtime contributor')`;
 
 async function assertNodeActive(sql: Sql, nodeId: string): Promise<void> {
+  // Row lock: a concurrent node.revoke waits for us (or we see its result), and concurrent writes
+  // for one node serialise here instead of deadlocking on the later UPDATE of this row.
   const { rows } = await sql.query<{ status: string }>(
-    `SELECT status FROM nodes WHERE node_id = $1`,
+    `SELECT status FROM nodes WHERE node_id = $1 FOR NO KEY UPDATE`,
     [nodeId],
   );
   if (rows[0]?.status !== 'active') {
@@ -248,12 +250,15 @@ export async function heartbeat(
   input: HeartbeatInput,
 ): Promise<null> {
   assertNodeSelf(principal, input);
-  await writePresence(db, input.nodeId, {
+  const written = await writePresence(db, input.nodeId, {
     health: input.healthState,
     beat: true,
     metrics: input.metrics === undefined ? null : JSON.stringify(input.metrics),
     cause: 'heartbeat',
   });
+  if (written === null) {
+    throw new TetherError('auth.unauthenticated', 'The node identity is unknown or revoked.');
+  }
   return null;
 }
 

@@ -192,6 +192,7 @@ export function createHost(deps: Deps, options: HostOptions): Host {
     broadcastReconnect: () => wsHandler.broadcastReconnectNotification(),
     setDraining: () => {
       draining = true;
+      deps.lifecycle.draining = true;
     },
     isDraining: () => draining,
     setReady: (value) => {

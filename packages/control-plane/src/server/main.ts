@@ -101,6 +101,7 @@ export async function startTether(
       pairingTtlSeconds: config.pairingTtlSeconds,
     },
     log,
+    lifecycle: { draining: false },
   };
 
   const host = createHost(deps, {

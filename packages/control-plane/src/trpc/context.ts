@@ -29,6 +29,8 @@ export interface Deps {
   metrics: Metrics;
   settings: Settings;
   log: Logger;
+  /** Flipped when shutdown starts: new calls are refused with a retryable system.unavailable. */
+  lifecycle: { draining: boolean };
 }
 
 export interface Context {

@@ -59,7 +59,21 @@ const versionCeiling = middleware(({ ctx, next }) => {
   return next();
 });
 
-export const publicProcedure = baseProcedure.use(observe).use(versionCeiling);
+/** A call that arrives after shutdown began is refused (retryable), so clients move elsewhere. */
+const refuseWhileDraining = middleware(({ ctx, next }) => {
+  if (ctx.deps.lifecycle.draining) {
+    throw new TetherError(
+      'system.unavailable',
+      'The server is shutting down; retry (another replica).',
+    );
+  }
+  return next();
+});
+
+export const publicProcedure = baseProcedure
+  .use(observe)
+  .use(refuseWhileDraining)
+  .use(versionCeiling);
 
 function retryAfter(ms: number): Record<string, unknown> {
   return { retryAfterMs: ms };

@@ -1,5 +1,8 @@
 /** The whole API: routers composed by name. `AppRouter` is what typed clients import. */
 import { router } from './init.js';
+import { deviceRouter, enrollmentRouter } from './routers/enrollment.js';
+import { pairingRouter } from './routers/pairing.js';
+import { nodeRouter } from './routers/node.js';
 import { participantRouter, tokenRouter } from './routers/participant.js';
 import { runtimenodeRouter } from './routers/runtimenode.js';
 import { membershipRouter, sessionRouter } from './routers/session.js';
@@ -11,7 +14,11 @@ export const appRouter = router({
   token: tokenRouter,
   session: sessionRouter,
   membership: membershipRouter,
+  node: nodeRouter,
   runtimenode: runtimenodeRouter,
+  enrollment: enrollmentRouter,
+  device: deviceRouter,
+  pairing: pairingRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -1,0 +1,214 @@
+/**
+ * Enrollment keys (operator first, SPEC §2). A participant mints a key (`tek_` + 256 random
+ * bits, stored only as its SHA-256); a device presents it to `device.enroll` and receives a node
+ * identity owned by the key's creator. Invariants:
+ *  - the key is locked (FOR UPDATE) for the whole enrollment, so a single-use key yields exactly
+ *    one node however many enrolls race for it;
+ *  - key use, node row, `offline` presence row and the `node.enrolled` event commit together or
+ *    not at all (a taken node id rolls everything back: the key is not consumed);
+ *  - the node token is returned once and stored only as SHA-256;
+ *  - times come from the database clock.
+ */
+import {
+  ENROLLMENT_KEY_DEFAULT_TTL_SECONDS,
+  PAGE_LIMIT_MAX,
+  TetherError,
+  type DeviceEnrollInput,
+  type EnrollmentKeyView,
+  type NodeId,
+  type ParticipantId,
+} from '@tether/contracts';
+import { z } from 'zod';
+import type { ParticipantPrincipal } from '../auth/principal.js';
+import { isAdmin } from '../auth/principal.js';
+import { generateToken, hashToken } from '../auth/tokens.js';
+import type { Db } from '../db/pool.js';
+import { iso, isoOrNull, parseRow } from '../db/rows.js';
+import { appendEvent } from '../events/append.js';
+import { insertNode } from '../nodes/service.js';
+
+/**
+ * Derived key state (`k` = enrollment_keys, `p` = its creator). Precedence: revocation first,
+ * then a used single-use key (spent), then expiry. A disabled creator's keys count as revoked:
+ * the node would be owned by someone whose credentials no longer authenticate. `enroll` derives
+ * the state with this same expression, so the error a device gets always matches the state an
+ * operator sees in `listKeys`.
+ */
+const KEY_STATE_SQL = `CASE WHEN k.revoked_at IS NOT NULL OR p.disabled_at IS NOT NULL THEN 'revoked'
+                            WHEN NOT k.reusable AND k.use_count > 0 THEN 'spent'
+                            WHEN k.expires_at <= now() THEN 'expired'
+                            ELSE 'active' END`;
+
+const KeyRow = z.object({
+  id: z.string(),
+  reusable: z.boolean(),
+  labels: z.record(z.string(), z.string()),
+  created_at: z.date(),
+  expires_at: z.date(),
+  revoked_at: z.date().nullable(),
+  use_count: z.number().int().nonnegative(),
+  last_used_at: z.date().nullable(),
+  state: z.enum(['active', 'spent', 'expired', 'revoked']),
+});
+
+function toKeyView(row: unknown): EnrollmentKeyView {
+  const r = parseRow(KeyRow, row, 'enrollment key');
+  return {
+    keyId: r.id,
+    reusable: r.reusable,
+    labels: r.labels,
+    createdAt: iso(r.created_at),
+    expiresAt: iso(r.expires_at),
+    revokedAt: isoOrNull(r.revoked_at),
+    useCount: r.use_count,
+    lastUsedAt: isoOrNull(r.last_used_at),
+    state: r.state,
+  };
+}
+
+export interface CreateKeyInput {
+  reusable?: boolean | undefined;
+  expiresInSeconds?: number | undefined;
+  labels?: Record<string, string> | undefined;
+}
+
+export interface CreatedKey {
+  keyId: string;
+  enrollmentKey: string;
+  expiresAt: string;
+}
+
+export async function createKey(
+  db: Db,
+  actor: ParticipantPrincipal,
+  input: CreateKeyInput,
+): Promise<CreatedKey> {
+  const enrollmentKey = generateToken('tek_');
+  const { rows } = await db.query<{ id: string; expires_at: Date }>(
+    `INSERT INTO enrollment_keys (key_hash, created_by, reusable, labels, expires_at)
+     VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::int))
+     RETURNING id, expires_at`,
+    [
+      hashToken(enrollmentKey),
+      actor.participantId,
+      input.reusable ?? false,
+      JSON.stringify(input.labels ?? {}),
+      input.expiresInSeconds ?? ENROLLMENT_KEY_DEFAULT_TTL_SECONDS,
+    ],
+  );
+  const row = rows[0]!;
+  return { keyId: row.id, enrollmentKey, expiresAt: iso(row.expires_at) };
+}
+
+/**
+ * The caller's own keys (an admin's: every key), newest first. The wire contract has no
+ * pagination, so the answer is bounded at PAGE_LIMIT_MAX newest keys.
+ */
+export async function listKeys(
+  db: Db,
+  actor: ParticipantPrincipal,
+): Promise<{ items: EnrollmentKeyView[] }> {
+  const { rows } = await db.query(
+    `SELECT k.id, k.reusable, k.labels, k.created_at, k.expires_at, k.revoked_at, k.use_count,
+            k.last_used_at, ${KEY_STATE_SQL} AS state
+       FROM enrollment_keys k JOIN participants p ON p.id = k.created_by
+      WHERE $1::boolean OR k.created_by = $2
+      ORDER BY k.created_at DESC, k.id DESC
+      LIMIT $3`,
+    [isAdmin(actor), actor.participantId, PAGE_LIMIT_MAX],
+  );
+  return { items: rows.map(toKeyView) };
+}
+
+/** Revokes a key: its creator may revoke their own, an admin any. Idempotent. */
+export async function revokeKey(
+  db: Db,
+  actor: ParticipantPrincipal,
+  input: { keyId: string },
+): Promise<null> {
+  const { rows } = await db.query<{ id: string }>(
+    `UPDATE enrollment_keys SET revoked_at = COALESCE(revoked_at, now())
+      WHERE id = $1 AND ($2::boolean OR created_by = $3)
+      RETURNING id`,
+    [input.keyId, isAdmin(actor), actor.participantId],
+  );
+  if (!rows[0]) throw new TetherError('enrollment.key_not_found', 'No such enrollment key.');
+  return null;
+}
+
+const LockedKeyRow = z.object({
+  id: z.string(),
+  created_by: z.string(),
+  labels: z.record(z.string(), z.string()),
+  state: z.enum(['active', 'spent', 'expired', 'revoked']),
+});
+
+export interface EnrolledNode {
+  nodeId: NodeId;
+  nodeToken: string;
+  ownerParticipantId: ParticipantId;
+}
+
+/**
+ * `device.enroll`: public, gated by the key alone. The node is owned by the key's creator; the
+ * key's labels are defaults under the request's (the request wins on a conflicting key).
+ */
+export async function enroll(db: Db, input: DeviceEnrollInput): Promise<EnrolledNode> {
+  const keyHash = hashToken(input.enrollmentKey);
+  const nodeToken = generateToken('tnd_');
+  return db.tx(async (sql) => {
+    // FOR UPDATE serialises every use of this key: a racing enroll waits here, then re-reads
+    // the committed use_count and sees the key spent.
+    const { rows } = await sql.query(
+      `SELECT k.id, k.created_by, k.labels, ${KEY_STATE_SQL} AS state
+         FROM enrollment_keys k JOIN participants p ON p.id = k.created_by
+        WHERE k.key_hash = $1
+          FOR UPDATE OF k`,
+      [keyHash],
+    );
+    if (!rows[0]) throw new TetherError('enrollment.key_invalid', 'The enrollment key is unknown.');
+    const key = parseRow(LockedKeyRow, rows[0], 'enrollment key');
+    switch (key.state) {
+      case 'revoked':
+        throw new TetherError('enrollment.key_revoked', 'The enrollment key was revoked.');
+      case 'spent':
+        throw new TetherError(
+          'enrollment.key_spent',
+          'The single-use enrollment key was already used.',
+        );
+      case 'expired':
+        throw new TetherError('enrollment.key_expired', 'The enrollment key has expired.');
+      case 'active':
+        break;
+    }
+
+    const node = await insertNode(sql, {
+      nodeId: input.nodeId,
+      ownerParticipantId: key.created_by as ParticipantId,
+      name: input.name,
+      nodeType: input.nodeType,
+      platform: input.platform,
+      location: input.location,
+      labels: { ...key.labels, ...input.labels },
+      capabilities: input.capabilities,
+      clientVersion: input.clientVersion,
+      tokenHash: hashToken(nodeToken),
+    });
+    await sql.query(
+      `UPDATE enrollment_keys SET use_count = use_count + 1, last_used_at = now() WHERE id = $1`,
+      [key.id],
+    );
+    await appendEvent(sql, {
+      type: 'node.enrolled',
+      nodeId: node.nodeId,
+      payload: {
+        via: 'enrollment_key',
+        keyId: key.id,
+        ownerParticipantId: node.ownerParticipantId,
+        name: input.name,
+        nodeType: input.nodeType,
+      },
+    });
+    return { nodeId: node.nodeId, nodeToken, ownerParticipantId: node.ownerParticipantId };
+  });
+}

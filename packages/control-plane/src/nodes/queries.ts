@@ -1,0 +1,328 @@
+/**
+ * Registry reads: `node.get`, `node.list`, `node.isOnline`, `node.findOnlineWithCapability`.
+ * Invariants:
+ *  - one SQL statement per call (identity, presence and active attachment joined), never one per row;
+ *  - visibility: a participant sees the nodes they own and the nodes attached, in any state, to
+ *    sessions they are an active member of (exactly the nodes a roster they can read shows);
+ *    admins see every node. An invisible node is answered like a missing one (`node.not_found`,
+ *    or absent from a page), so ids of other tenants' nodes cannot be probed;
+ *  - presence is the one source of truth for liveness: a node is online when its identity is
+ *    active and its presence is not `offline` (`degraded` counts, and is reported as such);
+ *  - pages are ordered by node_id with keyset cursors (stable under concurrent inserts).
+ */
+import {
+  ACTIVE_NODE_STATES,
+  AttachmentId,
+  Capabilities,
+  LABEL_KEY_PATTERN,
+  NodeId,
+  NodeState,
+  NodeStatus,
+  ParticipantId,
+  PresenceHealthState,
+  SessionId,
+  TetherError,
+  type FindOnlineWithCapabilityInput,
+  type NodeIsOnlineOutput,
+  type NodeListInput,
+  type NodeView,
+} from '@tether/contracts';
+import { z } from 'zod';
+import type { ParticipantPrincipal } from '../auth/principal.js';
+import { isAdmin } from '../auth/principal.js';
+import type { Sql } from '../db/pool.js';
+import { decodeCursor, pageLimit, toPage } from '../db/pagination.js';
+import { iso, isoOrNull, parseRow } from '../db/rows.js';
+
+export interface NodePage {
+  items: NodeView[];
+  nextCursor: string | null;
+}
+
+const ACTIVE = `(${ACTIVE_NODE_STATES.map((state) => `'${state}'`).join(', ')})`;
+
+/** Positional parameters for a statement assembled from optional filters (values never inlined). */
+class Params {
+  readonly values: unknown[] = [];
+  add(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+}
+
+const VIEW_COLUMNS = `
+  n.node_id, n.owner_participant_id, n.name, n.node_type, n.platform, n.location, n.labels, n.metadata,
+  n.capabilities, n.client_version, n.status, n.enrolled_at, n.updated_at, n.revoked_at,
+  COALESCE(p.health_state, 'offline') AS health_state, p.last_heartbeat_at, p.online_since,
+  a.id AS attachment_id, a.session_id AS attachment_session_id, a.state AS attachment_state,
+  a.attached_at AS attachment_attached_at`;
+
+// The active-attachment join matches the partial unique index, so it yields at most one row per node.
+const VIEW_FROM = `
+  FROM nodes n
+  LEFT JOIN runtime_node_presence p ON p.node_id = n.node_id
+  LEFT JOIN runtime_node_attachments a ON a.node_id = n.node_id AND a.state IN ${ACTIVE}`;
+
+/** One node is visible to `viewer`: owner, or co-member of a session it has an attachment to. */
+function visibleNode(viewer: string): string {
+  return `(n.owner_participant_id = ${viewer} OR EXISTS (
+    SELECT 1 FROM runtime_node_attachments va
+      JOIN session_memberships vm ON vm.session_id = va.session_id
+     WHERE va.node_id = n.node_id AND vm.participant_id = ${viewer} AND vm.state = 'active'))`;
+}
+
+/**
+ * The same rule as a set, for pages: built from the owner index and the caller's memberships, so a
+ * member's list never walks the whole fleet checking each node.
+ */
+function visibleSet(viewer: string): string {
+  return `n.node_id IN (
+    SELECT vo.node_id FROM nodes vo WHERE vo.owner_participant_id = ${viewer}
+    UNION ALL
+    SELECT va.node_id FROM session_memberships vm
+      JOIN runtime_node_attachments va ON va.session_id = vm.session_id
+     WHERE vm.participant_id = ${viewer} AND vm.state = 'active')`;
+}
+
+/** Restricts to `sessionId` when the caller may read it: an active member, or an admin. */
+function sessionReadable(actor: ParticipantPrincipal, params: Params, sessionId: string): string {
+  if (isAdmin(actor)) return 'TRUE';
+  return `EXISTS (SELECT 1 FROM session_memberships sm
+                   WHERE sm.session_id = ${params.add(sessionId)}
+                     AND sm.participant_id = ${params.add(actor.participantId)} AND sm.state = 'active')`;
+}
+
+const NodeRow = z.object({
+  node_id: NodeId,
+  owner_participant_id: ParticipantId,
+  name: z.string(),
+  node_type: z.string(),
+  platform: z.string().nullable(),
+  location: z.string().nullable(),
+  labels: z.record(z.string(), z.string()),
+  metadata: z.record(z.string(), z.json()),
+  capabilities: Capabilities,
+  client_version: z.string().nullable(),
+  status: NodeStatus,
+  enrolled_at: z.date(),
+  updated_at: z.date(),
+  revoked_at: z.date().nullable(),
+  health_state: PresenceHealthState,
+  last_heartbeat_at: z.date().nullable(),
+  online_since: z.date().nullable(),
+  attachment_id: AttachmentId.nullable(),
+  attachment_session_id: SessionId.nullable(),
+  attachment_state: NodeState.nullable(),
+  attachment_attached_at: z.date().nullable(),
+});
+
+function toNodeView(raw: unknown): NodeView {
+  const r = parseRow(NodeRow, raw, 'node');
+  return {
+    nodeId: r.node_id,
+    ownerParticipantId: r.owner_participant_id,
+    name: r.name,
+    nodeType: r.node_type,
+    platform: r.platform,
+    location: r.location,
+    labels: r.labels,
+    metadata: r.metadata,
+    capabilities: r.capabilities,
+    clientVersion: r.client_version,
+    status: r.status,
+    enrolledAt: iso(r.enrolled_at),
+    updatedAt: iso(r.updated_at),
+    revokedAt: isoOrNull(r.revoked_at),
+    presence: {
+      healthState: r.health_state,
+      lastHeartbeatAt: isoOrNull(r.last_heartbeat_at),
+      onlineSince: isoOrNull(r.online_since),
+    },
+    activeAttachment:
+      r.attachment_id !== null &&
+      r.attachment_session_id !== null &&
+      r.attachment_state !== null &&
+      r.attachment_attached_at !== null
+        ? {
+            attachmentId: r.attachment_id,
+            sessionId: r.attachment_session_id,
+            state: r.attachment_state,
+            attachedAt: iso(r.attachment_attached_at),
+          }
+        : null,
+  };
+}
+
+function notFound(): TetherError {
+  return new TetherError('node.not_found', 'No such node.');
+}
+
+/** The view of one node, without a visibility check: for services that already authorised the caller. */
+export async function loadNodeView(sql: Sql, nodeId: string): Promise<NodeView> {
+  const { rows } = await sql.query(`SELECT ${VIEW_COLUMNS} ${VIEW_FROM} WHERE n.node_id = $1`, [
+    nodeId,
+  ]);
+  if (!rows[0]) throw notFound();
+  return toNodeView(rows[0]);
+}
+
+export async function getNode(
+  sql: Sql,
+  actor: ParticipantPrincipal,
+  nodeId: string,
+): Promise<NodeView> {
+  const params = new Params();
+  const id = params.add(nodeId);
+  const visible = isAdmin(actor) ? 'TRUE' : visibleNode(params.add(actor.participantId));
+  const { rows } = await sql.query(
+    `SELECT ${VIEW_COLUMNS} ${VIEW_FROM} WHERE n.node_id = ${id} AND ${visible}`,
+    params.values,
+  );
+  if (!rows[0]) throw notFound();
+  return toNodeView(rows[0]);
+}
+
+const IsOnlineRow = z.object({
+  node_id: NodeId,
+  status: NodeStatus,
+  health_state: PresenceHealthState,
+  last_heartbeat_at: z.date().nullable(),
+  online_since: z.date().nullable(),
+});
+
+/**
+ * `online` is true for `online` and `degraded` presence (a degraded node still answers; its
+ * beats are late), and never for a revoked identity; `healthState` tells the two apart.
+ */
+export async function isNodeOnline(
+  sql: Sql,
+  actor: ParticipantPrincipal,
+  nodeId: string,
+): Promise<z.infer<typeof NodeIsOnlineOutput>> {
+  const params = new Params();
+  const id = params.add(nodeId);
+  const visible = isAdmin(actor) ? 'TRUE' : visibleNode(params.add(actor.participantId));
+  const { rows } = await sql.query(
+    `SELECT n.node_id, n.status, COALESCE(p.health_state, 'offline') AS health_state, p.last_heartbeat_at, p.online_since
+       FROM nodes n LEFT JOIN runtime_node_presence p ON p.node_id = n.node_id
+      WHERE n.node_id = ${id} AND ${visible}`,
+    params.values,
+  );
+  if (!rows[0]) throw notFound();
+  const r = parseRow(IsOnlineRow, rows[0], 'node presence');
+  return {
+    nodeId: r.node_id,
+    online: r.status === 'active' && r.health_state !== 'offline',
+    healthState: r.health_state,
+    onlineSince: isoOrNull(r.online_since),
+    lastHeartbeatAt: isoOrNull(r.last_heartbeat_at),
+  };
+}
+
+/** `%`, `_` and the escape character itself match literally in a search. */
+function likeSubstring(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/** `"k=v"` → exact value (containment, served by the jsonb_path_ops GIN index); `"k"` → key present. */
+function labelCondition(label: string, params: Params): string {
+  const eq = label.indexOf('=');
+  const key = eq === -1 ? label : label.slice(0, eq);
+  if (!LABEL_KEY_PATTERN.test(key)) {
+    throw new TetherError(
+      'request.invalid',
+      'label must be "key=value" or "key" with a valid label key.',
+      {
+        field: 'label',
+      },
+    );
+  }
+  if (eq === -1) return `n.labels ? ${params.add(key)}`;
+  return `n.labels @> ${params.add(JSON.stringify({ [key]: label.slice(eq + 1) }))}::jsonb`;
+}
+
+async function fetchPage(
+  sql: Sql,
+  params: Params,
+  where: string[],
+  input: { cursor?: string | undefined; limit?: number | undefined },
+): Promise<NodePage> {
+  const limit = pageLimit(input.limit);
+  const after = decodeCursor(input.cursor, 1);
+  if (after) where.push(`n.node_id > ${params.add(after[0])}`);
+  const text = `SELECT ${VIEW_COLUMNS} ${VIEW_FROM}
+    ${where.length > 0 ? `WHERE ${where.join('\n  AND ')}` : ''}
+    ORDER BY n.node_id
+    LIMIT ${params.add(limit + 1)}`;
+  const { rows } = await sql.query<{ node_id: string }>(text, params.values);
+  return toPage(rows, limit, toNodeView, (row) => [row.node_id]);
+}
+
+/**
+ * Every filter narrows (AND). `sessionId` lists the nodes attached to that session in any state,
+ * and only for its active members and admins (anyone else gets an empty page, as for a session
+ * that does not exist). `status` defaults to every status: revoked identities stay listed.
+ */
+export async function listNodes(
+  sql: Sql,
+  actor: ParticipantPrincipal,
+  input: NodeListInput,
+): Promise<NodePage> {
+  const filters = input ?? {};
+  const params = new Params();
+  const where: string[] = [];
+  if (!isAdmin(actor)) where.push(visibleSet(params.add(actor.participantId)));
+  if (filters.status !== undefined) where.push(`n.status = ${params.add(filters.status)}`);
+  if (filters.healthState === 'offline') {
+    where.push(`(p.health_state IS NULL OR p.health_state = 'offline')`);
+  } else if (filters.healthState !== undefined) {
+    where.push(`p.health_state = ${params.add(filters.healthState)}`);
+  }
+  if (filters.capability !== undefined)
+    where.push(`n.capabilities ? ${params.add(filters.capability)}`);
+  if (filters.nodeType !== undefined) where.push(`n.node_type = ${params.add(filters.nodeType)}`);
+  if (filters.location !== undefined) where.push(`n.location = ${params.add(filters.location)}`);
+  if (filters.label !== undefined) where.push(labelCondition(filters.label, params));
+  if (filters.sessionId !== undefined) {
+    const readable = sessionReadable(actor, params, filters.sessionId);
+    where.push(
+      `n.node_id IN (SELECT sa.node_id FROM runtime_node_attachments sa WHERE sa.session_id = ${params.add(filters.sessionId)})`,
+      readable,
+    );
+  }
+  if (filters.search !== undefined) {
+    const pattern = params.add(likeSubstring(filters.search));
+    where.push(`(n.node_id ILIKE ${pattern} OR n.name ILIKE ${pattern})`);
+  }
+  return fetchPage(sql, params, where, filters);
+}
+
+/**
+ * Active identities whose presence is not offline and that declare the capability (a key lookup
+ * on the GIN-indexed capabilities). With `sessionId`, the node's active attachment must be in that
+ * session and its snapshot must declare the capability too; non-members get an empty page.
+ */
+export async function findOnlineWithCapability(
+  sql: Sql,
+  actor: ParticipantPrincipal,
+  input: z.infer<typeof FindOnlineWithCapabilityInput>,
+): Promise<NodePage> {
+  const params = new Params();
+  const where: string[] = [];
+  if (!isAdmin(actor)) where.push(visibleSet(params.add(actor.participantId)));
+  const capability = params.add(input.capability);
+  where.push(
+    `n.status = 'active'`,
+    `p.health_state IN ('online', 'degraded')`,
+    `n.capabilities ? ${capability}`,
+  );
+  if (input.sessionId !== undefined) {
+    const readable = sessionReadable(actor, params, input.sessionId);
+    where.push(
+      `a.session_id = ${params.add(input.sessionId)}`,
+      `a.capabilities ? ${capability}`,
+      readable,
+    );
+  }
+  return fetchPage(sql, params, where, input);
+}
