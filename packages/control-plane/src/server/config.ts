@@ -84,7 +84,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     port: e.TETHER_PORT,
     host: e.TETHER_HOST,
-    dataDir: resolve(e.TETHER_DATA_DIR),
+    // Relative to where the user ran the command (pnpm runs scripts inside the package directory).
+    dataDir: resolve(env.INIT_CWD ?? process.cwd(), e.TETHER_DATA_DIR),
     databaseUrl: e.DATABASE_URL,
     embeddedPgPort: e.TETHER_EMBEDDED_PG_PORT,
     bootstrapToken: e.TETHER_BOOTSTRAP_TOKEN,
