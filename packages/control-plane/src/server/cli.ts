@@ -61,6 +61,7 @@ async function serve(config: Config): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  process.on('SIGHUP', onSignal);
 }
 
 async function main(argv: string[]): Promise<void> {
