@@ -7,3 +7,4 @@ export * from './schemas/index.js';
 export * from './events.js';
 export * from './wire.js';
 export * from './compat/index.js';
+export * from './transport.js';

@@ -3,13 +3,14 @@
  * replica close matching sockets at once; a periodic revalidation (one query for all sockets)
  * closes those revoked elsewhere or expired, within the auth cache TTL.
  */
+import { WS_CLOSE } from '@tether/contracts';
 import type { WebSocket } from 'ws';
 import type { Principal } from '../auth/principal.js';
 import type { AuthService } from '../auth/service.js';
 import type { Revocation } from '../auth/revocations.js';
 
 /** Close codes a client can act on: these mean "do not reconnect with this credential". */
-export const CLOSE_CREDENTIAL_REVOKED = 4401;
+export const CLOSE_CREDENTIAL_REVOKED = WS_CLOSE.CREDENTIAL_REVOKED;
 
 interface Entry {
   principal: Principal | null;
