@@ -1,0 +1,65 @@
+/**
+ * @tether/node-client: the SDK a runtime node (daemon, desktop agent, edge device) embeds, and
+ * the simulator behind `tether-agent simulate` (a load generator for benches and demos).
+ */
+export {
+  createTetherNode,
+  type DisconnectCause,
+  type EnrollmentOptions,
+  type NodeConnectionState,
+  type TerminationReason,
+  type TetherNode,
+  type TetherNodeEvents,
+  type TetherNodeOptions,
+  type TetherNodeSnapshot,
+} from './node.js';
+export {
+  enrollWithKey,
+  pair,
+  type EnrollWithKeyOptions,
+  type PairOptions,
+  type PairingCodeInfo,
+  type RetryOptions,
+} from './enroll.js';
+export {
+  CREDENTIALS_FILE_MODE,
+  CredentialsError,
+  loadCredentials,
+  saveCredentials,
+  type NodeCredentials,
+} from './credentials.js';
+export {
+  Backoff,
+  BACKOFF_DEFAULTS,
+  backoffCeiling,
+  fullJitterDelay,
+  type BackoffOptions,
+} from './backoff.js';
+export {
+  PairingError,
+  TERMINAL_CODES,
+  isPairingError,
+  isTerminal,
+  isTransportError,
+  toTetherError,
+  type PairingOutcome,
+} from './errors.js';
+export { MetricsCollector, validateMetrics, type CpuTimes, type MetricsSource } from './metrics.js';
+export {
+  describeCause,
+  distribution,
+  startSimulation,
+  type ChurnOptions,
+  type Distribution,
+  type Outage,
+  type SimEvent,
+  type SimEventType,
+  type SimStatus,
+  type SimSummary,
+  type SimulateOptions,
+  type SimulatedNode,
+  type Simulation,
+} from './simulate.js';
+export { createHttpClient, type LossCause, type TetherClient } from './transport.js';
+export { silentLogger, webSocketUrl, type TetherLogger } from './util.js';
+export { TetherError, WS_CLOSE, isTerminalCloseCode, isTetherError } from '@tether/contracts';

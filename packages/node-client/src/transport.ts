@@ -1,0 +1,233 @@
+/**
+ * The two typed tRPC clients the SDK uses:
+ *  - HTTP (`httpLink`, global fetch) for the public, one-shot calls: enrollment and pairing;
+ *  - WebSocket (`createWSClient` + `wsLink`, `ws` on Node 20) for a running node.
+ *
+ * One `Connection` is one socket's life. tRPC's wsClient would reconnect on its own; here its
+ * single entry point into reconnection (`retryDelayMs`, called whenever the socket was lost,
+ * failed to open, or the server sent the `reconnect` notification) is turned into a `lost` event
+ * and the wsClient is closed, so the node's state machine alone decides when (backoff) and
+ * whether (terminal conditions) to connect again — and re-attaches on every new connection.
+ */
+import { CONTRACT_VERSION, isTerminalCloseCode, type TetherErrorCode } from '@tether/contracts';
+import type { AppRouter } from '@tether/control-plane/trpc';
+import {
+  createTRPCClient,
+  createWSClient,
+  httpLink,
+  wsLink,
+  type TRPCClient,
+  type TRPCWebSocketClient,
+} from '@trpc/client';
+import WebSocket from 'ws';
+import { httpTrpcUrl, webSocketUrl } from './util.js';
+
+export type TetherClient = TRPCClient<AppRouter>;
+
+/**
+ * A typed client over plain HTTP; `token`, if given, is sent as a bearer token. Every request
+ * announces the contract version this SDK was built against (the server's ceiling check).
+ */
+export function createHttpClient(url: string, options: { token?: string } = {}): TetherClient {
+  return createTRPCClient<AppRouter>({
+    links: [
+      httpLink({
+        url: httpTrpcUrl(url),
+        headers: () => ({
+          'x-tether-client-version': CONTRACT_VERSION,
+          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+        }),
+      }),
+    ],
+  });
+}
+
+/** Why a connection ended (before the node decides what to do about it). */
+export type LossCause =
+  | { kind: 'closed'; closeCode: number | undefined; closeReason: string }
+  | { kind: 'reconnect_requested' }
+  | { kind: 'open_failed'; message: string }
+  | { kind: 'call_failed'; code: TetherErrorCode; message: string }
+  | { kind: 'dropped'; reason: string }
+  | { kind: 'stopped' };
+
+export interface ConnectionOptions {
+  url: string;
+  token: string;
+  /** WebSocket opening handshake timeout. */
+  handshakeTimeoutMs: number;
+  /** Client-side keep-alive: ping after this much silence, drop the socket without a pong. */
+  keepAliveIntervalMs: number;
+  pongTimeoutMs: number;
+}
+
+/** One WebSocket connection (one socket) and the typed client bound to it. */
+export class Connection {
+  readonly client: TetherClient;
+  readonly #ws: TRPCWebSocketClient;
+  readonly #sockets = new Set<WebSocket>();
+  readonly lost: Promise<LossCause>;
+  #resolveLost!: (cause: LossCause) => void;
+  #lostCause: LossCause | null = null;
+  #opened = false;
+  #closeCode: number | undefined;
+  #closeReason = '';
+  #reconnectRequested = false;
+  #openError: string | undefined;
+  readonly #openedPromise: Promise<void>;
+  #resolveOpened!: () => void;
+
+  constructor(options: ConnectionOptions) {
+    this.lost = new Promise((resolve) => (this.#resolveLost = resolve));
+    this.#openedPromise = new Promise((resolve) => (this.#resolveOpened = resolve));
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    // The WebSocket class tRPC instantiates: lets this connection see every socket it opens, its
+    // close code (WS_CLOSE.CREDENTIAL_REVOKED = never again) and the server's reconnect
+    // notification, before tRPC's own listeners run.
+    class TrackedWebSocket extends WebSocket {
+      constructor(address: string | URL, protocols?: string | string[]) {
+        super(address, protocols, {
+          handshakeTimeout: options.handshakeTimeoutMs,
+          perMessageDeflate: false,
+        });
+        self.#sockets.add(this);
+        this.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+          if (isBinary) return;
+          const text = Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
+          // The notification is `{"id":null,"method":"reconnect"}`; cheap test before parsing.
+          if (text.length < 128 && text.includes('"reconnect"')) {
+            try {
+              const message = JSON.parse(text.toString('utf8')) as { method?: unknown };
+              if (message.method === 'reconnect') self.#reconnectRequested = true;
+            } catch {
+              // not ours to judge
+            }
+          }
+        });
+        this.on('close', (code: number, reason: Buffer) => {
+          self.#closeCode = code;
+          self.#closeReason = reason.toString('utf8');
+        });
+        this.on('error', (error: Error) => {
+          self.#openError ??= error.message;
+        });
+      }
+    }
+
+    this.#ws = createWSClient({
+      url: webSocketUrl(options.url),
+      WebSocket: TrackedWebSocket as unknown as typeof globalThis.WebSocket,
+      // `clientVersion` here is the contract this SDK speaks (the server refuses a higher MAJOR);
+      // the node's own version, compared with session floors, goes in `runtimenode.attach`.
+      connectionParams: { token: options.token, clientVersion: CONTRACT_VERSION },
+      keepAlive: {
+        enabled: true,
+        intervalMs: options.keepAliveIntervalMs,
+        pongTimeoutMs: options.pongTimeoutMs,
+      },
+      onOpen: () => {
+        this.#opened = true;
+        this.#resolveOpened();
+      },
+      // tRPC calls this exactly when it would start reconnecting: the connection is over.
+      retryDelayMs: () => {
+        queueMicrotask(() => this.#lose(this.#describeLoss()));
+        return 0;
+      },
+    });
+    this.client = createTRPCClient<AppRouter>({ links: [wsLink({ client: this.#ws })] });
+  }
+
+  /** Resolves once the socket is open (before connectionParams are processed). */
+  get opened(): Promise<void> {
+    return this.#openedPromise;
+  }
+
+  get isOpen(): boolean {
+    return this.#opened && this.#lostCause === null;
+  }
+
+  get closeCode(): number | undefined {
+    return this.#closeCode;
+  }
+
+  get lostCause(): LossCause | null {
+    return this.#lostCause;
+  }
+
+  #describeLoss(): LossCause {
+    const closed: LossCause = {
+      kind: 'closed',
+      closeCode: this.#closeCode,
+      closeReason: this.#closeReason,
+    };
+    // A terminal close (credential revoked) wins over everything: it decides "never again".
+    if (this.#closeCode !== undefined && isTerminalCloseCode(this.#closeCode)) return closed;
+    if (this.#reconnectRequested) return { kind: 'reconnect_requested' };
+    if (!this.#opened) {
+      return {
+        kind: 'open_failed',
+        message: this.#openError ?? 'the connection could not be opened',
+      };
+    }
+    return closed;
+  }
+
+  /** Ends this connection (idempotent); `lost` resolves with the first cause. */
+  lose(cause: LossCause): void {
+    this.#lose(cause);
+  }
+
+  #lose(cause: LossCause): void {
+    if (this.#lostCause !== null) return;
+    // A call that failed because the server closed the socket for good is that close.
+    this.#lostCause =
+      cause.kind !== 'stopped' &&
+      this.#closeCode !== undefined &&
+      isTerminalCloseCode(this.#closeCode)
+        ? this.#describeLoss()
+        : cause;
+    // Stop tRPC from reconnecting now; sockets are closed by dispose().
+    void this.#ws.close().catch(() => undefined);
+    this.#resolveLost(this.#lostCause);
+  }
+
+  /**
+   * Closes the socket(s). Graceful: a normal close handshake, bounded by `graceMs`, then
+   * terminate. Not graceful: terminate at once (the peer is gone or must be abandoned).
+   */
+  async dispose(graceful: boolean, graceMs = 1_000): Promise<void> {
+    this.#lose({ kind: 'stopped' });
+    const open = [...this.#sockets].filter((s) => s.readyState !== WebSocket.CLOSED);
+    if (open.length === 0) return;
+    if (!graceful) {
+      for (const socket of open) socket.terminate();
+      return;
+    }
+    await Promise.all(
+      open.map(
+        (socket) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => {
+              socket.terminate();
+              resolve();
+            }, graceMs);
+            socket.once('close', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            if (socket.readyState === WebSocket.OPEN) socket.close(1000, 'node stopping');
+            else if (socket.readyState === WebSocket.CONNECTING) socket.terminate();
+          }),
+      ),
+    );
+  }
+
+  /** Sockets of this connection not yet closed (0 once disposed). */
+  get openSockets(): number {
+    let n = 0;
+    for (const socket of this.#sockets) if (socket.readyState !== WebSocket.CLOSED) n++;
+    return n;
+  }
+}

@@ -1,0 +1,127 @@
+/** Small pieces shared by the SDK: a typed emitter, a logger interface, abortable waits. */
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Listener = (...args: any[]) => void;
+
+/**
+ * A typed event emitter. A listener that throws is reported to `onListenerError` and never
+ * breaks the SDK's own bookkeeping (unlike node:events, there is no special `error` event).
+ */
+export class Emitter<Events extends { [K in keyof Events]: Listener }> {
+  readonly #listeners = new Map<keyof Events, Set<Listener>>();
+  readonly #onListenerError: (error: unknown) => void;
+
+  constructor(onListenerError: (error: unknown) => void = () => undefined) {
+    this.#onListenerError = onListenerError;
+  }
+
+  on<K extends keyof Events>(event: K, listener: Events[K]): () => void {
+    let set = this.#listeners.get(event);
+    if (!set) {
+      set = new Set();
+      this.#listeners.set(event, set);
+    }
+    set.add(listener);
+    return () => this.off(event, listener);
+  }
+
+  once<K extends keyof Events>(event: K, listener: Events[K]): () => void {
+    const wrapped = ((...args: Parameters<Events[K]>) => {
+      off();
+      listener(...args);
+    }) as Events[K];
+    const off = this.on(event, wrapped);
+    return off;
+  }
+
+  off<K extends keyof Events>(event: K, listener: Events[K]): void {
+    this.#listeners.get(event)?.delete(listener);
+  }
+
+  emit<K extends keyof Events>(event: K, ...args: Parameters<Events[K]>): void {
+    const set = this.#listeners.get(event);
+    if (!set) return;
+    for (const listener of [...set]) {
+      try {
+        listener(...args);
+      } catch (error) {
+        this.#onListenerError(error);
+      }
+    }
+  }
+}
+
+/** Structured logger: pino, console or anything with these four methods. */
+export interface TetherLogger {
+  debug(obj: Record<string, unknown>, msg?: string): void;
+  info(obj: Record<string, unknown>, msg?: string): void;
+  warn(obj: Record<string, unknown>, msg?: string): void;
+  error(obj: Record<string, unknown>, msg?: string): void;
+}
+
+export const silentLogger: TetherLogger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
+
+/** Resolves after `ms`, or early (resolving `false`) when `signal` aborts. */
+export function delay(ms: number, signal?: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) {
+      resolve(false);
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Rejects with `make()` if `promise` does not settle within `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, make: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(make()), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}
+
+/** The base URL without a trailing slash; throws a TypeError for anything but http(s). */
+export function normaliseBaseUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TypeError(`not a URL: ${url}`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new TypeError(`the server URL must be http:// or https:// (got ${parsed.protocol})`);
+  }
+  return `${parsed.origin}${parsed.pathname.replace(/\/+$/, '')}`;
+}
+
+/** http://host:port[/prefix] → ws://host:port[/prefix]/trpc (https → wss). */
+export function webSocketUrl(baseUrl: string): string {
+  return `${normaliseBaseUrl(baseUrl).replace(/^http/, 'ws')}/trpc`;
+}
+
+/** http://host:port[/prefix] → http://host:port[/prefix]/trpc */
+export function httpTrpcUrl(baseUrl: string): string {
+  return `${normaliseBaseUrl(baseUrl)}/trpc`;
+}

@@ -1,0 +1,161 @@
+/**
+ * `tether-agent` as a user runs it (a child process through bin/tether-agent.mjs) against a real
+ * server: enroll, pair, run, simulate — and what it prints (never a token).
+ */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadCredentials } from '../src/index.js';
+import {
+  eventually,
+  operator,
+  runAgent,
+  seed,
+  spawnAgent,
+  startTestServer,
+  tempDir,
+} from './support.js';
+
+describe('tether-agent CLI', () => {
+  it('enroll --url --key saves a 0600 credential file; run --session --capability gpu --capability shell is online with both and reports metrics; SIGTERM detaches', async () => {
+    await using server = await startTestServer({
+      env: { TETHER_HEARTBEAT_INTERVAL_MS: '200', TETHER_RATE_HEARTBEATS_PER_MINUTE: '6000' },
+    });
+    const { admin, sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
+    await using dir = await tempDir();
+    const file = join(dir.path, 'node.json');
+
+    const enroll = await runAgent([
+      'enroll',
+      '--url',
+      server.url,
+      '--key',
+      enrollmentKey,
+      '--node-id',
+      'render-01',
+      '--credentials',
+      file,
+    ]);
+    expect(enroll.code, enroll.stderr).toBe(0);
+    expect(enroll.stdout).toMatch(/enrolled: node render-01/);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const credentials = await loadCredentials(file);
+    expect(credentials).toMatchObject({ nodeId: 'render-01', url: server.url });
+    expect(`${enroll.stdout}${enroll.stderr}`).not.toContain(credentials.token);
+
+    await using agent = spawnAgent([
+      'run',
+      '--credentials',
+      file,
+      '--session',
+      sessionId,
+      '--capability',
+      'gpu',
+      '--capability',
+      'shell',
+    ]);
+    await agent.waitForOutput(/render-01: online/);
+    const found = await admin.node.findOnlineWithCapability.query({ capability: 'gpu', sessionId });
+    expect(found.items.map((n) => n.nodeId)).toEqual(['render-01']);
+    const { rows } = await eventually(
+      () =>
+        server.db.query<{
+          metrics: { memoryTotalBytes?: number; uptimeSeconds?: number } | null;
+        }>(`SELECT metrics FROM runtime_node_presence WHERE node_id = 'render-01'`),
+      (r) => (r.rows[0]?.metrics?.memoryTotalBytes ?? 0) > 0,
+    );
+    expect(rows[0]!.metrics?.uptimeSeconds).toBeGreaterThan(0);
+    const view = await admin.node.get.query({ nodeId: 'render-01' });
+    expect(view.capabilities).toEqual({ gpu: {}, shell: {} });
+
+    agent.child.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
+    expect(agent.stdout()).toMatch(/SIGTERM: detaching[\s\S]*stopped/);
+    const roster = await admin.runtimenode.roster.query({ sessionId });
+    expect(roster.nodes).toEqual([
+      expect.objectContaining({ nodeId: 'render-01', state: 'offline', healthState: 'offline' }),
+    ]);
+    expect(`${agent.stdout()}${agent.stderr()}`).not.toContain(credentials.token);
+  });
+
+  it('pair --url prints the code, waits for approval and saves the token (0600)', async () => {
+    await using server = await startTestServer();
+    const admin = operator(server.url, server.adminToken);
+    await using dir = await tempDir();
+    const file = join(dir.path, 'paired.json');
+    await using agent = spawnAgent([
+      'pair',
+      '--url',
+      server.url,
+      '--name',
+      'lab printer',
+      '--poll-interval',
+      '100',
+      '--credentials',
+      file,
+    ]);
+    const [, code] = await agent.waitForOutput(/pairing code: (\S+)/);
+    const { items } = await admin.pairing.list.query({ state: 'pending' });
+    const request = items.find((r) => r.pairingCode === code);
+    expect(request).toMatchObject({ name: 'lab printer' });
+    await admin.pairing.approve.mutate({ requestId: request!.requestId });
+    expect(await agent.exited).toBe(0);
+    expect(agent.stdout()).toMatch(/approved: node \S+/);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const credentials = await loadCredentials(file);
+    expect(`${agent.stdout()}${agent.stderr()}`).not.toContain(credentials.token);
+  });
+
+  it('simulate --count N --session: N nodes online via the API; SIGINT stops them all and prints a summary', async () => {
+    await using server = await startTestServer({ env: { TETHER_RATE_PUBLIC_PER_MINUTE: '10000' } });
+    const { admin, sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
+    await using dir = await tempDir();
+    const identities = join(dir.path, 'identities.json');
+    await using agent = spawnAgent(
+      [
+        'simulate',
+        '--url',
+        server.url,
+        '--count',
+        '5',
+        '--session',
+        sessionId,
+        '--identities',
+        identities,
+        '--interval',
+        '0.2',
+      ],
+      { TETHER_ENROLLMENT_KEY: enrollmentKey },
+    );
+    await agent.waitForOutput(/online=5 /);
+    const found = await admin.node.findOnlineWithCapability.query({ capability: 'sim', sessionId });
+    expect(found.items).toHaveLength(5);
+    expect((await stat(identities)).mode & 0o777).toBe(0o600);
+    agent.child.kill('SIGINT');
+    expect(await agent.exited).toBe(0);
+    expect(agent.stdout()).toMatch(/summary: time_to_all_online=\d+ms/);
+    const roster = await admin.runtimenode.roster.query({ sessionId });
+    expect(roster.nodes.map((n) => n.state)).toEqual(Array(5).fill('offline'));
+    expect(agent.stdout()).not.toContain(enrollmentKey);
+  });
+
+  it('run with a revoked credential exits 1 and says why; usage errors exit 2', async () => {
+    await using server = await startTestServer();
+    const { admin, sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
+    await using dir = await tempDir();
+    const file = join(dir.path, 'node.json');
+    const enroll = await runAgent(['enroll', '--url', server.url, '--credentials', file], {
+      TETHER_ENROLLMENT_KEY: enrollmentKey,
+    });
+    expect(enroll.code, enroll.stderr).toBe(0);
+    const { nodeId } = await loadCredentials(file);
+    await admin.node.revoke.mutate({ nodeId });
+    const run = await runAgent(['run', '--credentials', file, '--session', sessionId]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/stopped for good: auth\.unauthenticated/);
+
+    const usage = await runAgent(['simulate', '--count', 'many']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/--url is required/);
+  });
+});

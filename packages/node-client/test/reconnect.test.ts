@@ -1,0 +1,159 @@
+/**
+ * Surviving outages without a human: a dropped socket, a graceful server restart (the server's
+ * reconnect notification) and a killed server (kill -9) started again on the same address.
+ * Each time the agents reconnect with backoff, re-attach, re-declare their capabilities and are
+ * online again — checked through the API and the database, not only the SDK's own view.
+ */
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { spawnServer } from '../../control-plane/test/process-server.js';
+import type { TetherNode } from '../src/index.js';
+import {
+  FAST_BEATS,
+  TEST_BACKOFF,
+  enrolled,
+  eventually,
+  freePort,
+  nextEvent,
+  operator,
+  persistentDatabase,
+  seed,
+  startTestServer,
+  sessionNode,
+} from './support.js';
+
+describe('reconnection', () => {
+  it('a dropped connection is retried after a backoff; the node re-attaches and re-declares on its own', async () => {
+    await using server = await startTestServer();
+    const { sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
+    const credentials = await enrolled(server.url, enrollmentKey);
+    await using node = sessionNode(credentials, sessionId);
+    await node.start();
+    await node.waitFor('online');
+    const scheduled = nextEvent(node, 'reconnect_scheduled');
+    const back = nextEvent(node, 'online');
+    const disconnected = nextEvent(node, 'disconnected');
+    node.disconnect('test');
+    expect((await disconnected).cause).toEqual({ kind: 'dropped', reason: 'test' });
+    const { delayMs, attempt } = await scheduled;
+    expect(attempt).toBe(0);
+    expect(delayMs).toBeGreaterThanOrEqual(0);
+    expect(delayMs).toBeLessThanOrEqual(TEST_BACKOFF.baseMs);
+    const online = await back;
+    expect(online.reconnect).toBe(true);
+    expect(online.downtimeMs).toBeGreaterThanOrEqual(0);
+    expect(node.snapshot()).toMatchObject({ reconnects: 1, connectAttempts: 2 });
+    const { rows } = await server.db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM fleet_events WHERE type = 'runtimenode.attached' AND node_id = $1`,
+      [credentials.nodeId],
+    );
+    expect(Number(rows[0]!.n)).toBe(2);
+    const roster = await operator(server.url, server.adminToken).runtimenode.roster.query({
+      sessionId,
+    });
+    expect(roster.nodes).toEqual([expect.objectContaining({ state: 'online' })]);
+  });
+
+  it('graceful server restart: the agents obey the reconnect notification, come back on their own and declare what changed while the server was down', async () => {
+    await using database = await persistentDatabase();
+    const port = await freePort();
+    const env = { ...FAST_BEATS, TETHER_PORT: String(port) };
+    let server = await startTestServer({ databaseUrl: database.url, env });
+    try {
+      const { sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
+      const nodes = await Promise.all(
+        [0, 1, 2].map(async () =>
+          sessionNode(await enrolled(server.url, enrollmentKey), sessionId),
+        ),
+      );
+      try {
+        for (const node of nodes) await node.start();
+        for (const node of nodes) await node.waitFor('online');
+
+        const left = nodes.map((node) => nextEvent(node, 'disconnected'));
+        await server.stop();
+        for (const { cause } of await Promise.all(left)) {
+          expect(cause).toEqual({ kind: 'reconnect_requested' });
+        }
+        // A declaration made while offline is kept and sent at the next connection.
+        await expect(nodes[0]!.updateCapabilities({ shell: {}, gpu: {} })).resolves.toBeNull();
+
+        const back = nodes.map((node) => nextEvent(node, 'online'));
+        server = await startTestServer({ databaseUrl: database.url, env });
+        for (const online of await Promise.all(back)) expect(online.reconnect).toBe(true);
+
+        const roster = await operator(server.url, server.adminToken).runtimenode.roster.query({
+          sessionId,
+        });
+        expect(roster.nodes).toHaveLength(3);
+        for (const entry of roster.nodes) {
+          expect(entry).toMatchObject({ state: 'online', healthState: 'online' });
+        }
+        const first = roster.nodes.find((n) => n.nodeId === nodes[0]!.nodeId);
+        expect(first?.capabilities).toEqual({ shell: {}, gpu: {} });
+        await eventually(
+          () => Promise.resolve(server.host.connections.size),
+          (n) => n === 3,
+        );
+      } finally {
+        await Promise.all(nodes.map((node) => node.stop()));
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('kill -9 the server and start it again: agents reconnect, re-attach and are online again without intervention', async () => {
+    await using database = await persistentDatabase();
+    const adminToken = `tpt_${randomBytes(24).toString('hex')}`;
+    const env = {
+      ...FAST_BEATS,
+      DATABASE_URL: database.url,
+      TETHER_PORT: String(await freePort()),
+      TETHER_BOOTSTRAP_TOKEN: adminToken,
+    };
+    let server = await spawnServer(env);
+    const nodes: (TetherNode & AsyncDisposable)[] = [];
+    try {
+      const { sessionId, enrollmentKey } = await seed(server.url, adminToken);
+      for (let i = 0; i < 3; i++) {
+        nodes.push(sessionNode(await enrolled(server.url, enrollmentKey), sessionId));
+      }
+      for (const node of nodes) await node.start();
+      for (const node of nodes) await node.waitFor('online');
+      let connectFailures = 0;
+      for (const node of nodes) node.on('connect_failed', () => connectFailures++);
+
+      const lost = nodes.map((node) => nextEvent(node, 'disconnected'));
+      server.child.kill('SIGKILL');
+      expect(await server.exited).toBe('SIGKILL');
+      for (const { cause } of await Promise.all(lost)) expect(cause.kind).toBe('closed');
+
+      const { rows } = await database.db.query<{ now: Date }>('SELECT now() AS now');
+      const restartedAt = rows[0]!.now.getTime();
+      const attached = nodes.map((node) => nextEvent(node, 'attached'));
+      server = await spawnServer(env);
+      for (const e of await Promise.all(attached)) expect(e.reconnect).toBe(true);
+      for (const node of nodes) await node.waitFor('online');
+
+      // The server's view: every node attached again after the restart and is online.
+      const admin = operator(server.url, adminToken);
+      for (const node of nodes) {
+        const presence = await eventually(
+          () => admin.node.isOnline.query({ nodeId: node.nodeId! }),
+          (p) => p.online && Date.parse(p.lastHeartbeatAt ?? '') > restartedAt,
+        );
+        expect(presence.healthState).toBe('online');
+      }
+      const roster = await admin.runtimenode.roster.query({ sessionId });
+      expect(roster.nodes.map((n) => n.state)).toEqual(['online', 'online', 'online']);
+      // They tried while the server was down (connection refused), and kept going.
+      expect(connectFailures).toBeGreaterThan(0);
+      for (const node of nodes) expect(node.snapshot().reconnects).toBe(1);
+    } finally {
+      await Promise.all(nodes.map((node) => node.stop()));
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  });
+});

@@ -1,0 +1,155 @@
+/**
+ * The simulator (the load generator behind `tether-agent simulate` and `pnpm bench`): N nodes
+ * in one process, each with its own identity and socket; identity reuse; churn; and the outage
+ * summary a bench reads after a server restart.
+ */
+import { describe, expect, it } from 'vitest';
+import { startSimulation, type NodeCredentials } from '../src/index.js';
+import { freePort, operator, persistentDatabase, seed, startTestServer } from './support.js';
+
+const TEST_NODE_OPTIONS = { backoff: { baseMs: 20, capMs: 300, stableAfterMs: 500 } };
+
+describe('simulate', () => {
+  it('N nodes, each with its own identity and socket, are online as the API sees them; stop detaches them all', async () => {
+    await using server = await startTestServer({ env: { TETHER_RATE_PUBLIC_PER_MINUTE: '10000' } });
+    const { admin, sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
+    const enrolled: NodeCredentials[] = [];
+    const simulation = await startSimulation({
+      url: server.url,
+      enrollmentKey,
+      sessionId,
+      count: 12,
+      runId: 'alpha',
+      onEnrolled: (c) => enrolled.push(c),
+      nodeOptions: TEST_NODE_OPTIONS,
+    });
+    try {
+      await simulation.waitUntil((s) => s.online === 12);
+      expect(new Set(enrolled.map((c) => c.token)).size).toBe(12);
+      expect(server.host.connections.size).toBe(12);
+      const listed = await admin.node.list.query({
+        healthState: 'online',
+        label: 'tether.sim/run=alpha',
+        limit: 100,
+      });
+      expect(listed.items).toHaveLength(12);
+      const found = await admin.node.findOnlineWithCapability.query({
+        capability: 'sim',
+        sessionId,
+      });
+      expect(found.items.map((n) => n.nodeId).sort()).toEqual(
+        Array.from({ length: 12 }, (_, i) => `sim-alpha-${i}`).sort(),
+      );
+      const summary = simulation.summary();
+      expect(summary.status).toMatchObject({ total: 12, enrolled: 12, online: 12, terminated: 0 });
+      expect(summary.timeToAllOnlineMs).toBeGreaterThan(0);
+      expect(summary.outages).toEqual([]);
+    } finally {
+      await simulation.stop();
+    }
+    const roster = await admin.runtimenode.roster.query({ sessionId });
+    expect(roster.nodes.map((n) => n.state)).toEqual(Array(12).fill('offline'));
+  });
+
+  it('saved identities are reused: a second run enrolls nothing and the same nodes come online', async () => {
+    await using server = await startTestServer({ env: { TETHER_RATE_PUBLIC_PER_MINUTE: '10000' } });
+    const { admin, sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
+    const identities: NodeCredentials[] = [];
+    const first = await startSimulation({
+      url: server.url,
+      enrollmentKey,
+      sessionId,
+      count: 4,
+      onEnrolled: (c) => identities.push(c),
+      nodeOptions: TEST_NODE_OPTIONS,
+    });
+    await first.waitUntil((s) => s.online === 4);
+    await first.stop();
+
+    const second = await startSimulation({
+      url: server.url,
+      sessionId,
+      count: 4,
+      identities,
+      nodeOptions: TEST_NODE_OPTIONS,
+    });
+    try {
+      await second.waitUntil((s) => s.online === 4);
+      expect(second.nodes.map((n) => n.nodeId)).toEqual(identities.map((c) => c.nodeId));
+      const all = await admin.node.list.query({ limit: 100 });
+      expect(all.items).toHaveLength(4);
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it('churn: random disconnects and degraded periods; every dropped node re-attaches on its own', async () => {
+    await using server = await startTestServer({
+      env: { TETHER_RATE_PUBLIC_PER_MINUTE: '10000', TETHER_RATE_HEARTBEATS_PER_MINUTE: '6000' },
+    });
+    const { sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
+    const seen = new Set<string>();
+    const simulation = await startSimulation({
+      url: server.url,
+      enrollmentKey,
+      sessionId,
+      count: 6,
+      churn: { meanIntervalMs: 100, disconnectShare: 0.7, degradedMs: [50, 150] },
+      onEvent: (e) => seen.add(e.type),
+      nodeOptions: TEST_NODE_OPTIONS,
+    });
+    try {
+      await simulation.waitUntil((s) => s.reconnects >= 6 && s.disconnects >= 6, 30_000);
+      await simulation.waitUntil(
+        () => seen.has('churn_degraded') && seen.has('churn_recovered'),
+        30_000,
+      );
+      expect(seen).toContain('churn_disconnect');
+      const { rows } = await server.db.query<{ n: string }>(
+        `SELECT count(*) AS n FROM fleet_events WHERE type = 'runtimenode.attached'`,
+      );
+      expect(Number(rows[0]!.n)).toBeGreaterThanOrEqual(6 + 6);
+      expect(simulation.status().terminated).toBe(0);
+    } finally {
+      await simulation.stop();
+    }
+  });
+
+  it('outage summary: after a server restart it reports when the nodes left, when the first and the last came back, and the spread', async () => {
+    await using database = await persistentDatabase();
+    const env = { TETHER_PORT: String(await freePort()), TETHER_RATE_PUBLIC_PER_MINUTE: '10000' };
+    let server = await startTestServer({ databaseUrl: database.url, env });
+    try {
+      const { sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
+      const simulation = await startSimulation({
+        url: server.url,
+        enrollmentKey,
+        sessionId,
+        count: 8,
+        nodeOptions: TEST_NODE_OPTIONS,
+      });
+      try {
+        await simulation.waitUntil((s) => s.online === 8);
+        await server.stop();
+        await simulation.waitUntil((s) => s.online === 0);
+        server = await startTestServer({ databaseUrl: database.url, env });
+        await simulation.waitUntil((s) => s.online === 8);
+        const [outage, ...more] = simulation.summary().outages;
+        expect(more).toEqual([]);
+        expect(outage).toMatchObject({ minOnline: 0, spread: { count: 8 } });
+        expect(outage!.firstBackAt).toBeGreaterThan(outage!.from);
+        expect(outage!.to).toBeGreaterThanOrEqual(outage!.firstBackAt!);
+        expect(outage!.reconnectMs).toBe(outage!.to! - outage!.firstBackAt!);
+        expect(outage!.spread.max).toBe(outage!.reconnectMs);
+        const roster = await operator(server.url, server.adminToken).runtimenode.roster.query({
+          sessionId,
+        });
+        expect(roster.nodes.map((n) => n.state)).toEqual(Array(8).fill('online'));
+      } finally {
+        await simulation.stop();
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+});
