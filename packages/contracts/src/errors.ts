@@ -10,6 +10,7 @@ export type TrpcErrorCode =
   | 'FORBIDDEN'
   | 'NOT_FOUND'
   | 'CONFLICT'
+  | 'PRECONDITION_FAILED'
   | 'PAYLOAD_TOO_LARGE'
   | 'TOO_MANY_REQUESTS'
   | 'INTERNAL_SERVER_ERROR'
@@ -28,6 +29,7 @@ export const TRPC_CODE_HTTP_STATUS: Readonly<Record<TrpcErrorCode, number>> = {
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   CONFLICT: 409,
+  PRECONDITION_FAILED: 412,
   PAYLOAD_TOO_LARGE: 413,
   TOO_MANY_REQUESTS: 429,
   INTERNAL_SERVER_ERROR: 500,
@@ -102,6 +104,11 @@ export const ERROR_REGISTRY = {
   ),
   'pairing.expired': spec('CONFLICT', false, 'The pairing request expired before it was decided.'),
   'pairing.not_pending': spec('CONFLICT', false, 'The pairing request was already decided.'),
+  'events.cursor_expired': spec(
+    'PRECONDITION_FAILED',
+    false,
+    'The lastEventId is older than the retained feed (or unknown to this server): reload state, then subscribe without it.',
+  ),
   'session.not_found': spec(
     'NOT_FOUND',
     false,

@@ -4,6 +4,7 @@
  */
 import type { z } from 'zod';
 import * as en from './schemas/enrollment.js';
+import * as fl from './schemas/fleet.js';
 import * as no from './schemas/nodes.js';
 import * as pa from './schemas/pairing.js';
 import * as pt from './schemas/participants.js';
@@ -119,6 +120,9 @@ export const WIRE_PROCEDURES = {
     output: pt.NullOutput,
   },
   'runtimenode.roster': { kind: 'query', input: rn.RosterInput, output: rn.RosterOutput },
+
+  'fleet.events': { kind: 'subscription', input: fl.FleetEventsInput, output: fl.FleetEventView },
+  'fleet.list': { kind: 'query', input: fl.FleetListInput, output: fl.FleetListOutput },
 } as const satisfies Record<string, WireProcedure>;
 
 export type WireProcedureName = keyof typeof WIRE_PROCEDURES;

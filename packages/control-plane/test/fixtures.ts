@@ -71,10 +71,16 @@ export function attachInput(
   };
 }
 
-/** Ages a node's last beat by `seconds` using the database clock (no sleeps). */
+/**
+ * Ages a node's last beat by `seconds` using the database clock (no sleeps), as if it had gone
+ * silent then: a node that came online before its last beat did so at least that long ago too.
+ */
 export async function ageHeartbeat(db: Db, nodeId: string, seconds: number): Promise<void> {
   await db.query(
-    `UPDATE runtime_node_presence SET last_heartbeat_at = now() - make_interval(secs => $2) WHERE node_id = $1`,
+    `UPDATE runtime_node_presence
+        SET last_heartbeat_at = now() - make_interval(secs => $2),
+            online_since = LEAST(online_since, now() - make_interval(secs => $2))
+      WHERE node_id = $1`,
     [nodeId, seconds],
   );
 }

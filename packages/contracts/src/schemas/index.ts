@@ -6,3 +6,4 @@ export * from './enrollment.js';
 export * from './pairing.js';
 export * from './nodes.js';
 export * from './runtimenode.js';
+export * from './fleet.js';

@@ -43,3 +43,12 @@ export function toPage<R, V>(
   const last = pageRows[pageRows.length - 1];
   return { items: pageRows.map(view), nextCursor: more && last ? encodeCursor(key(last)) : null };
 }
+
+/** Positional parameters for a statement assembled from optional filters (values never inlined). */
+export class Params {
+  readonly values: unknown[] = [];
+  add(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+}

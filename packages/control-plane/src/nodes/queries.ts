@@ -31,7 +31,7 @@ import { z } from 'zod';
 import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
 import type { Sql } from '../db/pool.js';
-import { decodeCursor, pageLimit, toPage } from '../db/pagination.js';
+import { decodeCursor, pageLimit, Params, toPage } from '../db/pagination.js';
 import { iso, isoOrNull, parseRow } from '../db/rows.js';
 
 export interface NodePage {
@@ -40,15 +40,6 @@ export interface NodePage {
 }
 
 const ACTIVE = `(${ACTIVE_NODE_STATES.map((state) => `'${state}'`).join(', ')})`;
-
-/** Positional parameters for a statement assembled from optional filters (values never inlined). */
-class Params {
-  readonly values: unknown[] = [];
-  add(value: unknown): string {
-    this.values.push(value);
-    return `$${this.values.length}`;
-  }
-}
 
 const VIEW_COLUMNS = `
   n.node_id, n.owner_participant_id, n.name, n.node_type, n.platform, n.location, n.labels, n.metadata,
@@ -72,16 +63,20 @@ function visibleNode(viewer: string): string {
 }
 
 /**
- * The same rule as a set, for pages: built from the owner index and the caller's memberships, so a
- * member's list never walks the whole fleet checking each node.
+ * The same rule as a set of node ids (a subquery), for pages and the event feed: built from the
+ * owner index and the caller's memberships, so a member's list never walks the whole fleet.
+ * `viewer` is an SQL expression (a parameter, or a column when checking many viewers at once).
  */
-function visibleSet(viewer: string): string {
-  return `n.node_id IN (
-    SELECT vo.node_id FROM nodes vo WHERE vo.owner_participant_id = ${viewer}
+export function visibleNodeIdsSql(viewer: string): string {
+  return `SELECT vo.node_id FROM nodes vo WHERE vo.owner_participant_id = ${viewer}
     UNION ALL
     SELECT va.node_id FROM session_memberships vm
       JOIN runtime_node_attachments va ON va.session_id = vm.session_id
-     WHERE vm.participant_id = ${viewer} AND vm.state = 'active')`;
+     WHERE vm.participant_id = ${viewer} AND vm.state = 'active'`;
+}
+
+function visibleSet(viewer: string): string {
+  return `n.node_id IN (${visibleNodeIdsSql(viewer)})`;
 }
 
 /** Restricts to `sessionId` when the caller may read it: an active member, or an admin. */

@@ -236,6 +236,8 @@ export async function revokeNode(
         RETURNING token_hash`,
       [input.nodeId],
     );
+    // Row locks first, events last (see events/append.ts).
+    await writePresence(sql, input.nodeId, { health: 'offline', beat: false, cause: 'revoke' });
     const by = { kind: 'participant', participantId: actor.participantId };
     const transitioned = revoked[0] !== undefined;
     if (transitioned) {
@@ -257,7 +259,6 @@ export async function revokeNode(
         },
       });
     }
-    await writePresence(sql, input.nodeId, { health: 'offline', beat: false, cause: 'revoke' });
     return transitioned ? (revoked[0]!.token_hash?.toString('hex') ?? null) : null;
   });
   if (revokedHash !== null) {

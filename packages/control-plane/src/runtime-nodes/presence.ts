@@ -14,6 +14,12 @@ export interface PresenceChange {
   /** Serialised metrics to store, or null to keep the previous ones. */
   metrics?: string | null;
   cause: PresenceCause;
+  /**
+   * The WebSocket connection the change arrived on: a live node with no bound connection
+   * (e.g. swept offline while its socket stayed open) is bound to it again. A bound connection
+   * is never replaced here, so a late beat from an old socket cannot steal a newer binding.
+   */
+  connectionId?: string | null;
 }
 
 export interface PresenceTransitionResult {
@@ -35,7 +41,7 @@ WITH prev AS (
     online_since = CASE WHEN $2 = 'offline' THEN NULL
                         WHEN prev.health_state = 'offline' OR p.online_since IS NULL THEN now()
                         ELSE p.online_since END,
-    connection_id = CASE WHEN $2 = 'offline' THEN NULL ELSE p.connection_id END,
+    connection_id = CASE WHEN $2 = 'offline' THEN NULL ELSE COALESCE(p.connection_id, $6::text) END,
     metrics = COALESCE($4::jsonb, p.metrics),
     changed_at = CASE WHEN prev.health_state <> $2 THEN now() ELSE p.changed_at END
   FROM prev
@@ -53,7 +59,14 @@ export async function writePresence(
   nodeId: string,
   change: PresenceChange,
 ): Promise<PresenceTransitionResult | null> {
-  const params = [nodeId, change.health, change.beat, change.metrics ?? null, change.cause];
+  const params = [
+    nodeId,
+    change.health,
+    change.beat,
+    change.metrics ?? null,
+    change.cause,
+    change.connectionId ?? null,
+  ];
   for (let attempt = 0; attempt < 2; attempt++) {
     const { rows } = await sql.query<{
       from_state: PresenceHealthState;
@@ -74,4 +87,83 @@ export async function writePresence(
     );
   }
   throw new Error(`presence row for ${nodeId} could not be written`);
+}
+
+/**
+ * A node authenticated on a WebSocket: the connection becomes its binding and presence goes
+ * online (a degraded node stays degraded: its beats say how it is). `online_since` is set when
+ * it was offline. Revoked nodes are never bound. Returns the transition, or null if none.
+ */
+const BIND_CONNECTION = `
+WITH prev AS (
+  SELECT p.node_id, p.health_state FROM runtime_node_presence p
+    JOIN nodes n ON n.node_id = p.node_id AND n.status = 'active'
+   WHERE p.node_id = $1
+   FOR UPDATE OF p
+), upd AS (
+  UPDATE runtime_node_presence p SET
+    connection_id = $2,
+    health_state = CASE WHEN prev.health_state = 'offline' THEN 'online' ELSE prev.health_state END,
+    online_since = CASE WHEN prev.health_state = 'offline' OR p.online_since IS NULL THEN now()
+                        ELSE p.online_since END,
+    changed_at = CASE WHEN prev.health_state = 'offline' THEN now() ELSE p.changed_at END
+  FROM prev
+  WHERE p.node_id = prev.node_id
+  RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state
+), ev AS (
+  INSERT INTO fleet_events (type, node_id, payload)
+  SELECT 'presence.changed', node_id,
+         jsonb_build_object('from', from_state, 'to', to_state, 'cause', 'connection')
+    FROM upd WHERE from_state <> to_state
+)
+SELECT from_state, to_state FROM upd`;
+
+export async function bindConnection(
+  sql: Sql,
+  nodeId: string,
+  connectionId: string,
+): Promise<PresenceTransitionResult | null> {
+  const { rows } = await sql.query<{
+    from_state: PresenceHealthState;
+    to_state: PresenceHealthState;
+  }>(BIND_CONNECTION, [nodeId, connectionId]);
+  const row = rows[0];
+  return row && row.from_state !== row.to_state ? { from: row.from_state, to: row.to_state } : null;
+}
+
+/**
+ * Sockets closed (or stopped answering pings): each node still bound to one of them goes
+ * offline, `online_since` and the binding clear. Guarded by the connection id, so the close of
+ * an old socket never clears a newer connection's binding. One statement for any number.
+ */
+export async function releaseConnections(
+  sql: Sql,
+  connections: readonly { nodeId: string; connectionId: string }[],
+): Promise<{ nodeId: string; from: PresenceHealthState }[]> {
+  if (connections.length === 0) return [];
+  const { rows } = await sql.query<{ node_id: string; from_state: PresenceHealthState }>(
+    `WITH closed AS (
+       SELECT * FROM unnest($1::text[], $2::text[]) AS c(node_id, connection_id)
+     ), prev AS (
+       SELECT p.node_id, p.health_state FROM runtime_node_presence p
+         JOIN closed c ON c.node_id = p.node_id AND c.connection_id = p.connection_id
+        ORDER BY p.node_id
+          FOR UPDATE OF p
+     ), upd AS (
+       UPDATE runtime_node_presence p SET
+         health_state = 'offline', online_since = NULL, connection_id = NULL,
+         changed_at = CASE WHEN prev.health_state <> 'offline' THEN now() ELSE p.changed_at END
+       FROM prev
+       WHERE p.node_id = prev.node_id
+       RETURNING p.node_id, prev.health_state AS from_state
+     ), ev AS (
+       INSERT INTO fleet_events (type, node_id, payload)
+       SELECT 'presence.changed', node_id,
+              jsonb_build_object('from', from_state, 'to', 'offline', 'cause', 'connection')
+         FROM upd WHERE from_state <> 'offline' ORDER BY node_id
+     )
+     SELECT node_id, from_state FROM upd WHERE from_state <> 'offline' ORDER BY node_id`,
+    [connections.map((c) => c.nodeId), connections.map((c) => c.connectionId)],
+  );
+  return rows.map((r) => ({ nodeId: r.node_id, from: r.from_state }));
 }

@@ -61,10 +61,16 @@ const AttachRow = z.object({
   previous_state: z.string().nullable(),
 });
 
+/** Where a call arrived: a WebSocket connection id lets presence re-bind to that socket. */
+export interface CallOrigin {
+  connectionId?: string | null;
+}
+
 export async function attach(
   db: Db,
   principal: NodePrincipal,
   input: AttachInput,
+  origin: CallOrigin = {},
 ): Promise<AttachOutput> {
   assertNodeSelf(principal, input);
   return db.tx(async (sql) => {
@@ -129,6 +135,7 @@ export async function attach(
       health: input.healthState,
       beat: true,
       cause: 'attach',
+      connectionId: origin.connectionId ?? null,
     });
     await appendEvent(sql, {
       type: 'runtimenode.attached',
@@ -248,6 +255,7 @@ export async function heartbeat(
   db: Db,
   principal: NodePrincipal,
   input: HeartbeatInput,
+  origin: CallOrigin = {},
 ): Promise<null> {
   assertNodeSelf(principal, input);
   const written = await writePresence(db, input.nodeId, {
@@ -255,6 +263,7 @@ export async function heartbeat(
     beat: true,
     metrics: input.metrics === undefined ? null : JSON.stringify(input.metrics),
     cause: 'heartbeat',
+    connectionId: origin.connectionId ?? null,
   });
   if (written === null) {
     throw new TetherError('auth.unauthenticated', 'The node identity is unknown or revoked.');
@@ -273,6 +282,8 @@ export async function detach(db: Db, principal: NodePrincipal, input: DetachInpu
         RETURNING a.session_id, prev.state AS previous_state`,
       [input.nodeId],
     );
+    // Row locks first, events last (see events/append.ts).
+    await writePresence(sql, input.nodeId, { health: 'offline', beat: false, cause: 'detach' });
     for (const row of rows) {
       await appendEvent(sql, {
         type: 'runtimenode.detached',
@@ -281,7 +292,6 @@ export async function detach(db: Db, principal: NodePrincipal, input: DetachInpu
         payload: { previousState: row.previous_state, reason: input.reason ?? null },
       });
     }
-    await writePresence(sql, input.nodeId, { health: 'offline', beat: false, cause: 'detach' });
   });
   return null;
 }

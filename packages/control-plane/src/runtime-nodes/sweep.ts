@@ -3,7 +3,8 @@
  * `degradedAfterMs`, anything live → offline after `offlineAfterMs`), by the database clock.
  * Transition-only and idempotent: it returns exactly the rows it changed, and running it twice
  * (even concurrently: SKIP LOCKED) changes nothing more. It writes presence (and the feed) only.
- * A node with no beat yet is aged from when its presence last changed.
+ * A node is aged from its last beat or from when it last came online (a WebSocket connect is
+ * proof of life too), whichever is later; a node with neither from when its presence changed.
  */
 import type { PresenceHealthState } from '@tether/contracts';
 import type { Sql } from '../db/pool.js';
@@ -27,11 +28,11 @@ export async function sweepPresence(db: Sql, options: SweepOptions): Promise<Pre
   }>(
     `WITH stale AS (
        SELECT node_id, health_state AS from_state,
-              CASE WHEN COALESCE(last_heartbeat_at, changed_at) < now() - make_interval(secs => $2::float8 / 1000)
+              CASE WHEN COALESCE(GREATEST(last_heartbeat_at, online_since), changed_at) < now() - make_interval(secs => $2::float8 / 1000)
                    THEN 'offline' ELSE 'degraded' END AS to_state
          FROM runtime_node_presence
         WHERE health_state <> 'offline'
-          AND COALESCE(last_heartbeat_at, changed_at) < now() - make_interval(secs => $1::float8 / 1000)
+          AND COALESCE(GREATEST(last_heartbeat_at, online_since), changed_at) < now() - make_interval(secs => $1::float8 / 1000)
         FOR UPDATE SKIP LOCKED
      ), changed AS (
        UPDATE runtime_node_presence p

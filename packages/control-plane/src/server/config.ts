@@ -19,6 +19,10 @@ const EnvSchema = z.object({
   TETHER_DEGRADED_AFTER_MS: ms(30_000),
   TETHER_OFFLINE_AFTER_MS: ms(60_000),
   TETHER_SWEEP_INTERVAL_MS: ms(5_000),
+  TETHER_EVENTS_RETENTION_HOURS: z.coerce.number().positive().max(87_600).default(24),
+  TETHER_EVENTS_RETENTION_MIN_EVENTS: z.coerce.number().int().min(0).default(1_000_000),
+  TETHER_EVENTS_PRUNE_INTERVAL_MS: ms(60_000),
+  TETHER_FEED_POLL_MS: ms(5_000),
   TETHER_MAX_BODY_BYTES: bytes(1024 * 1024),
   TETHER_MAX_WS_PAYLOAD_BYTES: bytes(1024 * 1024),
   TETHER_WS_PING_MS: ms(3_000),
@@ -50,6 +54,12 @@ export interface Config {
   degradedAfterMs: number;
   offlineAfterMs: number;
   sweepIntervalMs: number;
+  /** Fleet events younger than this are kept… */
+  eventsRetentionMs: number;
+  /** …and so are the newest this many. */
+  eventsRetentionMinEvents: number;
+  eventsPruneIntervalMs: number;
+  feedPollMs: number;
   maxBodyBytes: number;
   maxWsPayloadBytes: number;
   wsPingMs: number;
@@ -93,6 +103,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     degradedAfterMs: e.TETHER_DEGRADED_AFTER_MS,
     offlineAfterMs: e.TETHER_OFFLINE_AFTER_MS,
     sweepIntervalMs: e.TETHER_SWEEP_INTERVAL_MS,
+    eventsRetentionMs: Math.round(e.TETHER_EVENTS_RETENTION_HOURS * 3_600_000),
+    eventsRetentionMinEvents: e.TETHER_EVENTS_RETENTION_MIN_EVENTS,
+    eventsPruneIntervalMs: e.TETHER_EVENTS_PRUNE_INTERVAL_MS,
+    feedPollMs: e.TETHER_FEED_POLL_MS,
     maxBodyBytes: e.TETHER_MAX_BODY_BYTES,
     maxWsPayloadBytes: e.TETHER_MAX_WS_PAYLOAD_BYTES,
     wsPingMs: e.TETHER_WS_PING_MS,

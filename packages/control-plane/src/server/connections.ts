@@ -21,6 +21,8 @@ export class ConnectionRegistry {
   readonly #sockets = new Map<WebSocket, Entry>();
 
   add(socket: WebSocket, entry: Entry): void {
+    // Authentication is asynchronous: the socket may already be gone (its close event fired).
+    if (socket.readyState === socket.CLOSED) return;
     this.#sockets.set(socket, entry);
     socket.once('close', () => this.#sockets.delete(socket));
   }

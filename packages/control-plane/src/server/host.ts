@@ -11,6 +11,7 @@ import { WebSocketServer } from 'ws';
 import { bearerToken, buildContext, type Deps } from '../trpc/context.js';
 import { appRouter } from '../trpc/root.js';
 import { ConnectionRegistry } from './connections.js';
+import type { PresenceBindings } from './presence-bindings.js';
 
 export interface HostOptions {
   maxBodyBytes: number;
@@ -47,6 +48,15 @@ function headerValue(value: string | string[] | undefined): string | null {
   return v === undefined ? null : v.slice(0, 128);
 }
 
+function stringParam(
+  params: Record<string, string | undefined> | null | undefined,
+  key: string,
+  max: number,
+): string | null {
+  const value = params?.[key];
+  return typeof value === 'string' ? value.slice(0, max) : null;
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const payload = JSON.stringify(body);
   res.writeHead(status, {
@@ -76,7 +86,7 @@ function tooLarge(res: ServerResponse): void {
   res.once('finish', () => res.socket?.destroy());
 }
 
-export function createHost(deps: Deps, options: HostOptions): Host {
+export function createHost(deps: Deps, presence: PresenceBindings, options: HostOptions): Host {
   let draining = false;
   let ready = false;
   const connections = new ConnectionRegistry();
@@ -85,10 +95,16 @@ export function createHost(deps: Deps, options: HostOptions): Host {
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: options.maxBodyBytes,
-    createContext: ({ req }) =>
+    createContext: ({ req, info }) =>
       buildContext(deps, {
-        token: bearerToken(req.headers.authorization),
-        clientVersion: headerValue(req.headers['x-tether-client-version']),
+        // SSE subscriptions from a browser cannot set headers: tRPC's connectionParams (in the
+        // URL) may carry the token instead.
+        token:
+          bearerToken(req.headers.authorization) ??
+          stringParam(info.connectionParams, 'token', 4096),
+        clientVersion:
+          headerValue(req.headers['x-tether-client-version']) ??
+          stringParam(info.connectionParams, 'clientVersion', 128),
         transport: 'http',
         peer: peerAddress(req, options.trustProxy),
         connectionId: randomUUID(),
@@ -156,17 +172,20 @@ export function createHost(deps: Deps, options: HostOptions): Host {
     router: appRouter,
     keepAlive: { enabled: true, pingMs: options.wsPingMs, pongWaitMs: options.wsPongWaitMs },
     createContext: async ({ req, res: socket, info }) => {
-      const params = info.connectionParams ?? {};
       const connectionId = randomUUID();
       const ctx = await buildContext(deps, {
-        token: typeof params.token === 'string' ? params.token : null,
-        clientVersion:
-          typeof params.clientVersion === 'string' ? params.clientVersion.slice(0, 128) : null,
+        token: stringParam(info.connectionParams, 'token', 4096),
+        clientVersion: stringParam(info.connectionParams, 'clientVersion', 128),
         transport: 'ws',
         peer: peerAddress(req, options.trustProxy),
         connectionId,
       });
       connections.add(socket, { principal: ctx.principal, connectionId });
+      if (ctx.principal?.kind === 'node' && socket.readyState === socket.OPEN) {
+        // Presence follows this socket from now on (see presence-bindings.ts).
+        presence.bind(ctx.principal.nodeId, connectionId);
+        socket.once('close', () => presence.release(connectionId));
+      }
       return ctx;
     },
   });

@@ -1,8 +1,11 @@
 /**
  * Wires everything: PostgreSQL (external or embedded), migrations under their advisory lock,
- * the bootstrap admin, services, the host, the sweep loop and graceful shutdown.
+ * the bootstrap admin, services, the feed hub and the replica's LISTEN connection, the host,
+ * the maintenance loop (sweep, retention) and graceful shutdown.
  * Shutdown order: readiness fails → WS clients told to reconnect → no new connections →
- * in-flight calls drain → sockets closed → pool closed → embedded PostgreSQL stopped.
+ * subscriptions end → clients leave (up to 1 s) → nodes still bound here go offline in one
+ * statement → sockets closed → in-flight calls drain → LISTEN and pool closed → embedded
+ * PostgreSQL stopped.
  */
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -11,22 +14,23 @@ import { ensureBootstrapAdmin, AuthService } from '../auth/service.js';
 import { RevocationBus } from '../auth/revocations.js';
 import { runMigrations } from '../db/migrate.js';
 import { createDb, type Db } from '../db/pool.js';
-import { sweepPresence } from '../runtime-nodes/sweep.js';
+import { FeedHub } from '../events/hub.js';
 import type { Deps } from '../trpc/context.js';
 import { describeConfig, type Config } from './config.js';
 import { openDatabase } from './database.js';
 import { createHost, type Host } from './host.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
+import { joinCluster, type Cluster } from './cluster.js';
+import { PresenceBindings } from './presence-bindings.js';
 import { createRateLimiter } from './rate-limit.js';
+import { Sweeper } from './sweeper.js';
 
 export const SERVER_VERSION: string = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
     version: string;
   }
 ).version;
-
-const SWEEP_LOCK_KEY = 'tether.presence_sweep';
 
 export interface RunningTether {
   url: string;
@@ -35,6 +39,9 @@ export interface RunningTether {
   db: Db;
   host: Host;
   deps: Deps;
+  sweeper: Sweeper;
+  cluster: Cluster;
+  presence: PresenceBindings;
   /** Graceful stop; resolves when everything is closed. Idempotent. */
   stop(): Promise<void>;
 }
@@ -81,11 +88,35 @@ export async function startTether(
   const database = db;
 
   const revocations = new RevocationBus();
-  const metrics = createMetrics(database);
+  const feed = new FeedHub(database, {
+    onError: (err) => log.warn({ err }, 'fleet feed read failed; retrying on the next signal'),
+    onDispatch: (events, deliveries) => {
+      metrics.feedEvents.inc(events);
+      metrics.feedDeliveries.inc(deliveries);
+    },
+  });
+  const metrics = createMetrics(database, { feedSubscribers: () => feed.subscriberCount });
+  let cluster: Cluster;
+  try {
+    await feed.start();
+    cluster = await joinCluster({
+      databaseUrl,
+      db: database,
+      feed,
+      revocations,
+      log,
+      feedPollMs: config.feedPollMs,
+    });
+  } catch (error) {
+    await database.close();
+    await opened.close();
+    throw error;
+  }
   const deps: Deps = {
     db: database,
     auth: new AuthService(database, { cacheTtlMs: config.authCacheTtlMs, revocations }),
     revocations,
+    feed,
     limits: createRateLimiter({
       publicPerMinute: config.ratePublicPerMinute,
       authFailuresPerMinute: config.rateAuthFailuresPerMinute,
@@ -104,7 +135,8 @@ export async function startTether(
     lifecycle: { draining: false },
   };
 
-  const host = createHost(deps, {
+  const presence = new PresenceBindings(database, log);
+  const host = createHost(deps, presence, {
     maxBodyBytes: config.maxBodyBytes,
     maxWsPayloadBytes: config.maxWsPayloadBytes,
     wsPingMs: config.wsPingMs,
@@ -113,33 +145,19 @@ export async function startTether(
     revalidateEveryMs: config.authCacheTtlMs,
   });
 
-  // The staleness sweep: every replica ticks, the holder of the advisory lock sweeps.
-  let sweeping = false;
-  const sweepTimer = setInterval(() => {
-    if (sweeping) return;
-    sweeping = true;
-    database
-      .tx(async (sql) => {
-        const { rows } = await sql.query<{ locked: boolean }>(
-          `SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked`,
-          [SWEEP_LOCK_KEY],
-        );
-        if (!rows[0]?.locked) return [];
-        return sweepPresence(sql, {
-          degradedAfterMs: config.degradedAfterMs,
-          offlineAfterMs: config.offlineAfterMs,
-        });
-      })
-      .then((transitions) => {
-        for (const t of transitions) metrics.sweepTransitions.inc({ to: t.to });
-        if (transitions.length > 0) log.info({ transitions: transitions.length }, 'presence sweep');
-      })
-      .catch((err: unknown) => log.warn({ err }, 'presence sweep failed'))
-      .finally(() => {
-        sweeping = false;
-      });
-  }, config.sweepIntervalMs);
-  sweepTimer.unref();
+  const sweeper = new Sweeper(database, log, metrics, {
+    sweepIntervalMs: config.sweepIntervalMs,
+    degradedAfterMs: config.degradedAfterMs,
+    offlineAfterMs: config.offlineAfterMs,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    retention: {
+      retainMs: config.eventsRetentionMs,
+      retainCount: config.eventsRetentionMinEvents,
+      batchSize: 10_000,
+    },
+    pruneIntervalMs: config.eventsPruneIntervalMs,
+  });
+  sweeper.start();
 
   await new Promise<void>((resolve, reject) => {
     host.server.once('error', reject);
@@ -159,8 +177,9 @@ export async function startTether(
     stopping ??= (async () => {
       log.info('shutting down: draining');
       host.setDraining();
-      clearInterval(sweepTimer);
+      await sweeper.stop();
       host.broadcastReconnect();
+      await feed.close();
       const closed = new Promise<void>((resolve) => host.server.close(() => resolve()));
       host.server.closeIdleConnections();
       // Upgraded WebSocket sockets count as open connections, so they go first: clients got the
@@ -173,6 +192,7 @@ export async function startTether(
         };
         check();
       });
+      await presence.releaseAll();
       host.closeWebSockets();
       // In-flight HTTP calls finish (bounded by the shutdown timeout).
       const deadline = new Promise<void>((resolve) =>
@@ -180,6 +200,7 @@ export async function startTether(
       );
       await Promise.race([closed, deadline]);
       host.server.closeAllConnections();
+      await cluster.close();
       await database.close();
       await opened.close();
       log.info('shutdown complete');
@@ -187,5 +208,16 @@ export async function startTether(
     return stopping;
   };
 
-  return { url, wsUrl: `${url.replace(/^http/, 'ws')}/trpc`, port, db: database, host, deps, stop };
+  return {
+    url,
+    wsUrl: `${url.replace(/^http/, 'ws')}/trpc`,
+    port,
+    db: database,
+    host,
+    deps,
+    sweeper,
+    cluster,
+    presence,
+    stop,
+  };
 }

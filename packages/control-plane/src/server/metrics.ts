@@ -8,9 +8,13 @@ export interface Metrics {
   rpcDuration: Histogram<'procedure' | 'transport'>;
   wsConnections: Gauge;
   sweepTransitions: Counter<'to'>;
+  sweepDuration: Histogram;
+  sweepHolds: Counter<'reason'>;
+  feedEvents: Counter;
+  feedDeliveries: Counter;
 }
 
-export function createMetrics(db: Db): Metrics {
+export function createMetrics(db: Db, gauges: { feedSubscribers?: () => number } = {}): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'tether_process_' });
   const pool = db.pool;
@@ -23,6 +27,14 @@ export function createMetrics(db: Db): Metrics {
       this.set({ state: 'total' }, pool.totalCount);
       this.set({ state: 'idle' }, pool.idleCount);
       this.set({ state: 'waiting' }, pool.waitingCount);
+    },
+  });
+  new Gauge({
+    name: 'tether_feed_subscribers',
+    help: 'Open fleet.events subscriptions on this replica',
+    registers: [registry],
+    collect() {
+      this.set(gauges.feedSubscribers?.() ?? 0);
     },
   });
   return {
@@ -49,6 +61,28 @@ export function createMetrics(db: Db): Metrics {
       name: 'tether_sweep_transitions_total',
       help: 'Presence transitions made by the staleness sweep',
       labelNames: ['to'],
+      registers: [registry],
+    }),
+    sweepDuration: new Histogram({
+      name: 'tether_sweep_duration_seconds',
+      help: 'Duration of presence sweeps run by this replica',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    sweepHolds: new Counter({
+      name: 'tether_sweep_holds_total',
+      help: 'Times the sweep held demotions (startup grace or a stall of this server)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    feedEvents: new Counter({
+      name: 'tether_feed_events_total',
+      help: 'Fleet events read by this replica for fan-out',
+      registers: [registry],
+    }),
+    feedDeliveries: new Counter({
+      name: 'tether_feed_deliveries_total',
+      help: 'Fleet events handed to subscriptions on this replica',
       registers: [registry],
     }),
   };

@@ -18,6 +18,7 @@ import { MembershipState, SessionRole } from '@tether/contracts';
 import { z } from 'zod';
 import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
+import { appendEvent } from '../events/append.js';
 import type { Db, Sql } from '../db/pool.js';
 import { decodeCursor, pageLimit, toPage } from '../db/pagination.js';
 import { iso, parseRow } from '../db/rows.js';
@@ -180,6 +181,11 @@ export async function raiseFloor(
       `UPDATE sessions SET min_client_version = $2, updated_at = now() WHERE id = $1 RETURNING ${SESSION_COLUMNS}`,
       [input.sessionId, input.minClientVersion],
     );
+    await appendEvent(sql, {
+      type: 'session.floor_raised',
+      sessionId: input.sessionId,
+      payload: { from: current, to: input.minClientVersion, by: actor.participantId },
+    });
     return toSessionView(rows[0]);
   });
 }

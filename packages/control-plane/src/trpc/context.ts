@@ -8,6 +8,7 @@ import type { AuthService } from '../auth/service.js';
 import type { Principal } from '../auth/principal.js';
 import type { RevocationBus } from '../auth/revocations.js';
 import type { Db } from '../db/pool.js';
+import type { FeedHub } from '../events/hub.js';
 import type { RateLimiter } from '../server/rate-limit.js';
 import type { Metrics } from '../server/metrics.js';
 
@@ -25,6 +26,8 @@ export interface Deps {
   db: Db;
   auth: AuthService;
   revocations: RevocationBus;
+  /** This replica's fan-out of the fleet event feed. */
+  feed: FeedHub;
   limits: RateLimiter;
   metrics: Metrics;
   settings: Settings;

@@ -1,6 +1,7 @@
 /** The whole API: routers composed by name. `AppRouter` is what typed clients import. */
 import { router } from './init.js';
 import { deviceRouter, enrollmentRouter } from './routers/enrollment.js';
+import { fleetRouter } from './routers/fleet.js';
 import { pairingRouter } from './routers/pairing.js';
 import { nodeRouter } from './routers/node.js';
 import { participantRouter, tokenRouter } from './routers/participant.js';
@@ -19,6 +20,7 @@ export const appRouter = router({
   enrollment: enrollmentRouter,
   device: deviceRouter,
   pairing: pairingRouter,
+  fleet: fleetRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -123,6 +123,8 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
     await mutate(s.url, 'pairing.reject', { requestId: req.requestId }, { token: s.adminToken });
     return mutate(s.url, 'pairing.approve', { requestId: req.requestId }, { token: s.adminToken });
   },
+  'events.cursor_expired': (s) =>
+    query(s.url, 'fleet.list', { afterId: '999999999' }, { token: s.adminToken }),
   'session.not_found': (s) =>
     query(s.url, 'session.get', { sessionId: UNKNOWN_UUID }, { token: s.adminToken }),
   'session.permission_denied': async (s) => {

@@ -13,6 +13,7 @@ import {
   RosterOutput,
 } from '@tether/contracts';
 import * as runtimeNodes from '../../runtime-nodes/service.js';
+import type { Context } from '../context.js';
 import { router } from '../init.js';
 import {
   heartbeatLimitedNodeProcedure,
@@ -20,15 +21,24 @@ import {
   participantProcedure,
 } from '../procedures.js';
 
+/** Calls over a WebSocket carry its connection id (presence binding); HTTP calls carry none. */
+function wsOrigin(ctx: Context): runtimeNodes.CallOrigin {
+  return { connectionId: ctx.transport === 'ws' ? ctx.connectionId : null };
+}
+
 export const runtimenodeRouter = router({
   attach: nodeProcedure
     .input(AttachInput)
     .output(AttachOutput)
-    .mutation(({ ctx, input }) => runtimeNodes.attach(ctx.deps.db, ctx.principal, input)),
+    .mutation(({ ctx, input }) =>
+      runtimeNodes.attach(ctx.deps.db, ctx.principal, input, wsOrigin(ctx)),
+    ),
   heartbeat: heartbeatLimitedNodeProcedure
     .input(HeartbeatInput)
     .output(HeartbeatOutput)
-    .mutation(({ ctx, input }) => runtimeNodes.heartbeat(ctx.deps.db, ctx.principal, input)),
+    .mutation(({ ctx, input }) =>
+      runtimeNodes.heartbeat(ctx.deps.db, ctx.principal, input, wsOrigin(ctx)),
+    ),
   capabilityupdate: nodeProcedure
     .input(CapabilityUpdateInput)
     .output(CapabilityUpdateOutput)

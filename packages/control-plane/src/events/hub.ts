@@ -1,0 +1,232 @@
+/**
+ * The replica's fan-out of the fleet event feed. One reader per replica: woken by the
+ * `tether_events` notification (one per writing statement, on any replica), by a listener
+ * reconnect, or by a slow safety poll, it reads the new rows once, works out who may see them
+ * (one query for every non-admin subscriber) and hands them to the local subscriptions.
+ *
+ * A subscription registers with the hub *before* it reads its backlog from the database (from
+ * its lastEventId, or from the hub's position at registration), then yields the backlog and the
+ * live events it buffered meanwhile, skipping ids it already yielded: nothing falls between the
+ * two, nothing is delivered twice, order is id order.
+ * A subscriber that cannot keep up is ended with a retryable error instead of buffering
+ * without limit; it resumes exactly with its last id.
+ */
+import { TetherError, type FleetEventsFilter } from '@tether/contracts';
+import type { ParticipantPrincipal } from '../auth/principal.js';
+import { isAdmin } from '../auth/principal.js';
+import type { Db } from '../db/pool.js';
+import {
+  latestEventId,
+  matchesFilter,
+  readAllAfter,
+  readEventsAfter,
+  visibleToViewers,
+  type FeedEvent,
+} from './feed.js';
+
+export interface FeedHubOptions {
+  /** Rows read per round trip (fan-out and backlog). */
+  batchSize?: number;
+  /** Live events buffered per subscriber before it is ended as too slow. */
+  maxBuffered?: number;
+  onError?: (error: unknown) => void;
+  /** Called with each batch's size and the subscribers it reached (metrics). */
+  onDispatch?: (events: number, deliveries: number) => void;
+}
+
+interface Subscriber {
+  viewer: ParticipantPrincipal;
+  filter: FleetEventsFilter | undefined;
+  buffer: FeedEvent[];
+  failed: TetherError | null;
+  ended: boolean;
+  wake: (() => void) | null;
+}
+
+const DEFAULT_BATCH = 500;
+const DEFAULT_MAX_BUFFERED = 10_000;
+
+function maxId(a: string, b: string): string {
+  return BigInt(a) >= BigInt(b) ? a : b;
+}
+
+export class FeedHub {
+  readonly #db: Db;
+  readonly #batch: number;
+  readonly #maxBuffered: number;
+  readonly #options: FeedHubOptions;
+  readonly #subscribers = new Set<Subscriber>();
+  /** Every event up to here has been handed to the subscribers registered at the time. */
+  #cursor = '0';
+  /** The highest id a notification announced. */
+  #announced = '0';
+  #draining: Promise<void> | null = null;
+  #again = false;
+  #closed = false;
+
+  constructor(db: Db, options: FeedHubOptions = {}) {
+    this.#db = db;
+    this.#batch = options.batchSize ?? DEFAULT_BATCH;
+    this.#maxBuffered = options.maxBuffered ?? DEFAULT_MAX_BUFFERED;
+    this.#options = options;
+  }
+
+  /** Starts at the current end of the feed (earlier events are read as backlog, per subscriber). */
+  async start(): Promise<void> {
+    this.#cursor = await latestEventId(this.#db);
+    this.#announced = this.#cursor;
+  }
+
+  get subscriberCount(): number {
+    return this.#subscribers.size;
+  }
+
+  /** A `tether_events` payload: "first-last" (ids); anything else just triggers a read. */
+  notify(payload = ''): void {
+    const last = /^\d+-(\d+)$/.exec(payload)?.[1];
+    if (last !== undefined) {
+      if (BigInt(last) <= BigInt(this.#cursor)) return;
+      this.#announced = maxId(this.#announced, last);
+    }
+    this.poke();
+  }
+
+  /** Reads whatever is new (after a reconnect, a lost notification, or on the safety poll). */
+  poke(): void {
+    if (this.#closed) return;
+    if (this.#draining) {
+      this.#again = true;
+      return;
+    }
+    this.#draining = this.#drain()
+      .catch((error: unknown) => this.#options.onError?.(error))
+      .finally(() => {
+        this.#draining = null;
+        if (this.#again) {
+          this.#again = false;
+          this.poke();
+        }
+      });
+  }
+
+  async #drain(): Promise<void> {
+    for (;;) {
+      const events = await readAllAfter(this.#db, this.#cursor, this.#batch);
+      if (events.length === 0) return;
+      const from = this.#cursor;
+      const through = events[events.length - 1]!.id;
+      // Whoever registers from here on reads these events as its backlog (they are committed),
+      // so the batch goes to this snapshot of subscribers only.
+      const targets = [...this.#subscribers];
+      const viewers = new Set<string>();
+      for (const s of targets) {
+        if (!isAdmin(s.viewer)) viewers.add(s.viewer.participantId);
+      }
+      const visible = await visibleToViewers(this.#db, from, through, [...viewers]);
+      this.#cursor = through;
+      this.#announced = maxId(this.#announced, through);
+      let deliveries = 0;
+      for (const s of targets) {
+        const allowed = isAdmin(s.viewer) ? null : visible.get(s.viewer.participantId);
+        for (const event of events) {
+          if (allowed !== null && !allowed?.has(event.id)) continue;
+          if (!matchesFilter(event, s.filter)) continue;
+          this.#push(s, event);
+          deliveries++;
+        }
+      }
+      this.#options.onDispatch?.(events.length, deliveries);
+      if (events.length < this.#batch && BigInt(this.#announced) <= BigInt(this.#cursor)) return;
+    }
+  }
+
+  #push(s: Subscriber, event: FeedEvent): void {
+    if (s.ended || s.failed) return;
+    if (s.buffer.length >= this.#maxBuffered) {
+      s.failed = new TetherError(
+        'system.unavailable',
+        'The subscriber fell too far behind the live feed; resume with its lastEventId.',
+        { maxBuffered: this.#maxBuffered },
+      );
+      s.buffer.length = 0;
+    } else {
+      s.buffer.push(event);
+    }
+    this.#wakeSubscriber(s);
+  }
+
+  #wakeSubscriber(s: Subscriber): void {
+    const wake = s.wake;
+    s.wake = null;
+    wake?.();
+  }
+
+  /**
+   * The events `viewer` may see, after `lastEventId` (backlog, then live) or, without it, from
+   * now on. Ends when `signal` aborts or the hub closes.
+   */
+  async *subscribe(
+    viewer: ParticipantPrincipal,
+    input: { lastEventId?: string | null | undefined; filter?: FleetEventsFilter | undefined },
+    signal?: AbortSignal,
+  ): AsyncGenerator<FeedEvent> {
+    if (this.#closed) {
+      throw new TetherError('system.unavailable', 'The server is shutting down; reconnect.');
+    }
+    const s: Subscriber = {
+      viewer,
+      filter: input.filter,
+      buffer: [],
+      failed: null,
+      ended: false,
+      wake: null,
+    };
+    // Registered before the backlog is read: every event after the hub's cursor reaches the
+    // buffer, every event up to it is already committed and so in the backlog.
+    this.#subscribers.add(s);
+    const onAbort = (): void => {
+      s.ended = true;
+      this.#wakeSubscriber(s);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      // Without a lastEventId: from the hub's position now. The backlog read then catches what
+      // the hub is reading at this very moment (a batch in flight skips new subscribers).
+      let last = input.lastEventId ?? this.#cursor;
+      for (;;) {
+        const page = await readEventsAfter(this.#db, viewer, last, input.filter, this.#batch);
+        for (const event of page.events) {
+          if (s.ended) return;
+          last = event.id;
+          yield event;
+        }
+        if (!page.full) break;
+      }
+      for (;;) {
+        if (s.ended || signal?.aborted) return;
+        if (s.failed) throw s.failed;
+        const event = s.buffer.shift();
+        if (event === undefined) {
+          await new Promise<void>((resolve) => (s.wake = resolve));
+          continue;
+        }
+        if (BigInt(event.id) <= BigInt(last)) continue;
+        last = event.id;
+        yield event;
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.#subscribers.delete(s);
+    }
+  }
+
+  /** Ends every subscription (they return normally; clients resume elsewhere). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const s of this.#subscribers) {
+      s.ended = true;
+      this.#wakeSubscriber(s);
+    }
+    await this.#draining;
+  }
+}

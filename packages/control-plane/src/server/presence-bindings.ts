@@ -1,0 +1,99 @@
+/**
+ * Presence that follows the WebSocket: a node authenticated on a socket is bound to it at
+ * connect; when the socket closes (or is terminated for missing pings) the node goes offline,
+ * unless a newer connection has bound it since (the SQL is guarded by the connection id).
+ *
+ * Per connection the release waits for the bind, so a socket that closes while its bind is
+ * still in flight cannot leave the node online. Releases that arrive together (a network blip,
+ * a replica's sockets dropping) are written as one statement per batch.
+ */
+import type { Logger } from 'pino';
+import type { Db } from '../db/pool.js';
+import { bindConnection, releaseConnections } from '../runtime-nodes/presence.js';
+
+const RELEASE_BATCH = 1_000;
+
+interface Binding {
+  nodeId: string;
+  connectionId: string;
+  bound: Promise<void>;
+}
+
+export class PresenceBindings {
+  readonly #db: Db;
+  readonly #log: Logger;
+  readonly #bindings = new Map<string, Binding>();
+  #queue: Binding[] = [];
+  #flushing: Promise<void> | null = null;
+  #stopped = false;
+
+  constructor(db: Db, log: Logger) {
+    this.#db = db;
+    this.#log = log;
+  }
+
+  get size(): number {
+    return this.#bindings.size;
+  }
+
+  bind(nodeId: string, connectionId: string): void {
+    if (this.#stopped) return;
+    const bound = bindConnection(this.#db, nodeId, connectionId).then(
+      () => undefined,
+      (err: unknown) => this.#log.warn({ err, nodeId }, 'presence bind failed'),
+    );
+    this.#bindings.set(connectionId, { nodeId, connectionId, bound });
+  }
+
+  /** Resolves once every release queued so far has been written (or has failed). */
+  async idle(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+  }
+
+  /** The socket is gone. */
+  release(connectionId: string): void {
+    const binding = this.#bindings.get(connectionId);
+    if (!binding || this.#stopped) return;
+    this.#bindings.delete(connectionId);
+    this.#queue.push(binding);
+    this.#flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+      this.#flush(),
+    );
+  }
+
+  async #flush(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, RELEASE_BATCH);
+        await Promise.all(batch.map((b) => b.bound));
+        try {
+          await releaseConnections(this.#db, batch);
+        } catch (err) {
+          // The sweep still demotes them by heartbeat age.
+          this.#log.warn({ err, connections: batch.length }, 'presence release failed');
+        }
+      }
+    } finally {
+      this.#flushing = null;
+    }
+  }
+
+  /**
+   * Shutdown: every node still bound here goes offline in one go (its clients were told to
+   * reconnect, to this replica once restarted or to another). Later closes are ignored.
+   */
+  async releaseAll(): Promise<void> {
+    this.#stopped = true;
+    await this.#flushing;
+    const remaining = [...this.#bindings.values(), ...this.#queue];
+    this.#bindings.clear();
+    this.#queue = [];
+    for (let i = 0; i < remaining.length; i += RELEASE_BATCH) {
+      const batch = remaining.slice(i, i + RELEASE_BATCH);
+      await Promise.all(batch.map((b) => b.bound));
+      await releaseConnections(this.#db, batch).catch((err: unknown) =>
+        this.#log.warn({ err }, 'presence release at shutdown failed'),
+      );
+    }
+  }
+}

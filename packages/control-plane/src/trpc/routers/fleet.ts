@@ -1,0 +1,27 @@
+import { FleetEventsInput, FleetListInput, FleetListOutput } from '@tether/contracts';
+import { tracked } from '@trpc/server';
+import { listEvents } from '../../events/feed.js';
+import { router } from '../init.js';
+import { participantProcedure } from '../procedures.js';
+
+export const fleetRouter = router({
+  /** One page of the feed over plain HTTP (catch-up reads, scripts). */
+  list: participantProcedure
+    .input(FleetListInput)
+    .output(FleetListOutput)
+    .query(({ ctx, input }) => listEvents(ctx.deps.db, ctx.principal, input)),
+
+  /**
+   * The live feed (WebSocket or SSE). `tracked(id, …)`: a client that reconnects sends its last
+   * id back and receives exactly the events it missed, then live ones.
+   */
+  events: participantProcedure.input(FleetEventsInput).subscription(async function* ({
+    ctx,
+    input,
+    signal,
+  }) {
+    for await (const event of ctx.deps.feed.subscribe(ctx.principal, input, signal)) {
+      yield tracked(event.id, event);
+    }
+  }),
+});
