@@ -109,6 +109,12 @@ export class FeedHub {
       });
   }
 
+  /** Reads what is new now; resolves once it has been handed to the subscribers. */
+  async settle(): Promise<void> {
+    this.poke();
+    while (this.#draining) await this.#draining;
+  }
+
   async #drain(): Promise<void> {
     for (;;) {
       const events = await readAllAfter(this.#db, this.#cursor, this.#batch);

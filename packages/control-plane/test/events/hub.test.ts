@@ -1,0 +1,93 @@
+/**
+ * The replica's feed hub on real PostgreSQL, driven by hand (no LISTEN connection): a slow
+ * subscriber is ended with a retryable error instead of buffering without limit, and resumes
+ * exactly; closing the hub ends subscriptions.
+ */
+import { TetherError } from '@tether/contracts';
+import { describe, expect, it } from 'vitest';
+import type { ParticipantPrincipal } from '../../src/auth/principal.js';
+import { FeedHub } from '../../src/events/hub.js';
+import { useTestDatabase } from '../db.js';
+import { makeParticipant } from '../fixtures.js';
+
+const t = useTestDatabase();
+
+async function insertEvents(count: number): Promise<void> {
+  await t.db.query(
+    `INSERT INTO fleet_events (type, payload) SELECT 'node.updated', jsonb_build_object('n', g)
+       FROM generate_series(1, $1) g`,
+    [count],
+  );
+}
+
+describe('FeedHub', () => {
+  it('ends a subscriber that falls too far behind with system.unavailable; it resumes exactly', async () => {
+    const admin: ParticipantPrincipal = await makeParticipant(t.db, 'admin');
+    const hub = new FeedHub(t.db, { maxBuffered: 5 });
+    await hub.start();
+    const slow = hub.subscribe(admin, {});
+    // The first pull registers it and reads its (empty) backlog, then waits for live events.
+    const firstPull = slow.next();
+    await insertEvents(3);
+    await hub.settle();
+    const first = await firstPull;
+    expect(first.done).toBe(false);
+    const lastDelivered = first.value!.id;
+
+    // Not pulling any more: 20 live events overflow its buffer of 5.
+    await insertEvents(20);
+    await hub.settle();
+    await expect(
+      (async () => {
+        for (;;) {
+          const next = await slow.next();
+          if (next.done) return 'ended';
+        }
+      })(),
+    ).rejects.toSatisfy(
+      (e: unknown) => e instanceof TetherError && e.code === 'system.unavailable' && e.retryable,
+    );
+    expect(hub.subscriberCount).toBe(0);
+
+    // Resuming from what it had: everything after, once, in order.
+    const resumed = hub.subscribe(admin, { lastEventId: lastDelivered });
+    const ids: bigint[] = [];
+    for (let i = 0; i < 22; i++) ids.push(BigInt((await resumed.next()).value!.id));
+    expect(ids.every((id, i) => i === 0 || id > ids[i - 1]!)).toBe(true);
+    expect(ids[0]).toBe(BigInt(lastDelivered) + 1n);
+    await resumed.return(undefined);
+    await hub.close();
+  });
+
+  it('closing the hub ends open subscriptions normally and refuses new ones', async () => {
+    const admin = await makeParticipant(t.db, 'admin');
+    const hub = new FeedHub(t.db);
+    await hub.start();
+    const sub = hub.subscribe(admin, {});
+    const pending = sub.next();
+    await hub.settle();
+    await hub.close();
+    expect((await pending).done).toBe(true);
+    await expect(hub.subscribe(admin, {}).next()).rejects.toSatisfy(
+      (e: unknown) => e instanceof TetherError && e.code === 'system.unavailable',
+    );
+  });
+
+  it('ignores notifications for ids it has already passed, and reads on anything newer', async () => {
+    const admin = await makeParticipant(t.db, 'admin');
+    const hub = new FeedHub(t.db);
+    await hub.start();
+    const sub = hub.subscribe(admin, {});
+    const next = sub.next();
+    await insertEvents(1);
+    const { rows } = await t.db.query<{ id: string }>(
+      `SELECT max(id)::text AS id FROM fleet_events`,
+    );
+    hub.notify(`${rows[0]!.id}-${rows[0]!.id}`);
+    expect((await next).value?.id).toBe(rows[0]!.id);
+    hub.notify('1-1');
+    hub.notify('garbage');
+    await sub.return(undefined);
+    await hub.close();
+  });
+});
