@@ -6,6 +6,7 @@
 import { TetherError } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
 import type { ParticipantPrincipal } from '../../src/auth/principal.js';
+import type { FeedEvent } from '../../src/events/feed.js';
 import { FeedHub } from '../../src/events/hub.js';
 import { useTestDatabase } from '../db.js';
 import { makeParticipant } from '../fixtures.js';
@@ -20,6 +21,12 @@ async function insertEvents(count: number): Promise<void> {
   );
 }
 
+async function nextEvent(sub: AsyncGenerator<FeedEvent>): Promise<FeedEvent> {
+  const next = await sub.next();
+  if (next.done) throw new Error('the subscription ended');
+  return next.value;
+}
+
 describe('FeedHub', () => {
   it('ends a subscriber that falls too far behind with system.unavailable; it resumes exactly', async () => {
     const admin: ParticipantPrincipal = await makeParticipant(t.db, 'admin');
@@ -27,12 +34,10 @@ describe('FeedHub', () => {
     await hub.start();
     const slow = hub.subscribe(admin, {});
     // The first pull registers it and reads its (empty) backlog, then waits for live events.
-    const firstPull = slow.next();
+    const firstPull = nextEvent(slow);
     await insertEvents(3);
     await hub.settle();
-    const first = await firstPull;
-    expect(first.done).toBe(false);
-    const lastDelivered = first.value!.id;
+    const lastDelivered = (await firstPull).id;
 
     // Not pulling any more: 20 live events overflow its buffer of 5.
     await insertEvents(20);
@@ -52,7 +57,7 @@ describe('FeedHub', () => {
     // Resuming from what it had: everything after, once, in order.
     const resumed = hub.subscribe(admin, { lastEventId: lastDelivered });
     const ids: bigint[] = [];
-    for (let i = 0; i < 22; i++) ids.push(BigInt((await resumed.next()).value!.id));
+    for (let i = 0; i < 22; i++) ids.push(BigInt((await nextEvent(resumed)).id));
     expect(ids.every((id, i) => i === 0 || id > ids[i - 1]!)).toBe(true);
     expect(ids[0]).toBe(BigInt(lastDelivered) + 1n);
     await resumed.return(undefined);
@@ -78,13 +83,13 @@ describe('FeedHub', () => {
     const hub = new FeedHub(t.db);
     await hub.start();
     const sub = hub.subscribe(admin, {});
-    const next = sub.next();
+    const next = nextEvent(sub);
     await insertEvents(1);
     const { rows } = await t.db.query<{ id: string }>(
       `SELECT max(id)::text AS id FROM fleet_events`,
     );
     hub.notify(`${rows[0]!.id}-${rows[0]!.id}`);
-    expect((await next).value?.id).toBe(rows[0]!.id);
+    expect((await next).id).toBe(rows[0]!.id);
     hub.notify('1-1');
     hub.notify('garbage');
     await sub.return(undefined);
