@@ -1,0 +1,130 @@
+/**
+ * The naive baseline the bench compares Tether with, in the same run, on the same transport
+ * (tRPC over HTTP and WebSocket, the same contract schema for the input) and the same
+ * PostgreSQL: one single-row UPSERT per heartbeat, autocommitted, acknowledged after its own
+ * commit — how reference implementations keep presence. Its table is its own
+ * (`bench_baseline_presence`, default fillfactor, no extra indexes).
+ *
+ * It is deliberately *cheaper* than a real service everywhere else, so the ratio isolates the
+ * write path and Tether's own overhead: a token is hashed and looked up once, then cached
+ * forever (no revocation, no TTL), and there are no rate limits, no events, no logs.
+ */
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { HeartbeatInput } from '@tether/contracts';
+import { initTRPC, TRPCError } from '@trpc/server';
+import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import { applyWSSHandler } from '@trpc/server/adapters/ws';
+import pg from 'pg';
+import { WebSocketServer } from 'ws';
+import { BASELINE_TABLE } from './schema.js';
+
+const UPSERT = `INSERT INTO ${BASELINE_TABLE} (node_id, health_state, last_heartbeat_at, metrics)
+VALUES ($1, $2, now(), $3)
+ON CONFLICT (node_id) DO UPDATE SET health_state = EXCLUDED.health_state,
+  last_heartbeat_at = EXCLUDED.last_heartbeat_at,
+  metrics = COALESCE(EXCLUDED.metrics, ${BASELINE_TABLE}.metrics)`;
+
+interface Context {
+  nodeId: string | null;
+}
+
+function main(): void {
+  const databaseUrl = process.env.DATABASE_URL;
+  const port = Number(process.env.BASELINE_PORT ?? 4100);
+  if (!databaseUrl) throw new Error('DATABASE_URL is required');
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: Number(process.env.BASELINE_POOL_MAX ?? 20),
+    application_name: 'bench-baseline',
+  });
+
+  const principals = new Map<string, Promise<string | null>>();
+  const authenticate = (token: string | null): Promise<string | null> => {
+    if (!token) return Promise.resolve(null);
+    const hash = createHash('sha256').update(token, 'utf8').digest();
+    const key = hash.toString('hex');
+    let found = principals.get(key);
+    if (!found) {
+      found = pool
+        .query<{ node_id: string }>(
+          `SELECT node_id FROM nodes WHERE token_hash = $1 AND status = 'active'`,
+          [hash],
+        )
+        .then((r) => r.rows[0]?.node_id ?? null);
+      principals.set(key, found);
+    }
+    return found;
+  };
+
+  const t = initTRPC.context<Context>().create();
+  const router = t.router({
+    runtimenode: t.router({
+      heartbeat: t.procedure.input(HeartbeatInput).mutation(async ({ ctx, input }) => {
+        if (ctx.nodeId === null) throw new TRPCError({ code: 'UNAUTHORIZED' });
+        if (ctx.nodeId !== input.nodeId) throw new TRPCError({ code: 'FORBIDDEN' });
+        await pool.query(UPSERT, [
+          input.nodeId,
+          input.healthState,
+          input.metrics === undefined ? null : JSON.stringify(input.metrics),
+        ]);
+        return null;
+      }),
+    }),
+  });
+
+  // The same event-loop delay probe Tether exports (prom-client: 10 ms timer, reset per scrape).
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+
+  const http = createHTTPHandler({
+    router,
+    basePath: '/trpc/',
+    createContext: async ({ req }) => {
+      const header = req.headers.authorization ?? '';
+      const token = header.startsWith('Bearer ') ? header.slice(7) : null;
+      return { nodeId: await authenticate(token) };
+    },
+  });
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/livez') {
+      res.writeHead(200).end('ok');
+      return;
+    }
+    if (path === '/metrics') {
+      const body =
+        `baseline_nodejs_eventloop_lag_p99_seconds ${lag.percentile(99) / 1e9}\n` +
+        `baseline_nodejs_eventloop_lag_max_seconds ${lag.max / 1e9}\n`;
+      lag.reset();
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(body);
+      return;
+    }
+    http(req, res);
+  });
+  const wss = new WebSocketServer({ server });
+  const ws = applyWSSHandler<typeof router>({
+    wss,
+    router,
+    keepAlive: { enabled: true, pingMs: 3_000, pongWaitMs: 2_000 },
+    createContext: async ({ info }) => {
+      const token = info.connectionParams?.token;
+      return { nodeId: await authenticate(typeof token === 'string' ? token : null) };
+    },
+  });
+  server.listen(port, '127.0.0.1');
+
+  const stop = (): void => {
+    ws.broadcastReconnectNotification();
+    for (const socket of wss.clients) socket.terminate();
+    wss.close();
+    server.close();
+    server.closeAllConnections();
+    void pool.end().finally(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main();

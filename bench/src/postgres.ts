@@ -1,0 +1,172 @@
+/**
+ * PostgreSQL for the bench: `DATABASE_URL` if set (a role that may create databases), else the
+ * control plane's embedded PostgreSQL in `bench/.data/pg` on a free loopback port. Each run
+ * recreates its databases, so numbers never depend on a previous run's bloat. Also the
+ * PostgreSQL-side probes: WAL position and per-table update counters.
+ */
+import { readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import pg from 'pg';
+import { startEmbeddedPostgres } from './tether-internals.js';
+
+export interface BenchPostgres {
+  /** URL of a database on the same server (any database: only the path is replaced). */
+  urlFor(database: string): string;
+  /** Drops (if present) and creates a database. */
+  recreate(database: string): Promise<void>;
+  drop(database: string): Promise<void>;
+  /** The postmaster's pid when it runs on this machine under our control (for CPU sampling). */
+  postmasterPid(): Promise<number | null>;
+  embedded: boolean;
+  stop(): Promise<void>;
+}
+
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+async function maintenance(url: string, statements: string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: url, application_name: 'tether-bench' });
+  await client.connect();
+  try {
+    for (const statement of statements) await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function startBenchPostgres(
+  dataDir: string,
+  log: (line: string) => void,
+): Promise<BenchPostgres> {
+  const external = process.env.DATABASE_URL;
+  let adminUrl: string;
+  let stop: () => Promise<void> = () => Promise.resolve();
+  let pidFile: string | null = null;
+  if (external) {
+    adminUrl = external;
+    log(`PostgreSQL: DATABASE_URL (${new URL(external).host})`);
+  } else {
+    const pgDir = join(dataDir, 'pg');
+    const port = await freeLoopbackPort();
+    // Every run starts from a fresh cluster (initdb takes a second or two): no bloat, no stats
+    // and no settings carried over. Refuse if a previous run's PostgreSQL still runs on it.
+    await refuseIfRunning(pgDir);
+    await rm(pgDir, { recursive: true, force: true });
+    log(`PostgreSQL: embedded, ${pgDir}, port ${port}`);
+    const embedded = await startEmbeddedPostgres({ dataDir: pgDir, port, persistent: true });
+    adminUrl = embedded.connectionString('postgres');
+    stop = () => embedded.stop();
+    pidFile = join(pgDir, 'postmaster.pid');
+  }
+  const drop = (database: string): Promise<void> =>
+    maintenance(adminUrl, [`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`]);
+  return {
+    urlFor: (database) => withDatabase(adminUrl, database),
+    recreate: (database) =>
+      maintenance(adminUrl, [
+        `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`,
+        `CREATE DATABASE ${database}`,
+      ]),
+    drop,
+    postmasterPid: async () => {
+      if (!pidFile) return null;
+      const first = (await readFile(pidFile, 'utf8')).split('\n')[0];
+      const pid = Number.parseInt(first ?? '', 10);
+      return Number.isFinite(pid) ? pid : null;
+    },
+    embedded: !external,
+    stop,
+  };
+}
+
+async function refuseIfRunning(pgDir: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number.parseInt(
+      (await readFile(join(pgDir, 'postmaster.pid'), 'utf8')).split('\n')[0] ?? '',
+      10,
+    );
+  } catch {
+    return; // no pid file: clean shutdown or never started
+  }
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return; // the process is gone
+  }
+  throw new Error(
+    `A PostgreSQL (pid ${pid}) still runs on ${pgDir}; a previous bench run did not stop. ` +
+      `Stop it (kill ${pid}) or delete ${pgDir}.`,
+  );
+}
+
+/** Cumulative counters to diff over a measurement window. */
+export interface PgSnapshot {
+  walLsn: string;
+  /** Transactions committed in this database (pg_stat_database.xact_commit). */
+  xactCommit: number;
+  tables: Record<string, { updates: number; hotUpdates: number }>;
+}
+
+export async function pgSnapshot(client: pg.ClientBase, tables: string[]): Promise<PgSnapshot> {
+  const wal = await client.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
+  const stats = await client.query<{ relname: string; upd: string; hot: string }>(
+    `SELECT relname, n_tup_upd::text AS upd, n_tup_hot_upd::text AS hot
+       FROM pg_stat_user_tables WHERE relname = ANY($1)`,
+    [tables],
+  );
+  const db = await client.query<{ commits: string }>(
+    `SELECT xact_commit::text AS commits FROM pg_stat_database WHERE datname = current_database()`,
+  );
+  const result: PgSnapshot = {
+    walLsn: wal.rows[0]!.lsn,
+    xactCommit: Number(db.rows[0]?.commits ?? 0),
+    tables: {},
+  };
+  for (const row of stats.rows) {
+    result.tables[row.relname] = { updates: Number(row.upd), hotUpdates: Number(row.hot) };
+  }
+  return result;
+}
+
+export interface PgDelta {
+  walBytes: number;
+  commits: number;
+  updates: number;
+  hotUpdates: number;
+}
+
+export async function pgDelta(
+  client: pg.ClientBase,
+  before: PgSnapshot,
+  after: PgSnapshot,
+  table: string,
+): Promise<PgDelta> {
+  const { rows } = await client.query<{ bytes: string }>(
+    `SELECT pg_wal_lsn_diff($2::pg_lsn, $1::pg_lsn)::text AS bytes`,
+    [before.walLsn, after.walLsn],
+  );
+  const b = before.tables[table] ?? { updates: 0, hotUpdates: 0 };
+  const a = after.tables[table] ?? { updates: 0, hotUpdates: 0 };
+  return {
+    walBytes: Number(rows[0]!.bytes),
+    commits: after.xactCommit - before.xactCommit,
+    updates: a.updates - b.updates,
+    hotUpdates: a.hotUpdates - b.hotUpdates,
+  };
+}

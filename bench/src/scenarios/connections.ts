@@ -1,0 +1,115 @@
+/**
+ * Concurrent WebSocket nodes: N sockets opened (each authenticates and has its first beat
+ * acknowledged), then beating at the production cadence (15 s) with the server's keep-alive
+ * pings answered. Reports the connect burst, the server's RSS per connection (RSS after the
+ * window minus RSS before connecting, over the open sockets), loop delay and beat latency.
+ */
+import type { ConnectResult, LoadResult } from '../load.js';
+import { LOAD_HEADERS, failedOf, loadRows, mb, ms, num, ratio } from '../report.js';
+import { connectNotes, crashNotes, runBoth } from './run-both.js';
+import type { FloorCheck, Scenario, ScenarioResult } from './types.js';
+
+const CADENCE_MS = 15_000;
+
+function perConnectionKb(result: LoadResult): number | null {
+  const before = result.connect.serverRssBeforeBytes;
+  const after = result.steps[0]?.server?.rssEndBytes ?? result.connect.serverRssAfterBytes;
+  if (before === null || after === null || result.connect.opened === 0) return null;
+  return (after - before) / result.connect.opened / 1024;
+}
+
+function connectRow(server: string, c: ConnectResult, perConnKb: number | null): string[] {
+  return [
+    server,
+    `${num(c.opened)}/${num(c.opened + c.failed)}`,
+    num(c.durationMs / 1000, 1),
+    ms(c.latency.p50Ms),
+    ms(c.latency.p99Ms),
+    mb(c.serverRssBeforeBytes),
+    mb(c.serverRssAfterBytes),
+    num(perConnKb, 1),
+  ];
+}
+
+export const wsConnections: Scenario = {
+  name: 'ws-connections',
+  title: 'Concurrent WebSocket nodes beating at 15 s',
+  nodesNeeded: (quick) => (quick ? 1_000 : 10_000),
+  async run(ctx): Promise<ScenarioResult> {
+    const nodes = this.nodesNeeded(ctx.quick);
+    const step = {
+      cadenceMs: CADENCE_MS,
+      payload: 'plain' as const,
+      warmupMs: ctx.quick ? 1_500 : 15_000,
+      measureMs: ctx.quick ? 3_000 : 45_000,
+    };
+    const pair = await runBoth(ctx, this.name, {
+      transport: 'ws',
+      nodes: ctx.fleet.nodes.slice(0, nodes),
+      steps: [step],
+      connectConcurrency: 100,
+      requestTimeoutMs: ctx.quick ? 3_000 : 10_000,
+    });
+    const t = pair.tether;
+    const b = pair.baseline;
+    const tKb = perConnectionKb(t);
+    const bKb = perConnectionKb(b);
+    const connectTable = {
+      headers: [
+        'server',
+        'connected',
+        'connect s',
+        'open→1st ack p50 ms',
+        'p99 ms',
+        'RSS before MB',
+        'RSS connected MB',
+        'RSS/conn KB',
+      ],
+      rows: [
+        connectRow('tether', t.connect, tKb),
+        connectRow('baseline', b.connect, bKb),
+        [
+          'ratio T/B',
+          '',
+          ratio(t.connect.durationMs, b.connect.durationMs),
+          ratio(t.connect.latency.p50Ms, b.connect.latency.p50Ms),
+          ratio(t.connect.latency.p99Ms, b.connect.latency.p99Ms),
+          '',
+          '',
+          ratio(tKb, bKb),
+        ],
+      ],
+    };
+    const steady = t.steps[0]!;
+    const scaled = ctx.quick ? `--quick: ${num(nodes)} sockets` : undefined;
+    const floors: FloorCheck[] = [
+      {
+        floor: `${num(nodes)} WebSocket nodes connected and beating at 15 s`,
+        measured:
+          `${num(t.connect.opened)} connected in ${num(t.connect.durationMs / 1000, 1)} s ` +
+          `(${num(t.connect.retried)} retried after a server close); ` +
+          `${num(steady.ok)} beats ok, ${num(failedOf(steady))} failed; ${num(tKb, 1)} KB RSS/conn; ` +
+          `loop p99 ${ms(steady.loopLag?.p99Ms)} ms`,
+        met:
+          !t.serverExit.crashed &&
+          t.connect.failed === 0 &&
+          t.connect.retried === 0 &&
+          failedOf(steady) === 0 &&
+          t.connect.opened === nodes,
+        ...(scaled ? { scaled } : {}),
+      },
+    ];
+    return {
+      name: this.name,
+      title: this.title,
+      parameters: { nodes, ...step },
+      tables: [
+        connectTable,
+        { headers: LOAD_HEADERS, rows: loadRows(`${num(nodes)} @ 15 s`, steady, b.steps[0]!) },
+      ],
+      notes: [...crashNotes(pair), ...connectNotes(pair)],
+      floors,
+      data: { ...pair, rssPerConnectionKb: { tether: tKb, baseline: bKb } },
+    };
+  },
+};

@@ -1,0 +1,173 @@
+/**
+ * The two servers under test, each a separate process on its own port, both on the bench's
+ * PostgreSQL: Tether (`tether-server serve`, the real CLI) and the naive baseline
+ * (`baseline/server.ts`). Their output goes to log files in the bench data directory.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freeLoopbackPort } from './postgres.js';
+import { CONTROL_PLANE_DIR } from './tether-internals.js';
+
+export type Target = 'tether' | 'baseline';
+
+export interface ServerProcess {
+  target: Target;
+  baseUrl: string;
+  pid: number;
+  logFile: string;
+  /** Event-loop delay p99 and max (ms) since the previous call (the server resets on scrape). */
+  loopLag(): Promise<{ p99Ms: number; maxMs: number } | null>;
+  /** How the process ended if it already has (a crash under load, e.g. out of memory). */
+  exit(): { code: number | null; signal: string | null } | null;
+  /** Stops it (SIGTERM, then SIGKILL after 15 s); returns the last lines of its log on a crash. */
+  stop(): Promise<ServerExit>;
+}
+
+export interface ServerExit {
+  /** True when it had already exited before being asked to stop. */
+  crashed: boolean;
+  code: number | null;
+  signal: string | null;
+  /** The end of its log, when it crashed (why it died). */
+  logTail: string | null;
+}
+
+const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * The Tether server's configuration for the bench (documented in docs/performance.md):
+ * the bench compresses time (nodes beat every 0.5–1 s instead of 15 s), so the per-node
+ * heartbeat throttle is raised to stay out of the way; everything else keeps its default.
+ */
+export const TETHER_BENCH_ENV: Record<string, string> = {
+  TETHER_RATE_HEARTBEATS_PER_MINUTE: '600',
+  TETHER_LOG_LEVEL: 'info',
+};
+
+function metricValue(text: string, suffix: string): number | null {
+  const pattern = new RegExp(`^\\w*${suffix}(?:\\{[^}]*\\})?\\s+([0-9.eE+-]+)$`, 'm');
+  const match = pattern.exec(text);
+  return match ? Number(match[1]) : null;
+}
+
+async function waitReady(baseUrl: string, path: string, child: ChildProcess, log: string) {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}); see ${log}`);
+    try {
+      const res = await fetch(`${baseUrl}${path}`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`server at ${baseUrl} not ready within 60 s; see ${log}`);
+}
+
+async function launch(
+  target: Target,
+  args: string[],
+  cwd: string,
+  env: Record<string, string>,
+  port: number,
+  readyPath: string,
+  logFile: string,
+): Promise<ServerProcess> {
+  const out = createWriteStream(logFile);
+  // BENCH_CPU_PROF=1: V8 CPU profiles of the servers, written next to the log when they exit.
+  const profile = process.env.BENCH_CPU_PROF
+    ? ['--cpu-prof', `--cpu-prof-dir=${join(dirname(logFile), 'profiles', target)}`]
+    : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...args], {
+    cwd,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.pipe(out);
+  child.stderr?.pipe(out);
+  const baseUrl = `http://127.0.0.1:${port}`;
+  let exit: { code: number | null; signal: string | null } | null = null;
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      exit = { code, signal };
+      resolve();
+    }),
+  );
+  await waitReady(baseUrl, readyPath, child, logFile);
+  return {
+    target,
+    baseUrl,
+    pid: child.pid!,
+    logFile,
+    async loopLag() {
+      try {
+        const text = await (await fetch(`${baseUrl}/metrics`)).text();
+        const p99 = metricValue(text, 'nodejs_eventloop_lag_p99_seconds');
+        const max = metricValue(text, 'nodejs_eventloop_lag_max_seconds');
+        if (p99 === null || max === null) return null;
+        return { p99Ms: p99 * 1000, maxMs: max * 1000 };
+      } catch {
+        return null;
+      }
+    },
+    exit: () => exit,
+    async stop() {
+      const crashed = exit !== null;
+      if (!crashed) {
+        child.kill('SIGTERM');
+        const hard = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        await exited;
+        clearTimeout(hard);
+      }
+      await new Promise<void>((resolve) => out.end(resolve));
+      const ended = exit ?? { code: null, signal: null };
+      return {
+        crashed,
+        ...ended,
+        logTail: crashed ? (await readFile(logFile, 'utf8')).slice(-1_500) : null,
+      };
+    },
+  };
+}
+
+/** Starts a fresh server process; its output goes to `logFile`. */
+export async function startTetherServer(
+  databaseUrl: string,
+  logFile: string,
+): Promise<ServerProcess> {
+  const port = await freeLoopbackPort();
+  return launch(
+    'tether',
+    ['src/server/cli.ts', 'serve'],
+    fileURLToPath(CONTROL_PLANE_DIR),
+    {
+      ...TETHER_BENCH_ENV,
+      DATABASE_URL: databaseUrl,
+      TETHER_PORT: String(port),
+      TETHER_HOST: '127.0.0.1',
+    },
+    port,
+    '/readyz',
+    logFile,
+  );
+}
+
+export async function startBaselineServer(
+  databaseUrl: string,
+  logFile: string,
+): Promise<ServerProcess> {
+  const port = await freeLoopbackPort();
+  return launch(
+    'baseline',
+    ['src/baseline/server.ts'],
+    BENCH_DIR,
+    { DATABASE_URL: databaseUrl, BASELINE_PORT: String(port) },
+    port,
+    '/livez',
+    logFile,
+  );
+}
