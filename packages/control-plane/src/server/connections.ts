@@ -67,9 +67,12 @@ export class ConnectionRegistry {
     }
     if (hashes.size === 0) return 0;
     const valid = await auth.stillValid([...hashes]);
-    auth.forget([...hashes].filter((h) => !valid.has(h)));
+    // Only credentials that were checked: a socket that authenticated while the query ran is
+    // not in `hashes`, and must not be closed for being absent from `valid`.
+    const invalid = new Set([...hashes].filter((h) => !valid.has(h)));
+    auth.forget([...invalid]);
     return this.#closeWhere(
-      (e) => e.principal?.credentialHash !== undefined && !valid.has(e.principal.credentialHash),
+      (e) => e.principal?.credentialHash !== undefined && invalid.has(e.principal.credentialHash),
       'credential no longer valid',
     );
   }
