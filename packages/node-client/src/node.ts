@@ -251,7 +251,8 @@ class TetherNodeImpl implements TetherNode {
   readonly #onEnrolled: CommonOptions['onEnrolled'];
   readonly #random: () => number;
   readonly #backoff: Backoff;
-  readonly #metrics = new MetricsCollector();
+  /** Created on first use: a simulator runs thousands of nodes that never report metrics. */
+  #metricsCollector: MetricsCollector | undefined;
   readonly #autoMetrics: boolean;
   readonly #heartbeatOverride: number | undefined;
   readonly #heartbeatJitter: number;
@@ -467,7 +468,7 @@ class TetherNodeImpl implements TetherNode {
   }
 
   reportMetrics(gauges?: Record<string, number>): HeartbeatMetrics {
-    const metrics = this.#metrics.collect(gauges);
+    const metrics = this.#metrics().collect(gauges);
     this.#pendingMetrics = metrics;
     return metrics;
   }
@@ -544,6 +545,10 @@ class TetherNodeImpl implements TetherNode {
   }
 
   // ── internals ────────────────────────────────────────────────────────────────────────────
+
+  #metrics(): MetricsCollector {
+    return (this.#metricsCollector ??= new MetricsCollector());
+  }
 
   #finalStateError(wanted: readonly NodeConnectionState[]): Error {
     const why = this.#termination ? `: ${this.#termination.message}` : '';
@@ -677,7 +682,7 @@ class TetherNodeImpl implements TetherNode {
     const credentials = this.#credentials!;
     let metrics = this.#pendingMetrics;
     this.#pendingMetrics = undefined;
-    if (metrics === undefined && this.#autoMetrics) metrics = this.#metrics.collect();
+    if (metrics === undefined && this.#autoMetrics) metrics = this.#metrics().collect();
     const healthState = this.#health;
     try {
       await this.#step(conn, () =>

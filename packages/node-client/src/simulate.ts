@@ -79,7 +79,7 @@ export interface SimulateOptions {
 
 export type SimEventType =
   | 'enrolled'
-  | 'connecting'
+  | 'connected'
   | 'attached'
   | 'online'
   | 'connect_failed'
@@ -417,7 +417,12 @@ class SimulationImpl implements Simulation {
     });
     this.#states.set('idle', this.#count('idle') + 1);
     node.on('state', (state, previous) => this.#onState(index, state, previous));
-    node.on('connected', () => this.#socketOpen.add(index));
+    node.on('connected', (e) => {
+      this.#socketOpen.add(index);
+      if (this.#emit) {
+        this.#event({ at: e.at, index, nodeId, type: 'connected', attempt: e.attempt });
+      }
+    });
     node.on('connect_failed', (e) => {
       this.#socketOpen.delete(index);
       this.#connectErrors++;

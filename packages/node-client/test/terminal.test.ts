@@ -4,7 +4,7 @@
  */
 import { WS_CLOSE } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
-import type { TetherNode } from '../src/index.js';
+import type { NodeCredentials, TetherNode } from '../src/index.js';
 import {
   FAST_BEATS,
   countUpgrades,
@@ -14,7 +14,26 @@ import {
   seed,
   startTestServer,
   sessionNode,
+  testNode,
+  type TestServer,
 } from './support.js';
+
+/** A node that does not beat during a test: a revocation can reach it only as a socket close. */
+function silentNode(credentials: NodeCredentials, sessionId: string) {
+  return testNode(credentials, {
+    sessionId,
+    capabilities: { shell: {} },
+    heartbeatIntervalMs: 3_600_000,
+  });
+}
+
+/** Revokes the node behind the server's back (as another replica or an operator's SQL would). */
+async function revokeInDatabase(server: TestServer, nodeId: string): Promise<void> {
+  await server.db.query(
+    `UPDATE nodes SET status = 'revoked', revoked_at = now() WHERE node_id = $1`,
+    [nodeId],
+  );
+}
 
 /**
  * While the witness beats six more times (many backoff windows), the stopped node makes no
@@ -43,7 +62,7 @@ describe('terminal conditions stop every retry', () => {
     await using server = await startTestServer({ env: FAST_BEATS });
     const upgrades = countUpgrades(server.host.server);
     const { admin, sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
-    await using node = sessionNode(await enrolled(server.url, enrollmentKey), sessionId);
+    await using node = silentNode(await enrolled(server.url, enrollmentKey), sessionId);
     await using witness = sessionNode(await enrolled(server.url, enrollmentKey), sessionId);
     await node.start();
     await witness.start();
@@ -66,9 +85,29 @@ describe('terminal conditions stop every retry', () => {
     await expect(node.waitFor('online')).rejects.toThrow(/terminated.*revoked/);
   });
 
-  it('a node revoked elsewhere (straight in the database) is closed by revalidation; the agent stops and does not retry', async () => {
+  it('a node revoked elsewhere (straight in the database) is closed by revalidation with WS_CLOSE.CREDENTIAL_REVOKED; the agent stops and does not retry', async () => {
     await using server = await startTestServer({
       env: { ...FAST_BEATS, TETHER_AUTH_CACHE_TTL_MS: '200' },
+    });
+    const upgrades = countUpgrades(server.host.server);
+    const { sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
+    await using node = silentNode(await enrolled(server.url, enrollmentKey), sessionId);
+    await using witness = sessionNode(await enrolled(server.url, enrollmentKey), sessionId);
+    await node.start();
+    await witness.start();
+    await node.waitFor('online');
+    await revokeInDatabase(server, node.nodeId!);
+    await node.waitFor('terminated');
+    expect(node.termination).toMatchObject({
+      code: 'credential_revoked',
+      closeCode: WS_CLOSE.CREDENTIAL_REVOKED,
+    });
+    await expectNoRetry(node, witness, upgrades, { upgrades: 2, connectAttempts: 1 });
+  });
+
+  it('a node revoked between two revalidations: its next heartbeat is refused with auth.unauthenticated and the agent stops there', async () => {
+    await using server = await startTestServer({
+      env: { ...FAST_BEATS, TETHER_AUTH_CACHE_TTL_MS: '600000' },
     });
     const upgrades = countUpgrades(server.host.server);
     const { sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
@@ -77,15 +116,11 @@ describe('terminal conditions stop every retry', () => {
     await node.start();
     await witness.start();
     await node.waitFor('online');
-    await server.db.query(
-      `UPDATE nodes SET status = 'revoked', revoked_at = now() WHERE node_id = $1`,
-      [node.nodeId],
-    );
+    const refused = nextEvent(node, 'heartbeat_failed');
+    await revokeInDatabase(server, node.nodeId!);
+    expect((await refused).error.code).toBe('auth.unauthenticated');
     await node.waitFor('terminated');
-    expect(node.termination).toMatchObject({
-      code: 'credential_revoked',
-      closeCode: WS_CLOSE.CREDENTIAL_REVOKED,
-    });
+    expect(node.termination).toMatchObject({ code: 'auth.unauthenticated' });
     await expectNoRetry(node, witness, upgrades, { upgrades: 2, connectAttempts: 1 });
   });
 
