@@ -36,6 +36,7 @@ import { assertNodeSelf, isAdmin } from '../auth/principal.js';
 import type { Db, Sql } from '../db/pool.js';
 import { iso, isoOrNull, parseRow } from '../db/rows.js';
 import { appendEvent } from '../events/append.js';
+import type { HeartbeatBatcher } from './heartbeat-batch.js';
 import { isReadOnly } from '../sessions/floor.js';
 import { writePresence } from './presence.js';
 
@@ -249,21 +250,36 @@ export async function capabilityUpdate(
 /**
  * A beat sets last_heartbeat_at from the database clock and the reported health (restoring
  * degraded/offline presence). One statement: the presence update and, only on a transition,
- * its event. Version-invariant: read-only nodes may beat.
+ * its event — shared with other beats through the group-commit batcher when one is given.
+ * Version-invariant: read-only nodes may beat.
  */
 export async function heartbeat(
   db: Db,
   principal: NodePrincipal,
   input: HeartbeatInput,
   origin: CallOrigin = {},
+  batcher?: HeartbeatBatcher,
 ): Promise<null> {
   assertNodeSelf(principal, input);
+  const metrics = input.metrics === undefined ? null : JSON.stringify(input.metrics);
+  const connectionId = origin.connectionId ?? null;
+  // The batch writes known, active nodes with a presence row; anything else (revoked, or a
+  // lost presence row to recreate) takes the single-beat path, which knows how to answer.
+  if (batcher) {
+    const batched = await batcher.submit({
+      nodeId: input.nodeId,
+      health: input.healthState,
+      metrics,
+      connectionId,
+    });
+    if (batched) return null;
+  }
   const written = await writePresence(db, input.nodeId, {
     health: input.healthState,
     beat: true,
-    metrics: input.metrics === undefined ? null : JSON.stringify(input.metrics),
+    metrics,
     cause: 'heartbeat',
-    connectionId: origin.connectionId ?? null,
+    connectionId,
   });
   if (written === null) {
     throw new TetherError('auth.unauthenticated', 'The node identity is unknown or revoked.');

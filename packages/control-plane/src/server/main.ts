@@ -15,6 +15,7 @@ import { RevocationBus } from '../auth/revocations.js';
 import { runMigrations } from '../db/migrate.js';
 import { createDb, type Db } from '../db/pool.js';
 import { FeedHub } from '../events/hub.js';
+import { HeartbeatBatcher } from '../runtime-nodes/heartbeat-batch.js';
 import type { Deps } from '../trpc/context.js';
 import { describeConfig, type Config } from './config.js';
 import { openDatabase } from './database.js';
@@ -117,6 +118,12 @@ export async function startTether(
     auth: new AuthService(database, { cacheTtlMs: config.authCacheTtlMs, revocations }),
     revocations,
     feed,
+    heartbeats: new HeartbeatBatcher(database, {
+      onBatch: (size, ms) => {
+        metrics.heartbeatBatchSize.observe(size);
+        metrics.heartbeatBatchSeconds.observe(ms / 1000);
+      },
+    }),
     limits: createRateLimiter({
       publicPerMinute: config.ratePublicPerMinute,
       authFailuresPerMinute: config.rateAuthFailuresPerMinute,
@@ -200,6 +207,7 @@ export async function startTether(
       );
       await Promise.race([closed, deadline]);
       host.server.closeAllConnections();
+      await deps.heartbeats.drain();
       await cluster.close();
       await database.close();
       await opened.close();

@@ -10,6 +10,8 @@ export interface Metrics {
   sweepTransitions: Counter<'to'>;
   sweepDuration: Histogram;
   sweepHolds: Counter<'reason'>;
+  heartbeatBatchSize: Histogram;
+  heartbeatBatchSeconds: Histogram;
   feedEvents: Counter;
   feedDeliveries: Counter;
 }
@@ -73,6 +75,18 @@ export function createMetrics(db: Db, gauges: { feedSubscribers?: () => number }
       name: 'tether_sweep_holds_total',
       help: 'Times the sweep held demotions (startup grace or a stall of this server)',
       labelNames: ['reason'],
+      registers: [registry],
+    }),
+    heartbeatBatchSize: new Histogram({
+      name: 'tether_heartbeat_batch_size',
+      help: 'Nodes written per heartbeat batch (group commit)',
+      buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
+      registers: [registry],
+    }),
+    heartbeatBatchSeconds: new Histogram({
+      name: 'tether_heartbeat_batch_seconds',
+      help: 'Time to write and commit one heartbeat batch',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
       registers: [registry],
     }),
     feedEvents: new Counter({

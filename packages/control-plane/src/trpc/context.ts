@@ -9,6 +9,7 @@ import type { Principal } from '../auth/principal.js';
 import type { RevocationBus } from '../auth/revocations.js';
 import type { Db } from '../db/pool.js';
 import type { FeedHub } from '../events/hub.js';
+import type { HeartbeatBatcher } from '../runtime-nodes/heartbeat-batch.js';
 import type { RateLimiter } from '../server/rate-limit.js';
 import type { Metrics } from '../server/metrics.js';
 
@@ -28,6 +29,8 @@ export interface Deps {
   revocations: RevocationBus;
   /** This replica's fan-out of the fleet event feed. */
   feed: FeedHub;
+  /** Group commit for heartbeats. */
+  heartbeats: HeartbeatBatcher;
   limits: RateLimiter;
   metrics: Metrics;
   settings: Settings;

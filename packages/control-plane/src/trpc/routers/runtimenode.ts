@@ -37,7 +37,7 @@ export const runtimenodeRouter = router({
     .input(HeartbeatInput)
     .output(HeartbeatOutput)
     .mutation(({ ctx, input }) =>
-      runtimeNodes.heartbeat(ctx.deps.db, ctx.principal, input, wsOrigin(ctx)),
+      runtimeNodes.heartbeat(ctx.deps.db, ctx.principal, input, wsOrigin(ctx), ctx.deps.heartbeats),
     ),
   capabilityupdate: nodeProcedure
     .input(CapabilityUpdateInput)

@@ -1,0 +1,166 @@
+/**
+ * Group commit for heartbeats. Beats that arrive while earlier ones are being written wait in a
+ * queue and are then written together: one statement (one commit, one WAL flush) for up to
+ * `maxBatch` nodes, keys sorted so concurrent batches lock rows in the same order, one row
+ * write per node per batch (the last beat of a node in the batch wins; all its callers share the
+ * result), and the `presence.changed` events of the batch's transitions in the same statement.
+ * Every beat is acknowledged only after its batch committed. The queue is bounded: beyond
+ * `maxPending` a beat is refused with a retryable `system.unavailable` instead of growing.
+ *
+ * When idle, a beat is written at once (a batch of one): batching adds no wait, it only
+ * happens because the database is busy.
+ */
+import { TetherError, type RuntimeNodeHealthState } from '@tether/contracts';
+import type { Db } from '../db/pool.js';
+
+export interface BeatRequest {
+  nodeId: string;
+  health: RuntimeNodeHealthState;
+  /** Serialised metrics, or null to keep the stored ones. */
+  metrics: string | null;
+  /** The WebSocket the beat came on (re-binds an unbound live node), or null. */
+  connectionId: string | null;
+}
+
+export interface HeartbeatBatcherOptions {
+  maxBatch?: number;
+  maxPending?: number;
+  /** Batches written at the same time (each holds one pool connection). */
+  maxConcurrent?: number;
+  onBatch?: (size: number, ms: number) => void;
+}
+
+interface Pending {
+  request: BeatRequest;
+  resolve: (written: boolean) => void;
+  reject: (error: unknown) => void;
+}
+
+const WRITE_BATCH = `
+WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[])
+           AS i(node_id, health, metrics, connection_id)
+), prev AS (
+  SELECT p.node_id, p.health_state, i.health, i.metrics, i.connection_id
+    FROM runtime_node_presence p
+    JOIN input i ON i.node_id = p.node_id
+    JOIN nodes n ON n.node_id = p.node_id AND n.status = 'active'
+   ORDER BY p.node_id
+     FOR UPDATE OF p
+), upd AS (
+  UPDATE runtime_node_presence p SET
+    health_state = prev.health,
+    last_heartbeat_at = now(),
+    online_since = CASE WHEN prev.health_state = 'offline' OR p.online_since IS NULL THEN now()
+                        ELSE p.online_since END,
+    connection_id = COALESCE(p.connection_id, prev.connection_id),
+    -- Unchanged metrics keep the stored value (no new TOAST data for an identical document).
+    metrics = CASE WHEN prev.metrics IS NULL OR prev.metrics = p.metrics THEN p.metrics
+                   ELSE prev.metrics END,
+    changed_at = CASE WHEN prev.health_state <> prev.health THEN now() ELSE p.changed_at END
+  FROM prev
+  WHERE p.node_id = prev.node_id
+  RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state
+), ev AS (
+  INSERT INTO fleet_events (type, node_id, payload)
+  SELECT 'presence.changed', node_id,
+         jsonb_build_object('from', from_state, 'to', to_state, 'cause', 'heartbeat')
+    FROM upd WHERE from_state <> to_state ORDER BY node_id
+)
+SELECT node_id FROM upd`;
+
+export class HeartbeatBatcher {
+  readonly #db: Db;
+  readonly #maxBatch: number;
+  readonly #maxPending: number;
+  readonly #maxConcurrent: number;
+  readonly #onBatch: HeartbeatBatcherOptions['onBatch'];
+  #queue: Pending[] = [];
+  #inflight = 0;
+  #scheduled = false;
+  readonly #settled = new Set<Promise<void>>();
+
+  constructor(db: Db, options: HeartbeatBatcherOptions = {}) {
+    this.#db = db;
+    this.#maxBatch = options.maxBatch ?? 1_000;
+    this.#maxPending = options.maxPending ?? 20_000;
+    this.#maxConcurrent = options.maxConcurrent ?? 2;
+    this.#onBatch = options.onBatch;
+  }
+
+  get pending(): number {
+    return this.#queue.length;
+  }
+
+  /**
+   * Resolves true once the beat is committed, false when the batch could not write it (unknown
+   * or revoked node, or no presence row): the caller then takes the single-beat path.
+   */
+  submit(request: BeatRequest): Promise<boolean> {
+    if (this.#queue.length >= this.#maxPending) {
+      return Promise.reject(
+        new TetherError('system.unavailable', 'Heartbeats are queued beyond capacity; retry.', {
+          pending: this.#queue.length,
+        }),
+      );
+    }
+    return new Promise<boolean>((resolve, reject) => {
+      this.#queue.push({ request, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Resolves when everything submitted so far has been written (or has failed). */
+  async drain(): Promise<void> {
+    while (this.#settled.size > 0 || this.#queue.length > 0) {
+      if (this.#settled.size === 0) await new Promise((resolve) => setImmediate(resolve));
+      else await Promise.all([...this.#settled]);
+    }
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#inflight >= this.#maxConcurrent) return;
+    this.#scheduled = true;
+    // Everything that arrives during this turn of the event loop joins the batch.
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    while (this.#inflight < this.#maxConcurrent && this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.#maxBatch);
+      this.#inflight++;
+      const done: Promise<void> = this.#write(batch).finally(() => {
+        this.#inflight--;
+        this.#settled.delete(done);
+        if (this.#queue.length > 0) this.#schedule();
+      });
+      this.#settled.add(done);
+    }
+  }
+
+  async #write(batch: Pending[]): Promise<void> {
+    // One row per node: the last beat of a node in this batch is the one written.
+    const latest = new Map<string, BeatRequest>();
+    for (const p of batch) latest.set(p.request.nodeId, p.request);
+    const requests = [...latest.values()].sort((a, b) =>
+      a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0,
+    );
+    const started = performance.now();
+    try {
+      const { rows } = await this.#db.query<{ node_id: string }>(WRITE_BATCH, [
+        requests.map((r) => r.nodeId),
+        requests.map((r) => r.health),
+        requests.map((r) => r.metrics),
+        requests.map((r) => r.connectionId),
+      ]);
+      this.#onBatch?.(requests.length, performance.now() - started);
+      const written = new Set(rows.map((r) => r.node_id));
+      for (const p of batch) p.resolve(written.has(p.request.nodeId));
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+    }
+  }
+}
