@@ -911,7 +911,12 @@ class TetherNodeImpl implements TetherNode {
         reconnect,
         downtimeMs: downtime(),
       });
+      // A re-attach of an attachment that is still online (e.g. after a server restart) keeps
+      // its state and already refreshed the capabilities: declaring again would only double
+      // the writes of a reconnect wave. Otherwise (registering, or another health) declare.
+      const settled = attachment.state === this.#health;
       if (
+        !settled &&
         !this.#readOnly &&
         Object.keys(this.#capabilities).length > 0 &&
         !this.#wake.signal.aborted

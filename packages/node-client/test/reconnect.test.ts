@@ -23,7 +23,7 @@ import {
 } from './support.js';
 
 describe('reconnection', () => {
-  it('a dropped connection is retried after a backoff; the node re-attaches and re-declares on its own', async () => {
+  it('a dropped connection is retried after a backoff; the node re-attaches (declaring its capabilities in the attach) on its own', async () => {
     await using server = await startTestServer();
     const { sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
     const credentials = await enrolled(server.url, enrollmentKey);
@@ -43,11 +43,17 @@ describe('reconnection', () => {
     expect(online.reconnect).toBe(true);
     expect(online.downtimeMs).toBeGreaterThanOrEqual(0);
     expect(node.snapshot()).toMatchObject({ reconnects: 1, connectAttempts: 2 });
-    const { rows } = await server.db.query<{ n: string }>(
-      `SELECT count(*) AS n FROM fleet_events WHERE type = 'runtimenode.attached' AND node_id = $1`,
+    // Re-attached (a second attach event); the still-online attachment kept its state, so no
+    // second capability update was needed to be online again.
+    const { rows } = await server.db.query<{ type: string; n: string }>(
+      `SELECT type, count(*) AS n FROM fleet_events WHERE node_id = $1 AND type IN
+         ('runtimenode.attached', 'runtimenode.capabilities_updated') GROUP BY type ORDER BY type`,
       [credentials.nodeId],
     );
-    expect(Number(rows[0]!.n)).toBe(2);
+    expect(rows.map((r) => [r.type, Number(r.n)])).toEqual([
+      ['runtimenode.attached', 2],
+      ['runtimenode.capabilities_updated', 1],
+    ]);
     const roster = await operator(server.url, server.adminToken).runtimenode.roster.query({
       sessionId,
     });
@@ -91,6 +97,10 @@ describe('reconnection', () => {
         }
         const first = roster.nodes.find((n) => n.nodeId === nodes[0]!.nodeId);
         expect(first?.capabilities).toEqual({ shell: {}, gpu: {} });
+        const view = await operator(server.url, server.adminToken).node.get.query({
+          nodeId: nodes[0]!.nodeId!,
+        });
+        expect(view.capabilities).toEqual({ shell: {}, gpu: {} });
         await eventually(
           () => Promise.resolve(server.host.connections.size),
           (n) => n === 3,
