@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { FleetEventView } from '@tether/contracts';
 import { createTRPCClient, createWSClient, wsLink } from '@trpc/client';
+import pg from 'pg';
 import WebSocket from 'ws';
 import type { AppRouter } from '../src/trpc/root.js';
 
@@ -96,6 +97,7 @@ async function main(): Promise<void> {
 
     const latencies: number[] = [];
     let delivered = 0;
+    const errors: string[] = [];
     const sockets = [];
     let ready = 0;
     for (let s = 0; s < SUBSCRIBERS; s++) {
@@ -115,6 +117,7 @@ async function main(): Promise<void> {
             latencies.push(Date.now() - Date.parse(data.at));
             delivered++;
           },
+          onError: (error: unknown) => errors.push(String(error)),
         },
       );
     }
@@ -143,7 +146,18 @@ async function main(): Promise<void> {
       );
     }
     await Promise.all(inflight);
-    const expected = CHANGES * SUBSCRIBERS;
+    // Under load a node's detach can overtake its heartbeat (both in flight): count the
+    // transitions that really happened, each to be delivered to every subscriber.
+    const counter = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    await counter.connect();
+    const { rows } = await counter.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM fleet_events
+        WHERE type = 'presence.changed' AND node_id = ANY($1)`,
+      [[...ours]],
+    );
+    await counter.end();
+    const transitions = rows[0]!.n;
+    const expected = transitions * SUBSCRIBERS;
     const deadline = Date.now() + 30_000;
     while (delivered < expected && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50));
@@ -152,10 +166,12 @@ async function main(): Promise<void> {
       JSON.stringify(
         {
           changes: CHANGES,
+          transitions,
           subscribers: SUBSCRIBERS,
           offeredChangesPerSecond: RATE,
           deliveries: delivered,
           expectedDeliveries: expected,
+          subscriptionErrors: errors.slice(0, 3),
           latencyMs: {
             p50: percentile(latencies, 50),
             p95: percentile(latencies, 95),
