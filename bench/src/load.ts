@@ -47,10 +47,10 @@ export interface LoadEnvironment {
 }
 
 export interface WriteStats {
-  /** Row updates of the presence table in the window: beats the server committed, answered or not. */
+  /** Row updates of the presence table in the window (statistics counters: see PgSnapshot). */
   updates: number;
-  /** Transactions committed in the database per committed beat (every writer included). */
-  commitsPerBeat: number | null;
+  /** Write transactions per acknowledged beat (every writer included; < 1 when beats share commits). */
+  transactionsPerBeat: number | null;
   hotUpdates: number;
   hotShare: number | null;
   walBytes: number;
@@ -230,11 +230,11 @@ async function measureStep(
     loopLag,
     writes: {
       updates: delta.updates,
-      commitsPerBeat: delta.updates > 0 ? delta.commits / delta.updates : null,
+      transactionsPerBeat: acks > 0 ? delta.writeTransactions / acks : null,
       hotUpdates: delta.hotUpdates,
       hotShare: delta.updates > 0 ? delta.hotUpdates / delta.updates : null,
       walBytes: delta.walBytes,
-      walBytesPerBeat: delta.updates > 0 ? delta.walBytes / delta.updates : null,
+      walBytesPerBeat: acks > 0 ? delta.walBytes / acks : null,
     },
   };
 }
@@ -277,10 +277,17 @@ export async function runLoad(plan: LoadPlan, env: LoadEnvironment): Promise<Loa
     }
     const steps: StepResult[] = [];
     for (const step of plan.steps) {
+      const offered = Math.round((1000 / step.cadenceMs) * plan.nodes.length);
+      if (env.server.exit() !== null) {
+        env.log(`  ${offered}/s: skipped, the server is down`);
+        steps.push(serverDownStep(step, plan.nodes.length));
+        continue;
+      }
       const result = await measureStep(env, workers, step, plan.nodes.length);
+      const failed = Object.values(result.errors).reduce((a, b) => a + b, 0) + result.timeouts;
       env.log(
-        `  ${(1000 / step.cadenceMs) * plan.nodes.length}/s offered: achieved ${result.achievedRate.toFixed(0)}/s, ` +
-          `p99 ${result.latency.p99Ms.toFixed(1)} ms, errors ${Object.values(result.errors).reduce((a, b) => a + b, 0)}, timeouts ${result.timeouts}`,
+        `  ${offered}/s offered: achieved ${result.achievedRate.toFixed(0)}/s, ` +
+          `p99 ${result.latency.p99Ms.toFixed(1)} ms, failed ${failed}`,
       );
       steps.push(result);
     }
@@ -288,6 +295,40 @@ export async function runLoad(plan: LoadPlan, env: LoadEnvironment): Promise<Loa
   } finally {
     await Promise.all(workers.map((w) => w.exit()));
   }
+}
+
+/** A step not run because the server had already died: nothing measured, all offered lost. */
+function serverDownStep(step: Step, nodes: number): StepResult {
+  const empty = new Histogram().summary();
+  const offered = Math.round((nodes * step.measureMs) / step.cadenceMs);
+  return {
+    cadenceMs: step.cadenceMs,
+    payload: step.payload,
+    nodes,
+    measureSeconds: step.measureMs / 1000,
+    offeredRate: offered / (step.measureMs / 1000),
+    achievedRate: 0,
+    offered,
+    ok: 0,
+    errors: { server_down: offered },
+    timeouts: 0,
+    latency: empty,
+    sendLag: empty,
+    backlog: { start: 0, end: 0, max: 0 },
+    server: null,
+    postgresCpuPercent: null,
+    generatorCpuPercent: [],
+    othersCpuPercent: null,
+    loopLag: null,
+    writes: {
+      updates: 0,
+      transactionsPerBeat: null,
+      hotUpdates: 0,
+      hotShare: null,
+      walBytes: 0,
+      walBytesPerBeat: null,
+    },
+  };
 }
 
 function summariseConnect(

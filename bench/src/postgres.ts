@@ -115,11 +115,18 @@ async function refuseIfRunning(pgDir: string): Promise<void> {
   );
 }
 
-/** Cumulative counters to diff over a measurement window. */
+/**
+ * Cumulative counters to diff over a measurement window. The table counters come from
+ * PostgreSQL's statistics, which busy backends flush about once a second: read under steady
+ * load at both ends of the window, the delay cancels out in ratios (HOT share), not in counts.
+ */
 export interface PgSnapshot {
   walLsn: string;
-  /** Transactions committed in this database (pg_stat_database.xact_commit). */
-  xactCommit: number;
+  /**
+   * The next transaction id (xmax of a fresh snapshot): its growth counts write transactions
+   * exactly and at once, unlike the statistics counters, which backends flush about once a second.
+   */
+  nextXid: number;
   tables: Record<string, { updates: number; hotUpdates: number }>;
 }
 
@@ -130,12 +137,12 @@ export async function pgSnapshot(client: pg.ClientBase, tables: string[]): Promi
        FROM pg_stat_user_tables WHERE relname = ANY($1)`,
     [tables],
   );
-  const db = await client.query<{ commits: string }>(
-    `SELECT xact_commit::text AS commits FROM pg_stat_database WHERE datname = current_database()`,
+  const xid = await client.query<{ xid: string }>(
+    `SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xid`,
   );
   const result: PgSnapshot = {
     walLsn: wal.rows[0]!.lsn,
-    xactCommit: Number(db.rows[0]?.commits ?? 0),
+    nextXid: Number(xid.rows[0]!.xid),
     tables: {},
   };
   for (const row of stats.rows) {
@@ -146,7 +153,8 @@ export async function pgSnapshot(client: pg.ClientBase, tables: string[]): Promi
 
 export interface PgDelta {
   walBytes: number;
-  commits: number;
+  /** Write transactions started (xids assigned) in the window, in the whole cluster. */
+  writeTransactions: number;
   updates: number;
   hotUpdates: number;
 }
@@ -165,7 +173,7 @@ export async function pgDelta(
   const a = after.tables[table] ?? { updates: 0, hotUpdates: 0 };
   return {
     walBytes: Number(rows[0]!.bytes),
-    commits: after.xactCommit - before.xactCommit,
+    writeTransactions: after.nextXid - before.nextXid,
     updates: a.updates - b.updates,
     hotUpdates: a.hotUpdates - b.hotUpdates,
   };

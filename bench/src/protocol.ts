@@ -63,7 +63,8 @@ export interface BacklogSample {
   inFlight: number;
 }
 
-export interface StepReport {
+/** What a worker counts over one measurement window. */
+export interface StepCounts {
   /** Beats scheduled inside the measurement window (the offered load). */
   offered: number;
   /** Of those, sent (a WS beat is not sent when its socket is gone). */
@@ -73,13 +74,16 @@ export interface StepReport {
   timeouts: number;
   /** Acknowledgements received inside the window, whenever their beat was scheduled. */
   acksInWindow: number;
+  backlog: BacklogSample[];
+  /** CPU time of this worker during the window (ms, user + system). */
+  cpuMs: number;
+}
+
+export interface StepReport extends StepCounts {
   /** Scheduled → acknowledged (includes any delay in the generator: coordinated omission safe). */
   latency: HistogramData;
   /** Scheduled → handed to the socket: how far behind its own schedule the generator ran. */
   sendLag: HistogramData;
-  backlog: BacklogSample[];
-  /** CPU time of this worker during the window (ms, user + system). */
-  cpuMs: number;
   socketsOpen: number;
 }
 

@@ -34,7 +34,6 @@ export const LOAD_HEADERS = [
   'server',
   'offered/s',
   'achieved/s',
-  'committed/s',
   'p50 ms',
   'p95 ms',
   'p99 ms',
@@ -62,7 +61,6 @@ function loadRow(label: string, server: string, s: StepResult): string[] {
     server,
     num(s.offeredRate),
     num(s.achievedRate),
-    num(s.writes.updates / s.measureSeconds),
     ms(s.latency.p50Ms),
     ms(s.latency.p95Ms),
     ms(s.latency.p99Ms),
@@ -73,11 +71,11 @@ function loadRow(label: string, server: string, s: StepResult): string[] {
     mb(s.server?.rssMaxBytes),
     ms(s.loopLag?.p99Ms),
     num(s.postgresCpuPercent),
-    num(Math.max(...s.generatorCpuPercent)),
+    num(s.generatorCpuPercent.length ? Math.max(...s.generatorCpuPercent) : null),
     num(s.othersCpuPercent),
     pct(s.writes.hotShare),
     num(s.writes.walBytesPerBeat),
-    num(s.writes.commitsPerBeat, 2),
+    num(s.writes.transactionsPerBeat, 2),
   ];
 }
 
@@ -91,7 +89,6 @@ export function loadRows(label: string, t: StepResult, b: StepResult): string[][
       'ratio T/B',
       '',
       ratio(t.achievedRate, b.achievedRate),
-      ratio(t.writes.updates, b.writes.updates),
       ratio(t.latency.p50Ms, b.latency.p50Ms),
       ratio(t.latency.p95Ms, b.latency.p95Ms),
       ratio(t.latency.p99Ms, b.latency.p99Ms),
@@ -106,7 +103,7 @@ export function loadRows(label: string, t: StepResult, b: StepResult): string[][
       '',
       ratio(t.writes.hotShare, b.writes.hotShare),
       ratio(t.writes.walBytesPerBeat, b.writes.walBytesPerBeat),
-      ratio(t.writes.commitsPerBeat, b.writes.commitsPerBeat),
+      ratio(t.writes.transactionsPerBeat, b.writes.transactionsPerBeat),
     ],
   ];
 }

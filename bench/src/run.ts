@@ -17,8 +17,7 @@ import { renderMarkdown, renderText } from './report.js';
 import { SCENARIOS } from './scenarios/index.js';
 import type { BenchContext, FloorCheck, ScenarioResult, Table } from './scenarios/types.js';
 import {
-  startBaselineServer,
-  startTetherServer,
+  startServer as launchServer,
   TETHER_BENCH_ENV,
   type ServerProcess,
   type Target,
@@ -169,10 +168,7 @@ export async function runBench(options: RunOptions): Promise<number> {
     });
     const startServer = async (target: Target, label: string): Promise<ServerProcess> => {
       const logFile = join(DATA_DIR, `${label}-${target}.log`);
-      const server = await (target === 'tether' ? startTetherServer : startBaselineServer)(
-        url,
-        logFile,
-      );
+      const server = await launchServer(target, url, logFile);
       running.add(server);
       const stop = server.stop.bind(server);
       return {

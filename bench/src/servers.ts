@@ -58,7 +58,7 @@ async function waitReady(baseUrl: string, path: string, child: ChildProcess, log
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}); see ${log}`);
     try {
-      const res = await fetch(`${baseUrl}${path}`);
+      const res = await fetch(`${baseUrl}${path}`, { signal: AbortSignal.timeout(2_000) });
       if (res.ok) return;
     } catch {
       // not listening yet
@@ -70,11 +70,9 @@ async function waitReady(baseUrl: string, path: string, child: ChildProcess, log
 
 async function launch(
   target: Target,
-  args: string[],
-  cwd: string,
+  spec: LaunchSpec,
   env: Record<string, string>,
   port: number,
-  readyPath: string,
   logFile: string,
 ): Promise<ServerProcess> {
   const out = createWriteStream(logFile);
@@ -82,8 +80,8 @@ async function launch(
   const profile = process.env.BENCH_CPU_PROF
     ? ['--cpu-prof', `--cpu-prof-dir=${join(dirname(logFile), 'profiles', target)}`]
     : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...args], {
-    cwd,
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...spec.args], {
+    cwd: spec.cwd,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -97,7 +95,7 @@ async function launch(
       resolve();
     }),
   );
-  await waitReady(baseUrl, readyPath, child, logFile);
+  await waitReady(baseUrl, spec.readyPath, child, logFile);
   return {
     target,
     baseUrl,
@@ -105,7 +103,9 @@ async function launch(
     logFile,
     async loopLag() {
       try {
-        const text = await (await fetch(`${baseUrl}/metrics`)).text();
+        // A server drowning in its backlog may not answer: no number rather than a stalled run.
+        const res = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(3_000) });
+        const text = await res.text();
         const p99 = metricValue(text, 'nodejs_eventloop_lag_p99_seconds');
         const max = metricValue(text, 'nodejs_eventloop_lag_max_seconds');
         if (p99 === null || max === null) return null;
@@ -134,40 +134,40 @@ async function launch(
   };
 }
 
-/** Starts a fresh server process; its output goes to `logFile`. */
-export async function startTetherServer(
-  databaseUrl: string,
-  logFile: string,
-): Promise<ServerProcess> {
-  const port = await freeLoopbackPort();
-  return launch(
-    'tether',
-    ['src/server/cli.ts', 'serve'],
-    fileURLToPath(CONTROL_PLANE_DIR),
-    {
+interface LaunchSpec {
+  args: string[];
+  cwd: string;
+  env(databaseUrl: string, port: number): Record<string, string>;
+  readyPath: string;
+}
+
+const SPECS: Record<Target, LaunchSpec> = {
+  tether: {
+    args: ['src/server/cli.ts', 'serve'],
+    cwd: fileURLToPath(CONTROL_PLANE_DIR),
+    env: (databaseUrl, port) => ({
       ...TETHER_BENCH_ENV,
       DATABASE_URL: databaseUrl,
       TETHER_PORT: String(port),
       TETHER_HOST: '127.0.0.1',
-    },
-    port,
-    '/readyz',
-    logFile,
-  );
-}
+    }),
+    readyPath: '/readyz',
+  },
+  baseline: {
+    args: ['src/baseline/server.ts'],
+    cwd: BENCH_DIR,
+    env: (databaseUrl, port) => ({ DATABASE_URL: databaseUrl, BASELINE_PORT: String(port) }),
+    readyPath: '/livez',
+  },
+};
 
-export async function startBaselineServer(
+/** Starts a fresh server process of this kind on a free port; its output goes to `logFile`. */
+export async function startServer(
+  target: Target,
   databaseUrl: string,
   logFile: string,
 ): Promise<ServerProcess> {
+  const spec = SPECS[target];
   const port = await freeLoopbackPort();
-  return launch(
-    'baseline',
-    ['src/baseline/server.ts'],
-    BENCH_DIR,
-    { DATABASE_URL: databaseUrl, BASELINE_PORT: String(port) },
-    port,
-    '/livez',
-    logFile,
-  );
+  return launch(target, spec, spec.env(databaseUrl, port), port, logFile);
 }

@@ -135,7 +135,16 @@ export const wsIngest = defineIngest({
   name: 'ws-ingest',
   title: 'Heartbeat ingest over WebSocket, acknowledged after commit',
   transport: 'ws',
-  full: { nodes: 5_000, steps: [plain(1_000, 10_000, 60_000), plain(500, 5_000, 30_000)] },
+  // A ramp below the floor shows where the server saturates; then the floor; then the aim.
+  full: {
+    nodes: 5_000,
+    steps: [
+      plain(5_000, 5_000, 20_000),
+      plain(2_000, 5_000, 20_000),
+      plain(1_000, 10_000, 60_000),
+      plain(500, 5_000, 30_000),
+    ],
+  },
   quick: { nodes: 1_000, steps: [plain(500, 1_500, 3_000)] },
   floors: (steps, quick) => {
     const { step, rate, scaled } = floorStep(steps, quick, 5_000);
@@ -154,7 +163,10 @@ export const httpIngest = defineIngest({
   name: 'http-ingest',
   title: 'Heartbeat ingest over HTTP (keep-alive), acknowledged after commit',
   transport: 'http',
-  full: { nodes: 1_000, steps: [plain(1_000, 10_000, 60_000), plain(500, 5_000, 30_000)] },
+  full: {
+    nodes: 1_000,
+    steps: [plain(2_000, 5_000, 20_000), plain(1_000, 10_000, 60_000), plain(500, 5_000, 30_000)],
+  },
   quick: { nodes: 300, steps: [plain(500, 1_500, 3_000)] },
   floors: (steps, quick) => {
     const { step, rate, scaled } = floorStep(steps, quick, 1_000);

@@ -9,8 +9,8 @@ import { cpuUsage } from 'node:process';
 import { Histogram } from '../histogram.js';
 import {
   preciseNow,
-  type BacklogSample,
   type FromWorker,
+  type StepCounts,
   type Step,
   type StepReport,
   type ToWorker,
@@ -25,23 +25,15 @@ function reply(message: FromWorker): void {
   process.send?.(message);
 }
 
-interface StepState {
+interface StepState extends StepCounts {
   step: Step;
   windowStart: number;
   windowEnd: number;
-  offered: number;
-  sent: number;
-  ok: number;
-  errors: Record<string, number>;
-  timeouts: number;
-  acksInWindow: number;
   latency: Histogram;
   sendLag: Histogram;
-  backlog: BacklogSample[];
   /** In-window beats not yet answered. */
   unsettledInWindow: number;
   cpuAtStart: NodeJS.CpuUsage | null;
-  cpuMs: number;
 }
 
 interface Beat {
@@ -157,12 +149,14 @@ class Generator {
   }
 
   #settle(beat: Beat, error: string | null): void {
+    const state = beat.state;
+    const now = preciseNow();
+    // Throughput counts every acknowledgement, also of beats already given up on: the server
+    // committed them.
+    if (error === null && now >= state.windowStart && now < state.windowEnd) state.acksInWindow++;
     if (beat.settled) return; // already counted as a timeout
     beat.settled = true;
     this.#inFlight--;
-    const state = beat.state;
-    const now = preciseNow();
-    if (error === null && now >= state.windowStart && now < state.windowEnd) state.acksInWindow++;
     if (!beat.inWindow) return;
     state.unsettledInWindow--;
     if (error === null) {
@@ -208,17 +202,18 @@ class Generator {
       const used = cpuUsage(state.cpuAtStart);
       state.cpuMs = (used.user + used.system) / 1000;
     }
+    const { offered, sent, ok, errors, timeouts, acksInWindow, backlog, cpuMs } = state;
     const report: StepReport = {
-      offered: state.offered,
-      sent: state.sent,
-      ok: state.ok,
-      errors: state.errors,
-      timeouts: state.timeouts,
-      acksInWindow: state.acksInWindow,
+      offered,
+      sent,
+      ok,
+      errors,
+      timeouts,
+      acksInWindow,
+      backlog,
+      cpuMs,
       latency: state.latency.toData(),
       sendLag: state.sendLag.toData(),
-      backlog: state.backlog,
-      cpuMs: state.cpuMs,
       socketsOpen: this.#transport.socketsOpen(),
     };
     return { type: 'result', report };
