@@ -41,7 +41,10 @@ export async function sweepPresence(db: Sql, options: SweepOptions): Promise<Pre
               online_since = CASE WHEN stale.to_state = 'offline' THEN NULL ELSE p.online_since END,
               connection_id = CASE WHEN stale.to_state = 'offline' THEN NULL ELSE p.connection_id END
          FROM stale
-        WHERE p.node_id = stale.node_id AND p.health_state <> stale.to_state
+        -- "= ANY(ARRAY(...))" reaches the few stale rows through the primary key; a plain join
+        -- is planned as a hash join over the whole table (its estimate of stale rows is blind).
+        WHERE p.node_id = ANY(ARRAY(SELECT node_id FROM stale))
+          AND p.node_id = stale.node_id AND p.health_state <> stale.to_state
         RETURNING p.node_id, stale.from_state, stale.to_state
      ), events AS (
        INSERT INTO fleet_events (type, node_id, payload)
