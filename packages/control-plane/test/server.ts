@@ -20,6 +20,13 @@ export interface TestServer extends RunningTether {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** Presence thresholds short enough to watch a node age within a test (sweep every 100 ms). */
+export const FAST_PRESENCE_ENV = {
+  TETHER_DEGRADED_AFTER_MS: '300',
+  TETHER_OFFLINE_AFTER_MS: '600',
+  TETHER_SWEEP_INTERVAL_MS: '100',
+};
+
 export interface TestServerOptions {
   env?: Record<string, string>;
   /** Reuse an existing database URL (e.g. for restart tests) instead of a fresh clone. */

@@ -12,6 +12,7 @@
  */
 import { TetherError, type RuntimeNodeHealthState } from '@tether/contracts';
 import type { Db } from '../db/pool.js';
+import { presenceEventsSql } from './presence.js';
 
 export interface BeatRequest {
   nodeId: string;
@@ -62,10 +63,7 @@ WITH input AS (
   WHERE p.node_id = prev.node_id
   RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state
 ), ev AS (
-  INSERT INTO fleet_events (type, node_id, payload)
-  SELECT 'presence.changed', node_id,
-         jsonb_build_object('from', from_state, 'to', to_state, 'cause', 'heartbeat')
-    FROM upd WHERE from_state <> to_state ORDER BY node_id
+  ${presenceEventsSql('upd', "'heartbeat'")}
 )
 SELECT node_id FROM upd`;
 

@@ -27,6 +27,18 @@ export interface PresenceTransitionResult {
   to: PresenceHealthState;
 }
 
+/**
+ * The statement part that records every transition of `source` — a CTE with node_id,
+ * from_state and to_state — as one `presence.changed` event, in node order, with `cause` (SQL).
+ * Every presence writer ends with it, so a change and its event share one statement.
+ */
+export function presenceEventsSql(source: string, cause: string): string {
+  return `INSERT INTO fleet_events (type, node_id, payload)
+  SELECT 'presence.changed', node_id,
+         jsonb_build_object('from', from_state, 'to', to_state, 'cause', ${cause})
+    FROM ${source} WHERE from_state <> to_state ORDER BY node_id`;
+}
+
 const WRITE_PRESENCE = `
 WITH prev AS (
   -- Going live needs an active identity: a beat racing a revocation cannot revive a revoked node.
@@ -48,9 +60,7 @@ WITH prev AS (
   WHERE p.node_id = prev.node_id
   RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state
 ), ev AS (
-  INSERT INTO fleet_events (type, node_id, payload)
-  SELECT 'presence.changed', node_id, jsonb_build_object('from', from_state, 'to', to_state, 'cause', $5::text)
-    FROM upd WHERE from_state <> to_state
+  ${presenceEventsSql('upd', '$5::text')}
 )
 SELECT from_state, to_state FROM upd`;
 
@@ -111,10 +121,7 @@ WITH prev AS (
   WHERE p.node_id = prev.node_id
   RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state
 ), ev AS (
-  INSERT INTO fleet_events (type, node_id, payload)
-  SELECT 'presence.changed', node_id,
-         jsonb_build_object('from', from_state, 'to', to_state, 'cause', 'connection')
-    FROM upd WHERE from_state <> to_state
+  ${presenceEventsSql('upd', "'connection'")}
 )
 SELECT from_state, to_state FROM upd`;
 
@@ -155,12 +162,9 @@ export async function releaseConnections(
          changed_at = CASE WHEN prev.health_state <> 'offline' THEN now() ELSE p.changed_at END
        FROM prev
        WHERE p.node_id = prev.node_id
-       RETURNING p.node_id, prev.health_state AS from_state
+       RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state
      ), ev AS (
-       INSERT INTO fleet_events (type, node_id, payload)
-       SELECT 'presence.changed', node_id,
-              jsonb_build_object('from', from_state, 'to', 'offline', 'cause', 'connection')
-         FROM upd WHERE from_state <> 'offline' ORDER BY node_id
+       ${presenceEventsSql('upd', "'connection'")}
      )
      SELECT node_id, from_state FROM upd WHERE from_state <> 'offline' ORDER BY node_id`,
     [connections.map((c) => c.nodeId), connections.map((c) => c.connectionId)],

@@ -8,6 +8,7 @@
  */
 import type { PresenceHealthState } from '@tether/contracts';
 import type { Sql } from '../db/pool.js';
+import { presenceEventsSql } from './presence.js';
 
 export interface SweepOptions {
   degradedAfterMs: number;
@@ -47,9 +48,7 @@ export async function sweepPresence(db: Sql, options: SweepOptions): Promise<Pre
           AND p.node_id = stale.node_id AND p.health_state <> stale.to_state
         RETURNING p.node_id, stale.from_state, stale.to_state
      ), events AS (
-       INSERT INTO fleet_events (type, node_id, payload)
-       SELECT 'presence.changed', node_id, jsonb_build_object('from', from_state, 'to', to_state, 'cause', 'sweep')
-         FROM changed ORDER BY node_id
+       ${presenceEventsSql('changed', "'sweep'")}
      )
      SELECT node_id, from_state, to_state FROM changed ORDER BY node_id`,
     [options.degradedAfterMs, options.offlineAfterMs],

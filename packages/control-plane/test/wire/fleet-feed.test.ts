@@ -9,7 +9,7 @@ import { eventually } from '../eventually.js';
 import { assertOrdered, subscribeSse, subscribeWs, type Collected } from '../feed.js';
 import { mutate, query } from '../http.js';
 import { rawNodeSocket } from '../raw-ws.js';
-import { startTestServer, type TestServer } from '../server.js';
+import { FAST_PRESENCE_ENV, startTestServer, type TestServer } from '../server.js';
 import { nodeOf, participant, sessionOf, type NodeActor } from './actors.js';
 
 type Transport = 'ws' | 'sse';
@@ -72,11 +72,7 @@ async function dbEventIdsAfter(server: TestServer, afterId: string): Promise<str
 describe('fleet.events', () => {
   it('a dashboard sees a node go online, degraded, offline and back, over WS and SSE at once', async () => {
     await using server = await startTestServer({
-      env: {
-        TETHER_DEGRADED_AFTER_MS: '300',
-        TETHER_OFFLINE_AFTER_MS: '600',
-        TETHER_SWEEP_INTERVAL_MS: '100',
-      },
+      env: FAST_PRESENCE_ENV,
     });
     const owner = await participant(server);
     const node = await nodeOf(server, owner);

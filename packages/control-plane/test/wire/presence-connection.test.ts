@@ -7,7 +7,7 @@ import { createTestDatabase } from '../db.js';
 import { eventually } from '../eventually.js';
 import { mutate } from '../http.js';
 import { rawNodeSocket } from '../raw-ws.js';
-import { startTestServer, type TestServer } from '../server.js';
+import { FAST_PRESENCE_ENV, startTestServer, type TestServer } from '../server.js';
 import { nodeOf, participant, wsClient } from './actors.js';
 
 interface PresenceRow {
@@ -159,11 +159,7 @@ describe('presence bound to the WebSocket', () => {
 
   it('a beat on the socket after a sweep took the node offline binds that socket again', async () => {
     await using server = await startTestServer({
-      env: {
-        TETHER_DEGRADED_AFTER_MS: '300',
-        TETHER_OFFLINE_AFTER_MS: '600',
-        TETHER_SWEEP_INTERVAL_MS: '100',
-      },
+      env: FAST_PRESENCE_ENV,
     });
     const owner = await participant(server);
     const node = await nodeOf(server, owner);
