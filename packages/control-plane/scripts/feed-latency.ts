@@ -128,22 +128,23 @@ async function main(): Promise<void> {
     const interval = 1000 / RATE;
     const started = performance.now();
     const inflight: Promise<unknown>[] = [];
+    const callMs: number[] = [];
     for (let i = 0; i < CHANGES; i++) {
       const due = started + i * interval;
       const wait = due - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       const node = nodes[i % nodes.length]!;
       node.online = !node.online;
-      inflight.push(
-        node.online
-          ? call(
-              url,
-              'runtimenode.heartbeat',
-              { nodeId: node.nodeId, healthState: 'online' },
-              node.token,
-            )
-          : call(url, 'runtimenode.detach', { nodeId: node.nodeId }, node.token),
-      );
+      const sent = performance.now();
+      const write = node.online
+        ? call(
+            url,
+            'runtimenode.heartbeat',
+            { nodeId: node.nodeId, healthState: 'online' },
+            node.token,
+          )
+        : call(url, 'runtimenode.detach', { nodeId: node.nodeId }, node.token);
+      inflight.push(write.then(() => callMs.push(performance.now() - sent)));
     }
     await Promise.all(inflight);
     // Under load a node's detach can overtake its heartbeat (both in flight): count the
@@ -162,6 +163,7 @@ async function main(): Promise<void> {
     while (delivered < expected && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50));
     latencies.sort((a, b) => a - b);
+    callMs.sort((a, b) => a - b);
     console.log(
       JSON.stringify(
         {
@@ -172,6 +174,10 @@ async function main(): Promise<void> {
           deliveries: delivered,
           expectedDeliveries: expected,
           subscriptionErrors: errors.slice(0, 3),
+          writeCallMs: {
+            p50: Math.round(percentile(callMs, 50)),
+            p99: Math.round(percentile(callMs, 99)),
+          },
           latencyMs: {
             p50: percentile(latencies, 50),
             p95: percentile(latencies, 95),
