@@ -126,11 +126,17 @@ export function renderText(table: Table): string {
   ].join('\n');
 }
 
+/** A column whose filled cells are all numbers (or ratios) is right-aligned. */
+function numericColumn(table: Table, column: number): boolean {
+  const cells = table.rows.map((r) => r[column] ?? '').filter((c) => c !== '');
+  return cells.length > 0 && cells.every(isNumeric);
+}
+
 export function renderMarkdown(table: Table): string {
   const escape = (c: string): string => c.replace(/\|/g, '\\|');
   return [
     `| ${table.headers.map(escape).join(' | ')} |`,
-    `| ${table.headers.map((_, i) => (i < 2 ? '---' : '---:')).join(' | ')} |`,
+    `| ${table.headers.map((_, i) => (numericColumn(table, i) ? '---:' : '---')).join(' | ')} |`,
     ...table.rows.map((r) => `| ${r.map(escape).join(' | ')} |`),
   ].join('\n');
 }

@@ -224,7 +224,8 @@ export async function runBench(options: RunOptions): Promise<number> {
     results.finishedAt = new Date().toISOString();
 
     const stamp = startedAt.toISOString().slice(0, 19).replace(/:/g, '-');
-    const base = join(RESULTS_DIR, `${stamp}Z${options.quick ? '-quick' : ''}`);
+    const suffix = `${options.quick ? '-quick' : ''}${options.only ? `-only-${options.only.join('+')}` : ''}`;
+    const base = join(RESULTS_DIR, `${stamp}Z${suffix}`);
     await writeFile(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
     await writeFile(`${base}.md`, `${renderReport(results, 'markdown')}\n`);
     console.log(renderReport(results, 'text'));

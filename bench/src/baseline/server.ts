@@ -121,6 +121,8 @@ function main(): void {
     wss.close();
     server.close();
     server.closeAllConnections();
+    // The pool cannot end if PostgreSQL is already gone: exit regardless after a moment.
+    setTimeout(() => process.exit(0), 2_000).unref();
     void pool.end().finally(() => process.exit(0));
   };
   process.once('SIGTERM', stop);
