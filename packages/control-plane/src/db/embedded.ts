@@ -61,7 +61,12 @@ async function assertReachableByPostgresUser(dataDir: string): Promise<void> {
   if (!isRoot) return;
   const binaries = nativeBinaryDir();
   const blocked = [
-    ...new Set([...(await blockedAncestors(binaries)), ...(await blockedAncestors(dataDir))]),
+    // The data directory itself is PostgreSQL's own (0700, owned by "postgres" once
+    // initialised): only the way to it must be open.
+    ...new Set([
+      ...(await blockedAncestors(binaries)),
+      ...(await blockedAncestors(dirname(dataDir))),
+    ]),
   ];
   if (blocked.length > 0) {
     throw new EmbeddedPostgresAccessError(
