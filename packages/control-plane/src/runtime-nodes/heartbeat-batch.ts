@@ -133,7 +133,9 @@ export class HeartbeatBatcher {
       const done: Promise<void> = this.#write(batch).finally(() => {
         this.#inflight--;
         this.#settled.delete(done);
-        if (this.#queue.length > 0) this.#schedule();
+        // What queued meanwhile goes out now, not on a later event-loop turn: under overload a
+        // turn grows long (every frame that arrived is read first) and batches would starve.
+        this.#flush();
       });
       this.#settled.add(done);
     }
