@@ -29,14 +29,19 @@ export interface PresenceTransitionResult {
 
 /**
  * The statement part that records every transition of `source` — a CTE with node_id,
- * from_state and to_state — as one `presence.changed` event, in node order, with `cause` (SQL).
- * Every presence writer ends with it, so a change and its event share one statement.
+ * from_state and to_state — as one `presence.changed` event with `cause` (SQL). Every presence
+ * writer ends with it, so a change and its event share one statement.
+ *
+ * Ids come from the sequence *after* the feed lock (migration 3): the CASE makes the lock the
+ * first thing done for the first transition, once per statement (an init plan), and never for
+ * a statement without transitions (a batch of plain heartbeats takes no feed lock).
  */
 export function presenceEventsSql(source: string, cause: string): string {
-  return `INSERT INTO fleet_events (type, node_id, payload)
-  SELECT 'presence.changed', node_id,
+  return `INSERT INTO fleet_events (id, type, node_id, payload)
+  SELECT nextval('fleet_events_id_seq'), 'presence.changed', node_id,
          jsonb_build_object('from', from_state, 'to', to_state, 'cause', ${cause})
-    FROM ${source} WHERE from_state <> to_state ORDER BY node_id`;
+    FROM ${source}
+   WHERE CASE WHEN from_state <> to_state THEN (SELECT tether_feed_lock()) ELSE false END`;
 }
 
 const WRITE_PRESENCE = `
