@@ -27,13 +27,17 @@ export async function sweepPresence(db: Sql, options: SweepOptions): Promise<Pre
     from_state: PresenceHealthState;
     to_state: PresenceHealthState;
   }>(
-    `WITH stale AS (
-       SELECT node_id, health_state AS from_state,
-              CASE WHEN COALESCE(GREATEST(last_heartbeat_at, online_since), changed_at) < now() - make_interval(secs => $2::float8 / 1000)
+    `WITH thresholds AS MATERIALIZED (
+       -- Computed once, not per row of the scan.
+       SELECT now() - make_interval(secs => $1::float8 / 1000) AS degraded_before,
+              now() - make_interval(secs => $2::float8 / 1000) AS offline_before
+     ), stale AS (
+       SELECT ctid, node_id, health_state AS from_state,
+              CASE WHEN COALESCE(GREATEST(last_heartbeat_at, online_since), changed_at) < (SELECT offline_before FROM thresholds)
                    THEN 'offline' ELSE 'degraded' END AS to_state
          FROM runtime_node_presence
         WHERE health_state <> 'offline'
-          AND COALESCE(GREATEST(last_heartbeat_at, online_since), changed_at) < now() - make_interval(secs => $1::float8 / 1000)
+          AND COALESCE(GREATEST(last_heartbeat_at, online_since), changed_at) < (SELECT degraded_before FROM thresholds)
         FOR UPDATE SKIP LOCKED
      ), changed AS (
        UPDATE runtime_node_presence p
@@ -42,16 +46,20 @@ export async function sweepPresence(db: Sql, options: SweepOptions): Promise<Pre
               online_since = CASE WHEN stale.to_state = 'offline' THEN NULL ELSE p.online_since END,
               connection_id = CASE WHEN stale.to_state = 'offline' THEN NULL ELSE p.connection_id END
          FROM stale
-        -- "= ANY(ARRAY(...))" reaches the few stale rows through the primary key; a plain join
-        -- is planned as a hash join over the whole table (its estimate of stale rows is blind).
-        WHERE p.node_id = ANY(ARRAY(SELECT node_id FROM stale))
-          AND p.node_id = stale.node_id AND p.health_state <> stale.to_state
+        -- The rows are locked above, so their physical addresses hold until commit: a TID scan
+        -- reaches them directly (a join on node_id walks the primary key per row, or hashes the
+        -- whole table when the planner misjudges how many rows are stale).
+        WHERE p.ctid = ANY(ARRAY(SELECT ctid FROM stale))
+          AND p.ctid = stale.ctid AND p.health_state <> stale.to_state
         RETURNING p.node_id, stale.from_state, stale.to_state
      ), events AS (
        ${presenceEventsSql('changed', "'sweep'")}
      )
-     SELECT node_id, from_state, to_state FROM changed ORDER BY node_id`,
+     SELECT node_id, from_state, to_state FROM changed`,
     [options.degradedAfterMs, options.offlineAfterMs],
   );
-  return rows.map((r) => ({ nodeId: r.node_id, from: r.from_state, to: r.to_state }));
+  // Sorted here rather than in SQL: a mass demotion's sort would spill to disk there.
+  return rows
+    .map((r) => ({ nodeId: r.node_id, from: r.from_state, to: r.to_state }))
+    .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
 }
