@@ -6,7 +6,7 @@
  */
 import type { ParticipantId, ParticipantRole, NodeId } from '@tether/contracts';
 import { NODE_TOKEN_PREFIX, PARTICIPANT_TOKEN_PREFIX, TetherError } from '@tether/contracts';
-import type { Db, Sql } from '../db/pool.js';
+import { prepared, type Db, type Sql } from '../db/pool.js';
 import type { NodePrincipal, ParticipantPrincipal, Principal } from './principal.js';
 import { isAdmin } from './principal.js';
 import type { RevocationBus } from './revocations.js';
@@ -19,6 +19,21 @@ interface CacheEntry {
 
 const CACHE_MAX_ENTRIES = 100_000;
 const LAST_USED_RESOLUTION = '60 seconds';
+
+// Every connect and every cache miss runs one of these: prepared once per pooled connection.
+const LOOKUP_NODE = prepared(
+  'tether_lookup_node',
+  `SELECT n.node_id, n.owner_participant_id
+     FROM nodes n JOIN participants p ON p.id = n.owner_participant_id
+    WHERE n.token_hash = $1 AND n.status = 'active' AND p.disabled_at IS NULL`,
+);
+const LOOKUP_PARTICIPANT = prepared(
+  'tether_lookup_participant',
+  `SELECT t.id, t.participant_id, p.role
+     FROM api_tokens t JOIN participants p ON p.id = t.participant_id
+    WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+      AND p.disabled_at IS NULL`,
+);
 
 export interface AuthServiceOptions {
   cacheTtlMs: number;
@@ -60,9 +75,7 @@ export class AuthService {
 
   async #lookupNode(hash: Buffer, key: string): Promise<NodePrincipal | null> {
     const { rows } = await this.#db.query<{ node_id: string; owner_participant_id: string }>(
-      `SELECT n.node_id, n.owner_participant_id
-         FROM nodes n JOIN participants p ON p.id = n.owner_participant_id
-        WHERE n.token_hash = $1 AND n.status = 'active' AND p.disabled_at IS NULL`,
+      LOOKUP_NODE,
       [hash],
     );
     const row = rows[0];
@@ -80,13 +93,7 @@ export class AuthService {
       id: string;
       participant_id: string;
       role: ParticipantRole;
-    }>(
-      `SELECT t.id, t.participant_id, p.role
-         FROM api_tokens t JOIN participants p ON p.id = t.participant_id
-        WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
-          AND p.disabled_at IS NULL`,
-      [hash],
-    );
+    }>(LOOKUP_PARTICIPANT, [hash]);
     const row = rows[0];
     if (!row) return null;
     // Throttled: at most one write per token per minute, never on the hot path's critical section.

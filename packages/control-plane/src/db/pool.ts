@@ -17,10 +17,24 @@ export interface QueryResult<R> {
   rowCount: number;
 }
 
+/**
+ * A statement PostgreSQL parses and plans once per connection and then reuses: for the hot paths
+ * (heartbeats, presence writes), where planning costs more than executing. The name must be
+ * unique per text; the plan is invalidated by PostgreSQL itself when the schema changes.
+ */
+export interface PreparedStatement {
+  name: string;
+  text: string;
+}
+
+export function prepared(name: string, text: string): PreparedStatement {
+  return { name, text };
+}
+
 /** Anything that can run a parameterised statement: the pool or a transaction's client. */
 export interface Sql {
   query<R extends object = Record<string, unknown>>(
-    text: string,
+    text: string | PreparedStatement,
     params?: unknown[],
   ): Promise<QueryResult<R>>;
 }
@@ -43,11 +57,18 @@ export interface DbOptions {
 
 async function run<R extends object>(
   target: pg.Pool | pg.PoolClient,
-  text: string,
+  statement: string | PreparedStatement,
   params?: unknown[],
 ): Promise<QueryResult<R>> {
   try {
-    const result = await target.query<R>(text, params);
+    const result =
+      typeof statement === 'string'
+        ? await target.query<R>(statement, params)
+        : await target.query<R>({
+            name: statement.name,
+            text: statement.text,
+            values: params ?? [],
+          });
     return { rows: result.rows, rowCount: result.rowCount ?? 0 };
   } catch (error) {
     throw translateDbError(error);

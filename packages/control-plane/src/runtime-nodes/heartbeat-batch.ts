@@ -11,7 +11,7 @@
  * happens because the database is busy.
  */
 import { TetherError, type RuntimeNodeHealthState } from '@tether/contracts';
-import type { Db } from '../db/pool.js';
+import { prepared, type Db } from '../db/pool.js';
 import { presenceEventsSql } from './presence.js';
 
 export interface BeatRequest {
@@ -37,7 +37,9 @@ interface Pending {
   reject: (error: unknown) => void;
 }
 
-const WRITE_BATCH = `
+const WRITE_BATCH = prepared(
+  'tether_heartbeat_batch',
+  `
 WITH input AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[])
            AS i(node_id, health, metrics, connection_id)
@@ -65,7 +67,8 @@ WITH input AS (
 ), ev AS (
   ${presenceEventsSql('upd', "'heartbeat'")}
 )
-SELECT node_id FROM upd`;
+SELECT node_id FROM upd`,
+);
 
 export class HeartbeatBatcher {
   readonly #db: Db;

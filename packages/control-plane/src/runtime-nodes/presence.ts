@@ -5,7 +5,7 @@
  * Returns null when there is nothing to write: an unknown node, or a revoked one asked to go live.
  */
 import type { PresenceCause, PresenceHealthState } from '@tether/contracts';
-import type { Sql } from '../db/pool.js';
+import { prepared, type Sql } from '../db/pool.js';
 
 export interface PresenceChange {
   health: PresenceHealthState;
@@ -44,7 +44,9 @@ export function presenceEventsSql(source: string, cause: string): string {
    WHERE CASE WHEN from_state <> to_state THEN (SELECT tether_feed_lock()) ELSE false END`;
 }
 
-const WRITE_PRESENCE = `
+const WRITE_PRESENCE = prepared(
+  'tether_write_presence',
+  `
 WITH prev AS (
   -- Going live needs an active identity: a beat racing a revocation cannot revive a revoked node.
   SELECT p.node_id, p.health_state FROM runtime_node_presence p
@@ -67,7 +69,8 @@ WITH prev AS (
 ), ev AS (
   ${presenceEventsSql('upd', '$5::text')}
 )
-SELECT from_state, to_state FROM upd`;
+SELECT from_state, to_state FROM upd`,
+);
 
 export async function writePresence(
   sql: Sql,
@@ -109,7 +112,9 @@ export async function writePresence(
  * online (a degraded node stays degraded: its beats say how it is). `online_since` is set when
  * it was offline. Revoked nodes are never bound. Returns the transition, or null if none.
  */
-const BIND_CONNECTION = `
+const BIND_CONNECTION = prepared(
+  'tether_bind_connection',
+  `
 WITH prev AS (
   SELECT p.node_id, p.health_state FROM runtime_node_presence p
     JOIN nodes n ON n.node_id = p.node_id AND n.status = 'active'
@@ -128,7 +133,8 @@ WITH prev AS (
 ), ev AS (
   ${presenceEventsSql('upd', "'connection'")}
 )
-SELECT from_state, to_state FROM upd`;
+SELECT from_state, to_state FROM upd`,
+);
 
 export async function bindConnection(
   sql: Sql,
@@ -143,18 +149,9 @@ export async function bindConnection(
   return row && row.from_state !== row.to_state ? { from: row.from_state, to: row.to_state } : null;
 }
 
-/**
- * Sockets closed (or stopped answering pings): each node still bound to one of them goes
- * offline, `online_since` and the binding clear. Guarded by the connection id, so the close of
- * an old socket never clears a newer connection's binding. One statement for any number.
- */
-export async function releaseConnections(
-  sql: Sql,
-  connections: readonly { nodeId: string; connectionId: string }[],
-): Promise<{ nodeId: string; from: PresenceHealthState }[]> {
-  if (connections.length === 0) return [];
-  const { rows } = await sql.query<{ node_id: string; from_state: PresenceHealthState }>(
-    `WITH closed AS (
+const RELEASE_CONNECTIONS = prepared(
+  'tether_release_connections',
+  `WITH closed AS (
        SELECT * FROM unnest($1::text[], $2::text[]) AS c(node_id, connection_id)
      ), prev AS (
        SELECT p.node_id, p.health_state FROM runtime_node_presence p
@@ -172,6 +169,20 @@ export async function releaseConnections(
        ${presenceEventsSql('upd', "'connection'")}
      )
      SELECT node_id, from_state FROM upd WHERE from_state <> 'offline' ORDER BY node_id`,
+);
+
+/**
+ * Sockets closed (or stopped answering pings): each node still bound to one of them goes
+ * offline, `online_since` and the binding clear. Guarded by the connection id, so the close of
+ * an old socket never clears a newer connection's binding. One statement for any number.
+ */
+export async function releaseConnections(
+  sql: Sql,
+  connections: readonly { nodeId: string; connectionId: string }[],
+): Promise<{ nodeId: string; from: PresenceHealthState }[]> {
+  if (connections.length === 0) return [];
+  const { rows } = await sql.query<{ node_id: string; from_state: PresenceHealthState }>(
+    RELEASE_CONNECTIONS,
     [connections.map((c) => c.nodeId), connections.map((c) => c.connectionId)],
   );
   return rows.map((r) => ({ nodeId: r.node_id, from: r.from_state }));

@@ -27,6 +27,11 @@ export class ConnectionRegistry {
     socket.once('close', () => this.#sockets.delete(socket));
   }
 
+  /** The principal a live, registered socket authenticated as (undefined once closed/revoked). */
+  principalOf(socket: WebSocket): Principal | null | undefined {
+    return this.#sockets.get(socket)?.principal;
+  }
+
   get size(): number {
     return this.#sockets.size;
   }

@@ -6,12 +6,13 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ERROR_REGISTRY } from '@tether/contracts';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
-import { applyWSSHandler } from '@trpc/server/adapters/ws';
+import { getWSConnectionHandler, type WSSHandlerOptions } from '@trpc/server/adapters/ws';
 import { WebSocketServer } from 'ws';
 import { bearerToken, buildContext, type Deps } from '../trpc/context.js';
 import { appRouter } from '../trpc/root.js';
 import { ConnectionRegistry } from './connections.js';
 import type { PresenceBindings } from './presence-bindings.js';
+import { WsHeartbeatFastPath } from './ws-heartbeat.js';
 
 export interface HostOptions {
   maxBodyBytes: number;
@@ -25,6 +26,7 @@ export interface HostOptions {
 export interface Host {
   server: Server;
   connections: ConnectionRegistry;
+  heartbeatFastPath: WsHeartbeatFastPath;
   /** Tells every WebSocket client to reconnect (tRPC reconnect notification). */
   broadcastReconnect(): void;
   setDraining(): void;
@@ -167,7 +169,8 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
 
-  const wsHandler = applyWSSHandler({
+  const heartbeatFastPath = new WsHeartbeatFastPath(connections);
+  const wsOptions: WSSHandlerOptions<typeof appRouter> = {
     wss,
     router: appRouter,
     keepAlive: { enabled: true, pingMs: options.wsPingMs, pongWaitMs: options.wsPongWaitMs },
@@ -181,6 +184,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
         connectionId,
       });
       connections.add(socket, { principal: ctx.principal, connectionId });
+      heartbeatFastPath.register(socket, ctx);
       if (ctx.principal?.kind === 'node' && socket.readyState === socket.OPEN) {
         // Presence follows this socket from now on (see presence-bindings.ts).
         presence.bind(ctx.principal.nodeId, connectionId);
@@ -188,6 +192,14 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       }
       return ctx;
     },
+  };
+  // tRPC's handler per connection, so that each socket's decoder can see its own heartbeats
+  // first (ws-heartbeat.ts); everything else is served by tRPC as usual.
+  wss.on('connection', (socket, req) => {
+    getWSConnectionHandler({
+      ...wsOptions,
+      experimental_encoder: heartbeatFastPath.codecFor(socket),
+    })(socket, req);
   });
 
   wss.on('connection', (socket) => {
@@ -208,7 +220,12 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
   return {
     server,
     connections,
-    broadcastReconnect: () => wsHandler.broadcastReconnectNotification(),
+    heartbeatFastPath,
+    broadcastReconnect: () => {
+      // tRPC's reconnect notification: clients reconnect (to another replica) right away.
+      const frame = JSON.stringify({ id: null, method: 'reconnect' });
+      for (const socket of wss.clients) if (socket.readyState === socket.OPEN) socket.send(frame);
+    },
     setDraining: () => {
       draining = true;
       deps.lifecycle.draining = true;

@@ -6,6 +6,7 @@ export interface Metrics {
   registry: Registry;
   rpcRequests: Counter<'procedure' | 'code' | 'transport'>;
   rpcDuration: Histogram<'procedure' | 'transport'>;
+  wsHeartbeatFastPath: Counter;
   wsConnections: Gauge;
   sweepTransitions: Counter<'to'>;
   sweepDuration: Histogram;
@@ -52,6 +53,11 @@ export function createMetrics(db: Db, gauges: { feedSubscribers?: () => number }
       help: 'tRPC call duration by procedure',
       labelNames: ['procedure', 'transport'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    wsHeartbeatFastPath: new Counter({
+      name: 'tether_ws_heartbeat_fast_path_total',
+      help: 'WebSocket heartbeats served by the fast path (also counted in tether_rpc_requests_total)',
       registers: [registry],
     }),
     wsConnections: new Gauge({

@@ -14,48 +14,65 @@ import {
   isEventEnvelopeVersion,
 } from '@tether/contracts';
 import type { Context } from './context.js';
-import { toTetherError } from './error-formatter.js';
+import { toTetherError, type TRPCError } from './error-formatter.js';
 import { baseProcedure, middleware } from './init.js';
 
 const SERVER_MAJOR = parseEventEnvelopeVersion(CONTRACT_VERSION).major;
 
-const observe = middleware(async ({ ctx, path, next }) => {
-  const started = process.hrtime.bigint();
-  const result = await next();
+/**
+ * Counts and times one call, and logs a failure (internal errors at error level). Shared by the
+ * procedures (the `observe` middleware) and the WebSocket heartbeat fast path.
+ */
+export function recordCall(
+  ctx: Pick<Context, 'deps' | 'transport' | 'log'>,
+  path: string,
+  started: bigint,
+  error: TRPCError | null,
+): void {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const code = result.ok ? 'ok' : toTetherError(result.error).code;
+  const code = error === null ? 'ok' : toTetherError(error).code;
   ctx.deps.metrics.rpcRequests.inc({ procedure: path, code, transport: ctx.transport });
   ctx.deps.metrics.rpcDuration.observe({ procedure: path, transport: ctx.transport }, seconds);
-  if (!result.ok) {
+  if (error !== null) {
     const level = code === 'system.internal' ? 'error' : 'debug';
     ctx.log[level](
-      { procedure: path, code, err: code === 'system.internal' ? result.error.cause : undefined },
+      { procedure: path, code, err: code === 'system.internal' ? error.cause : undefined },
       'call failed',
     );
   }
+}
+
+const observe = middleware(async ({ ctx, path, next }) => {
+  const started = process.hrtime.bigint();
+  const result = await next();
+  recordCall(ctx, path, started, result.ok ? null : result.error);
   return result;
 });
 
-/** A client whose contract MAJOR is above ours cannot be served correctly. */
-const versionCeiling = middleware(({ ctx, next }) => {
-  const announced = ctx.clientVersion;
-  if (announced !== null) {
-    if (!isEventEnvelopeVersion(announced)) {
-      throw new TetherError('request.invalid', 'x-tether-client-version must be MAJOR.MINOR.', {
-        clientVersion: announced.slice(0, 64),
-      });
-    }
-    if (parseEventEnvelopeVersion(announced).major > SERVER_MAJOR) {
-      throw new TetherError(
-        'version.ceiling_exceeded',
-        `This server speaks contract ${CONTRACT_VERSION}.`,
-        {
-          serverContractVersion: CONTRACT_VERSION,
-          clientVersion: announced,
-        },
-      );
-    }
+/** A client whose contract MAJOR is above ours cannot be served correctly: the error, or null. */
+export function clientVersionError(announced: string | null): TetherError | null {
+  if (announced === null) return null;
+  if (!isEventEnvelopeVersion(announced)) {
+    return new TetherError('request.invalid', 'x-tether-client-version must be MAJOR.MINOR.', {
+      clientVersion: announced.slice(0, 64),
+    });
   }
+  if (parseEventEnvelopeVersion(announced).major > SERVER_MAJOR) {
+    return new TetherError(
+      'version.ceiling_exceeded',
+      `This server speaks contract ${CONTRACT_VERSION}.`,
+      {
+        serverContractVersion: CONTRACT_VERSION,
+        clientVersion: announced,
+      },
+    );
+  }
+  return null;
+}
+
+const versionCeiling = middleware(({ ctx, next }) => {
+  const error = clientVersionError(ctx.clientVersion);
+  if (error) throw error;
   return next();
 });
 

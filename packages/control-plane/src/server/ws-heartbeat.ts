@@ -1,0 +1,126 @@
+/**
+ * The heartbeat fast path on WebSockets. A node's socket is authenticated once, at connect; most
+ * of what it sends afterwards is `runtimenode.heartbeat`, thousands per second across a fleet.
+ * Through tRPC each of those pays the generic call machinery (an AbortController, the middleware
+ * chain with its context copies, input and output parsing, the response transform): about
+ * 300 µs of server CPU per beat, which is what capped WebSocket ingest (docs/performance.md).
+ *
+ * Here a frame is looked at right after JSON parsing, inside the connection's decoder (tRPC's
+ * `experimental_encoder` hook). A heartbeat that is certain to succeed as far as the procedure's
+ * checks go — authenticated node socket still registered (not revoked), not draining, accepted
+ * client version, input valid under the contract's own schema, `nodeId` = the socket's node,
+ * under the per-node rate limit — is handed straight to the same service the procedure calls,
+ * and answered with the same frame tRPC would send (the same error formatter on failure, the
+ * same metrics and logs). Anything else, including every frame that would fail one of those
+ * checks, goes to tRPC unchanged, so errors keep one source of truth: the procedures.
+ */
+import { HeartbeatInput } from '@tether/contracts';
+import type { WebSocket } from 'ws';
+import { heartbeat } from '../runtime-nodes/service.js';
+import type { Context } from '../trpc/context.js';
+import { formatError, TRPCError } from '../trpc/error-formatter.js';
+import { clientVersionError, recordCall } from '../trpc/procedures.js';
+import type { ConnectionRegistry } from './connections.js';
+
+const PATH = 'runtimenode.heartbeat';
+
+/** What tRPC's WebSocket handler asks of an encoder (JSON in text frames, as its default). */
+export interface FrameCodec {
+  encode(data: unknown): string;
+  decode(data: string | ArrayBuffer | Uint8Array): unknown;
+}
+
+interface HeartbeatFrame {
+  id: number | string;
+  jsonrpc?: '2.0';
+  params: { input: unknown };
+}
+
+function isHeartbeatFrame(msg: unknown): msg is HeartbeatFrame {
+  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return false;
+  const frame = msg as Record<string, unknown>;
+  const params = frame.params as Record<string, unknown> | undefined;
+  return (
+    frame.method === 'mutation' &&
+    (typeof frame.id === 'number' || typeof frame.id === 'string') &&
+    (frame.jsonrpc === undefined || frame.jsonrpc === '2.0') &&
+    typeof params === 'object' &&
+    params !== null &&
+    params.path === PATH &&
+    params.lastEventId === undefined
+  );
+}
+
+export class WsHeartbeatFastPath {
+  readonly #connections: ConnectionRegistry;
+  /** Each authenticated socket's context, once tRPC's createContext has built it. */
+  readonly #contexts = new WeakMap<WebSocket, Context>();
+
+  constructor(connections: ConnectionRegistry) {
+    this.#connections = connections;
+  }
+
+  /** Called from createContext: from now on this socket's heartbeats may take the fast path. */
+  register(socket: WebSocket, ctx: Context): void {
+    // A client announcing an unusable version gets every call refused by tRPC, heartbeats too.
+    if (ctx.principal?.kind === 'node' && clientVersionError(ctx.clientVersion) === null) {
+      this.#contexts.set(socket, ctx);
+    }
+  }
+
+  /** The decoder for one socket: a handled heartbeat becomes an empty batch for tRPC. */
+  codecFor(socket: WebSocket): FrameCodec {
+    return {
+      encode: (data) => JSON.stringify(data),
+      decode: (data) => {
+        if (typeof data !== 'string') {
+          throw new Error('Binary frames are not supported: JSON uses text frames.');
+        }
+        const msg: unknown = JSON.parse(data);
+        return this.#tryServe(socket, msg) ? [] : msg;
+      },
+    };
+  }
+
+  #tryServe(socket: WebSocket, msg: unknown): boolean {
+    if (!isHeartbeatFrame(msg)) return false;
+    const ctx = this.#contexts.get(socket);
+    if (!ctx || ctx.deps.lifecycle.draining || socket.readyState !== socket.OPEN) return false;
+    // Registered means authenticated and not closed for a revocation since.
+    const principal = this.#connections.principalOf(socket);
+    if (principal?.kind !== 'node' || principal !== ctx.principal) return false;
+    const parsed = HeartbeatInput.safeParse(msg.params.input);
+    if (!parsed.success || parsed.data.nodeId !== principal.nodeId) return false;
+    const limiter = ctx.deps.limits.heartbeats;
+    if (limiter.peek(principal.nodeId) < 1) return false;
+    limiter.take(principal.nodeId);
+
+    ctx.deps.metrics.wsHeartbeatFastPath.inc();
+    const started = process.hrtime.bigint();
+    const { id, jsonrpc } = msg;
+    const respond = (frame: Record<string, unknown>): void => {
+      if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(frame));
+    };
+    heartbeat(
+      ctx.deps.db,
+      principal,
+      parsed.data,
+      { connectionId: ctx.connectionId },
+      ctx.deps.heartbeats,
+    ).then(
+      (data) => {
+        recordCall(ctx, PATH, started, null);
+        respond({ id, jsonrpc, result: { type: 'data', data } });
+      },
+      (cause: unknown) => {
+        const error =
+          cause instanceof TRPCError
+            ? cause
+            : new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause });
+        recordCall(ctx, PATH, started, error);
+        respond({ id, jsonrpc, error: formatError({ error, path: PATH }) });
+      },
+    );
+    return true;
+  }
+}
