@@ -8,9 +8,11 @@ import { ERROR_REGISTRY } from '@tether/contracts';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { getWSConnectionHandler, type WSSHandlerOptions } from '@trpc/server/adapters/ws';
 import { WebSocketServer } from 'ws';
-import { bearerToken, buildContext, type Deps } from '../trpc/context.js';
+import { bearerToken, buildContext, type Context, type Deps } from '../trpc/context.js';
+import type { TRPCError } from '../trpc/error-formatter.js';
 import { appRouter } from '../trpc/root.js';
 import { ConnectionRegistry } from './connections.js';
+import { isPlainHeartbeat, serveHttpHeartbeat } from './http-heartbeat.js';
 import type { PresenceBindings } from './presence-bindings.js';
 import { WsHeartbeatFastPath } from './ws-heartbeat.js';
 
@@ -93,29 +95,32 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
   let ready = false;
   const connections = new ConnectionRegistry();
 
+  const httpContext = (
+    req: IncomingMessage,
+    connectionParams: Record<string, string | undefined> | null,
+  ): Promise<Context> =>
+    buildContext(deps, {
+      // SSE subscriptions from a browser cannot set headers: tRPC's connectionParams (in the
+      // URL) may carry the token instead.
+      token: bearerToken(req.headers.authorization) ?? stringParam(connectionParams, 'token', 4096),
+      clientVersion:
+        headerValue(req.headers['x-tether-client-version']) ??
+        stringParam(connectionParams, 'clientVersion', 128),
+      transport: 'http',
+      peer: peerAddress(req, options.trustProxy),
+      connectionId: randomUUID(),
+    });
+  const logInternal = (error: TRPCError, path: string | undefined): void => {
+    if (error.code === 'INTERNAL_SERVER_ERROR' && !(error.cause && 'code' in error.cause)) {
+      deps.log.error({ err: error.cause ?? error, procedure: path }, 'unhandled error');
+    }
+  };
   const trpcHttp = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: options.maxBodyBytes,
-    createContext: ({ req, info }) =>
-      buildContext(deps, {
-        // SSE subscriptions from a browser cannot set headers: tRPC's connectionParams (in the
-        // URL) may carry the token instead.
-        token:
-          bearerToken(req.headers.authorization) ??
-          stringParam(info.connectionParams, 'token', 4096),
-        clientVersion:
-          headerValue(req.headers['x-tether-client-version']) ??
-          stringParam(info.connectionParams, 'clientVersion', 128),
-        transport: 'http',
-        peer: peerAddress(req, options.trustProxy),
-        connectionId: randomUUID(),
-      }),
-    onError: ({ error, path }) => {
-      if (error.code === 'INTERNAL_SERVER_ERROR' && !(error.cause && 'code' in error.cause)) {
-        deps.log.error({ err: error.cause ?? error, procedure: path }, 'unhandled error');
-      }
-    },
+    createContext: ({ req, info }) => httpContext(req, info.connectionParams),
+    onError: ({ error, path }) => logInternal(error, path),
   });
 
   const server = createServer((req, res) => {
@@ -144,6 +149,16 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       const declared = Number(req.headers['content-length'] ?? 0);
       if (Number.isFinite(declared) && declared > options.maxBodyBytes) return tooLarge(res);
       if (draining) res.setHeader('connection', 'close');
+      if (isPlainHeartbeat(req)) {
+        // Heartbeats skip tRPC's fetch emulation, not its procedure (http-heartbeat.ts).
+        void serveHttpHeartbeat(req, res, {
+          maxBodyBytes: options.maxBodyBytes,
+          context: () => httpContext(req, null),
+          tooLarge,
+          onInternalError: (error) => logInternal(error, 'runtimenode.heartbeat'),
+        });
+        return;
+      }
       return trpcHttp(req, res);
     }
     if (path === '/') {
