@@ -16,7 +16,7 @@ export interface BenchPostgres {
   /** Drops (if present) and creates a database. */
   recreate(database: string): Promise<void>;
   drop(database: string): Promise<void>;
-  /** The postmaster's pid when it runs on this machine under our control (for CPU sampling). */
+  /** The postmaster's pid when it runs on this machine (for CPU sampling), embedded or not. */
   postmasterPid(): Promise<number | null>;
   embedded: boolean;
   stop(): Promise<void>;
@@ -84,7 +84,7 @@ export async function startBenchPostgres(
       ]),
     drop,
     postmasterPid: async () => {
-      if (!pidFile) return null;
+      if (!pidFile) return localPostmaster(adminUrl);
       const first = (await readFile(pidFile, 'utf8')).split('\n')[0];
       const pid = Number.parseInt(first ?? '', 10);
       return Number.isFinite(pid) ? pid : null;
@@ -92,6 +92,31 @@ export async function startBenchPostgres(
     embedded: !external,
     stop,
   };
+}
+
+/**
+ * A `DATABASE_URL` server that runs on this machine (a PostgreSQL of one's own, as when the
+ * embedded one is busy): its postmaster is the parent of our backend process, so its CPU can be
+ * sampled like the embedded one's. Null for a remote server (no such local `postgres` process).
+ */
+async function localPostmaster(url: string): Promise<number | null> {
+  const client = new pg.Client({ connectionString: url, application_name: 'tether-bench' });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ pid: number }>(`SELECT pg_backend_pid() AS pid`);
+    const backend = rows[0]?.pid;
+    if (backend === undefined) return null;
+    const comm = (await readFile(`/proc/${backend}/comm`, 'utf8')).trim();
+    if (comm !== 'postgres') return null;
+    const stat = await readFile(`/proc/${backend}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): state, then ppid.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return Number.isInteger(ppid) && ppid > 1 ? ppid : null;
+  } catch {
+    return null;
+  } finally {
+    await client.end();
+  }
 }
 
 async function refuseIfRunning(pgDir: string): Promise<void> {

@@ -23,6 +23,8 @@ function clockTicks(): number {
 interface StatLine {
   ppid: number;
   cpuSeconds: number;
+  /** CPU of its children that have exited and been waited for (cutime + cstime). */
+  reapedChildrenCpuSeconds: number;
 }
 
 async function readStat(pid: number): Promise<StatLine | null> {
@@ -30,10 +32,15 @@ async function readStat(pid: number): Promise<StatLine | null> {
     const text = await readFile(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
+    // fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15, cutime 16, cstime 17.
     const ppid = Number(fields[1]);
     const ticks = Number(fields[11]) + Number(fields[12]);
-    return { ppid, cpuSeconds: ticks / clockTicks() };
+    const reaped = Number(fields[13]) + Number(fields[14]);
+    return {
+      ppid,
+      cpuSeconds: ticks / clockTicks(),
+      reapedChildrenCpuSeconds: reaped / clockTicks(),
+    };
   } catch {
     return null;
   }
@@ -49,12 +56,16 @@ export async function rssBytes(pid: number): Promise<number | null> {
   }
 }
 
-/** CPU seconds of a process, or of it and all its direct children (PostgreSQL's backends). */
+/**
+ * CPU seconds of a process, or of it and all its direct children (PostgreSQL's backends): the
+ * live ones, plus those that exited meanwhile (a pool closing idle connections), which the
+ * parent's cutime/cstime accumulate once reaped — else the sum could shrink over a window.
+ */
 async function cpuSeconds(pid: number, withChildren: boolean): Promise<number | null> {
   const own = await readStat(pid);
   if (!own) return null;
   if (!withChildren) return own.cpuSeconds;
-  let total = own.cpuSeconds;
+  let total = own.cpuSeconds + own.reapedChildrenCpuSeconds;
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = await readStat(Number(entry));

@@ -20,6 +20,7 @@ import {
   startServer as launchServer,
   TETHER_BENCH_ENV,
   type ServerProcess,
+  type StartOptions,
   type Target,
 } from './servers.js';
 import { createDb, runMigrations, type Db } from './tether-internals.js';
@@ -166,9 +167,13 @@ export async function runBench(options: RunOptions): Promise<number> {
     cleanups.push(async () => {
       await Promise.all([...running].map((s) => s.stop()));
     });
-    const startServer = async (target: Target, label: string): Promise<ServerProcess> => {
+    const startServer = async (
+      target: Target,
+      label: string,
+      options: StartOptions = {},
+    ): Promise<ServerProcess> => {
       const logFile = join(DATA_DIR, `${label}-${target}.log`);
-      const server = await launchServer(target, url, logFile);
+      const server = await launchServer(target, url, logFile, options);
       running.add(server);
       const stop = server.stop.bind(server);
       return {

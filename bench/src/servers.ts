@@ -74,6 +74,7 @@ async function launch(
   env: Record<string, string>,
   port: number,
   logFile: string,
+  onSpawn?: (pid: number) => void,
 ): Promise<ServerProcess> {
   const out = createWriteStream(logFile);
   // BENCH_CPU_PROF=1: V8 CPU profiles of the servers, written next to the log when they exit.
@@ -85,6 +86,7 @@ async function launch(
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  if (child.pid !== undefined) onSpawn?.(child.pid);
   child.stdout?.pipe(out);
   child.stderr?.pipe(out);
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -161,13 +163,21 @@ const SPECS: Record<Target, LaunchSpec> = {
   },
 };
 
-/** Starts a fresh server process of this kind on a free port; its output goes to `logFile`. */
+export interface StartOptions {
+  /** Listen here instead of on a free port (a restart, on the port its clients know). */
+  port?: number;
+  /** Called with the process id as soon as it is spawned, before it is ready. */
+  onSpawn?: (pid: number) => void;
+}
+
+/** Starts a fresh server process of this kind; its output goes to `logFile`. */
 export async function startServer(
   target: Target,
   databaseUrl: string,
   logFile: string,
+  options: StartOptions = {},
 ): Promise<ServerProcess> {
   const spec = SPECS[target];
-  const port = await freeLoopbackPort();
-  return launch(target, spec, spec.env(databaseUrl, port), port, logFile);
+  const port = options.port ?? (await freeLoopbackPort());
+  return launch(target, spec, spec.env(databaseUrl, port), port, logFile, options.onSpawn);
 }

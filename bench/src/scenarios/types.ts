@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import type { Fleet } from '../identities.js';
 import type { BenchPostgres } from '../postgres.js';
-import type { ServerProcess, Target } from '../servers.js';
+import type { ServerProcess, StartOptions, Target } from '../servers.js';
 import type { Db } from '../tether-internals.js';
 
 export interface BenchContext {
@@ -20,7 +20,7 @@ export interface BenchContext {
   /** A dedicated connection for probes (WAL position, table counters). */
   probe: pg.Client;
   /** Starts a fresh server process of this kind (each load run gets its own). */
-  startServer(target: Target, label: string): Promise<ServerProcess>;
+  startServer(target: Target, label: string, options?: StartOptions): Promise<ServerProcess>;
   /** Presence table per target. */
   presenceTables: Record<Target, string>;
   /** Identities registered for the run (as many as the largest scenario needs). */

@@ -1,0 +1,65 @@
+/**
+ * An agent-host child process (see protocol.ts): runs its slice of the fleet — SDK daemons or
+ * raw agents — reports counts every 250 ms, and per-agent times when asked.
+ */
+import { FleetTracker } from './tracker.js';
+import type { FromHost, ToHost } from './protocol.js';
+import { startRawFleet } from './raw-fleet.js';
+import { startSdkFleet, type AgentFleet } from './sdk-fleet.js';
+
+const STATUS_EVERY_MS = 250;
+
+function reply(message: FromHost): void {
+  process.send?.(message);
+}
+
+let tracker: FleetTracker | null = null;
+let fleet: AgentFleet | null = null;
+let statusTimer: NodeJS.Timeout | undefined;
+
+async function exit(): Promise<never> {
+  clearInterval(statusTimer);
+  // Sockets closed without detaching: the server sees daemons going away, not leaving.
+  await Promise.race([
+    fleet?.stop() ?? Promise.resolve(),
+    new Promise((resolve) => setTimeout(resolve, 5_000).unref()),
+  ]);
+  process.exit(0);
+}
+
+process.on('message', (message: ToHost) => {
+  try {
+    switch (message.type) {
+      case 'init': {
+        const { spec, startAt } = message;
+        tracker = new FleetTracker(spec.startOffsetsMs.map((offset) => startAt + offset));
+        const start = spec.kind === 'sdk' ? startSdkFleet : startRawFleet;
+        fleet = start(spec, startAt, tracker);
+        const t = tracker;
+        statusTimer = setInterval(
+          () => reply({ type: 'status', status: t.status() }),
+          STATUS_EVERY_MS,
+        );
+        break;
+      }
+      case 'mark':
+        tracker?.mark(message.at);
+        break;
+      case 'report':
+        if (!tracker) throw new Error('report before init');
+        reply({
+          type: 'report',
+          report: tracker.report(message.refs, process.memoryUsage.rss()),
+        });
+        break;
+      case 'exit':
+        void exit();
+        break;
+    }
+  } catch (error) {
+    reply({ type: 'fatal', message: error instanceof Error ? error.message : String(error) });
+  }
+});
+
+// The orchestrator going away must not leave thousands of reconnecting agents behind.
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,59 @@
+/**
+ * Real daemons: one `createTetherNode` per agent, exactly as an embedding daemon uses the SDK —
+ * its own WebSocket, `system.info` → `runtimenode.attach` (capabilities) → beats at the cadence
+ * the server advertises, and on any loss its own full-jitter backoff, re-attach and re-declare.
+ * Nothing is tuned for the bench: default backoff (250 ms … 30 s), timeouts and jitter.
+ *
+ * Kept lean for thousands per process, the way `tether-agent simulate` does it: the SDK's
+ * silent logger (no per-agent logger), no metrics collection, and only the events the tracker
+ * needs, each a few array writes.
+ */
+import { createTetherNode, describeCause, type TetherNode } from '@tether/node-client';
+import type { Capabilities } from '@tether/contracts';
+import type { HostSpec } from './protocol.js';
+import type { FleetTracker } from './tracker.js';
+
+/** A non-empty declaration, so an attachment can go online (SPEC: online needs capabilities). */
+const CAPABILITIES: Capabilities = { bench: { description: 'bench restart agent' } };
+
+export interface AgentFleet {
+  /** Stops every agent without detaching (the host is about to exit). */
+  stop(): Promise<void>;
+}
+
+export function startSdkFleet(spec: HostSpec, startAt: number, tracker: FleetTracker): AgentFleet {
+  if (spec.sessionId === null) throw new Error('SDK agents need a session to attach to');
+  const sessionId = spec.sessionId;
+  const nodes: TetherNode[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  spec.agents.forEach((agent, i) => {
+    const node = createTetherNode({
+      url: spec.baseUrl,
+      token: agent.token,
+      nodeId: agent.nodeId,
+      ownerParticipantId: agent.ownerParticipantId,
+      sessionId,
+      capabilities: CAPABILITIES,
+    });
+    node.on('connecting', (e) => tracker.connecting(i, e.at));
+    node.on('attached', () => tracker.connected(i));
+    node.on('connect_failed', (e) => {
+      const refused = e.cause.kind === 'open_failed' && e.cause.message.includes('ECONNREFUSED');
+      tracker.connectFailed(i, e.error?.code ?? describeCause(e.cause), refused);
+    });
+    node.on('online', (e) => tracker.online(i, e.at));
+    node.on('disconnected', (e) => tracker.disconnected(i, e.at));
+    node.on('terminated', (reason) => tracker.terminated(i, reason.code));
+    node.on('heartbeat', () => tracker.beat(null));
+    node.on('heartbeat_failed', (e) => tracker.beat(e.error.code));
+    nodes.push(node);
+    const wait = Math.max(0, startAt + (spec.startOffsetsMs[i] ?? 0) - Date.now());
+    timers.push(setTimeout(() => void node.start(), wait));
+  });
+  return {
+    async stop() {
+      for (const timer of timers) clearTimeout(timer);
+      await Promise.all(nodes.map((node) => node.stop({ detach: false })));
+    },
+  };
+}

@@ -1,0 +1,200 @@
+/**
+ * A restart run's result: the hosts' per-agent reports merged (histograms, counts) and set
+ * against what the orchestrator observed (SIGTERM, exit, listening, readiness, the database's
+ * count, CPU and memory).
+ */
+import type { AgentKind, AttemptCounts, HostReport } from '../agents/protocol.js';
+import { Histogram, type HistogramData, type LatencySummary } from '../histogram.js';
+import type { ServerExit, Target } from '../servers.js';
+import type { UsageWindow } from '../usage-window.js';
+import type { TimelinePoint } from './observer.js';
+import type { AttachWave } from './probes.js';
+
+export interface RestartRun {
+  target: Target;
+  kind: AgentKind;
+  agents: number;
+  hosts: number;
+  connect: {
+    rampMs: number;
+    /** Start instant → every agent online (agents' clocks), null if not all made it. */
+    durationMs: number | null;
+    online: number;
+    startToOnline: LatencySummary;
+    attempts: AttemptCounts;
+    usage: UsageWindow;
+  };
+  steady: UsageWindow;
+  restart: {
+    oldServer: ServerExit;
+    sigtermToExitMs: number;
+    /** SIGTERM → the new process accepts TCP connections on the port. */
+    sigtermToListeningMs: number | null;
+    /** SIGTERM → the new process answered its readiness probe (HTTP, every 200 ms). */
+    sigtermToReadyMs: number | null;
+    /** Why the new server did not come up, if it did not. */
+    startError: string | null;
+    lost: number;
+    back: number;
+    firstBackMs: number | null;
+    /** SIGTERM → the last agent online again (agents' view); null if some never came back. */
+    allBackMs: number | null;
+    /** SIGTERM → the database counts every agent online (null: never within the wait). */
+    dbAllOnlineMs: number | null;
+    /** Lowest database count seen after SIGTERM (shows the shutdown's release). */
+    dbMin: number | null;
+    /** Per agent: SIGTERM → back. */
+    sinceSigterm: LatencySummary;
+    /** Per agent: new process listening → back. */
+    sinceListening: LatencySummary;
+    /** Per agent: its own connection loss → back. */
+    downtime: LatencySummary;
+    /** Connection attempts started after SIGTERM. */
+    attempts: AttemptCounts;
+    /** Failed / attempts that reached a server (those refused at TCP level excluded). */
+    errorRate: number | null;
+    pending: number;
+    terminated: number;
+    terminations: Record<string, number>;
+    disconnectsAfterBack: number;
+    beatsOk: number;
+    beatsFailed: number;
+    beatFailures: Record<string, number>;
+    /** New process listening → everyone online in both views (or the wait's end). */
+    wave: UsageWindow | null;
+    /** The server's PostgreSQL sessions during the wave, by state / wait (250 ms samples). */
+    sessions: Record<string, number>;
+    serverAttaches: AttachWave | null;
+    timeline: TimelinePoint[];
+  };
+  agentRssBytes: number;
+  newServer: ServerExit | null;
+}
+
+/** What the orchestrator saw, to set the hosts' reports against. */
+export interface Observed {
+  target: Target;
+  kind: AgentKind;
+  agents: number;
+  rampMs: number;
+  startAt: number;
+  connectUsage: UsageWindow;
+  steady: UsageWindow;
+  sigtermAt: number;
+  exitedAt: number;
+  listeningAt: number | null;
+  readyAt: number | null;
+  oldServer: ServerExit;
+  startError: string | null;
+  wave: UsageWindow | null;
+  timeline: TimelinePoint[];
+  sessions: Record<string, number>;
+  serverAttaches: AttachWave | null;
+  newServer: ServerExit | null;
+}
+
+export function mergeCounts(parts: AttemptCounts[]): AttemptCounts {
+  const merged: AttemptCounts = { attempts: 0, refused: 0, failed: 0, causes: {} };
+  for (const p of parts) {
+    merged.attempts += p.attempts;
+    merged.refused += p.refused;
+    merged.failed += p.failed;
+    for (const [cause, n] of Object.entries(p.causes)) {
+      merged.causes[cause] = (merged.causes[cause] ?? 0) + n;
+    }
+  }
+  return merged;
+}
+
+function mergeRecords(parts: Record<string, number>[]): Record<string, number> {
+  return mergeCounts(parts.map((causes) => ({ attempts: 0, refused: 0, failed: 0, causes })))
+    .causes;
+}
+
+const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
+
+function extreme(values: (number | null)[], pick: (a: number, b: number) => number) {
+  const known = values.filter((v): v is number => v !== null);
+  return known.length > 0 ? known.reduce((a, b) => pick(a, b)) : null;
+}
+
+const since = (at: number | null, ref: number | null): number | null =>
+  at === null || ref === null ? null : at - ref;
+
+export function summarise(o: Observed, hosts: number, reports: HostReport[]): RestartRun {
+  const n = o.agents;
+  const c = reports.map((r) => r.connect);
+  const r = reports.map((rep) => rep.restart);
+  const histogram = (pick: (rep: HostReport) => HistogramData): LatencySummary =>
+    Histogram.from(reports.map(pick)).summary();
+  const online = sum(c.map((x) => x.online));
+  const lastOnline = extreme(
+    c.map((x) => x.lastOnlineAt),
+    Math.max,
+  );
+  const back = sum(r.map((x) => x.back));
+  const lastBack = extreme(
+    r.map((x) => x.lastBackAt),
+    Math.max,
+  );
+  // The database's "all online" counts only once the new process listens: before the old one
+  // has released its nodes, their rows still say online.
+  const listeningT = since(o.listeningAt, o.sigtermAt);
+  const dbAll =
+    listeningT === null ? undefined : o.timeline.find((p) => p.t >= listeningT && p.db === n);
+  const dbCounts = o.timeline.map((p) => p.db).filter((v): v is number => v !== null);
+  const attempts = mergeCounts(r.map((x) => x.attempts));
+  const reached = attempts.attempts - attempts.refused;
+  return {
+    target: o.target,
+    kind: o.kind,
+    agents: n,
+    hosts,
+    connect: {
+      rampMs: o.rampMs,
+      durationMs: online === n ? since(lastOnline, o.startAt) : null,
+      online,
+      startToOnline: histogram((rep) => rep.connect.startToOnline),
+      attempts: mergeCounts(c.map((x) => x.attempts)),
+      usage: o.connectUsage,
+    },
+    steady: o.steady,
+    restart: {
+      oldServer: o.oldServer,
+      sigtermToExitMs: o.exitedAt - o.sigtermAt,
+      sigtermToListeningMs: listeningT,
+      sigtermToReadyMs: since(o.readyAt, o.sigtermAt),
+      startError: o.startError,
+      lost: sum(r.map((x) => x.lost)),
+      back,
+      firstBackMs: since(
+        extreme(
+          r.map((x) => x.firstBackAt),
+          Math.min,
+        ),
+        o.sigtermAt,
+      ),
+      allBackMs: back === n ? since(lastBack, o.sigtermAt) : null,
+      dbAllOnlineMs: dbAll?.t ?? null,
+      dbMin: dbCounts.length > 0 ? Math.min(...dbCounts) : null,
+      sinceSigterm: histogram((rep) => rep.restart.sinceSigterm),
+      sinceListening: histogram((rep) => rep.restart.sinceListening),
+      downtime: histogram((rep) => rep.restart.downtime),
+      attempts,
+      errorRate: reached > 0 ? attempts.failed / reached : null,
+      pending: sum(r.map((x) => x.pending)),
+      terminated: sum(reports.map((rep) => rep.terminated)),
+      terminations: mergeRecords(reports.map((rep) => rep.terminations)),
+      disconnectsAfterBack: sum(r.map((x) => x.disconnectsAfterBack)),
+      beatsOk: sum(r.map((x) => x.beatsOk)),
+      beatsFailed: sum(r.map((x) => x.beatsFailed)),
+      beatFailures: mergeRecords(r.map((x) => x.beatFailures)),
+      wave: o.wave,
+      sessions: o.sessions,
+      serverAttaches: o.serverAttaches,
+      timeline: o.timeline,
+    },
+    agentRssBytes: sum(reports.map((rep) => rep.rssBytes)),
+    newServer: o.newServer,
+  };
+}
