@@ -5,6 +5,7 @@
  */
 import { wsConnections } from './connections.js';
 import { httpIngest, wsIngest, writeAmplification } from './ingest.js';
+import { restart } from './restart.js';
 import { sweep } from './sweep.js';
 import type { Scenario } from './types.js';
 
@@ -14,4 +15,5 @@ export const SCENARIOS: Scenario[] = [
   wsConnections,
   sweep,
   writeAmplification,
+  restart,
 ];
