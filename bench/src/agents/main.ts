@@ -4,8 +4,8 @@
  */
 import { FleetTracker } from './tracker.js';
 import type { FromHost, ToHost } from './protocol.js';
-import { startRawFleet } from './raw-fleet.js';
-import { startSdkFleet, type AgentFleet } from './sdk-fleet.js';
+import { createRawFleet } from './raw-fleet.js';
+import { createSdkFleet, type AgentFleet } from './sdk-fleet.js';
 
 const STATUS_EVERY_MS = 250;
 
@@ -32,10 +32,23 @@ process.on('message', (message: ToHost) => {
     switch (message.type) {
       case 'init': {
         const { spec, startAt } = message;
-        tracker = new FleetTracker(spec.startOffsetsMs.map((offset) => startAt + offset));
-        const start = spec.kind === 'sdk' ? startSdkFleet : startRawFleet;
-        fleet = start(spec, startAt, tracker);
-        const t = tracker;
+        const t = new FleetTracker(spec.agents.length);
+        const f = (spec.kind === 'sdk' ? createSdkFleet : createRawFleet)(spec, t);
+        tracker = t;
+        fleet = f;
+        // Cold start, closed loop: each agent that comes online lets the next one start, so at
+        // most `connectConcurrency` are connecting at once, at whatever pace the server keeps.
+        let next = 0;
+        const startNext = (): void => {
+          if (next < spec.agents.length) f.start(next++);
+        };
+        t.onFirstOnline = startNext;
+        setTimeout(
+          () => {
+            for (let k = 0; k < spec.connectConcurrency; k++) startNext();
+          },
+          Math.max(0, startAt - Date.now()),
+        );
         statusTimer = setInterval(
           () => reply({ type: 'status', status: t.status() }),
           STATUS_EVERY_MS,

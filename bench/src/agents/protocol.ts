@@ -5,7 +5,8 @@
  * agents with the SDK's backoff against the baseline — and reports what each agent saw.
  *
  *   orchestrator                         agent host
- *   init {spec, startAt}         ───▶    starts every agent at startAt + its ramp offset
+ *   init {spec, startAt}         ───▶    from startAt, starts agents as earlier ones come online
+ *                                        (at most `connectConcurrency` not yet online at once)
  *                                ◀───    status {online, back, …}       (every 250 ms)
  *   mark {at}                    ───▶    the restart phase begins (SIGTERM follows at once)
  *   report {refs}                ───▶    per-agent times turned into histograms against refs
@@ -34,8 +35,11 @@ export interface HostSpec {
   /** The session SDK agents attach to on every (re)connect (null for raw agents). */
   sessionId: string | null;
   agents: AgentIdentity[];
-  /** Per agent: when it starts, in ms after the common start instant (the connect ramp). */
-  startOffsetsMs: number[];
+  /**
+   * Agents started but never online yet, at most (this host's share of the fleet's cold-start
+   * concurrency): the next one starts when one comes online.
+   */
+  connectConcurrency: number;
   /** Raw agents' beat cadence; SDK agents beat at the cadence the server advertises. */
   heartbeatMs: number;
 }
@@ -78,7 +82,7 @@ export interface ConnectPhaseReport {
   online: number;
   firstOnlineAt: number | null;
   lastOnlineAt: number | null;
-  /** Per agent: its scheduled start → first online. */
+  /** Per agent: its start → first online. */
   startToOnline: HistogramData;
   attempts: AttemptCounts;
 }

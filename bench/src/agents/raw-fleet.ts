@@ -161,17 +161,14 @@ class RawAgent {
   }
 }
 
-export function startRawFleet(spec: HostSpec, startAt: number, tracker: FleetTracker): AgentFleet {
+export function createRawFleet(spec: HostSpec, tracker: FleetTracker): AgentFleet {
   const agents = spec.agents.map((agent, i) => new RawAgent(i, agent, spec, tracker));
-  const timers = agents.map((agent, i) =>
-    setTimeout(
-      () => agent.connect(),
-      Math.max(0, startAt + (spec.startOffsetsMs[i] ?? 0) - Date.now()),
-    ),
-  );
   return {
+    start(i) {
+      tracker.started(i, Date.now());
+      agents[i]!.connect();
+    },
     stop() {
-      for (const timer of timers) clearTimeout(timer);
       for (const agent of agents) agent.stop();
       return Promise.resolve();
     },

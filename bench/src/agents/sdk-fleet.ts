@@ -17,16 +17,16 @@ import type { FleetTracker } from './tracker.js';
 const CAPABILITIES: Capabilities = { bench: { description: 'bench restart agent' } };
 
 export interface AgentFleet {
+  /** Starts agent `i` (it connects, and from then on reconnects on its own). */
+  start(i: number): void;
   /** Stops every agent without detaching (the host is about to exit). */
   stop(): Promise<void>;
 }
 
-export function startSdkFleet(spec: HostSpec, startAt: number, tracker: FleetTracker): AgentFleet {
+export function createSdkFleet(spec: HostSpec, tracker: FleetTracker): AgentFleet {
   if (spec.sessionId === null) throw new Error('SDK agents need a session to attach to');
   const sessionId = spec.sessionId;
-  const nodes: TetherNode[] = [];
-  const timers: NodeJS.Timeout[] = [];
-  spec.agents.forEach((agent, i) => {
+  const nodes: TetherNode[] = spec.agents.map((agent, i) => {
     const node = createTetherNode({
       url: spec.baseUrl,
       token: agent.token,
@@ -46,13 +46,14 @@ export function startSdkFleet(spec: HostSpec, startAt: number, tracker: FleetTra
     node.on('terminated', (reason) => tracker.terminated(i, reason.code));
     node.on('heartbeat', () => tracker.beat(null));
     node.on('heartbeat_failed', (e) => tracker.beat(e.error.code));
-    nodes.push(node);
-    const wait = Math.max(0, startAt + (spec.startOffsetsMs[i] ?? 0) - Date.now());
-    timers.push(setTimeout(() => void node.start(), wait));
+    return node;
   });
   return {
+    start(i) {
+      tracker.started(i, Date.now());
+      void nodes[i]!.start();
+    },
     async stop() {
-      for (const timer of timers) clearTimeout(timer);
       await Promise.all(nodes.map((node) => node.stop({ detach: false })));
     },
   };

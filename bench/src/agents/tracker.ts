@@ -33,7 +33,7 @@ function countInto(map: Record<string, number>, key: string): void {
 
 export class FleetTracker {
   readonly #n: number;
-  /** Scheduled start per agent (epoch ms). */
+  /** Start per agent (epoch ms; NaN: not started). */
   readonly #startAt: Float64Array;
   readonly #firstOnlineAt: Float64Array;
   /** The start of the agent's attempt in flight (NaN: none). */
@@ -57,9 +57,12 @@ export class FleetTracker {
   #beatsFailed = 0;
   readonly #beatFailures: Record<string, number> = {};
 
-  constructor(startAt: number[]) {
-    this.#n = startAt.length;
-    this.#startAt = Float64Array.from(startAt);
+  /** Called when an agent is online for the first time (the cold start's pacing). */
+  onFirstOnline: (() => void) | null = null;
+
+  constructor(n: number) {
+    this.#n = n;
+    this.#startAt = new Float64Array(n).fill(NaN);
     this.#firstOnlineAt = new Float64Array(this.#n).fill(NaN);
     this.#attemptAt = new Float64Array(this.#n).fill(NaN);
     this.#lostAt = new Float64Array(this.#n).fill(NaN);
@@ -70,6 +73,10 @@ export class FleetTracker {
   /** The restart phase begins: losses from now on are the restart's. */
   mark(at: number): void {
     this.#markAt = at;
+  }
+
+  started(i: number, at: number): void {
+    this.#startAt[i] = at;
   }
 
   connecting(i: number, at: number): void {
@@ -115,7 +122,10 @@ export class FleetTracker {
       this.#online[i] = 1;
       this.#onlineCount++;
     }
-    if (Number.isNaN(this.#firstOnlineAt[i]!)) this.#firstOnlineAt[i] = at;
+    if (Number.isNaN(this.#firstOnlineAt[i]!)) {
+      this.#firstOnlineAt[i] = at;
+      this.onFirstOnline?.();
+    }
     if (!Number.isNaN(this.#lostAt[i]!) && Number.isNaN(this.#backAt[i]!)) {
       this.#backAt[i] = at;
       this.#backCount++;

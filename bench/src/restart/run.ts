@@ -1,8 +1,9 @@
 /**
  * The orchestrator's side of a restart run (the `restart` scenario), for one server kind:
  *
- *  1. a fresh server; agent hosts (≥ 2 child processes) start the fleet along a ramp; wait
- *     until every agent is online (the connect burst, measured);
+ *  1. a fresh server; agent hosts (≥ 2 child processes) start the fleet, at most
+ *     `connectConcurrency` agents connecting at once; wait until every agent is online (the
+ *     cold start, measured; if it never completes, the restart is not run and that is the result);
  *  2. hold, so every agent is in steady state (beating; its backoff counter reset);
  *  3. mark the hosts, SIGTERM the server, wait for it to exit, start a new server process on
  *     the same port and database (the agents only know that URL);
@@ -18,7 +19,7 @@ import { sampleUsage, type UsageWindow } from '../usage-window.js';
 import type pg from 'pg';
 import { RestartObserver } from './observer.js';
 import { attachWave, waitListening } from './probes.js';
-import { summarise, type Observed, type RestartRun } from './summary.js';
+import { summarise, summariseColdStartOnly, type Observed, type RestartRun } from './summary.js';
 
 export interface RestartPlan {
   target: Target;
@@ -27,8 +28,8 @@ export interface RestartPlan {
   /** The session SDK agents attach to (null for raw agents). */
   sessionId: string | null;
   hosts: number;
-  /** Agents start evenly spread over this long. */
-  rampMs: number;
+  /** Cold start: agents connecting at once, at most (across hosts). */
+  connectConcurrency: number;
   connectTimeoutMs: number;
   /** Steady state between "all online" and SIGTERM. */
   holdMs: number;
@@ -113,12 +114,13 @@ class RestartRig {
   }
 }
 
-/** Phase 1: every host starts its agents; agent g of n starts at g/n of the ramp. */
+/** Phase 1: every host starts its agents (dealt round-robin), closed loop. */
 async function connectFleet(rig: RestartRig, baseUrl: string, serverPid: number) {
   const { plan } = rig;
   const n = plan.agents.length;
   const count = rig.hosts.length;
   const startAt = Date.now() + 1_000;
+  const perHost = Math.max(1, Math.ceil(plan.connectConcurrency / count));
   rig.hosts.forEach((host, hostIndex) => {
     const mine = plan.agents.map((_, g) => g).filter((g) => g % count === hostIndex);
     host.send({
@@ -130,7 +132,7 @@ async function connectFleet(rig: RestartRig, baseUrl: string, serverPid: number)
         baseUrl,
         sessionId: plan.sessionId,
         agents: mine.map((g) => plan.agents[g]!),
-        startOffsetsMs: mine.map((g) => (g / n) * plan.rampMs),
+        connectConcurrency: perHost,
         heartbeatMs: plan.heartbeatMs,
       },
     });
@@ -139,9 +141,8 @@ async function connectFleet(rig: RestartRig, baseUrl: string, serverPid: number)
   const window = await rig.sample(serverPid);
   const all = await rig.waitUntil(() => rig.online() === n, startAt + plan.connectTimeoutMs);
   const usage = await window.stop();
-  rig.env.log(`  connect burst: ${rig.online()}/${n} online after ${secondsSince(startAt)} s`);
-  if (!all) throw new Error(`only ${rig.online()}/${n} agents online before the restart`);
-  return { startAt, usage };
+  rig.env.log(`  cold start: ${rig.online()}/${n} online after ${secondsSince(startAt)} s`);
+  return { startAt, usage, all };
 }
 
 /** Phases 3–4 after the old process exited: a new one on the same port, and the wave. */
@@ -207,6 +208,14 @@ export async function runRestart(plan: RestartPlan, env: RestartEnvironment): Pr
   const rig = new RestartRig(plan, env, first);
   try {
     const connect = await connectFleet(rig, first.baseUrl, first.pid);
+    if (!connect.all) {
+      env.log(`  restart not run: the fleet never was all online`);
+      const reports = await Promise.all(
+        rig.hosts.map((h) => h.report({ sigtermAt: Date.now(), listeningAt: null })),
+      );
+      const server = await rig.shutdown();
+      return summariseColdStartOnly(plan, connect, rig.hosts.length, reports, server);
+    }
 
     // 2. Steady state: every agent beating, its backoff counter reset (stable after 10 s).
     const steadyWindow = await rig.sample(first.pid);
@@ -254,7 +263,7 @@ export async function runRestart(plan: RestartPlan, env: RestartEnvironment): Pr
       target: plan.target,
       kind: plan.kind,
       agents: n,
-      rampMs: plan.rampMs,
+      connectConcurrency: plan.connectConcurrency,
       startAt: connect.startAt,
       connectUsage: connect.usage,
       steady,

@@ -10,65 +10,75 @@ import type { UsageWindow } from '../usage-window.js';
 import type { TimelinePoint } from './observer.js';
 import type { AttachWave } from './probes.js';
 
+/** The cold start: the fleet connecting to a fresh server, at most `connectConcurrency` at once. */
+export interface ColdStart {
+  connectConcurrency: number;
+  /** Start instant → every agent online (agents' clocks), null if not all made it. */
+  durationMs: number | null;
+  online: number;
+  /** Per agent: its start → first online. */
+  startToOnline: LatencySummary;
+  attempts: AttemptCounts;
+  usage: UsageWindow;
+}
+
+export interface RestartResult {
+  oldServer: ServerExit;
+  sigtermToExitMs: number;
+  /** SIGTERM → the new process accepts TCP connections on the port. */
+  sigtermToListeningMs: number | null;
+  /** SIGTERM → the new process answered its readiness probe (HTTP, every 200 ms). */
+  sigtermToReadyMs: number | null;
+  /** Why the new server did not come up, if it did not. */
+  startError: string | null;
+  lost: number;
+  back: number;
+  firstBackMs: number | null;
+  /** SIGTERM → the last agent online again (agents' view); null if some never came back. */
+  allBackMs: number | null;
+  /** SIGTERM → the database counts every agent online (null: never within the wait). */
+  dbAllOnlineMs: number | null;
+  /** Lowest database count seen after SIGTERM (shows the shutdown's release). */
+  dbMin: number | null;
+  /** Per agent: SIGTERM → back. */
+  sinceSigterm: LatencySummary;
+  /** Per agent: new process listening → back. */
+  sinceListening: LatencySummary;
+  /** Per agent: its own connection loss → back. */
+  downtime: LatencySummary;
+  /** Connection attempts started after SIGTERM. */
+  attempts: AttemptCounts;
+  /** Failed / attempts that reached a server (those refused at TCP level excluded). */
+  errorRate: number | null;
+  pending: number;
+  disconnectsAfterBack: number;
+  beatsOk: number;
+  beatsFailed: number;
+  beatFailures: Record<string, number>;
+  /** New process listening → everyone online in both views (or the wait's end). */
+  wave: UsageWindow | null;
+  /** The server's PostgreSQL sessions during the wave, by state / wait (250 ms samples). */
+  sessions: Record<string, number>;
+  serverAttaches: AttachWave | null;
+  timeline: TimelinePoint[];
+}
+
 export interface RestartRun {
   target: Target;
   kind: AgentKind;
   agents: number;
   hosts: number;
-  connect: {
-    rampMs: number;
-    /** Start instant → every agent online (agents' clocks), null if not all made it. */
-    durationMs: number | null;
-    online: number;
-    startToOnline: LatencySummary;
-    attempts: AttemptCounts;
-    usage: UsageWindow;
-  };
-  steady: UsageWindow;
-  restart: {
-    oldServer: ServerExit;
-    sigtermToExitMs: number;
-    /** SIGTERM → the new process accepts TCP connections on the port. */
-    sigtermToListeningMs: number | null;
-    /** SIGTERM → the new process answered its readiness probe (HTTP, every 200 ms). */
-    sigtermToReadyMs: number | null;
-    /** Why the new server did not come up, if it did not. */
-    startError: string | null;
-    lost: number;
-    back: number;
-    firstBackMs: number | null;
-    /** SIGTERM → the last agent online again (agents' view); null if some never came back. */
-    allBackMs: number | null;
-    /** SIGTERM → the database counts every agent online (null: never within the wait). */
-    dbAllOnlineMs: number | null;
-    /** Lowest database count seen after SIGTERM (shows the shutdown's release). */
-    dbMin: number | null;
-    /** Per agent: SIGTERM → back. */
-    sinceSigterm: LatencySummary;
-    /** Per agent: new process listening → back. */
-    sinceListening: LatencySummary;
-    /** Per agent: its own connection loss → back. */
-    downtime: LatencySummary;
-    /** Connection attempts started after SIGTERM. */
-    attempts: AttemptCounts;
-    /** Failed / attempts that reached a server (those refused at TCP level excluded). */
-    errorRate: number | null;
-    pending: number;
-    terminated: number;
-    terminations: Record<string, number>;
-    disconnectsAfterBack: number;
-    beatsOk: number;
-    beatsFailed: number;
-    beatFailures: Record<string, number>;
-    /** New process listening → everyone online in both views (or the wait's end). */
-    wave: UsageWindow | null;
-    /** The server's PostgreSQL sessions during the wave, by state / wait (250 ms samples). */
-    sessions: Record<string, number>;
-    serverAttaches: AttachWave | null;
-    timeline: TimelinePoint[];
-  };
+  connect: ColdStart;
+  /** The hold before SIGTERM (null: the restart was not run). */
+  steady: UsageWindow | null;
+  /** Null when the cold start never completed (the restart was not run). */
+  restart: RestartResult | null;
+  /** Agents stopped for good (terminal errors), over the whole run. */
+  terminated: number;
+  terminations: Record<string, number>;
   agentRssBytes: number;
-  newServer: ServerExit | null;
+  /** How the last server process ended when stopped (a crash shows here). */
+  lastServer: ServerExit | null;
 }
 
 /** What the orchestrator saw, to set the hosts' reports against. */
@@ -76,7 +86,7 @@ export interface Observed {
   target: Target;
   kind: AgentKind;
   agents: number;
-  rampMs: number;
+  connectConcurrency: number;
   startAt: number;
   connectUsage: UsageWindow;
   steady: UsageWindow;
@@ -121,17 +131,65 @@ function extreme(values: (number | null)[], pick: (a: number, b: number) => numb
 const since = (at: number | null, ref: number | null): number | null =>
   at === null || ref === null ? null : at - ref;
 
-export function summarise(o: Observed, hosts: number, reports: HostReport[]): RestartRun {
-  const n = o.agents;
+function coldStart(
+  n: number,
+  connectConcurrency: number,
+  startAt: number,
+  usage: UsageWindow,
+  reports: HostReport[],
+): ColdStart {
   const c = reports.map((r) => r.connect);
-  const r = reports.map((rep) => rep.restart);
-  const histogram = (pick: (rep: HostReport) => HistogramData): LatencySummary =>
-    Histogram.from(reports.map(pick)).summary();
   const online = sum(c.map((x) => x.online));
   const lastOnline = extreme(
     c.map((x) => x.lastOnlineAt),
     Math.max,
   );
+  return {
+    connectConcurrency,
+    durationMs: online === n ? since(lastOnline, startAt) : null,
+    online,
+    startToOnline: Histogram.from(reports.map((r) => r.connect.startToOnline)).summary(),
+    attempts: mergeCounts(c.map((x) => x.attempts)),
+    usage,
+  };
+}
+
+/** Agent-wide facts, whichever phases ran. */
+function fleetFacts(reports: HostReport[]) {
+  return {
+    terminated: sum(reports.map((rep) => rep.terminated)),
+    terminations: mergeRecords(reports.map((rep) => rep.terminations)),
+    agentRssBytes: sum(reports.map((rep) => rep.rssBytes)),
+  };
+}
+
+/** The fleet never was all online: the cold start is the whole result. */
+export function summariseColdStartOnly(
+  plan: { target: Target; kind: AgentKind; agents: unknown[]; connectConcurrency: number },
+  connect: { startAt: number; usage: UsageWindow },
+  hosts: number,
+  reports: HostReport[],
+  lastServer: ServerExit | null,
+): RestartRun {
+  const n = plan.agents.length;
+  return {
+    target: plan.target,
+    kind: plan.kind,
+    agents: n,
+    hosts,
+    connect: coldStart(n, plan.connectConcurrency, connect.startAt, connect.usage, reports),
+    steady: null,
+    restart: null,
+    ...fleetFacts(reports),
+    lastServer,
+  };
+}
+
+export function summarise(o: Observed, hosts: number, reports: HostReport[]): RestartRun {
+  const n = o.agents;
+  const r = reports.map((rep) => rep.restart);
+  const histogram = (pick: (rep: HostReport) => HistogramData): LatencySummary =>
+    Histogram.from(reports.map(pick)).summary();
   const back = sum(r.map((x) => x.back));
   const lastBack = extreme(
     r.map((x) => x.lastBackAt),
@@ -150,14 +208,7 @@ export function summarise(o: Observed, hosts: number, reports: HostReport[]): Re
     kind: o.kind,
     agents: n,
     hosts,
-    connect: {
-      rampMs: o.rampMs,
-      durationMs: online === n ? since(lastOnline, o.startAt) : null,
-      online,
-      startToOnline: histogram((rep) => rep.connect.startToOnline),
-      attempts: mergeCounts(c.map((x) => x.attempts)),
-      usage: o.connectUsage,
-    },
+    connect: coldStart(n, o.connectConcurrency, o.startAt, o.connectUsage, reports),
     steady: o.steady,
     restart: {
       oldServer: o.oldServer,
@@ -183,8 +234,6 @@ export function summarise(o: Observed, hosts: number, reports: HostReport[]): Re
       attempts,
       errorRate: reached > 0 ? attempts.failed / reached : null,
       pending: sum(r.map((x) => x.pending)),
-      terminated: sum(reports.map((rep) => rep.terminated)),
-      terminations: mergeRecords(reports.map((rep) => rep.terminations)),
       disconnectsAfterBack: sum(r.map((x) => x.disconnectsAfterBack)),
       beatsOk: sum(r.map((x) => x.beatsOk)),
       beatsFailed: sum(r.map((x) => x.beatsFailed)),
@@ -194,7 +243,7 @@ export function summarise(o: Observed, hosts: number, reports: HostReport[]): Re
       serverAttaches: o.serverAttaches,
       timeline: o.timeline,
     },
-    agentRssBytes: sum(reports.map((rep) => rep.rssBytes)),
-    newServer: o.newServer,
+    ...fleetFacts(reports),
+    lastServer: o.newServer,
   };
 }

@@ -1,0 +1,282 @@
+/** The `restart` scenario's tables, notes and floor checks, from its two runs. */
+import type { AttemptCounts } from '../agents/protocol.js';
+import { mb, ms, num } from '../report.js';
+import type { RestartResult, RestartRun } from '../restart/summary.js';
+import type { UsageWindow } from '../usage-window.js';
+import type { FloorCheck, Table } from './types.js';
+
+const FLOOR_ALL_ONLINE_MS = 30_000;
+const FLOOR_ERROR_RATE = 0.01;
+
+const seconds = (value: number | null | undefined): string =>
+  value === null || value === undefined ? '–' : num(value / 1000, 1);
+
+const percent = (share: number | null): string => (share === null ? '–' : num(share * 100, 2));
+
+function topCauses(counts: AttemptCounts, limit = 3): string {
+  return Object.entries(counts.causes)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, limit)
+    .map(([cause, n]) => `${cause} ×${num(n)}`)
+    .join('; ');
+}
+
+const USAGE_HEADERS = ['srv CPU %', 'srv RSS max MB', 'PG CPU %', 'agents CPU %', 'others CPU %'];
+
+function usageCells(u: UsageWindow | null): string[] {
+  return [
+    num(u?.server?.cpuPercent),
+    mb(u?.server?.rssMaxBytes),
+    num(u?.postgresCpuPercent),
+    num(u?.clientsCpuPercent),
+    num(u?.othersCpuPercent),
+  ];
+}
+
+function withRestart(runs: RestartRun[]): (RestartRun & { restart: RestartResult })[] {
+  return runs.filter((r): r is RestartRun & { restart: RestartResult } => r.restart !== null);
+}
+
+export function coldStartTable(runs: RestartRun[]): Table {
+  return {
+    headers: [
+      'server',
+      'online',
+      'hosts',
+      'connecting at once',
+      'all online s',
+      'agents/s',
+      'start→online p50 ms',
+      'p99 ms',
+      'max ms',
+      'attempts',
+      'refused',
+      'failed',
+      ...USAGE_HEADERS,
+    ],
+    rows: runs.map((r) => {
+      const c = r.connect;
+      return [
+        r.target,
+        `${num(c.online)}/${num(r.agents)}`,
+        num(r.hosts),
+        num(c.connectConcurrency),
+        seconds(c.durationMs),
+        c.durationMs === null ? '–' : num(r.agents / (c.durationMs / 1000)),
+        ms(c.startToOnline.p50Ms),
+        ms(c.startToOnline.p99Ms),
+        ms(c.startToOnline.maxMs),
+        num(c.attempts.attempts),
+        num(c.attempts.refused),
+        num(c.attempts.failed),
+        ...usageCells(c.usage),
+      ];
+    }),
+  };
+}
+
+export function steadyTable(runs: RestartRun[]): Table {
+  return {
+    headers: ['server', 'window s', ...USAGE_HEADERS, 'agents RSS MB'],
+    rows: runs.flatMap((r) =>
+      r.steady
+        ? [
+            [
+              r.target,
+              num(r.steady.seconds, 1),
+              ...usageCells(r.steady),
+              mb(r.steady.clientsRssBytes),
+            ],
+          ]
+        : [],
+    ),
+  };
+}
+
+export function recoveryTable(runs: RestartRun[]): Table {
+  return {
+    headers: [
+      'server',
+      'SIGTERM→exit s',
+      '→listening s',
+      '→ready probe s',
+      '→first back s',
+      '→all back (agents) s',
+      '→all online (DB) s',
+      'recovery p50 s',
+      'p95 s',
+      'p99 s',
+      'max s',
+      'listening→back p50 s',
+      'p99 s',
+      'back',
+      'stopped',
+      'dropped again',
+    ],
+    rows: withRestart(runs).map((r) => {
+      const x = r.restart;
+      return [
+        r.target,
+        seconds(x.sigtermToExitMs),
+        seconds(x.sigtermToListeningMs),
+        seconds(x.sigtermToReadyMs),
+        seconds(x.firstBackMs),
+        seconds(x.allBackMs),
+        seconds(x.dbAllOnlineMs),
+        seconds(x.sinceSigterm.p50Ms),
+        seconds(x.sinceSigterm.p95Ms),
+        seconds(x.sinceSigterm.p99Ms),
+        seconds(x.sinceSigterm.maxMs),
+        seconds(x.sinceListening.p50Ms),
+        seconds(x.sinceListening.p99Ms),
+        `${num(x.back)}/${num(r.agents)}`,
+        num(r.terminated),
+        num(x.disconnectsAfterBack),
+      ];
+    }),
+  };
+}
+
+export function attemptsTable(runs: RestartRun[]): Table {
+  return {
+    headers: [
+      'server',
+      'attempts',
+      'per agent',
+      'refused (no listener)',
+      'reached a server',
+      'failed',
+      'error rate %',
+      'failure causes',
+      'wave s',
+      ...USAGE_HEADERS,
+    ],
+    rows: withRestart(runs).map((r) => {
+      const a = r.restart.attempts;
+      return [
+        r.target,
+        num(a.attempts),
+        num(a.attempts / r.agents, 1),
+        num(a.refused),
+        num(a.attempts - a.refused),
+        num(a.failed),
+        percent(r.restart.errorRate),
+        topCauses(a),
+        num(r.restart.wave?.seconds, 1),
+        ...usageCells(r.restart.wave),
+      ];
+    }),
+  };
+}
+
+const METHOD_NOTES = [
+  'Cold start: agents start as earlier ones come online (at most "connecting at once" not yet ' +
+    'online), so the fleet is up before the restart at the pace the server keeps; the restart ' +
+    'brings the real herd (every agent on its own backoff).',
+  'Times are from SIGTERM to the old server. Listening = the new process accepts TCP ' +
+    'connections (50 ms probe); ready probe = its HTTP readiness answered (200 ms polling, late ' +
+    'when the server is flooded). "Back" = online again in the agent\'s own view (Tether: ' +
+    're-attached and online through the SDK; baseline: first beat acknowledged); recovery = ' +
+    'SIGTERM → back, per agent. The DB view is polled every 250 ms: Tether = presence rows ' +
+    '`online`; baseline = rows written by the new process (it keeps no connection state).',
+  'Connection attempts after SIGTERM: refused = ECONNREFUSED at TCP level (no process listened ' +
+    'on the port: between the old server closing its listener and the new one opening it); ' +
+    'error rate = the other failures / attempts that reached a server. CPU/RSS in the attempts ' +
+    'table: from listening until everyone was back in both views.',
+];
+
+function sessionShares(sessions: Record<string, number>): string | null {
+  const sampled = Object.values(sessions).reduce((a, b) => a + b, 0);
+  if (sampled === 0) return null;
+  return Object.entries(sessions)
+    .sort((a, b) => b[1] - a[1])
+    .map(([what, k]) => `${what} ${num((k / sampled) * 100)} %`)
+    .join(', ');
+}
+
+function runNotes(r: RestartRun): string[] {
+  const lines: string[] = [];
+  const t = r.target;
+  if (r.terminated > 0) {
+    lines.push(`${t}: ${num(r.terminated)} agent(s) STOPPED: ${JSON.stringify(r.terminations)}`);
+  }
+  if (r.lastServer?.crashed) lines.push(`${t}: the server had crashed before it was stopped`);
+  const x = r.restart;
+  if (!x) {
+    const causes = topCauses(r.connect.attempts, 5);
+    lines.push(
+      `${t}: restart NOT RUN — only ${num(r.connect.online)}/${num(r.agents)} agents ever came ` +
+        `online in the cold start` +
+        (causes ? `; its failed attempts: ${causes}` : ''),
+    );
+    return lines;
+  }
+  if (x.startError) lines.push(`${t}: restart failed: ${x.startError}`);
+  if (x.oldServer.crashed) lines.push(`${t}: the first server had exited before SIGTERM`);
+  if (x.back < r.agents) {
+    lines.push(
+      `${t}: ${num(r.agents - x.back)} agent(s) not back within the wait ` +
+        `(${num(x.pending)} attempts still in flight)`,
+    );
+  }
+  if (x.serverAttaches) {
+    const a = x.serverAttaches;
+    lines.push(
+      `${t}: the server recorded ${num(a.count)} re-attaches (runtimenode.attached), ` +
+        `${seconds(a.firstMs)} s → ${seconds(a.lastMs)} s after SIGTERM (database clock)`,
+    );
+  }
+  const shares = sessionShares(x.sessions);
+  if (shares) lines.push(`${t}: its PostgreSQL sessions during the wave (sampled): ${shares}`);
+  if (t === 'tether' && x.dbMin !== null) {
+    lines.push(`${t}: lowest presence online count after SIGTERM: ${num(x.dbMin)}`);
+  }
+  lines.push(
+    `${t}: beats after SIGTERM: ${num(x.beatsOk)} ok, ${num(x.beatsFailed)} failed` +
+      (x.beatsFailed > 0 ? ` (${JSON.stringify(x.beatFailures)})` : '') +
+      `; agent hosts RSS ${mb(r.agentRssBytes)} MB at the end`,
+  );
+  return lines;
+}
+
+export function restartNotes(runs: RestartRun[]): string[] {
+  return [...METHOD_NOTES, ...runs.flatMap(runNotes)];
+}
+
+export function restartFloors(t: RestartRun, quick: boolean): FloorCheck[] {
+  const scaled = quick ? { scaled: `--quick: ${num(t.agents)} agents` } : {};
+  const x = t.restart;
+  if (!x) {
+    const measured =
+      `restart not run: ${num(t.connect.online)}/${num(t.agents)} agents online in the ` +
+      `cold start`;
+    return [
+      { floor: `restart with ${num(t.agents)} agents: all online again ≤ 30 s`, measured },
+      { floor: 'restart: connect error rate ≤ 1 %, no agent stopped', measured },
+    ].map((f) => ({ ...f, met: false, ...scaled }));
+  }
+  const allOnline =
+    x.allBackMs !== null &&
+    x.dbAllOnlineMs !== null &&
+    Math.max(x.allBackMs, x.dbAllOnlineMs) <= FLOOR_ALL_ONLINE_MS;
+  return [
+    {
+      floor: `restart with ${num(t.agents)} agents: all online again ≤ 30 s`,
+      measured:
+        `agents' view ${seconds(x.allBackMs)} s, database ${seconds(x.dbAllOnlineMs)} s ` +
+        `after SIGTERM (new server listening at ${seconds(x.sigtermToListeningMs)} s; ` +
+        `${num(x.back)}/${num(t.agents)} back; recovery p99 ${seconds(x.sinceSigterm.p99Ms)} s)`,
+      met: allOnline && !x.startError,
+      ...scaled,
+    },
+    {
+      floor: 'restart: connect error rate ≤ 1 %, no agent stopped',
+      measured:
+        `${num(x.attempts.failed)}/${num(x.attempts.attempts - x.attempts.refused)} attempts ` +
+        `that reached a server failed (${percent(x.errorRate)} %); ${num(x.attempts.refused)} ` +
+        `more refused while no server listened; ${num(t.terminated)} stopped`,
+      met: x.errorRate !== null && x.errorRate <= FLOOR_ERROR_RATE && t.terminated === 0,
+      ...scaled,
+    },
+  ];
+}
