@@ -44,6 +44,14 @@ export interface LoadEnvironment {
   pg: pg.ClientBase;
   postmasterPid: number | null;
   log: (line: string) => void;
+  /**
+   * Called when a step is started, with its instants (epoch ms): lets a scenario act inside the
+   * measurement window while the load runs (e.g. close some nodes' sockets under ingest load).
+   */
+  onStep?: (
+    step: Step,
+    window: { startAt: number; windowStart: number; windowEnd: number },
+  ) => void;
 }
 
 export interface WriteStats {
@@ -174,6 +182,7 @@ async function measureStep(
   for (const w of workers) w.send({ type: 'start', step, startAt });
   const windowStart = startAt + step.warmupMs;
   const windowEnd = windowStart + step.measureMs;
+  env.onStep?.(step, { startAt, windowStart, windowEnd });
   await sleepUntil(windowStart);
 
   await env.server.loopLag(); // resets the server's delay histogram

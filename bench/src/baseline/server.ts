@@ -8,6 +8,9 @@
  * It is deliberately *cheaper* than a real service everywhere else, so the ratio isolates the
  * write path and Tether's own overhead: a token is hashed and looked up once, then cached
  * forever (no revocation, no TTL), and there are no rate limits, no events, no logs.
+ *
+ * Having no event feed, it is watched the naive way: dashboards poll `presence.list` (a range of
+ * node ids, read with the primary key, no authentication) — the fan-out scenario's baseline.
  */
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -26,8 +29,20 @@ ON CONFLICT (node_id) DO UPDATE SET health_state = EXCLUDED.health_state,
   last_heartbeat_at = EXCLUDED.last_heartbeat_at,
   metrics = COALESCE(EXCLUDED.metrics, ${BASELINE_TABLE}.metrics)`;
 
+const LIST = `SELECT node_id, health_state FROM ${BASELINE_TABLE}
+WHERE node_id BETWEEN $1 AND $2 ORDER BY node_id`;
+
 interface Context {
   nodeId: string | null;
+}
+
+/** `presence.list` input: an inclusive node-id range (the bench's ids are zero-padded). */
+function rangeInput(raw: unknown): { from: string; to: string } {
+  const { from, to } = (raw ?? {}) as { from?: unknown; to?: unknown };
+  if (typeof from !== 'string' || typeof to !== 'string') {
+    throw new TRPCError({ code: 'BAD_REQUEST', message: 'from and to are required' });
+  }
+  return { from, to };
 }
 
 function main(): void {
@@ -70,6 +85,15 @@ function main(): void {
           input.metrics === undefined ? null : JSON.stringify(input.metrics),
         ]);
         return null;
+      }),
+    }),
+    presence: t.router({
+      list: t.procedure.input(rangeInput).query(async ({ input }) => {
+        const { rows } = await pool.query<{ node_id: string; health_state: string }>(LIST, [
+          input.from,
+          input.to,
+        ]);
+        return rows.map((r) => ({ nodeId: r.node_id, healthState: r.health_state }));
       }),
     }),
   });

@@ -3,7 +3,9 @@
  * (presence change → 100 / 1 000 dashboard subscribers), WS close → offline under ingest load,
  * and a restart with 10 000 connected agents, once the live feed and the node SDK exist.
  */
+import { closeOffline } from './close-offline.js';
 import { wsConnections } from './connections.js';
+import { fanout } from './fanout.js';
 import { httpIngest, wsIngest, writeAmplification } from './ingest.js';
 import { restart } from './restart.js';
 import { sweep } from './sweep.js';
@@ -15,5 +17,7 @@ export const SCENARIOS: Scenario[] = [
   wsConnections,
   sweep,
   writeAmplification,
+  fanout,
+  closeOffline,
   restart,
 ];

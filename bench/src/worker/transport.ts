@@ -69,7 +69,7 @@ export class WsTransport implements BeatTransport {
       while (nextNode < this.#spec.nodes.length) {
         const index = nextNode++;
         const t0 = preciseNow();
-        let error = await this.#openOne(index);
+        let error = await this.openOne(index);
         // A socket the server closed while connecting is retried (and reported as such), so
         // the steady-state measurements run with the full fleet.
         for (let attempt = 1; error !== null && attempt < CONNECT_ATTEMPTS; attempt++) {
@@ -77,7 +77,7 @@ export class WsTransport implements BeatTransport {
             failures.push(`${this.#spec.nodes[index]!.nodeId}: ${error} (retried)`);
           retried++;
           await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
-          error = await this.#openOne(index);
+          error = await this.openOne(index);
         }
         if (error === null) connect.recordMs(preciseNow() - t0);
         else {
@@ -98,8 +98,11 @@ export class WsTransport implements BeatTransport {
     };
   }
 
-  /** Opens node `index`'s socket, authenticates, and waits for its first acknowledged beat. */
-  #openOne(index: number): Promise<string | null> {
+  /**
+   * Opens node `index`'s socket, authenticates, and waits for its first acknowledged beat;
+   * resolves null when connected, else why not.
+   */
+  openOne(index: number): Promise<string | null> {
     const node = this.#spec.nodes[index]!;
     const url = `${this.#spec.baseUrl.replace(/^http/, 'ws')}/trpc?connectionParams=1`;
     return new Promise((resolve) => {
@@ -174,6 +177,14 @@ export class WsTransport implements BeatTransport {
     const id = this.#nextId++;
     this.#pending.set(id, { socket: index, done });
     socket.send(JSON.stringify({ id, method: 'mutation', params: { path, input } }));
+    return true;
+  }
+
+  /** Closes node `index`'s socket normally (1000); false if it was not open. */
+  closeOne(index: number, reason = 'bench close'): boolean {
+    const socket = this.#sockets[index];
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    socket.close(1000, reason);
     return true;
   }
 

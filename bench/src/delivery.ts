@@ -1,0 +1,175 @@
+/**
+ * What a dashboard saw, and how it lines up with what the presence driver did. A dashboard
+ * records an observation whenever it learns a tracked node's new health; afterwards the
+ * driver's change log is matched against them, per dashboard and node, in time order:
+ *
+ * - rule `every` (a feed): every change must arrive, in order. An observation matches the
+ *   first not-yet-matched change of that node with the same health (and cause) made before it
+ *   arrived; changes skipped over were lost.
+ * - rule `latest` (polling): a poll shows the newest state, so flips between two polls are never
+ *   seen. An observation matches the *last* such change made before it arrived; the ones it
+ *   skipped count as not observed.
+ *
+ * Observations matching no change (another cause such as the sweep, a duplicate) are counted
+ * apart, never as latency.
+ */
+import { Histogram, type HistogramData } from './histogram.js';
+import type {
+  ByHealth,
+  DeliverySummary,
+  Health,
+  MatchRule,
+  PresenceChange,
+} from './presence-protocol.js';
+
+const HEALTHS: Health[] = ['offline', 'online', 'degraded'];
+
+/** One dashboard's knowledge: the last health per tracked node and every observation, compactly. */
+export class DashboardView {
+  /** Last known health per node (index into HEALTHS), −1 while unknown. */
+  readonly current: Int8Array;
+  readonly #node: number[] = [];
+  readonly #health: number[] = [];
+  readonly #arrival: number[] = [];
+  /** The event's database timestamp (ms), NaN for poll observations. */
+  readonly #eventAt: number[] = [];
+  readonly #cause: (string | null)[] = [];
+
+  constructor(nodes: number, initial: Health | null = null) {
+    this.current = new Int8Array(nodes).fill(initial === null ? -1 : HEALTHS.indexOf(initial));
+  }
+
+  /** Records that `node` is now `health` (a poll calls this for every row; only changes count). */
+  observe(
+    node: number,
+    health: Health,
+    arrival: number,
+    eventAt = NaN,
+    cause: string | null = null,
+  ): void {
+    const code = HEALTHS.indexOf(health);
+    // A feed delivers each transition once; a poll repeats the current state every time.
+    if (Number.isNaN(eventAt) && this.current[node] === code) return;
+    this.current[node] = code;
+    this.#node.push(node);
+    this.#health.push(code);
+    this.#arrival.push(arrival);
+    this.#eventAt.push(eventAt);
+    this.#cause.push(cause);
+  }
+
+  /** True when every node's last known health is the expected one. */
+  shows(expect: Health[]): boolean {
+    for (let i = 0; i < expect.length; i++) {
+      if (this.current[i] !== HEALTHS.indexOf(expect[i]!)) return false;
+    }
+    return true;
+  }
+
+  /** Observation indices per node, arrival order, from `since` on. */
+  byNode(nodes: number, since: number): number[][] {
+    const groups: number[][] = Array.from({ length: nodes }, () => []);
+    for (let i = 0; i < this.#node.length; i++) {
+      if (this.#arrival[i]! >= since) groups[this.#node[i]!]!.push(i);
+    }
+    return groups;
+  }
+
+  health(i: number): Health {
+    return HEALTHS[this.#health[i]!]!;
+  }
+
+  arrival(i: number): number {
+    return this.#arrival[i]!;
+  }
+
+  eventAt(i: number): number {
+    return this.#eventAt[i]!;
+  }
+
+  cause(i: number): string | null {
+    return this.#cause[i]!;
+  }
+}
+
+function byHealth(): Record<Health | 'all', Histogram> {
+  return {
+    all: new Histogram(),
+    online: new Histogram(),
+    degraded: new Histogram(),
+    offline: new Histogram(),
+  };
+}
+
+function toData(h: Record<Health | 'all', Histogram>): ByHealth<HistogramData> {
+  return {
+    all: h.all.toData(),
+    online: h.online.toData(),
+    degraded: h.degraded.toData(),
+    offline: h.offline.toData(),
+  };
+}
+
+/** Matches every dashboard's observations against the driver's successful changes. */
+export function matchDeliveries(
+  views: DashboardView[],
+  changes: PresenceChange[],
+  nodes: number,
+  since: number,
+  rule: MatchRule,
+): Omit<DeliverySummary, 'errors' | 'errorCount'> {
+  const perNode: PresenceChange[][] = Array.from({ length: nodes }, () => []);
+  for (const change of changes) if (change.ok) perNode[change.node]!.push(change);
+  for (const list of perNode) list.sort((a, b) => a.at - b.at);
+  const made = perNode.reduce((sum, list) => sum + list.length, 0);
+
+  const latency = byHealth();
+  const fromEventAt = byHealth();
+  const toEventAt = byHealth();
+  let received = 0;
+  let unexpected = 0;
+  for (const view of views) {
+    const groups = view.byNode(nodes, since);
+    for (let node = 0; node < nodes; node++) {
+      const list = perNode[node]!;
+      let next = 0; // first change of this node not matched yet
+      for (const i of groups[node]!) {
+        const health = view.health(i);
+        const arrival = view.arrival(i);
+        const cause = view.cause(i);
+        let match = -1;
+        for (let j = next; j < list.length && list[j]!.at <= arrival; j++) {
+          const c = list[j]!;
+          if (c.health !== health) continue;
+          if (c.cause !== null && cause !== null && c.cause !== cause) continue;
+          match = j;
+          if (rule === 'every') break;
+        }
+        if (match < 0) {
+          unexpected++;
+          continue;
+        }
+        const change = list[match]!;
+        received++;
+        for (const key of ['all', health] as const) {
+          latency[key].recordMs(arrival - change.at);
+          const eventAt = view.eventAt(i);
+          if (!Number.isNaN(eventAt)) {
+            fromEventAt[key].recordMs(arrival - eventAt);
+            toEventAt[key].recordMs(eventAt - change.at);
+          }
+        }
+        next = match + 1;
+      }
+    }
+  }
+  return {
+    dashboards: views.length,
+    expected: made * views.length,
+    received,
+    unexpected,
+    latency: toData(latency),
+    fromEventAt: toData(fromEventAt),
+    toEventAt: toData(toEventAt),
+  };
+}

@@ -1,0 +1,305 @@
+/**
+ * WS close → offline under ingest load. The load generators keep a fleet beating over
+ * WebSocket (open loop, as in ws-ingest); inside the measurement window a driver process opens
+ * sockets for other nodes at a steady rate and closes each (`close(1000)`) a few seconds later;
+ * two dashboards (separate processes) subscribed to `fleet.events` as the nodes' owner see each
+ * node go offline (`presence.changed`, cause `connection`).
+ *
+ * Latency = the dashboard has the event − the driver called `close()` (one machine clock): an
+ * upper bound of "presence is offline", since it adds the feed's delivery to the commit. The
+ * event's timestamp (`at`, the releasing transaction's start) gives the lower bound. The opens
+ * are measured the same way (open → online seen).
+ *
+ * The baseline binds no connection: a closed node stays online there until a staleness sweep
+ * (which its server does not even run), so it has no close → offline latency to compare.
+ */
+import { runLoad, type StepResult } from '../load.js';
+import type { DriverReport, Health } from '../presence-protocol.js';
+import {
+  createWatchedFleet,
+  DashboardGroup,
+  PresenceDriver,
+  summariseDriver,
+  withFreshServer,
+  type Delivery,
+  type DriverSummary,
+  type WatchedFleet,
+} from '../presence-run.js';
+import type { Step } from '../protocol.js';
+import { failedOf, mb, ms, num } from '../report.js';
+import type { ServerExit, ServerProcess } from '../servers.js';
+import type { BenchContext, FloorCheck, Scenario, ScenarioResult } from './types.js';
+
+interface Shape {
+  /** Background fleet: nodes beating at `step.cadenceMs` (nodes × 1000 / cadence beats/s). */
+  background: number;
+  step: Step;
+  /** Nodes opened and closed by the driver, spread over the window. */
+  closes: number;
+  /** How long each of them stays connected before its close. */
+  holdMs: number;
+}
+
+/**
+ * 2 000 beats/s: the fastest rate the server sustains with headroom on the development machine
+ * (ws-ingest holds 2 500/s, collapses at 5 000/s), so the closes meet a loaded, not a drowning,
+ * server.
+ */
+const FULL: Shape = {
+  background: 2_000,
+  step: { cadenceMs: 1_000, payload: 'plain', warmupMs: 5_000, measureMs: 40_000 },
+  closes: 300,
+  holdMs: 3_000,
+};
+const QUICK: Shape = {
+  background: 500,
+  step: { cadenceMs: 500, payload: 'plain', warmupMs: 1_500, measureMs: 8_000 },
+  closes: 40,
+  holdMs: 1_500,
+};
+
+const FLOOR_MS = 1_000;
+/** The first close comes this long into the window, the last this long before its end. */
+const LEAD_IN_MS = 1_000;
+const LEAD_OUT_MS = 2_000;
+
+interface CloseRun {
+  background: StepResult;
+  driver: DriverSummary;
+  delivery: Delivery;
+  /** ms after the window until every dashboard showed every node offline; null: never. */
+  settledMs: number | null;
+  serverExit: ServerExit;
+}
+
+const backgroundRate = (shape: Shape): number => (shape.background * 1000) / shape.step.cadenceMs;
+
+async function measure(
+  ctx: BenchContext,
+  server: ServerProcess,
+  shape: Shape,
+  fleet: WatchedFleet,
+): Promise<Omit<CloseRun, 'serverExit'>> {
+  let dashboards: DashboardGroup | null = null;
+  let driver: PresenceDriver | null = null;
+  try {
+    dashboards = await DashboardGroup.start({
+      processes: 2,
+      mode: 'feed',
+      baseUrl: server.baseUrl,
+      token: fleet.token,
+      dashboards: 2,
+      nodeIds: fleet.nodeIds,
+      initial: 'offline', // fresh identities, never connected
+    });
+    // Opens at a steady rate so that the closes, holdMs later, span the window.
+    const span = shape.step.measureMs - LEAD_IN_MS - LEAD_OUT_MS;
+    const rate = ((shape.closes - 1) * 1000) / span;
+    driver = await PresenceDriver.start({
+      mode: 'churn',
+      baseUrl: server.baseUrl,
+      nodes: fleet.nodes,
+      changes: shape.closes,
+      rate,
+      holdMs: shape.holdMs,
+      requestTimeoutMs: 10_000,
+    });
+    const churn = driver;
+    // Started from inside runLoad, once the step's window is known; awaited after it.
+    const schedule: { startAt: number; run: Promise<DriverReport> | null } = {
+      startAt: 0,
+      run: null,
+    };
+    const background = await runLoad(
+      {
+        transport: 'ws',
+        nodes: ctx.fleet.nodes.slice(0, shape.background),
+        steps: [shape.step],
+        generators: ctx.generators,
+        requestTimeoutMs: ctx.quick ? 3_000 : 10_000,
+      },
+      {
+        server,
+        presenceTable: ctx.presenceTables.tether,
+        pg: ctx.probe,
+        postmasterPid: ctx.postmasterPid,
+        log: ctx.log,
+        onStep: (_step, window) => {
+          schedule.startAt = window.windowStart + LEAD_IN_MS - shape.holdMs;
+          schedule.run = churn.run(schedule.startAt);
+          schedule.run.catch(() => undefined); // handled when awaited below, not a crash
+        },
+      },
+    );
+    if (!schedule.run) throw new Error('the load step never started');
+    const report = await schedule.run;
+    const offline: Health[] = fleet.nodes.map(() => 'offline');
+    const settledMs = await dashboards.waitFor(offline, 10_000);
+    const delivery = await dashboards.match(report.changes, schedule.startAt, 'every');
+    const step = background.steps[0]!;
+    ctx.log(
+      `  ${report.changes.filter((c) => c.health === 'offline' && c.ok).length} closes: ` +
+        `offline seen p99 ${ms(delivery.latency.offline.p99Ms)} ms, ` +
+        `${delivery.received}/${delivery.expected} changes seen`,
+    );
+    return { background: step, driver: summariseDriver(report), delivery, settledMs };
+  } finally {
+    await driver?.exit();
+    await dashboards?.exit();
+  }
+}
+
+const HEADERS = [
+  'server',
+  'background offered/s',
+  'achieved/s',
+  'beat p99 ms',
+  'closes',
+  'offline seen',
+  'p50 ms',
+  'p95 ms',
+  'p99 ms',
+  'max ms',
+  'close→at p99 ms',
+  'open→online p99 ms',
+  'srv CPU %',
+  'srv RSS MB',
+  'loop p99 ms',
+  'PG CPU %',
+  'others CPU %',
+];
+
+/** Dashboards × successful closes, and how many of those offline deliveries arrived. */
+function offlineCounts(r: CloseRun): { closes: number; expected: number; seen: number } {
+  const closes = r.driver.made.offline;
+  return {
+    closes,
+    expected: closes * r.delivery.dashboards,
+    seen: r.delivery.latency.offline.count,
+  };
+}
+
+function tetherRow(r: CloseRun): string[] {
+  const s = r.background;
+  const off = r.delivery.latency.offline;
+  const counts = offlineCounts(r);
+  return [
+    'tether',
+    num(s.offeredRate),
+    num(s.achievedRate),
+    ms(s.latency.p99Ms),
+    num(counts.closes),
+    `${num(counts.seen)}/${num(counts.expected)}`,
+    ms(off.p50Ms),
+    ms(off.p95Ms),
+    ms(off.p99Ms),
+    ms(off.maxMs),
+    ms(r.delivery.toEventAt.offline.p99Ms),
+    ms(r.delivery.latency.online.p99Ms),
+    num(s.server?.cpuPercent),
+    mb(s.server?.rssMaxBytes),
+    ms(s.loopLag?.p99Ms),
+    num(s.postgresCpuPercent),
+    num(s.othersCpuPercent),
+  ];
+}
+
+function notesOf(r: CloseRun | null, shape: Shape): string[] {
+  const notes = [
+    `background: ${num(shape.background)} WebSocket nodes at ${num(backgroundRate(shape))} beats/s ` +
+      `(open loop); ${num(shape.closes)} other nodes each connect, stay ${num(shape.holdMs / 1000, 1)} s, ` +
+      `and close, spread over the ${num(shape.step.measureMs / 1000)} s window; 2 dashboards subscribed to fleet.events`,
+    `latency = a dashboard has presence.changed → offline (cause connection) − the driver called close(); ` +
+      `close→at = until the event's database timestamp (the releasing transaction's start)`,
+    'baseline: n/a — it binds no connection, so a closed node stays online until a staleness sweep ' +
+      '(60 s of silence, and its server runs none); nothing to compare',
+  ];
+  if (!r) return notes;
+  if (r.serverExit.crashed) notes.push(`tether server crashed (exit code ${r.serverExit.code})`);
+  if (r.driver.failed > 0) {
+    notes.push(
+      `driver: ${r.driver.failed} opens/closes failed, e.g. ${r.driver.failures.slice(0, 2).join('; ')}`,
+    );
+  }
+  if (r.settledMs === null)
+    notes.push('not every dashboard showed every closed node offline within 10 s');
+  if (r.delivery.unexpected > 0) {
+    notes.push(`${num(r.delivery.unexpected)} observations matched no open/close (e.g. a sweep)`);
+  }
+  if (r.delivery.errorCount > 0) {
+    notes.push(
+      `${r.delivery.errorCount} dashboard errors, e.g. ${r.delivery.errors.slice(0, 2).join('; ')}`,
+    );
+  }
+  if (failedOf(r.background) > 0) {
+    notes.push(`background: ${num(failedOf(r.background))} beats failed in the window`);
+  }
+  if (r.driver.lagMaxMs > 100)
+    notes.push(`the driver ran up to ${ms(r.driver.lagMaxMs)} ms behind its schedule`);
+  const opens = r.driver.actionLatency.online;
+  notes.push(`driver: open → first beat acknowledged p99 ${ms(opens.p99Ms)} ms`);
+  return notes;
+}
+
+function floorsOf(r: CloseRun | null, shape: Shape, quick: boolean): FloorCheck[] {
+  const rate = backgroundRate(shape);
+  const scaled = quick
+    ? { scaled: `--quick: ${num(shape.closes)} closes under ${num(rate)}/s` }
+    : {};
+  if (!r) {
+    return [
+      {
+        floor: `WS close → offline under ${num(rate)} beats/s: p99 ≤ 1 s`,
+        measured: 'run failed',
+        met: false,
+        ...scaled,
+      },
+    ];
+  }
+  const off = r.delivery.latency.offline;
+  const counts = offlineCounts(r);
+  const s = r.background;
+  const loaded = s.achievedRate >= s.offeredRate * 0.99 && failedOf(s) === 0;
+  return [
+    {
+      floor: `WS close → offline under ${num(rate)} WS beats/s: p99 ≤ 1 s, every close seen`,
+      measured:
+        `p99 ${ms(off.p99Ms)} ms (p50 ${ms(off.p50Ms)}, max ${ms(off.maxMs)}); ${num(counts.seen)} of ` +
+        `${num(counts.expected)} seen; background ${num(s.achievedRate)}/s of ${num(s.offeredRate)}/s`,
+      met:
+        counts.expected > 0 && counts.seen === counts.expected && off.p99Ms <= FLOOR_MS && loaded,
+      ...scaled,
+    },
+  ];
+}
+
+export const closeOffline: Scenario = {
+  name: 'close-offline',
+  title: 'WebSocket close → offline seen on fleet.events, under WebSocket ingest load',
+  nodesNeeded: (quick) => (quick ? QUICK : FULL).background,
+  async run(ctx): Promise<ScenarioResult> {
+    const shape = ctx.quick ? QUICK : FULL;
+    let run: CloseRun | null = null;
+    let failure: string | null = null;
+    try {
+      const fleet = await createWatchedFleet(ctx.db, 'closeoff', shape.closes);
+      run = await withFreshServer(ctx, 'tether', 'close-offline', (server) =>
+        measure(ctx, server, shape, fleet),
+      );
+    } catch (error) {
+      failure = error instanceof Error ? error.message : String(error);
+      ctx.log(`  close-offline failed: ${failure}`);
+    }
+    const rows = run ? [tetherRow(run)] : [];
+    rows.push(['baseline', ...HEADERS.slice(1).map(() => 'n/a')]);
+    return {
+      name: this.name,
+      title: this.title,
+      parameters: { ...shape, backgroundRate: backgroundRate(shape) },
+      tables: [{ headers: HEADERS, rows }],
+      notes: [...(failure ? [`run failed: ${failure}`] : []), ...notesOf(run, shape)],
+      floors: floorsOf(run, shape, ctx.quick),
+      data: run,
+    };
+  },
+};

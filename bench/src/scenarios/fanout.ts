@@ -1,0 +1,404 @@
+/**
+ * Event fan-out: presence change → dashboard. A driver process changes the health of a set of
+ * connected nodes at a steady rate (heartbeats flipping online ↔ degraded over WebSocket);
+ * dashboards in ≥ 2 other processes learn of each change:
+ *
+ * - Tether: each dashboard holds a `fleet.events` subscription (its own WebSocket, a member
+ *   token of the nodes' owner in connectionParams, filter `presence.changed`).
+ * - baseline: it has no feed, so each dashboard polls it every second (`presence.list` of the
+ *   tracked nodes, read by primary key) — what a dashboard without push does.
+ *
+ * Latency = the moment a dashboard has the change − the moment the driver sent the beat (both
+ * `preciseNow()` on the one machine clock), so it includes the write, its commit, the feed's
+ * read and the fan-out. For Tether the event's own timestamp (`at`, the database clock at the
+ * writing transaction's start) splits it into write and delivery. Every change must reach every
+ * dashboard (matched per dashboard and node, in order: see delivery.ts).
+ */
+import type { DriverReport, Health } from '../presence-protocol.js';
+import {
+  createWatchedFleet,
+  DashboardGroup,
+  PresenceDriver,
+  sampleWindow,
+  summariseDriver,
+  withFreshServer,
+  type Delivery,
+  type DriverSummary,
+  type WatchedFleet,
+  type WindowUsage,
+} from '../presence-run.js';
+import { preciseNow } from '../protocol.js';
+import { mb, ms, num, ratio } from '../report.js';
+import type { ServerExit, ServerProcess, Target } from '../servers.js';
+import type { BenchContext, FloorCheck, Scenario, ScenarioResult, Table } from './types.js';
+
+interface Shape {
+  /** Nodes whose health flips (each changes every nodes / rate seconds). */
+  nodes: number;
+  /** Changes per subscriber count. */
+  changes: number;
+  /** Changes per second. */
+  rate: number;
+  subscribers: number[];
+  /** How long dashboards may take to show the final state after the last change. */
+  settleMs: number;
+}
+
+/**
+ * 10 changes/s at both dashboard counts, so the 1 000-dashboard run has ten times the fan-out
+ * work (10 000 deliveries/s); 100 nodes, so each node beats every 10 s, well inside the sweep's
+ * 30 s (no sweep transitions mix in).
+ */
+const FULL: Shape = {
+  nodes: 100,
+  changes: 1_000,
+  rate: 10,
+  subscribers: [100, 1_000],
+  settleMs: 15_000,
+};
+/** The same rate, scaled down: 120 changes (12 s) to 100 dashboards. */
+const QUICK: Shape = { nodes: 60, changes: 120, rate: 10, subscribers: [100], settleMs: 5_000 };
+
+/** The floor per subscriber count (issue 6). */
+const P99_FLOOR_MS: Record<number, number> = { 100: 100, 1_000: 250 };
+
+const POLL_INTERVAL_MS = 1_000;
+
+interface FanoutRun {
+  target: Target;
+  subscribers: number;
+  dashboardsOpen: number;
+  dashboardFailures: string[];
+  /** ms until every dashboard showed every node online after subscribing; null: never. */
+  readyMs: number | null;
+  /** ms after the last change until every dashboard showed the final state; null: never. */
+  settledMs: number | null;
+  driver: DriverSummary;
+  delivery: Delivery;
+  usage: WindowUsage;
+  loopLag: { p99Ms: number; maxMs: number } | null;
+  /** Tether: `presence.changed` events with cause heartbeat of the tracked nodes in the feed. */
+  feedEvents: number | null;
+  serverExit: ServerExit;
+}
+
+/**
+ * The nodes' heartbeat transitions in the feed since `since` (epoch ms; the database clock is
+ * the machine's). Earlier ones belong to the warm-up: a node's first beat may overtake its
+ * connection's bind and bring it online itself.
+ */
+async function feedEventCount(
+  ctx: BenchContext,
+  nodeIds: string[],
+  since: number,
+): Promise<number> {
+  const { rows } = await ctx.db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM fleet_events
+      WHERE type = 'presence.changed' AND node_id = ANY($1) AND payload->>'cause' = 'heartbeat'
+        AND at >= to_timestamp($2::float8 / 1000)`,
+    [nodeIds, since],
+  );
+  return rows[0]!.n;
+}
+
+/** Each node's health after the driver's last successful change. */
+function finalStates(report: DriverReport, nodes: number): Health[] {
+  const states: Health[] = Array.from({ length: nodes }, () => 'online');
+  const ordered = report.changes.filter((c) => c.ok).sort((a, b) => a.at - b.at);
+  for (const c of ordered) states[c.node] = c.health;
+  return states;
+}
+
+async function measure(
+  ctx: BenchContext,
+  server: ServerProcess,
+  target: Target,
+  subscribers: number,
+  shape: Shape,
+  fleet: WatchedFleet,
+): Promise<Omit<FanoutRun, 'serverExit'>> {
+  ctx.log(`  ${subscribers} dashboards`);
+  let dashboards: DashboardGroup | null = null;
+  let driver: PresenceDriver | null = null;
+  try {
+    // The nodes connect first, the dashboards subscribe after: subscribing at the live edge,
+    // they do not receive the connect burst (nodes × dashboards deliveries at once, a reconnect
+    // storm, not the steady fan-out measured here). Like a dashboard that loads the fleet's
+    // state and then follows the feed, they start knowing every node online.
+    driver = await PresenceDriver.start({
+      mode: 'flip',
+      baseUrl: server.baseUrl,
+      nodes: fleet.nodes,
+      changes: shape.changes,
+      rate: shape.rate,
+      holdMs: 0,
+      requestTimeoutMs: 10_000,
+    });
+    const online: Health[] = fleet.nodes.map(() => 'online');
+    dashboards = await DashboardGroup.start({
+      processes: ctx.generators,
+      mode: target === 'tether' ? 'feed' : 'poll',
+      baseUrl: server.baseUrl,
+      token: fleet.token,
+      dashboards: subscribers,
+      nodeIds: fleet.nodeIds,
+      initial: target === 'tether' ? 'online' : null,
+      pollIntervalMs: POLL_INTERVAL_MS,
+    });
+    // Pollers learn the state from their first polls; subscriptions are registered with the
+    // feed just after tRPC confirms them.
+    const readyMs = await dashboards.waitFor(online, 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    ctx.log(
+      `  ${driver.opened}/${fleet.nodes.length} nodes, ${dashboards.opened}/${subscribers} dashboards; ` +
+        (readyMs === null
+          ? 'NOT all dashboards show the nodes online'
+          : `ready in ${ms(readyMs)} ms`),
+    );
+
+    await server.loopLag(); // resets the server's delay histogram
+    const sampler = await sampleWindow(server.pid, ctx.postmasterPid, [
+      ...dashboards.pids,
+      driver.pid,
+    ]);
+    const startAt = preciseNow() + 200;
+    const report = await driver.run(startAt);
+    const settledMs = await dashboards.waitFor(
+      finalStates(report, fleet.nodes.length),
+      shape.settleMs,
+    );
+    const usage = await sampler.stop();
+    const loopLag = await server.loopLag();
+    const delivery = await dashboards.match(
+      report.changes,
+      startAt,
+      target === 'tether' ? 'every' : 'latest',
+    );
+    const feedEvents =
+      target === 'tether' ? await feedEventCount(ctx, fleet.nodeIds, startAt) : null;
+    ctx.log(
+      `  ${report.changes.filter((c) => c.ok).length} changes: received ${delivery.received}/${delivery.expected}, ` +
+        `p99 ${ms(delivery.latency.all.p99Ms)} ms, max ${ms(delivery.latency.all.maxMs)} ms`,
+    );
+    return {
+      target,
+      subscribers,
+      dashboardsOpen: dashboards.opened,
+      dashboardFailures: dashboards.failures,
+      readyMs,
+      settledMs,
+      driver: summariseDriver(report),
+      delivery,
+      usage,
+      loopLag,
+      feedEvents,
+    };
+  } finally {
+    await driver?.exit();
+    await dashboards?.exit();
+  }
+}
+
+const HEADERS = [
+  'dashboards',
+  'server',
+  'changes',
+  'expected',
+  'received',
+  'not seen',
+  'p50 ms',
+  'p95 ms',
+  'p99 ms',
+  'max ms',
+  'at→dash p99 ms',
+  'beat p99 ms',
+  'srv CPU %',
+  'srv µs/delivery',
+  'srv RSS MB',
+  'loop p99 ms',
+  'PG CPU %',
+  'dash CPU %',
+  'others CPU %',
+];
+
+/** Server CPU time over the window per change delivered to a dashboard (µs). */
+function cpuPerDeliveryUs(r: FanoutRun): number | null {
+  const cpu = r.usage.server?.cpuPercent;
+  if (cpu === undefined || r.delivery.received === 0) return null;
+  return ((cpu / 100) * r.usage.seconds * 1e6) / r.delivery.received;
+}
+
+function row(label: string, r: FanoutRun): string[] {
+  const d = r.delivery;
+  const made = r.driver.made.all;
+  return [
+    label,
+    r.target === 'tether' ? 'tether (feed)' : `baseline (poll ${POLL_INTERVAL_MS / 1000} s)`,
+    num(made),
+    num(d.expected),
+    num(d.received),
+    num(d.lost),
+    ms(d.latency.all.p50Ms),
+    ms(d.latency.all.p95Ms),
+    ms(d.latency.all.p99Ms),
+    ms(d.latency.all.maxMs),
+    ms(d.fromEventAt.all.count > 0 ? d.fromEventAt.all.p99Ms : null),
+    ms(r.driver.actionLatency.all.p99Ms),
+    num(r.usage.server?.cpuPercent),
+    num(cpuPerDeliveryUs(r)),
+    mb(r.usage.server?.rssMaxBytes),
+    ms(r.loopLag?.p99Ms),
+    num(r.usage.postgresCpuPercent),
+    // The children are the dashboard processes, then the driver (see measure()).
+    num(Math.max(...r.usage.childrenCpuPercent.slice(0, -1))),
+    num(r.usage.othersCpuPercent),
+  ];
+}
+
+function ratioRow(t: FanoutRun, b: FanoutRun): string[] {
+  const tl = t.delivery.latency.all;
+  const bl = b.delivery.latency.all;
+  return [
+    '',
+    'ratio T/B',
+    '',
+    '',
+    '',
+    '',
+    ratio(tl.p50Ms, bl.p50Ms),
+    ratio(tl.p95Ms, bl.p95Ms),
+    ratio(tl.p99Ms, bl.p99Ms),
+    ratio(tl.maxMs, bl.maxMs),
+    '',
+    ratio(t.driver.actionLatency.all.p99Ms, b.driver.actionLatency.all.p99Ms),
+    ratio(t.usage.server?.cpuPercent, b.usage.server?.cpuPercent),
+    ratio(cpuPerDeliveryUs(t), cpuPerDeliveryUs(b)),
+    ratio(t.usage.server?.rssMaxBytes, b.usage.server?.rssMaxBytes),
+    ratio(t.loopLag?.p99Ms, b.loopLag?.p99Ms),
+    ratio(t.usage.postgresCpuPercent, b.usage.postgresCpuPercent),
+    '',
+    '',
+  ];
+}
+
+function runNotes(r: FanoutRun): string[] {
+  const who = `${r.target}, ${num(r.subscribers)} dashboards`;
+  const notes: string[] = [];
+  if (r.serverExit.crashed) {
+    notes.push(
+      `${who}: the server crashed (exit code ${r.serverExit.code}, signal ${r.serverExit.signal})`,
+    );
+  }
+  if (r.dashboardsOpen < r.subscribers) {
+    notes.push(
+      `${who}: only ${num(r.dashboardsOpen)} dashboards subscribed (${r.dashboardFailures.slice(0, 2).join('; ')})`,
+    );
+  }
+  if (r.readyMs === null) {
+    notes.push(`${who}: not every dashboard showed the nodes online within 30 s`);
+  }
+  if (r.settledMs === null) {
+    notes.push(`${who}: not every dashboard showed the final state within the settle time`);
+  }
+  if (r.driver.failed > 0 || r.driver.skipped > 0) {
+    notes.push(
+      `${who}: driver: ${r.driver.failed} beats failed, ${r.driver.skipped} turns skipped (node's previous beat unanswered); ` +
+        r.driver.failures.slice(0, 2).join('; '),
+    );
+  }
+  if (r.delivery.unexpected > 0) {
+    notes.push(
+      `${who}: ${num(r.delivery.unexpected)} observations matched no change of the driver`,
+    );
+  }
+  if (r.delivery.errorCount > 0) {
+    notes.push(
+      `${who}: ${r.delivery.errorCount} dashboard errors, e.g. ${r.delivery.errors.slice(0, 2).join('; ')}`,
+    );
+  }
+  const made = r.driver.made.all;
+  if (r.feedEvents !== null && r.feedEvents !== made) {
+    notes.push(
+      `${who}: the feed holds ${num(r.feedEvents)} heartbeat transitions of the nodes, the driver made ${num(made)}`,
+    );
+  }
+  if (r.driver.lagMaxMs > 100)
+    notes.push(`${who}: the driver ran up to ${ms(r.driver.lagMaxMs)} ms behind its schedule`);
+  return notes;
+}
+
+function floorsOf(runs: FanoutRun[], quick: boolean, shape: Shape): FloorCheck[] {
+  const scaled = quick
+    ? { scaled: `--quick: ${num(shape.changes)} changes at ${num(shape.rate)}/s` }
+    : {};
+  return shape.subscribers.map((subscribers) => {
+    const limit = P99_FLOOR_MS[subscribers] ?? 250;
+    const floor = `fan-out to ${num(subscribers)} dashboards: p99 ≤ ${limit} ms, nothing lost`;
+    const r = runs.find((x) => x.target === 'tether' && x.subscribers === subscribers);
+    if (!r) return { floor, measured: 'run failed', met: false, ...scaled };
+    const d = r.delivery;
+    const made = r.driver.made.all;
+    return {
+      floor,
+      measured:
+        `p99 ${ms(d.latency.all.p99Ms)} ms (p50 ${ms(d.latency.all.p50Ms)}, max ${ms(d.latency.all.maxMs)}); ` +
+        `${num(d.received)} of ${num(d.expected)} deliveries; ${num(made)} of ${num(shape.changes)} changes made`,
+      // Changes the server refused or let time out are not deliveries anyone could lose, but
+      // they mean it was not keeping up: the floor needs all of them.
+      met: d.latency.all.p99Ms <= limit && d.lost === 0 && made === shape.changes,
+      ...scaled,
+    };
+  });
+}
+
+export const fanout: Scenario = {
+  name: 'fanout',
+  title: 'Presence change → dashboards: fleet.events fan-out (baseline: polling every second)',
+  nodesNeeded: () => 0, // registers its own nodes, untouched by other scenarios
+  async run(ctx): Promise<ScenarioResult> {
+    const shape = ctx.quick ? QUICK : FULL;
+    const runs: FanoutRun[] = [];
+    const notes: string[] = [];
+    for (const subscribers of shape.subscribers) {
+      const fleet = await createWatchedFleet(ctx.db, `fanout${subscribers}`, shape.nodes);
+      for (const target of ['tether', 'baseline'] as const) {
+        try {
+          runs.push(
+            await withFreshServer(ctx, target, `fanout-${subscribers}`, (server) =>
+              measure(ctx, server, target, subscribers, shape, fleet),
+            ),
+          );
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          ctx.log(`  ${target}, ${subscribers} dashboards failed: ${message}`);
+          notes.push(`${target}, ${num(subscribers)} dashboards: run failed: ${message}`);
+        }
+      }
+    }
+    const table: Table = { headers: HEADERS, rows: [] };
+    for (const subscribers of shape.subscribers) {
+      const t = runs.find((r) => r.target === 'tether' && r.subscribers === subscribers);
+      const b = runs.find((r) => r.target === 'baseline' && r.subscribers === subscribers);
+      if (t) table.rows.push(row(num(subscribers), t));
+      if (b) table.rows.push(row(t ? '' : num(subscribers), b));
+      if (t && b) table.rows.push(ratioRow(t, b));
+    }
+    notes.push(
+      `${num(shape.nodes)} nodes flip online ↔ degraded by WebSocket heartbeat, ${num(shape.changes)} changes at ${num(shape.rate)}/s ` +
+        `per dashboard count; latency = dashboard has it − driver sent the beat (one machine clock); ` +
+        `at→dash = the event's database timestamp (transaction start) → dashboard`,
+      `baseline: no event feed — dashboards poll presence.list every ${POLL_INTERVAL_MS / 1000} s; ` +
+        `"not seen" there counts flips that happened between two polls`,
+      ...runs.flatMap(runNotes),
+    );
+    return {
+      name: this.name,
+      title: this.title,
+      parameters: { ...shape, pollIntervalMs: POLL_INTERVAL_MS },
+      tables: [table],
+      notes,
+      floors: floorsOf(runs, ctx.quick, shape),
+      data: runs,
+    };
+  },
+};
