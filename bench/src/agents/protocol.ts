@@ -94,6 +94,8 @@ export interface RestartPhaseReport {
   back: number;
   firstBackAt: number | null;
   lastBackAt: number | null;
+  /** Per agent: SIGTERM → its connection lost (how fast the shutdown reached it). */
+  lostSinceSigterm: HistogramData;
   /** Per agent: SIGTERM → online again. */
   sinceSigterm: HistogramData;
   /** Per agent: new process listening → online again. */
@@ -106,6 +108,8 @@ export interface RestartPhaseReport {
   pending: number;
   /** Connections lost again after an agent was back (an unstable recovery). */
   disconnectsAfterBack: number;
+  /** Why established connections were lost after the mark (SIGTERM's, and any later). */
+  disconnectCauses: Record<string, number>;
   beatsOk: number;
   beatsFailed: number;
   beatFailures: Record<string, number>;

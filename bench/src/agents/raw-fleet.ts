@@ -42,7 +42,10 @@ class RawAgent {
   #callTimer: NodeJS.Timeout | undefined;
   #timer: NodeJS.Timeout | undefined;
   #nextId = 1;
-  /** Set when the server refused the first beat, so the attempt is reported with its code. */
+  /**
+   * Why this agent ended the connection itself (the first beat refused, a call timed out, the
+   * server asked to reconnect), so the attempt or the loss is reported with it.
+   */
   #failure: string | null = null;
   #stopped = false;
 
@@ -96,7 +99,10 @@ class RawAgent {
       JSON.stringify({ id, method: 'mutation', params: { path: 'runtimenode.heartbeat', input } }),
     );
     // As the SDK does: a call that takes too long drops the connection.
-    this.#callTimer = setTimeout(() => socket.terminate(), CALL_TIMEOUT_MS);
+    this.#callTimer = setTimeout(() => {
+      this.#failure ??= 'call timed out';
+      socket.terminate();
+    }, CALL_TIMEOUT_MS);
   }
 
   #onMessage(socket: WebSocket, text: string): void {
@@ -108,7 +114,10 @@ class RawAgent {
     } catch {
       return;
     }
-    if (message.method === 'reconnect') return socket.close(1000, 'reconnect requested');
+    if (message.method === 'reconnect') {
+      this.#failure ??= 'reconnect_requested';
+      return socket.close(1000, 'reconnect requested');
+    }
     if (message.id !== this.#pendingId) return;
     clearTimeout(this.#callTimer);
     this.#pendingId = 0;
@@ -145,7 +154,7 @@ class RawAgent {
     clearTimeout(this.#timer);
     this.#pendingId = 0;
     if (this.#stopped) return;
-    if (this.#ready) this.#tracker.disconnected(this.#i, Date.now());
+    if (this.#ready) this.#tracker.disconnected(this.#i, Date.now(), this.#failure ?? cause);
     else this.#tracker.connectFailed(this.#i, this.#failure ?? cause, refused);
     this.#failure = null;
     this.#ready = false;

@@ -42,7 +42,7 @@ export function createSdkFleet(spec: HostSpec, tracker: FleetTracker): AgentFlee
       tracker.connectFailed(i, e.error?.code ?? describeCause(e.cause), refused);
     });
     node.on('online', (e) => tracker.online(i, e.at));
-    node.on('disconnected', (e) => tracker.disconnected(i, e.at));
+    node.on('disconnected', (e) => tracker.disconnected(i, e.at, describeCause(e.cause)));
     node.on('terminated', (reason) => tracker.terminated(i, reason.code));
     node.on('heartbeat', () => tracker.beat(null));
     node.on('heartbeat_failed', (e) => tracker.beat(e.error.code));

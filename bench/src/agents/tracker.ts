@@ -53,6 +53,8 @@ export class FleetTracker {
   #terminated = 0;
   readonly #terminations: Record<string, number> = {};
   #disconnectsAfterBack = 0;
+  /** Restart phase: why established connections were lost. */
+  readonly #disconnectCauses: Record<string, number> = {};
   #beatsOk = 0;
   #beatsFailed = 0;
   readonly #beatFailures: Record<string, number> = {};
@@ -132,13 +134,14 @@ export class FleetTracker {
     }
   }
 
-  /** An established connection was lost. */
-  disconnected(i: number, at: number): void {
+  /** An established connection was lost, for `cause`. */
+  disconnected(i: number, at: number, cause: string): void {
     if (this.#online[i] === 1) {
       this.#online[i] = 0;
       this.#onlineCount--;
     }
     if (at < this.#markAt) return;
+    countInto(this.#disconnectCauses, cause);
     if (Number.isNaN(this.#lostAt[i]!)) this.#lostAt[i] = at;
     else if (!Number.isNaN(this.#backAt[i]!)) this.#disconnectsAfterBack++;
   }
@@ -208,6 +211,7 @@ export class FleetTracker {
     const sinceSigterm = new Histogram();
     const sinceListening = new Histogram();
     const downtime = new Histogram();
+    const lostSinceSigterm = new Histogram();
     let lost = 0;
     let first = Infinity;
     let last = -Infinity;
@@ -215,6 +219,7 @@ export class FleetTracker {
       const lostAt = this.#lostAt[i]!;
       if (Number.isNaN(lostAt)) continue;
       lost++;
+      lostSinceSigterm.recordMs(Math.max(0, lostAt - refs.sigtermAt));
       const back = this.#backAt[i]!;
       if (Number.isNaN(back)) continue;
       first = Math.min(first, back);
@@ -232,12 +237,14 @@ export class FleetTracker {
       back: this.#backCount,
       firstBackAt: this.#backCount > 0 ? first : null,
       lastBackAt: this.#backCount > 0 ? last : null,
+      lostSinceSigterm: lostSinceSigterm.toData(),
       sinceSigterm: sinceSigterm.toData(),
       sinceListening: sinceListening.toData(),
       downtime: downtime.toData(),
       attempts: this.#attempts(this.#markAt, Infinity),
       pending,
       disconnectsAfterBack: this.#disconnectsAfterBack,
+      disconnectCauses: { ...this.#disconnectCauses },
       beatsOk: this.#beatsOk,
       beatsFailed: this.#beatsFailed,
       beatFailures: { ...this.#beatFailures },

@@ -40,6 +40,8 @@ export interface RestartResult {
   dbAllOnlineMs: number | null;
   /** Lowest database count seen after SIGTERM (shows the shutdown's release). */
   dbMin: number | null;
+  /** Per agent: SIGTERM → its connection lost. */
+  lostSinceSigterm: LatencySummary;
   /** Per agent: SIGTERM → back. */
   sinceSigterm: LatencySummary;
   /** Per agent: new process listening → back. */
@@ -52,6 +54,8 @@ export interface RestartResult {
   errorRate: number | null;
   pending: number;
   disconnectsAfterBack: number;
+  /** Why established connections were lost after SIGTERM. */
+  disconnectCauses: Record<string, number>;
   beatsOk: number;
   beatsFailed: number;
   beatFailures: Record<string, number>;
@@ -228,6 +232,7 @@ export function summarise(o: Observed, hosts: number, reports: HostReport[]): Re
       allBackMs: back === n ? since(lastBack, o.sigtermAt) : null,
       dbAllOnlineMs: dbAll?.t ?? null,
       dbMin: dbCounts.length > 0 ? Math.min(...dbCounts) : null,
+      lostSinceSigterm: histogram((rep) => rep.restart.lostSinceSigterm),
       sinceSigterm: histogram((rep) => rep.restart.sinceSigterm),
       sinceListening: histogram((rep) => rep.restart.sinceListening),
       downtime: histogram((rep) => rep.restart.downtime),
@@ -235,6 +240,7 @@ export function summarise(o: Observed, hosts: number, reports: HostReport[]): Re
       errorRate: reached > 0 ? attempts.failed / reached : null,
       pending: sum(r.map((x) => x.pending)),
       disconnectsAfterBack: sum(r.map((x) => x.disconnectsAfterBack)),
+      disconnectCauses: mergeRecords(r.map((x) => x.disconnectCauses)),
       beatsOk: sum(r.map((x) => x.beatsOk)),
       beatsFailed: sum(r.map((x) => x.beatsFailed)),
       beatFailures: mergeRecords(r.map((x) => x.beatFailures)),

@@ -226,6 +226,16 @@ function runNotes(r: RestartRun): string[] {
         `${seconds(a.firstMs)} s → ${seconds(a.lastMs)} s after SIGTERM (database clock)`,
     );
   }
+  const causes = Object.entries(x.disconnectCauses).sort((a, b) => b[1] - a[1]);
+  if (causes.length > 0) {
+    const list = causes.map(([cause, k]) => `${cause} ×${num(k)}`).join('; ');
+    const lost = x.lostSinceSigterm;
+    lines.push(
+      `${t}: agents lost their connection ${seconds(lost.p50Ms)} s (p50), ` +
+        `${seconds(lost.p99Ms)} s (p99), ${seconds(lost.maxMs)} s (max) after SIGTERM; ` +
+        `connections lost after SIGTERM, by cause: ${list}`,
+    );
+  }
   const shares = sessionShares(x.sessions);
   if (shares) lines.push(`${t}: its PostgreSQL sessions during the wave (sampled): ${shares}`);
   if (t === 'tether' && x.dbMin !== null) {
