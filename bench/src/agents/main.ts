@@ -2,12 +2,18 @@
  * An agent-host child process (see protocol.ts): runs its slice of the fleet — SDK daemons or
  * raw agents — reports counts every 250 ms, and per-agent times when asked.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { FleetTracker } from './tracker.js';
 import type { FromHost, ToHost } from './protocol.js';
 import { createRawFleet } from './raw-fleet.js';
 import { createSdkFleet, type AgentFleet } from './sdk-fleet.js';
 
 const STATUS_EVERY_MS = 250;
+
+// This process's own event-loop delay, reset at the mark: thousands of agents reconnecting at
+// once keep a host busy, and a late loop delays the agents' timestamps and timers alike.
+const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+loopDelay.enable();
 
 function reply(message: FromHost): void {
   process.send?.(message);
@@ -57,12 +63,16 @@ process.on('message', (message: ToHost) => {
       }
       case 'mark':
         tracker?.mark(message.at);
+        loopDelay.reset();
         break;
       case 'report':
         if (!tracker) throw new Error('report before init');
         reply({
           type: 'report',
-          report: tracker.report(message.refs, process.memoryUsage.rss()),
+          report: tracker.report(message.refs, process.memoryUsage.rss(), {
+            p99Ms: loopDelay.percentile(99) / 1e6,
+            maxMs: loopDelay.max / 1e6,
+          }),
         });
         break;
       case 'exit':

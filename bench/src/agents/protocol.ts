@@ -123,6 +123,11 @@ export interface HostReport {
   /** Termination reasons (e.g. `credential_revoked`) and their counts. */
   terminations: Record<string, number>;
   rssBytes: number;
+  /**
+   * This host's event-loop delay since the mark (ms): how late its agents may have seen and
+   * timed things in the restart phase — the client side's own error bar.
+   */
+  loopDelay: { p99Ms: number; maxMs: number };
 }
 
 export type FromHost =

@@ -251,7 +251,7 @@ export class FleetTracker {
     };
   }
 
-  report(refs: RestartRefs, rssBytes: number): HostReport {
+  report(refs: RestartRefs, rssBytes: number, loopDelay: HostReport['loopDelay']): HostReport {
     return {
       agents: this.#n,
       connect: this.#connectPhase(),
@@ -259,6 +259,7 @@ export class FleetTracker {
       terminated: this.#terminated,
       terminations: { ...this.#terminations },
       rssBytes,
+      loopDelay,
     };
   }
 }

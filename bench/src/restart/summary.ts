@@ -81,6 +81,8 @@ export interface RestartRun {
   terminated: number;
   terminations: Record<string, number>;
   agentRssBytes: number;
+  /** The agent hosts' worst event-loop delay in the restart phase, ms (p99 and max). */
+  agentLoopDelay: { p99Ms: number; maxMs: number };
   /** How the last server process ended when stopped (a crash shows here). */
   lastServer: ServerExit | null;
 }
@@ -164,6 +166,10 @@ function fleetFacts(reports: HostReport[]) {
     terminated: sum(reports.map((rep) => rep.terminated)),
     terminations: mergeRecords(reports.map((rep) => rep.terminations)),
     agentRssBytes: sum(reports.map((rep) => rep.rssBytes)),
+    agentLoopDelay: {
+      p99Ms: Math.max(0, ...reports.map((rep) => rep.loopDelay.p99Ms)),
+      maxMs: Math.max(0, ...reports.map((rep) => rep.loopDelay.maxMs)),
+    },
   };
 }
 

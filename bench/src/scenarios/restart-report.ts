@@ -244,7 +244,9 @@ function runNotes(r: RestartRun): string[] {
   lines.push(
     `${t}: beats after SIGTERM: ${num(x.beatsOk)} ok, ${num(x.beatsFailed)} failed` +
       (x.beatsFailed > 0 ? ` (${JSON.stringify(x.beatFailures)})` : '') +
-      `; agent hosts RSS ${mb(r.agentRssBytes)} MB at the end`,
+      `; agent hosts RSS ${mb(r.agentRssBytes)} MB at the end, their event-loop delay ` +
+      `after SIGTERM p99 ${ms(r.agentLoopDelay.p99Ms)} ms, max ${ms(r.agentLoopDelay.maxMs)} ms ` +
+      `(worst host)`,
   );
   return lines;
 }
