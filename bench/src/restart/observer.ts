@@ -1,11 +1,12 @@
 /**
  * Watches a restart from SIGTERM on, every 250 ms (the resolution of everything it records):
- * the agents' counts (from the hosts' latest status), the database's count, and — during the
- * wave only — what the server's PostgreSQL sessions are doing.
+ * the agents' counts (from the hosts' latest status, which a busy host sends late: the agents'
+ * own per-agent times are the exact ones), the database's counts, and — during the wave only —
+ * what the server's PostgreSQL sessions are doing.
  */
 import type pg from 'pg';
 import type { Target } from '../servers.js';
-import { dbOnline, sessionStates } from './probes.js';
+import { dbBack, presenceOnline, sessionStates } from './probes.js';
 
 const POLL_MS = 250;
 
@@ -14,19 +15,20 @@ export interface TimelinePoint {
   t: number;
   agentsOnline: number;
   agentsBack: number;
-  /** The database's count (null while it means nothing yet: see `dbOnline`). */
+  /** Agents back in the database's view (null until the old process has exited: `dbBack`). */
   db: number | null;
+  /** Tether's presence rows `online`, stale ones included (`presenceOnline`). */
+  presence: number | null;
 }
 
 export class RestartObserver {
   readonly timeline: TimelinePoint[] = [];
   /** Session samples by state/wait, summed while `wave` is on. */
   readonly sessions: Record<string, number> = {};
-  /** The database's count since (baseline: the old process's exit); set once known. */
+  /** The old process's exit: the database's view counts what was written after it. */
   dbSince: number | null = null;
   /** Sample the server's PostgreSQL sessions. */
   wave = false;
-  readonly #sigtermAt: number;
   #running = true;
   readonly #loop: Promise<void>;
 
@@ -37,17 +39,18 @@ export class RestartObserver {
     sigtermAt: number,
     agents: () => { online: number; back: number },
   ) {
-    this.#sigtermAt = sigtermAt;
     this.#loop = (async () => {
       while (this.#running) {
         // A failed probe query is a gap in the record, not the end of the run.
-        const db = await dbOnline(probe, target, nodeIds, this.dbSince).catch(() => null);
+        const db = await dbBack(probe, target, nodeIds, this.dbSince).catch(() => null);
+        const presence = await presenceOnline(probe, target, nodeIds).catch(() => null);
         const { online, back } = agents();
         this.timeline.push({
           t: Date.now() - sigtermAt,
           agentsOnline: online,
           agentsBack: back,
           db,
+          presence,
         });
         if (this.wave) {
           const states = await sessionStates(probe, target).catch(() => []);
@@ -56,12 +59,6 @@ export class RestartObserver {
         await new Promise((resolve) => setTimeout(resolve, POLL_MS));
       }
     })();
-  }
-
-  /** The database's latest count, if it was taken at or after `at` (epoch ms). */
-  dbSinceInstant(at: number): number | null {
-    const last = this.timeline.at(-1);
-    return last && last.t >= at - this.#sigtermAt ? last.db : null;
   }
 
   async stop(): Promise<void> {

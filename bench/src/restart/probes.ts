@@ -28,30 +28,45 @@ export async function waitListening(port: number, signal: AbortSignal): Promise<
 }
 
 /**
- * The agents the database counts online. Tether: presence rows `online` (its shutdown turns the
- * nodes it held offline; the new server's connects and attaches turn them online again). The
- * baseline keeps no connection state, so its view is the agents whose presence row was written
- * since `sinceMs` (the old process's exit), i.e. by the new process; null before that is known.
+ * The agents the database counts back: online, with a sign of life the new process wrote —
+ * presence written since `sinceMs` (the old process's exit). Tether: presence rows `online`
+ * whose last beat is that recent (an attach is proof of life and writes it, as every beat
+ * does); a row the old process left `online` does not count. The baseline keeps no connection
+ * state: its rows written since then. Null until the exit is known.
  */
-export async function dbOnline(
+export async function dbBack(
   probe: pg.ClientBase,
   target: Target,
   nodeIds: string[],
   sinceMs: number | null,
 ): Promise<number | null> {
-  if (target === 'tether') {
-    const { rows } = await probe.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM runtime_node_presence
-        WHERE node_id = ANY($1) AND health_state = 'online'`,
-      [nodeIds],
-    );
-    return rows[0]?.n ?? 0;
-  }
   if (sinceMs === null) return null;
+  const sql =
+    target === 'tether'
+      ? `SELECT count(*)::int AS n FROM runtime_node_presence
+          WHERE node_id = ANY($1) AND health_state = 'online'
+            AND last_heartbeat_at > to_timestamp($2::float8 / 1000)`
+      : `SELECT count(*)::int AS n FROM ${BASELINE_TABLE}
+          WHERE node_id = ANY($1) AND last_heartbeat_at > to_timestamp($2::float8 / 1000)`;
+  const { rows } = await probe.query<{ n: number }>(sql, [nodeIds, sinceMs]);
+  return rows[0]?.n ?? 0;
+}
+
+/**
+ * Tether's presence rows `online`, whatever wrote them: its shutdown should turn the nodes it
+ * held offline, and a connect binds a node online again before it attaches. Null for the
+ * baseline (no such state).
+ */
+export async function presenceOnline(
+  probe: pg.ClientBase,
+  target: Target,
+  nodeIds: string[],
+): Promise<number | null> {
+  if (target !== 'tether') return null;
   const { rows } = await probe.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM ${BASELINE_TABLE}
-      WHERE node_id = ANY($1) AND last_heartbeat_at > to_timestamp($2::float8 / 1000)`,
-    [nodeIds, sinceMs],
+    `SELECT count(*)::int AS n FROM runtime_node_presence
+      WHERE node_id = ANY($1) AND health_state = 'online'`,
+    [nodeIds],
   );
   return rows[0]?.n ?? 0;
 }

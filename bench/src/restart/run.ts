@@ -180,7 +180,7 @@ async function restartAndWait(
       rig.server = await starting;
       readyAt = Date.now();
       await rig.waitUntil(
-        () => rig.back() === n && observer.dbSinceInstant(listeningAt) === n,
+        () => rig.back() === n && observer.timeline.at(-1)?.db === n,
         sigtermAt + plan.waveTimeoutMs,
       );
     } finally {

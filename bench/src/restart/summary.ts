@@ -36,10 +36,13 @@ export interface RestartResult {
   firstBackMs: number | null;
   /** SIGTERM → the last agent online again (agents' view); null if some never came back. */
   allBackMs: number | null;
-  /** SIGTERM → the database counts every agent online (null: never within the wait). */
+  /** SIGTERM → the database counts every agent back (null: never within the wait). */
   dbAllOnlineMs: number | null;
-  /** Lowest database count seen after SIGTERM (shows the shutdown's release). */
-  dbMin: number | null;
+  /**
+   * Tether: lowest count of presence rows `online` after SIGTERM — 0 when the shutdown released
+   * every node it held; the agents' count when it left them `online`.
+   */
+  presenceMin: number | null;
   /** Per agent: SIGTERM → its connection lost. */
   lostSinceSigterm: LatencySummary;
   /** Per agent: SIGTERM → back. */
@@ -205,12 +208,9 @@ export function summarise(o: Observed, hosts: number, reports: HostReport[]): Re
     r.map((x) => x.lastBackAt),
     Math.max,
   );
-  // The database's "all online" counts only once the new process listens: before the old one
-  // has released its nodes, their rows still say online.
   const listeningT = since(o.listeningAt, o.sigtermAt);
-  const dbAll =
-    listeningT === null ? undefined : o.timeline.find((p) => p.t >= listeningT && p.db === n);
-  const dbCounts = o.timeline.map((p) => p.db).filter((v): v is number => v !== null);
+  const dbAll = o.timeline.find((p) => p.db === n);
+  const presence = o.timeline.map((p) => p.presence).filter((v): v is number => v !== null);
   const attempts = mergeCounts(r.map((x) => x.attempts));
   const reached = attempts.attempts - attempts.refused;
   return {
@@ -237,7 +237,7 @@ export function summarise(o: Observed, hosts: number, reports: HostReport[]): Re
       ),
       allBackMs: back === n ? since(lastBack, o.sigtermAt) : null,
       dbAllOnlineMs: dbAll?.t ?? null,
-      dbMin: dbCounts.length > 0 ? Math.min(...dbCounts) : null,
+      presenceMin: presence.length > 0 ? Math.min(...presence) : null,
       lostSinceSigterm: histogram((rep) => rep.restart.lostSinceSigterm),
       sinceSigterm: histogram((rep) => rep.restart.sinceSigterm),
       sinceListening: histogram((rep) => rep.restart.sinceListening),

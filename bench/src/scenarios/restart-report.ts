@@ -177,8 +177,9 @@ const METHOD_NOTES = [
     'connections (50 ms probe); ready probe = its HTTP readiness answered (200 ms polling, late ' +
     'when the server is flooded). "Back" = online again in the agent\'s own view (Tether: ' +
     're-attached and online through the SDK; baseline: first beat acknowledged); recovery = ' +
-    'SIGTERM → back, per agent. The DB view is polled every 250 ms: Tether = presence rows ' +
-    '`online`; baseline = rows written by the new process (it keeps no connection state).',
+    'SIGTERM → back, per agent. The DB view is polled every 250 ms: rows the new process wrote ' +
+    '(Tether: presence `online` with a beat or attach since the old process exited; baseline: ' +
+    'rows written since then — it keeps no connection state).',
   'Connection attempts after SIGTERM: refused = ECONNREFUSED at TCP level (no process listened ' +
     'on the port: between the old server closing its listener and the new one opening it); ' +
     'error rate = the other failures / attempts that reached a server. CPU/RSS in the attempts ' +
@@ -238,8 +239,11 @@ function runNotes(r: RestartRun): string[] {
   }
   const shares = sessionShares(x.sessions);
   if (shares) lines.push(`${t}: its PostgreSQL sessions during the wave (sampled): ${shares}`);
-  if (t === 'tether' && x.dbMin !== null) {
-    lines.push(`${t}: lowest presence online count after SIGTERM: ${num(x.dbMin)}`);
+  if (x.presenceMin !== null) {
+    lines.push(
+      `${t}: lowest count of presence rows \`online\` after SIGTERM: ${num(x.presenceMin)}` +
+        (x.presenceMin > 0 ? ' — rows the old process left online while nobody was connected' : ''),
+    );
   }
   lines.push(
     `${t}: beats after SIGTERM: ${num(x.beatsOk)} ok, ${num(x.beatsFailed)} failed` +
