@@ -1,8 +1,4 @@
-/**
- * Every scenario, in the order a run executes them. Phase 2 adds event fan-out latency
- * (presence change → 100 / 1 000 dashboard subscribers), WS close → offline under ingest load,
- * and a restart with 10 000 connected agents, once the live feed and the node SDK exist.
- */
+/** Every scenario, in the order a run executes them (`pnpm bench --only a,b` picks some). */
 import { closeOffline } from './close-offline.js';
 import { wsConnections } from './connections.js';
 import { fanout } from './fanout.js';

@@ -1,7 +1,7 @@
 /**
- * What a scenario is and what it is given. Adding one (phase 2: event fan-out latency, WS close →
- * offline, restart with 10 000 agents) means writing a `Scenario` and listing it in `index.ts`;
- * the orchestrator provides PostgreSQL, both servers, identities and the load generators.
+ * What a scenario is and what it is given. Adding one means writing a `Scenario` and listing it
+ * in `index.ts`; the orchestrator provides PostgreSQL, both servers, identities and the load
+ * generators.
  */
 import type pg from 'pg';
 import type { Fleet } from '../identities.js';
