@@ -19,6 +19,7 @@ import { WebSocket } from 'ws';
 import { DashboardView, matchDeliveries } from '../delivery.js';
 import { preciseNow } from '../protocol.js';
 import type { DashboardSpec, FromDashboard, Health, ToDashboard } from '../presence-protocol.js';
+import { settleOnce } from '../settle.js';
 
 const SUBSCRIPTION_ID = 1;
 const MAX_ERRORS_KEPT = 5;
@@ -95,14 +96,7 @@ class Dashboards {
     const view = this.views[i]!;
     const url = `${this.#spec.baseUrl.replace(/^http/, 'ws')}/trpc?connectionParams=1`;
     return new Promise((resolve) => {
-      let settled = false;
-      const settle = (error: string | null): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(error);
-      };
-      const timer = setTimeout(() => settle('subscribe timeout'), 30_000);
+      const settle = settleOnce<string | null>(resolve, 30_000, 'subscribe timeout');
       const socket = new WebSocket(url, { perMessageDeflate: false });
       this.#sockets.push(socket);
       socket.on('open', () => {

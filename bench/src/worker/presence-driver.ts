@@ -21,6 +21,7 @@ import type {
   ToDriver,
 } from '../presence-protocol.js';
 import { WsTransport } from './transport.js';
+import { settleOnce } from '../settle.js';
 
 const HEARTBEAT = 'runtimenode.heartbeat';
 const MAX_FAILURES_KEPT = 5;
@@ -88,14 +89,7 @@ class Driver {
   /** A beat that must be answered within the request timeout; resolves with the error, if any. */
   #beat(node: number, health: Health): Promise<string | null> {
     return new Promise((resolve) => {
-      let settled = false;
-      const settle = (error: string | null): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(error);
-      };
-      const timer = setTimeout(() => settle('timeout'), this.#spec.requestTimeoutMs);
+      const settle = settleOnce<string | null>(resolve, this.#spec.requestTimeoutMs, 'timeout');
       const sent = this.#transport.send(
         node,
         HEARTBEAT,

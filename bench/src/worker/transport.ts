@@ -13,6 +13,7 @@ import { Agent, request } from 'node:http';
 import { WebSocket } from 'ws';
 import { Histogram } from '../histogram.js';
 import { preciseNow, type ConnectReport, type NodeIdentity, type WorkerSpec } from '../protocol.js';
+import { settleOnce } from '../settle.js';
 
 /** `null` when the call succeeded, else a short error code (a Tether error code when known). */
 export type Done = (error: string | null) => void;
@@ -106,17 +107,12 @@ export class WsTransport implements BeatTransport {
     const node = this.#spec.nodes[index]!;
     const url = `${this.#spec.baseUrl.replace(/^http/, 'ws')}/trpc?connectionParams=1`;
     return new Promise((resolve) => {
-      let settled = false;
-      const finish = (error: string | null): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(error);
-      };
-      const timer = setTimeout(() => {
-        finish('connect timeout');
-        socket.terminate();
-      }, this.#spec.requestTimeoutMs);
+      const finish = settleOnce<string | null>(
+        resolve,
+        this.#spec.requestTimeoutMs,
+        'connect timeout',
+        () => socket.terminate(),
+      );
       const socket = new WebSocket(url, { perMessageDeflate: false });
       socket.on('open', () => {
         this.#open++;
