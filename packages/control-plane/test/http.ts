@@ -78,3 +78,10 @@ export function mutate<T = unknown>(
 export function errorCode(result: CallResult): string | undefined {
   return result.error?.data.tetherError.code;
 }
+
+/** One sample of the server's /metrics, by its exact series text (name and labels as printed); 0 if absent. */
+export async function metricSample(baseUrl: string, series: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}

@@ -13,6 +13,7 @@ import type { TRPCError } from '../trpc/error-formatter.js';
 import { appRouter } from '../trpc/root.js';
 import { ConnectionRegistry } from './connections.js';
 import { isPlainHeartbeat, serveHttpHeartbeat } from './http-heartbeat.js';
+import { sendJson } from './http-json.js';
 import type { PresenceBindings } from './presence-bindings.js';
 import { WsHeartbeatFastPath } from './ws-heartbeat.js';
 
@@ -59,15 +60,6 @@ function stringParam(
 ): string | null {
   const value = params?.[key];
   return typeof value === 'string' ? value.slice(0, max) : null;
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const payload = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(payload),
-  });
-  res.end(payload);
 }
 
 function tooLarge(res: ServerResponse): void {

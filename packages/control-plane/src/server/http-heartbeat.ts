@@ -15,6 +15,7 @@ import type { Context } from '../trpc/context.js';
 import { formatError, TRPCError } from '../trpc/error-formatter.js';
 import { createCallerFactory } from '../trpc/init.js';
 import { appRouter } from '../trpc/root.js';
+import { sendJson } from './http-json.js';
 
 export const HEARTBEAT_PATH = '/trpc/runtimenode.heartbeat';
 const PATH = 'runtimenode.heartbeat';
@@ -27,18 +28,9 @@ export function isPlainHeartbeat(req: IncomingMessage): boolean {
   return type === undefined || type.split(';')[0]?.trim().toLowerCase() === 'application/json';
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const payload = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(payload),
-  });
-  res.end(payload);
-}
-
 function sendError(res: ServerResponse, error: TRPCError): void {
   const shape = formatError({ error, path: PATH });
-  send(res, shape.data.httpStatus, { error: shape });
+  sendJson(res, shape.data.httpStatus, { error: shape });
 }
 
 /** The body as text, or null once it passed `maxBytes` (the caller answers 413). */
@@ -91,7 +83,7 @@ export async function serveHttpHeartbeat(
   try {
     const ctx = await options.context();
     const data = await createCaller(ctx).runtimenode.heartbeat(input as never);
-    send(res, 200, { result: { data } });
+    sendJson(res, 200, { result: { data } });
   } catch (cause) {
     const error =
       cause instanceof TRPCError

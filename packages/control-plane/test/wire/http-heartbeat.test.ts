@@ -5,6 +5,7 @@
  */
 import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
+import { metricSample } from '../http.js';
 import { startTestServer, type TestServer } from '../server.js';
 import { nodeOf, participant } from './actors.js';
 
@@ -33,11 +34,8 @@ async function bothWays(
   return { plain, batched: { status: batched.status, body: (batched.body as unknown[])[0] } };
 }
 
-async function metric(server: TestServer, series: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-}
+const metric = (server: TestServer, series: string): Promise<number> =>
+  metricSample(server.url, series);
 
 describe('HTTP heartbeats', () => {
   it('a plain POST is answered as tRPC answers it, written and counted', async () => {

@@ -5,7 +5,7 @@
  * would fail a procedure check must still be answered by the procedure itself.
  */
 import { describe, expect, it } from 'vitest';
-import { mutate } from '../http.js';
+import { metricSample, mutate } from '../http.js';
 import { rawNodeSocket, type RawNodeSocket } from '../raw-ws.js';
 import { startTestServer, type TestServer } from '../server.js';
 import { nodeOf, participant } from './actors.js';
@@ -20,12 +20,8 @@ interface Frame {
   };
 }
 
-/** A sample of /metrics, by its exact series text (name plus labels as printed). */
-async function metric(server: TestServer, series: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-}
+const metric = (server: TestServer, series: string): Promise<number> =>
+  metricSample(server.url, series);
 
 const FAST = 'tether_ws_heartbeat_fast_path_total';
 
