@@ -2,10 +2,12 @@
  * Writes to the fleet event feed. Always called with the transaction that makes the change,
  * so an event exists exactly when its change committed.
  *
- * Appending takes the feed's transaction-scoped advisory lock (ids are drawn in commit order,
- * migration 2), held until commit. So a transaction must take every row lock it needs *before*
- * its first event: one that held the feed lock and then waited for a row could deadlock with a
- * writer holding that row and waiting for the feed lock.
+ * The first event of a transaction marks it as a feed writer (migration 5): readers of the feed
+ * wait for it before they read past its ids, and other writers never wait for it. A transaction
+ * must still take every row lock it needs *before* its first event: two transactions about one
+ * node then draw their ids in the order they commit, so the feed tells each node's story in
+ * order. (One that drew an id and then waited for a row could commit its older id after a
+ * newer event about the same node.)
  */
 import type { FleetEventType } from '@tether/contracts';
 import type { Sql } from '../db/pool.js';

@@ -2,8 +2,10 @@
  * Reading the fleet event feed: pages after a cursor (with the caller's visibility and filter),
  * the visibility of a batch of events for many viewers at once (live fan-out), and retention.
  *
- * Ids become visible in id order (migration 2: ids are drawn under a transaction-scoped lock),
- * so "every event after N" read at any moment has no holes that fill in later.
+ * Writers append in parallel, so a newer id may commit before an older one. Every read of "the
+ * events after N" is therefore bounded by the feed's *settled* id (migration 5): read first, in
+ * its own statement, it waits for the writers still holding ids below the newest one issued, so
+ * the read that follows (a later snapshot) has no holes that fill in afterwards.
  */
 import {
   TetherError,
@@ -16,6 +18,7 @@ import {
 import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
 import type { Db, Sql } from '../db/pool.js';
+import { prepared } from '../db/pool.js';
 import { pageLimit, Params } from '../db/pagination.js';
 import { iso } from '../db/rows.js';
 import { visibleNodeIdsSql } from '../nodes/queries.js';
@@ -88,6 +91,17 @@ export function cursorExpired(lastEventId: string, reason: 'retention' | 'unknow
   );
 }
 
+const SETTLED = prepared('tether_feed_settled', `SELECT tether_feed_settled()::text AS id`);
+
+/**
+ * The feed's settled id: every event at or below it is committed or will never exist. Waits for
+ * the writers in flight below the newest id issued (their commits, not the other writers).
+ */
+export async function settledEventId(db: Sql): Promise<string> {
+  const { rows } = await db.query<{ id: string }>(SETTLED);
+  return rows[0]!.id;
+}
+
 export interface FeedPage {
   events: FeedEvent[];
   /** More events after the last one may already be committed. */
@@ -96,9 +110,9 @@ export interface FeedPage {
 
 /**
  * Up to `limit` events after `afterId` that `viewer` may see and that pass `filter`, in id
- * order. Throws `events.cursor_expired` when retention already deleted events after `afterId`,
- * or when `afterId` is beyond every id ever drawn. One statement, so the retention check and
- * the rows come from one snapshot.
+ * order, up to the settled id. Throws `events.cursor_expired` when retention already deleted
+ * events after `afterId`, or when `afterId` is beyond every settled id. The retention check and
+ * the rows come from one statement, so from one snapshot.
  */
 export async function readEventsAfter(
   db: Sql,
@@ -107,16 +121,18 @@ export async function readEventsAfter(
   filter: FleetEventsFilter | undefined,
   limit: number,
 ): Promise<FeedPage> {
+  const settled = await settledEventId(db);
+  if (BigInt(afterId) > BigInt(settled)) throw cursorExpired(afterId, 'unknown');
   const params = new Params();
   const after = params.add(afterId);
-  const where = [`e.id > ${after}::bigint`, ...filterSql(filter, params)];
+  const where = [
+    `e.id > ${after}::bigint`,
+    `e.id <= ${params.add(settled)}::bigint`,
+    ...filterSql(filter, params),
+  ];
   if (!isAdmin(viewer)) where.push(eventVisibleSql(`${params.add(viewer.participantId)}::uuid`));
-  const { rows } = await db.query<
-    Partial<EventRow> & { deleted_through: string; last_issued: string }
-  >(
+  const { rows } = await db.query<Partial<EventRow> & { deleted_through: string }>(
     `SELECT r.deleted_through::text AS deleted_through,
-            (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM fleet_events_id_seq)::text
-              AS last_issued,
             page.*
        FROM fleet_event_retention r
        LEFT JOIN LATERAL (
@@ -130,7 +146,6 @@ export async function readEventsAfter(
   const head = rows[0];
   if (!head) throw new Error('fleet_event_retention has no row (migration 2 not applied?)');
   if (BigInt(afterId) < BigInt(head.deleted_through)) throw cursorExpired(afterId, 'retention');
-  if (BigInt(afterId) > BigInt(head.last_issued)) throw cursorExpired(afterId, 'unknown');
   const events = rows.filter((r) => r.id != null).map((r) => toFeedEvent(r as EventRow));
   return { events, full: events.length === limit };
 }
@@ -155,21 +170,31 @@ export async function listEvents(
   return { items: page.events, lastEventId: page.events.at(-1)?.id ?? after, hasMore: page.full };
 }
 
-/** The newest event id (0 when the feed is empty): where a live-only subscription starts. */
-export async function latestEventId(db: Sql): Promise<string> {
-  const { rows } = await db.query<{ id: string }>(
-    `SELECT COALESCE(max(id), 0)::text AS id FROM fleet_events`,
-  );
-  return rows[0]!.id;
+export interface FanOutPage {
+  events: FeedEvent[];
+  /** Every event up to here has been read: the last event's id, or the settled id. */
+  through: string;
+  /** The page is full: more events up to the settled id may follow. */
+  full: boolean;
 }
 
-/** Every event after `afterId`, oldest first, at most `limit`, without visibility (fan-out). */
-export async function readAllAfter(db: Sql, afterId: string, limit: number): Promise<FeedEvent[]> {
-  const { rows } = await db.query<EventRow>(
-    `SELECT ${EVENT_COLUMNS} FROM fleet_events e WHERE e.id > $1::bigint ORDER BY e.id LIMIT $2`,
-    [afterId, limit],
-  );
-  return rows.map(toFeedEvent);
+const READ_ALL_AFTER = prepared(
+  'tether_feed_read_all_after',
+  `SELECT ${EVENT_COLUMNS} FROM fleet_events e
+    WHERE e.id > $1::bigint AND e.id <= $2::bigint ORDER BY e.id LIMIT $3`,
+);
+
+/**
+ * Every event after `afterId` up to the settled id, oldest first, at most `limit`, without
+ * visibility (fan-out).
+ */
+export async function readAllAfter(db: Sql, afterId: string, limit: number): Promise<FanOutPage> {
+  const settled = await settledEventId(db);
+  if (BigInt(settled) <= BigInt(afterId)) return { events: [], through: afterId, full: false };
+  const { rows } = await db.query<EventRow>(READ_ALL_AFTER, [afterId, settled, limit]);
+  const events = rows.map(toFeedEvent);
+  const full = events.length === limit;
+  return { events, through: full ? events[events.length - 1]!.id : settled, full };
 }
 
 /**

@@ -16,10 +16,10 @@ import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
 import type { Db } from '../db/pool.js';
 import {
-  latestEventId,
   matchesFilter,
   readAllAfter,
   readEventsAfter,
+  settledEventId,
   visibleToViewers,
   type FeedEvent,
 } from './feed.js';
@@ -73,7 +73,7 @@ export class FeedHub {
 
   /** Starts at the current end of the feed (earlier events are read as backlog, per subscriber). */
   async start(): Promise<void> {
-    this.#cursor = await latestEventId(this.#db);
+    this.#cursor = await settledEventId(this.#db);
     this.#announced = this.#cursor;
   }
 
@@ -117,10 +117,13 @@ export class FeedHub {
 
   async #drain(): Promise<void> {
     for (;;) {
-      const events = await readAllAfter(this.#db, this.#cursor, this.#batch);
-      if (events.length === 0) return;
+      const page = await readAllAfter(this.#db, this.#cursor, this.#batch);
+      const { events, through } = page;
+      if (events.length === 0) {
+        this.#cursor = maxId(this.#cursor, through);
+        return;
+      }
       const from = this.#cursor;
-      const through = events[events.length - 1]!.id;
       // Whoever registers from here on reads these events as its backlog (they are committed),
       // so the batch goes to this snapshot of subscribers only.
       const targets = [...this.#subscribers];
@@ -142,7 +145,7 @@ export class FeedHub {
         }
       }
       this.#options.onDispatch?.(events.length, deliveries);
-      if (events.length < this.#batch && BigInt(this.#announced) <= BigInt(this.#cursor)) return;
+      if (!page.full && BigInt(this.#announced) <= BigInt(this.#cursor)) return;
     }
   }
 

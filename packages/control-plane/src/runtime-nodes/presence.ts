@@ -32,16 +32,17 @@ export interface PresenceTransitionResult {
  * from_state and to_state — as one `presence.changed` event with `cause` (SQL). Every presence
  * writer ends with it, so a change and its event share one statement.
  *
- * Ids come from the sequence *after* the feed lock (migration 3): the CASE makes the lock the
- * first thing done for the first transition, once per statement (an init plan), and never for
- * a statement without transitions (a batch of plain heartbeats takes no feed lock).
+ * The statement announces itself as a feed writer (migration 5) before it draws its first id:
+ * the CASE makes that the first thing done for the first transition, once per statement (an
+ * init plan), and never for a statement without transitions (a batch of plain heartbeats is no
+ * feed writer).
  */
 export function presenceEventsSql(source: string, cause: string): string {
   return `INSERT INTO fleet_events (id, type, node_id, payload)
   SELECT nextval('fleet_events_id_seq'), 'presence.changed', node_id,
          jsonb_build_object('from', from_state, 'to', to_state, 'cause', ${cause})
     FROM ${source}
-   WHERE CASE WHEN from_state <> to_state THEN (SELECT tether_feed_lock()) ELSE false END`;
+   WHERE CASE WHEN from_state <> to_state THEN (SELECT tether_feed_writer()) ELSE false END`;
 }
 
 const WRITE_PRESENCE = prepared(

@@ -294,7 +294,7 @@ describe('fleet.events', () => {
     }
   });
 
-  it('concurrent writers: the live feed equals the table, in commit order, with no gaps or repeats', async () => {
+  it('concurrent writers: the live feed equals the table, in id order, with nothing missing or repeated', async () => {
     await using server = await startTestServer();
     const owner = await participant(server);
     const nodes = await Promise.all(Array.from({ length: 10 }, () => nodeOf(server, owner)));
