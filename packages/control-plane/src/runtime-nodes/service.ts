@@ -33,7 +33,7 @@ import {
 import { z } from 'zod';
 import type { NodePrincipal, ParticipantPrincipal } from '../auth/principal.js';
 import { assertNodeSelf, isAdmin } from '../auth/principal.js';
-import type { Db, Sql } from '../db/pool.js';
+import { prepared, type Db, type Sql } from '../db/pool.js';
 import { iso, isoOrNull, parseRow } from '../db/rows.js';
 import { appendEvent } from '../events/append.js';
 import type { HeartbeatBatcher } from './heartbeat-batch.js';
@@ -67,6 +67,110 @@ export interface CallOrigin {
   connectionId?: string | null;
 }
 
+/** What the attach write needs to know first: the node, the caller's access and the floor. */
+const ATTACH_PRECHECK = prepared(
+  'tether_attach_precheck',
+  `SELECT n.status AS node_status,
+          s.min_client_version,
+          EXISTS (SELECT 1 FROM session_memberships m
+                   WHERE m.session_id = s.id AND m.participant_id = $2
+                     AND m.state = 'active' AND m.role IN ${ATTACHING_ROLES_SQL}) AS allowed
+     FROM (SELECT 1) one
+     LEFT JOIN nodes n ON n.node_id = $3
+     LEFT JOIN sessions s ON s.id = $1`,
+);
+
+/**
+ * The whole attach in one statement (no round trips inside a transaction: a reconnect wave
+ * attaches thousands of nodes, and every round trip is an event-loop turn of a busy server).
+ * In order: lock the node row (active only) and check the access again with the floor the
+ * precheck saw; lock the attachment row; upsert it; refresh the node's capabilities and
+ * version; write presence (proof of life, the writePresence rules); then the events, presence
+ * first. Each step reads the previous one's output, so the locks come first and the ids last.
+ * $1 session, $2 owner, $3 node, $4 capabilities, $5 client version, $6 floor seen, $7 health,
+ * $8 connection id, $9 read-only.
+ */
+const ATTACH = prepared(
+  'tether_attach',
+  `
+WITH node AS (
+  SELECT n.node_id FROM nodes n WHERE n.node_id = $3 AND n.status = 'active' FOR NO KEY UPDATE
+), access AS (
+  SELECT s.min_client_version IS NOT DISTINCT FROM $6::text AS same_floor
+    FROM sessions s JOIN session_memberships m ON m.session_id = s.id AND m.participant_id = $2
+   WHERE s.id = $1 AND m.state = 'active' AND m.role IN ${ATTACHING_ROLES_SQL}
+     AND EXISTS (SELECT 1 FROM node)
+), ok AS (
+  SELECT 1 AS ok FROM access WHERE same_floor
+), previous AS (
+  SELECT a.state FROM runtime_node_attachments a
+   WHERE a.node_id = $3 AND a.session_id = $1 AND EXISTS (SELECT 1 FROM ok)
+   FOR UPDATE
+), att AS (
+  -- A re-attach of an active row keeps its state (idempotent reconnect) unless it would be
+  -- online without capabilities; an offline row is reactivated as registering. A revoked row
+  -- is left untouched (the WHERE makes the upsert return nothing).
+  INSERT INTO runtime_node_attachments AS a
+         (session_id, participant_id, node_id, capabilities, client_version, state)
+  SELECT $1, $2, $3, $4::jsonb, $5, 'registering' FROM ok LEFT JOIN previous ON true
+  ON CONFLICT ON CONSTRAINT runtime_node_attachments_node_session_key DO UPDATE SET
+    capabilities = EXCLUDED.capabilities,
+    client_version = EXCLUDED.client_version,
+    participant_id = EXCLUDED.participant_id,
+    state = CASE WHEN a.state IN ('online', 'degraded') AND EXCLUDED.capabilities <> '{}'::jsonb
+                 THEN a.state ELSE 'registering' END,
+    updated_at = now()
+  WHERE a.state <> 'revoked'
+  RETURNING a.id, a.state, a.attached_at
+), touched AS (
+  UPDATE nodes SET capabilities = $4::jsonb, client_version = $5, updated_at = now()
+   WHERE node_id = $3 AND EXISTS (SELECT 1 FROM att)
+), presence_prev AS (
+  SELECT p.node_id, p.health_state FROM runtime_node_presence p
+   WHERE p.node_id = $3 AND EXISTS (SELECT 1 FROM att)
+   FOR UPDATE OF p
+), presence AS (
+  -- Attaching is proof of life: presence takes the reported health (writePresence's rules).
+  UPDATE runtime_node_presence p SET
+    health_state = $7,
+    last_heartbeat_at = now(),
+    online_since = CASE WHEN presence_prev.health_state = 'offline' OR p.online_since IS NULL
+                        THEN now() ELSE p.online_since END,
+    connection_id = COALESCE(p.connection_id, $8::text),
+    changed_at = CASE WHEN presence_prev.health_state <> $7 THEN now() ELSE p.changed_at END
+  FROM presence_prev
+  WHERE p.node_id = presence_prev.node_id
+  RETURNING presence_prev.health_state AS from_state, p.health_state AS to_state
+), events AS (
+  INSERT INTO fleet_events (id, type, node_id, session_id, payload)
+  SELECT nextval('fleet_events_id_seq'), e.type, $3, e.session_id, e.payload
+    FROM (
+      SELECT 1 AS ord, 'presence.changed' AS type, NULL::uuid AS session_id,
+             jsonb_build_object('from', from_state, 'to', to_state, 'cause', 'attach') AS payload
+        FROM presence WHERE from_state <> to_state
+      UNION ALL
+      SELECT 2, 'runtimenode.attached', $1::uuid,
+             jsonb_build_object('attachmentId', att.id, 'state', att.state,
+                                'previousState', (SELECT state FROM previous),
+                                'readOnly', $9::boolean, 'clientVersion', $5::text)
+        FROM att
+       ORDER BY 1
+    ) e
+   WHERE CASE WHEN e.ord > 0 THEN (SELECT tether_feed_writer()) ELSE false END
+)
+SELECT (SELECT count(*) FROM node)::int AS node_ok,
+       (SELECT count(*) FROM access)::int AS allowed,
+       (SELECT count(*) FROM ok)::int AS same_floor,
+       (SELECT count(*) FROM presence)::int AS presence_written,
+       att.id, att.state, att.attached_at, (SELECT state FROM previous) AS previous_state
+  FROM (SELECT 1) one LEFT JOIN att ON true`,
+);
+
+const unauthenticatedNode = (): TetherError =>
+  new TetherError('auth.unauthenticated', 'The node identity is unknown or revoked.');
+const attachDenied = (): TetherError =>
+  new TetherError('runtimenode.permission_denied', 'The node may not attach to this session.');
+
 export async function attach(
   db: Db,
   principal: NodePrincipal,
@@ -74,89 +178,72 @@ export async function attach(
   origin: CallOrigin = {},
 ): Promise<AttachOutput> {
   assertNodeSelf(principal, input);
-  return db.tx(async (sql) => {
-    await assertNodeActive(sql, input.nodeId);
+  const capabilities = JSON.stringify(input.capabilities);
+  // The floor can rise between the precheck and the write; the write then changes nothing and
+  // the attach starts over with the new floor (read-only is derived at write time).
+  for (let attempt = 0; ; attempt++) {
+    const { rows: pre } = await db.query<{
+      node_status: string | null;
+      min_client_version: string | null;
+      allowed: boolean;
+    }>(ATTACH_PRECHECK, [input.sessionId, principal.ownerParticipantId, input.nodeId]);
+    const check = pre[0]!;
+    if (check.node_status !== 'active') throw unauthenticatedNode();
     // Identical answer for "no such session" and "not an attaching member": no existence oracle.
-    const { rows: access } = await sql.query<{ min_client_version: string | null }>(
-      `SELECT s.min_client_version
-         FROM sessions s
-         JOIN session_memberships m ON m.session_id = s.id AND m.participant_id = $2
-        WHERE s.id = $1 AND m.state = 'active' AND m.role IN ${ATTACHING_ROLES_SQL}`,
-      [input.sessionId, principal.ownerParticipantId],
-    );
-    if (!access[0]) {
-      throw new TetherError(
-        'runtimenode.permission_denied',
-        'The node may not attach to this session.',
-      );
-    }
-    const readOnly = isReadOnly(input.clientVersion, access[0].min_client_version);
-    const capabilities = JSON.stringify(input.capabilities);
+    if (!check.allowed) throw attachDenied();
+    const floor = check.min_client_version;
+    const readOnly = isReadOnly(input.clientVersion, floor);
 
-    // A re-attach of an active row keeps its state (idempotent reconnect) unless it would be
-    // online without capabilities; an offline row is reactivated as registering. A revoked row
-    // is left untouched (the WHERE makes the upsert return nothing).
-    const { rows } = await sql.query(
-      `WITH previous AS (
-         SELECT state FROM runtime_node_attachments WHERE node_id = $3 AND session_id = $1
-       )
-       INSERT INTO runtime_node_attachments AS a (session_id, participant_id, node_id, capabilities, client_version, state)
-       VALUES ($1, $2, $3, $4::jsonb, $5, 'registering')
-       ON CONFLICT ON CONSTRAINT runtime_node_attachments_node_session_key DO UPDATE SET
-         capabilities = EXCLUDED.capabilities,
-         client_version = EXCLUDED.client_version,
-         participant_id = EXCLUDED.participant_id,
-         state = CASE WHEN a.state IN ('online', 'degraded') AND EXCLUDED.capabilities <> '{}'::jsonb
-                      THEN a.state ELSE 'registering' END,
-         updated_at = now()
-       WHERE a.state <> 'revoked'
-       RETURNING a.id, a.state, a.attached_at, (SELECT state FROM previous) AS previous_state`,
-      [
-        input.sessionId,
-        principal.ownerParticipantId,
-        input.nodeId,
-        capabilities,
-        input.clientVersion,
-      ],
-    );
-    if (!rows[0]) {
+    const { rows } = await db.query<{
+      node_ok: number;
+      allowed: number;
+      same_floor: number;
+      presence_written: number;
+      id: string | null;
+      state: string | null;
+      attached_at: Date | null;
+      previous_state: string | null;
+    }>(ATTACH, [
+      input.sessionId,
+      principal.ownerParticipantId,
+      input.nodeId,
+      capabilities,
+      input.clientVersion,
+      floor,
+      input.healthState,
+      origin.connectionId ?? null,
+      readOnly,
+    ]);
+    const result = rows[0]!;
+    if (result.node_ok === 0) throw unauthenticatedNode();
+    if (result.allowed === 0) throw attachDenied();
+    if (result.same_floor === 0) {
+      if (attempt < 5) continue;
+      throw new TetherError('system.unavailable', "The session's floor kept changing; retry.");
+    }
+    if (result.id === null) {
       throw new TetherError(
         'runtimenode.attach_revoked',
         "This node's attachment to the session was revoked.",
       );
     }
-    const row = parseRow(AttachRow, rows[0], 'attachment');
-
-    await sql.query(
-      `UPDATE nodes SET capabilities = $2::jsonb, client_version = $3, updated_at = now() WHERE node_id = $1`,
-      [input.nodeId, capabilities, input.clientVersion],
-    );
-    // Attaching is proof of life: presence takes the reported health.
-    await writePresence(sql, input.nodeId, {
-      health: input.healthState,
-      beat: true,
-      cause: 'attach',
-      connectionId: origin.connectionId ?? null,
-    });
-    await appendEvent(sql, {
-      type: 'runtimenode.attached',
-      nodeId: input.nodeId,
-      sessionId: input.sessionId,
-      payload: {
-        attachmentId: row.id,
-        state: row.state,
-        previousState: row.previous_state,
-        readOnly,
-        clientVersion: input.clientVersion,
-      },
-    });
+    if (result.presence_written === 0) {
+      // The node's presence row was lost: writePresence recreates it.
+      await writePresence(db, input.nodeId, {
+        health: input.healthState,
+        beat: true,
+        cause: 'attach',
+        connectionId: origin.connectionId ?? null,
+      });
+    }
+    const row = parseRow(AttachRow, result, 'attachment');
     return {
       attachmentId: row.id as AttachmentId,
       state: row.state,
       readOnly,
       attachedAt: iso(row.attached_at),
     };
-  });
+  }
 }
 
 const ActiveAttachmentRow = z.object({
