@@ -109,45 +109,62 @@ export async function writePresence(
 }
 
 /**
- * A node authenticated on a WebSocket: the connection becomes its binding and presence goes
+ * Nodes authenticated on WebSockets: each connection becomes its node's binding and presence goes
  * online (a degraded node stays degraded: its beats say how it is). `online_since` is set when
- * it was offline. Revoked nodes are never bound. Returns the transition, or null if none.
+ * it was offline. Revoked nodes are never bound. One statement for any number of connections
+ * (a reconnect wave binds thousands at once), rows locked in node order.
  */
-const BIND_CONNECTION = prepared(
-  'tether_bind_connection',
+const BIND_CONNECTIONS = prepared(
+  'tether_bind_connections',
   `
-WITH prev AS (
+WITH req AS (
+  SELECT * FROM unnest($1::text[], $2::text[]) AS r(node_id, connection_id)
+), prev AS (
   SELECT p.node_id, p.health_state FROM runtime_node_presence p
+    JOIN req ON req.node_id = p.node_id
     JOIN nodes n ON n.node_id = p.node_id AND n.status = 'active'
-   WHERE p.node_id = $1
+   ORDER BY p.node_id
    FOR UPDATE OF p
 ), upd AS (
   UPDATE runtime_node_presence p SET
-    connection_id = $2,
+    connection_id = req.connection_id,
     health_state = CASE WHEN prev.health_state = 'offline' THEN 'online' ELSE prev.health_state END,
     online_since = CASE WHEN prev.health_state = 'offline' OR p.online_since IS NULL THEN now()
                         ELSE p.online_since END,
     changed_at = CASE WHEN prev.health_state = 'offline' THEN now() ELSE p.changed_at END
-  FROM prev
+  FROM prev JOIN req ON req.node_id = prev.node_id
   WHERE p.node_id = prev.node_id
   RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state
 ), ev AS (
   ${presenceEventsSql('upd', "'connection'")}
 )
-SELECT from_state, to_state FROM upd`,
+SELECT node_id, from_state, to_state FROM upd`,
 );
 
-export async function bindConnection(
+export interface BoundNode {
+  nodeId: string;
+  from: PresenceHealthState;
+  to: PresenceHealthState;
+}
+
+/**
+ * Binds each connection to its node. A node listed twice keeps its last connection (a newer
+ * socket replaces an older one's binding anyway). Returns the nodes bound; revoked or unknown
+ * nodes are left out.
+ */
+export async function bindConnections(
   sql: Sql,
-  nodeId: string,
-  connectionId: string,
-): Promise<PresenceTransitionResult | null> {
+  connections: readonly { nodeId: string; connectionId: string }[],
+): Promise<BoundNode[]> {
+  const latest = new Map<string, string>();
+  for (const c of connections) latest.set(c.nodeId, c.connectionId);
+  if (latest.size === 0) return [];
   const { rows } = await sql.query<{
+    node_id: string;
     from_state: PresenceHealthState;
     to_state: PresenceHealthState;
-  }>(BIND_CONNECTION, [nodeId, connectionId]);
-  const row = rows[0];
-  return row && row.from_state !== row.to_state ? { from: row.from_state, to: row.to_state } : null;
+  }>(BIND_CONNECTIONS, [[...latest.keys()], [...latest.values()]]);
+  return rows.map((r) => ({ nodeId: r.node_id, from: r.from_state, to: r.to_state }));
 }
 
 const RELEASE_CONNECTIONS = prepared(

@@ -4,19 +4,26 @@
  * unless a newer connection has bound it since (the SQL is guarded by the connection id).
  *
  * Per connection the release waits for the bind, so a socket that closes while its bind is
- * still in flight cannot leave the node online. Releases that arrive together (a network blip,
- * a replica's sockets dropping) are written as one statement per batch.
+ * still in flight cannot leave the node online. Binds that arrive together (a reconnect wave)
+ * and releases that arrive together (a network blip, a replica's sockets dropping) are each
+ * written as one statement per batch of up to 1 000, collected over one event-loop turn.
  */
 import type { Logger } from 'pino';
 import type { Db } from '../db/pool.js';
-import { bindConnection, releaseConnections } from '../runtime-nodes/presence.js';
+import { bindConnections, releaseConnections } from '../runtime-nodes/presence.js';
 
-const RELEASE_BATCH = 1_000;
+const BATCH = 1_000;
 
 interface Binding {
   nodeId: string;
   connectionId: string;
   bound: Promise<void>;
+}
+
+interface PendingBind {
+  nodeId: string;
+  connectionId: string;
+  done: () => void;
 }
 
 export class PresenceBindings {
@@ -25,6 +32,8 @@ export class PresenceBindings {
   readonly #bindings = new Map<string, Binding>();
   #queue: Binding[] = [];
   #flushing: Promise<void> | null = null;
+  #binds: PendingBind[] = [];
+  #binding: Promise<void> | null = null;
   #stopped = false;
 
   constructor(db: Db, log: Logger) {
@@ -38,16 +47,35 @@ export class PresenceBindings {
 
   bind(nodeId: string, connectionId: string): void {
     if (this.#stopped) return;
-    const bound = bindConnection(this.#db, nodeId, connectionId).then(
-      () => undefined,
-      (err: unknown) => this.#log.warn({ err, nodeId }, 'presence bind failed'),
-    );
+    let done!: () => void;
+    const bound = new Promise<void>((resolve) => (done = resolve));
+    this.#binds.push({ nodeId, connectionId, done });
     this.#bindings.set(connectionId, { nodeId, connectionId, bound });
+    this.#binding ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+      this.#flushBinds(),
+    );
   }
 
-  /** Resolves once every release queued so far has been written (or has failed). */
+  async #flushBinds(): Promise<void> {
+    try {
+      while (this.#binds.length > 0) {
+        const batch = this.#binds.splice(0, BATCH);
+        try {
+          await bindConnections(this.#db, batch);
+        } catch (err) {
+          // Presence then follows the node's beats (and the sweep) instead of the socket.
+          this.#log.warn({ err, connections: batch.length }, 'presence bind failed');
+        }
+        for (const b of batch) b.done();
+      }
+    } finally {
+      this.#binding = null;
+    }
+  }
+
+  /** Resolves once every bind and release queued so far has been written (or has failed). */
   async idle(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
+    while (this.#binding ?? this.#flushing) await (this.#binding ?? this.#flushing);
   }
 
   /** The socket is gone. */
@@ -64,7 +92,7 @@ export class PresenceBindings {
   async #flush(): Promise<void> {
     try {
       while (this.#queue.length > 0) {
-        const batch = this.#queue.splice(0, RELEASE_BATCH);
+        const batch = this.#queue.splice(0, BATCH);
         await Promise.all(batch.map((b) => b.bound));
         try {
           await releaseConnections(this.#db, batch);
@@ -88,8 +116,8 @@ export class PresenceBindings {
     const remaining = [...this.#bindings.values(), ...this.#queue];
     this.#bindings.clear();
     this.#queue = [];
-    for (let i = 0; i < remaining.length; i += RELEASE_BATCH) {
-      const batch = remaining.slice(i, i + RELEASE_BATCH);
+    for (let i = 0; i < remaining.length; i += BATCH) {
+      const batch = remaining.slice(i, i + BATCH);
       await Promise.all(batch.map((b) => b.bound));
       await releaseConnections(this.#db, batch).catch((err: unknown) =>
         this.#log.warn({ err }, 'presence release at shutdown failed'),
