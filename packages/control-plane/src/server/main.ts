@@ -183,10 +183,19 @@ export async function startTether(
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       log.info('shutting down: draining');
+      // How long each phase took, logged at the end: a slow stop says where it spent its time.
+      const phases: Record<string, number> = {};
+      let mark = Date.now();
+      const phase = (name: string): void => {
+        const now = Date.now();
+        phases[name] = now - mark;
+        mark = now;
+      };
       host.setDraining();
       await sweeper.stop();
       host.broadcastReconnect();
       await feed.close();
+      phase('notifyMs');
       const closed = new Promise<void>((resolve) => host.server.close(() => resolve()));
       host.server.closeIdleConnections();
       // Upgraded WebSocket sockets count as open connections, so they go first: clients got the
@@ -199,19 +208,28 @@ export async function startTether(
         };
         check();
       });
+      phase('clientsLeaveMs');
+      const stillBound = presence.size;
       await presence.releaseAll();
+      phase('releaseMs');
       host.closeWebSockets();
       // In-flight HTTP calls finish (bounded by the shutdown timeout).
+      let timedOut = false;
       const deadline = new Promise<void>((resolve) =>
-        setTimeout(resolve, config.shutdownTimeoutMs).unref(),
+        setTimeout(() => {
+          timedOut = true;
+          resolve();
+        }, config.shutdownTimeoutMs).unref(),
       );
       await Promise.race([closed, deadline]);
       host.server.closeAllConnections();
+      phase('httpDrainMs');
       await deps.heartbeats.drain();
       await cluster.close();
       await database.close();
       await opened.close();
-      log.info('shutdown complete');
+      phase('closeMs');
+      log.info({ ...phases, stillBound, httpDrainTimedOut: timedOut }, 'shutdown complete');
     })();
     return stopping;
   };
