@@ -47,6 +47,11 @@ interface Parameters {
   observeMs: number;
 }
 
+function restartAgents(): number {
+  const requested = Number.parseInt(process.env.BENCH_RESTART_AGENTS ?? '', 10);
+  return Number.isInteger(requested) && requested > 0 ? requested : 10_000;
+}
+
 function parameters(quick: boolean): Parameters {
   return quick
     ? {
@@ -58,7 +63,8 @@ function parameters(quick: boolean): Parameters {
         observeMs: 3_000,
       }
     : {
-        agents: 10_000,
+        // BENCH_RESTART_AGENTS: a smaller fleet for a quicker look (the floor is for 10 000).
+        agents: restartAgents(),
         connectTimeoutMs: 480_000,
         // Past one heartbeat cadence, so the fleet is beating when the server goes down.
         holdMs: 20_000,
