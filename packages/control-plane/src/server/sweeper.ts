@@ -60,7 +60,12 @@ export class Sweeper {
 
   start(): void {
     this.#timer = setInterval(() => {
-      if (this.#running) return;
+      if (this.#running) {
+        // The loop is alive (this timer fired); only the previous round is slow, e.g. waiting
+        // for a pool connection under a reconnect wave. That is no stall of ours.
+        this.#lastTickAt = this.#now();
+        return;
+      }
       this.#running = this.tick()
         .then(() => undefined)
         .catch((err: unknown) => this.#log.warn({ err }, 'maintenance tick failed'))
