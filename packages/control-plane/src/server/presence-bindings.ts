@@ -116,11 +116,22 @@ export class PresenceBindings {
     const remaining = [...this.#bindings.values(), ...this.#queue];
     this.#bindings.clear();
     this.#queue = [];
-    // One statement for all of them: at shutdown the time matters more than the lock span
-    // (10 000 nodes in batches of 1 000 took 5.7 s on a busy server).
+    // Batches of 1 000 written side by side (each locks its rows in node order, so they cannot
+    // deadlock): one after the other, 10 000 nodes took 5.7 s of the 10 s budget on a busy server.
     await Promise.all(remaining.map((b) => b.bound));
-    await releaseConnections(this.#db, remaining).catch((err: unknown) =>
-      this.#log.warn({ err, connections: remaining.length }, 'presence release at shutdown failed'),
+    const started = Date.now();
+    const batches: Binding[][] = [];
+    for (let i = 0; i < remaining.length; i += BATCH) batches.push(remaining.slice(i, i + BATCH));
+    await Promise.all(
+      batches.map((batch) =>
+        releaseConnections(this.#db, batch).catch((err: unknown) =>
+          this.#log.warn({ err, connections: batch.length }, 'presence release at shutdown failed'),
+        ),
+      ),
+    );
+    this.#log.info(
+      { nodes: remaining.length, ms: Date.now() - started },
+      'presence released at shutdown',
     );
   }
 }
