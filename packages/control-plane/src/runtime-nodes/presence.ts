@@ -45,6 +45,28 @@ export function presenceEventsSql(source: string, cause: string): string {
    WHERE CASE WHEN from_state <> to_state THEN (SELECT tether_feed_writer()) ELSE false END`;
 }
 
+/**
+ * The SET list of a presence change (`p` is the presence row, `prev` a CTE with its previous
+ * `health_state`; the other arguments are SQL expressions): the health, the beat time when
+ * `beat`, `online_since` started on going live and cleared on going offline, the connection
+ * kept (or taken when none is bound) unless offline, metrics kept unless new ones are given,
+ * `changed_at` on a transition. Shared by every writer that applies a `PresenceChange`.
+ */
+export function presenceChangeSetSql(
+  prev: string,
+  v: { health: string; beat: string; metrics: string; connection: string },
+): string {
+  return `health_state = ${v.health},
+    last_heartbeat_at = CASE WHEN ${v.beat} THEN now() ELSE p.last_heartbeat_at END,
+    online_since = CASE WHEN ${v.health} = 'offline' THEN NULL
+                        WHEN ${prev}.health_state = 'offline' OR p.online_since IS NULL THEN now()
+                        ELSE p.online_since END,
+    connection_id = CASE WHEN ${v.health} = 'offline' THEN NULL
+                         ELSE COALESCE(p.connection_id, ${v.connection}) END,
+    metrics = COALESCE(${v.metrics}, p.metrics),
+    changed_at = CASE WHEN ${prev}.health_state <> ${v.health} THEN now() ELSE p.changed_at END`;
+}
+
 const WRITE_PRESENCE = prepared(
   'tether_write_presence',
   `
@@ -56,14 +78,7 @@ WITH prev AS (
    FOR UPDATE OF p
 ), upd AS (
   UPDATE runtime_node_presence p SET
-    health_state = $2,
-    last_heartbeat_at = CASE WHEN $3 THEN now() ELSE p.last_heartbeat_at END,
-    online_since = CASE WHEN $2 = 'offline' THEN NULL
-                        WHEN prev.health_state = 'offline' OR p.online_since IS NULL THEN now()
-                        ELSE p.online_since END,
-    connection_id = CASE WHEN $2 = 'offline' THEN NULL ELSE COALESCE(p.connection_id, $6::text) END,
-    metrics = COALESCE($4::jsonb, p.metrics),
-    changed_at = CASE WHEN prev.health_state <> $2 THEN now() ELSE p.changed_at END
+    ${presenceChangeSetSql('prev', { health: '$2', beat: '$3', metrics: '$4::jsonb', connection: '$6::text' })}
   FROM prev
   WHERE p.node_id = prev.node_id
   RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state

@@ -38,7 +38,7 @@ import { iso, isoOrNull, parseRow } from '../db/rows.js';
 import { appendEvent } from '../events/append.js';
 import type { HeartbeatBatcher } from './heartbeat-batch.js';
 import { isReadOnly } from '../sessions/floor.js';
-import { writePresence } from './presence.js';
+import { presenceChangeSetSql, writePresence } from './presence.js';
 
 const ACTIVE = `(${ACTIVE_NODE_STATES.map((state) => `'${state}'`).join(', ')})`;
 const ATTACHING_ROLES_SQL = `('owner', 'collaborator', 'runtime contributor')`;
@@ -132,12 +132,7 @@ WITH node AS (
 ), presence AS (
   -- Attaching is proof of life: presence takes the reported health (writePresence's rules).
   UPDATE runtime_node_presence p SET
-    health_state = $7,
-    last_heartbeat_at = now(),
-    online_since = CASE WHEN presence_prev.health_state = 'offline' OR p.online_since IS NULL
-                        THEN now() ELSE p.online_since END,
-    connection_id = COALESCE(p.connection_id, $8::text),
-    changed_at = CASE WHEN presence_prev.health_state <> $7 THEN now() ELSE p.changed_at END
+    ${presenceChangeSetSql('presence_prev', { health: '$7::text', beat: 'true', metrics: 'NULL::jsonb', connection: '$8::text' })}
   FROM presence_prev
   WHERE p.node_id = presence_prev.node_id
   RETURNING presence_prev.health_state AS from_state, p.health_state AS to_state
