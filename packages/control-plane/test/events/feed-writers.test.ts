@@ -136,4 +136,21 @@ describe('feed writers in parallel, readers up to the settled id', () => {
     await sub.return(undefined);
     await hub.close();
   });
+  it('readers wait for feed writers only: other advisory locks (negative hashtext keys, keys below -2^62) are not writers', async () => {
+    const other = openTransaction(async (sql) => {
+      await sql.query(`SELECT pg_advisory_xact_lock(hashtext('tether.presence_sweep'))`);
+      await sql.query(`SELECT pg_advisory_xact_lock(-5000000000000000000)`);
+    });
+    await other.result;
+    try {
+      const settled = await t.db.tx(async (sql) => {
+        // Waiting on either lock would hit this timeout and fail the test.
+        await sql.query(`SET LOCAL statement_timeout = '2s'`);
+        return settledEventId(sql);
+      });
+      expect(BigInt(settled)).toBeGreaterThanOrEqual(0n);
+    } finally {
+      await other.commit();
+    }
+  });
 });
