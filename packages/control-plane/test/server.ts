@@ -55,6 +55,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     TETHER_LOG_LEVEL: 'debug',
     TETHER_DB_POOL_MAX: '8',
     TETHER_SHUTDOWN_TIMEOUT_MS: '3000',
+    // Events must reach subscribers through the notification sent after each writer's commit;
+    // a writer that forgets to announce them would otherwise hide behind the safety poll.
+    TETHER_FEED_POLL_MS: '600000',
     ...options.env,
   });
   const chunks: string[] = [];

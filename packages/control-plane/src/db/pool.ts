@@ -37,6 +37,15 @@ export interface Sql {
     text: string | PreparedStatement,
     params?: unknown[],
   ): Promise<QueryResult<R>>;
+  /**
+   * Sends `NOTIFY channel` once what this handle wrote is committed: right away outside a
+   * transaction, after COMMIT inside one, never after a rollback. The notification is sent from
+   * the pool in a transaction of its own, coalesced per channel (at most one in flight, and one
+   * more after it for everything committed meanwhile; empty payload), so writers never NOTIFY
+   * in their own transactions: PostgreSQL serialises the commits of notifying transactions
+   * through one database-wide lock held across their WAL flush.
+   */
+  notifyAfterCommit(channel: string): void;
 }
 
 export interface Db extends Sql {
@@ -45,6 +54,7 @@ export interface Db extends Sql {
   /** Runs `fn` with one dedicated connection, outside a transaction. */
   withClient<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
   readonly pool: pg.Pool;
+  /** Sends the notifications still pending, then closes the pool. */
   close(): Promise<void>;
 }
 
@@ -53,6 +63,8 @@ export interface DbOptions {
   max?: number;
   applicationName?: string;
   statementTimeoutMs?: number;
+  /** A coalesced notification (`notifyAfterCommit`) could not be sent. */
+  onNotifyError?: (error: unknown) => void;
 }
 
 async function run<R extends object>(
@@ -75,8 +87,50 @@ async function run<R extends object>(
   }
 }
 
-function wrapClient(client: pg.PoolClient): Sql {
-  return { query: (text, params) => run(client, text, params) };
+/**
+ * The coalescing behind `notifyAfterCommit`: per channel, one notification in flight; requests
+ * made meanwhile are folded into one more, sent when it completes (so every request is followed
+ * by a notification sent after it).
+ */
+class Notifier {
+  readonly #send: (channel: string) => Promise<unknown>;
+  readonly #onError: ((error: unknown) => void) | undefined;
+  readonly #inFlight = new Map<string, Promise<void>>();
+  readonly #again = new Set<string>();
+
+  constructor(send: (channel: string) => Promise<unknown>, onError?: (error: unknown) => void) {
+    this.#send = send;
+    this.#onError = onError;
+  }
+
+  request(channel: string): void {
+    if (this.#inFlight.has(channel)) {
+      this.#again.add(channel);
+      return;
+    }
+    const sending = this.#send(channel)
+      .then(
+        () => undefined,
+        (error: unknown) => this.#onError?.(error),
+      )
+      .finally(() => {
+        this.#inFlight.delete(channel);
+        if (this.#again.delete(channel)) this.request(channel);
+      });
+    this.#inFlight.set(channel, sending);
+  }
+
+  /** Resolves once nothing is in flight or pending. */
+  async idle(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight.values());
+  }
+}
+
+function wrapClient(client: pg.PoolClient, notify: (channel: string) => void): Sql {
+  return {
+    query: (text, params) => run(client, text, params),
+    notifyAfterCommit: notify,
+  };
 }
 
 /**
@@ -119,6 +173,12 @@ export function createDb(options: DbOptions): Db {
     client.on('error', () => undefined);
   });
 
+  const notifier = new Notifier(
+    (channel) => run(pool, 'SELECT pg_notify($1, $2)', [channel, '']),
+    options.onNotifyError,
+  );
+  const notifyNow = (channel: string): void => notifier.request(channel);
+
   async function checkout(): Promise<pg.PoolClient> {
     try {
       return await pool.connect();
@@ -130,13 +190,16 @@ export function createDb(options: DbOptions): Db {
   return {
     pool,
     query: (text, params) => run(pool, text, params),
+    notifyAfterCommit: notifyNow,
     async tx(fn) {
       const client = await checkout();
       let broken = false;
+      const afterCommit = new Set<string>();
       try {
         await run(client, 'BEGIN');
-        const result = await fn(wrapClient(client));
+        const result = await fn(wrapClient(client, (channel) => afterCommit.add(channel)));
         await commit(client);
+        for (const channel of afterCommit) notifier.request(channel);
         return result;
       } catch (error) {
         try {
@@ -155,7 +218,7 @@ export function createDb(options: DbOptions): Db {
       const client = await checkout();
       let broken = false;
       try {
-        return await fn(wrapClient(client));
+        return await fn(wrapClient(client, notifyNow));
       } catch (error) {
         // A connection-level failure leaves the client unusable: do not pool it again.
         broken = error instanceof TetherError && error.code === 'system.unavailable';
@@ -164,6 +227,9 @@ export function createDb(options: DbOptions): Db {
         client.release(broken);
       }
     },
-    close: () => pool.end(),
+    async close() {
+      await notifier.idle();
+      await pool.end();
+    },
   };
 }

@@ -8,6 +8,11 @@
  * node then draw their ids in the order they commit, so the feed tells each node's story in
  * order. (One that drew an id and then waited for a row could commit its older id after a
  * newer event about the same node.)
+ *
+ * Whoever writes events announces them with `feedWritten` (appendEvent does it itself): the
+ * replicas' hubs learn of new events from the `tether_events` notification sent after the
+ * commit (migration 7 took it out of the writers' transactions), and otherwise only from
+ * their slow safety poll.
  */
 import type { FleetEventType } from '@tether/contracts';
 import type { Sql } from '../db/pool.js';
@@ -17,6 +22,14 @@ export interface NewFleetEvent {
   nodeId?: string | null | undefined;
   sessionId?: string | null | undefined;
   payload?: Record<string, unknown> | undefined;
+}
+
+/** The channel on which every replica's feed hub listens for "new events committed". */
+export const FEED_CHANNEL = 'tether_events';
+
+/** Announces this handle's events to every replica once they are committed (coalesced). */
+export function feedWritten(sql: Sql): void {
+  sql.notifyAfterCommit(FEED_CHANNEL);
 }
 
 export async function appendEvent(sql: Sql, event: NewFleetEvent): Promise<number> {
@@ -29,5 +42,6 @@ export async function appendEvent(sql: Sql, event: NewFleetEvent): Promise<numbe
       JSON.stringify(event.payload ?? {}),
     ],
   );
+  feedWritten(sql);
   return rows[0]!.id;
 }

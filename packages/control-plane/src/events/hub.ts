@@ -1,7 +1,7 @@
 /**
  * The replica's fan-out of the fleet event feed. One reader per replica: woken by the
- * `tether_events` notification (one per writing statement, on any replica), by a listener
- * reconnect, or by a slow safety poll, it reads the new rows once, works out who may see them
+ * `tether_events` notification (sent after writers commit, on any replica, coalesced), by a
+ * listener reconnect, or by a slow safety poll, it reads the new rows once, works out who may see them
  * (one query for every non-admin subscriber) and hands them to the local subscriptions.
  *
  * A subscription registers with the hub *before* it reads its backlog from the database (from

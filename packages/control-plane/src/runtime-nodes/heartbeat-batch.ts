@@ -12,6 +12,7 @@
  */
 import { TetherError, type RuntimeNodeHealthState } from '@tether/contracts';
 import { prepared, type Db } from '../db/pool.js';
+import { feedWritten } from '../events/append.js';
 import { presenceEventsSql } from './presence.js';
 
 export interface BeatRequest {
@@ -67,7 +68,7 @@ WITH input AS (
 ), ev AS (
   ${presenceEventsSql('upd', "'heartbeat'")}
 )
-SELECT node_id FROM upd`,
+SELECT node_id, from_state <> to_state AS changed FROM upd`,
 );
 
 export class HeartbeatBatcher {
@@ -153,13 +154,14 @@ export class HeartbeatBatcher {
     );
     const started = performance.now();
     try {
-      const { rows } = await this.#db.query<{ node_id: string }>(WRITE_BATCH, [
+      const { rows } = await this.#db.query<{ node_id: string; changed: boolean }>(WRITE_BATCH, [
         requests.map((r) => r.nodeId),
         requests.map((r) => r.health),
         requests.map((r) => r.metrics),
         requests.map((r) => r.connectionId),
       ]);
       this.#onBatch?.(requests.length, performance.now() - started);
+      if (rows.some((r) => r.changed)) feedWritten(this.#db);
       const written = new Set(rows.map((r) => r.node_id));
       for (const p of batch) p.resolve(written.has(p.request.nodeId));
     } catch (error) {

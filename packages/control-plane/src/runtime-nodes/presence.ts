@@ -6,6 +6,7 @@
  */
 import type { PresenceCause, PresenceHealthState } from '@tether/contracts';
 import { prepared, type Sql } from '../db/pool.js';
+import { feedWritten } from '../events/append.js';
 
 export interface PresenceChange {
   health: PresenceHealthState;
@@ -32,6 +33,7 @@ export interface PresenceTransitionResult {
  * from_state and to_state — as one `presence.changed` event with `cause` (SQL). Every presence
  * writer ends with it, so a change and its event share one statement.
  *
+ * The caller announces the events (`feedWritten`) when the statement returned a transition.
  * The statement announces itself as a feed writer (migration 5) before it draws its first id:
  * the CASE makes that the first thing done for the first transition, once per statement (an
  * init plan), and never for a statement without transitions (a batch of plain heartbeats is no
@@ -106,7 +108,10 @@ export async function writePresence(
       from_state: PresenceHealthState;
       to_state: PresenceHealthState;
     }>(WRITE_PRESENCE, params);
-    if (rows[0]) return { from: rows[0].from_state, to: rows[0].to_state };
+    if (rows[0]) {
+      if (rows[0].from_state !== rows[0].to_state) feedWritten(sql);
+      return { from: rows[0].from_state, to: rows[0].to_state };
+    }
     const { rows: node } = await sql.query<{ status: string }>(
       `SELECT status FROM nodes WHERE node_id = $1`,
       [nodeId],
@@ -179,6 +184,7 @@ export async function bindConnections(
     from_state: PresenceHealthState;
     to_state: PresenceHealthState;
   }>(BIND_CONNECTIONS, [[...latest.keys()], [...latest.values()]]);
+  if (rows.some((r) => r.from_state !== r.to_state)) feedWritten(sql);
   return rows.map((r) => ({ nodeId: r.node_id, from: r.from_state, to: r.to_state }));
 }
 
@@ -218,5 +224,7 @@ export async function releaseConnections(
     RELEASE_CONNECTIONS,
     [connections.map((c) => c.nodeId), connections.map((c) => c.connectionId)],
   );
+  // Only transitions are returned (and recorded as events).
+  if (rows.length > 0) feedWritten(sql);
   return rows.map((r) => ({ nodeId: r.node_id, from: r.from_state }));
 }

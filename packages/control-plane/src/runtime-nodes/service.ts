@@ -35,7 +35,7 @@ import type { NodePrincipal, ParticipantPrincipal } from '../auth/principal.js';
 import { assertNodeSelf, isAdmin } from '../auth/principal.js';
 import { prepared, type Db, type Sql } from '../db/pool.js';
 import { iso, isoOrNull, parseRow } from '../db/rows.js';
-import { appendEvent } from '../events/append.js';
+import { appendEvent, feedWritten } from '../events/append.js';
 import type { HeartbeatBatcher } from './heartbeat-batch.js';
 import { isReadOnly } from '../sessions/floor.js';
 import { presenceChangeSetSql, writePresence } from './presence.js';
@@ -210,6 +210,8 @@ export async function attach(
       readOnly,
     ]);
     const result = rows[0]!;
+    // An attachment written is a `runtimenode.attached` event (and maybe a presence change).
+    if (result.id !== null) feedWritten(db);
     if (result.node_ok === 0) throw unauthenticatedNode();
     if (result.allowed === 0) throw attachDenied();
     if (result.same_floor === 0) {

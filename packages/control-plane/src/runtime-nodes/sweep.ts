@@ -8,6 +8,7 @@
  */
 import type { PresenceHealthState } from '@tether/contracts';
 import type { Sql } from '../db/pool.js';
+import { feedWritten } from '../events/append.js';
 import { presenceEventsSql } from './presence.js';
 
 export interface SweepOptions {
@@ -58,6 +59,7 @@ export async function sweepPresence(db: Sql, options: SweepOptions): Promise<Pre
      SELECT node_id, from_state, to_state FROM changed`,
     [options.degradedAfterMs, options.offlineAfterMs],
   );
+  if (rows.length > 0) feedWritten(db);
   // Sorted here rather than in SQL: a mass demotion's sort would spill to disk there.
   return rows
     .map((r) => ({ nodeId: r.node_id, from: r.from_state, to: r.to_state }))

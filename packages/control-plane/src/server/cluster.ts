@@ -1,6 +1,7 @@
 /**
  * What replicas tell each other through PostgreSQL, on the one LISTEN connection of this
- * replica: `tether_events` (new fleet events, sent by a trigger) wakes the feed hub;
+ * replica: `tether_events` (new fleet events, sent after each writer's commit, coalesced) wakes
+ * the feed hub;
  * `tether_control` carries credential revocations so the replica holding a revoked node's
  * socket closes it at once.
  */
@@ -10,9 +11,9 @@ import { z } from 'zod';
 import type { Revocation, RevocationBus } from '../auth/revocations.js';
 import { PgListener, NOTIFY_SQL } from '../db/listener.js';
 import type { Db } from '../db/pool.js';
+import { FEED_CHANNEL } from '../events/append.js';
 import type { FeedHub } from '../events/hub.js';
 
-export const EVENTS_CHANNEL = 'tether_events';
 export const CONTROL_CHANNEL = 'tether_control';
 
 /** NOTIFY payloads are limited to 8000 bytes: at most this many hashes per message. */
@@ -52,7 +53,7 @@ export async function joinCluster(options: ClusterOptions): Promise<Cluster> {
     // meanwhile are caught by the periodic socket revalidation.
     onReconnect: () => feed.poke(),
   });
-  listener.on(EVENTS_CHANNEL, (payload) => feed.notify(payload));
+  listener.on(FEED_CHANNEL, (payload) => feed.notify(payload));
   listener.on(CONTROL_CHANNEL, (payload) => {
     let message: z.infer<typeof ControlMessage>;
     try {

@@ -73,6 +73,8 @@ export async function startTether(
       connectionString: databaseUrl,
       max: config.dbPoolMax,
       applicationName: 'tether-server',
+      // The safety poll still finds the events: a lost notification only delays them.
+      onNotifyError: (err) => log.warn({ err }, 'could not announce new fleet events'),
     });
     if (config.bootstrapToken) {
       const admin = await ensureBootstrapAdmin(db, config.bootstrapToken);

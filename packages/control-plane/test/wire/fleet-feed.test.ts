@@ -5,6 +5,7 @@
 import type { FleetEventView } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
 import { pruneEvents } from '../../src/events/feed.js';
+import { feedWritten } from '../../src/events/append.js';
 import { eventually } from '../eventually.js';
 import { assertOrdered, subscribeSse, subscribeWs, type Collected } from '../feed.js';
 import { mutate, query } from '../http.js';
@@ -39,6 +40,7 @@ async function bulkEvents(server: TestServer, nodeId: string, count: number): Pr
        FROM generate_series(1, $2) g`,
     [nodeId, count],
   );
+  feedWritten(server.db);
 }
 
 async function beat(server: TestServer, node: NodeActor, healthState = 'online'): Promise<void> {
