@@ -36,25 +36,34 @@ describe('notifyAfterCommit', () => {
       sql.notifyAfterCommit('t_after_commit');
       // Still inside: nothing may have been sent (a pool NOTIFY would not wait for this commit).
       await t.db.query(`SELECT pg_notify('t_sentinel', 'inside')`);
-      await eventually(async () => count('t_sentinel'), (n) => n === 1);
+      await eventually(
+        () => Promise.resolve(count('t_sentinel')),
+        (n) => n === 1,
+      );
       seenInside.push(count('t_after_commit'));
     });
-    await eventually(async () => count('t_after_commit'), (n) => n >= 1);
+    await eventually(
+      () => Promise.resolve(count('t_after_commit')),
+      (n) => n >= 1,
+    );
     expect(seenInside).toEqual([0]);
     expect(count('t_after_commit')).toBe(1);
   });
 
   it('a rolled-back transaction notifies nothing', async () => {
     await expect(
-      t.db.tx(async (sql) => {
+      t.db.tx((sql) => {
         sql.notifyAfterCommit('t_rolled_back');
-        throw new Error('roll back');
+        return Promise.reject(new Error('roll back'));
       }),
     ).rejects.toThrow('roll back');
     // Requested after the rollback, on the same pool: once it has arrived, a notification the
     // rolled-back transaction had sent would have arrived too.
     t.db.notifyAfterCommit('t_sentinel');
-    await eventually(async () => count('t_sentinel'), (n) => n === 2);
+    await eventually(
+      () => Promise.resolve(count('t_sentinel')),
+      (n) => n === 2,
+    );
     expect(count('t_rolled_back')).toBe(0);
   });
 
@@ -64,7 +73,10 @@ describe('notifyAfterCommit', () => {
     await db.close();
     // Both notifications committed before this one: delivered in commit order.
     await t.db.query(`SELECT pg_notify('t_done', '')`);
-    await eventually(async () => count('t_done'), (n) => n === 1);
+    await eventually(
+      () => Promise.resolve(count('t_done')),
+      (n) => n === 1,
+    );
     expect(count('t_coalesced')).toBeGreaterThanOrEqual(1);
     expect(count('t_coalesced')).toBeLessThanOrEqual(2);
   });
