@@ -71,6 +71,11 @@ export interface AttemptCounts {
   attempts: number;
   /** Refused at TCP level (ECONNREFUSED): no process listened on the port. */
   refused: number;
+  /**
+   * Answered by the server with a time to come back (Tether's admission limit: 503 with
+   * `retryAfterMs`): flow control the agent obeys, counted apart from failures.
+   */
+  deferred: number;
   /** Failed otherwise, after reaching a server (timeouts, closes, 503, error answers). */
   failed: number;
   /** Those failures' causes (transport message, close code or Tether error code), counted. */

@@ -155,7 +155,8 @@ class RawAgent {
     this.#pendingId = 0;
     if (this.#stopped) return;
     if (this.#ready) this.#tracker.disconnected(this.#i, Date.now(), this.#failure ?? cause);
-    else this.#tracker.connectFailed(this.#i, this.#failure ?? cause, refused);
+    else
+      this.#tracker.connectFailed(this.#i, this.#failure ?? cause, refused ? 'refused' : 'failed');
     this.#failure = null;
     this.#ready = false;
     this.#backoff.disconnected();

@@ -38,8 +38,15 @@ export function createSdkFleet(spec: HostSpec, tracker: FleetTracker): AgentFlee
     node.on('connecting', (e) => tracker.connecting(i, e.at));
     node.on('attached', () => tracker.connected(i));
     node.on('connect_failed', (e) => {
-      const refused = e.cause.kind === 'open_failed' && e.cause.message.includes('ECONNREFUSED');
-      tracker.connectFailed(i, e.error?.code ?? describeCause(e.cause), refused);
+      const how =
+        e.cause.kind !== 'open_failed'
+          ? 'failed'
+          : e.cause.message.includes('ECONNREFUSED')
+            ? 'refused'
+            : e.cause.retryAfterMs !== undefined
+              ? 'deferred'
+              : 'failed';
+      tracker.connectFailed(i, e.error?.code ?? describeCause(e.cause), how);
     });
     node.on('online', (e) => tracker.online(i, e.at));
     node.on('disconnected', (e) => tracker.disconnected(i, e.at, describeCause(e.cause)));

@@ -8,7 +8,8 @@
  * An attempt succeeds when the agent is attached (SDK) or its first beat is acknowledged (raw),
  * and fails when the agent gives it up before that (closed, timed out, refused by the server);
  * an attempt refused at TCP level (ECONNREFUSED: nothing listens on the port, the server is
- * down) is counted apart from failures of attempts that reached a server. Online is the SDK's
+ * down) is counted apart from failures of attempts that reached a server, and so is one the
+ * server deferred with a time to come back (its admission limit). Online is the SDK's
  * `online` state (attached and declared), or the raw agent's first acknowledged beat.
  */
 import { Histogram } from '../histogram.js';
@@ -25,6 +26,10 @@ import type {
 const MAX_CAUSES = 40;
 const OK = -1;
 const REFUSED = -2;
+const DEFERRED = -3;
+
+/** How an attempt that did not succeed ended. */
+export type AttemptFailure = 'refused' | 'deferred' | 'failed';
 
 function countInto(map: Record<string, number>, key: string): void {
   if (!(key in map) && Object.keys(map).length >= MAX_CAUSES) key = 'other';
@@ -90,9 +95,15 @@ export class FleetTracker {
     this.#finishAttempt(i, OK);
   }
 
-  /** The attempt in flight failed; `refused`: at TCP level, no server listening. */
-  connectFailed(i: number, cause: string, refused: boolean): void {
-    this.#finishAttempt(i, refused ? REFUSED : this.#causeId(cause));
+  /**
+   * The attempt in flight failed: `refused` at TCP level (no server listening), `deferred` by
+   * the server with a time to come back, otherwise `failed` with `cause`.
+   */
+  connectFailed(i: number, cause: string, how: AttemptFailure): void {
+    this.#finishAttempt(
+      i,
+      how === 'refused' ? REFUSED : how === 'deferred' ? DEFERRED : this.#causeId(cause),
+    );
   }
 
   #causeId(cause: string): number {
@@ -170,13 +181,14 @@ export class FleetTracker {
   }
 
   #attempts(from: number, to: number): AttemptCounts {
-    const counts: AttemptCounts = { attempts: 0, refused: 0, failed: 0, causes: {} };
+    const counts: AttemptCounts = { attempts: 0, refused: 0, deferred: 0, failed: 0, causes: {} };
     for (let k = 0; k < this.#attemptStarts.length; k++) {
       const start = this.#attemptStarts[k]!;
       if (start < from || start >= to) continue;
       counts.attempts++;
       const outcome = this.#attemptCauses[k]!;
       if (outcome === REFUSED) counts.refused++;
+      else if (outcome === DEFERRED) counts.deferred++;
       else if (outcome >= 0) {
         counts.failed++;
         countInto(counts.causes, this.#causeNames[outcome]!);

@@ -53,7 +53,7 @@ export interface RestartResult {
   downtime: LatencySummary;
   /** Connection attempts started after SIGTERM. */
   attempts: AttemptCounts;
-  /** Failed / attempts that reached a server (those refused at TCP level excluded). */
+  /** Failed / attempts that reached a server (refused at TCP level and deferred excluded). */
   errorRate: number | null;
   pending: number;
   disconnectsAfterBack: number;
@@ -113,10 +113,11 @@ export interface Observed {
 }
 
 export function mergeCounts(parts: AttemptCounts[]): AttemptCounts {
-  const merged: AttemptCounts = { attempts: 0, refused: 0, failed: 0, causes: {} };
+  const merged: AttemptCounts = { attempts: 0, refused: 0, deferred: 0, failed: 0, causes: {} };
   for (const p of parts) {
     merged.attempts += p.attempts;
     merged.refused += p.refused;
+    merged.deferred += p.deferred;
     merged.failed += p.failed;
     for (const [cause, n] of Object.entries(p.causes)) {
       merged.causes[cause] = (merged.causes[cause] ?? 0) + n;
@@ -126,8 +127,9 @@ export function mergeCounts(parts: AttemptCounts[]): AttemptCounts {
 }
 
 function mergeRecords(parts: Record<string, number>[]): Record<string, number> {
-  return mergeCounts(parts.map((causes) => ({ attempts: 0, refused: 0, failed: 0, causes })))
-    .causes;
+  return mergeCounts(
+    parts.map((causes) => ({ attempts: 0, refused: 0, deferred: 0, failed: 0, causes })),
+  ).causes;
 }
 
 const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
@@ -212,7 +214,9 @@ export function summarise(o: Observed, hosts: number, reports: HostReport[]): Re
   const dbAll = o.timeline.find((p) => p.db === n);
   const presence = o.timeline.map((p) => p.presence).filter((v): v is number => v !== null);
   const attempts = mergeCounts(r.map((x) => x.attempts));
-  const reached = attempts.attempts - attempts.refused;
+  // Deferred attempts (the server said when to come back) are neither failures nor successes:
+  // left out of both sides of the error rate, so they cannot dilute it.
+  const reached = attempts.attempts - attempts.refused - attempts.deferred;
   return {
     target: o.target,
     kind: o.kind,

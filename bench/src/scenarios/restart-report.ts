@@ -144,7 +144,8 @@ export function attemptsTable(runs: RestartRun[]): Table {
       'attempts',
       'per agent',
       'refused (no listener)',
-      'reached a server',
+      'deferred (retry-after)',
+      'reached a server, not deferred',
       'failed',
       'error rate %',
       'failure causes',
@@ -158,7 +159,8 @@ export function attemptsTable(runs: RestartRun[]): Table {
         num(a.attempts),
         num(a.attempts / r.agents, 1),
         num(a.refused),
-        num(a.attempts - a.refused),
+        num(a.deferred),
+        num(a.attempts - a.refused - a.deferred),
         num(a.failed),
         percent(r.restart.errorRate),
         topCauses(a),
@@ -182,7 +184,9 @@ const METHOD_NOTES = [
     'rows written since then — it keeps no connection state).',
   'Connection attempts after SIGTERM: refused = ECONNREFUSED at TCP level (no process listened ' +
     'on the port: between the old server closing its listener and the new one opening it); ' +
-    'error rate = the other failures / attempts that reached a server. CPU/RSS in the attempts ' +
+    "deferred = answered 503 with a time to come back (Tether's admission limit, " +
+    '`TETHER_WS_ADMIT_PER_SECOND`), which the agent obeys; error rate = the other failures / ' +
+    'attempts that reached a server and were not deferred. CPU/RSS in the attempts ' +
     'table: from listening until everyone was back in both views.',
 ];
 
@@ -288,9 +292,10 @@ export function restartFloors(t: RestartRun, quick: boolean): FloorCheck[] {
     {
       floor: 'restart: connect error rate ≤ 1 %, no agent stopped',
       measured:
-        `${num(x.attempts.failed)}/${num(x.attempts.attempts - x.attempts.refused)} attempts ` +
-        `that reached a server failed (${percent(x.errorRate)} %); ${num(x.attempts.refused)} ` +
-        `more refused while no server listened; ${num(t.terminated)} stopped`,
+        `${num(x.attempts.failed)}/${num(x.attempts.attempts - x.attempts.refused - x.attempts.deferred)} attempts ` +
+        `that reached a server (not deferred) failed (${percent(x.errorRate)} %); ${num(x.attempts.refused)} ` +
+        `more refused while no server listened; ${num(x.attempts.deferred)} deferred with a ` +
+        `retry time (admission limit); ${num(t.terminated)} stopped`,
       met: x.errorRate !== null && x.errorRate <= FLOOR_ERROR_RATE && t.terminated === 0,
       ...scaled,
     },

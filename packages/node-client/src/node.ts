@@ -251,6 +251,8 @@ class TetherNodeImpl implements TetherNode {
   readonly #onEnrolled: CommonOptions['onEnrolled'];
   readonly #random: () => number;
   readonly #backoff: Backoff;
+  /** How long the server asked the last refused connection attempt to wait, if it did. */
+  #serverWaitMs: number | undefined;
   /** Created on first use: a simulator runs thousands of nodes that never report metrics. */
   #metricsCollector: MetricsCollector | undefined;
   readonly #autoMetrics: boolean;
@@ -728,7 +730,13 @@ class TetherNodeImpl implements TetherNode {
       }
       if (this.#wake.signal.aborted) return;
       const attempt = this.#backoff.attempt;
-      const wait = this.#backoff.next();
+      // The server said when to come back (its admission limit): then, plus a little jitter,
+      // rather than the exponential window, which keeps its place for failures that say nothing.
+      const serverWait = this.#serverWaitMs;
+      const wait =
+        serverWait !== undefined
+          ? serverWait + Math.floor(this.#random() * this.#backoff.baseMs)
+          : this.#backoff.next();
       this.#nextAttemptAt = Date.now() + wait;
       this.#setState('reconnecting');
       this.#emitter.emit('reconnect_scheduled', { at: Date.now(), attempt, delayMs: wait });
@@ -827,6 +835,7 @@ class TetherNodeImpl implements TetherNode {
       }
     }
     clearTimeout(this.#beatTimer);
+    this.#serverWaitMs = cause.kind === 'open_failed' ? cause.retryAfterMs : undefined;
     const wasReady = this.#ready;
     const wasOnline = this.#state === 'online' || this.#state === 'attached';
     this.#ready = false;

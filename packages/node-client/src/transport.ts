@@ -46,7 +46,12 @@ export function createHttpClient(url: string, options: { token?: string } = {}):
 export type LossCause =
   | { kind: 'closed'; closeCode: number | undefined; closeReason: string }
   | { kind: 'reconnect_requested' }
-  | { kind: 'open_failed'; message: string }
+  | {
+      kind: 'open_failed';
+      message: string;
+      /** The server refused the session for now (admission limit) and said when to return. */
+      retryAfterMs?: number;
+    }
   | { kind: 'call_failed'; code: TetherErrorCode; message: string }
   | { kind: 'dropped'; reason: string }
   | { kind: 'stopped' };
@@ -59,6 +64,29 @@ export interface ConnectionOptions {
   /** Client-side keep-alive: ping after this much silence, drop the socket without a pong. */
   keepAliveIntervalMs: number;
   pongTimeoutMs: number;
+}
+
+/**
+ * The wait a refused upgrade asks for: `error.data.tetherError.details.retryAfterMs` of the JSON
+ * body (milliseconds), else the `Retry-After` header (seconds). Undefined when neither is usable.
+ */
+export function refusalRetryAfterMs(
+  header: string | string[] | undefined,
+  body: Buffer[],
+): number | undefined {
+  const valid = (n: unknown): n is number =>
+    typeof n === 'number' && Number.isFinite(n) && n >= 0 && n <= 3_600_000;
+  try {
+    const parsed = JSON.parse(Buffer.concat(body).toString('utf8')) as {
+      error?: { data?: { tetherError?: { details?: { retryAfterMs?: unknown } } } };
+    };
+    const ms = parsed.error?.data?.tetherError?.details?.retryAfterMs;
+    if (valid(ms)) return Math.round(ms);
+  } catch {
+    // not JSON: fall back to the header
+  }
+  const seconds = Number(Array.isArray(header) ? header[0] : header);
+  return header !== undefined && valid(seconds * 1_000) ? seconds * 1_000 : undefined;
 }
 
 /** One WebSocket connection (one socket) and the typed client bound to it. */
@@ -74,6 +102,7 @@ export class Connection {
   #closeReason = '';
   #reconnectRequested = false;
   #openError: string | undefined;
+  #retryAfterMs: number | undefined;
   readonly #openedPromise: Promise<void>;
   #resolveOpened!: () => void;
 
@@ -111,6 +140,23 @@ export class Connection {
         });
         this.on('error', (error: Error) => {
           self.#openError ??= error.message;
+        });
+        // A refused upgrade (503 over the server's admission limit) carries the typed error with
+        // `retryAfterMs`: read it (bounded), then abort the handshake as ws would have.
+        this.on('unexpected-response', (_req, res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size <= 16_384) chunks.push(chunk);
+          });
+          res.on('end', () => {
+            const wait = refusalRetryAfterMs(res.headers['retry-after'], chunks);
+            if (wait !== undefined) self.#retryAfterMs = wait;
+            self.#openError ??= `the server refused the connection (HTTP ${res.statusCode ?? '?'})${wait !== undefined ? `; retry after ${wait} ms` : ''}`;
+            this.terminate();
+          });
+          res.on('error', () => this.terminate());
         });
       }
     }
@@ -169,6 +215,7 @@ export class Connection {
       return {
         kind: 'open_failed',
         message: this.#openError ?? 'the connection could not be opened',
+        ...(this.#retryAfterMs !== undefined ? { retryAfterMs: this.#retryAfterMs } : {}),
       };
     }
     return closed;

@@ -60,6 +60,39 @@ describe('reconnection', () => {
     expect(roster.nodes).toEqual([expect.objectContaining({ state: 'online' })]);
   });
 
+  it('over the server admission limit: a refused node waits the time the server gave (not its backoff), then comes online', async () => {
+    // One new session per second, burst 1: of three nodes starting together, two are refused.
+    await using server = await startTestServer({ env: { TETHER_WS_ADMIT_PER_SECOND: '1' } });
+    const { sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
+    const nodes = await Promise.all(
+      [0, 1, 2].map(async () => sessionNode(await enrolled(server.url, enrollmentKey), sessionId)),
+    );
+    const waits: { serverWaitMs: number; delayMs: number }[] = [];
+    for (const node of nodes) {
+      let serverWait: number | undefined;
+      node.on('connect_failed', ({ cause }) => {
+        serverWait = cause.kind === 'open_failed' ? cause.retryAfterMs : undefined;
+      });
+      node.on('reconnect_scheduled', ({ delayMs }) => {
+        if (serverWait !== undefined) waits.push({ serverWaitMs: serverWait, delayMs });
+      });
+    }
+    try {
+      await Promise.all(nodes.map((node) => node.start()));
+      await Promise.all(nodes.map((node) => node.waitFor('online')));
+    } finally {
+      await Promise.all(nodes.map((node) => node.stop()));
+    }
+    expect(waits.length).toBeGreaterThanOrEqual(2);
+    for (const { serverWaitMs, delayMs } of waits) {
+      // The server's slot (about a second per refused node), far above the test backoff's
+      // 300 ms cap, plus at most one base window of jitter.
+      expect(serverWaitMs).toBeGreaterThan(TEST_BACKOFF.capMs);
+      expect(delayMs).toBeGreaterThanOrEqual(serverWaitMs);
+      expect(delayMs).toBeLessThan(serverWaitMs + TEST_BACKOFF.baseMs);
+    }
+  });
+
   it('graceful server restart: the agents obey the reconnect notification, come back on their own and declare what changed while the server was down', async () => {
     await using database = await persistentDatabase();
     const port = await freePort();

@@ -4,13 +4,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ERROR_REGISTRY } from '@tether/contracts';
+import { ERROR_REGISTRY, TetherError } from '@tether/contracts';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { getWSConnectionHandler, type WSSHandlerOptions } from '@trpc/server/adapters/ws';
 import { WebSocketServer } from 'ws';
 import { bearerToken, buildContext, type Context, type Deps } from '../trpc/context.js';
-import type { TRPCError } from '../trpc/error-formatter.js';
+import { formatError, TRPCError } from '../trpc/error-formatter.js';
 import { appRouter } from '../trpc/root.js';
+import type { Admission } from './admission.js';
 import { ConnectionRegistry } from './connections.js';
 import { isPlainHeartbeat, serveHttpHeartbeat } from './http-heartbeat.js';
 import { sendJson } from './http-json.js';
@@ -24,6 +25,8 @@ export interface HostOptions {
   wsPongWaitMs: number;
   trustProxy: boolean;
   revalidateEveryMs: number;
+  /** New WebSocket sessions over this limit are told when to come back (admission.ts). */
+  admission: Admission;
 }
 
 export interface Host {
@@ -80,6 +83,33 @@ function tooLarge(res: ServerResponse): void {
   });
   // Do not read the rest of an oversized body: close the connection after answering.
   res.once('finish', () => res.socket?.destroy());
+}
+
+/**
+ * The answer to an upgrade over the admission limit: 503, `Retry-After` (whole seconds, as HTTP
+ * wants) and the typed error as tRPC shapes it, with the exact wait in `retryAfterMs`.
+ */
+function admissionRefusal(retryAfterMs: number): string {
+  const error = new TetherError(
+    'system.unavailable',
+    'The server is admitting new connections at its limit; retry after retryAfterMs.',
+    { retryAfterMs },
+  );
+  const body = JSON.stringify({
+    error: formatError({
+      error: new TRPCError({ code: 'SERVICE_UNAVAILABLE', cause: error }),
+      path: undefined,
+    }),
+  });
+  return [
+    'HTTP/1.1 503 Service Unavailable',
+    `Retry-After: ${Math.max(1, Math.ceil(retryAfterMs / 1_000))}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+    '',
+    body,
+  ].join('\r\n');
 }
 
 export function createHost(deps: Deps, presence: PresenceBindings, options: HostOptions): Host {
@@ -171,6 +201,12 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
     if (draining || !(path === '/trpc' || path === '/trpc/')) {
       socket.write('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
       socket.destroy();
+      return;
+    }
+    const admission = options.admission.admit();
+    if (!admission.admitted) {
+      deps.metrics.wsAdmissionRefused.inc();
+      socket.end(admissionRefusal(admission.retryAfterMs));
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));

@@ -19,6 +19,7 @@ import { HeartbeatBatcher } from '../runtime-nodes/heartbeat-batch.js';
 import type { Deps } from '../trpc/context.js';
 import { describeConfig, type Config } from './config.js';
 import { openDatabase } from './database.js';
+import { Admission } from './admission.js';
 import { createHost, type Host } from './host.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
@@ -152,6 +153,7 @@ export async function startTether(
     wsPongWaitMs: config.wsPongWaitMs,
     trustProxy: config.trustProxy,
     revalidateEveryMs: config.authCacheTtlMs,
+    admission: new Admission({ ratePerSecond: config.wsAdmitPerSecond }),
   });
 
   const sweeper = new Sweeper(database, log, metrics, {

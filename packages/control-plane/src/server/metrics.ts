@@ -8,6 +8,7 @@ export interface Metrics {
   rpcDuration: Histogram<'procedure' | 'transport'>;
   wsHeartbeatFastPath: Counter;
   wsConnections: Gauge;
+  wsAdmissionRefused: Counter;
   sweepTransitions: Counter<'to'>;
   sweepDuration: Histogram;
   sweepHolds: Counter<'reason'>;
@@ -63,6 +64,11 @@ export function createMetrics(db: Db, gauges: { feedSubscribers?: () => number }
     wsConnections: new Gauge({
       name: 'tether_ws_connections',
       help: 'Open WebSocket connections',
+      registers: [registry],
+    }),
+    wsAdmissionRefused: new Counter({
+      name: 'tether_ws_admission_refused_total',
+      help: 'WebSocket upgrades refused with a retry-after answer (over TETHER_WS_ADMIT_PER_SECOND)',
       registers: [registry],
     }),
     sweepTransitions: new Counter({
