@@ -858,10 +858,12 @@ class TetherNodeImpl implements TetherNode {
         wasReady ? 'connection lost' : 'connection attempt failed',
       );
     }
-    // Let the server finish its side quickly when the socket is still up (stop, reconnect
-    // notification); a dead or refused socket is simply dropped.
-    const graceful = cause.kind === 'stopped' || cause.kind === 'reconnect_requested';
-    await conn.dispose(graceful);
+    // A stop closes the socket properly and waits for it. After the reconnect notification the
+    // server is going away: the closing handshake is started but not waited for (a stopping
+    // server may no longer read it; the socket is terminated after the grace period), so the
+    // next attempt is not delayed by it. A dead or refused socket is simply dropped.
+    if (cause.kind === 'reconnect_requested') void conn.dispose(true);
+    else await conn.dispose(cause.kind === 'stopped');
     if (this.#conn === conn) this.#conn = null;
 
     if (

@@ -38,6 +38,14 @@ export interface Host {
   setDraining(): void;
   isDraining(): boolean;
   setReady(ready: boolean): void;
+  /**
+   * Stops reading from every WebSocket (shutdown, after the reconnect notification): no new
+   * call is taken, and the clients' closing handshakes are not processed one by one — at 10 000
+   * sockets that alone kept a stopping server busy for seconds.
+   */
+  pauseWebSockets(): void;
+  /** Resolves once no HTTP request is in flight (SSE streams included). */
+  httpIdle(): Promise<void>;
   /** Stops timers and the WebSocket server (sockets are terminated). */
   closeWebSockets(): void;
 }
@@ -145,7 +153,16 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
     onError: ({ error, path }) => logInternal(error, path),
   });
 
+  let httpInFlight = 0;
+  let httpIdleWaiters: (() => void)[] = [];
   const server = createServer((req, res) => {
+    httpInFlight++;
+    res.once('close', () => {
+      if (--httpInFlight > 0) return;
+      const waiters = httpIdleWaiters;
+      httpIdleWaiters = [];
+      for (const wake of waiters) wake();
+    });
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path === '/livez') return sendJson(res, 200, { status: 'ok' });
     if (path === '/readyz') {
@@ -277,6 +294,13 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
     setReady: (value) => {
       ready = value;
     },
+    pauseWebSockets: () => {
+      for (const socket of wss.clients) socket.pause();
+    },
+    httpIdle: () =>
+      httpInFlight === 0
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => httpIdleWaiters.push(resolve)),
     closeWebSockets: () => {
       clearInterval(revalidateTimer);
       unsubscribe();

@@ -3,9 +3,9 @@
  * the bootstrap admin, services, the feed hub and the replica's LISTEN connection, the host,
  * the maintenance loop (sweep, retention) and graceful shutdown.
  * Shutdown order: readiness fails → WS clients told to reconnect → no new connections →
- * subscriptions end → clients leave (up to 1 s) → nodes still bound here go offline in one
- * statement → sockets closed → in-flight calls drain → LISTEN and pool closed → embedded
- * PostgreSQL stopped.
+ * subscriptions end → nothing more read from WebSockets, buffered beats written → nodes still
+ * bound here go offline (batched statements) → in-flight HTTP calls drain → LISTEN and pool
+ * closed → embedded PostgreSQL stopped → sockets terminated.
  */
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -200,23 +200,17 @@ export async function startTether(
       host.broadcastReconnect();
       await feed.close();
       phase('notifyMs');
-      const closed = new Promise<void>((resolve) => host.server.close(() => resolve()));
+      host.server.close();
       host.server.closeIdleConnections();
-      // Upgraded WebSocket sockets count as open connections, so they go first: clients got the
-      // reconnect notification; give them up to a second to finish in-flight calls and leave.
-      await new Promise<void>((resolve) => {
-        const started = Date.now();
-        const check = (): void => {
-          if (host.connections.size === 0 || Date.now() - started > 1_000) resolve();
-          else setTimeout(check, 25).unref();
-        };
-        check();
-      });
-      phase('clientsLeaveMs');
+      // Clients got the reconnect notification: nothing more is read from their sockets (calls
+      // already read finish; a tRPC client re-sends unanswered ones on its next connection), and
+      // their closing handshakes are left to the kernel instead of being processed one by one.
+      host.pauseWebSockets();
+      await deps.heartbeats.drain();
+      phase('pauseMs');
       const stillBound = presence.size;
       await presence.releaseAll();
       phase('releaseMs');
-      host.closeWebSockets();
       // In-flight HTTP calls finish (bounded by the shutdown timeout).
       let timedOut = false;
       const deadline = new Promise<void>((resolve) =>
@@ -225,14 +219,17 @@ export async function startTether(
           resolve();
         }, config.shutdownTimeoutMs).unref(),
       );
-      await Promise.race([closed, deadline]);
-      host.server.closeAllConnections();
+      await Promise.race([host.httpIdle(), deadline]);
       phase('httpDrainMs');
       await deps.heartbeats.drain();
       await cluster.close();
       await database.close();
       await opened.close();
       phase('closeMs');
+      // Last, without waiting for their close events: the process exits next (an embedding
+      // caller's event loop processes them later, with presence already released).
+      host.closeWebSockets();
+      host.server.closeAllConnections();
       log.info({ ...phases, stillBound, httpDrainTimedOut: timedOut }, 'shutdown complete');
     })();
     return stopping;
