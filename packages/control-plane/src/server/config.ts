@@ -28,6 +28,7 @@ const EnvSchema = z.object({
   TETHER_WS_PING_MS: ms(3_000),
   TETHER_WS_PONG_WAIT_MS: ms(2_000),
   TETHER_AUTH_CACHE_TTL_MS: ms(1_000),
+  TETHER_LISTEN_BACKLOG: z.coerce.number().int().min(1).max(65_535).default(4_096),
   TETHER_WS_ADMIT_PER_SECOND: z.coerce.number().int().min(0).max(1_000_000).default(500),
   TETHER_DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(20),
   TETHER_SHUTDOWN_TIMEOUT_MS: ms(8_000),
@@ -66,6 +67,8 @@ export interface Config {
   wsPingMs: number;
   wsPongWaitMs: number;
   authCacheTtlMs: number;
+  /** Pending TCP connections the kernel may queue for accept (capped by net.core.somaxconn). */
+  listenBacklog: number;
   /** New WebSocket sessions admitted per second (and per burst); 0 = no limit. */
   wsAdmitPerSecond: number;
   dbPoolMax: number;
@@ -116,6 +119,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     wsPongWaitMs: e.TETHER_WS_PONG_WAIT_MS,
     authCacheTtlMs: e.TETHER_AUTH_CACHE_TTL_MS,
     wsAdmitPerSecond: e.TETHER_WS_ADMIT_PER_SECOND,
+    listenBacklog: e.TETHER_LISTEN_BACKLOG,
     dbPoolMax: e.TETHER_DB_POOL_MAX,
     shutdownTimeoutMs: e.TETHER_SHUTDOWN_TIMEOUT_MS,
     pairingTtlSeconds: e.TETHER_PAIRING_TTL_SECONDS,

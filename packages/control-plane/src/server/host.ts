@@ -215,15 +215,21 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxWsPayloadBytes });
   server.on('upgrade', (req, socket, head) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    // Once handed over for an upgrade, the socket is ours alone: nobody else listens for its
+    // errors, and a client that resets it while being refused must not take the process down.
+    const refuse = (response: string): void => {
+      socket.on('error', () => socket.destroy());
+      // Closed once the answer is flushed, whatever the client does next.
+      socket.end(response, () => socket.destroy());
+    };
     if (draining || !(path === '/trpc' || path === '/trpc/')) {
-      socket.write('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
-      socket.destroy();
+      refuse('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
     const admission = options.admission.admit();
     if (!admission.admitted) {
       deps.metrics.wsAdmissionRefused.inc();
-      socket.end(admissionRefusal(admission.retryAfterMs));
+      refuse(admissionRefusal(admission.retryAfterMs));
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));

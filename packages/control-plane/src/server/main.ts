@@ -172,10 +172,15 @@ export async function startTether(
 
   await new Promise<void>((resolve, reject) => {
     host.server.once('error', reject);
-    host.server.listen(config.port, config.host, () => {
-      host.server.off('error', reject);
-      resolve();
-    });
+    // A reconnect wave brings thousands of connections within a second; with Node's default
+    // backlog (511) the kernel drops the SYNs past it and clients retry them 1, 3, 7 s later.
+    host.server.listen(
+      { port: config.port, host: config.host, backlog: config.listenBacklog },
+      () => {
+        host.server.off('error', reject);
+        resolve();
+      },
+    );
   });
   host.setReady(true);
   const port = (host.server.address() as AddressInfo).port;

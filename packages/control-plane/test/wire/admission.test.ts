@@ -2,12 +2,16 @@
  * The admission limit on new WebSocket sessions over real HTTP: upgrades over the limit are
  * answered 503 with `Retry-After` and the typed `system.unavailable` error carrying
  * `retryAfterMs`, each refused client gets its own slot, the refusals are counted in /metrics,
- * and the server goes on serving (a later upgrade is admitted).
+ * and the server goes on serving (a later upgrade is admitted), also when refused clients reset
+ * their connections.
  */
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { createTestDatabase } from '../db.js';
 import { eventually } from '../eventually.js';
+import { spawnServer } from '../process-server.js';
 import { startTestServer } from '../server.js';
 
 type Outcome =
@@ -43,6 +47,32 @@ function upgrade(url: string): Promise<Outcome> {
     });
     req.on('error', reject);
     req.end();
+  });
+}
+
+/**
+ * An upgrade request on a bare TCP socket that is reset (RST, not FIN) as soon as the first
+ * bytes of the answer arrive — or right after sending, when `before` is set.
+ */
+function upgradeThenReset(url: string, before = false): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), hostname, () => {
+      socket.write(
+        `GET /trpc?connectionParams=1 HTTP/1.1\r\nHost: ${hostname}\r\nConnection: Upgrade\r\n` +
+          `Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n` +
+          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n\r\n`,
+      );
+      if (before) {
+        socket.resetAndDestroy();
+        resolve('');
+      }
+    });
+    socket.once('data', (data: Buffer) => {
+      socket.resetAndDestroy();
+      resolve(data.toString('utf8').split('\r\n')[0] ?? '');
+    });
+    socket.on('error', () => resolve(''));
   });
 }
 
@@ -91,5 +121,33 @@ describe('WebSocket admission limit', () => {
       (o) => o.admitted,
       15_000,
     );
+  });
+
+  it('clients that reset their connection while being refused do not hurt the server (a real process)', async () => {
+    const database = await createTestDatabase();
+    const server = await spawnServer({
+      DATABASE_URL: database.url,
+      TETHER_WS_ADMIT_PER_SECOND: '1',
+    });
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => upgradeThenReset(server.url, i % 2 === 0)),
+      );
+      // Some were refused with the admission answer before they reset.
+      expect(answers.filter((a) => a.startsWith('HTTP/1.1 503')).length).toBeGreaterThan(0);
+      expect(await refusedTotal(server.url)).toBeGreaterThan(0);
+      // The process is still up, serving, and admitting once a slot is free.
+      expect((await fetch(`${server.url}/livez`)).status).toBe(200);
+      await eventually(
+        () => upgrade(server.url),
+        (o) => o.admitted,
+        15_000,
+      );
+      expect(server.child.exitCode, server.output().slice(-2000)).toBeNull();
+    } finally {
+      server.child.kill('SIGKILL');
+      await server.exited;
+      await database.drop();
+    }
   });
 });
