@@ -106,9 +106,22 @@ async function closeSession(ctx: BenchContext, sessionId: string): Promise<void>
   await ctx.db.query(`UPDATE sessions SET state = 'archived' WHERE id = $1`, [sessionId]);
 }
 
+/**
+ * The admission limit sized for this 2-core machine, where the agents share the cores with the
+ * server and PostgreSQL: about what one replica re-attaches per second here (docs/performance.md).
+ * `BENCH_RESTART_ADMIT` overrides it (`0` turns the limit off).
+ */
+const RESTART_TETHER_ENV = {
+  TETHER_WS_ADMIT_PER_SECOND: process.env.BENCH_RESTART_ADMIT ?? '200',
+};
+
 function environment(ctx: BenchContext, target: Target, label: string): RestartEnvironment {
   return {
-    startServer: (name, options) => ctx.startServer(target, name, options),
+    startServer: (name, options) =>
+      ctx.startServer(target, name, {
+        ...options,
+        ...(target === 'tether' ? { env: RESTART_TETHER_ENV } : {}),
+      }),
     label,
     probe: ctx.probe,
     postmasterPid: ctx.postmasterPid,
