@@ -8,6 +8,7 @@
 import pg from 'pg';
 import { TetherError } from '@tether/contracts';
 import { translateDbError } from './errors.js';
+import { SingleFlight } from './single-flight.js';
 
 // int8 (bigserial ids, counts) as strings would surprise callers; they fit in a JS number for us.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number.parseInt(v, 10));
@@ -87,16 +88,11 @@ async function run<R extends object>(
   }
 }
 
-/**
- * The coalescing behind `notifyAfterCommit`: per channel, one notification in flight; requests
- * made meanwhile are folded into one more, sent when it completes (so every request is followed
- * by a notification sent after it).
- */
+/** The coalescing behind `notifyAfterCommit`: one `SingleFlight` per channel. */
 class Notifier {
   readonly #send: (channel: string) => Promise<unknown>;
   readonly #onError: ((error: unknown) => void) | undefined;
-  readonly #inFlight = new Map<string, Promise<void>>();
-  readonly #again = new Set<string>();
+  readonly #channels = new Map<string, SingleFlight>();
 
   constructor(send: (channel: string) => Promise<unknown>, onError?: (error: unknown) => void) {
     this.#send = send;
@@ -104,25 +100,19 @@ class Notifier {
   }
 
   request(channel: string): void {
-    if (this.#inFlight.has(channel)) {
-      this.#again.add(channel);
-      return;
+    let flight = this.#channels.get(channel);
+    if (!flight) {
+      flight = new SingleFlight(async () => {
+        await this.#send(channel);
+      }, this.#onError);
+      this.#channels.set(channel, flight);
     }
-    const sending = this.#send(channel)
-      .then(
-        () => undefined,
-        (error: unknown) => this.#onError?.(error),
-      )
-      .finally(() => {
-        this.#inFlight.delete(channel);
-        if (this.#again.delete(channel)) this.request(channel);
-      });
-    this.#inFlight.set(channel, sending);
+    flight.request();
   }
 
   /** Resolves once nothing is in flight or pending. */
   async idle(): Promise<void> {
-    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight.values());
+    await Promise.all([...this.#channels.values()].map((flight) => flight.idle()));
   }
 }
 

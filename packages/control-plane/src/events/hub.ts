@@ -15,6 +15,7 @@ import { TetherError, type FleetEventsFilter } from '@tether/contracts';
 import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
 import type { Db } from '../db/pool.js';
+import { SingleFlight } from '../db/single-flight.js';
 import {
   matchesFilter,
   readAllAfter,
@@ -60,8 +61,7 @@ export class FeedHub {
   #cursor = '0';
   /** The highest id a notification announced. */
   #announced = '0';
-  #draining: Promise<void> | null = null;
-  #again = false;
+  readonly #reader: SingleFlight;
   #closed = false;
 
   constructor(db: Db, options: FeedHubOptions = {}) {
@@ -69,6 +69,11 @@ export class FeedHub {
     this.#batch = options.batchSize ?? DEFAULT_BATCH;
     this.#maxBuffered = options.maxBuffered ?? DEFAULT_MAX_BUFFERED;
     this.#options = options;
+    // A run queued behind the last one before close() reads nothing.
+    this.#reader = new SingleFlight(
+      () => (this.#closed ? Promise.resolve() : this.#drain()),
+      options.onError,
+    );
   }
 
   /** Starts at the current end of the feed (earlier events are read as backlog, per subscriber). */
@@ -94,25 +99,13 @@ export class FeedHub {
   /** Reads whatever is new (after a reconnect, a lost notification, or on the safety poll). */
   poke(): void {
     if (this.#closed) return;
-    if (this.#draining) {
-      this.#again = true;
-      return;
-    }
-    this.#draining = this.#drain()
-      .catch((error: unknown) => this.#options.onError?.(error))
-      .finally(() => {
-        this.#draining = null;
-        if (this.#again) {
-          this.#again = false;
-          this.poke();
-        }
-      });
+    this.#reader.request();
   }
 
   /** Reads what is new now; resolves once it has been handed to the subscribers. */
   async settle(): Promise<void> {
     this.poke();
-    while (this.#draining) await this.#draining;
+    await this.#reader.idle();
   }
 
   async #drain(): Promise<void> {
@@ -236,6 +229,6 @@ export class FeedHub {
       s.ended = true;
       this.#wakeSubscriber(s);
     }
-    await this.#draining;
+    await this.#reader.idle();
   }
 }

@@ -226,6 +226,7 @@ export async function startTether(
       );
       await Promise.race([host.httpIdle(), deadline]);
       phase('httpDrainMs');
+      // Again: HTTP beats that arrived while the HTTP calls drained.
       await deps.heartbeats.drain();
       await cluster.close();
       await database.close();
