@@ -74,6 +74,42 @@ export function mutate<T = unknown>(
   });
 }
 
+/**
+ * Several mutations in one HTTP request, as tRPC's httpBatchLink sends them
+ * (`POST /trpc/a,b,c?batch=1`, the inputs keyed by position). `items` holds one result per call
+ * when the server answered them one by one; a batch refused as a whole has `error` set instead.
+ */
+export async function mutateBatch(
+  baseUrl: string,
+  calls: { path: string; input?: unknown }[],
+  options: CallOptions = {},
+): Promise<CallResult<undefined> & { items: CallResult[] }> {
+  const inputs = Object.fromEntries(calls.map((call, i) => [i, call.input]));
+  const response = await fetch(`${baseUrl}/trpc/${calls.map((c) => c.path).join(',')}?batch=1`, {
+    method: 'POST',
+    headers: headers(options, true),
+    body: JSON.stringify(inputs),
+  });
+  const raw = await response.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    parsed = undefined;
+  }
+  type Item = { result?: { data: unknown }; error?: CallResult['error'] };
+  const items = Array.isArray(parsed)
+    ? (parsed as Item[]).map((item) => ({
+        status: item.error?.data.httpStatus ?? 200,
+        data: item.result?.data,
+        error: item.error,
+        raw: JSON.stringify(item),
+      }))
+    : [];
+  const whole = Array.isArray(parsed) ? undefined : (parsed as Item | undefined)?.error;
+  return { status: response.status, data: undefined, error: whole, raw, items };
+}
+
 /** The Tether error code of a failed call (undefined on success). */
 export function errorCode(result: CallResult): string | undefined {
   return result.error?.data.tetherError.code;

@@ -127,10 +127,11 @@ export async function startTether(
         metrics.heartbeatBatchSeconds.observe(ms / 1000);
       },
     }),
-    limits: createRateLimiter({
+    limits: createRateLimiter(database, {
       publicPerMinute: config.ratePublicPerMinute,
       authFailuresPerMinute: config.rateAuthFailuresPerMinute,
       heartbeatsPerMinute: config.rateHeartbeatsPerMinute,
+      mutationsPerMinute: config.rateMutationsPerMinute,
     }),
     metrics,
     settings: {
@@ -154,6 +155,13 @@ export async function startTether(
     trustProxy: config.trustProxy,
     revalidateEveryMs: config.authCacheTtlMs,
     admission: new Admission({ ratePerSecond: config.wsAdmitPerSecond }),
+    maxBatchCalls: config.maxBatchCalls,
+    ws: {
+      maxInFlight: config.wsMaxInFlight,
+      authDeadlineMs: config.wsAuthDeadlineMs,
+      anonymousIdleMs: config.wsAnonymousIdleMs,
+      maxUnauthenticatedPerPeer: config.wsMaxUnauthenticatedPerPeer,
+    },
   });
 
   const sweeper = new Sweeper(database, log, metrics, {
