@@ -49,6 +49,10 @@ const EnvSchema = z.object({
     .enum(['true', 'false', '1', '0'])
     .default('false')
     .transform((v) => v === 'true' || v === '1'),
+  TETHER_MEMBER_NODE_IDS: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
+    .transform((v) => v === 'true' || v === '1'),
   TETHER_METRICS_TOKEN: z
     .string()
     .min(16, 'at least 16 characters')
@@ -97,6 +101,8 @@ export interface Config {
   rateAuthFailuresPerMinute: number;
   rateHeartbeatsPerMinute: number;
   trustProxy: boolean;
+  /** Members' keys and approvals may name node ids (and so learn which ids exist). */
+  memberNodeIds: boolean;
   /** Bearer token required to read /metrics (wherever it is served). */
   metricsToken: string | undefined;
   /** A separate listener for /metrics only; the main port then does not serve it. */
@@ -154,6 +160,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateAuthFailuresPerMinute: e.TETHER_RATE_AUTH_FAILURES_PER_MINUTE,
     rateHeartbeatsPerMinute: e.TETHER_RATE_HEARTBEATS_PER_MINUTE,
     trustProxy: e.TETHER_TRUST_PROXY,
+    memberNodeIds: e.TETHER_MEMBER_NODE_IDS,
     metricsToken: e.TETHER_METRICS_TOKEN,
     metricsListen,
     logLevel: e.TETHER_LOG_LEVEL,

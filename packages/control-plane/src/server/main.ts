@@ -149,6 +149,7 @@ export async function startTether(
       offlineAfterMs: config.offlineAfterMs,
       sweepIntervalMs: config.sweepIntervalMs,
       pairingTtlSeconds: config.pairingTtlSeconds,
+      memberNodeIds: config.memberNodeIds,
     },
     log,
     lifecycle: { draining: false },
