@@ -1,21 +1,24 @@
 /**
  * One port, one HTTP server: tRPC over HTTP at /trpc, tRPC over WebSocket at /trpc (upgrade),
- * /livez, /readyz, /metrics. Transport concerns only; every call goes through the router.
+ * /livez, /readyz, /metrics (unless it has a listener of its own or is not exposed: see
+ * metrics-http.ts). Transport concerns only; every call goes through the router.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ERROR_REGISTRY, TetherError } from '@tether/contracts';
-import { getErrorShape, transformTRPCResponse } from '@trpc/server';
+import { transformTRPCResponse } from '@trpc/server';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { getWSConnectionHandler, type WSSHandlerOptions } from '@trpc/server/adapters/ws';
 import { WebSocketServer } from 'ws';
 import { bearerToken, buildContext, type Context, type Deps } from '../trpc/context.js';
-import { TRPCError } from '../trpc/error-formatter.js';
+import { formatError, TRPCError } from '../trpc/error-formatter.js';
+import { rootConfig } from '../trpc/init.js';
 import { appRouter } from '../trpc/root.js';
 import type { Admission } from './admission.js';
 import { ConnectionRegistry } from './connections.js';
 import { isPlainHeartbeat, serveHttpHeartbeat } from './http-heartbeat.js';
 import { sendJson } from './http-json.js';
+import { serveMetrics, type MetricsExposure } from './metrics-http.js';
 import type { PresenceBindings } from './presence-bindings.js';
 import { WsGuard } from './ws-guard.js';
 import { WsHeartbeatFastPath } from './ws-heartbeat.js';
@@ -29,6 +32,8 @@ export interface HostOptions {
   revalidateEveryMs: number;
   /** New WebSocket sessions over this limit are told when to come back (admission.ts). */
   admission: Admission;
+  /** Whether /metrics is served on this port, and behind which token (metrics-http.ts). */
+  metrics: MetricsExposure;
   /** Calls in one HTTP `?batch=1` request or one WebSocket frame. */
   maxBatchCalls: number;
   /** Per-socket and per-peer WebSocket limits (ws-guard.ts). */
@@ -84,38 +89,26 @@ function stringParam(
   return typeof value === 'string' ? value.slice(0, max) : null;
 }
 
+/** 413 for a body over the limit, as tRPC would shape it (formatter + transformer). */
 function tooLarge(res: ServerResponse): void {
-  const spec = ERROR_REGISTRY['request.too_large'];
-  sendJson(res, spec.httpStatus, {
-    error: {
-      message: 'The request body exceeds the size limit.',
-      code: -32600,
-      data: {
-        code: spec.trpcCode,
-        httpStatus: spec.httpStatus,
-        tetherError: {
-          code: 'request.too_large',
-          message: 'The request body exceeds the size limit.',
-        },
-      },
-    },
+  const shape = formatError({
+    error: new TRPCError({
+      code: 'PAYLOAD_TOO_LARGE',
+      cause: new TetherError('request.too_large', 'The request body exceeds the size limit.'),
+    }),
+    path: undefined,
   });
+  sendJson(res, shape.data.httpStatus, transformTRPCResponse(rootConfig, { error: shape }));
   // Do not read the rest of an oversized body: close the connection after answering.
   res.once('finish', () => res.socket?.destroy());
 }
 
-/** A refused call's error as tRPC shapes and serialises it (errorFormatter, transformer). */
-function errorBody(error: TetherError): { error: unknown } {
-  const config = appRouter._def._config;
-  const shape = getErrorShape({
-    config,
+/** A refused call's error as the error formatter shapes it. */
+function errorShape(error: TetherError): ReturnType<typeof formatError> {
+  return formatError({
     error: new TRPCError({ code: ERROR_REGISTRY[error.code].trpcCode, cause: error }),
-    type: 'unknown',
     path: undefined,
-    input: undefined,
-    ctx: undefined,
   });
-  return transformTRPCResponse(config, { error: shape }) as { error: unknown };
 }
 
 /**
@@ -146,12 +139,14 @@ function batchTooLarge(calls: number, maxCalls: number): TetherError {
 }
 
 /**
- * The answer to an upgrade refused before it becomes a WebSocket: the status, `Retry-After`
- * (whole seconds, as HTTP wants) and the typed error as tRPC shapes it, with the exact wait in
- * `retryAfterMs`.
+ * The answer to an upgrade refused before it becomes a WebSocket (admission limit, unauthenticated
+ * sockets per address): the status, `Retry-After` (whole seconds, as HTTP wants) and the typed
+ * error as the formatter shapes it, with the exact wait in `retryAfterMs`.
  */
 function upgradeRefusal(statusLine: string, error: TetherError, retryAfterMs: number): string {
-  const body = JSON.stringify(errorBody(error));
+  // Plain JSON, not the transformer's: this is an HTTP answer before any tRPC exchange, read by
+  // clients that have no tRPC link yet (the SDK takes `retryAfterMs` from it).
+  const body = JSON.stringify({ error: errorShape(error) });
   return [
     `HTTP/1.1 ${statusLine}`,
     `Retry-After: ${Math.max(1, Math.ceil(retryAfterMs / 1_000))}`,
@@ -224,14 +219,10 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       return;
     }
     if (path === '/metrics') {
-      deps.metrics.registry
-        .metrics()
-        .then((text) => {
-          res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
-          res.end(text);
-        })
-        .catch(() => sendJson(res, 500, { status: 'metrics unavailable' }));
-      return;
+      if (!options.metrics.onMainPort) {
+        return sendJson(res, 404, { error: 'not found', reason: options.metrics.notServedReason });
+      }
+      return serveMetrics(req, res, deps.metrics.registry, options.metrics.token);
     }
     if (path === '/trpc' || path.startsWith('/trpc/')) {
       const declared = Number(req.headers['content-length'] ?? 0);
@@ -244,7 +235,9 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
         sendJson(
           res,
           ERROR_REGISTRY['request.batch_too_large'].httpStatus,
-          errorBody(batchTooLarge(calls, options.maxBatchCalls)),
+          transformTRPCResponse(rootConfig, {
+            error: errorShape(batchTooLarge(calls, options.maxBatchCalls)),
+          }),
         );
         res.once('finish', () => res.socket?.destroy());
         return;
@@ -267,7 +260,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
         serverVersion: deps.settings.serverVersion,
         api: '/trpc',
         health: ['/livez', '/readyz'],
-        metrics: '/metrics',
+        ...(options.metrics.onMainPort ? { metrics: '/metrics' } : {}),
       });
     }
     return sendJson(res, 404, { error: 'not found' });
@@ -317,7 +310,8 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
     {
       sendErrors: (socket, calls, error) => {
         if (socket.readyState !== socket.OPEN || calls.length === 0) return;
-        const shape = JSON.stringify(errorBody(error).error);
+        // One error, serialised once as tRPC would (transformer), then one frame per id.
+        const shape = JSON.stringify(rootConfig.transformer.output.serialize(errorShape(error)));
         for (const { id, jsonrpc } of calls) {
           const head = jsonrpc === undefined ? '' : '"jsonrpc":"2.0",';
           socket.send(`{"id":${JSON.stringify(id)},${head}"error":${shape}}`);
