@@ -96,7 +96,9 @@ describe('createTetherClient over the wire', () => {
     ]);
     const fetched = await admin.session.get.query({ sessionId: created.sessionId });
     expect(fetched.name).toBe('client lab');
-    expect(new Date(fetched.createdAt).getTime()).toBe(new Date(created.createdAt).getTime());
+    // superjson on every link: timestamps are Dates, typed and at run time.
+    expect(fetched.createdAt).toBeInstanceOf(Date);
+    expect(fetched.createdAt.getTime()).toBe(created.createdAt.getTime());
     expect(info.contractVersion).toMatch(/^\d+\.\d+$/);
   });
 
@@ -189,7 +191,7 @@ describe('createTetherClient over the wire', () => {
         const [event] = feed.events;
         expect(event?.id).toBe(event?.data.id);
         expect(event?.data).toMatchObject({ type: 'node.updated', nodeId });
-        expect(Number.isNaN(new Date(event?.data.at ?? '').getTime())).toBe(false);
+        expect(event?.data.at).toBeInstanceOf(Date);
         expect(feed.errors).toEqual([]);
       } finally {
         feed.stop();

@@ -181,6 +181,7 @@ describe('@tether/client as packed', () => {
     expect(JSON.parse(ran.stdout.trim())).toEqual({
       CONTRACT_VERSION,
       contractVersion: CONTRACT_VERSION,
+      createdAtIsDate: true,
       refused: 'session.not_found',
     });
   });

@@ -23,7 +23,7 @@ import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
 import { generateToken, hashToken } from '../auth/tokens.js';
 import type { Db } from '../db/pool.js';
-import { iso, isoOrNull, parseRow } from '../db/rows.js';
+import { parseRow } from '../db/rows.js';
 import { appendEvent } from '../events/append.js';
 import { insertNode } from '../nodes/service.js';
 
@@ -57,11 +57,11 @@ function toKeyView(row: unknown): EnrollmentKeyView {
     keyId: r.id,
     reusable: r.reusable,
     labels: r.labels,
-    createdAt: iso(r.created_at),
-    expiresAt: iso(r.expires_at),
-    revokedAt: isoOrNull(r.revoked_at),
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    revokedAt: r.revoked_at,
     useCount: r.use_count,
-    lastUsedAt: isoOrNull(r.last_used_at),
+    lastUsedAt: r.last_used_at,
     state: r.state,
   };
 }
@@ -75,7 +75,7 @@ export interface CreateKeyInput {
 export interface CreatedKey {
   keyId: string;
   enrollmentKey: string;
-  expiresAt: string;
+  expiresAt: Date;
 }
 
 export async function createKey(
@@ -97,7 +97,7 @@ export async function createKey(
     ],
   );
   const row = rows[0]!;
-  return { keyId: row.id, enrollmentKey, expiresAt: iso(row.expires_at) };
+  return { keyId: row.id, enrollmentKey, expiresAt: row.expires_at };
 }
 
 /**

@@ -32,7 +32,7 @@ import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
 import type { Sql } from '../db/pool.js';
 import { decodeCursor, pageLimit, Params, toPage } from '../db/pagination.js';
-import { iso, isoOrNull, parseRow } from '../db/rows.js';
+import { parseRow } from '../db/rows.js';
 
 export interface NodePage {
   items: NodeView[];
@@ -125,13 +125,13 @@ function toNodeView(raw: unknown): NodeView {
     capabilities: r.capabilities,
     clientVersion: r.client_version,
     status: r.status,
-    enrolledAt: iso(r.enrolled_at),
-    updatedAt: iso(r.updated_at),
-    revokedAt: isoOrNull(r.revoked_at),
+    enrolledAt: r.enrolled_at,
+    updatedAt: r.updated_at,
+    revokedAt: r.revoked_at,
     presence: {
       healthState: r.health_state,
-      lastHeartbeatAt: isoOrNull(r.last_heartbeat_at),
-      onlineSince: isoOrNull(r.online_since),
+      lastHeartbeatAt: r.last_heartbeat_at,
+      onlineSince: r.online_since,
     },
     activeAttachment:
       r.attachment_id !== null &&
@@ -142,7 +142,7 @@ function toNodeView(raw: unknown): NodeView {
             attachmentId: r.attachment_id,
             sessionId: r.attachment_session_id,
             state: r.attachment_state,
-            attachedAt: iso(r.attachment_attached_at),
+            attachedAt: r.attachment_attached_at,
           }
         : null,
   };
@@ -209,8 +209,8 @@ export async function isNodeOnline(
     nodeId: r.node_id,
     online: r.status === 'active' && r.health_state !== 'offline',
     healthState: r.health_state,
-    onlineSince: isoOrNull(r.online_since),
-    lastHeartbeatAt: isoOrNull(r.last_heartbeat_at),
+    onlineSince: r.online_since,
+    lastHeartbeatAt: r.last_heartbeat_at,
   };
 }
 

@@ -51,7 +51,7 @@ export interface RegisterNodeInput {
 export interface RegisteredNode {
   nodeId: NodeId;
   ownerParticipantId: ParticipantId;
-  enrolledAt: string;
+  enrolledAt: Date;
 }
 
 /** Server-generated ids are `node-<uuid>`: they satisfy the node-id pattern and never collide. */
@@ -94,7 +94,7 @@ export async function insertNode(sql: Sql, input: RegisterNodeInput): Promise<Re
     return {
       nodeId: row.node_id as NodeId,
       ownerParticipantId: row.owner_participant_id as ParticipantId,
-      enrolledAt: row.enrolled_at.toISOString(),
+      enrolledAt: row.enrolled_at,
     };
   }
 }

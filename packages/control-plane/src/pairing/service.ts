@@ -29,7 +29,7 @@ import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
 import { generatePairingCode, generateSecret, generateToken, hashToken } from '../auth/tokens.js';
 import type { Db, Sql } from '../db/pool.js';
-import { iso, isoOrNull, parseRow } from '../db/rows.js';
+import { parseRow } from '../db/rows.js';
 import { insertNode } from '../nodes/service.js';
 import { appendEvent } from '../events/append.js';
 
@@ -72,11 +72,11 @@ function toView(row: unknown): PairingView {
     platform: r.platform,
     requestedNodeId: r.requested_node_id,
     metadata: r.metadata,
-    createdAt: iso(r.created_at),
-    updatedAt: iso(r.updated_at),
-    expiresAt: iso(r.expires_at),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    expiresAt: r.expires_at,
     decidedBy: r.decided_by as ParticipantId | null,
-    decidedAt: isoOrNull(r.decided_at),
+    decidedAt: r.decided_at,
     nodeId: r.node_id as NodeId | null,
   };
 }
@@ -127,7 +127,7 @@ export interface PairingRequested {
   requestId: string;
   pairingCode: string;
   claimSecret: string;
-  expiresAt: string;
+  expiresAt: Date;
 }
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: TetherError };
@@ -218,7 +218,7 @@ function view(
     requestId: row.id,
     pairingCode: row.pairing_code,
     claimSecret,
-    expiresAt: iso(row.expires_at),
+    expiresAt: row.expires_at,
   };
 }
 

@@ -4,7 +4,7 @@ import { ParticipantRole as RoleSchema } from '@tether/contracts';
 import { z } from 'zod';
 import type { Sql } from '../db/pool.js';
 import { decodeCursor, pageLimit, toPage } from '../db/pagination.js';
-import { iso, parseRow } from '../db/rows.js';
+import { parseRow } from '../db/rows.js';
 
 const ParticipantRow = z.object({
   id: z.string(),
@@ -18,8 +18,8 @@ export interface ParticipantView {
   participantId: ParticipantId;
   name: string;
   role: ParticipantRole;
-  createdAt: string;
-  disabledAt: string | null;
+  createdAt: Date;
+  disabledAt: Date | null;
 }
 
 function toView(row: unknown): ParticipantView {
@@ -28,8 +28,8 @@ function toView(row: unknown): ParticipantView {
     participantId: r.id as ParticipantId,
     name: r.name,
     role: r.role,
-    createdAt: iso(r.created_at),
-    disabledAt: r.disabled_at ? iso(r.disabled_at) : null,
+    createdAt: r.created_at,
+    disabledAt: r.disabled_at,
   };
 }
 

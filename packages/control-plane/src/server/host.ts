@@ -4,12 +4,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ERROR_REGISTRY, TetherError } from '@tether/contracts';
+import { TetherError } from '@tether/contracts';
+import { transformTRPCResponse } from '@trpc/server';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { getWSConnectionHandler, type WSSHandlerOptions } from '@trpc/server/adapters/ws';
 import { WebSocketServer } from 'ws';
 import { bearerToken, buildContext, type Context, type Deps } from '../trpc/context.js';
 import { formatError, TRPCError } from '../trpc/error-formatter.js';
+import { rootConfig } from '../trpc/init.js';
 import { appRouter } from '../trpc/root.js';
 import type { Admission } from './admission.js';
 import { ConnectionRegistry } from './connections.js';
@@ -73,22 +75,16 @@ function stringParam(
   return typeof value === 'string' ? value.slice(0, max) : null;
 }
 
+/** 413 for a body over the limit, as tRPC would shape it (formatter + transformer). */
 function tooLarge(res: ServerResponse): void {
-  const spec = ERROR_REGISTRY['request.too_large'];
-  sendJson(res, spec.httpStatus, {
-    error: {
-      message: 'The request body exceeds the size limit.',
-      code: -32600,
-      data: {
-        code: spec.trpcCode,
-        httpStatus: spec.httpStatus,
-        tetherError: {
-          code: 'request.too_large',
-          message: 'The request body exceeds the size limit.',
-        },
-      },
-    },
+  const shape = formatError({
+    error: new TRPCError({
+      code: 'PAYLOAD_TOO_LARGE',
+      cause: new TetherError('request.too_large', 'The request body exceeds the size limit.'),
+    }),
+    path: undefined,
   });
+  sendJson(res, shape.data.httpStatus, transformTRPCResponse(rootConfig, { error: shape }));
   // Do not read the rest of an oversized body: close the connection after answering.
   res.once('finish', () => res.socket?.destroy());
 }

@@ -21,7 +21,7 @@ import { isAdmin } from '../auth/principal.js';
 import { appendEvent } from '../events/append.js';
 import type { Db, Sql } from '../db/pool.js';
 import { decodeCursor, pageLimit, toPage } from '../db/pagination.js';
-import { iso, parseRow } from '../db/rows.js';
+import { parseRow } from '../db/rows.js';
 
 const SESSION_COLUMNS = 'id, name, state, min_client_version, created_by, created_at, updated_at';
 
@@ -44,8 +44,8 @@ export function toSessionView(row: unknown): SessionView {
     // A malformed floor is reported as stored; writes against it fail with version.floor_malformed.
     minClientVersion: r.min_client_version as SessionView['minClientVersion'],
     createdBy: r.created_by as ParticipantId,
-    createdAt: iso(r.created_at),
-    updatedAt: iso(r.updated_at),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
   };
 }
 
@@ -69,8 +69,8 @@ function toMembershipView(row: unknown): MembershipView {
     participantId: r.participant_id as ParticipantId,
     role: r.role,
     state: r.state,
-    joinedAt: iso(r.joined_at),
-    updatedAt: iso(r.updated_at),
+    joinedAt: r.joined_at,
+    updatedAt: r.updated_at,
   };
 }
 
