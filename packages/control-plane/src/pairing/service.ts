@@ -30,7 +30,12 @@ import { isAdmin } from '../auth/principal.js';
 import { generatePairingCode, generateSecret, generateToken, hashToken } from '../auth/tokens.js';
 import type { Db, Sql } from '../db/pool.js';
 import { parseRow } from '../db/rows.js';
-import { insertNode } from '../nodes/service.js';
+import {
+  ADMINS_NAME_NODE_IDS,
+  assertMayNameNodeId,
+  insertNode,
+  type NodeIdPolicy,
+} from '../nodes/service.js';
 import { appendEvent } from '../events/append.js';
 
 /** A fresh code collides with a pending one about once in 2^40 / pending draws; 8 is plenty. */
@@ -293,17 +298,22 @@ export interface PairingDecision {
 /**
  * `pairing.approve`: any participant. Creates the node, owned by the approver, through the
  * registration code path (node + `offline` presence) in this transaction, with no token until
- * the claim. A requested node id that is taken → node.id_taken, and the request stays pending.
+ * the claim. A request that names a node id can be approved only by an admin (or by anyone under
+ * a policy that lets members name ids): otherwise node.id_not_allowed, whether or not the id is
+ * taken, so an approver never learns of nodes they cannot see. A named id that is taken →
+ * node.id_taken. Either way the request stays pending.
  */
 export async function approveRequest(
   db: Db,
   actor: ParticipantPrincipal,
   input: { requestId: string },
+  policy: NodeIdPolicy = ADMINS_NAME_NODE_IDS,
 ): Promise<PairingDecision> {
   const outcome = await db.tx(async (sql): Promise<Outcome<PairingDecision>> => {
     const locked = await lockForDecision(sql, input.requestId);
     if (!locked.ok) return locked;
     const row = locked.value;
+    assertMayNameNodeId(actor.role, row.requested_node_id, policy);
     const node = await insertNode(sql, {
       nodeId: row.requested_node_id ?? undefined,
       ownerParticipantId: actor.participantId,
