@@ -9,6 +9,7 @@ import {
   buildProcedureSnapshot,
   diffSnapshotFiles,
   parseSnapshotIndex,
+  publishedJsonSchema,
   renderSnapshotFiles,
   type WireProcedure,
 } from '../src/index.js';
@@ -42,8 +43,8 @@ describe('checked-in snapshots', () => {
       expect(parsed, name).toEqual({
         procedure: name,
         kind: definition.kind,
-        input: z.toJSONSchema(definition.input, { io: 'input', unrepresentable: 'any' }),
-        output: z.toJSONSchema(definition.output, { io: 'output', unrepresentable: 'any' }),
+        input: publishedJsonSchema(definition.input, 'input'),
+        output: publishedJsonSchema(definition.output, 'output'),
       });
     }
   });

@@ -4,7 +4,7 @@ import { Empty } from './common.js';
 
 export const SystemInfoInput = Empty.optional();
 
-export const SystemInfoOutput = z.strictObject({
+export const SystemInfoOutput = z.object({
   serverVersion: z.string(),
   contractVersion: EventEnvelopeVersion,
   heartbeatIntervalMs: z.number().int().positive(),
