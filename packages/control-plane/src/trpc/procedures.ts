@@ -13,8 +13,11 @@ import {
   parseEventEnvelopeVersion,
   isEventEnvelopeVersion,
 } from '@tether/contracts';
+import { TRPCError, tracked } from '@trpc/server';
+import { isTrackedEnvelope } from '@trpc/server/unstable-core-do-not-import';
+import type { z } from 'zod';
 import type { Context } from './context.js';
-import { toTetherError, type TRPCError } from './error-formatter.js';
+import { toTetherError } from './error-formatter.js';
 import { baseProcedure, middleware } from './init.js';
 
 const SERVER_MAJOR = parseEventEnvelopeVersion(CONTRACT_VERSION).major;
@@ -87,10 +90,53 @@ const refuseWhileDraining = middleware(({ ctx, next }) => {
   return next();
 });
 
+function parseEvent(schema: z.ZodType, value: unknown): unknown {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new TRPCError({
+      code: 'INTERNAL_SERVER_ERROR',
+      message: 'Subscription event failed its contract schema',
+      cause: parsed.error,
+    });
+  }
+  return parsed.data;
+}
+
+async function* parseEach(source: AsyncIterable<unknown>, schema: z.ZodType) {
+  for await (const value of source) {
+    if (isTrackedEnvelope(value)) {
+      const [id, data] = value;
+      yield tracked(id, parseEvent(schema, data));
+    } else {
+      yield parseEvent(schema, value);
+    }
+  }
+}
+
+/**
+ * What `.output()` does for a query, for each value a subscription yields: parsed with the
+ * subscription's `meta.eventOutput` (undeclared keys dropped); a value that fails ends the
+ * subscription with `system.internal` instead of reaching the client. A subscription that
+ * declares no event schema is refused.
+ */
+const parseEvents = middleware(async ({ type, meta, next }) => {
+  const result = await next();
+  if (type !== 'subscription' || !result.ok) return result;
+  const schema = meta?.eventOutput;
+  if (schema === undefined) {
+    throw new TRPCError({
+      code: 'INTERNAL_SERVER_ERROR',
+      message: 'This subscription declares no event schema (meta.eventOutput).',
+    });
+  }
+  return { ...result, data: parseEach(result.data as AsyncIterable<unknown>, schema) };
+});
+
 export const publicProcedure = baseProcedure
   .use(observe)
   .use(refuseWhileDraining)
-  .use(versionCeiling);
+  .use(versionCeiling)
+  .use(parseEvents);
 
 function retryAfter(ms: number): Record<string, unknown> {
   return { retryAfterMs: ms };
