@@ -2,6 +2,7 @@
  * A node on a bare WebSocket speaking tRPC's wire messages, so a test controls exactly when it
  * connects, answers keep-alive pings, calls, and goes away.
  */
+import { CONTRACT_VERSION } from '@tether/contracts';
 import { once } from 'node:events';
 import WebSocket from 'ws';
 
@@ -24,7 +25,12 @@ export async function rawNodeSocket(
   const ws = new WebSocket(`${wsUrl}?connectionParams=1`);
   const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
   await once(ws, 'open');
-  ws.send(JSON.stringify({ method: 'connectionParams', data: { token, clientVersion: '1.0' } }));
+  ws.send(
+    JSON.stringify({
+      method: 'connectionParams',
+      data: { token, clientVersion: CONTRACT_VERSION },
+    }),
+  );
   const pending = new Map<number, (message: unknown) => void>();
   let nextId = 1;
   ws.on('message', (data: Buffer) => {
