@@ -66,7 +66,7 @@ describe('wire object policy', () => {
       attachmentId: '0b1c2d3e-4f5a-4b6c-9d7e-8f9a0b1c2d3e',
       state: 'online',
       readOnly: false,
-      attachedAt: '2025-01-02T03:04:05.678Z',
+      attachedAt: new Date('2025-01-02T03:04:05.678Z'),
     };
     expect(output.parse({ ...attached, addedLater: 1 })).toEqual(attached);
     const attach = {

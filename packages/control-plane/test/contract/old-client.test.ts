@@ -97,10 +97,14 @@ class SchemaClient {
     return validate;
   }
 
-  /** Asserts that `value` is valid under the baseline's schema for that side of `procedure`. */
+  /**
+   * Asserts that `value` is valid under the baseline's schema for that side of `procedure`. The
+   * schemas describe the JSON form (a timestamp is an ISO-8601 string, as in superjson's `json`
+   * part and over REST), so decoded values (`Date`s) are checked in that form.
+   */
   check(procedure: string, side: 'input' | 'output', value: unknown): void {
     const validate = this.validator(procedure, side);
-    const ok = validate(value);
+    const ok = validate(value === undefined ? value : JSON.parse(JSON.stringify(value)));
     expect(
       ok,
       `${this.#baseline.name}: ${procedure} ${side} ${JSON.stringify(value)?.slice(0, 400)} — ${this.#ajv.errorsText(validate.errors)}`,
