@@ -181,7 +181,12 @@ export const ERROR_REGISTRY = {
   'version.ceiling_exceeded': spec(
     'CONFLICT',
     false,
-    "The client's contract MAJOR version is above the server's.",
+    "The client's contract MAJOR version is above every MAJOR this server serves.",
+  ),
+  'version.unsupported': spec(
+    'CONFLICT',
+    false,
+    "The client's contract MAJOR version is below every MAJOR this server serves; details name the supported range (supportedContractMajors).",
   ),
   'version.floor_malformed': spec(
     'INTERNAL_SERVER_ERROR',

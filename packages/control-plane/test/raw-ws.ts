@@ -4,6 +4,7 @@
  * (the router's transformer); answers are returned as framed, with `result.data` and `error`
  * decoded back from superjson.
  */
+import { CONTRACT_VERSION } from '@tether/contracts';
 import { once } from 'node:events';
 import superjson from 'superjson';
 import WebSocket from 'ws';
@@ -43,7 +44,12 @@ export async function rawNodeSocket(
   const ws = new WebSocket(`${wsUrl}?connectionParams=1`);
   const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
   await once(ws, 'open');
-  ws.send(JSON.stringify({ method: 'connectionParams', data: { token, clientVersion: '1.0' } }));
+  ws.send(
+    JSON.stringify({
+      method: 'connectionParams',
+      data: { token, clientVersion: CONTRACT_VERSION },
+    }),
+  );
   const pending = new Map<number, (message: unknown) => void>();
   let nextId = 1;
   ws.on('message', (data: Buffer) => {

@@ -11,13 +11,13 @@ export const NODE_TOKEN_PREFIX = 'tnd_';
 export const TokenString = z.string().min(8).max(256);
 
 export const ParticipantCreateInput = z.strictObject({ name: DisplayName, role: ParticipantRole });
-export const ParticipantCreateOutput = z.strictObject({
+export const ParticipantCreateOutput = z.object({
   participantId: ParticipantId,
   tokenId: z.uuid(),
   token: TokenString,
 });
 
-export const ParticipantView = z.strictObject({
+export const ParticipantView = z.object({
   participantId: ParticipantId,
   name: z.string(),
   role: ParticipantRole,
@@ -38,7 +38,7 @@ export const TokenCreateInput = z.strictObject({
     .max(10 * 365 * 24 * 3600)
     .optional(),
 });
-export const TokenCreateOutput = z.strictObject({
+export const TokenCreateOutput = z.object({
   tokenId: z.uuid(),
   token: TokenString,
   expiresAt: Timestamp.nullable(),

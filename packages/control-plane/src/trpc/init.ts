@@ -1,16 +1,30 @@
 /** initTRPC, exactly once. Everything else builds on what this file exports. */
 import { initTRPC } from '@trpc/server';
 import superjson from 'superjson';
+import type { z } from 'zod';
 import type { Context } from './context.js';
 import { formatError } from './error-formatter.js';
 
-const t = initTRPC.context<Context>().create({
-  // TypeScript clients get `Date`s (and BigInts, Maps…) end to end; plain-JSON clients use the
-  // REST surface at /api/v1, generated from these same procedures.
-  transformer: superjson,
-  errorFormatter: ({ error, path }) => formatError({ error, path }),
-  isDev: false,
-});
+/** What a procedure declares besides its input and output. */
+export interface ProcedureMeta {
+  /**
+   * A subscription's event schema (the contract's `WIRE_PROCEDURES[path].output`). tRPC's
+   * `.output()` does not reach the values a subscription yields, so every yielded value is
+   * parsed with this schema instead (`parseEvents` in procedures.ts).
+   */
+  eventOutput?: z.ZodType;
+}
+
+const t = initTRPC
+  .context<Context>()
+  .meta<ProcedureMeta>()
+  .create({
+    // TypeScript clients get `Date`s (and BigInts, Maps…) end to end; plain-JSON clients use the
+    // REST surface at /api/v1, generated from these same procedures.
+    transformer: superjson,
+    errorFormatter: ({ error, path }) => formatError({ error, path }),
+    isDev: false,
+  });
 
 export const router = t.router;
 export const middleware = t.middleware;
