@@ -127,6 +127,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
 
   const httpContext = (
     req: IncomingMessage,
+    res: ServerResponse,
     connectionParams: Record<string, string | undefined> | null,
   ): Promise<Context> =>
     buildContext(deps, {
@@ -139,6 +140,11 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       transport: 'http',
       peer: peerAddress(req, options.trustProxy),
       connectionId: randomUUID(),
+      // A stream (SSE) holds the credential from its first signal() until the response closes.
+      lifetime: {
+        eager: false,
+        onClose: (release) => (res.closed ? release() : res.once('close', release)),
+      },
     });
   const logInternal = (error: TRPCError, path: string | undefined): void => {
     if (error.code === 'INTERNAL_SERVER_ERROR' && !(error.cause && 'code' in error.cause)) {
@@ -149,7 +155,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: options.maxBodyBytes,
-    createContext: ({ req, info }) => httpContext(req, info.connectionParams),
+    createContext: ({ req, res, info }) => httpContext(req, res, info.connectionParams),
     onError: ({ error, path }) => logInternal(error, path),
   });
 
@@ -192,7 +198,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
         // Heartbeats skip tRPC's fetch emulation, not its procedure (http-heartbeat.ts).
         void serveHttpHeartbeat(req, res, {
           maxBodyBytes: options.maxBodyBytes,
-          context: () => httpContext(req, null),
+          context: () => httpContext(req, res, null),
           tooLarge,
           onInternalError: (error) => logInternal(error, 'runtimenode.heartbeat'),
         });
@@ -248,8 +254,14 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
         transport: 'ws',
         peer: peerAddress(req, options.trustProxy),
         connectionId,
+        // Held for the whole connection; the registry releases it when the socket closes.
+        lifetime: { eager: true, onClose: () => undefined },
       });
-      connections.add(socket, { principal: ctx.principal, connectionId });
+      connections.add(socket, {
+        principal: ctx.principal,
+        connectionId,
+        hold: ctx.credential?.hold() ?? null,
+      });
       heartbeatFastPath.register(socket, ctx);
       if (ctx.principal?.kind === 'node' && socket.readyState === socket.OPEN) {
         // Presence follows this socket from now on (see presence-bindings.ts).
@@ -273,12 +285,11 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
     socket.once('close', () => deps.metrics.wsConnections.dec());
   });
 
-  const unsubscribe = deps.revocations.subscribe((revocation) => {
-    connections.onRevocation(revocation);
-  });
+  // Revocations end holds at once (LiveCredentials listens to the bus); this catches expiry and
+  // whatever changed in the database without a notification, for sockets and streams alike.
   const revalidateTimer = setInterval(() => {
-    connections
-      .revalidate(deps.auth)
+    deps.credentials
+      .revalidate()
       .catch((err: unknown) => deps.log.warn({ err }, 'revalidation failed'));
   }, options.revalidateEveryMs);
   revalidateTimer.unref();
@@ -309,7 +320,6 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
         : new Promise<void>((resolve) => httpIdleWaiters.push(resolve)),
     closeWebSockets: () => {
       clearInterval(revalidateTimer);
-      unsubscribe();
       for (const socket of wss.clients) socket.terminate();
       wss.close();
     },

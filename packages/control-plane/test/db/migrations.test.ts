@@ -34,6 +34,8 @@ const SPEC_COLUMNS: Record<string, string[]> = {
     'last_used_at timestamptz YES',
     'expires_at timestamptz YES',
     'revoked_at timestamptz YES',
+    // Migration 8: the token that created this one (token.create), for the revocation cascade.
+    'created_by_token_id uuid YES',
   ],
   sessions: [
     'id uuid NO',

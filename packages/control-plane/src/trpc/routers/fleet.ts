@@ -2,7 +2,7 @@ import { FleetEventsInput, FleetListInput, FleetListOutput } from '@tether/contr
 import { tracked } from '@trpc/server';
 import { listEvents } from '../../events/feed.js';
 import { router } from '../init.js';
-import { participantProcedure } from '../procedures.js';
+import { participantProcedure, streamSignal } from '../procedures.js';
 
 export const fleetRouter = router({
   /** One page of the feed over plain HTTP (catch-up reads, scripts). */
@@ -13,14 +13,16 @@ export const fleetRouter = router({
 
   /**
    * The live feed (WebSocket or SSE). `tracked(id, …)`: a client that reconnects sends its last
-   * id back and receives exactly the events it missed, then live ones.
+   * id back and receives exactly the events it missed, then live ones. It ends with
+   * `auth.unauthenticated` once the caller's credential ends.
    */
   events: participantProcedure.input(FleetEventsInput).subscription(async function* ({
     ctx,
     input,
     signal,
   }) {
-    for await (const event of ctx.deps.feed.subscribe(ctx.principal, input, signal)) {
+    const until = streamSignal(ctx, signal);
+    for await (const event of ctx.deps.feed.subscribe(ctx.principal, input, until)) {
       yield tracked(event.id, event);
     }
   }),
