@@ -115,9 +115,9 @@ describe('long-lived streams end with their credential', () => {
         );
         expect(revoked.status).toBe(200);
         expect(await endOf(sub)).toBe('auth.unauthenticated');
-        // Nothing is held for it any more on the server.
+        // Nothing is held for it any more on the server: no subscriber, no live credential.
         await eventually(
-          () => Promise.resolve(server.deps.feed.subscriberCount),
+          () => Promise.resolve(server.deps.feed.subscriberCount + server.deps.credentials.size),
           (n) => n === 0,
         );
       } finally {
