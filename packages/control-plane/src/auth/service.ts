@@ -267,14 +267,16 @@ export async function createParticipantWithToken(
 }
 
 /**
- * Revokes `tokenId` and, transitively, every token created from it; returns the hashes (hex) of
- * every token in the tree (already-revoked ones included: harmless to publish). Level by level,
+ * Revokes `tokenId` and, transitively, every token created from it, and the enrollment keys any
+ * of them created; returns the hashes (hex) of the tokens below `tokenId` (already-revoked ones
+ * included: harmless to publish). Level by level,
  * each level its own statement inside the caller's transaction: a statement waits for a
  * concurrent child insert that holds its parent FOR SHARE, and the next level's statement (a new
  * snapshot) then sees that child, so no token minted while the cascade runs escapes it.
  */
 export async function revokeTokenTree(sql: Sql, tokenId: string): Promise<string[]> {
   const hashes: string[] = [];
+  const tree = [tokenId];
   let frontier = [tokenId];
   while (frontier.length > 0) {
     const { rows } = await sql.query<{ id: string; token_hash: Buffer }>(
@@ -285,7 +287,15 @@ export async function revokeTokenTree(sql: Sql, tokenId: string): Promise<string
     );
     for (const row of rows) hashes.push(row.token_hash.toString('hex'));
     frontier = rows.map((r) => r.id);
+    tree.push(...frontier);
   }
+  // The enrollment keys any of them created go too (after every level: a key inserted while a
+  // level waited on its creator is visible to this later statement).
+  await sql.query(
+    `UPDATE enrollment_keys SET revoked_at = COALESCE(revoked_at, now())
+      WHERE created_by_token_id = ANY($1::uuid[]) AND revoked_at IS NULL`,
+    [tree],
+  );
   return hashes;
 }
 

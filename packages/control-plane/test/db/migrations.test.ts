@@ -83,6 +83,8 @@ const SPEC_COLUMNS: Record<string, string[]> = {
     'revoked_at timestamptz YES',
     'use_count int4 NO',
     'last_used_at timestamptz YES',
+    // Migration 8: the token that created the key (capped at its expiry, revoked with it).
+    'created_by_token_id uuid YES',
   ],
   pairing_requests: [
     'id uuid NO',

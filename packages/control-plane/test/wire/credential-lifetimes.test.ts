@@ -280,6 +280,34 @@ describe('a token never outlives the token that created it', () => {
     expect(byId.get(sibling.tokenId)?.revokedAt).toBeNull();
   });
 
+  it('an enrollment key made by a 60 s token expires with it and is revoked with it (or with any token it descends from)', async () => {
+    await using server = await startTestServer();
+    const member = await participant(server);
+    const parent = await createToken(server, member.token, { name: 'short', expiresInSeconds: 60 });
+    const child = await createToken(server, parent.token, { name: 'child' });
+    const key = await mutate<{ keyId: string; enrollmentKey: string; expiresAt: string }>(
+      server.url,
+      'enrollment.createKey',
+      { reusable: true, expiresInSeconds: 365 * 24 * 3600 },
+      { token: child.token },
+    );
+    expect(key.status, key.raw).toBe(200);
+    expect(new Date(key.data.expiresAt).getTime()).toBe(new Date(parent.expiresAt!).getTime());
+    const enroll = (nodeId: string) =>
+      mutate(server.url, 'device.enroll', {
+        enrollmentKey: key.data.enrollmentKey,
+        nodeId,
+        name: nodeId,
+        nodeType: 'edge',
+      });
+    expect((await enroll('before-revoke')).status).toBe(200);
+
+    await mutate(server.url, 'token.revoke', { tokenId: parent.tokenId }, { token: member.token });
+    const after = await enroll('after-revoke');
+    expect(after.status).toBe(403);
+    expect(errorCode(after)).toBe('enrollment.key_revoked');
+  });
+
   it('token.list: own tokens for a member (another participant is auth.forbidden), everyone or one participant for an admin, never a secret', async () => {
     await using server = await startTestServer();
     const alice = await participant(server);
