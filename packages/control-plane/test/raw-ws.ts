@@ -1,11 +1,30 @@
 /**
  * A node on a bare WebSocket speaking tRPC's wire messages, so a test controls exactly when it
- * connects, answers keep-alive pings, calls, and goes away.
+ * connects, answers keep-alive pings, calls, and goes away. Inputs are sent superjson-encoded
+ * (the router's transformer); answers are returned as framed, with `result.data` and `error`
+ * decoded back from superjson.
  */
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect } from 'node:net';
+import superjson from 'superjson';
 import WebSocket from 'ws';
+
+type Encoded = Parameters<typeof superjson.deserialize>[0];
+
+function decodeFrame(message: Record<string, unknown>): Record<string, unknown> {
+  const result = message.result as { type?: string; data?: unknown } | undefined;
+  if (result && 'data' in result) {
+    return {
+      ...message,
+      result: { ...result, data: superjson.deserialize(result.data as Encoded) },
+    };
+  }
+  if (message.error !== undefined) {
+    return { ...message, error: superjson.deserialize(message.error as Encoded) };
+  }
+  return message;
+}
 
 export interface RawNodeSocket {
   ws: WebSocket;
@@ -36,8 +55,8 @@ export async function rawNodeSocket(
       return;
     }
     if (text === 'PONG') return;
-    const message = JSON.parse(text) as { id?: number };
-    if (typeof message.id === 'number') pending.get(message.id)?.(message);
+    const message = JSON.parse(text) as Record<string, unknown>;
+    if (typeof message.id === 'number') pending.get(message.id)?.(decodeFrame(message));
   });
   return {
     ws,
@@ -46,7 +65,9 @@ export async function rawNodeSocket(
       new Promise((resolve) => {
         const id = nextId++;
         pending.set(id, resolve);
-        ws.send(JSON.stringify({ id, method, params: { path, input } }));
+        ws.send(
+          JSON.stringify({ id, method, params: { path, input: superjson.serialize(input) } }),
+        );
       }),
     close: async () => {
       if (ws.readyState === WebSocket.CLOSED) return;
@@ -68,9 +89,12 @@ export interface StubbornSocket {
   closeFrame: Promise<number>;
   /** Resolves when the server ends the TCP connection. */
   ended: Promise<void>;
-  /** Sends one tRPC call (a masked text frame), whatever state the server thinks we are in. */
+  /**
+   * Sends one tRPC call (a masked text frame, input superjson-encoded), whatever state the server
+   * thinks we are in.
+   */
   send(method: 'query' | 'mutation', path: string, input: unknown): number;
-  /** Sends a call and resolves with the server's answer. */
+  /** Sends a call and resolves with the server's answer (as framed, still superjson-encoded). */
   call(method: 'query' | 'mutation', path: string, input: unknown): Promise<unknown>;
   destroy(): void;
 }
@@ -172,7 +196,11 @@ export async function stubbornSocket(wsUrl: string, token: string): Promise<Stub
   const send = (method: 'query' | 'mutation', path: string, input: unknown): number => {
     const id = nextId++;
     if (!tcp.destroyed)
-      tcp.write(maskedTextFrame(JSON.stringify({ id, method, params: { path, input } })));
+      tcp.write(
+        maskedTextFrame(
+          JSON.stringify({ id, method, params: { path, input: superjson.serialize(input) } }),
+        ),
+      );
     return id;
   };
   return {

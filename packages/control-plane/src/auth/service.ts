@@ -15,9 +15,9 @@
 import type { ParticipantId, ParticipantRole, NodeId } from '@tether/contracts';
 import { NODE_TOKEN_PREFIX, PARTICIPANT_TOKEN_PREFIX, TetherError } from '@tether/contracts';
 import { z } from 'zod';
-import { decodeCursor, pageLimit, toPage } from '../db/pagination.js';
+import { cursorTimestamp, decodeCursor, pageLimit, toPage } from '../db/pagination.js';
 import { prepared, type Db, type Sql } from '../db/pool.js';
-import { iso, isoOrNull, parseRow } from '../db/rows.js';
+import { parseRow } from '../db/rows.js';
 import type { NodePrincipal, ParticipantPrincipal, Principal } from './principal.js';
 import { isAdmin } from './principal.js';
 import type { RevocationBus } from './revocations.js';
@@ -149,7 +149,7 @@ export class AuthService {
 export interface IssuedToken {
   tokenId: string;
   token: string;
-  expiresAt: string | null;
+  expiresAt: Date | null;
 }
 
 /** The creator token that ended between authentication and now: the call is unauthenticated. */
@@ -198,7 +198,7 @@ export async function issueParticipantToken(
   return {
     tokenId: row.id,
     token,
-    expiresAt: row.expires_at ? row.expires_at.toISOString() : null,
+    expiresAt: row.expires_at ?? null,
   };
 }
 
@@ -231,7 +231,7 @@ export async function createParticipantWithToken(
   participantId: ParticipantId;
   tokenId: string;
   token: string;
-  expiresAt: string | null;
+  expiresAt: Date | null;
 }> {
   return db.tx(async (sql) => {
     let expiresAt: Date | null = null;
@@ -261,7 +261,7 @@ export async function createParticipantWithToken(
       participantId,
       tokenId: row.id,
       token,
-      expiresAt: row.expires_at ? row.expires_at.toISOString() : null,
+      expiresAt: row.expires_at,
     };
   });
 }
@@ -329,7 +329,7 @@ const TokenRow = z.object({
   participant_id: z.string(),
   name: z.string(),
   created_at: z.date(),
-  created_key: z.string(),
+  cursor_at: z.string(),
   last_used_at: z.date().nullable(),
   expires_at: z.date().nullable(),
   revoked_at: z.date().nullable(),
@@ -340,17 +340,17 @@ export interface TokenView {
   tokenId: string;
   participantId: ParticipantId;
   name: string;
-  createdAt: string;
-  lastUsedAt: string | null;
-  expiresAt: string | null;
-  revokedAt: string | null;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
   createdByTokenId: string | null;
 }
 
 /**
  * `token.list`: the caller's tokens; an admin sees everyone's, or one participant's with
- * `participantId`. Metadata only — a token or its hash never leaves the database. Oldest first;
- * the cursor carries `created_at` as PostgreSQL text, so no precision is lost between pages.
+ * `participantId`. Metadata only — a token or its hash never leaves the database. Oldest first,
+ * keyset-paged on (created_at, id) at full precision (db/pagination.ts).
  */
 export async function listTokens(
   db: Sql,
@@ -370,10 +370,10 @@ export async function listTokens(
   }
   const owner = isAdmin(actor) ? (input.participantId ?? null) : actor.participantId;
   const limit = pageLimit(input.limit);
-  const after = decodeCursor(input.cursor, 2);
+  const after = decodeCursor('token', input.cursor);
   const { rows } = await db.query(
-    `SELECT id, participant_id, name, created_at, created_at::text AS created_key, last_used_at,
-            expires_at, revoked_at, created_by_token_id
+    `SELECT id, participant_id, name, created_at, ${cursorTimestamp('created_at')} AS cursor_at,
+            last_used_at, expires_at, revoked_at, created_by_token_id
        FROM api_tokens
       WHERE ($1::uuid IS NULL OR participant_id = $1::uuid)
         AND ($2::timestamptz IS NULL OR (created_at, id) > ($2::timestamptz, $3::uuid))
@@ -388,13 +388,14 @@ export async function listTokens(
       tokenId: r.id,
       participantId: r.participant_id as ParticipantId,
       name: r.name,
-      createdAt: iso(r.created_at),
-      lastUsedAt: isoOrNull(r.last_used_at),
-      expiresAt: isoOrNull(r.expires_at),
-      revokedAt: isoOrNull(r.revoked_at),
+      createdAt: r.created_at,
+      lastUsedAt: r.last_used_at,
+      expiresAt: r.expires_at,
+      revokedAt: r.revoked_at,
       createdByTokenId: r.created_by_token_id,
     }),
-    (r) => [r.created_key, r.id],
+    'token',
+    (r) => [r.cursor_at, r.id],
   );
 }
 

@@ -1,20 +1,24 @@
 /**
  * One port, one HTTP server: tRPC over HTTP at /trpc, tRPC over WebSocket at /trpc (upgrade),
- * /livez, /readyz, /metrics. Transport concerns only; every call goes through the router.
+ * /livez, /readyz, /metrics (unless it has a listener of its own or is not exposed: see
+ * metrics-http.ts). Transport concerns only; every call goes through the router.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ERROR_REGISTRY, TetherError } from '@tether/contracts';
+import { TetherError } from '@tether/contracts';
+import { transformTRPCResponse } from '@trpc/server';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { getWSConnectionHandler, type WSSHandlerOptions } from '@trpc/server/adapters/ws';
 import { WebSocketServer } from 'ws';
 import { bearerToken, buildContext, type Context, type Deps } from '../trpc/context.js';
 import { formatError, TRPCError } from '../trpc/error-formatter.js';
+import { rootConfig } from '../trpc/init.js';
 import { appRouter } from '../trpc/root.js';
 import type { Admission } from './admission.js';
 import { ConnectionRegistry } from './connections.js';
 import { isPlainHeartbeat, serveHttpHeartbeat } from './http-heartbeat.js';
 import { sendJson } from './http-json.js';
+import { serveMetrics, type MetricsExposure } from './metrics-http.js';
 import type { PresenceBindings } from './presence-bindings.js';
 import { WsHeartbeatFastPath } from './ws-heartbeat.js';
 
@@ -27,6 +31,8 @@ export interface HostOptions {
   revalidateEveryMs: number;
   /** New WebSocket sessions over this limit are told when to come back (admission.ts). */
   admission: Admission;
+  /** Whether /metrics is served on this port, and behind which token (metrics-http.ts). */
+  metrics: MetricsExposure;
 }
 
 export interface Host {
@@ -41,7 +47,8 @@ export interface Host {
   /**
    * Stops reading from every WebSocket (shutdown, after the reconnect notification): no new
    * call is taken, and the clients' closing handshakes are not processed one by one — at 10 000
-   * sockets that alone kept a stopping server busy for seconds.
+   * sockets that alone kept a stopping server busy for seconds. Credential revalidation stops
+   * too (it would query a pool that closes next).
    */
   pauseWebSockets(): void;
   /** Resolves once no HTTP request is in flight (SSE streams included). */
@@ -73,22 +80,16 @@ function stringParam(
   return typeof value === 'string' ? value.slice(0, max) : null;
 }
 
+/** 413 for a body over the limit, as tRPC would shape it (formatter + transformer). */
 function tooLarge(res: ServerResponse): void {
-  const spec = ERROR_REGISTRY['request.too_large'];
-  sendJson(res, spec.httpStatus, {
-    error: {
-      message: 'The request body exceeds the size limit.',
-      code: -32600,
-      data: {
-        code: spec.trpcCode,
-        httpStatus: spec.httpStatus,
-        tetherError: {
-          code: 'request.too_large',
-          message: 'The request body exceeds the size limit.',
-        },
-      },
-    },
+  const shape = formatError({
+    error: new TRPCError({
+      code: 'PAYLOAD_TOO_LARGE',
+      cause: new TetherError('request.too_large', 'The request body exceeds the size limit.'),
+    }),
+    path: undefined,
   });
+  sendJson(res, shape.data.httpStatus, transformTRPCResponse(rootConfig, { error: shape }));
   // Do not read the rest of an oversized body: close the connection after answering.
   res.once('finish', () => res.socket?.destroy());
 }
@@ -181,14 +182,10 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       return;
     }
     if (path === '/metrics') {
-      deps.metrics.registry
-        .metrics()
-        .then((text) => {
-          res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
-          res.end(text);
-        })
-        .catch(() => sendJson(res, 500, { status: 'metrics unavailable' }));
-      return;
+      if (!options.metrics.onMainPort) {
+        return sendJson(res, 404, { error: 'not found', reason: options.metrics.notServedReason });
+      }
+      return serveMetrics(req, res, deps.metrics.registry, options.metrics.token);
     }
     if (path === '/trpc' || path.startsWith('/trpc/')) {
       const declared = Number(req.headers['content-length'] ?? 0);
@@ -212,7 +209,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
         serverVersion: deps.settings.serverVersion,
         api: '/trpc',
         health: ['/livez', '/readyz'],
-        metrics: '/metrics',
+        ...(options.metrics.onMainPort ? { metrics: '/metrics' } : {}),
       });
     }
     return sendJson(res, 404, { error: 'not found' });
@@ -312,6 +309,8 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       ready = value;
     },
     pauseWebSockets: () => {
+      // Revalidation queries the database every second: it stops here, before the pool closes.
+      clearInterval(revalidateTimer);
       for (const socket of wss.clients) socket.pause();
     },
     httpIdle: () =>

@@ -293,11 +293,11 @@ describe('a token never outlives the token that created it', () => {
     );
     expect(key.status, key.raw).toBe(200);
     expect(new Date(key.data.expiresAt).getTime()).toBe(new Date(parent.expiresAt!).getTime());
-    const enroll = (nodeId: string) =>
+    // A member's key: the server names the node.
+    const enroll = (name: string) =>
       mutate(server.url, 'device.enroll', {
         enrollmentKey: key.data.enrollmentKey,
-        nodeId,
-        name: nodeId,
+        name,
         nodeType: 'edge',
       });
     expect((await enroll('before-revoke')).status).toBe(200);
