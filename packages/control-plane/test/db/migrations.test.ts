@@ -34,7 +34,7 @@ const SPEC_COLUMNS: Record<string, string[]> = {
     'last_used_at timestamptz YES',
     'expires_at timestamptz YES',
     'revoked_at timestamptz YES',
-    // Migration 8: the token that created this one (token.create), for the revocation cascade.
+    // Migration 9: the token that created this one (token.create), for the revocation cascade.
     'created_by_token_id uuid YES',
   ],
   sessions: [
@@ -83,7 +83,7 @@ const SPEC_COLUMNS: Record<string, string[]> = {
     'revoked_at timestamptz YES',
     'use_count int4 NO',
     'last_used_at timestamptz YES',
-    // Migration 8: the token that created the key (capped at its expiry, revoked with it).
+    // Migration 9: the token that created the key (capped at its expiry, revoked with it).
     'created_by_token_id uuid YES',
   ],
   pairing_requests: [
