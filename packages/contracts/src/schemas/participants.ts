@@ -15,6 +15,8 @@ export const ParticipantCreateOutput = z.object({
   participantId: ParticipantId,
   tokenId: z.uuid(),
   token: TokenString,
+  /** The first token expires no later than the admin token that created the participant. */
+  expiresAt: Timestamp.nullable(),
 });
 
 export const ParticipantView = z.object({
@@ -28,6 +30,9 @@ export type ParticipantView = z.infer<typeof ParticipantView>;
 
 export const ParticipantListInput = z.strictObject({ ...PageInput }).optional();
 export const ParticipantListOutput = page(ParticipantView);
+
+/** `participant.suspend` / `participant.resume` (admin) → the participant as it now is. */
+export const ParticipantIdInput = z.strictObject({ participantId: ParticipantId });
 
 export const TokenCreateInput = z.strictObject({
   name: DisplayName,
@@ -44,4 +49,25 @@ export const TokenCreateOutput = z.object({
   expiresAt: Timestamp.nullable(),
 });
 export const TokenRevokeInput = z.strictObject({ tokenId: z.uuid() });
+
+/** `token.list`: own tokens; an admin's lists everyone's, or one participant's. */
+export const TokenListInput = z
+  .strictObject({ participantId: ParticipantId.optional(), ...PageInput })
+  .optional();
+
+/** A token's metadata. Never the token or its hash. */
+export const TokenView = z.strictObject({
+  tokenId: z.uuid(),
+  participantId: ParticipantId,
+  name: z.string(),
+  createdAt: Timestamp,
+  lastUsedAt: Timestamp.nullable(),
+  /** Never later than the creator's expiry (createdByTokenId). */
+  expiresAt: Timestamp.nullable(),
+  revokedAt: Timestamp.nullable(),
+  /** The token that created this one with token.create: revoking it revokes this one. */
+  createdByTokenId: z.uuid().nullable(),
+});
+export type TokenView = z.infer<typeof TokenView>;
+export const TokenListOutput = page(TokenView);
 export const NullOutput = z.null();

@@ -18,6 +18,7 @@ import {
 import { TRPCError, tracked } from '@trpc/server';
 import { isTrackedEnvelope } from '@trpc/server/unstable-core-do-not-import';
 import type { z } from 'zod';
+import { credentialEnded } from '../auth/live-credentials.js';
 import type { Principal } from '../auth/principal.js';
 import type { Context } from './context.js';
 import { toTetherError } from './error-formatter.js';
@@ -151,11 +152,38 @@ const parseEvents = middleware(async ({ type, meta, next }) => {
   return { ...result, data: parseEach(result.data as AsyncIterable<unknown>, schema) };
 });
 
+/**
+ * Nothing more runs on a connection whose credential ended (revoked, expired, rotated, its
+ * participant suspended), not even a public call: from the moment the server decided, until the
+ * socket is gone, every message on it gets `auth.unauthenticated` (see server/connections.ts).
+ */
+const refuseEndedCredential = middleware(({ ctx, next }) => {
+  if (ctx.credential?.ended) {
+    throw (
+      (ctx.credential.signal().reason as TetherError | undefined) ??
+      credentialEnded('credential_invalid')
+    );
+  }
+  return next();
+});
+
 export const publicProcedure = baseProcedure
   .use(observe)
+  .use(refuseEndedCredential)
   .use(refuseWhileDraining)
   .use(versionGate)
   .use(parseEvents);
+
+/**
+ * The signal a long-lived call (a subscription, an event stream) observes: the client going
+ * away (`signal`, ends the stream quietly) or the caller's credential ending (aborts with
+ * `auth.unauthenticated`, which the stream ends with).
+ */
+export function streamSignal(ctx: Context, signal: AbortSignal | undefined): AbortSignal {
+  const credential = ctx.credential?.signal();
+  const signals = [signal, credential].filter((s): s is AbortSignal => s !== undefined);
+  return signals.length === 1 ? signals[0]! : AbortSignal.any(signals);
+}
 
 function retryAfter(ms: number): Record<string, unknown> {
   return { retryAfterMs: ms };

@@ -206,6 +206,13 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
       { token: owner.token },
     );
   },
+  'participant.suspend_self': (s) =>
+    mutate(
+      s.url,
+      'participant.suspend',
+      { participantId: s.adminParticipantId },
+      { token: s.adminToken },
+    ),
   'node.not_found': (s) =>
     query(s.url, 'node.get', { nodeId: 'no-such-node' }, { token: s.adminToken }),
   'node.id_taken': async (s) => {
