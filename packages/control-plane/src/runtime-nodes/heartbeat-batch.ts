@@ -66,7 +66,7 @@ WITH input AS (
   WHERE p.node_id = prev.node_id
   RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state
 ), ev AS (
-  ${presenceEventsSql('upd', "'heartbeat'")}
+  ${presenceEventsSql('upd', 'heartbeat')}
 )
 SELECT node_id, from_state <> to_state AS changed FROM upd`,
 );

@@ -4,9 +4,9 @@
  * appends the `presence.changed` event, so concurrent writers never double- or under-report.
  * Returns null when there is nothing to write: an unknown node, or a revoked one asked to go live.
  */
-import type { PresenceCause, PresenceHealthState } from '@tether/contracts';
+import { PresenceCause, type PresenceHealthState } from '@tether/contracts';
 import { prepared, type Sql } from '../db/pool.js';
-import { feedWritten } from '../events/append.js';
+import { eventPayloadSql, feedWritten } from '../events/append.js';
 
 export interface PresenceChange {
   health: PresenceHealthState;
@@ -28,10 +28,22 @@ export interface PresenceTransitionResult {
   to: PresenceHealthState;
 }
 
+/** The `presence.changed` payload of a row with from_state and to_state, as SQL. */
+export function presenceChangedPayloadSql(cause: PresenceCause | { sql: string }): string {
+  // A literal cause is one of the contract's values (checked here), so it is safe to inline.
+  const causeSql = typeof cause === 'string' ? `'${PresenceCause.parse(cause)}'` : cause.sql;
+  return eventPayloadSql('presence.changed', {
+    from: 'from_state',
+    to: 'to_state',
+    cause: causeSql,
+  });
+}
+
 /**
  * The statement part that records every transition of `source` — a CTE with node_id,
- * from_state and to_state — as one `presence.changed` event with `cause` (SQL). Every presence
- * writer ends with it, so a change and its event share one statement.
+ * from_state and to_state — as one `presence.changed` event with `cause` (a contract value, or
+ * an SQL expression such as a parameter holding one). Every presence writer ends with it, so a
+ * change and its event share one statement.
  *
  * The caller announces the events (`feedWritten`) when the statement returned a transition.
  * The statement announces itself as a feed writer (migration 5) before it draws its first id:
@@ -39,10 +51,10 @@ export interface PresenceTransitionResult {
  * init plan), and never for a statement without transitions (a batch of plain heartbeats is no
  * feed writer).
  */
-export function presenceEventsSql(source: string, cause: string): string {
+export function presenceEventsSql(source: string, cause: PresenceCause | { sql: string }): string {
   return `INSERT INTO fleet_events (id, type, node_id, payload)
   SELECT nextval('fleet_events_id_seq'), 'presence.changed', node_id,
-         jsonb_build_object('from', from_state, 'to', to_state, 'cause', ${cause})
+         ${presenceChangedPayloadSql(cause)}
     FROM ${source}
    WHERE CASE WHEN from_state <> to_state THEN (SELECT tether_feed_writer()) ELSE false END`;
 }
@@ -85,7 +97,7 @@ WITH prev AS (
   WHERE p.node_id = prev.node_id
   RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state
 ), ev AS (
-  ${presenceEventsSql('upd', '$5::text')}
+  ${presenceEventsSql('upd', { sql: '$5::text' })}
 )
 SELECT from_state, to_state FROM upd`,
 );
@@ -156,7 +168,7 @@ WITH req AS (
   WHERE p.node_id = prev.node_id
   RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state
 ), ev AS (
-  ${presenceEventsSql('upd', "'connection'")}
+  ${presenceEventsSql('upd', 'connection')}
 )
 SELECT node_id, from_state, to_state FROM upd`,
 );
@@ -205,7 +217,7 @@ const RELEASE_CONNECTIONS = prepared(
        WHERE p.node_id = prev.node_id
        RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state
      ), ev AS (
-       ${presenceEventsSql('upd', "'connection'")}
+       ${presenceEventsSql('upd', 'connection')}
      )
      SELECT node_id, from_state FROM upd WHERE from_state <> 'offline' ORDER BY node_id`,
 );

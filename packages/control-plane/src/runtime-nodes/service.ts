@@ -16,6 +16,7 @@ import {
   NodeState,
   PresenceHealthState,
   TetherError,
+  fleetEvent,
   type AttachInput,
   type AttachOutput,
   type AttachmentId,
@@ -35,10 +36,10 @@ import type { NodePrincipal, ParticipantPrincipal } from '../auth/principal.js';
 import { assertNodeSelf, isAdmin } from '../auth/principal.js';
 import { prepared, type Db, type Sql } from '../db/pool.js';
 import { iso, isoOrNull, parseRow } from '../db/rows.js';
-import { appendEvent, feedWritten } from '../events/append.js';
+import { appendEvent, eventPayloadSql, feedWritten } from '../events/append.js';
 import type { HeartbeatBatcher } from './heartbeat-batch.js';
 import { isReadOnly } from '../sessions/floor.js';
-import { presenceChangeSetSql, writePresence } from './presence.js';
+import { presenceChangedPayloadSql, presenceChangeSetSql, writePresence } from './presence.js';
 
 const ACTIVE = `(${ACTIVE_NODE_STATES.map((state) => `'${state}'`).join(', ')})`;
 const ATTACHING_ROLES_SQL = `('owner', 'collaborator', 'runtime contributor')`;
@@ -141,13 +142,17 @@ WITH node AS (
   SELECT nextval('fleet_events_id_seq'), e.type, $3, e.session_id, e.payload
     FROM (
       SELECT 1 AS ord, 'presence.changed' AS type, NULL::uuid AS session_id,
-             jsonb_build_object('from', from_state, 'to', to_state, 'cause', 'attach') AS payload
+             ${presenceChangedPayloadSql('attach')} AS payload
         FROM presence WHERE from_state <> to_state
       UNION ALL
       SELECT 2, 'runtimenode.attached', $1::uuid,
-             jsonb_build_object('attachmentId', att.id, 'state', att.state,
-                                'previousState', (SELECT state FROM previous),
-                                'readOnly', $9::boolean, 'clientVersion', $5::text)
+             ${eventPayloadSql('runtimenode.attached', {
+               attachmentId: 'att.id',
+               state: 'att.state',
+               previousState: '(SELECT state FROM previous)',
+               readOnly: '$9::boolean',
+               clientVersion: '$5::text',
+             })}
         FROM att
        ORDER BY 1
     ) e
@@ -309,24 +314,24 @@ export async function capabilityUpdate(
         [attachment.id, capabilities, nextState],
       );
       if (nextState !== attachment.state) {
-        await appendEvent(sql, {
-          type: 'runtimenode.state_changed',
-          nodeId: input.nodeId,
-          sessionId: attachment.session_id,
-          payload: {
+        await appendEvent(
+          sql,
+          fleetEvent('runtimenode.state_changed', {
             from: attachment.state,
             to: nextState,
             reason: input.healthChanges?.reason ?? null,
-          },
-        });
+          }),
+          { nodeId: input.nodeId, sessionId: attachment.session_id },
+        );
       }
     }
-    await appendEvent(sql, {
-      type: 'runtimenode.capabilities_updated',
-      nodeId: input.nodeId,
-      sessionId: attachment?.session_id ?? null,
-      payload: { capabilities: Object.keys(input.capabilities).sort() },
-    });
+    await appendEvent(
+      sql,
+      fleetEvent('runtimenode.capabilities_updated', {
+        capabilities: Object.keys(input.capabilities).sort(),
+      }),
+      { nodeId: input.nodeId, sessionId: attachment?.session_id ?? null },
+    );
     return { nodeId: input.nodeId, state: nextState, updatedAt: iso(updated[0]!.updated_at) };
   });
 }
@@ -375,7 +380,7 @@ export async function heartbeat(
 export async function detach(db: Db, principal: NodePrincipal, input: DetachInput): Promise<null> {
   assertNodeSelf(principal, input);
   await db.tx(async (sql) => {
-    const { rows } = await sql.query<{ session_id: string; previous_state: string }>(
+    const { rows } = await sql.query<{ session_id: string; previous_state: NodeState }>(
       `UPDATE runtime_node_attachments a SET state = 'offline', updated_at = now()
          FROM (SELECT id, state FROM runtime_node_attachments WHERE node_id = $1 AND state IN ${ACTIVE} FOR UPDATE) prev
         WHERE a.id = prev.id
@@ -385,12 +390,14 @@ export async function detach(db: Db, principal: NodePrincipal, input: DetachInpu
     // Row locks first, events last (see events/append.ts).
     await writePresence(sql, input.nodeId, { health: 'offline', beat: false, cause: 'detach' });
     for (const row of rows) {
-      await appendEvent(sql, {
-        type: 'runtimenode.detached',
-        nodeId: input.nodeId,
-        sessionId: row.session_id,
-        payload: { previousState: row.previous_state, reason: input.reason ?? null },
-      });
+      await appendEvent(
+        sql,
+        fleetEvent('runtimenode.detached', {
+          previousState: row.previous_state,
+          reason: input.reason ?? null,
+        }),
+        { nodeId: input.nodeId, sessionId: row.session_id },
+      );
     }
   });
   return null;
@@ -419,7 +426,7 @@ export async function revokeAttachment(
         );
       }
     }
-    const { rows } = await sql.query<{ previous_state: string }>(
+    const { rows } = await sql.query<{ previous_state: NodeState }>(
       `UPDATE runtime_node_attachments a SET state = 'revoked', updated_at = now()
          FROM (SELECT id, state FROM runtime_node_attachments WHERE node_id = $1 AND session_id = $2 FOR UPDATE) prev
         WHERE a.id = prev.id
@@ -429,16 +436,15 @@ export async function revokeAttachment(
     if (!rows[0])
       throw new TetherError('node.not_found', 'The node has no attachment to this session.');
     if (rows[0].previous_state !== 'revoked') {
-      await appendEvent(sql, {
-        type: 'runtimenode.revoked',
-        nodeId: input.nodeId,
-        sessionId: input.sessionId,
-        payload: {
+      await appendEvent(
+        sql,
+        fleetEvent('runtimenode.revoked', {
           previousState: rows[0].previous_state,
           reason: input.reason ?? null,
           by: actor.participantId,
-        },
-      });
+        }),
+        { nodeId: input.nodeId, sessionId: input.sessionId },
+      );
     }
   });
   return null;
