@@ -7,13 +7,24 @@
 import { PresenceCause, type PresenceHealthState } from '@tether/contracts';
 import { prepared, type Sql } from '../db/pool.js';
 import { eventPayloadSql, feedWritten } from '../events/append.js';
+import {
+  DEFAULT_METRICS_HISTORY,
+  historyParams,
+  metricsPresenceSetSql,
+  metricsReportedAtSql,
+  metricsSamplesSql,
+  takesSampleSql,
+  type MetricsHistoryPolicy,
+} from './metrics-history.js';
 
 export interface PresenceChange {
   health: PresenceHealthState;
   /** Set last_heartbeat_at to the database clock. */
   beat: boolean;
-  /** Serialised metrics to store, or null to keep the previous ones. */
+  /** Serialised metrics to store (and maybe sample), or null to keep the previous ones. */
   metrics?: string | null;
+  /** How metrics are sampled into the history (the defaults when omitted). */
+  history?: MetricsHistoryPolicy;
   cause: PresenceCause;
   /**
    * The WebSocket connection the change arrived on: a live node with no bound connection
@@ -63,12 +74,20 @@ export function presenceEventsSql(source: string, cause: PresenceCause | { sql: 
  * The SET list of a presence change (`p` is the presence row, `prev` a CTE with its previous
  * `health_state`; the other arguments are SQL expressions): the health, the beat time when
  * `beat`, `online_since` started on going live and cleared on going offline, the connection
- * kept (or taken when none is bound) unless offline, metrics kept unless new ones are given,
- * `changed_at` on a transition. Shared by every writer that applies a `PresenceChange`.
+ * kept (or taken when none is bound) unless offline, metrics kept unless new ones are given
+ * (with their report time, and the history's next slot when `takeSample`), `changed_at` on a
+ * transition. Shared by every writer that applies a `PresenceChange`.
  */
 export function presenceChangeSetSql(
   prev: string,
-  v: { health: string; beat: string; metrics: string; connection: string },
+  v: {
+    health: string;
+    beat: string;
+    metrics: string;
+    connection: string;
+    takeSample?: string;
+    samples?: string;
+  },
 ): string {
   return `health_state = ${v.health},
     last_heartbeat_at = CASE WHEN ${v.beat} THEN now() ELSE p.last_heartbeat_at END,
@@ -78,27 +97,36 @@ export function presenceChangeSetSql(
     connection_id = CASE WHEN ${v.health} = 'offline' THEN NULL
                          ELSE COALESCE(p.connection_id, ${v.connection}) END,
     metrics = COALESCE(${v.metrics}, p.metrics),
+    ${metricsPresenceSetSql({ metrics: v.metrics, beat: v.beat, takeSample: v.takeSample ?? 'false', samples: v.samples ?? '1' })},
     changed_at = CASE WHEN ${prev}.health_state <> ${v.health} THEN now() ELSE p.changed_at END`;
 }
 
+/**
+ * $1 node, $2 health, $3 beat, $4 metrics, $5 cause, $6 connection, $7 sample interval,
+ * $8 history size.
+ */
 const WRITE_PRESENCE = prepared(
   'tether_write_presence',
   `
 WITH prev AS (
   -- Going live needs an active identity: a beat racing a revocation cannot revive a revoked node.
-  SELECT p.node_id, p.health_state FROM runtime_node_presence p
+  SELECT p.node_id, p.health_state, p.metrics_slot AS slot_before,
+         ${takesSampleSql('$4::jsonb', metricsReportedAtSql('p'), '$7::interval')} AS take_sample
+    FROM runtime_node_presence p
    WHERE p.node_id = $1
      AND ($2 = 'offline' OR EXISTS (SELECT 1 FROM nodes n WHERE n.node_id = p.node_id AND n.status = 'active'))
    FOR UPDATE OF p
 ), upd AS (
   UPDATE runtime_node_presence p SET
-    ${presenceChangeSetSql('prev', { health: '$2', beat: '$3', metrics: '$4::jsonb', connection: '$6::text' })}
+    ${presenceChangeSetSql('prev', { health: '$2', beat: '$3', metrics: '$4::jsonb', connection: '$6::text', takeSample: 'prev.take_sample', samples: '$8::int' })}
   FROM prev
   WHERE p.node_id = prev.node_id
-  RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state
+  RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state,
+            CASE WHEN prev.take_sample THEN $4::jsonb END AS sample,
+            prev.slot_before % $8::int AS sample_slot
 ), ev AS (
   ${presenceEventsSql('upd', { sql: '$5::text' })}
-)
+), ${metricsSamplesSql('upd')}
 SELECT from_state, to_state FROM upd`,
 );
 
@@ -114,6 +142,7 @@ export async function writePresence(
     change.metrics ?? null,
     change.cause,
     change.connectionId ?? null,
+    ...historyParams(change.history ?? DEFAULT_METRICS_HISTORY),
   ];
   for (let attempt = 0; attempt < 2; attempt++) {
     const { rows } = await sql.query<{

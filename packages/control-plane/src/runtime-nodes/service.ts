@@ -13,6 +13,7 @@
 import {
   ACTIVE_NODE_STATES,
   Capabilities as CapabilitiesSchema,
+  NodeMetrics,
   NodeState,
   PresenceHealthState,
   TetherError,
@@ -38,6 +39,7 @@ import { prepared, type Db, type Sql } from '../db/pool.js';
 import { iso, isoOrNull, parseRow } from '../db/rows.js';
 import { appendEvent, eventPayloadSql, feedWritten } from '../events/append.js';
 import type { HeartbeatBatcher } from './heartbeat-batch.js';
+import { DEFAULT_METRICS_HISTORY, metricsReportedAtSql } from './metrics-history.js';
 import { isReadOnly } from '../sessions/floor.js';
 import { presenceChangedPayloadSql, presenceChangeSetSql, writePresence } from './presence.js';
 
@@ -369,6 +371,7 @@ export async function heartbeat(
     metrics,
     cause: 'heartbeat',
     connectionId,
+    history: batcher?.metricsHistory ?? DEFAULT_METRICS_HISTORY,
   });
   if (written === null) {
     throw new TetherError('auth.unauthenticated', 'The node identity is unknown or revoked.');
@@ -459,6 +462,8 @@ const RosterRow = z.object({
   capabilities: z.unknown(),
   client_version: z.string(),
   attached_at: z.date(),
+  metrics: NodeMetrics.nullable(),
+  metrics_reported_at: z.date().nullable(),
 });
 
 /** Every attachment of a session with both axes verbatim. Members (any role) and admins only. */
@@ -487,7 +492,8 @@ export async function roster(
     }
     const { rows } = await sql.query(
       `SELECT a.node_id, a.participant_id, a.state, COALESCE(p.health_state, 'offline') AS health_state,
-              p.last_heartbeat_at, a.capabilities, a.client_version, a.attached_at
+              p.last_heartbeat_at, a.capabilities, a.client_version, a.attached_at,
+              p.metrics, ${metricsReportedAtSql('p')} AS metrics_reported_at
          FROM runtime_node_attachments a
          LEFT JOIN runtime_node_presence p ON p.node_id = a.node_id
         WHERE a.session_id = $1
@@ -506,6 +512,8 @@ export async function roster(
         capabilities: parseRow(CapabilitiesSchema, r.capabilities, 'capabilities'),
         clientVersion: r.client_version as EventEnvelopeVersion,
         attachedAt: iso(r.attached_at),
+        metrics: r.metrics,
+        metricsReportedAt: isoOrNull(r.metrics_reported_at),
       };
     });
     return { nodes };

@@ -116,6 +116,10 @@ export async function startTether(
     await opened.close();
     throw error;
   }
+  const metricsHistory = {
+    sampleIntervalMs: config.metricsSampleIntervalMs,
+    samples: config.metricsHistorySamples,
+  };
   const deps: Deps = {
     db: database,
     auth: new AuthService(database, { cacheTtlMs: config.authCacheTtlMs, revocations }),
@@ -126,6 +130,7 @@ export async function startTether(
         metrics.heartbeatBatchSize.observe(size);
         metrics.heartbeatBatchSeconds.observe(ms / 1000);
       },
+      metricsHistory,
     }),
     limits: createRateLimiter({
       publicPerMinute: config.ratePublicPerMinute,
@@ -140,6 +145,7 @@ export async function startTether(
       offlineAfterMs: config.offlineAfterMs,
       sweepIntervalMs: config.sweepIntervalMs,
       pairingTtlSeconds: config.pairingTtlSeconds,
+      metricsHistory,
     },
     log,
     lifecycle: { draining: false },
