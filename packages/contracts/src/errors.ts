@@ -67,10 +67,15 @@ export const ERROR_REGISTRY = {
     false,
     'The request body or message exceeds the size limit.',
   ),
+  'request.batch_too_large': spec(
+    'PAYLOAD_TOO_LARGE',
+    false,
+    'The batch carries more calls than the server accepts at once (details.calls, details.maxCalls); send fewer per batch.',
+  ),
   rate_limited: spec(
     'TOO_MANY_REQUESTS',
     true,
-    'Too many requests for this credential or address; retry later.',
+    'Too many requests for this credential, connection or address; retry after details.retryAfterMs.',
   ),
   'system.unavailable': spec(
     'SERVICE_UNAVAILABLE',
@@ -142,6 +147,11 @@ export const ERROR_REGISTRY = {
   'participant.not_found': spec('NOT_FOUND', false, 'No such participant.'),
   'node.not_found': spec('NOT_FOUND', false, 'No such node visible to the caller.'),
   'node.id_taken': spec('CONFLICT', false, 'A node with this id is already registered.'),
+  'node.id_not_allowed': spec(
+    'FORBIDDEN',
+    false,
+    "Only an administrator's enrollment key or approval may choose the node id (unless the server lets members choose); omit nodeId for a generated one.",
+  ),
   'runtimenode.permission_denied': spec(
     'FORBIDDEN',
     false,

@@ -15,12 +15,16 @@ export const EventEnvelopeVersion = z
 export type EventEnvelopeVersion = z.infer<typeof EventEnvelopeVersion>;
 
 /** The contract version this package describes; the server advertises it. */
-export const CONTRACT_VERSION = '1.1' as EventEnvelopeVersion;
+export const CONTRACT_VERSION = '2.0' as EventEnvelopeVersion;
 
 export class InvalidVersionError extends TypeError {
   override readonly name = 'InvalidVersionError';
-  constructor(readonly value: unknown) {
+  readonly value: unknown;
+  // No parameter properties: this package is bundled into @tether/client, whose consumers may
+  // compile with `erasableSyntaxOnly`.
+  constructor(value: unknown) {
     super(`not a MAJOR.MINOR version: ${JSON.stringify(String(value)).slice(0, 80)}`);
+    this.value = value;
   }
 }
 

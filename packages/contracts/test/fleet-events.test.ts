@@ -71,7 +71,7 @@ const SAMPLES: { [T in FleetEventType]: Payloads[T] } = {
 function envelope(type: FleetEventType, data: unknown) {
   return {
     id: '42',
-    at: '2026-11-23T10:00:00.000Z',
+    at: new Date('2026-11-23T10:00:00.000Z'),
     type,
     nodeId: 'mac-studio',
     sessionId: null,

@@ -36,8 +36,8 @@ import { z } from 'zod';
 import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
 import type { Sql } from '../db/pool.js';
-import { decodeCursor, pageLimit, Params, toPage } from '../db/pagination.js';
-import { iso, isoOrNull, parseRow } from '../db/rows.js';
+import { decodeCursor, pageLimit, Params, toPage, type CursorList } from '../db/pagination.js';
+import { parseRow } from '../db/rows.js';
 import { metricsReportedAtSql } from '../runtime-nodes/metrics-history.js';
 
 export interface NodePage {
@@ -134,15 +134,15 @@ function toNodeView(raw: unknown): NodeView {
     capabilities: r.capabilities,
     clientVersion: r.client_version,
     status: r.status,
-    enrolledAt: iso(r.enrolled_at),
-    updatedAt: iso(r.updated_at),
-    revokedAt: isoOrNull(r.revoked_at),
+    enrolledAt: r.enrolled_at,
+    updatedAt: r.updated_at,
+    revokedAt: r.revoked_at,
     presence: {
       healthState: r.health_state,
-      lastHeartbeatAt: isoOrNull(r.last_heartbeat_at),
-      onlineSince: isoOrNull(r.online_since),
+      lastHeartbeatAt: r.last_heartbeat_at,
+      onlineSince: r.online_since,
       metrics: r.metrics,
-      metricsReportedAt: isoOrNull(r.metrics_reported_at),
+      metricsReportedAt: r.metrics_reported_at,
     },
     activeAttachment:
       r.attachment_id !== null &&
@@ -153,7 +153,7 @@ function toNodeView(raw: unknown): NodeView {
             attachmentId: r.attachment_id,
             sessionId: r.attachment_session_id,
             state: r.attachment_state,
-            attachedAt: iso(r.attachment_attached_at),
+            attachedAt: r.attachment_attached_at,
           }
         : null,
   };
@@ -220,8 +220,8 @@ export async function isNodeOnline(
     nodeId: r.node_id,
     online: r.status === 'active' && r.health_state !== 'offline',
     healthState: r.health_state,
-    onlineSince: isoOrNull(r.online_since),
-    lastHeartbeatAt: isoOrNull(r.last_heartbeat_at),
+    onlineSince: r.online_since,
+    lastHeartbeatAt: r.last_heartbeat_at,
   };
 }
 
@@ -252,16 +252,17 @@ async function fetchPage(
   params: Params,
   where: string[],
   input: { cursor?: string | undefined; limit?: number | undefined },
+  list: CursorList,
 ): Promise<NodePage> {
   const limit = pageLimit(input.limit);
-  const after = decodeCursor(input.cursor, 1);
+  const after = decodeCursor(list, input.cursor);
   if (after) where.push(`n.node_id > ${params.add(after[0])}`);
   const text = `SELECT ${VIEW_COLUMNS} ${VIEW_FROM}
     ${where.length > 0 ? `WHERE ${where.join('\n  AND ')}` : ''}
     ORDER BY n.node_id
     LIMIT ${params.add(limit + 1)}`;
   const { rows } = await sql.query<{ node_id: string }>(text, params.values);
-  return toPage(rows, limit, toNodeView, (row) => [row.node_id]);
+  return toPage(rows, limit, toNodeView, list, (row) => [row.node_id]);
 }
 
 /**
@@ -300,7 +301,7 @@ export async function listNodes(
     const pattern = params.add(likeSubstring(filters.search));
     where.push(`(n.node_id ILIKE ${pattern} OR n.name ILIKE ${pattern})`);
   }
-  return fetchPage(sql, params, where, filters);
+  return fetchPage(sql, params, where, filters, 'node');
 }
 
 /**
@@ -330,7 +331,7 @@ export async function findOnlineWithCapability(
       readable,
     );
   }
-  return fetchPage(sql, params, where, input);
+  return fetchPage(sql, params, where, input, 'online');
 }
 
 /** The history's shape as the server is configured (runtime-nodes/metrics-history.ts). */
@@ -350,7 +351,7 @@ const SampleRow = z.object({
 
 function toSample(raw: unknown): NodeMetricsSample {
   const r = parseRow(SampleRow, raw, 'metrics sample');
-  const sample: NodeMetricsSample = { at: iso(r.sampled_at) };
+  const sample: NodeMetricsSample = { at: r.sampled_at };
   if (r.cpu_percent !== null) sample.cpuPercent = r.cpu_percent;
   if (r.memory_used_bytes !== null) sample.memoryUsedBytes = r.memory_used_bytes;
   if (r.memory_total_bytes !== null) sample.memoryTotalBytes = r.memory_total_bytes;

@@ -1,6 +1,6 @@
 /**
- * The metrics history: a fixed ring of samples per node in `runtime_node_metrics` (migration 8;
- * docs/decisions/0006-metrics-history.md). Invariants:
+ * The metrics history: a fixed ring of samples per node in `runtime_node_metrics` (migration 9;
+ * docs/decisions/0008-metrics-history.md). Invariants:
  *  - at most one sample per node per sample interval: a beat carrying metrics takes a sample only
  *    when it is the first report in its interval (intervals aligned to the epoch, by the
  *    database clock), however often the node beats;

@@ -6,8 +6,8 @@
  * 300 µs of server CPU per beat, which is what capped WebSocket ingest (docs/performance.md).
  *
  * Here a frame is looked at right after JSON parsing, inside the connection's decoder (tRPC's
- * `experimental_encoder` hook). A heartbeat that is certain to succeed as far as the procedure's
- * checks go — authenticated node socket still registered (not revoked), not draining, accepted
+ * `experimental_encoder` hook, see ws-guard.ts). A heartbeat that is certain to succeed as far
+ * as the procedure's checks go — authenticated node socket still registered (not revoked), not draining, accepted
  * client version, input valid under the contract's own schema, `nodeId` = the socket's node,
  * under the per-node rate limit — is handed straight to the same service the procedure calls,
  * and answered with the same frame tRPC would send (the same error formatter on failure, the
@@ -15,20 +15,16 @@
  * checks, goes to tRPC unchanged, so errors keep one source of truth: the procedures.
  */
 import { HeartbeatInput } from '@tether/contracts';
+import { transformTRPCResponse } from '@trpc/server';
 import type { WebSocket } from 'ws';
 import { heartbeat } from '../runtime-nodes/service.js';
 import type { Context } from '../trpc/context.js';
 import { formatError, TRPCError } from '../trpc/error-formatter.js';
+import { rootConfig } from '../trpc/init.js';
 import { clientVersionError, recordCall } from '../trpc/procedures.js';
 import type { ConnectionRegistry } from './connections.js';
 
 const PATH = 'runtimenode.heartbeat';
-
-/** What tRPC's WebSocket handler asks of an encoder (JSON in text frames, as its default). */
-export interface FrameCodec {
-  encode(data: unknown): string;
-  decode(data: string | ArrayBuffer | Uint8Array): unknown;
-}
 
 interface HeartbeatFrame {
   id: number | string;
@@ -68,28 +64,24 @@ export class WsHeartbeatFastPath {
     }
   }
 
-  /** The decoder for one socket: a handled heartbeat becomes an empty batch for tRPC. */
-  codecFor(socket: WebSocket): FrameCodec {
-    return {
-      encode: (data) => JSON.stringify(data),
-      decode: (data) => {
-        if (typeof data !== 'string') {
-          throw new Error('Binary frames are not supported: JSON uses text frames.');
-        }
-        const msg: unknown = JSON.parse(data);
-        return this.#tryServe(socket, msg) ? [] : msg;
-      },
-    };
-  }
-
-  #tryServe(socket: WebSocket, msg: unknown): boolean {
+  /**
+   * Serves `msg` if it is a heartbeat the fast path may take (called by the socket's decoder,
+   * ws-guard.ts); false leaves it to tRPC.
+   */
+  tryServe(socket: WebSocket, msg: unknown): boolean {
     if (!isHeartbeatFrame(msg)) return false;
     const ctx = this.#contexts.get(socket);
     if (!ctx || ctx.deps.lifecycle.draining || socket.readyState !== socket.OPEN) return false;
     // Registered means authenticated and not closed for a revocation since.
     const principal = this.#connections.principalOf(socket);
     if (principal?.kind !== 'node' || principal !== ctx.principal) return false;
-    const parsed = HeartbeatInput.safeParse(msg.params.input);
+    let input: unknown;
+    try {
+      input = rootConfig.transformer.input.deserialize(msg.params.input);
+    } catch {
+      return false;
+    }
+    const parsed = HeartbeatInput.safeParse(input);
     if (!parsed.success || parsed.data.nodeId !== principal.nodeId) return false;
     const limiter = ctx.deps.limits.heartbeats;
     if (limiter.peek(principal.nodeId) < 1) return false;
@@ -97,9 +89,12 @@ export class WsHeartbeatFastPath {
 
     ctx.deps.metrics.wsHeartbeatFastPath.inc();
     const started = process.hrtime.bigint();
-    const { id, jsonrpc } = msg;
-    const respond = (frame: Record<string, unknown>): void => {
-      if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(frame));
+    const { id } = msg;
+    const envelope = msg.jsonrpc === undefined ? { id } : { id, jsonrpc: msg.jsonrpc };
+    // The same frame tRPC would write: serialised with the router's transformer.
+    const respond = (frame: Parameters<typeof transformTRPCResponse>[1]): void => {
+      if (socket.readyState !== socket.OPEN) return;
+      socket.send(JSON.stringify(transformTRPCResponse(rootConfig, frame)));
     };
     heartbeat(
       ctx.deps.db,
@@ -110,7 +105,7 @@ export class WsHeartbeatFastPath {
     ).then(
       (data) => {
         recordCall(ctx, PATH, started, null);
-        respond({ id, jsonrpc, result: { type: 'data', data } });
+        respond({ ...envelope, result: { type: 'data', data } });
       },
       (cause: unknown) => {
         const error =
@@ -118,7 +113,7 @@ export class WsHeartbeatFastPath {
             ? cause
             : new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause });
         recordCall(ctx, PATH, started, error);
-        respond({ id, jsonrpc, error: formatError({ error, path: PATH }) });
+        respond({ ...envelope, error: formatError({ error, path: PATH }) });
       },
     );
     return true;

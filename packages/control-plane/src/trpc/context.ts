@@ -23,6 +23,8 @@ export interface Settings {
   pairingTtlSeconds: number;
   /** The metrics history's shape (node.metrics). */
   metricsHistory: MetricsHistoryPolicy;
+  /** Members may name node ids (TETHER_MEMBER_NODE_IDS); see nodes/service.ts. */
+  memberNodeIds: boolean;
 }
 
 /** Long-lived dependencies, created once by the server. */

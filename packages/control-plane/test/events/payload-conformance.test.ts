@@ -87,7 +87,8 @@ async function writeEveryEvent(): Promise<void> {
     { name: 'pi', nodeType: 'edge', claimSecret: secret, nodeId: 'pi-7' as NodeId },
     pairingContext,
   );
-  await approveRequest(t.db, owner, { requestId: first.requestId });
+  // Only an admin's approval may keep the node id the device asked for.
+  await approveRequest(t.db, admin, { requestId: first.requestId });
   await claimRequest(t.db, { requestId: first.requestId, claimSecret: secret });
   const rejected = await requestPairing(t.db, { name: 'x', nodeType: 'edge' }, pairingContext);
   await rejectRequest(t.db, owner, { requestId: rejected.requestId });

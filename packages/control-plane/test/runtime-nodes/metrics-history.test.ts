@@ -94,7 +94,9 @@ describe('metrics history', () => {
     await beat(node, undefined); // the single-beat path too
     const after = await getNode(t.db, owner, node.nodeId);
     expect(after.presence.metrics).toEqual({ cpuPercent: 50, uptimeSeconds: 50 });
-    expect(after.presence.metricsReportedAt).toBe(before.presence.metricsReportedAt);
+    expect(new Date(after.presence.metricsReportedAt!).getTime()).toBe(
+      new Date(before.presence.metricsReportedAt!).getTime(),
+    );
     expect(new Date(after.presence.lastHeartbeatAt!).getTime()).toBeGreaterThan(
       new Date(before.presence.lastHeartbeatAt!).getTime(),
     );

@@ -4,7 +4,7 @@
  */
 import { ERROR_REGISTRY, TETHER_ERROR_CODES, type TetherErrorCode } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
-import { errorCode, mutate, query, type CallResult } from '../http.js';
+import { errorCode, mutate, mutateBatch, query, type CallResult } from '../http.js';
 import { startTestServer, type TestServer } from '../server.js';
 import { nodeOf, participant, sessionOf } from './actors.js';
 
@@ -62,6 +62,12 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
     mutate(s.url, 'session.create', undefined, { token: s.adminToken, rawBody: '{' }),
   'request.too_large': (s) =>
     mutate(s.url, 'session.create', { name: 'x'.repeat(2 * 1024 * 1024) }, { token: s.adminToken }),
+  'request.batch_too_large': (s) =>
+    mutateBatch(
+      s.url,
+      Array.from({ length: 51 }, (_, i) => ({ path: 'session.create', input: { name: `b${i}` } })),
+      { token: s.adminToken },
+    ),
   'request.unknown_procedure': (s) => query(s.url, 'session.teleport', {}, { token: s.adminToken }),
   rate_limited: async (s) => {
     let last: CallResult | undefined;
@@ -201,6 +207,16 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
     const key = await enrollmentKey(s, { reusable: true });
     await mutate(s.url, 'device.enroll', enrollBody(key.enrollmentKey, { nodeId: 'twin' }));
     return mutate(s.url, 'device.enroll', enrollBody(key.enrollmentKey, { nodeId: 'twin' }));
+  },
+  'node.id_not_allowed': async (s) => {
+    const member = await participant(s);
+    const key = await mutate<{ enrollmentKey: string }>(
+      s.url,
+      'enrollment.createKey',
+      {},
+      { token: member.token },
+    );
+    return mutate(s.url, 'device.enroll', enrollBody(key.data.enrollmentKey, { nodeId: 'named' }));
   },
   'runtimenode.permission_denied': async (s) => {
     const owner = await participant(s);

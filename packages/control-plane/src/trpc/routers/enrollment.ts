@@ -31,5 +31,7 @@ export const deviceRouter = router({
   enroll: publicLimitedProcedure
     .input(DeviceEnrollInput)
     .output(DeviceEnrollOutput)
-    .mutation(({ ctx, input }) => enrollment.enroll(ctx.deps.db, input)),
+    .mutation(({ ctx, input }) =>
+      enrollment.enroll(ctx.deps.db, input, { memberNodeIds: ctx.deps.settings.memberNodeIds }),
+    ),
 });

@@ -29,7 +29,11 @@ export const pairingRouter = router({
   approve: participantProcedure
     .input(PairingDecisionInput)
     .output(PairingDecisionOutput)
-    .mutation(({ ctx, input }) => pairing.approveRequest(ctx.deps.db, ctx.principal, input)),
+    .mutation(({ ctx, input }) =>
+      pairing.approveRequest(ctx.deps.db, ctx.principal, input, {
+        memberNodeIds: ctx.deps.settings.memberNodeIds,
+      }),
+    ),
   reject: participantProcedure
     .input(PairingDecisionInput)
     .output(PairingDecisionOutput)

@@ -1,4 +1,4 @@
--- Metrics history: a fixed ring of samples per node (docs/decisions/0006-metrics-history.md).
+-- Metrics history: a fixed ring of samples per node (docs/decisions/0008-metrics-history.md).
 --
 -- Heartbeats carry small metrics; the presence row keeps the latest document (`metrics`) and now
 -- when it was reported. A short history lives in `runtime_node_metrics`: at most one sample per
