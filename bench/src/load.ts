@@ -10,7 +10,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { Histogram, type LatencySummary } from './histogram.js';
-import { pgDelta, pgSnapshot } from './postgres.js';
+import { pgDelta, pgSnapshot, tableDelta } from './postgres.js';
 import { rssBytes, sampleMachine, sampleProcess, type ProcessUsage } from './proc.js';
 import {
   preciseNow,
@@ -41,6 +41,8 @@ export interface LoadEnvironment {
   server: ServerProcess;
   /** The table this server writes presence to (HOT share is read from its counters). */
   presenceTable: string;
+  /** Tether's metrics history table (runtime_node_metrics): its row counters are reported too. */
+  historyTable?: string;
   pg: pg.ClientBase;
   postmasterPid: number | null;
   log: (line: string) => void;
@@ -63,6 +65,8 @@ export interface WriteStats {
   hotShare: number | null;
   walBytes: number;
   walBytesPerBeat: number | null;
+  /** The metrics history table's row counters in the window (Tether only). */
+  history?: { inserts: number; updates: number; hotUpdates: number };
 }
 
 export interface StepResult {
@@ -186,14 +190,15 @@ async function measureStep(
   await sleepUntil(windowStart);
 
   await env.server.loopLag(); // resets the server's delay histogram
-  const pgBefore = await pgSnapshot(env.pg, [env.presenceTable]);
+  const tables = [env.presenceTable, ...(env.historyTable ? [env.historyTable] : [])];
+  const pgBefore = await pgSnapshot(env.pg, tables);
   const serverSampler = await sampleProcess(env.server.pid);
   const pgSampler = env.postmasterPid ? await sampleProcess(env.postmasterPid, true) : null;
   const machineSampler = await sampleMachine();
 
   await sleepUntil(windowEnd);
   const loopLag = await env.server.loopLag();
-  const pgAfter = await pgSnapshot(env.pg, [env.presenceTable]);
+  const pgAfter = await pgSnapshot(env.pg, tables);
   const server = await serverSampler.stop();
   const postgres = pgSampler ? await pgSampler.stop() : null;
   const machineCpu = await machineSampler.stop();
@@ -244,6 +249,7 @@ async function measureStep(
       hotShare: delta.updates > 0 ? delta.hotUpdates / delta.updates : null,
       walBytes: delta.walBytes,
       walBytesPerBeat: acks > 0 ? delta.walBytes / acks : null,
+      ...(env.historyTable ? { history: tableDelta(pgBefore, pgAfter, env.historyTable) } : {}),
     },
   };
 }

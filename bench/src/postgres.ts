@@ -152,13 +152,13 @@ export interface PgSnapshot {
    * exactly and at once, unlike the statistics counters, which backends flush about once a second.
    */
   nextXid: number;
-  tables: Record<string, { updates: number; hotUpdates: number }>;
+  tables: Record<string, { inserts: number; updates: number; hotUpdates: number }>;
 }
 
 export async function pgSnapshot(client: pg.ClientBase, tables: string[]): Promise<PgSnapshot> {
   const wal = await client.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
-  const stats = await client.query<{ relname: string; upd: string; hot: string }>(
-    `SELECT relname, n_tup_upd::text AS upd, n_tup_hot_upd::text AS hot
+  const stats = await client.query<{ relname: string; ins: string; upd: string; hot: string }>(
+    `SELECT relname, n_tup_ins::text AS ins, n_tup_upd::text AS upd, n_tup_hot_upd::text AS hot
        FROM pg_stat_user_tables WHERE relname = ANY($1)`,
     [tables],
   );
@@ -171,7 +171,11 @@ export async function pgSnapshot(client: pg.ClientBase, tables: string[]): Promi
     tables: {},
   };
   for (const row of stats.rows) {
-    result.tables[row.relname] = { updates: Number(row.upd), hotUpdates: Number(row.hot) };
+    result.tables[row.relname] = {
+      inserts: Number(row.ins),
+      updates: Number(row.upd),
+      hotUpdates: Number(row.hot),
+    };
   }
   return result;
 }
@@ -184,6 +188,21 @@ export interface PgDelta {
   hotUpdates: number;
 }
 
+/** Row counters of one table over a window (statistics counters: see PgSnapshot). */
+export function tableDelta(
+  before: PgSnapshot,
+  after: PgSnapshot,
+  table: string,
+): { inserts: number; updates: number; hotUpdates: number } {
+  const b = before.tables[table] ?? { inserts: 0, updates: 0, hotUpdates: 0 };
+  const a = after.tables[table] ?? { inserts: 0, updates: 0, hotUpdates: 0 };
+  return {
+    inserts: a.inserts - b.inserts,
+    updates: a.updates - b.updates,
+    hotUpdates: a.hotUpdates - b.hotUpdates,
+  };
+}
+
 export async function pgDelta(
   client: pg.ClientBase,
   before: PgSnapshot,
@@ -194,12 +213,11 @@ export async function pgDelta(
     `SELECT pg_wal_lsn_diff($2::pg_lsn, $1::pg_lsn)::text AS bytes`,
     [before.walLsn, after.walLsn],
   );
-  const b = before.tables[table] ?? { updates: 0, hotUpdates: 0 };
-  const a = after.tables[table] ?? { updates: 0, hotUpdates: 0 };
+  const { updates, hotUpdates } = tableDelta(before, after, table);
   return {
     walBytes: Number(rows[0]!.bytes),
     writeTransactions: after.nextXid - before.nextXid,
-    updates: a.updates - b.updates,
-    hotUpdates: a.hotUpdates - b.hotUpdates,
+    updates,
+    hotUpdates,
   };
 }

@@ -82,6 +82,18 @@ export function writeFloors(
   return checks.map((c) => (scaled ? { ...c, scaled } : c));
 }
 
+/** Tether's metrics history writes per step (inserts fill a node's ring, updates overwrite it). */
+function historyNotes(steps: StepResult[]): string[] {
+  return steps.flatMap((s) => {
+    const h = s.writes.history;
+    if (!h || h.inserts + h.updates === 0) return [];
+    const hot = h.updates > 0 ? ` (${pct(h.hotUpdates / h.updates)} % HOT)` : '';
+    return [
+      `${num(rateOf(s))}/s: metrics history ${num(h.inserts)} samples inserted, ${num(h.updates)} overwritten${hot}`,
+    ];
+  });
+}
+
 function defineIngest(def: IngestDefinition): Scenario {
   return {
     name: def.name,
@@ -103,7 +115,7 @@ function defineIngest(def: IngestDefinition): Scenario {
         title: def.title,
         parameters: { transport: def.transport, ...shape },
         tables: [{ headers: LOAD_HEADERS, rows }],
-        notes: [...crashNotes(pair), ...connectNotes(pair)],
+        notes: [...crashNotes(pair), ...connectNotes(pair), ...historyNotes(pair.tether.steps)],
         floors: def.floors(pair.tether.steps, ctx.quick),
         data: pair,
       };

@@ -25,6 +25,7 @@ export async function runBoth(
         {
           server,
           presenceTable: ctx.presenceTables[target],
+          ...(target === 'tether' ? { historyTable: 'runtime_node_metrics' } : {}),
           pg: ctx.probe,
           postmasterPid: ctx.postmasterPid,
           log: ctx.log,

@@ -1,5 +1,163 @@
-/** The fleet event feed: durable, ordered state changes (never one per heartbeat). */
+/**
+ * The fleet event feed: durable, ordered state changes (never one per heartbeat).
+ *
+ * Every event type has exactly one payload schema (`FleetEventPayloads`), and every writer builds
+ * its payload through `fleetEvent(type, data)`, which checks it against that schema, so what the
+ * feed carries is what the contract says. Payloads are outputs: open objects (a consumer must
+ * ignore fields it does not know), so adding a payload field is additive and renaming or
+ * removing one is breaking, as the snapshot classifier reports.
+ */
 import { z } from 'zod';
+import { CapabilityName } from './capabilities.js';
+import { AttachmentId, NodeId, ParticipantId } from './ids.js';
+import { NodeState, PresenceHealthState } from './states.js';
+import { EventEnvelopeVersion } from './version.js';
+
+/** Why presence changed. */
+export const PresenceCause = z.enum([
+  'heartbeat',
+  'sweep',
+  'connection',
+  'attach',
+  'detach',
+  'revoke',
+]);
+export type PresenceCause = z.infer<typeof PresenceCause>;
+
+const RequestId = z.uuid();
+const Reason = z.string().nullable();
+
+/** A participant acting on a node identity. */
+export const ParticipantActor = z.object({
+  kind: z.literal('participant'),
+  participantId: ParticipantId,
+});
+/** The node itself, acting with its own credential. */
+export const NodeActor = z.object({ kind: z.literal('node'), nodeId: NodeId });
+/** Who changed a node identity. */
+export const NodeChangeActor = z.discriminatedUnion('kind', [ParticipantActor, NodeActor]);
+export type NodeChangeActor = z.infer<typeof NodeChangeActor>;
+
+const EnrolledNode = {
+  ownerParticipantId: ParticipantId,
+  name: z.string(),
+  nodeType: z.string(),
+};
+
+/** `node.enrolled`: a node identity exists (listed offline until it beats), by key or pairing. */
+export const NodeEnrolledPayload = z.discriminatedUnion('via', [
+  z.object({ via: z.literal('enrollment_key'), keyId: z.uuid(), ...EnrolledNode }),
+  z.object({ via: z.literal('pairing'), requestId: RequestId, ...EnrolledNode }),
+]);
+export type NodeEnrolledPayload = z.infer<typeof NodeEnrolledPayload>;
+
+/** The node fields a `node.updated` event can name (`token`: the credential was set or rotated). */
+export const NodeUpdatedField = z.enum(['name', 'location', 'labels', 'metadata', 'token']);
+export type NodeUpdatedField = z.infer<typeof NodeUpdatedField>;
+
+/**
+ * `node.updated`: the fields whose value changed. A credential set by `pairing.claim` carries
+ * `via: 'pairing.claim'` and the request id.
+ */
+export const NodeUpdatedPayload = z.object({
+  changed: z.array(NodeUpdatedField).min(1),
+  by: NodeChangeActor,
+  via: z.literal('pairing.claim').optional(),
+  requestId: RequestId.optional(),
+});
+export type NodeUpdatedPayload = z.infer<typeof NodeUpdatedPayload>;
+
+/** `node.revoked`: the identity is revoked for good, with how many attachments it took along. */
+export const NodeRevokedPayload = z.object({
+  by: ParticipantActor,
+  attachmentsRevoked: z.number().int().nonnegative(),
+});
+export type NodeRevokedPayload = z.infer<typeof NodeRevokedPayload>;
+
+/** `presence.changed`: the node's presence health moved `from` → `to` (never from = to). */
+export const PresenceChangedPayload = z.object({
+  from: PresenceHealthState,
+  to: PresenceHealthState,
+  cause: PresenceCause,
+});
+export type PresenceChangedPayload = z.infer<typeof PresenceChangedPayload>;
+
+/** `runtimenode.attached`: an attachment was created or reactivated (`previousState` null: created). */
+export const RuntimeNodeAttachedPayload = z.object({
+  attachmentId: AttachmentId,
+  state: NodeState,
+  previousState: NodeState.nullable(),
+  readOnly: z.boolean(),
+  clientVersion: EventEnvelopeVersion,
+});
+export type RuntimeNodeAttachedPayload = z.infer<typeof RuntimeNodeAttachedPayload>;
+
+/** `runtimenode.detached`: the active attachment went offline. */
+export const RuntimeNodeDetachedPayload = z.object({
+  previousState: NodeState,
+  reason: Reason,
+});
+export type RuntimeNodeDetachedPayload = z.infer<typeof RuntimeNodeDetachedPayload>;
+
+/** `runtimenode.state_changed`: a capability update's health change moved the attachment. */
+export const RuntimeNodeStateChangedPayload = z.object({
+  from: NodeState,
+  to: NodeState,
+  reason: Reason,
+});
+export type RuntimeNodeStateChangedPayload = z.infer<typeof RuntimeNodeStateChangedPayload>;
+
+/** `runtimenode.capabilities_updated`: the declared capability names, sorted. */
+export const RuntimeNodeCapabilitiesUpdatedPayload = z.object({
+  capabilities: z.array(CapabilityName),
+});
+export type RuntimeNodeCapabilitiesUpdatedPayload = z.infer<
+  typeof RuntimeNodeCapabilitiesUpdatedPayload
+>;
+
+/** `runtimenode.revoked`: one attachment revoked for good (`reason: 'node_revoked'` by node.revoke). */
+export const RuntimeNodeRevokedPayload = z.object({
+  previousState: NodeState,
+  reason: Reason,
+  by: ParticipantId,
+});
+export type RuntimeNodeRevokedPayload = z.infer<typeof RuntimeNodeRevokedPayload>;
+
+/**
+ * `session.floor_raised`: the session's minimum client version. `from` is the previous floor as
+ * it was stored (null: there was none; a malformed stored floor is shown as it was).
+ */
+export const SessionFloorRaisedPayload = z.object({
+  from: z.string().nullable(),
+  to: EventEnvelopeVersion,
+  by: ParticipantId,
+});
+export type SessionFloorRaisedPayload = z.infer<typeof SessionFloorRaisedPayload>;
+
+/** `pairing.requested`: a new pending request, or a re-sent one refreshed (`refreshed: true`). */
+export const PairingRequestedPayload = z.object({
+  requestId: RequestId,
+  pairingCode: z.string(),
+  name: z.string(),
+  nodeType: z.string(),
+  requestedNodeId: NodeId.nullable(),
+  refreshed: z.boolean(),
+});
+export type PairingRequestedPayload = z.infer<typeof PairingRequestedPayload>;
+
+/** `pairing.approved` / `pairing.rejected`: who decided. */
+export const PairingDecidedPayload = z.object({
+  requestId: RequestId,
+  decidedBy: ParticipantId,
+});
+export type PairingDecidedPayload = z.infer<typeof PairingDecidedPayload>;
+
+/** `pairing.expired`: a pending request passed its expiry undecided. */
+export const PairingExpiredPayload = z.object({
+  requestId: RequestId,
+  requestedNodeId: NodeId.nullable(),
+});
+export type PairingExpiredPayload = z.infer<typeof PairingExpiredPayload>;
 
 export const FleetEventType = z.enum([
   'node.enrolled',
@@ -19,13 +177,56 @@ export const FleetEventType = z.enum([
 ]);
 export type FleetEventType = z.infer<typeof FleetEventType>;
 
-/** Why presence changed. */
-export const PresenceCause = z.enum([
-  'heartbeat',
-  'sweep',
-  'connection',
-  'attach',
-  'detach',
-  'revoke',
-]);
-export type PresenceCause = z.infer<typeof PresenceCause>;
+/** Every event type and the schema of its `data`, in the order the API reference lists them. */
+export const FleetEventPayloads = {
+  'node.enrolled': NodeEnrolledPayload,
+  'node.updated': NodeUpdatedPayload,
+  'node.revoked': NodeRevokedPayload,
+  'presence.changed': PresenceChangedPayload,
+  'runtimenode.attached': RuntimeNodeAttachedPayload,
+  'runtimenode.detached': RuntimeNodeDetachedPayload,
+  'runtimenode.state_changed': RuntimeNodeStateChangedPayload,
+  'runtimenode.capabilities_updated': RuntimeNodeCapabilitiesUpdatedPayload,
+  'runtimenode.revoked': RuntimeNodeRevokedPayload,
+  'session.floor_raised': SessionFloorRaisedPayload,
+  'pairing.requested': PairingRequestedPayload,
+  'pairing.approved': PairingDecidedPayload,
+  'pairing.rejected': PairingDecidedPayload,
+  'pairing.expired': PairingExpiredPayload,
+} as const satisfies Record<FleetEventType, z.ZodType>;
+
+/** The `data` of each event type. */
+export type FleetEventPayloads = {
+  [T in FleetEventType]: z.infer<(typeof FleetEventPayloads)[T]>;
+};
+export type FleetEventPayload<T extends FleetEventType> = FleetEventPayloads[T];
+
+declare const builtByFleetEvent: unique symbol;
+
+/** An event's type and payload, checked against the contract by `fleetEvent`. */
+export type TypedFleetEvent<T extends FleetEventType = FleetEventType> = {
+  [K in T]: {
+    readonly type: K;
+    readonly data: FleetEventPayloads[K];
+    readonly [builtByFleetEvent]: true;
+  };
+}[T];
+
+/**
+ * The one way to build an event payload: typed by `type` and checked against its schema at run
+ * time too (a payload assembled from database rows is not checked by the compiler). Throws when
+ * the payload does not match; keys the schema does not know are dropped.
+ */
+export function fleetEvent<T extends FleetEventType>(
+  type: T,
+  data: FleetEventPayloads[T],
+): TypedFleetEvent<T> {
+  const schema: z.ZodType = FleetEventPayloads[type];
+  const parsed = schema.safeParse(data);
+  if (!parsed.success) {
+    throw new Error(
+      `fleet event ${type}: payload does not match the contract: ${z.prettifyError(parsed.error)}`,
+    );
+  }
+  return { type, data: parsed.data } as unknown as TypedFleetEvent<T>;
+}

@@ -105,6 +105,7 @@ export const WIRE_PROCEDURES = {
     input: no.FindOnlineWithCapabilityInput,
     output: no.FindOnlineWithCapabilityOutput,
   },
+  'node.metrics': { kind: 'query', input: no.NodeMetricsInput, output: no.NodeMetricsOutput },
   'node.update': { kind: 'mutation', input: no.NodeUpdateInput, output: no.NodeView },
   'node.revoke': { kind: 'mutation', input: no.NodeIdInput, output: pt.NullOutput },
   'node.rotateToken': {

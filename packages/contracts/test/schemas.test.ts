@@ -52,6 +52,8 @@ const rosterEntry = {
   capabilities: {},
   clientVersion: '1.2',
   attachedAt: NOW,
+  metrics: null,
+  metricsReportedAt: null,
 };
 
 const sessionView = {

@@ -1,6 +1,6 @@
 /** `fleet.events`: the live, resumable feed of fleet state changes (never heartbeats). */
 import { z } from 'zod';
-import { FleetEventType } from '../events.js';
+import { FleetEventPayloads, FleetEventType } from '../events.js';
 import { NodeId, SessionId, Timestamp } from '../ids.js';
 import { PAGE_LIMIT_MAX } from './common.js';
 
@@ -27,16 +27,51 @@ export const FleetEventsInput = z.strictObject({
 });
 export type FleetEventsInput = z.infer<typeof FleetEventsInput>;
 
-export const FleetEventView = z.object({
-  id: FleetEventId,
-  at: Timestamp,
-  type: FleetEventType,
-  nodeId: z.string().nullable(),
-  sessionId: z.string().nullable(),
-  /** Type-specific detail, e.g. presence.changed: `{ from, to, cause }`. */
-  data: z.record(z.string(), z.json()),
-});
-export type FleetEventView = z.infer<typeof FleetEventView>;
+/**
+ * One event of a type: the envelope every event shares and that type's payload as `data`.
+ * Open objects: a consumer ignores fields it does not know (outputs may grow).
+ */
+function eventOf<T extends FleetEventType>(type: T) {
+  return z.object({
+    id: FleetEventId,
+    at: Timestamp,
+    type: z.literal(type),
+    nodeId: z.string().nullable(),
+    sessionId: z.string().nullable(),
+    data: FleetEventPayloads[type],
+  });
+}
+
+/** A fleet event: a union discriminated by `type`, each type with its own `data` schema. */
+export const FleetEvent = z.discriminatedUnion('type', [
+  eventOf('node.enrolled'),
+  eventOf('node.updated'),
+  eventOf('node.revoked'),
+  eventOf('presence.changed'),
+  eventOf('runtimenode.attached'),
+  eventOf('runtimenode.detached'),
+  eventOf('runtimenode.state_changed'),
+  eventOf('runtimenode.capabilities_updated'),
+  eventOf('runtimenode.revoked'),
+  eventOf('session.floor_raised'),
+  eventOf('pairing.requested'),
+  eventOf('pairing.approved'),
+  eventOf('pairing.rejected'),
+  eventOf('pairing.expired'),
+]);
+export type FleetEvent = z.infer<typeof FleetEvent>;
+/** The event of one type, e.g. `FleetEventOf<'presence.changed'>`. */
+export type FleetEventOf<T extends FleetEventType> = Extract<FleetEvent, { type: T }>;
+
+// Every event type is in the union (a compile error otherwise).
+const everyTypeInUnion: [Exclude<FleetEventType, FleetEvent['type']>] extends [never]
+  ? true
+  : never = true;
+void everyTypeInUnion;
+
+/** The view of an event on the wire (the same schema as `FleetEvent`). */
+export const FleetEventView = FleetEvent;
+export type FleetEventView = FleetEvent;
 
 export const FleetListInput = z.strictObject({
   /** Events after this id; omitted: from the oldest retained event. */

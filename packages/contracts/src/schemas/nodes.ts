@@ -8,10 +8,27 @@ import { TokenString } from './participants.js';
 
 export const NodeStatus = z.enum(['active', 'revoked']);
 
+/**
+ * Metrics as a node reported them on a heartbeat (see `HeartbeatMetrics`): every field optional,
+ * an open object so that metrics added later are additive.
+ */
+export const NodeMetrics = z.object({
+  cpuPercent: z.number().optional(),
+  memoryUsedBytes: z.number().optional(),
+  memoryTotalBytes: z.number().optional(),
+  uptimeSeconds: z.number().optional(),
+  gauges: z.record(z.string(), z.number()).optional(),
+});
+export type NodeMetrics = z.infer<typeof NodeMetrics>;
+
 export const NodePresenceView = z.object({
   healthState: PresenceHealthState,
   lastHeartbeatAt: Timestamp.nullable(),
   onlineSince: Timestamp.nullable(),
+  /** The metrics of the latest heartbeat that carried any; kept when later beats carry none. */
+  metrics: NodeMetrics.nullable(),
+  /** When `metrics` were reported (the database clock at that beat). */
+  metricsReportedAt: Timestamp.nullable(),
 });
 
 export const NodeAttachmentView = z.object({
@@ -84,6 +101,31 @@ export const NodeUpdateInput = z.strictObject({
   labels: Labels.optional(),
   metadata: Metadata.optional(),
 });
+
+/** The most samples `node.metrics` can return (the ring's largest configurable size). */
+export const METRICS_HISTORY_MAX = 10_000;
+
+export const NodeMetricsInput = z.strictObject({
+  nodeId: NodeId,
+  /** Only samples taken after this time (exclusive): pass back the last sample's `at` to poll. */
+  since: Timestamp.optional(),
+});
+export type NodeMetricsInput = z.infer<typeof NodeMetricsInput>;
+
+/** One sample of the history: the metrics of one beat and when it was taken. */
+export const NodeMetricsSample = NodeMetrics.extend({ at: Timestamp });
+export type NodeMetricsSample = z.infer<typeof NodeMetricsSample>;
+
+export const NodeMetricsOutput = z.object({
+  nodeId: NodeId,
+  /** At most one sample is kept per this many milliseconds, however often the node beats. */
+  sampleIntervalMs: z.number().positive(),
+  /** The history keeps this many samples per node (a ring: the newest replaces the oldest). */
+  maxSamples: z.number().int().positive().max(METRICS_HISTORY_MAX),
+  /** Oldest first. */
+  samples: z.array(NodeMetricsSample).max(METRICS_HISTORY_MAX),
+});
+export type NodeMetricsOutput = z.infer<typeof NodeMetricsOutput>;
 
 export const NodeRotateTokenInput = z.strictObject({}).optional();
 export const NodeRotateTokenOutput = z.object({ nodeToken: TokenString });

@@ -56,7 +56,7 @@ export const TokenListInput = z
   .optional();
 
 /** A token's metadata. Never the token or its hash. */
-export const TokenView = z.strictObject({
+export const TokenView = z.object({
   tokenId: z.uuid(),
   participantId: ParticipantId,
   name: z.string(),

@@ -4,6 +4,7 @@ import { Capabilities } from '../capabilities.js';
 import { AttachmentId, NodeId, ParticipantId, SessionId, Timestamp } from '../ids.js';
 import { NodeState, PresenceHealthState, RuntimeNodeHealthState } from '../states.js';
 import { EventEnvelopeVersion } from '../version.js';
+import { NodeMetrics } from './nodes.js';
 
 export const REASON_MAX_LENGTH = 512;
 export const METRICS_MAX_GAUGES = 16;
@@ -97,6 +98,9 @@ export const RosterEntry = z.object({
   capabilities: Capabilities,
   clientVersion: EventEnvelopeVersion,
   attachedAt: Timestamp,
+  /** The node's latest reported metrics (as in the node view's presence). */
+  metrics: NodeMetrics.nullable(),
+  metricsReportedAt: Timestamp.nullable(),
 });
 export type RosterEntry = z.infer<typeof RosterEntry>;
 

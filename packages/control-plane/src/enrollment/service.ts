@@ -17,6 +17,7 @@ import {
   ENROLLMENT_KEY_DEFAULT_TTL_SECONDS,
   PAGE_LIMIT_MAX,
   TetherError,
+  fleetEvent,
   type DeviceEnrollInput,
   type EnrollmentKeyView,
   type NodeId,
@@ -235,17 +236,17 @@ export async function enroll(
       `UPDATE enrollment_keys SET use_count = use_count + 1, last_used_at = now() WHERE id = $1`,
       [key.id],
     );
-    await appendEvent(sql, {
-      type: 'node.enrolled',
-      nodeId: node.nodeId,
-      payload: {
+    await appendEvent(
+      sql,
+      fleetEvent('node.enrolled', {
         via: 'enrollment_key',
         keyId: key.id,
         ownerParticipantId: node.ownerParticipantId,
         name: input.name,
         nodeType: input.nodeType,
-      },
-    });
+      }),
+      { nodeId: node.nodeId },
+    );
     return { nodeId: node.nodeId, nodeToken, ownerParticipantId: node.ownerParticipantId };
   });
 }

@@ -14,14 +14,13 @@
  * commit (migration 7 took it out of the writers' transactions), and otherwise only from
  * their slow safety poll.
  */
-import type { FleetEventType } from '@tether/contracts';
+import type { FleetEventPayloads, TypedFleetEvent } from '@tether/contracts';
 import type { Sql } from '../db/pool.js';
 
-export interface NewFleetEvent {
-  type: FleetEventType;
+/** What an event is about (columns of its own, for filters and visibility). */
+export interface EventScope {
   nodeId?: string | null | undefined;
   sessionId?: string | null | undefined;
-  payload?: Record<string, unknown> | undefined;
 }
 
 /** The channel on which every replica's feed hub listens for "new events committed". */
@@ -32,16 +31,39 @@ export function feedWritten(sql: Sql): void {
   sql.notifyAfterCommit(FEED_CHANNEL);
 }
 
-export async function appendEvent(sql: Sql, event: NewFleetEvent): Promise<number> {
+/**
+ * Appends one event built by `fleetEvent(type, data)` (so its payload matches the contract).
+ */
+export async function appendEvent(
+  sql: Sql,
+  event: TypedFleetEvent,
+  scope: EventScope = {},
+): Promise<number> {
   const { rows } = await sql.query<{ id: number }>(
     `INSERT INTO fleet_events (type, node_id, session_id, payload) VALUES ($1, $2, $3, $4) RETURNING id`,
-    [
-      event.type,
-      event.nodeId ?? null,
-      event.sessionId ?? null,
-      JSON.stringify(event.payload ?? {}),
-    ],
+    [event.type, scope.nodeId ?? null, scope.sessionId ?? null, JSON.stringify(event.data)],
   );
   feedWritten(sql);
   return rows[0]!.id;
+}
+
+/** Event types whose payloads are built inside SQL statements (bulk and single-statement writers). */
+export type SqlWrittenEventType = 'presence.changed' | 'runtimenode.attached';
+
+/**
+ * The payload of `type` as an SQL expression, from one SQL expression per payload field: the
+ * compiler holds the field set to the contract's (every field, no other), and
+ * test/events/payload-conformance.test.ts parses what each such statement wrote with the
+ * contract schema. For writers that build many events in one statement, where building each
+ * payload in TypeScript would cost a round trip (the sweep, the heartbeat batch, attach).
+ */
+export function eventPayloadSql<T extends SqlWrittenEventType>(
+  type: T,
+  fields: { readonly [K in keyof FleetEventPayloads[T]]-?: string },
+): string {
+  void type;
+  const pairs = Object.entries(fields as Record<string, string>).map(
+    ([key, expression]) => `'${key}', ${expression}`,
+  );
+  return `jsonb_build_object(${pairs.join(', ')})`;
 }

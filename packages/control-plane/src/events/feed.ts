@@ -11,8 +11,8 @@ import {
   TetherError,
   type FleetListInput,
   type FleetListOutput,
+  type FleetEvent,
   type FleetEventType,
-  type FleetEventView,
   type FleetEventsFilter,
 } from '@tether/contracts';
 import type { ParticipantPrincipal } from '../auth/principal.js';
@@ -23,7 +23,7 @@ import { pageLimit, Params } from '../db/pagination.js';
 
 import { visibleNodeIdsSql } from '../nodes/queries.js';
 
-export type FeedEvent = FleetEventView;
+export type FeedEvent = FleetEvent;
 
 interface EventRow {
   id: string;
@@ -36,6 +36,11 @@ interface EventRow {
 
 export const EVENT_COLUMNS = 'e.id::text AS id, e.at, e.type, e.node_id, e.session_id, e.payload';
 
+/**
+ * A stored event as the wire shows it. The payload is not parsed again here (this runs for every
+ * event a replica fans out): every writer built it through `fleetEvent` or a contract-checked SQL
+ * template (events/append.ts), and `fleet.list` validates its output against the union anyway.
+ */
 export function toFeedEvent(row: EventRow): FeedEvent {
   return {
     id: row.id,
@@ -43,8 +48,8 @@ export function toFeedEvent(row: EventRow): FeedEvent {
     type: row.type,
     nodeId: row.node_id,
     sessionId: row.session_id,
-    data: row.payload as FeedEvent['data'],
-  };
+    data: row.payload,
+  } as FeedEvent;
 }
 
 /**

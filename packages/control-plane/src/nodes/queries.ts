@@ -1,5 +1,6 @@
 /**
- * Registry reads: `node.get`, `node.list`, `node.isOnline`, `node.findOnlineWithCapability`.
+ * Registry reads: `node.get`, `node.list`, `node.isOnline`, `node.findOnlineWithCapability`,
+ * `node.metrics`.
  * Invariants:
  *  - one SQL statement per call (identity, presence and active attachment joined), never one per row;
  *  - visibility: a participant sees the nodes they own and the nodes attached, in any state, to
@@ -16,6 +17,7 @@ import {
   Capabilities,
   LABEL_KEY_PATTERN,
   NodeId,
+  NodeMetrics,
   NodeState,
   NodeStatus,
   ParticipantId,
@@ -25,6 +27,9 @@ import {
   type FindOnlineWithCapabilityInput,
   type NodeIsOnlineOutput,
   type NodeListInput,
+  type NodeMetricsInput,
+  type NodeMetricsOutput,
+  type NodeMetricsSample,
   type NodeView,
 } from '@tether/contracts';
 import { z } from 'zod';
@@ -33,6 +38,7 @@ import { isAdmin } from '../auth/principal.js';
 import type { Sql } from '../db/pool.js';
 import { decodeCursor, pageLimit, Params, toPage, type CursorList } from '../db/pagination.js';
 import { parseRow } from '../db/rows.js';
+import { metricsReportedAtSql } from '../runtime-nodes/metrics-history.js';
 
 export interface NodePage {
   items: NodeView[];
@@ -45,6 +51,7 @@ const VIEW_COLUMNS = `
   n.node_id, n.owner_participant_id, n.name, n.node_type, n.platform, n.location, n.labels, n.metadata,
   n.capabilities, n.client_version, n.status, n.enrolled_at, n.updated_at, n.revoked_at,
   COALESCE(p.health_state, 'offline') AS health_state, p.last_heartbeat_at, p.online_since,
+  p.metrics, ${metricsReportedAtSql('p')} AS metrics_reported_at,
   a.id AS attachment_id, a.session_id AS attachment_session_id, a.state AS attachment_state,
   a.attached_at AS attachment_attached_at`;
 
@@ -105,6 +112,8 @@ const NodeRow = z.object({
   health_state: PresenceHealthState,
   last_heartbeat_at: z.date().nullable(),
   online_since: z.date().nullable(),
+  metrics: NodeMetrics.nullable(),
+  metrics_reported_at: z.date().nullable(),
   attachment_id: AttachmentId.nullable(),
   attachment_session_id: SessionId.nullable(),
   attachment_state: NodeState.nullable(),
@@ -132,6 +141,8 @@ function toNodeView(raw: unknown): NodeView {
       healthState: r.health_state,
       lastHeartbeatAt: r.last_heartbeat_at,
       onlineSince: r.online_since,
+      metrics: r.metrics,
+      metricsReportedAt: r.metrics_reported_at,
     },
     activeAttachment:
       r.attachment_id !== null &&
@@ -321,4 +332,66 @@ export async function findOnlineWithCapability(
     );
   }
   return fetchPage(sql, params, where, input, 'online');
+}
+
+/** The history's shape as the server is configured (runtime-nodes/metrics-history.ts). */
+export interface MetricsHistorySettings {
+  sampleIntervalMs: number;
+  samples: number;
+}
+
+const SampleRow = z.object({
+  sampled_at: z.date(),
+  cpu_percent: z.number().nullable(),
+  memory_used_bytes: z.number().nullable(),
+  memory_total_bytes: z.number().nullable(),
+  uptime_seconds: z.number().nullable(),
+  gauges: z.record(z.string(), z.number()).nullable(),
+});
+
+function toSample(raw: unknown): NodeMetricsSample {
+  const r = parseRow(SampleRow, raw, 'metrics sample');
+  const sample: NodeMetricsSample = { at: r.sampled_at };
+  if (r.cpu_percent !== null) sample.cpuPercent = r.cpu_percent;
+  if (r.memory_used_bytes !== null) sample.memoryUsedBytes = r.memory_used_bytes;
+  if (r.memory_total_bytes !== null) sample.memoryTotalBytes = r.memory_total_bytes;
+  if (r.uptime_seconds !== null) sample.uptimeSeconds = r.uptime_seconds;
+  if (r.gauges !== null) sample.gauges = r.gauges;
+  return sample;
+}
+
+/**
+ * `node.metrics`: the node's recent samples, oldest first (at most the ring's size), visible to
+ * whoever may `node.get` it. One statement: the visibility check and the ring (found through its
+ * primary key); a node the caller cannot see is `node.not_found`. Slots beyond the configured
+ * size (left from a larger earlier setting) are not shown.
+ */
+export async function getNodeMetrics(
+  sql: Sql,
+  actor: ParticipantPrincipal,
+  input: NodeMetricsInput,
+  history: MetricsHistorySettings,
+): Promise<NodeMetricsOutput> {
+  const params = new Params();
+  const id = params.add(input.nodeId);
+  const visible = isAdmin(actor) ? 'TRUE' : visibleNode(params.add(actor.participantId));
+  const since =
+    input.since === undefined ? '' : `AND m.sampled_at > ${params.add(input.since)}::timestamptz`;
+  const { rows } = await sql.query<{ sampled_at: Date | null }>(
+    `SELECT m.sampled_at, m.cpu_percent, m.memory_used_bytes, m.memory_total_bytes,
+            m.uptime_seconds, m.gauges
+       FROM nodes n
+       LEFT JOIN runtime_node_metrics m
+              ON m.node_id = n.node_id AND m.slot < ${params.add(history.samples)} ${since}
+      WHERE n.node_id = ${id} AND ${visible}
+      ORDER BY m.sampled_at`,
+    params.values,
+  );
+  if (!rows[0]) throw notFound();
+  return {
+    nodeId: input.nodeId,
+    sampleIntervalMs: history.sampleIntervalMs,
+    maxSamples: history.samples,
+    samples: rows.filter((r) => r.sampled_at !== null).map(toSample),
+  };
 }

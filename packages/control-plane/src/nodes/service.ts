@@ -17,6 +17,9 @@
 import { randomUUID } from 'node:crypto';
 import {
   TetherError,
+  fleetEvent,
+  type NodeState,
+  type NodeUpdatedField,
   type Capabilities,
   type NodeId,
   type NodeUpdateInput,
@@ -192,7 +195,8 @@ export async function updateNode(
         },
       );
     }
-    const { rows } = await sql.query<{ changed: string[] }>(
+    // Checked against the contract's field list by fleetEvent below.
+    const { rows } = await sql.query<{ changed: NodeUpdatedField[] }>(
       `WITH cur AS (
          SELECT node_id, name, location, labels, metadata FROM nodes WHERE node_id = $1
        ), next AS (
@@ -228,11 +232,14 @@ export async function updateNode(
     );
     const changed = rows[0]?.changed ?? [];
     if (changed.length > 0) {
-      await appendEvent(sql, {
-        type: 'node.updated',
-        nodeId: input.nodeId,
-        payload: { changed, by: { kind: 'participant', participantId: actor.participantId } },
-      });
+      await appendEvent(
+        sql,
+        fleetEvent('node.updated', {
+          changed,
+          by: { kind: 'participant', participantId: actor.participantId },
+        }),
+        { nodeId: input.nodeId },
+      );
     }
     return loadNodeView(sql, input.nodeId);
   });
@@ -251,7 +258,10 @@ export async function revokeNode(
 ): Promise<null> {
   const revokedHash = await db.tx(async (sql) => {
     await requireNodeOwner(sql, actor, input.nodeId, '');
-    const { rows: attachments } = await sql.query<{ session_id: string; previous_state: string }>(
+    const { rows: attachments } = await sql.query<{
+      session_id: string;
+      previous_state: NodeState;
+    }>(
       `UPDATE runtime_node_attachments a SET state = 'revoked', updated_at = now()
          FROM (SELECT id, state FROM runtime_node_attachments
                 WHERE node_id = $1 AND state <> 'revoked' FOR UPDATE) prev
@@ -267,26 +277,27 @@ export async function revokeNode(
     );
     // Row locks first, events last (see events/append.ts).
     await writePresence(sql, input.nodeId, { health: 'offline', beat: false, cause: 'revoke' });
-    const by = { kind: 'participant', participantId: actor.participantId };
     const transitioned = revoked[0] !== undefined;
     if (transitioned) {
-      await appendEvent(sql, {
-        type: 'node.revoked',
-        nodeId: input.nodeId,
-        payload: { by, attachmentsRevoked: attachments.length },
-      });
+      await appendEvent(
+        sql,
+        fleetEvent('node.revoked', {
+          by: { kind: 'participant', participantId: actor.participantId },
+          attachmentsRevoked: attachments.length,
+        }),
+        { nodeId: input.nodeId },
+      );
     }
     for (const row of attachments) {
-      await appendEvent(sql, {
-        type: 'runtimenode.revoked',
-        nodeId: input.nodeId,
-        sessionId: row.session_id,
-        payload: {
+      await appendEvent(
+        sql,
+        fleetEvent('runtimenode.revoked', {
           previousState: row.previous_state,
           reason: 'node_revoked',
           by: actor.participantId,
-        },
-      });
+        }),
+        { nodeId: input.nodeId, sessionId: row.session_id },
+      );
     }
     return transitioned ? (revoked[0]!.token_hash?.toString('hex') ?? null) : null;
   });
@@ -328,11 +339,14 @@ export async function rotateNodeToken(
         'The credential is no longer valid for this node.',
       );
     }
-    await appendEvent(sql, {
-      type: 'node.updated',
-      nodeId: principal.nodeId,
-      payload: { changed: ['token'], by: { kind: 'node', nodeId: principal.nodeId } },
-    });
+    await appendEvent(
+      sql,
+      fleetEvent('node.updated', {
+        changed: ['token'],
+        by: { kind: 'node', nodeId: principal.nodeId },
+      }),
+      { nodeId: principal.nodeId },
+    );
     return rows[0].old_hash?.toString('hex') ?? null;
   });
   if (oldHash !== null) {

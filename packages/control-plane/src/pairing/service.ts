@@ -19,10 +19,12 @@ import {
   PAGE_LIMIT_MAX,
   PairingState,
   TetherError,
+  fleetEvent,
   type NodeId,
   type ParticipantId,
   type PairingRequestInput,
   type PairingView,
+  type TypedFleetEvent,
 } from '@tether/contracts';
 import { z } from 'zod';
 import type { ParticipantPrincipal } from '../auth/principal.js';
@@ -109,10 +111,13 @@ async function markExpired(sql: Sql, row: LockedRow): Promise<void> {
     `UPDATE pairing_requests SET state = 'expired', updated_at = now() WHERE id = $1 AND state = 'pending'`,
     [row.id],
   );
-  await appendEvent(sql, {
-    type: 'pairing.expired',
-    payload: { requestId: row.id, requestedNodeId: row.requested_node_id },
-  });
+  await appendEvent(
+    sql,
+    fleetEvent('pairing.expired', {
+      requestId: row.id,
+      requestedNodeId: row.requested_node_id as NodeId | null,
+    }),
+  );
 }
 
 function notPending(state: PairingState): TetherError {
@@ -182,10 +187,7 @@ export async function requestPairing(
           [row.id, ...fields],
         );
         const updated = rows[0]!;
-        await appendEvent(sql, {
-          type: 'pairing.requested',
-          payload: requestedPayload(updated.id, updated.pairing_code, input, true),
-        });
+        await appendEvent(sql, requestedEvent(updated.id, updated.pairing_code, input, true));
         return { ok: true, value: view(updated, claimSecret) };
       }
       // No target on ON CONFLICT: a colliding pending code or a concurrent first request with
@@ -202,10 +204,7 @@ export async function requestPairing(
       );
       const created = rows[0];
       if (created) {
-        await appendEvent(sql, {
-          type: 'pairing.requested',
-          payload: requestedPayload(created.id, created.pairing_code, input, false),
-        });
+        await appendEvent(sql, requestedEvent(created.id, created.pairing_code, input, false));
         return { ok: true, value: view(created, claimSecret) };
       }
     }
@@ -227,20 +226,20 @@ function view(
   };
 }
 
-function requestedPayload(
+function requestedEvent(
   requestId: string,
   pairingCode: string,
   input: PairingRequestInput,
   refreshed: boolean,
-): Record<string, unknown> {
-  return {
+): TypedFleetEvent<'pairing.requested'> {
+  return fleetEvent('pairing.requested', {
     requestId,
     pairingCode,
     name: input.name,
     nodeType: input.nodeType,
     requestedNodeId: input.nodeId ?? null,
     refreshed,
-  };
+  });
 }
 
 /**
@@ -329,24 +328,24 @@ export async function approveRequest(
         WHERE id = $1`,
       [row.id, actor.participantId, node.nodeId],
     );
-    await appendEvent(sql, {
-      type: 'pairing.approved',
-      nodeId: node.nodeId,
-      payload: { requestId: row.id, decidedBy: actor.participantId },
-    });
+    await appendEvent(
+      sql,
+      fleetEvent('pairing.approved', { requestId: row.id, decidedBy: actor.participantId }),
+      { nodeId: node.nodeId },
+    );
     // The node identity exists from now on (listed offline), so the feed learns of it here,
     // exactly once, as it does for key enrollment.
-    await appendEvent(sql, {
-      type: 'node.enrolled',
-      nodeId: node.nodeId,
-      payload: {
+    await appendEvent(
+      sql,
+      fleetEvent('node.enrolled', {
         via: 'pairing',
         requestId: row.id,
         ownerParticipantId: node.ownerParticipantId,
         name: row.name,
         nodeType: row.node_type,
-      },
-    });
+      }),
+      { nodeId: node.nodeId },
+    );
     return { ok: true, value: { requestId: row.id, state: 'approved' } };
   });
   if (!outcome.ok) throw outcome.error;
@@ -369,10 +368,10 @@ export async function rejectRequest(
         WHERE id = $1`,
       [row.id, actor.participantId],
     );
-    await appendEvent(sql, {
-      type: 'pairing.rejected',
-      payload: { requestId: row.id, decidedBy: actor.participantId },
-    });
+    await appendEvent(
+      sql,
+      fleetEvent('pairing.rejected', { requestId: row.id, decidedBy: actor.participantId }),
+    );
     return { ok: true, value: { requestId: row.id, state: 'rejected' } };
   });
   if (!outcome.ok) throw outcome.error;
@@ -432,16 +431,16 @@ export async function claimRequest(
     );
     // There is no `pairing.claimed` event type; the change the fleet can observe is the node
     // getting its credential, recorded like a token rotation.
-    await appendEvent(sql, {
-      type: 'node.updated',
-      nodeId: node.node_id,
-      payload: {
+    await appendEvent(
+      sql,
+      fleetEvent('node.updated', {
         changed: ['token'],
-        by: { kind: 'node', nodeId: node.node_id },
+        by: { kind: 'node', nodeId: node.node_id as NodeId },
         via: 'pairing.claim',
         requestId: row.id,
-      },
-    });
+      }),
+      { nodeId: node.node_id },
+    );
     return {
       state: 'approved',
       nodeId: node.node_id as NodeId,

@@ -3,7 +3,8 @@
  * queue and are then written together: one statement (one commit, one WAL flush) for up to
  * `maxBatch` nodes, keys sorted so concurrent batches lock rows in the same order, one row
  * write per node per batch (the last beat of a node in the batch wins; all its callers share the
- * result), and the `presence.changed` events of the batch's transitions in the same statement.
+ * result), and the `presence.changed` events of the batch's transitions and the metrics
+ * history's samples (runtime-nodes/metrics-history.ts) in the same statement.
  * Every beat is acknowledged only after its batch committed. The queue is bounded: beyond
  * `maxPending` a beat is refused with a retryable `system.unavailable` instead of growing.
  *
@@ -13,6 +14,15 @@
 import { TetherError, type RuntimeNodeHealthState } from '@tether/contracts';
 import { prepared, type Db } from '../db/pool.js';
 import { feedWritten } from '../events/append.js';
+import {
+  DEFAULT_METRICS_HISTORY,
+  historyParams,
+  metricsPresenceSetSql,
+  metricsReportedAtSql,
+  metricsSamplesSql,
+  takesSampleSql,
+  type MetricsHistoryPolicy,
+} from './metrics-history.js';
 import { presenceEventsSql } from './presence.js';
 
 export interface BeatRequest {
@@ -30,6 +40,8 @@ export interface HeartbeatBatcherOptions {
   /** Batches written at the same time (each holds one pool connection). */
   maxConcurrent?: number;
   onBatch?: (size: number, ms: number) => void;
+  /** How beats' metrics are sampled into the history. */
+  metricsHistory?: MetricsHistoryPolicy;
 }
 
 interface Pending {
@@ -38,6 +50,7 @@ interface Pending {
   reject: (error: unknown) => void;
 }
 
+/** $1–$4 the beats (node, health, metrics, connection), $5 sample interval, $6 history size. */
 const WRITE_BATCH = prepared(
   'tether_heartbeat_batch',
   `
@@ -45,7 +58,9 @@ WITH input AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[])
            AS i(node_id, health, metrics, connection_id)
 ), prev AS (
-  SELECT p.node_id, p.health_state, i.health, i.metrics, i.connection_id
+  SELECT p.node_id, p.health_state, i.health, i.metrics, i.connection_id,
+         p.metrics_slot AS slot_before,
+         ${takesSampleSql('i.metrics', metricsReportedAtSql('p'), '$5::interval')} AS take_sample
     FROM runtime_node_presence p
     JOIN input i ON i.node_id = p.node_id
     JOIN nodes n ON n.node_id = p.node_id AND n.status = 'active'
@@ -61,13 +76,16 @@ WITH input AS (
     -- Unchanged metrics keep the stored value (no new TOAST data for an identical document).
     metrics = CASE WHEN prev.metrics IS NULL OR prev.metrics = p.metrics THEN p.metrics
                    ELSE prev.metrics END,
+    ${metricsPresenceSetSql({ metrics: 'prev.metrics', beat: 'true', takeSample: 'prev.take_sample', samples: '$6::int' })},
     changed_at = CASE WHEN prev.health_state <> prev.health THEN now() ELSE p.changed_at END
   FROM prev
   WHERE p.node_id = prev.node_id
-  RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state
+  RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state,
+            CASE WHEN prev.take_sample THEN prev.metrics END AS sample,
+            prev.slot_before % $6::int AS sample_slot
 ), ev AS (
-  ${presenceEventsSql('upd', "'heartbeat'")}
-)
+  ${presenceEventsSql('upd', 'heartbeat')}
+), ${metricsSamplesSql('upd')}
 SELECT node_id, from_state <> to_state AS changed FROM upd`,
 );
 
@@ -77,6 +95,9 @@ export class HeartbeatBatcher {
   readonly #maxPending: number;
   readonly #maxConcurrent: number;
   readonly #onBatch: HeartbeatBatcherOptions['onBatch'];
+  readonly #historyParams: [string, number];
+  /** How beats' metrics are sampled (the single-beat path samples the same way). */
+  readonly metricsHistory: MetricsHistoryPolicy;
   #queue: Pending[] = [];
   #inflight = 0;
   #scheduled = false;
@@ -88,6 +109,8 @@ export class HeartbeatBatcher {
     this.#maxPending = options.maxPending ?? 20_000;
     this.#maxConcurrent = options.maxConcurrent ?? 2;
     this.#onBatch = options.onBatch;
+    this.metricsHistory = options.metricsHistory ?? DEFAULT_METRICS_HISTORY;
+    this.#historyParams = historyParams(this.metricsHistory);
   }
 
   get pending(): number {
@@ -159,6 +182,7 @@ export class HeartbeatBatcher {
         requests.map((r) => r.health),
         requests.map((r) => r.metrics),
         requests.map((r) => r.connectionId),
+        ...this.#historyParams,
       ]);
       this.#onBatch?.(requests.length, performance.now() - started);
       if (rows.some((r) => r.changed)) feedWritten(this.#db);

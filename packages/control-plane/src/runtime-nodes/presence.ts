@@ -4,16 +4,27 @@
  * appends the `presence.changed` event, so concurrent writers never double- or under-report.
  * Returns null when there is nothing to write: an unknown node, or a revoked one asked to go live.
  */
-import type { PresenceCause, PresenceHealthState } from '@tether/contracts';
+import { PresenceCause, type PresenceHealthState } from '@tether/contracts';
 import { prepared, type Sql } from '../db/pool.js';
-import { feedWritten } from '../events/append.js';
+import { eventPayloadSql, feedWritten } from '../events/append.js';
+import {
+  DEFAULT_METRICS_HISTORY,
+  historyParams,
+  metricsPresenceSetSql,
+  metricsReportedAtSql,
+  metricsSamplesSql,
+  takesSampleSql,
+  type MetricsHistoryPolicy,
+} from './metrics-history.js';
 
 export interface PresenceChange {
   health: PresenceHealthState;
   /** Set last_heartbeat_at to the database clock. */
   beat: boolean;
-  /** Serialised metrics to store, or null to keep the previous ones. */
+  /** Serialised metrics to store (and maybe sample), or null to keep the previous ones. */
   metrics?: string | null;
+  /** How metrics are sampled into the history (the defaults when omitted). */
+  history?: MetricsHistoryPolicy;
   cause: PresenceCause;
   /**
    * The WebSocket connection the change arrived on: a live node with no bound connection
@@ -28,10 +39,22 @@ export interface PresenceTransitionResult {
   to: PresenceHealthState;
 }
 
+/** The `presence.changed` payload of a row with from_state and to_state, as SQL. */
+export function presenceChangedPayloadSql(cause: PresenceCause | { sql: string }): string {
+  // A literal cause is one of the contract's values (checked here), so it is safe to inline.
+  const causeSql = typeof cause === 'string' ? `'${PresenceCause.parse(cause)}'` : cause.sql;
+  return eventPayloadSql('presence.changed', {
+    from: 'from_state',
+    to: 'to_state',
+    cause: causeSql,
+  });
+}
+
 /**
  * The statement part that records every transition of `source` — a CTE with node_id,
- * from_state and to_state — as one `presence.changed` event with `cause` (SQL). Every presence
- * writer ends with it, so a change and its event share one statement.
+ * from_state and to_state — as one `presence.changed` event with `cause` (a contract value, or
+ * an SQL expression such as a parameter holding one). Every presence writer ends with it, so a
+ * change and its event share one statement.
  *
  * The caller announces the events (`feedWritten`) when the statement returned a transition.
  * The statement announces itself as a feed writer (migration 5) before it draws its first id:
@@ -39,10 +62,10 @@ export interface PresenceTransitionResult {
  * init plan), and never for a statement without transitions (a batch of plain heartbeats is no
  * feed writer).
  */
-export function presenceEventsSql(source: string, cause: string): string {
+export function presenceEventsSql(source: string, cause: PresenceCause | { sql: string }): string {
   return `INSERT INTO fleet_events (id, type, node_id, payload)
   SELECT nextval('fleet_events_id_seq'), 'presence.changed', node_id,
-         jsonb_build_object('from', from_state, 'to', to_state, 'cause', ${cause})
+         ${presenceChangedPayloadSql(cause)}
     FROM ${source}
    WHERE CASE WHEN from_state <> to_state THEN (SELECT tether_feed_writer()) ELSE false END`;
 }
@@ -51,12 +74,20 @@ export function presenceEventsSql(source: string, cause: string): string {
  * The SET list of a presence change (`p` is the presence row, `prev` a CTE with its previous
  * `health_state`; the other arguments are SQL expressions): the health, the beat time when
  * `beat`, `online_since` started on going live and cleared on going offline, the connection
- * kept (or taken when none is bound) unless offline, metrics kept unless new ones are given,
- * `changed_at` on a transition. Shared by every writer that applies a `PresenceChange`.
+ * kept (or taken when none is bound) unless offline, metrics kept unless new ones are given
+ * (with their report time, and the history's next slot when `takeSample`), `changed_at` on a
+ * transition. Shared by every writer that applies a `PresenceChange`.
  */
 export function presenceChangeSetSql(
   prev: string,
-  v: { health: string; beat: string; metrics: string; connection: string },
+  v: {
+    health: string;
+    beat: string;
+    metrics: string;
+    connection: string;
+    takeSample?: string;
+    samples?: string;
+  },
 ): string {
   return `health_state = ${v.health},
     last_heartbeat_at = CASE WHEN ${v.beat} THEN now() ELSE p.last_heartbeat_at END,
@@ -66,27 +97,36 @@ export function presenceChangeSetSql(
     connection_id = CASE WHEN ${v.health} = 'offline' THEN NULL
                          ELSE COALESCE(p.connection_id, ${v.connection}) END,
     metrics = COALESCE(${v.metrics}, p.metrics),
+    ${metricsPresenceSetSql({ metrics: v.metrics, beat: v.beat, takeSample: v.takeSample ?? 'false', samples: v.samples ?? '1' })},
     changed_at = CASE WHEN ${prev}.health_state <> ${v.health} THEN now() ELSE p.changed_at END`;
 }
 
+/**
+ * $1 node, $2 health, $3 beat, $4 metrics, $5 cause, $6 connection, $7 sample interval,
+ * $8 history size.
+ */
 const WRITE_PRESENCE = prepared(
   'tether_write_presence',
   `
 WITH prev AS (
   -- Going live needs an active identity: a beat racing a revocation cannot revive a revoked node.
-  SELECT p.node_id, p.health_state FROM runtime_node_presence p
+  SELECT p.node_id, p.health_state, p.metrics_slot AS slot_before,
+         ${takesSampleSql('$4::jsonb', metricsReportedAtSql('p'), '$7::interval')} AS take_sample
+    FROM runtime_node_presence p
    WHERE p.node_id = $1
      AND ($2 = 'offline' OR EXISTS (SELECT 1 FROM nodes n WHERE n.node_id = p.node_id AND n.status = 'active'))
    FOR UPDATE OF p
 ), upd AS (
   UPDATE runtime_node_presence p SET
-    ${presenceChangeSetSql('prev', { health: '$2', beat: '$3', metrics: '$4::jsonb', connection: '$6::text' })}
+    ${presenceChangeSetSql('prev', { health: '$2', beat: '$3', metrics: '$4::jsonb', connection: '$6::text', takeSample: 'prev.take_sample', samples: '$8::int' })}
   FROM prev
   WHERE p.node_id = prev.node_id
-  RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state
+  RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state,
+            CASE WHEN prev.take_sample THEN $4::jsonb END AS sample,
+            prev.slot_before % $8::int AS sample_slot
 ), ev AS (
-  ${presenceEventsSql('upd', '$5::text')}
-)
+  ${presenceEventsSql('upd', { sql: '$5::text' })}
+), ${metricsSamplesSql('upd')}
 SELECT from_state, to_state FROM upd`,
 );
 
@@ -102,6 +142,7 @@ export async function writePresence(
     change.metrics ?? null,
     change.cause,
     change.connectionId ?? null,
+    ...historyParams(change.history ?? DEFAULT_METRICS_HISTORY),
   ];
   for (let attempt = 0; attempt < 2; attempt++) {
     const { rows } = await sql.query<{
@@ -156,7 +197,7 @@ WITH req AS (
   WHERE p.node_id = prev.node_id
   RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state
 ), ev AS (
-  ${presenceEventsSql('upd', "'connection'")}
+  ${presenceEventsSql('upd', 'connection')}
 )
 SELECT node_id, from_state, to_state FROM upd`,
 );
@@ -205,7 +246,7 @@ const RELEASE_CONNECTIONS = prepared(
        WHERE p.node_id = prev.node_id
        RETURNING p.node_id, prev.health_state AS from_state, p.health_state AS to_state
      ), ev AS (
-       ${presenceEventsSql('upd', "'connection'")}
+       ${presenceEventsSql('upd', 'connection')}
      )
      SELECT node_id, from_state FROM upd WHERE from_state <> 'offline' ORDER BY node_id`,
 );

@@ -13,9 +13,11 @@
 import {
   ACTIVE_NODE_STATES,
   Capabilities as CapabilitiesSchema,
+  NodeMetrics,
   NodeState,
   PresenceHealthState,
   TetherError,
+  fleetEvent,
   type AttachInput,
   type AttachOutput,
   type AttachmentId,
@@ -35,10 +37,11 @@ import type { NodePrincipal, ParticipantPrincipal } from '../auth/principal.js';
 import { assertNodeSelf, isAdmin } from '../auth/principal.js';
 import { prepared, type Db, type Sql } from '../db/pool.js';
 import { parseRow } from '../db/rows.js';
-import { appendEvent, feedWritten } from '../events/append.js';
+import { appendEvent, eventPayloadSql, feedWritten } from '../events/append.js';
 import type { HeartbeatBatcher } from './heartbeat-batch.js';
+import { DEFAULT_METRICS_HISTORY, metricsReportedAtSql } from './metrics-history.js';
 import { isReadOnly } from '../sessions/floor.js';
-import { presenceChangeSetSql, writePresence } from './presence.js';
+import { presenceChangedPayloadSql, presenceChangeSetSql, writePresence } from './presence.js';
 
 const ACTIVE = `(${ACTIVE_NODE_STATES.map((state) => `'${state}'`).join(', ')})`;
 const ATTACHING_ROLES_SQL = `('owner', 'collaborator', 'runtime contributor')`;
@@ -141,13 +144,17 @@ WITH node AS (
   SELECT nextval('fleet_events_id_seq'), e.type, $3, e.session_id, e.payload
     FROM (
       SELECT 1 AS ord, 'presence.changed' AS type, NULL::uuid AS session_id,
-             jsonb_build_object('from', from_state, 'to', to_state, 'cause', 'attach') AS payload
+             ${presenceChangedPayloadSql('attach')} AS payload
         FROM presence WHERE from_state <> to_state
       UNION ALL
       SELECT 2, 'runtimenode.attached', $1::uuid,
-             jsonb_build_object('attachmentId', att.id, 'state', att.state,
-                                'previousState', (SELECT state FROM previous),
-                                'readOnly', $9::boolean, 'clientVersion', $5::text)
+             ${eventPayloadSql('runtimenode.attached', {
+               attachmentId: 'att.id',
+               state: 'att.state',
+               previousState: '(SELECT state FROM previous)',
+               readOnly: '$9::boolean',
+               clientVersion: '$5::text',
+             })}
         FROM att
        ORDER BY 1
     ) e
@@ -309,24 +316,24 @@ export async function capabilityUpdate(
         [attachment.id, capabilities, nextState],
       );
       if (nextState !== attachment.state) {
-        await appendEvent(sql, {
-          type: 'runtimenode.state_changed',
-          nodeId: input.nodeId,
-          sessionId: attachment.session_id,
-          payload: {
+        await appendEvent(
+          sql,
+          fleetEvent('runtimenode.state_changed', {
             from: attachment.state,
             to: nextState,
             reason: input.healthChanges?.reason ?? null,
-          },
-        });
+          }),
+          { nodeId: input.nodeId, sessionId: attachment.session_id },
+        );
       }
     }
-    await appendEvent(sql, {
-      type: 'runtimenode.capabilities_updated',
-      nodeId: input.nodeId,
-      sessionId: attachment?.session_id ?? null,
-      payload: { capabilities: Object.keys(input.capabilities).sort() },
-    });
+    await appendEvent(
+      sql,
+      fleetEvent('runtimenode.capabilities_updated', {
+        capabilities: Object.keys(input.capabilities).sort(),
+      }),
+      { nodeId: input.nodeId, sessionId: attachment?.session_id ?? null },
+    );
     return { nodeId: input.nodeId, state: nextState, updatedAt: updated[0]!.updated_at };
   });
 }
@@ -364,6 +371,7 @@ export async function heartbeat(
     metrics,
     cause: 'heartbeat',
     connectionId,
+    history: batcher?.metricsHistory ?? DEFAULT_METRICS_HISTORY,
   });
   if (written === null) {
     throw new TetherError('auth.unauthenticated', 'The node identity is unknown or revoked.');
@@ -375,7 +383,7 @@ export async function heartbeat(
 export async function detach(db: Db, principal: NodePrincipal, input: DetachInput): Promise<null> {
   assertNodeSelf(principal, input);
   await db.tx(async (sql) => {
-    const { rows } = await sql.query<{ session_id: string; previous_state: string }>(
+    const { rows } = await sql.query<{ session_id: string; previous_state: NodeState }>(
       `UPDATE runtime_node_attachments a SET state = 'offline', updated_at = now()
          FROM (SELECT id, state FROM runtime_node_attachments WHERE node_id = $1 AND state IN ${ACTIVE} FOR UPDATE) prev
         WHERE a.id = prev.id
@@ -385,12 +393,14 @@ export async function detach(db: Db, principal: NodePrincipal, input: DetachInpu
     // Row locks first, events last (see events/append.ts).
     await writePresence(sql, input.nodeId, { health: 'offline', beat: false, cause: 'detach' });
     for (const row of rows) {
-      await appendEvent(sql, {
-        type: 'runtimenode.detached',
-        nodeId: input.nodeId,
-        sessionId: row.session_id,
-        payload: { previousState: row.previous_state, reason: input.reason ?? null },
-      });
+      await appendEvent(
+        sql,
+        fleetEvent('runtimenode.detached', {
+          previousState: row.previous_state,
+          reason: input.reason ?? null,
+        }),
+        { nodeId: input.nodeId, sessionId: row.session_id },
+      );
     }
   });
   return null;
@@ -419,7 +429,7 @@ export async function revokeAttachment(
         );
       }
     }
-    const { rows } = await sql.query<{ previous_state: string }>(
+    const { rows } = await sql.query<{ previous_state: NodeState }>(
       `UPDATE runtime_node_attachments a SET state = 'revoked', updated_at = now()
          FROM (SELECT id, state FROM runtime_node_attachments WHERE node_id = $1 AND session_id = $2 FOR UPDATE) prev
         WHERE a.id = prev.id
@@ -429,16 +439,15 @@ export async function revokeAttachment(
     if (!rows[0])
       throw new TetherError('node.not_found', 'The node has no attachment to this session.');
     if (rows[0].previous_state !== 'revoked') {
-      await appendEvent(sql, {
-        type: 'runtimenode.revoked',
-        nodeId: input.nodeId,
-        sessionId: input.sessionId,
-        payload: {
+      await appendEvent(
+        sql,
+        fleetEvent('runtimenode.revoked', {
           previousState: rows[0].previous_state,
           reason: input.reason ?? null,
           by: actor.participantId,
-        },
-      });
+        }),
+        { nodeId: input.nodeId, sessionId: input.sessionId },
+      );
     }
   });
   return null;
@@ -453,6 +462,8 @@ const RosterRow = z.object({
   capabilities: z.unknown(),
   client_version: z.string(),
   attached_at: z.date(),
+  metrics: NodeMetrics.nullable(),
+  metrics_reported_at: z.date().nullable(),
 });
 
 /** Every attachment of a session with both axes verbatim. Members (any role) and admins only. */
@@ -481,7 +492,8 @@ export async function roster(
     }
     const { rows } = await sql.query(
       `SELECT a.node_id, a.participant_id, a.state, COALESCE(p.health_state, 'offline') AS health_state,
-              p.last_heartbeat_at, a.capabilities, a.client_version, a.attached_at
+              p.last_heartbeat_at, a.capabilities, a.client_version, a.attached_at,
+              p.metrics, ${metricsReportedAtSql('p')} AS metrics_reported_at
          FROM runtime_node_attachments a
          LEFT JOIN runtime_node_presence p ON p.node_id = a.node_id
         WHERE a.session_id = $1
@@ -500,6 +512,8 @@ export async function roster(
         capabilities: parseRow(CapabilitiesSchema, r.capabilities, 'capabilities'),
         clientVersion: r.client_version as EventEnvelopeVersion,
         attachedAt: r.attached_at,
+        metrics: r.metrics,
+        metricsReportedAt: r.metrics_reported_at,
       };
     });
     return { nodes };

@@ -54,7 +54,7 @@ export async function sweepPresence(db: Sql, options: SweepOptions): Promise<Pre
           AND p.ctid = stale.ctid AND p.health_state <> stale.to_state
         RETURNING p.node_id, stale.from_state, stale.to_state
      ), events AS (
-       ${presenceEventsSql('changed', "'sweep'")}
+       ${presenceEventsSql('changed', 'sweep')}
      )
      SELECT node_id, from_state, to_state FROM changed`,
     [options.degradedAfterMs, options.offlineAfterMs],

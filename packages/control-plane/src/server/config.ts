@@ -3,6 +3,7 @@
  * that make `pnpm start` work with nothing set.
  */
 import { resolve } from 'node:path';
+import { METRICS_HISTORY_MAX } from '@tether/contracts';
 import { z } from 'zod';
 
 const ms = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -28,6 +29,14 @@ const EnvSchema = z.object({
   TETHER_DEGRADED_AFTER_MS: ms(30_000),
   TETHER_OFFLINE_AFTER_MS: ms(60_000),
   TETHER_SWEEP_INTERVAL_MS: ms(5_000),
+  // Fractions of a millisecond are allowed (down to 1 µs), for tests that sample every beat.
+  TETHER_METRICS_SAMPLE_INTERVAL_MS: z.coerce.number().min(0.001).max(86_400_000).default(15_000),
+  TETHER_METRICS_HISTORY_SAMPLES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(METRICS_HISTORY_MAX)
+    .default(240),
   TETHER_EVENTS_RETENTION_HOURS: z.coerce.number().positive().max(87_600).default(24),
   TETHER_EVENTS_RETENTION_MIN_EVENTS: z.coerce.number().int().min(0).default(1_000_000),
   TETHER_EVENTS_PRUNE_INTERVAL_MS: ms(60_000),
@@ -91,6 +100,10 @@ export interface Config {
   degradedAfterMs: number;
   offlineAfterMs: number;
   sweepIntervalMs: number;
+  /** At most one metrics sample per node per this many milliseconds… */
+  metricsSampleIntervalMs: number;
+  /** …and this many samples kept per node (`node.metrics`). */
+  metricsHistorySamples: number;
   /** Fleet events younger than this are kept… */
   eventsRetentionMs: number;
   /** …and so are the newest this many. */
@@ -166,6 +179,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     degradedAfterMs: e.TETHER_DEGRADED_AFTER_MS,
     offlineAfterMs: e.TETHER_OFFLINE_AFTER_MS,
     sweepIntervalMs: e.TETHER_SWEEP_INTERVAL_MS,
+    metricsSampleIntervalMs: e.TETHER_METRICS_SAMPLE_INTERVAL_MS,
+    metricsHistorySamples: e.TETHER_METRICS_HISTORY_SAMPLES,
     eventsRetentionMs: Math.round(e.TETHER_EVENTS_RETENTION_HOURS * 3_600_000),
     eventsRetentionMinEvents: e.TETHER_EVENTS_RETENTION_MIN_EVENTS,
     eventsPruneIntervalMs: e.TETHER_EVENTS_PRUNE_INTERVAL_MS,

@@ -125,6 +125,10 @@ export async function startTether(
     await opened.close();
     throw error;
   }
+  const metricsHistory = {
+    sampleIntervalMs: config.metricsSampleIntervalMs,
+    samples: config.metricsHistorySamples,
+  };
   const auth = new AuthService(database, { cacheTtlMs: config.authCacheTtlMs, revocations });
   const deps: Deps = {
     db: database,
@@ -138,6 +142,7 @@ export async function startTether(
         metrics.heartbeatBatchSize.observe(size);
         metrics.heartbeatBatchSeconds.observe(ms / 1000);
       },
+      metricsHistory,
     }),
     limits: createRateLimiter(database, {
       publicPerMinute: config.ratePublicPerMinute,
@@ -153,6 +158,7 @@ export async function startTether(
       offlineAfterMs: config.offlineAfterMs,
       sweepIntervalMs: config.sweepIntervalMs,
       pairingTtlSeconds: config.pairingTtlSeconds,
+      metricsHistory,
       memberNodeIds: config.memberNodeIds,
     },
     log,

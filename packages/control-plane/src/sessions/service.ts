@@ -6,7 +6,9 @@
 import {
   TetherError,
   compareEventEnvelopeVersion,
+  fleetEvent,
   isEventEnvelopeVersion,
+  type EventEnvelopeVersion,
   type MembershipAddInput,
   type MembershipUpdateInput,
   type MembershipView,
@@ -181,11 +183,16 @@ export async function raiseFloor(
       `UPDATE sessions SET min_client_version = $2, updated_at = now() WHERE id = $1 RETURNING ${SESSION_COLUMNS}`,
       [input.sessionId, input.minClientVersion],
     );
-    await appendEvent(sql, {
-      type: 'session.floor_raised',
-      sessionId: input.sessionId,
-      payload: { from: current, to: input.minClientVersion, by: actor.participantId },
-    });
+    await appendEvent(
+      sql,
+      fleetEvent('session.floor_raised', {
+        from: current,
+        // Checked by isEventEnvelopeVersion above.
+        to: input.minClientVersion as EventEnvelopeVersion,
+        by: actor.participantId,
+      }),
+      { sessionId: input.sessionId },
+    );
     return toSessionView(rows[0]);
   });
 }

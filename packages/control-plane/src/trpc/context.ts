@@ -18,6 +18,7 @@ import type { RevocationBus } from '../auth/revocations.js';
 import type { Db } from '../db/pool.js';
 import type { FeedHub } from '../events/hub.js';
 import type { HeartbeatBatcher } from '../runtime-nodes/heartbeat-batch.js';
+import type { MetricsHistoryPolicy } from '../runtime-nodes/metrics-history.js';
 import type { RateLimiter } from '../server/rate-limit.js';
 import type { Metrics } from '../server/metrics.js';
 
@@ -28,6 +29,8 @@ export interface Settings {
   offlineAfterMs: number;
   sweepIntervalMs: number;
   pairingTtlSeconds: number;
+  /** The metrics history's shape (node.metrics). */
+  metricsHistory: MetricsHistoryPolicy;
   /** Members may name node ids (TETHER_MEMBER_NODE_IDS); see nodes/service.ts. */
   memberNodeIds: boolean;
 }

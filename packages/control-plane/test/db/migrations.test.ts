@@ -124,6 +124,18 @@ const SPEC_COLUMNS: Record<string, string[]> = {
     'connection_id text YES',
     'metrics jsonb YES',
     'changed_at timestamptz NO',
+    'metrics_reported_at timestamptz YES',
+    'metrics_slot int2 NO',
+  ],
+  runtime_node_metrics: [
+    'node_id text NO',
+    'slot int2 NO',
+    'sampled_at timestamptz NO',
+    'cpu_percent float8 YES',
+    'memory_used_bytes float8 YES',
+    'memory_total_bytes float8 YES',
+    'uptime_seconds float8 YES',
+    'gauges jsonb YES',
   ],
   fleet_events: [
     'id int8 NO',

@@ -200,6 +200,8 @@ describe('node.revoke', () => {
       healthState: 'offline',
       lastHeartbeatAt: view.presence.lastHeartbeatAt,
       onlineSince: null,
+      metrics: null,
+      metricsReportedAt: null,
     });
     expect((await tokenHashOf(node.nodeId))?.equals(hashToken(token))).toBe(true);
     expect((await attachmentRow(t.db, node.nodeId, first))?.state).toBe('revoked');

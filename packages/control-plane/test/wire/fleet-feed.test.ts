@@ -28,15 +28,20 @@ function subscribe(
 }
 
 const presenceOf = (events: FleetEventView[], nodeId: string): string[] =>
-  events
-    .filter((e) => e.type === 'presence.changed' && e.nodeId === nodeId)
-    .map((e) => `${JSON.stringify(e.data.to)}:${JSON.stringify(e.data.cause)}`.replaceAll('"', ''));
+  events.flatMap((e) =>
+    e.type === 'presence.changed' && e.nodeId === nodeId ? [`${e.data.to}:${e.data.cause}`] : [],
+  );
 
-/** Makes `count` real feed rows quickly (node.updated for `nodeId`), as one statement. */
+/**
+ * Makes `count` real feed rows quickly (node.updated for `nodeId`), as one statement: valid
+ * contract events, numbered by an extra payload field `n` (payloads are open objects).
+ */
 async function bulkEvents(server: TestServer, nodeId: string, count: number): Promise<void> {
   await server.db.query(
     `INSERT INTO fleet_events (type, node_id, payload)
-     SELECT 'node.updated', $1, jsonb_build_object('changed', jsonb_build_array('labels'), 'n', g)
+     SELECT 'node.updated', $1,
+            jsonb_build_object('changed', jsonb_build_array('labels'),
+                               'by', jsonb_build_object('kind', 'node', 'nodeId', $1::text), 'n', g)
        FROM generate_series(1, $2) g`,
     [nodeId, count],
   );
@@ -151,7 +156,7 @@ describe('fleet.events', () => {
       try {
         await resumed.until((events) => events.length >= 1_000);
         expect(resumed.events.map((e) => e.id)).toEqual(missed);
-        expect(resumed.events.map((e) => e.data.n)).toEqual(
+        expect(resumed.events.map((e) => (e.data as { n?: number }).n)).toEqual(
           Array.from({ length: 1_000 }, (_, i) => i + 1),
         );
         // Then live: the next change arrives right after, with nothing repeated.

@@ -53,9 +53,9 @@ async function sweepTransitions(replica: ServerProcess): Promise<number> {
 }
 
 const presence = (events: FleetEventView[], nodeId: string): string[] =>
-  events
-    .filter((e) => e.type === 'presence.changed' && e.nodeId === nodeId)
-    .map((e) => `${e.data.to as string}:${e.data.cause as string}`);
+  events.flatMap((e) =>
+    e.type === 'presence.changed' && e.nodeId === nodeId ? [`${e.data.to}:${e.data.cause}`] : [],
+  );
 
 describe('several replicas on one PostgreSQL', () => {
   it('presence crosses replicas, the sweep survives its holder, nothing is delivered twice', async () => {

@@ -5,6 +5,8 @@ import {
   NodeIsOnlineOutput,
   NodeListInput,
   NodeListOutput,
+  NodeMetricsInput,
+  NodeMetricsOutput,
   NodeRotateTokenInput,
   NodeRotateTokenOutput,
   NodeUpdateInput,
@@ -33,6 +35,12 @@ export const nodeRouter = router({
     .input(FindOnlineWithCapabilityInput)
     .output(FindOnlineWithCapabilityOutput)
     .query(({ ctx, input }) => queries.findOnlineWithCapability(ctx.deps.db, ctx.principal, input)),
+  metrics: participantProcedure
+    .input(NodeMetricsInput)
+    .output(NodeMetricsOutput)
+    .query(({ ctx, input }) =>
+      queries.getNodeMetrics(ctx.deps.db, ctx.principal, input, ctx.deps.settings.metricsHistory),
+    ),
   update: participantProcedure
     .input(NodeUpdateInput)
     .output(NodeView)

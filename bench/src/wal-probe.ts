@@ -1,0 +1,130 @@
+/**
+ * Controlled WAL probe (not part of `pnpm bench`): the real HeartbeatBatcher on a fresh embedded
+ * PostgreSQL, M nodes beating in rounds with metrics that change every beat, fixed batch sizes,
+ * no other load. Prints WAL bytes per beat and HOT shares for a steady window (no checkpoint in
+ * it) and for the first round after a CHECKPOINT (full-page images).
+ *   tsx src/wal-probe.ts <label> [intervalMs] [samples]
+ */
+import { rm } from 'node:fs/promises';
+import pg from 'pg';
+import { HeartbeatBatcher } from '../../packages/control-plane/src/runtime-nodes/heartbeat-batch.js';
+import { freeLoopbackPort } from './postgres.js';
+import { createDb, runMigrations, startEmbeddedPostgres } from './tether-internals.js';
+
+const [label = 'probe', intervalArg, samplesArg] = process.argv.slice(2);
+const NODES = 2_000;
+const WARMUP_ROUNDS = 6;
+const ROUNDS = 20;
+
+const dataDir = '/tmp/tether-wal-probe-pg';
+await rm(dataDir, { recursive: true, force: true });
+const port = await freeLoopbackPort();
+const embedded = await startEmbeddedPostgres({ dataDir, port, persistent: true });
+const url = embedded.connectionString('postgres');
+try {
+  await runMigrations(url);
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  await admin.query(
+    `INSERT INTO participants (id, name, role) VALUES ('00000000-0000-4000-8000-000000000001', 'probe', 'admin')`,
+  );
+  await admin.query(
+    `INSERT INTO nodes (node_id, owner_participant_id, name, node_type)
+     SELECT 'probe-node-' || lpad(g::text, 5, '0'), '00000000-0000-4000-8000-000000000001', 'n', 'd'
+       FROM generate_series(1, $1) g`,
+    [NODES],
+  );
+  await admin.query(
+    `INSERT INTO runtime_node_presence (node_id, health_state) SELECT node_id, 'offline' FROM nodes`,
+  );
+  const db = createDb({ connectionString: url, max: 4, applicationName: 'wal-probe' });
+  const history =
+    intervalArg === undefined
+      ? undefined
+      : { sampleIntervalMs: Number(intervalArg), samples: Number(samplesArg ?? 240) };
+  const batcher = new HeartbeatBatcher(db, history ? { metricsHistory: history } : {});
+  const ids = Array.from(
+    { length: NODES },
+    (_, i) => `probe-node-${String(i + 1).padStart(5, '0')}`,
+  );
+  let uptime = 0;
+  const round = async (): Promise<void> => {
+    uptime++;
+    await Promise.all(
+      ids.map((nodeId) =>
+        batcher.submit({
+          nodeId,
+          health: 'online',
+          metrics: JSON.stringify({
+            cpuPercent: Math.round(Math.random() * 1000) / 10,
+            memoryUsedBytes: 4_000_000_000 + Math.floor(Math.random() * 1_000_000_000),
+            memoryTotalBytes: 17_179_869_184,
+            uptimeSeconds: uptime,
+          }),
+          connectionId: null,
+        }),
+      ),
+    );
+  };
+  const snapshot = async () => {
+    const { rows } = await admin.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
+    const stats = await admin.query<{ relname: string; ins: string; upd: string; hot: string }>(
+      `SELECT relname, n_tup_ins::text ins, n_tup_upd::text upd, n_tup_hot_upd::text hot
+         FROM pg_stat_user_tables WHERE relname IN ('runtime_node_presence', 'runtime_node_metrics')`,
+    );
+    return { lsn: rows[0]!.lsn, stats: Object.fromEntries(stats.rows.map((r) => [r.relname, r])) };
+  };
+  const walBetween = async (a: string, b: string): Promise<number> => {
+    const { rows } = await admin.query<{ d: string }>(
+      `SELECT pg_wal_lsn_diff($2::pg_lsn, $1::pg_lsn)::text AS d`,
+      [a, b],
+    );
+    return Number(rows[0]!.d);
+  };
+  for (let i = 0; i < WARMUP_ROUNDS; i++) await round();
+  // Statistics are flushed about once a second by busy backends: wait for them to settle.
+  await new Promise((r) => setTimeout(r, 1_500));
+  const before = await snapshot();
+  for (let i = 0; i < ROUNDS; i++) await round();
+  await new Promise((r) => setTimeout(r, 1_500));
+  const after = await snapshot();
+  const steady = (await walBetween(before.lsn, after.lsn)) / (ROUNDS * NODES);
+
+  await admin.query('CHECKPOINT');
+  const cpBefore = await snapshot();
+  await round();
+  const cpAfter = await snapshot();
+  const firstAfterCheckpoint = (await walBetween(cpBefore.lsn, cpAfter.lsn)) / NODES;
+
+  const delta = (table: string) => {
+    const a = after.stats[table];
+    const b = before.stats[table];
+    if (!a || !b) return 'n/a';
+    const upd = Number(a.upd) - Number(b.upd);
+    const hot = Number(a.hot) - Number(b.hot);
+    const ins = Number(a.ins) - Number(b.ins);
+    return `ins ${ins} upd ${upd} hot ${upd > 0 ? ((hot / upd) * 100).toFixed(1) : '–'} %`;
+  };
+  const sizes = await admin.query<{ rel: string; bytes: string }>(
+    `SELECT relname AS rel, pg_total_relation_size(oid)::text AS bytes FROM pg_class
+      WHERE relname IN ('runtime_node_presence', 'runtime_node_metrics')`,
+  );
+  console.log(
+    JSON.stringify({
+      label,
+      history: history ?? 'default',
+      beats: ROUNDS * NODES,
+      walBytesPerBeatSteady: Math.round(steady),
+      walBytesPerBeatFirstRoundAfterCheckpoint: Math.round(firstAfterCheckpoint),
+      presence: delta('runtime_node_presence'),
+      ring: delta('runtime_node_metrics'),
+      sizes: Object.fromEntries(sizes.rows.map((r) => [r.rel, Number(r.bytes)])),
+    }),
+  );
+  await batcher.drain();
+  await db.close();
+  await admin.end();
+} finally {
+  await embedded.stop();
+  await rm(dataDir, { recursive: true, force: true });
+}

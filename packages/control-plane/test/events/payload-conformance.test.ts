@@ -1,0 +1,170 @@
+/**
+ * Every event the control plane writes matches the contract's `FleetEvent` union. Payloads built
+ * in TypeScript go through `fleetEvent` (checked when built); the ones built inside SQL
+ * statements — presence changes from the heartbeat batch, the single-beat path, the sweep,
+ * connection binds and releases, attach, detach and revocation, and `runtimenode.attached` —
+ * are proven here by driving every writer against real PostgreSQL and parsing what it stored.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  FleetEvent,
+  FleetEventType,
+  PresenceCause,
+  type FleetEventsFilter,
+  type NodeId,
+} from '@tether/contracts';
+import { describe, expect, it } from 'vitest';
+import { RevocationBus } from '../../src/auth/revocations.js';
+import { createKey, enroll } from '../../src/enrollment/service.js';
+import { readAllAfter } from '../../src/events/feed.js';
+import { revokeNode, rotateNodeToken, updateNode } from '../../src/nodes/service.js';
+import {
+  approveRequest,
+  claimRequest,
+  rejectRequest,
+  requestPairing,
+} from '../../src/pairing/service.js';
+import { HeartbeatBatcher } from '../../src/runtime-nodes/heartbeat-batch.js';
+import { bindConnections, releaseConnections } from '../../src/runtime-nodes/presence.js';
+import {
+  attach,
+  capabilityUpdate,
+  detach,
+  heartbeat,
+  revokeAttachment,
+} from '../../src/runtime-nodes/service.js';
+import { sweepPresence } from '../../src/runtime-nodes/sweep.js';
+import { raiseFloor } from '../../src/sessions/service.js';
+import { useTestDatabase } from '../db.js';
+import {
+  GPU,
+  SECONDS,
+  addMemberAs,
+  ageHeartbeat,
+  attachInput,
+  makeNode,
+  makeParticipant,
+  makeSession,
+} from '../fixtures.js';
+
+const t = useTestDatabase();
+const pairingContext = { requesterAddress: '192.0.2.7', ttlSeconds: 600 };
+const metrics = { cpuPercent: 12.5, memoryUsedBytes: 1_000, gauges: { queue: 3 } };
+
+/** Drives every event writer once (and every presence cause), through the real services. */
+async function writeEveryEvent(): Promise<void> {
+  const owner = await makeParticipant(t.db);
+  const admin = await makeParticipant(t.db, 'admin');
+  const session = await makeSession(t.db, owner);
+  const batcher = new HeartbeatBatcher(t.db);
+
+  // node.enrolled (by key), node.updated (fields, token), session.floor_raised
+  const key = await createKey(t.db, owner, {});
+  const enrolled = await enroll(t.db, {
+    enrollmentKey: key.enrollmentKey,
+    name: 'enrolled',
+    nodeType: 'daemon',
+  });
+  await updateNode(t.db, owner, { nodeId: enrolled.nodeId, name: 'renamed', labels: { a: 'b' } });
+  await rotateNodeToken(
+    t.db,
+    { kind: 'node', nodeId: enrolled.nodeId, ownerParticipantId: owner.participantId },
+    new RevocationBus(),
+  );
+  await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '1.0' });
+  await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '1.2' });
+
+  // pairing.requested (new and refreshed), approved + node.enrolled (pairing), claim → node.updated,
+  // rejected, expired
+  const secret = randomBytes(32).toString('base64url');
+  const first = await requestPairing(
+    t.db,
+    { name: 'pi', nodeType: 'edge', claimSecret: secret },
+    pairingContext,
+  );
+  await requestPairing(
+    t.db,
+    { name: 'pi', nodeType: 'edge', claimSecret: secret, nodeId: 'pi-7' as NodeId },
+    pairingContext,
+  );
+  // Only an admin's approval may keep the node id the device asked for.
+  await approveRequest(t.db, admin, { requestId: first.requestId });
+  await claimRequest(t.db, { requestId: first.requestId, claimSecret: secret });
+  const rejected = await requestPairing(t.db, { name: 'x', nodeType: 'edge' }, pairingContext);
+  await rejectRequest(t.db, owner, { requestId: rejected.requestId });
+  const expiring = await requestPairing(t.db, { name: 'y', nodeType: 'edge' }, pairingContext);
+  await t.db.query(
+    `UPDATE pairing_requests SET expires_at = now() - interval '1 s' WHERE id = $1`,
+    [expiring.requestId],
+  );
+  await claimRequest(t.db, { requestId: expiring.requestId, claimSecret: expiring.claimSecret });
+
+  // attach (presence attach + runtimenode.attached), capability update with a health change
+  // (state_changed + capabilities_updated), beats (batch and single path), sweep, connection
+  // bind and release, detach, attachment revoke, node revoke.
+  const node = await makeNode(t.db, owner);
+  await attach(t.db, node, attachInput(node, session, { clientVersion: '1.2' }));
+  await capabilityUpdate(t.db, node, {
+    nodeId: node.nodeId,
+    capabilities: GPU,
+    healthChanges: { state: 'online', reason: 'ready' },
+  });
+  await ageHeartbeat(t.db, node.nodeId, 45);
+  await sweepPresence(t.db, SECONDS); // online → degraded: sweep
+  await heartbeat(t.db, node, { nodeId: node.nodeId, healthState: 'online', metrics }, {}, batcher);
+  await ageHeartbeat(t.db, node.nodeId, 45);
+  await sweepPresence(t.db, SECONDS);
+  await heartbeat(t.db, node, { nodeId: node.nodeId, healthState: 'online', metrics }); // single path
+  await detach(t.db, node, { nodeId: node.nodeId, reason: 'maintenance' });
+  await bindConnections(t.db, [{ nodeId: node.nodeId, connectionId: 'c1' }]);
+  await releaseConnections(t.db, [{ nodeId: node.nodeId, connectionId: 'c1' }]);
+
+  const other = await makeNode(t.db, owner);
+  const second = await makeSession(t.db, owner);
+  await addMemberAs(t.db, owner, second, admin, 'viewer');
+  await attach(t.db, other, attachInput(other, second));
+  await revokeAttachment(t.db, owner, { sessionId: second, nodeId: other.nodeId, reason: 'gone' });
+  const third = await makeSession(t.db, owner);
+  await attach(t.db, other, attachInput(other, third));
+  await revokeNode(t.db, owner, { nodeId: other.nodeId }, new RevocationBus());
+}
+
+async function everyStoredEvent(filter?: FleetEventsFilter) {
+  const page = await readAllAfter(t.db, '0', 10_000);
+  expect(page.full).toBe(false);
+  return filter?.types ? page.events.filter((e) => filter.types!.includes(e.type)) : page.events;
+}
+
+describe('fleet event payload conformance', () => {
+  it('every event written by every writer parses as the contract union, losing no field', async () => {
+    await writeEveryEvent();
+    const events = await everyStoredEvent();
+    for (const event of events) {
+      const parsed = FleetEvent.safeParse(event);
+      expect(parsed.success, `${event.type} ${JSON.stringify(event.data)}`).toBe(true);
+      // Nothing the writer stored is unknown to the schema (an open object would drop it).
+      expect(parsed.data, event.type).toEqual(event);
+    }
+    // Every event type was written, and presence changes with every cause.
+    expect(new Set(events.map((e) => e.type))).toEqual(new Set(FleetEventType.options));
+    const causes = new Set(
+      events.flatMap((e) => (e.type === 'presence.changed' ? [e.data.cause] : [])),
+    );
+    expect(causes).toEqual(new Set(PresenceCause.options));
+  });
+
+  it('runtimenode.attached, built inside the attach statement, carries its attachment', async () => {
+    const events = await everyStoredEvent({ types: ['runtimenode.attached'] });
+    expect(events.length).toBeGreaterThanOrEqual(3);
+    for (const e of events) {
+      if (e.type !== 'runtimenode.attached') continue;
+      expect(e.data).toEqual({
+        attachmentId: expect.stringMatching(/^[0-9a-f-]{36}$/) as unknown,
+        state: 'registering',
+        previousState: null,
+        readOnly: false,
+        clientVersion: expect.stringMatching(/^\d+\.\d+$/) as unknown,
+      });
+    }
+  });
+});
