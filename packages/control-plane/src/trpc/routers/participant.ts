@@ -15,14 +15,24 @@ import {
 } from '../../auth/service.js';
 import { listParticipants } from '../../participants/service.js';
 import { router } from '../init.js';
+import { rest } from '../rest-meta.js';
 import { adminProcedure, participantProcedure } from '../procedures.js';
 
 export const participantRouter = router({
   create: adminProcedure
+    .meta(
+      rest(
+        'POST',
+        '/participants',
+        'participants',
+        'Create a participant and its first token (admin)',
+      ),
+    )
     .input(ParticipantCreateInput)
     .output(ParticipantCreateOutput)
     .mutation(({ ctx, input }) => createParticipantWithToken(ctx.deps.db, input)),
   list: adminProcedure
+    .meta(rest('GET', '/participants', 'participants', 'List participants (admin)'))
     .input(ParticipantListInput)
     .output(ParticipantListOutput)
     .query(({ ctx, input }) => listParticipants(ctx.deps.db, input ?? {})),
@@ -30,6 +40,7 @@ export const participantRouter = router({
 
 export const tokenRouter = router({
   create: participantProcedure
+    .meta(rest('POST', '/tokens', 'tokens', 'Issue another token for yourself'))
     .input(TokenCreateInput)
     .output(TokenCreateOutput)
     .mutation(({ ctx, input }) =>
@@ -41,6 +52,7 @@ export const tokenRouter = router({
       ),
     ),
   revoke: participantProcedure
+    .meta(rest('POST', '/tokens/{tokenId}/revoke', 'tokens', 'Revoke a participant token'))
     .input(TokenRevokeInput)
     .output(NullOutput)
     .mutation(({ ctx, input }) =>
