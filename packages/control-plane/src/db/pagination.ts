@@ -27,6 +27,15 @@ export function decodeCursor(cursor: string | undefined, arity: number): string[
   });
 }
 
+/**
+ * A timestamp column as a cursor key: UTC with PostgreSQL's full microseconds. (A JavaScript
+ * Date keeps milliseconds only: a key made from it sorts before its own row, which then comes
+ * back on the next page.)
+ */
+export function cursorTime(column: string): string {
+  return `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+}
+
 export function pageLimit(limit: number | undefined): number {
   return limit ?? PAGE_LIMIT_DEFAULT;
 }

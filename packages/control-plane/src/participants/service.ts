@@ -3,7 +3,7 @@ import type { ParticipantId, ParticipantRole } from '@tether/contracts';
 import { ParticipantRole as RoleSchema } from '@tether/contracts';
 import { z } from 'zod';
 import type { Sql } from '../db/pool.js';
-import { decodeCursor, pageLimit, toPage } from '../db/pagination.js';
+import { cursorTime, decodeCursor, pageLimit, toPage } from '../db/pagination.js';
 import { iso, parseRow } from '../db/rows.js';
 
 const ParticipantRow = z.object({
@@ -61,11 +61,12 @@ export async function listParticipants(
 ): Promise<{ items: ParticipantView[]; nextCursor: string | null }> {
   const limit = pageLimit(input.limit);
   const after = decodeCursor(input.cursor, 2);
-  const { rows } = await sql.query<{ id: string; created_at: Date }>(
-    `SELECT id, name, role, created_at, disabled_at FROM participants
+  const { rows } = await sql.query<{ id: string; created_at: Date; cursor_at: string }>(
+    `SELECT id, name, role, created_at, disabled_at, ${cursorTime('created_at')} AS cursor_at
+       FROM participants
       WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1::timestamptz, $2::uuid))
       ORDER BY created_at, id LIMIT $3`,
     [after?.[0] ?? null, after?.[1] ?? null, limit + 1],
   );
-  return toPage(rows, limit, toView, (r) => [r.created_at.toISOString(), r.id]);
+  return toPage(rows, limit, toView, (r) => [r.cursor_at, r.id]);
 }

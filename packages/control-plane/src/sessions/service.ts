@@ -20,7 +20,7 @@ import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
 import { appendEvent } from '../events/append.js';
 import type { Db, Sql } from '../db/pool.js';
-import { decodeCursor, pageLimit, toPage } from '../db/pagination.js';
+import { cursorTime, decodeCursor, pageLimit, toPage } from '../db/pagination.js';
 import { iso, parseRow } from '../db/rows.js';
 
 const SESSION_COLUMNS = 'id, name, state, min_client_version, created_by, created_at, updated_at';
@@ -296,8 +296,8 @@ export async function listSessions(
 ): Promise<{ items: SessionView[]; nextCursor: string | null }> {
   const limit = pageLimit(input.limit);
   const after = decodeCursor(input.cursor, 2);
-  const { rows } = await db.query<Record<string, unknown> & { created_at: Date; id: string }>(
-    `SELECT ${SESSION_COLUMNS} FROM sessions s
+  const { rows } = await db.query<Record<string, unknown> & { cursor_at: string; id: string }>(
+    `SELECT ${SESSION_COLUMNS}, ${cursorTime('s.created_at')} AS cursor_at FROM sessions s
       WHERE ($1::boolean OR EXISTS (SELECT 1 FROM session_memberships m
                                      WHERE m.session_id = s.id AND m.participant_id = $2 AND m.state = 'active'))
         AND ($3::timestamptz IS NULL OR (s.created_at, s.id) > ($3::timestamptz, $4::uuid))
@@ -305,5 +305,5 @@ export async function listSessions(
       LIMIT $5`,
     [isAdmin(actor), actor.participantId, after?.[0] ?? null, after?.[1] ?? null, limit + 1],
   );
-  return toPage(rows, limit, toSessionView, (r) => [r.created_at.toISOString(), r.id]);
+  return toPage(rows, limit, toSessionView, (r) => [r.cursor_at, r.id]);
 }
