@@ -128,7 +128,7 @@ export async function openEvents(baseUrl: string, options: RestOptions = {}): Pr
     close: () => abort.abort(),
   };
   const decoder = new TextDecoder();
-  const reader = response.body!.getReader();
+  const reader = response.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
   stream.ended = (async () => {
     try {
       for (;;) {

@@ -186,7 +186,7 @@ describe('REST round trip through /api/v1', () => {
     live.close();
     await live.ended;
     await eventually(
-      async () => server.deps.feed.subscriberCount,
+      () => Promise.resolve(server.deps.feed.subscriberCount),
       (n) => n === 0,
     );
 
@@ -228,10 +228,8 @@ describe('REST round trip through /api/v1', () => {
     await resumed.until((s) => s.frames.length > missedIds.length);
     const after = events(resumed);
     expect(after.slice(0, missedIds.length).map((e) => e.id)).toEqual(missedIds);
-    expect(after[missedIds.length]).toMatchObject({
-      type: 'presence.changed',
-      data: expect.objectContaining({ to: 'online' }),
-    });
+    expect(after[missedIds.length]?.type).toBe('presence.changed');
+    expect(after[missedIds.length]?.data.to).toBe('online');
     expect(after.every((e) => BigInt(e.id) > BigInt(lastSeen))).toBe(true);
     expect(new Set(after.map((e) => e.id)).size).toBe(after.length);
     resumed.close();
@@ -290,7 +288,7 @@ describe('REST round trip through /api/v1', () => {
     expect(server.deps.feed.subscriberCount).toBe(1);
     stream.close();
     await eventually(
-      async () => server.deps.feed.subscriberCount,
+      () => Promise.resolve(server.deps.feed.subscriberCount),
       (n) => n === 0,
     );
   });
