@@ -73,8 +73,17 @@ function render(schema: z.ZodType, io: 'input' | 'output', components: Json): Js
   return result.schema as Json;
 }
 
+function registryTable(): string {
+  const rows = TETHER_ERROR_CODES.map((code) => {
+    const spec = ERROR_REGISTRY[code];
+    return `| \`${code}\` | ${spec.httpStatus} | ${spec.retryable ? 'yes' : 'no'} | ${spec.description.replace(/\|/g, '\\|')} |`;
+  });
+  return ['| code | HTTP | retryable | meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}
+
 const ERROR_BODY: Json = {
   type: 'object',
+  description: `Every error, with the registry's HTTP status:\n\n${registryTable()}`,
   required: ['error'],
   properties: {
     error: {
@@ -84,7 +93,7 @@ const ERROR_BODY: Json = {
         code: {
           type: 'string',
           enum: TETHER_ERROR_CODES,
-          description: 'The registry code (see the table in the introduction).',
+          description: 'The registry code (see the table above).',
         },
         message: { type: 'string', description: 'For people; never parse it.' },
         details: {
@@ -152,25 +161,13 @@ function errorResponses(isProtected: boolean): Json {
   };
 }
 
-function registryTable(): string {
-  const rows = TETHER_ERROR_CODES.map((code) => {
-    const spec = ERROR_REGISTRY[code];
-    return `| \`${code}\` | ${spec.httpStatus} | ${spec.retryable ? 'yes' : 'no'} | ${spec.description.replace(/\|/g, '\\|')} |`;
-  });
-  return ['| code | HTTP | retryable | meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
-}
-
 const DESCRIPTION = `Plain-JSON REST over the same procedures as Tether's tRPC API (\`/trpc\`), for curl and clients in any language.
 
 - **Auth**: \`Authorization: Bearer <token>\`: a participant token (\`tpt_…\`) or a node token (\`tnd_…\`). Public operations need none.
 - **Client version** (optional): \`x-tether-client-version: MAJOR.MINOR\`; a MAJOR above the server's contract gets \`version.ceiling_exceeded\`.
 - **Times** are ISO-8601 strings; **event ids** are decimal strings.
-- **Errors**: \`{ "error": { "code", "message", "details"? } }\` with the status below.
+- **Errors**: \`{ "error": { "code", "message", "details"? } }\` with the registry's HTTP status (the table is in the \`Error\` schema below).
 - **Live updates**: \`GET ${REST_PREFIX}/events\` (Server-Sent Events).
-
-## Error codes
-
-${registryTable()}
 `;
 
 function eventsOperation(components: Json): Record<string, Json> {
