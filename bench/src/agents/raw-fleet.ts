@@ -96,7 +96,12 @@ class RawAgent {
     this.#pendingId = id;
     const input = { nodeId: this.#agent.nodeId, healthState: 'online' };
     socket.send(
-      JSON.stringify({ id, method: 'mutation', params: { path: 'runtimenode.heartbeat', input } }),
+      // `{ json }`: superjson's encoding of a plain-JSON value (the tRPC transformer).
+      JSON.stringify({
+        id,
+        method: 'mutation',
+        params: { path: 'runtimenode.heartbeat', input: { json: input } },
+      }),
     );
     // As the SDK does: a call that takes too long drops the connection.
     this.#callTimer = setTimeout(() => {

@@ -20,6 +20,7 @@ import { initTRPC, TRPCError } from '@trpc/server';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { applyWSSHandler } from '@trpc/server/adapters/ws';
 import pg from 'pg';
+import superjson from 'superjson';
 import { WebSocketServer } from 'ws';
 import { BASELINE_TABLE } from './schema.js';
 
@@ -73,7 +74,8 @@ function main(): void {
     return found;
   };
 
-  const t = initTRPC.context<Context>().create();
+  // The same transformer as Tether's tRPC wire, so both servers decode the same frames.
+  const t = initTRPC.context<Context>().create({ transformer: superjson });
   const router = t.router({
     runtimenode: t.router({
       heartbeat: t.procedure.input(HeartbeatInput).mutation(async ({ ctx, input }) => {

@@ -32,11 +32,14 @@ interface FleetEventFrame {
   id?: unknown;
   result?: {
     type?: string;
+    /** superjson-encoded `{ id, data: event }`; `at` is an ISO string in `json` (a Date in `meta`). */
     data?: {
-      data?: { nodeId?: string | null; at?: string; data?: { to?: Health; cause?: string } };
+      json?: {
+        data?: { nodeId?: string | null; at?: string; data?: { to?: Health; cause?: string } };
+      };
     };
   };
-  error?: { message?: string; data?: { tetherError?: { code?: string } } };
+  error?: { json?: { message?: string; data?: { tetherError?: { code?: string } } } };
 }
 
 class Dashboards {
@@ -107,7 +110,10 @@ class Dashboards {
           JSON.stringify({
             id: SUBSCRIPTION_ID,
             method: 'subscription',
-            params: { path: 'fleet.events', input: { filter: { types: ['presence.changed'] } } },
+            params: {
+              path: 'fleet.events',
+              input: { json: { filter: { types: ['presence.changed'] } } },
+            },
           }),
         );
       });
@@ -134,7 +140,8 @@ class Dashboards {
         }
         if (frame.id !== SUBSCRIPTION_ID) return; // reconnect notifications
         if (frame.error) {
-          const code = frame.error.data?.tetherError?.code ?? frame.error.message ?? 'error';
+          const shape = frame.error.json;
+          const code = shape?.data?.tetherError?.code ?? shape?.message ?? 'error';
           this.#error(`dashboard ${i}: subscription error ${code}`);
           settle(code);
           return;
@@ -143,7 +150,7 @@ class Dashboards {
         if (type === 'started') settle(null);
         else if (type === 'stopped') this.#error(`dashboard ${i}: subscription stopped`);
         else if (type === 'data') {
-          const event = frame.result?.data?.data;
+          const event = frame.result?.data?.json?.data;
           const node = event?.nodeId ? this.#index.get(event.nodeId) : undefined;
           const to = event?.data?.to;
           if (node === undefined || !to || !event?.at) return; // not a tracked node
@@ -162,7 +169,7 @@ class Dashboards {
     const { nodeIds, pollIntervalMs, baseUrl } = this.#spec;
     const url = new URL(baseUrl);
     const input = encodeURIComponent(
-      JSON.stringify({ from: nodeIds[0], to: nodeIds[nodeIds.length - 1] }),
+      JSON.stringify({ json: { from: nodeIds[0], to: nodeIds[nodeIds.length - 1] } }),
     );
     const path = `/trpc/presence.list?input=${input}`;
     this.#agent = new Agent({ keepAlive: true, maxSockets: 64 });
@@ -181,9 +188,9 @@ class Dashboards {
               if (res.statusCode === 200) {
                 try {
                   const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-                    result: { data: { nodeId: string; healthState: Health }[] };
+                    result: { data: { json: { nodeId: string; healthState: Health }[] } };
                   };
-                  for (const row of body.result.data) {
+                  for (const row of body.result.data.json) {
                     const node = this.#index.get(row.nodeId);
                     if (node !== undefined) view.observe(node, row.healthState, arrival);
                   }

@@ -30,7 +30,9 @@ const HEARTBEAT = 'runtimenode.heartbeat';
 const CONNECT_ATTEMPTS = 3;
 
 /** The registry code from a tRPC error shape, or the tRPC code, or a fallback. */
-function errorCode(error: unknown, fallback: string): string {
+/** The Tether (or tRPC) code of a superjson-encoded error shape (`{ json: shape }`). */
+function errorCode(encoded: unknown, fallback: string): string {
+  const error = (encoded as { json?: unknown } | null)?.json;
   if (typeof error !== 'object' || error === null) return fallback;
   const data = (error as { data?: { code?: unknown; tetherError?: { code?: unknown } } }).data;
   const tether = data?.tetherError?.code;
@@ -172,7 +174,10 @@ export class WsTransport implements BeatTransport {
     if (!socket || socket.readyState !== WebSocket.OPEN) return false;
     const id = this.#nextId++;
     this.#pending.set(id, { socket: index, done });
-    socket.send(JSON.stringify({ id, method: 'mutation', params: { path, input } }));
+    // `{ json }`: superjson's encoding of a plain-JSON value (the tRPC transformer).
+    socket.send(
+      JSON.stringify({ id, method: 'mutation', params: { path, input: { json: input } } }),
+    );
     return true;
   }
 
@@ -229,7 +234,7 @@ export class HttpTransport implements BeatTransport {
 
   send(index: number, path: string, input: unknown, done: Done): boolean {
     const node: NodeIdentity = this.#spec.nodes[index]!;
-    const body = JSON.stringify(input);
+    const body = JSON.stringify({ json: input });
     const req = request(
       {
         agent: this.#agent,

@@ -142,6 +142,11 @@ export const ERROR_REGISTRY = {
   'participant.not_found': spec('NOT_FOUND', false, 'No such participant.'),
   'node.not_found': spec('NOT_FOUND', false, 'No such node visible to the caller.'),
   'node.id_taken': spec('CONFLICT', false, 'A node with this id is already registered.'),
+  'node.id_not_allowed': spec(
+    'FORBIDDEN',
+    false,
+    "Only an administrator's enrollment key or approval may choose the node id (unless the server lets members choose); omit nodeId for a generated one.",
+  ),
   'runtimenode.permission_denied': spec(
     'FORBIDDEN',
     false,

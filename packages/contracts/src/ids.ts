@@ -15,6 +15,9 @@ export type ParticipantId = z.infer<typeof ParticipantId>;
 export const AttachmentId = z.uuid().brand<'AttachmentId'>();
 export type AttachmentId = z.infer<typeof AttachmentId>;
 
-/** ISO-8601 timestamp with offset, as every time on the wire is sent. */
-export const Timestamp = z.iso.datetime({ offset: true });
+/**
+ * A point in time in an output. On the tRPC wire (superjson) it arrives as a `Date`; over the
+ * plain-JSON REST surface and in the published JSON Schemas it is an ISO-8601 date-time string.
+ */
+export const Timestamp = z.date().meta({ type: 'string', format: 'date-time' });
 export type Timestamp = z.infer<typeof Timestamp>;

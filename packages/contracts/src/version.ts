@@ -15,7 +15,7 @@ export const EventEnvelopeVersion = z
 export type EventEnvelopeVersion = z.infer<typeof EventEnvelopeVersion>;
 
 /** The contract version this package describes; the server advertises it. */
-export const CONTRACT_VERSION = '1.1' as EventEnvelopeVersion;
+export const CONTRACT_VERSION = '2.0' as EventEnvelopeVersion;
 
 export class InvalidVersionError extends TypeError {
   override readonly name = 'InvalidVersionError';

@@ -27,10 +27,10 @@ describe('fleet.events contract', () => {
     expect(FleetEventsInput.safeParse({ filter: { sessionId: 'not-a-uuid' } }).success).toBe(false);
   });
 
-  it('an event is JSON-native: decimal string id, ISO time, nullable node and session', () => {
+  it('an event: decimal string id (a bigint does not fit a JSON number), Date time, nullable node and session', () => {
     const event = {
       id: '9007199254740993',
-      at: '2026-11-23T10:00:00.000Z',
+      at: new Date('2026-11-23T10:00:00.000Z'),
       type: 'presence.changed',
       nodeId: 'mac-studio',
       sessionId: null,
@@ -38,6 +38,9 @@ describe('fleet.events contract', () => {
     };
     expect(FleetEventView.parse(event)).toEqual(event);
     expect(FleetEventView.safeParse({ ...event, id: 7 }).success).toBe(false);
+    expect(FleetEventView.safeParse({ ...event, at: '2026-11-23T10:00:00.000Z' }).success).toBe(
+      false,
+    );
   });
 
   it('fleet.list bounds its page size', () => {

@@ -32,7 +32,7 @@ const SESSION = '3f0b7f4e-8a4b-4c1e-9d2a-1b2c3d4e5f60';
 const PARTICIPANT = '9a1c2b3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d';
 const ATTACHMENT = '0b1c2d3e-4f5a-4b6c-9d7e-8f9a0b1c2d3e';
 const MEMBERSHIP = '1d2e3f4a-5b6c-4d7e-8f9a-0b1c2d3e4f5a';
-const NOW = '2025-01-02T03:04:05.678Z';
+const NOW = new Date('2025-01-02T03:04:05.678Z');
 
 const validAttach = {
   sessionId: SESSION,

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { FleetEventView } from '@tether/contracts';
 import { createTRPCClient, createWSClient, wsLink } from '@trpc/client';
+import superjson from 'superjson';
 import pg from 'pg';
 import WebSocket from 'ws';
 import type { AppRouter } from '../src/trpc/root.js';
@@ -108,13 +109,15 @@ async function main(): Promise<void> {
         onOpen: () => ready++,
       });
       sockets.push(ws);
-      const client = createTRPCClient<AppRouter>({ links: [wsLink({ client: ws })] });
+      const client = createTRPCClient<AppRouter>({
+        links: [wsLink({ client: ws, transformer: superjson })],
+      });
       client.fleet.events.subscribe(
         { filter: { types: ['presence.changed'] } },
         {
           onData: ({ data }: { data: FleetEventView }) => {
             if (data.nodeId === null || !ours.has(data.nodeId)) return;
-            latencies.push(Date.now() - Date.parse(data.at));
+            latencies.push(Date.now() - data.at.getTime());
             delivered++;
           },
           onError: (error: unknown) => errors.push(String(error)),

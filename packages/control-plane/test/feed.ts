@@ -12,6 +12,7 @@ import {
   type TRPCClient,
 } from '@trpc/client';
 import { EventSource } from 'eventsource';
+import superjson from 'superjson';
 import WebSocket from 'ws';
 import type { AppRouter } from '../src/trpc/root.js';
 
@@ -95,7 +96,9 @@ export function subscribeWs(wsUrl: string, token: string, input: FleetEventsInpu
     connectionParams: { token },
     retryDelayMs: () => 60_000,
   });
-  const client = createTRPCClient<AppRouter>({ links: [wsLink({ client: ws })] });
+  const client = createTRPCClient<AppRouter>({
+    links: [wsLink({ client: ws, transformer: superjson })],
+  });
   return collect(client, input, () => ws.close());
 }
 
@@ -106,6 +109,7 @@ export function subscribeSse(url: string, token: string, input: FleetEventsInput
       httpSubscriptionLink({
         url: `${url}/trpc`,
         EventSource,
+        transformer: superjson,
         connectionParams: { token },
       }),
     ],

@@ -1,7 +1,11 @@
 /**
- * A plain HTTP client for tRPC, as curl or any daemon would call it: queries are
- * `GET /trpc/<path>?input=<json>`, mutations `POST /trpc/<path>` with a JSON body.
+ * A plain HTTP client for tRPC, as any HTTP client would call it: queries are
+ * `GET /trpc/<path>?input=<superjson>`, mutations `POST /trpc/<path>` with a superjson body
+ * (`{ "json": …, "meta"?: … }`); results and errors come back superjson-encoded and are decoded
+ * here, so `data` holds `Date`s where the contract says Timestamp.
  */
+import superjson from 'superjson';
+
 export interface CallResult<T = unknown> {
   status: number;
   /** `result.data` on success. */
@@ -30,13 +34,26 @@ export interface CallOptions {
 async function send<T>(url: string, init: RequestInit): Promise<CallResult<T>> {
   const response = await fetch(url, init);
   const raw = await response.text();
-  let parsed: { result?: { data: T }; error?: CallResult['error'] } = {};
+  let parsed: { result?: { data: unknown }; error?: unknown } = {};
   try {
     parsed = JSON.parse(raw) as typeof parsed;
   } catch {
     // leave parsed empty: callers assert on status/raw
   }
-  return { status: response.status, data: parsed.result?.data as T, error: parsed.error, raw };
+  return {
+    status: response.status,
+    data: decode(parsed.result?.data) as T,
+    error: decode(parsed.error) as CallResult['error'],
+    raw,
+  };
+}
+
+/** A superjson-encoded value (`{ json, meta? }`) decoded; anything else as it is. */
+function decode(value: unknown): unknown {
+  if (typeof value === 'object' && value !== null && 'json' in value) {
+    return superjson.deserialize(value as Parameters<typeof superjson.deserialize>[0]);
+  }
+  return value;
 }
 
 function headers(options: CallOptions, json: boolean): Record<string, string> {
@@ -53,7 +70,7 @@ export function query<T = unknown>(
   input?: unknown,
   options: CallOptions = {},
 ) {
-  const qs = input === undefined ? '' : `?input=${encodeURIComponent(JSON.stringify(input))}`;
+  const qs = input === undefined ? '' : `?input=${encodeURIComponent(superjson.stringify(input))}`;
   return send<T>(`${baseUrl}/trpc/${path}${qs}`, {
     method: 'GET',
     headers: headers(options, false),
@@ -66,7 +83,7 @@ export function mutate<T = unknown>(
   input?: unknown,
   options: CallOptions = {},
 ) {
-  const body = options.rawBody ?? (input === undefined ? undefined : JSON.stringify(input));
+  const body = options.rawBody ?? (input === undefined ? undefined : superjson.stringify(input));
   return send<T>(`${baseUrl}/trpc/${path}`, {
     method: 'POST',
     headers: headers(options, true),

@@ -1,9 +1,28 @@
 /**
  * A node on a bare WebSocket speaking tRPC's wire messages, so a test controls exactly when it
- * connects, answers keep-alive pings, calls, and goes away.
+ * connects, answers keep-alive pings, calls, and goes away. Inputs are sent superjson-encoded
+ * (the router's transformer); answers are returned as framed, with `result.data` and `error`
+ * decoded back from superjson.
  */
 import { once } from 'node:events';
+import superjson from 'superjson';
 import WebSocket from 'ws';
+
+type Encoded = Parameters<typeof superjson.deserialize>[0];
+
+function decodeFrame(message: Record<string, unknown>): Record<string, unknown> {
+  const result = message.result as { type?: string; data?: unknown } | undefined;
+  if (result && 'data' in result) {
+    return {
+      ...message,
+      result: { ...result, data: superjson.deserialize(result.data as Encoded) },
+    };
+  }
+  if (message.error !== undefined) {
+    return { ...message, error: superjson.deserialize(message.error as Encoded) };
+  }
+  return message;
+}
 
 export interface RawNodeSocket {
   ws: WebSocket;
@@ -34,8 +53,8 @@ export async function rawNodeSocket(
       return;
     }
     if (text === 'PONG') return;
-    const message = JSON.parse(text) as { id?: number };
-    if (typeof message.id === 'number') pending.get(message.id)?.(message);
+    const message = JSON.parse(text) as Record<string, unknown>;
+    if (typeof message.id === 'number') pending.get(message.id)?.(decodeFrame(message));
   });
   return {
     ws,
@@ -44,7 +63,9 @@ export async function rawNodeSocket(
       new Promise((resolve) => {
         const id = nextId++;
         pending.set(id, resolve);
-        ws.send(JSON.stringify({ id, method, params: { path, input } }));
+        ws.send(
+          JSON.stringify({ id, method, params: { path, input: superjson.serialize(input) } }),
+        );
       }),
     close: async () => {
       if (ws.readyState === WebSocket.CLOSED) return;

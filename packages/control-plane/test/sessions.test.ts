@@ -405,7 +405,7 @@ describe('session.raiseFloor', () => {
     const before = await sessionRow(session);
     const view = await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '2.5' });
     expect(view.minClientVersion).toBe('2.5');
-    expect(view.updatedAt).toBe(before!.updated_at.toISOString());
+    expect(view.updatedAt).toEqual(before!.updated_at);
     expect(await sessionRow(session)).toEqual(before);
   });
 

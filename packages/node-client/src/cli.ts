@@ -247,7 +247,7 @@ async function pairCommand(args: string[]): Promise<number> {
       ...(pollIntervalMs !== undefined ? { pollIntervalMs } : {}),
       onCode: (code, info) => {
         out(`pairing code: ${code}`);
-        out(`ask an operator to approve it (expires ${info.expiresAt}); waiting...`);
+        out(`ask an operator to approve it (expires ${info.expiresAt.toISOString()}); waiting...`);
       },
     });
     return saved(values.credentials ?? DEFAULT_CREDENTIALS, credentials, 'approved');

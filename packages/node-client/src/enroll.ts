@@ -113,7 +113,7 @@ export async function enrollWithKey(options: EnrollWithKeyOptions): Promise<Node
 
 export interface PairingCodeInfo {
   requestId: string;
-  expiresAt: string;
+  expiresAt: Date;
 }
 
 export interface PairOptions {

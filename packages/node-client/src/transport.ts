@@ -19,6 +19,7 @@ import {
   type TRPCClient,
   type TRPCWebSocketClient,
 } from '@trpc/client';
+import superjson from 'superjson';
 import WebSocket from 'ws';
 import { httpTrpcUrl, webSocketUrl } from './util.js';
 
@@ -33,6 +34,7 @@ export function createHttpClient(url: string, options: { token?: string } = {}):
     links: [
       httpLink({
         url: httpTrpcUrl(url),
+        transformer: superjson,
         headers: () => ({
           'x-tether-client-version': CONTRACT_VERSION,
           ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
@@ -182,7 +184,9 @@ export class Connection {
         return 0;
       },
     });
-    this.client = createTRPCClient<AppRouter>({ links: [wsLink({ client: this.#ws })] });
+    this.client = createTRPCClient<AppRouter>({
+      links: [wsLink({ client: this.#ws, transformer: superjson })],
+    });
   }
 
   /** Resolves once the socket is open (before connectionParams are processed). */

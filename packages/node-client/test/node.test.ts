@@ -276,7 +276,7 @@ describe('node lifecycle against a real server', () => {
     await events(node, 'heartbeat', 2);
     const after = await presence(server, credentials.nodeId);
     expect(after.online).toBe(true);
-    expect(Date.parse(after.lastHeartbeatAt!)).toBeGreaterThan(Date.parse(before.lastHeartbeatAt!));
+    expect(after.lastHeartbeatAt!.getTime()).toBeGreaterThan(before.lastHeartbeatAt!.getTime());
     expect(node.snapshot()).toMatchObject({ state: 'attached', reconnects: 0, connectAttempts: 1 });
     // The refused declaration is not kept (a re-attach must not sneak it in).
     expect(node.snapshot().capabilities).toEqual({ shell: {} });

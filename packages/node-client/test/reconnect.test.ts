@@ -184,7 +184,7 @@ describe('reconnection', () => {
       for (const node of nodes) {
         const presence = await eventually(
           () => admin.node.isOnline.query({ nodeId: node.nodeId! }),
-          (p) => p.online && Date.parse(p.lastHeartbeatAt ?? '') > restartedAt,
+          (p) => p.online && (p.lastHeartbeatAt?.getTime() ?? 0) > restartedAt,
         );
         expect(presence.healthState).toBe('online');
       }

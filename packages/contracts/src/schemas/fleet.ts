@@ -1,7 +1,7 @@
 /** `fleet.events`: the live, resumable feed of fleet state changes (never heartbeats). */
 import { z } from 'zod';
 import { FleetEventType } from '../events.js';
-import { NodeId, SessionId } from '../ids.js';
+import { NodeId, SessionId, Timestamp } from '../ids.js';
 import { PAGE_LIMIT_MAX } from './common.js';
 
 /** Event ids are decimal strings (a PostgreSQL bigint does not fit a JSON number). */
@@ -29,7 +29,7 @@ export type FleetEventsInput = z.infer<typeof FleetEventsInput>;
 
 export const FleetEventView = z.strictObject({
   id: FleetEventId,
-  at: z.iso.datetime({ offset: true }),
+  at: Timestamp,
   type: FleetEventType,
   nodeId: z.string().nullable(),
   sessionId: z.string().nullable(),

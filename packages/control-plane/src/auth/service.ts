@@ -138,7 +138,7 @@ export class AuthService {
 export interface IssuedToken {
   tokenId: string;
   token: string;
-  expiresAt: string | null;
+  expiresAt: Date | null;
 }
 
 export async function issueParticipantToken(
@@ -158,7 +158,7 @@ export async function issueParticipantToken(
   return {
     tokenId: row.id,
     token,
-    expiresAt: row.expires_at ? row.expires_at.toISOString() : null,
+    expiresAt: row.expires_at ?? null,
   };
 }
 

@@ -9,11 +9,3 @@ export function parseRow<T extends z.ZodType>(schema: T, row: unknown, what: str
   }
   return result.data;
 }
-
-export function iso(value: Date): string {
-  return value.toISOString();
-}
-
-export function isoOrNull(value: Date | null): string | null {
-  return value === null ? null : value.toISOString();
-}

@@ -5,7 +5,9 @@
  *  - the key is locked (FOR UPDATE) for the whole enrollment, so a single-use key yields exactly
  *    one node however many enrolls race for it;
  *  - key use, node row, `offline` presence row and the `node.enrolled` event commit together or
- *    not at all (a taken node id rolls everything back: the key is not consumed);
+ *    not at all (a taken or refused node id rolls everything back: the key is not consumed);
+ *  - a named node id is refused for keys of non-admins, before the id is looked at, so an id
+ *    taken by a node the key's owner cannot see is never confirmed (nodes/service.ts);
  *  - the node token is returned once and stored only as SHA-256;
  *  - times come from the database clock.
  */
@@ -23,9 +25,14 @@ import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
 import { generateToken, hashToken } from '../auth/tokens.js';
 import type { Db } from '../db/pool.js';
-import { iso, isoOrNull, parseRow } from '../db/rows.js';
+import { parseRow } from '../db/rows.js';
 import { appendEvent } from '../events/append.js';
-import { insertNode } from '../nodes/service.js';
+import {
+  ADMINS_NAME_NODE_IDS,
+  assertMayNameNodeId,
+  insertNode,
+  type NodeIdPolicy,
+} from '../nodes/service.js';
 
 /**
  * Derived key state (`k` = enrollment_keys, `p` = its creator). Precedence: revocation first,
@@ -57,11 +64,11 @@ function toKeyView(row: unknown): EnrollmentKeyView {
     keyId: r.id,
     reusable: r.reusable,
     labels: r.labels,
-    createdAt: iso(r.created_at),
-    expiresAt: iso(r.expires_at),
-    revokedAt: isoOrNull(r.revoked_at),
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    revokedAt: r.revoked_at,
     useCount: r.use_count,
-    lastUsedAt: isoOrNull(r.last_used_at),
+    lastUsedAt: r.last_used_at,
     state: r.state,
   };
 }
@@ -75,7 +82,7 @@ export interface CreateKeyInput {
 export interface CreatedKey {
   keyId: string;
   enrollmentKey: string;
-  expiresAt: string;
+  expiresAt: Date;
 }
 
 export async function createKey(
@@ -97,7 +104,7 @@ export async function createKey(
     ],
   );
   const row = rows[0]!;
-  return { keyId: row.id, enrollmentKey, expiresAt: iso(row.expires_at) };
+  return { keyId: row.id, enrollmentKey, expiresAt: row.expires_at };
 }
 
 /**
@@ -139,6 +146,7 @@ export async function revokeKey(
 const LockedKeyRow = z.object({
   id: z.string(),
   created_by: z.string(),
+  creator_role: z.enum(['admin', 'member']),
   labels: z.record(z.string(), z.string()),
   state: z.enum(['active', 'spent', 'expired', 'revoked']),
 });
@@ -151,16 +159,23 @@ export interface EnrolledNode {
 
 /**
  * `device.enroll`: public, gated by the key alone. The node is owned by the key's creator; the
- * key's labels are defaults under the request's (the request wins on a conflicting key).
+ * key's labels are defaults under the request's (the request wins on a conflicting key). A
+ * named `nodeId` needs a key created by an admin (or a policy that lets members name ids):
+ * otherwise `node.id_not_allowed`, whether or not the id exists (see assertMayNameNodeId), and
+ * the key is not used.
  */
-export async function enroll(db: Db, input: DeviceEnrollInput): Promise<EnrolledNode> {
+export async function enroll(
+  db: Db,
+  input: DeviceEnrollInput,
+  policy: NodeIdPolicy = ADMINS_NAME_NODE_IDS,
+): Promise<EnrolledNode> {
   const keyHash = hashToken(input.enrollmentKey);
   const nodeToken = generateToken('tnd_');
   return db.tx(async (sql) => {
     // FOR UPDATE serialises every use of this key: a racing enroll waits here, then re-reads
     // the committed use_count and sees the key spent.
     const { rows } = await sql.query(
-      `SELECT k.id, k.created_by, k.labels, ${KEY_STATE_SQL} AS state
+      `SELECT k.id, k.created_by, p.role AS creator_role, k.labels, ${KEY_STATE_SQL} AS state
          FROM enrollment_keys k JOIN participants p ON p.id = k.created_by
         WHERE k.key_hash = $1
           FOR UPDATE OF k`,
@@ -181,6 +196,7 @@ export async function enroll(db: Db, input: DeviceEnrollInput): Promise<Enrolled
       case 'active':
         break;
     }
+    assertMayNameNodeId(key.creator_role, input.nodeId, policy);
 
     const node = await insertNode(sql, {
       nodeId: input.nodeId,

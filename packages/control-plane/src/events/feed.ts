@@ -20,7 +20,7 @@ import { isAdmin } from '../auth/principal.js';
 import type { Db, Sql } from '../db/pool.js';
 import { prepared } from '../db/pool.js';
 import { pageLimit, Params } from '../db/pagination.js';
-import { iso } from '../db/rows.js';
+
 import { visibleNodeIdsSql } from '../nodes/queries.js';
 
 export type FeedEvent = FleetEventView;
@@ -39,7 +39,7 @@ export const EVENT_COLUMNS = 'e.id::text AS id, e.at, e.type, e.node_id, e.sessi
 export function toFeedEvent(row: EventRow): FeedEvent {
   return {
     id: row.id,
-    at: iso(row.at),
+    at: row.at,
     type: row.type,
     nodeId: row.node_id,
     sessionId: row.session_id,

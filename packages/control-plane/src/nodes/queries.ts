@@ -31,8 +31,8 @@ import { z } from 'zod';
 import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
 import type { Sql } from '../db/pool.js';
-import { decodeCursor, pageLimit, Params, toPage } from '../db/pagination.js';
-import { iso, isoOrNull, parseRow } from '../db/rows.js';
+import { decodeCursor, pageLimit, Params, toPage, type CursorList } from '../db/pagination.js';
+import { parseRow } from '../db/rows.js';
 
 export interface NodePage {
   items: NodeView[];
@@ -125,13 +125,13 @@ function toNodeView(raw: unknown): NodeView {
     capabilities: r.capabilities,
     clientVersion: r.client_version,
     status: r.status,
-    enrolledAt: iso(r.enrolled_at),
-    updatedAt: iso(r.updated_at),
-    revokedAt: isoOrNull(r.revoked_at),
+    enrolledAt: r.enrolled_at,
+    updatedAt: r.updated_at,
+    revokedAt: r.revoked_at,
     presence: {
       healthState: r.health_state,
-      lastHeartbeatAt: isoOrNull(r.last_heartbeat_at),
-      onlineSince: isoOrNull(r.online_since),
+      lastHeartbeatAt: r.last_heartbeat_at,
+      onlineSince: r.online_since,
     },
     activeAttachment:
       r.attachment_id !== null &&
@@ -142,7 +142,7 @@ function toNodeView(raw: unknown): NodeView {
             attachmentId: r.attachment_id,
             sessionId: r.attachment_session_id,
             state: r.attachment_state,
-            attachedAt: iso(r.attachment_attached_at),
+            attachedAt: r.attachment_attached_at,
           }
         : null,
   };
@@ -209,8 +209,8 @@ export async function isNodeOnline(
     nodeId: r.node_id,
     online: r.status === 'active' && r.health_state !== 'offline',
     healthState: r.health_state,
-    onlineSince: isoOrNull(r.online_since),
-    lastHeartbeatAt: isoOrNull(r.last_heartbeat_at),
+    onlineSince: r.online_since,
+    lastHeartbeatAt: r.last_heartbeat_at,
   };
 }
 
@@ -241,16 +241,17 @@ async function fetchPage(
   params: Params,
   where: string[],
   input: { cursor?: string | undefined; limit?: number | undefined },
+  list: CursorList,
 ): Promise<NodePage> {
   const limit = pageLimit(input.limit);
-  const after = decodeCursor(input.cursor, 1);
+  const after = decodeCursor(list, input.cursor);
   if (after) where.push(`n.node_id > ${params.add(after[0])}`);
   const text = `SELECT ${VIEW_COLUMNS} ${VIEW_FROM}
     ${where.length > 0 ? `WHERE ${where.join('\n  AND ')}` : ''}
     ORDER BY n.node_id
     LIMIT ${params.add(limit + 1)}`;
   const { rows } = await sql.query<{ node_id: string }>(text, params.values);
-  return toPage(rows, limit, toNodeView, (row) => [row.node_id]);
+  return toPage(rows, limit, toNodeView, list, (row) => [row.node_id]);
 }
 
 /**
@@ -289,7 +290,7 @@ export async function listNodes(
     const pattern = params.add(likeSubstring(filters.search));
     where.push(`(n.node_id ILIKE ${pattern} OR n.name ILIKE ${pattern})`);
   }
-  return fetchPage(sql, params, where, filters);
+  return fetchPage(sql, params, where, filters, 'node');
 }
 
 /**
@@ -319,5 +320,5 @@ export async function findOnlineWithCapability(
       readable,
     );
   }
-  return fetchPage(sql, params, where, input);
+  return fetchPage(sql, params, where, input, 'online');
 }

@@ -51,12 +51,41 @@ export interface RegisterNodeInput {
 export interface RegisteredNode {
   nodeId: NodeId;
   ownerParticipantId: ParticipantId;
-  enrolledAt: string;
+  enrolledAt: Date;
 }
 
 /** Server-generated ids are `node-<uuid>`: they satisfy the node-id pattern and never collide. */
 export function generateNodeId(): NodeId {
   return `node-${randomUUID()}` as NodeId;
+}
+
+/** Who may name a new node's id (settings.memberNodeIds, from TETHER_MEMBER_NODE_IDS). */
+export interface NodeIdPolicy {
+  /** Members may name ids too, and so learn which ids exist (single-team servers). */
+  memberNodeIds: boolean;
+}
+
+export const ADMINS_NAME_NODE_IDS: NodeIdPolicy = { memberNodeIds: false };
+
+/**
+ * A new node's id may be named by its future owner only if that owner sees every node — an
+ * admin — unless the policy lets members name ids too. Whoever may claim any free id learns
+ * whether an id is taken (a free id succeeds, a taken one cannot), including ids of nodes they
+ * cannot see; so members, who see only their own and co-members' nodes, get
+ * `node.id_not_allowed` for every named id, taken or free. The answer depends on the owner's
+ * role alone, never on which nodes exist, and is given before the id is looked at.
+ */
+export function assertMayNameNodeId(
+  ownerRole: 'admin' | 'member',
+  nodeId: string | null | undefined,
+  policy: NodeIdPolicy,
+): void {
+  if (nodeId === null || nodeId === undefined) return;
+  if (ownerRole === 'admin' || policy.memberNodeIds) return;
+  throw new TetherError(
+    'node.id_not_allowed',
+    "Only an administrator's enrollment key or approval may choose the node id; omit nodeId to get a generated one.",
+  );
 }
 
 /** Registers a node inside the caller's transaction (enrollment, pairing approval). */
@@ -94,7 +123,7 @@ export async function insertNode(sql: Sql, input: RegisterNodeInput): Promise<Re
     return {
       nodeId: row.node_id as NodeId,
       ownerParticipantId: row.owner_participant_id as ParticipantId,
-      enrolledAt: row.enrolled_at.toISOString(),
+      enrolledAt: row.enrolled_at,
     };
   }
 }

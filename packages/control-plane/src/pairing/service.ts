@@ -29,8 +29,13 @@ import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
 import { generatePairingCode, generateSecret, generateToken, hashToken } from '../auth/tokens.js';
 import type { Db, Sql } from '../db/pool.js';
-import { iso, isoOrNull, parseRow } from '../db/rows.js';
-import { insertNode } from '../nodes/service.js';
+import { parseRow } from '../db/rows.js';
+import {
+  ADMINS_NAME_NODE_IDS,
+  assertMayNameNodeId,
+  insertNode,
+  type NodeIdPolicy,
+} from '../nodes/service.js';
 import { appendEvent } from '../events/append.js';
 
 /** A fresh code collides with a pending one about once in 2^40 / pending draws; 8 is plenty. */
@@ -72,11 +77,11 @@ function toView(row: unknown): PairingView {
     platform: r.platform,
     requestedNodeId: r.requested_node_id,
     metadata: r.metadata,
-    createdAt: iso(r.created_at),
-    updatedAt: iso(r.updated_at),
-    expiresAt: iso(r.expires_at),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    expiresAt: r.expires_at,
     decidedBy: r.decided_by as ParticipantId | null,
-    decidedAt: isoOrNull(r.decided_at),
+    decidedAt: r.decided_at,
     nodeId: r.node_id as NodeId | null,
   };
 }
@@ -127,7 +132,7 @@ export interface PairingRequested {
   requestId: string;
   pairingCode: string;
   claimSecret: string;
-  expiresAt: string;
+  expiresAt: Date;
 }
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: TetherError };
@@ -218,7 +223,7 @@ function view(
     requestId: row.id,
     pairingCode: row.pairing_code,
     claimSecret,
-    expiresAt: iso(row.expires_at),
+    expiresAt: row.expires_at,
   };
 }
 
@@ -293,17 +298,22 @@ export interface PairingDecision {
 /**
  * `pairing.approve`: any participant. Creates the node, owned by the approver, through the
  * registration code path (node + `offline` presence) in this transaction, with no token until
- * the claim. A requested node id that is taken → node.id_taken, and the request stays pending.
+ * the claim. A request that names a node id can be approved only by an admin (or by anyone under
+ * a policy that lets members name ids): otherwise node.id_not_allowed, whether or not the id is
+ * taken, so an approver never learns of nodes they cannot see. A named id that is taken →
+ * node.id_taken. Either way the request stays pending.
  */
 export async function approveRequest(
   db: Db,
   actor: ParticipantPrincipal,
   input: { requestId: string },
+  policy: NodeIdPolicy = ADMINS_NAME_NODE_IDS,
 ): Promise<PairingDecision> {
   const outcome = await db.tx(async (sql): Promise<Outcome<PairingDecision>> => {
     const locked = await lockForDecision(sql, input.requestId);
     if (!locked.ok) return locked;
     const row = locked.value;
+    assertMayNameNodeId(actor.role, row.requested_node_id, policy);
     const node = await insertNode(sql, {
       nodeId: row.requested_node_id ?? undefined,
       ownerParticipantId: actor.participantId,

@@ -3,8 +3,8 @@ import type { ParticipantId, ParticipantRole } from '@tether/contracts';
 import { ParticipantRole as RoleSchema } from '@tether/contracts';
 import { z } from 'zod';
 import type { Sql } from '../db/pool.js';
-import { cursorTime, decodeCursor, pageLimit, toPage } from '../db/pagination.js';
-import { iso, parseRow } from '../db/rows.js';
+import { cursorTimestamp, decodeCursor, pageLimit, toPage } from '../db/pagination.js';
+import { parseRow } from '../db/rows.js';
 
 const ParticipantRow = z.object({
   id: z.string(),
@@ -18,8 +18,8 @@ export interface ParticipantView {
   participantId: ParticipantId;
   name: string;
   role: ParticipantRole;
-  createdAt: string;
-  disabledAt: string | null;
+  createdAt: Date;
+  disabledAt: Date | null;
 }
 
 function toView(row: unknown): ParticipantView {
@@ -28,8 +28,8 @@ function toView(row: unknown): ParticipantView {
     participantId: r.id as ParticipantId,
     name: r.name,
     role: r.role,
-    createdAt: iso(r.created_at),
-    disabledAt: r.disabled_at ? iso(r.disabled_at) : null,
+    createdAt: r.created_at,
+    disabledAt: r.disabled_at,
   };
 }
 
@@ -60,13 +60,13 @@ export async function listParticipants(
   input: { cursor?: string | undefined; limit?: number | undefined },
 ): Promise<{ items: ParticipantView[]; nextCursor: string | null }> {
   const limit = pageLimit(input.limit);
-  const after = decodeCursor(input.cursor, 2);
-  const { rows } = await sql.query<{ id: string; created_at: Date; cursor_at: string }>(
-    `SELECT id, name, role, created_at, disabled_at, ${cursorTime('created_at')} AS cursor_at
+  const after = decodeCursor('participant', input.cursor);
+  const { rows } = await sql.query<{ id: string; cursor_at: string }>(
+    `SELECT id, name, role, created_at, disabled_at, ${cursorTimestamp('created_at')} AS cursor_at
        FROM participants
       WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1::timestamptz, $2::uuid))
       ORDER BY created_at, id LIMIT $3`,
     [after?.[0] ?? null, after?.[1] ?? null, limit + 1],
   );
-  return toPage(rows, limit, toView, (r) => [r.cursor_at, r.id]);
+  return toPage(rows, limit, toView, 'participant', (r) => [r.cursor_at, r.id]);
 }

@@ -34,7 +34,7 @@ import { z } from 'zod';
 import type { NodePrincipal, ParticipantPrincipal } from '../auth/principal.js';
 import { assertNodeSelf, isAdmin } from '../auth/principal.js';
 import { prepared, type Db, type Sql } from '../db/pool.js';
-import { iso, isoOrNull, parseRow } from '../db/rows.js';
+import { parseRow } from '../db/rows.js';
 import { appendEvent, feedWritten } from '../events/append.js';
 import type { HeartbeatBatcher } from './heartbeat-batch.js';
 import { isReadOnly } from '../sessions/floor.js';
@@ -238,7 +238,7 @@ export async function attach(
       attachmentId: row.id as AttachmentId,
       state: row.state,
       readOnly,
-      attachedAt: iso(row.attached_at),
+      attachedAt: row.attached_at,
     };
   }
 }
@@ -327,7 +327,7 @@ export async function capabilityUpdate(
       sessionId: attachment?.session_id ?? null,
       payload: { capabilities: Object.keys(input.capabilities).sort() },
     });
-    return { nodeId: input.nodeId, state: nextState, updatedAt: iso(updated[0]!.updated_at) };
+    return { nodeId: input.nodeId, state: nextState, updatedAt: updated[0]!.updated_at };
   });
 }
 
@@ -495,11 +495,11 @@ export async function roster(
         participantId: r.participant_id as ParticipantId,
         state: r.state,
         healthState: r.health_state,
-        lastHeartbeatAt: isoOrNull(r.last_heartbeat_at),
+        lastHeartbeatAt: r.last_heartbeat_at,
         readOnly: isReadOnly(r.client_version, session.min_client_version),
         capabilities: parseRow(CapabilitiesSchema, r.capabilities, 'capabilities'),
         clientVersion: r.client_version as EventEnvelopeVersion,
-        attachedAt: iso(r.attached_at),
+        attachedAt: r.attached_at,
       };
     });
     return { nodes };

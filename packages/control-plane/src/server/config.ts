@@ -8,6 +8,15 @@ import { z } from 'zod';
 const ms = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const bytes = (fallback: number) => z.coerce.number().int().min(1024).default(fallback);
 
+/** `host:port`, an IPv6 host in brackets: `10.0.0.5:9464`, `[::1]:9464`, `localhost:0`. */
+const LISTEN_PATTERN = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/;
+
+function parseListen(value: string | undefined): { host: string; port: number } | undefined {
+  if (value === undefined) return undefined;
+  const m = LISTEN_PATTERN.exec(value)!;
+  return { host: m[1] ?? m[2]!, port: Number(m[3]) };
+}
+
 const EnvSchema = z.object({
   TETHER_PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   TETHER_HOST: z.string().min(1).default('0.0.0.0'),
@@ -41,6 +50,20 @@ const EnvSchema = z.object({
     .enum(['true', 'false', '1', '0'])
     .default('false')
     .transform((v) => v === 'true' || v === '1'),
+  TETHER_MEMBER_NODE_IDS: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
+    .transform((v) => v === 'true' || v === '1'),
+  TETHER_METRICS_TOKEN: z
+    .string()
+    .min(16, 'at least 16 characters')
+    .max(256)
+    .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces (it is sent as a bearer token)')
+    .optional(),
+  TETHER_METRICS_LISTEN: z
+    .string()
+    .regex(LISTEN_PATTERN, 'host:port, e.g. 127.0.0.1:9464 or [::1]:9464')
+    .optional(),
   TETHER_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
@@ -81,6 +104,12 @@ export interface Config {
   rateAuthFailuresPerMinute: number;
   rateHeartbeatsPerMinute: number;
   trustProxy: boolean;
+  /** Members' keys and approvals may name node ids (and so learn which ids exist). */
+  memberNodeIds: boolean;
+  /** Bearer token required to read /metrics (wherever it is served). */
+  metricsToken: string | undefined;
+  /** A separate listener for /metrics only; the main port then does not serve it. */
+  metricsListen: { host: string; port: number } | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -99,6 +128,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       'Invalid configuration: TETHER_DEGRADED_AFTER_MS must be below TETHER_OFFLINE_AFTER_MS',
     );
+  }
+  const metricsListen = parseListen(e.TETHER_METRICS_LISTEN);
+  if (metricsListen && metricsListen.port > 65_535) {
+    throw new ConfigError('Invalid configuration: TETHER_METRICS_LISTEN port must be 0–65535');
   }
   return {
     port: e.TETHER_PORT,
@@ -131,6 +164,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateAuthFailuresPerMinute: e.TETHER_RATE_AUTH_FAILURES_PER_MINUTE,
     rateHeartbeatsPerMinute: e.TETHER_RATE_HEARTBEATS_PER_MINUTE,
     trustProxy: e.TETHER_TRUST_PROXY,
+    memberNodeIds: e.TETHER_MEMBER_NODE_IDS,
+    metricsToken: e.TETHER_METRICS_TOKEN,
+    metricsListen,
     logLevel: e.TETHER_LOG_LEVEL,
   };
 }
@@ -147,5 +183,6 @@ export function describeConfig(config: Config): Record<string, unknown> {
     ...config,
     databaseUrl: database,
     bootstrapToken: config.bootstrapToken ? '***' : undefined,
+    metricsToken: config.metricsToken ? '***' : undefined,
   };
 }

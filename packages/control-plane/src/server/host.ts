@@ -1,22 +1,26 @@
 /**
  * One port, one HTTP server: tRPC over HTTP at /trpc, tRPC over WebSocket at /trpc (upgrade),
  * plain-JSON REST at /api/v1 (+ /api/v1/openapi.json, the /api/v1/events SSE stream and the
- * /api/docs reference page), /livez, /readyz, /metrics. Transport concerns only; every call
- * goes through the router.
+ * /api/docs reference page), /livez, /readyz, /metrics (unless it has a listener of its own or
+ * is not exposed: see metrics-http.ts). Transport concerns only; every call goes through the
+ * router.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ERROR_REGISTRY, TetherError } from '@tether/contracts';
+import { TetherError } from '@tether/contracts';
+import { transformTRPCResponse } from '@trpc/server';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { getWSConnectionHandler, type WSSHandlerOptions } from '@trpc/server/adapters/ws';
 import { WebSocketServer } from 'ws';
 import { bearerToken, buildContext, type Context, type Deps } from '../trpc/context.js';
 import { formatError, TRPCError } from '../trpc/error-formatter.js';
+import { rootConfig } from '../trpc/init.js';
 import { appRouter } from '../trpc/root.js';
 import type { Admission } from './admission.js';
 import { ConnectionRegistry } from './connections.js';
 import { isPlainHeartbeat, serveHttpHeartbeat } from './http-heartbeat.js';
 import { sendJson } from './http-json.js';
+import { serveMetrics, type MetricsExposure } from './metrics-http.js';
 import type { PresenceBindings } from './presence-bindings.js';
 import { createDocsHandler, DOCS_PATH } from './rest/docs.js';
 import { createEventStreamHandler, EVENTS_PATH } from './rest/events.js';
@@ -36,6 +40,8 @@ export interface HostOptions {
   revalidateEveryMs: number;
   /** New WebSocket sessions over this limit are told when to come back (admission.ts). */
   admission: Admission;
+  /** Whether /metrics is served on this port, and behind which token (metrics-http.ts). */
+  metrics: MetricsExposure;
 }
 
 export interface Host {
@@ -101,22 +107,16 @@ function requestUrl(req: IncomingMessage): URL | null {
   }
 }
 
+/** 413 for a body over the limit, as tRPC would shape it (formatter + transformer). */
 function tooLarge(res: ServerResponse): void {
-  const spec = ERROR_REGISTRY['request.too_large'];
-  sendJson(res, spec.httpStatus, {
-    error: {
-      message: 'The request body exceeds the size limit.',
-      code: -32600,
-      data: {
-        code: spec.trpcCode,
-        httpStatus: spec.httpStatus,
-        tetherError: {
-          code: 'request.too_large',
-          message: 'The request body exceeds the size limit.',
-        },
-      },
-    },
+  const shape = formatError({
+    error: new TRPCError({
+      code: 'PAYLOAD_TOO_LARGE',
+      cause: new TetherError('request.too_large', 'The request body exceeds the size limit.'),
+    }),
+    path: undefined,
   });
+  sendJson(res, shape.data.httpStatus, transformTRPCResponse(rootConfig, { error: shape }));
   closeAfter(res);
 }
 
@@ -220,14 +220,10 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       return;
     }
     if (path === '/metrics') {
-      deps.metrics.registry
-        .metrics()
-        .then((text) => {
-          res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
-          res.end(text);
-        })
-        .catch(() => sendJson(res, 500, { status: 'metrics unavailable' }));
-      return;
+      if (!options.metrics.onMainPort) {
+        return sendJson(res, 404, { error: 'not found', reason: options.metrics.notServedReason });
+      }
+      return serveMetrics(req, res, deps.metrics.registry, options.metrics.token);
     }
     if (path === '/trpc' || path.startsWith('/trpc/')) {
       const declared = Number(req.headers['content-length'] ?? 0);
@@ -282,7 +278,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
         openapi: `${REST_PREFIX}/openapi.json`,
         docs: DOCS_PATH,
         health: ['/livez', '/readyz'],
-        metrics: '/metrics',
+        ...(options.metrics.onMainPort ? { metrics: '/metrics' } : {}),
       });
     }
     return sendJson(res, 404, { error: 'not found' });

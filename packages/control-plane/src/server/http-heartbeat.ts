@@ -11,9 +11,10 @@
  * strings) is left to tRPC's adapter before a byte of the body is read.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { transformTRPCResponse } from '@trpc/server';
 import type { Context } from '../trpc/context.js';
 import { formatError, TRPCError } from '../trpc/error-formatter.js';
-import { createCallerFactory } from '../trpc/init.js';
+import { createCallerFactory, rootConfig } from '../trpc/init.js';
 import { appRouter } from '../trpc/root.js';
 import { readBody, sendJson } from './http-json.js';
 
@@ -30,7 +31,7 @@ export function isPlainHeartbeat(req: IncomingMessage): boolean {
 
 function sendError(res: ServerResponse, error: TRPCError): void {
   const shape = formatError({ error, path: PATH });
-  sendJson(res, shape.data.httpStatus, { error: shape });
+  sendJson(res, shape.data.httpStatus, transformTRPCResponse(rootConfig, { error: shape }));
 }
 
 export async function serveHttpHeartbeat(
@@ -53,14 +54,14 @@ export async function serveHttpHeartbeat(
   if (body === null) return options.tooLarge(res);
   let input: unknown;
   try {
-    input = body === '' ? undefined : JSON.parse(body);
+    input = body === '' ? undefined : rootConfig.transformer.input.deserialize(JSON.parse(body));
   } catch (cause) {
     return sendError(res, new TRPCError({ code: 'PARSE_ERROR', cause: cause }));
   }
   try {
     const ctx = await options.context();
     const data = await createCaller(ctx).runtimenode.heartbeat(input as never);
-    sendJson(res, 200, { result: { data } });
+    sendJson(res, 200, transformTRPCResponse(rootConfig, { result: { data } }));
   } catch (cause) {
     const error =
       cause instanceof TRPCError

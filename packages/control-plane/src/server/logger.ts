@@ -12,6 +12,8 @@ export const REDACT_PATHS = [
   '*.claimSecret',
   'bootstrapToken',
   '*.bootstrapToken',
+  'metricsToken',
+  '*.metricsToken',
   'authorization',
   '*.authorization',
   'headers.authorization',

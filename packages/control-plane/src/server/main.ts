@@ -23,6 +23,7 @@ import { Admission } from './admission.js';
 import { createHost, type Host } from './host.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
+import { createMetricsServer, metricsExposure } from './metrics-http.js';
 import { joinCluster, type Cluster } from './cluster.js';
 import { PresenceBindings } from './presence-bindings.js';
 import { createRateLimiter } from './rate-limit.js';
@@ -38,6 +39,8 @@ export interface RunningTether {
   url: string;
   wsUrl: string;
   port: number;
+  /** The metrics-only listener's base URL (`TETHER_METRICS_LISTEN`), or null. */
+  metricsUrl: string | null;
   db: Db;
   host: Host;
   deps: Deps;
@@ -46,6 +49,12 @@ export interface RunningTether {
   presence: PresenceBindings;
   /** Graceful stop; resolves when everything is closed. Idempotent. */
   stop(): Promise<void>;
+}
+
+/** How to reach a listen address from this machine (a wildcard bind is reached on loopback). */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 export interface StartOptions {
@@ -140,10 +149,18 @@ export async function startTether(
       offlineAfterMs: config.offlineAfterMs,
       sweepIntervalMs: config.sweepIntervalMs,
       pairingTtlSeconds: config.pairingTtlSeconds,
+      memberNodeIds: config.memberNodeIds,
     },
     log,
     lifecycle: { draining: false },
   };
+
+  const exposure = metricsExposure({
+    host: config.host,
+    token: config.metricsToken,
+    listen: config.metricsListen,
+  });
+  for (const warning of exposure.warnings) log.warn(warning);
 
   const presence = new PresenceBindings(database, log);
   const host = createHost(deps, presence, {
@@ -155,6 +172,7 @@ export async function startTether(
     trustProxy: config.trustProxy,
     revalidateEveryMs: config.authCacheTtlMs,
     admission: new Admission({ ratePerSecond: config.wsAdmitPerSecond }),
+    metrics: exposure,
   });
 
   const sweeper = new Sweeper(database, log, metrics, {
@@ -183,11 +201,39 @@ export async function startTether(
       },
     );
   });
+  const metricsServer = config.metricsListen
+    ? createMetricsServer(metrics.registry, config.metricsToken)
+    : null;
+  if (metricsServer && config.metricsListen) {
+    const { host: metricsHost, port: metricsPort } = config.metricsListen;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        metricsServer.once('error', reject);
+        metricsServer.listen({ port: metricsPort, host: metricsHost }, () => {
+          metricsServer.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (error) {
+      // The address is taken or not ours: nothing keeps running.
+      await sweeper.stop();
+      host.server.close();
+      host.closeWebSockets();
+      await feed.close();
+      await cluster.close();
+      await database.close();
+      await opened.close();
+      throw error;
+    }
+  }
   host.setReady(true);
   const port = (host.server.address() as AddressInfo).port;
-  const displayHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  const url = `http://${displayHost}:${port}`;
-  log.info({ url, trpc: `${url}/trpc` }, 'tether listening');
+  const url = `http://${urlHost(config.host)}:${port}`;
+  const metricsUrl =
+    metricsServer && config.metricsListen
+      ? `http://${urlHost(config.metricsListen.host)}:${(metricsServer.address() as AddressInfo).port}`
+      : null;
+  log.info({ url, trpc: `${url}/trpc`, metrics: metricsUrl ?? undefined }, 'tether listening');
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
@@ -237,6 +283,8 @@ export async function startTether(
       // caller's event loop processes them later, with presence already released).
       host.closeWebSockets();
       host.server.closeAllConnections();
+      metricsServer?.close();
+      metricsServer?.closeAllConnections();
       log.info({ ...phases, stillBound, httpDrainTimedOut: timedOut }, 'shutdown complete');
     })();
     return stopping;
@@ -246,6 +294,7 @@ export async function startTether(
     url,
     wsUrl: `${url.replace(/^http/, 'ws')}/trpc`,
     port,
+    metricsUrl,
     db: database,
     host,
     deps,

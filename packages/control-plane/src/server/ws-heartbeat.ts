@@ -15,10 +15,12 @@
  * checks, goes to tRPC unchanged, so errors keep one source of truth: the procedures.
  */
 import { HeartbeatInput } from '@tether/contracts';
+import { transformTRPCResponse } from '@trpc/server';
 import type { WebSocket } from 'ws';
 import { heartbeat } from '../runtime-nodes/service.js';
 import type { Context } from '../trpc/context.js';
 import { formatError, TRPCError } from '../trpc/error-formatter.js';
+import { rootConfig } from '../trpc/init.js';
 import { clientVersionError, recordCall } from '../trpc/procedures.js';
 import type { ConnectionRegistry } from './connections.js';
 
@@ -89,7 +91,13 @@ export class WsHeartbeatFastPath {
     // Registered means authenticated and not closed for a revocation since.
     const principal = this.#connections.principalOf(socket);
     if (principal?.kind !== 'node' || principal !== ctx.principal) return false;
-    const parsed = HeartbeatInput.safeParse(msg.params.input);
+    let input: unknown;
+    try {
+      input = rootConfig.transformer.input.deserialize(msg.params.input);
+    } catch {
+      return false;
+    }
+    const parsed = HeartbeatInput.safeParse(input);
     if (!parsed.success || parsed.data.nodeId !== principal.nodeId) return false;
     const limiter = ctx.deps.limits.heartbeats;
     if (limiter.peek(principal.nodeId) < 1) return false;
@@ -97,9 +105,12 @@ export class WsHeartbeatFastPath {
 
     ctx.deps.metrics.wsHeartbeatFastPath.inc();
     const started = process.hrtime.bigint();
-    const { id, jsonrpc } = msg;
-    const respond = (frame: Record<string, unknown>): void => {
-      if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(frame));
+    const { id } = msg;
+    const envelope = msg.jsonrpc === undefined ? { id } : { id, jsonrpc: msg.jsonrpc };
+    // The same frame tRPC would write: serialised with the router's transformer.
+    const respond = (frame: Parameters<typeof transformTRPCResponse>[1]): void => {
+      if (socket.readyState !== socket.OPEN) return;
+      socket.send(JSON.stringify(transformTRPCResponse(rootConfig, frame)));
     };
     heartbeat(
       ctx.deps.db,
@@ -110,7 +121,7 @@ export class WsHeartbeatFastPath {
     ).then(
       (data) => {
         recordCall(ctx, PATH, started, null);
-        respond({ id, jsonrpc, result: { type: 'data', data } });
+        respond({ ...envelope, result: { type: 'data', data } });
       },
       (cause: unknown) => {
         const error =
@@ -118,7 +129,7 @@ export class WsHeartbeatFastPath {
             ? cause
             : new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause });
         recordCall(ctx, PATH, started, error);
-        respond({ id, jsonrpc, error: formatError({ error, path: PATH }) });
+        respond({ ...envelope, error: formatError({ error, path: PATH }) });
       },
     );
     return true;

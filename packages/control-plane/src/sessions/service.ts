@@ -20,8 +20,8 @@ import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
 import { appendEvent } from '../events/append.js';
 import type { Db, Sql } from '../db/pool.js';
-import { cursorTime, decodeCursor, pageLimit, toPage } from '../db/pagination.js';
-import { iso, parseRow } from '../db/rows.js';
+import { cursorTimestamp, decodeCursor, pageLimit, toPage } from '../db/pagination.js';
+import { parseRow } from '../db/rows.js';
 
 const SESSION_COLUMNS = 'id, name, state, min_client_version, created_by, created_at, updated_at';
 
@@ -44,8 +44,8 @@ export function toSessionView(row: unknown): SessionView {
     // A malformed floor is reported as stored; writes against it fail with version.floor_malformed.
     minClientVersion: r.min_client_version as SessionView['minClientVersion'],
     createdBy: r.created_by as ParticipantId,
-    createdAt: iso(r.created_at),
-    updatedAt: iso(r.updated_at),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
   };
 }
 
@@ -69,8 +69,8 @@ function toMembershipView(row: unknown): MembershipView {
     participantId: r.participant_id as ParticipantId,
     role: r.role,
     state: r.state,
-    joinedAt: iso(r.joined_at),
-    updatedAt: iso(r.updated_at),
+    joinedAt: r.joined_at,
+    updatedAt: r.updated_at,
   };
 }
 
@@ -295,9 +295,9 @@ export async function listSessions(
   input: { cursor?: string | undefined; limit?: number | undefined },
 ): Promise<{ items: SessionView[]; nextCursor: string | null }> {
   const limit = pageLimit(input.limit);
-  const after = decodeCursor(input.cursor, 2);
+  const after = decodeCursor('session', input.cursor);
   const { rows } = await db.query<Record<string, unknown> & { cursor_at: string; id: string }>(
-    `SELECT ${SESSION_COLUMNS}, ${cursorTime('s.created_at')} AS cursor_at FROM sessions s
+    `SELECT ${SESSION_COLUMNS}, ${cursorTimestamp('s.created_at')} AS cursor_at FROM sessions s
       WHERE ($1::boolean OR EXISTS (SELECT 1 FROM session_memberships m
                                      WHERE m.session_id = s.id AND m.participant_id = $2 AND m.state = 'active'))
         AND ($3::timestamptz IS NULL OR (s.created_at, s.id) > ($3::timestamptz, $4::uuid))
@@ -305,5 +305,5 @@ export async function listSessions(
       LIMIT $5`,
     [isAdmin(actor), actor.participantId, after?.[0] ?? null, after?.[1] ?? null, limit + 1],
   );
-  return toPage(rows, limit, toSessionView, (r) => [r.cursor_at, r.id]);
+  return toPage(rows, limit, toSessionView, 'session', (r) => [r.cursor_at, r.id]);
 }

@@ -20,6 +20,8 @@ export interface Settings {
   offlineAfterMs: number;
   sweepIntervalMs: number;
   pairingTtlSeconds: number;
+  /** Members may name node ids (TETHER_MEMBER_NODE_IDS); see nodes/service.ts. */
+  memberNodeIds: boolean;
 }
 
 /** Long-lived dependencies, created once by the server. */

@@ -5,7 +5,7 @@
  */
 import { ERROR_REGISTRY, TetherError, type TetherErrorShape } from '@tether/contracts';
 import { TRPCError } from '@trpc/server';
-import { TRPC_ERROR_CODES_BY_KEY } from '@trpc/server/rpc';
+import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_NUMBER } from '@trpc/server/rpc';
 
 interface IssueLike {
   path: PropertyKey[];
@@ -89,7 +89,7 @@ export interface TetherErrorData {
 
 export function formatError(opts: { error: TRPCError; path: string | undefined }): {
   message: string;
-  code: number;
+  code: TRPC_ERROR_CODE_NUMBER;
   data: TetherErrorData;
 } {
   const tether = toTetherError(opts.error);

@@ -1,5 +1,6 @@
 /** initTRPC, exactly once. Everything else builds on what this file exports. */
 import { initTRPC } from '@trpc/server';
+import superjson from 'superjson';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import type { Context } from './context.js';
 import { formatError } from './error-formatter.js';
@@ -9,8 +10,10 @@ const t = initTRPC
   .context<Context>()
   .meta<OpenApiMeta>()
   .create({
+    // TypeScript clients get `Date`s (and BigInts, Maps…) end to end; plain-JSON clients use the
+    // REST surface at /api/v1, generated from these same procedures.
+    transformer: superjson,
     errorFormatter: ({ error, path }) => formatError({ error, path }),
-    // Wire contracts stay JSON-native: no transformer, so curl and any HTTP client can call us.
     isDev: false,
   });
 
@@ -18,3 +21,5 @@ export const router = t.router;
 export const middleware = t.middleware;
 export const createCallerFactory = t.createCallerFactory;
 export const baseProcedure = t.procedure;
+/** The root config (transformer, error formatter), for code that writes tRPC frames itself. */
+export const rootConfig = t._config;

@@ -20,7 +20,7 @@ const device = (enrollmentKey: string, nodeId?: string) => ({
 
 describe('enrollment races on separate connections', () => {
   it('a single-use key raced from two connections enrolls exactly one node', async () => {
-    const owner = await makeParticipant(t.db);
+    const owner = await makeParticipant(t.db, 'admin');
     const left = createDb({ connectionString: t.url, max: 1 });
     const right = createDb({ connectionString: t.url, max: 1 });
     try {
@@ -49,7 +49,7 @@ describe('enrollment races on separate connections', () => {
 
 describe('enrollment is all or nothing', () => {
   it('a taken node id leaves no trace: key unused, no presence row, no event', async () => {
-    const owner = await makeParticipant(t.db);
+    const owner = await makeParticipant(t.db, 'admin');
     const reusable = await createKey(t.db, owner, { reusable: true });
     const nodeId = uniqueName('taken');
     await enroll(t.db, device(reusable.enrollmentKey, nodeId));

@@ -212,7 +212,8 @@ describe('node.list pagination', () => {
     const owner = await makeParticipant(t.db);
     for (const cursor of [
       'not-a-cursor',
-      encodeCursor(['a', 'b']),
+      encodeCursor('node', ['a', 'b']),
+      encodeCursor('session', ['a']),
       Buffer.from('{"x":1}').toString('base64url'),
     ]) {
       const e = await expectTetherError(listNodes(t.db, owner, { cursor }), 'request.invalid');

@@ -131,7 +131,7 @@ describe('node.update', () => {
       name: 'same',
       metadata: { a: [1, 2] },
     });
-    expect(again.updatedAt).toBe(first.updatedAt);
+    expect(again.updatedAt).toEqual(first.updatedAt);
     expect((await events(node.nodeId)).filter((e) => e.type === 'node.updated')).toHaveLength(1);
   });
 

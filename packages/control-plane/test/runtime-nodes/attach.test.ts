@@ -28,7 +28,7 @@ describe('runtimenode.attach', () => {
       expect(result.readOnly).toBe(false);
       expect(result.state).toBe('registering');
       expect(result.attachmentId).toMatch(/^[0-9a-f-]{36}$/);
-      expect(Number.isNaN(Date.parse(result.attachedAt))).toBe(false);
+      expect(result.attachedAt).toBeInstanceOf(Date);
     }
   });
 
@@ -164,7 +164,7 @@ describe('runtimenode.attach', () => {
 
     const again = await attach(t.db, node, attachInput(node, first));
     expect(again.attachmentId).toBe(original.attachmentId);
-    expect(again.attachedAt).toBe(original.attachedAt);
+    expect(again.attachedAt).toEqual(original.attachedAt);
     expect(again.state).toBe('registering');
     const { rows } = await t.db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM runtime_node_attachments WHERE node_id = $1`,

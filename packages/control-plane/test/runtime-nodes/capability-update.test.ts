@@ -182,12 +182,12 @@ describe('runtimenode.capabilityupdate', () => {
       `SELECT updated_at FROM nodes WHERE node_id = $1`,
       [node.nodeId],
     );
-    expect(result.updatedAt).toBe(rows[0]!.updated_at.toISOString());
+    expect(result.updatedAt).toEqual(rows[0]!.updated_at);
     const { rows: att } = await t.db.query<{ updated_at: Date }>(
       `SELECT updated_at FROM runtime_node_attachments WHERE node_id = $1`,
       [node.nodeId],
     );
-    expect(att[0]!.updated_at.toISOString()).toBe(result.updatedAt);
+    expect(att[0]!.updated_at).toEqual(result.updatedAt);
   });
 
   it('without an active attachment: node capabilities update; a health change is refused', async () => {

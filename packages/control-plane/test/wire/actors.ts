@@ -1,6 +1,7 @@
 /** Real credentials for wire tests: participants with tokens, nodes with node tokens. */
 import type { NodeId, ParticipantId, SessionId } from '@tether/contracts';
 import { createTRPCClient, createWSClient, wsLink, type TRPCClient } from '@trpc/client';
+import superjson from 'superjson';
 import WebSocket from 'ws';
 import { createParticipantWithToken } from '../../src/auth/service.js';
 import { generateToken, hashToken } from '../../src/auth/tokens.js';
@@ -82,7 +83,9 @@ export function wsClient(server: TestServer, params: Record<string, string>): Ws
     onOpen: () => resolveOpened(),
     onClose: (cause) => resolveClosed(cause?.code),
   });
-  const client = createTRPCClient<AppRouter>({ links: [wsLink({ client: ws })] });
+  const client = createTRPCClient<AppRouter>({
+    links: [wsLink({ client: ws, transformer: superjson })],
+  });
   return {
     client,
     closed,

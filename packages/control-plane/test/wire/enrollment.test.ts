@@ -321,7 +321,7 @@ describe('device.enroll', () => {
 
     const beat = await heartbeat(server, enrolled.data);
     expect(beat.status, beat.raw).toBe(200);
-    expect(JSON.parse(beat.raw)).toEqual({ result: { data: null } });
+    expect(JSON.parse(beat.raw)).toEqual({ result: { data: { json: null } } });
   });
 
   it('a node may choose its own nodeId', async () => {

@@ -202,6 +202,16 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
     await mutate(s.url, 'device.enroll', enrollBody(key.enrollmentKey, { nodeId: 'twin' }));
     return mutate(s.url, 'device.enroll', enrollBody(key.enrollmentKey, { nodeId: 'twin' }));
   },
+  'node.id_not_allowed': async (s) => {
+    const member = await participant(s);
+    const key = await mutate<{ enrollmentKey: string }>(
+      s.url,
+      'enrollment.createKey',
+      {},
+      { token: member.token },
+    );
+    return mutate(s.url, 'device.enroll', enrollBody(key.data.enrollmentKey, { nodeId: 'named' }));
+  },
   'runtimenode.permission_denied': async (s) => {
     const owner = await participant(s);
     const stranger = await participant(s);

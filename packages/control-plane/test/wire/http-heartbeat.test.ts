@@ -4,6 +4,7 @@
  * plain and batched is the comparison.
  */
 import { request } from 'node:http';
+import superjson from 'superjson';
 import { describe, expect, it } from 'vitest';
 import { metricSample } from '../http.js';
 import { startTestServer, type TestServer } from '../server.js';
@@ -14,13 +15,27 @@ interface Answer {
   body: unknown;
 }
 
+type Encoded = Parameters<typeof superjson.deserialize>[0];
+
+/** One response item with its superjson payload (result data or error shape) decoded. */
+function decodeItem(item: unknown): unknown {
+  const { result, error } = item as { result?: { data: Encoded }; error?: Encoded };
+  if (result) return { ...(item as object), result: { data: superjson.deserialize(result.data) } };
+  if (error) return { ...(item as object), error: superjson.deserialize(error) };
+  return item;
+}
+
 async function post(server: TestServer, path: string, body: string, token: string) {
   const response = await fetch(`${server.url}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body,
   });
-  return { status: response.status, body: await response.json() };
+  const json: unknown = await response.json();
+  return {
+    status: response.status,
+    body: Array.isArray(json) ? json.map(decodeItem) : decodeItem(json),
+  };
 }
 
 /** The same call through the fast path and through tRPC's adapter (a batch of one). */
@@ -42,7 +57,7 @@ describe('HTTP heartbeats', () => {
     await using server = await startTestServer();
     const owner = await participant(server);
     const node = await nodeOf(server, owner);
-    const beat = JSON.stringify({ nodeId: node.nodeId, healthState: 'degraded' });
+    const beat = superjson.stringify({ nodeId: node.nodeId, healthState: 'degraded' });
     const { plain, batched } = await bothWays(server, beat, node.token);
     expect(plain).toEqual({ status: 200, body: { result: { data: null } } });
     expect(batched).toEqual(plain);
@@ -66,25 +81,25 @@ describe('HTTP heartbeats', () => {
     const other = await nodeOf(server, owner);
     const cases: { body: string; token: string; status: number; code: string }[] = [
       {
-        body: JSON.stringify({ nodeId: other.nodeId, healthState: 'online' }),
+        body: superjson.stringify({ nodeId: other.nodeId, healthState: 'online' }),
         token: node.token,
         status: 403,
         code: 'auth.principal_mismatch',
       },
       {
-        body: JSON.stringify({ nodeId: node.nodeId, healthState: 'offline' }),
+        body: superjson.stringify({ nodeId: node.nodeId, healthState: 'offline' }),
         token: node.token,
         status: 400,
         code: 'request.invalid',
       },
       {
-        body: JSON.stringify({ nodeId: node.nodeId, healthState: 'online' }),
+        body: superjson.stringify({ nodeId: node.nodeId, healthState: 'online' }),
         token: 'tnd_garbage',
         status: 401,
         code: 'auth.unauthenticated',
       },
       {
-        body: JSON.stringify({ nodeId: node.nodeId, healthState: 'online' }),
+        body: superjson.stringify({ nodeId: node.nodeId, healthState: 'online' }),
         token: owner.token,
         status: 403,
         code: 'auth.forbidden',
@@ -134,18 +149,18 @@ describe('HTTP heartbeats', () => {
       req.on('error', (error) => {
         if (!answered) reject(error);
       });
-      req.write(`{"nodeId":"${node.nodeId}","healthState":"online","pad":"`);
+      req.write(`{"json":{"nodeId":"${node.nodeId}","healthState":"online","pad":"`);
       for (let i = 0; i < 4; i++) req.write('x'.repeat(512));
-      req.end('"}');
+      req.end('"}}');
     });
     expect(answer.status).toBe(413);
-    expect(JSON.parse(answer.body)).toMatchObject({
+    expect(decodeItem(JSON.parse(answer.body))).toMatchObject({
       error: { data: { tetherError: { code: 'request.too_large' } } },
     });
     // The server keeps serving.
     const { plain } = await bothWays(
       server,
-      JSON.stringify({ nodeId: node.nodeId, healthState: 'online' }),
+      superjson.stringify({ nodeId: node.nodeId, healthState: 'online' }),
       node.token,
     );
     expect(plain.status).toBe(200);

@@ -1,6 +1,7 @@
 /** `node.*` over real HTTP (and one WebSocket) with real participant and node tokens. */
 import type { Capabilities, NodeId, SessionId } from '@tether/contracts';
 import { createTRPCClient, createWSClient, wsLink } from '@trpc/client';
+import superjson from 'superjson';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createParticipantWithToken } from '../../src/auth/service.js';
@@ -387,7 +388,9 @@ describe('node.revoke over HTTP', () => {
       onClose: (cause) => closedWith(cause?.code),
     });
     try {
-      const client = createTRPCClient<AppRouter>({ links: [wsLink({ client: ws })] });
+      const client = createTRPCClient<AppRouter>({
+        links: [wsLink({ client: ws, transformer: superjson })],
+      });
       await client.runtimenode.heartbeat.mutate({ nodeId: node.nodeId, healthState: 'online' });
       const revoked = await mutate(
         server.url,

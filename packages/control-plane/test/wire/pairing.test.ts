@@ -206,7 +206,7 @@ describe('pairing: the happy path', () => {
 
     const beat = await heartbeat(server, nodeId, nodeToken);
     expect(beat.status, beat.raw).toBe(200);
-    expect(JSON.parse(beat.raw)).toEqual({ result: { data: null } });
+    expect(JSON.parse(beat.raw)).toEqual({ result: { data: { json: null } } });
 
     const second = await claim(server, requested.requestId, claimSecret);
     expect(second.status).toBe(200);

@@ -269,6 +269,22 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
     await rest(s.url, 'POST', '/device/enroll', enrollBody(key.enrollmentKey, { nodeId: 'twin' }));
     return rest(s.url, 'POST', '/device/enroll', enrollBody(key.enrollmentKey, { nodeId: 'twin' }));
   },
+  'node.id_not_allowed': async (s) => {
+    const member = await participant(s);
+    const key = await rest<{ enrollmentKey: string }>(
+      s.url,
+      'POST',
+      '/enrollment-keys',
+      {},
+      { token: member.token },
+    );
+    return rest(
+      s.url,
+      'POST',
+      '/device/enroll',
+      enrollBody(key.body.enrollmentKey, { nodeId: 'named' }),
+    );
+  },
   'runtimenode.permission_denied': async (s) => {
     const owner = await participant(s);
     const stranger = await participant(s);

@@ -38,6 +38,8 @@ describe('REST round trip through /api/v1', () => {
       { token: admin },
     );
     expect(session.status).toBe(200);
+    // Plain JSON, not the tRPC wire's superjson envelope ({ json, meta }): times are ISO strings.
+    expect(Object.keys(session.body)).not.toContain('json');
     expect(session.body.createdAt).toMatch(ISO);
     const sessionId = session.body.sessionId;
 

@@ -44,5 +44,7 @@ export const deviceRouter = router({
     )
     .input(DeviceEnrollInput)
     .output(DeviceEnrollOutput)
-    .mutation(({ ctx, input }) => enrollment.enroll(ctx.deps.db, input)),
+    .mutation(({ ctx, input }) =>
+      enrollment.enroll(ctx.deps.db, input, { memberNodeIds: ctx.deps.settings.memberNodeIds }),
+    ),
 });

@@ -48,7 +48,11 @@ export const pairingRouter = router({
     )
     .input(PairingDecisionInput)
     .output(PairingDecisionOutput)
-    .mutation(({ ctx, input }) => pairing.approveRequest(ctx.deps.db, ctx.principal, input)),
+    .mutation(({ ctx, input }) =>
+      pairing.approveRequest(ctx.deps.db, ctx.principal, input, {
+        memberNodeIds: ctx.deps.settings.memberNodeIds,
+      }),
+    ),
   reject: participantProcedure
     .meta(
       rest(
