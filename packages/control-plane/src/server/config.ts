@@ -22,7 +22,7 @@ const EnvSchema = z.object({
   TETHER_HOST: z.string().min(1).default('0.0.0.0'),
   TETHER_DATA_DIR: z.string().min(1).default('./.tether'),
   DATABASE_URL: z.string().url().optional(),
-  TETHER_EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
+  TETHER_EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   TETHER_BOOTSTRAP_TOKEN: z.string().min(8).max(256).optional(),
   TETHER_HEARTBEAT_INTERVAL_MS: ms(15_000),
   TETHER_DEGRADED_AFTER_MS: ms(30_000),
@@ -74,7 +74,8 @@ export interface Config {
   host: string;
   dataDir: string;
   databaseUrl: string | undefined;
-  embeddedPgPort: number;
+  /** Unset: the embedded PostgreSQL picks a free port and remembers it. */
+  embeddedPgPort: number | undefined;
   bootstrapToken: string | undefined;
   heartbeatIntervalMs: number;
   degradedAfterMs: number;

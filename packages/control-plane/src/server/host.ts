@@ -56,7 +56,8 @@ export interface Host {
   /**
    * Stops reading from every WebSocket (shutdown, after the reconnect notification): no new
    * call is taken, and the clients' closing handshakes are not processed one by one — at 10 000
-   * sockets that alone kept a stopping server busy for seconds.
+   * sockets that alone kept a stopping server busy for seconds. Credential revalidation stops
+   * too (it would query a pool that closes next).
    */
   pauseWebSockets(): void;
   /** Resolves once no HTTP request is in flight (SSE streams included). */
@@ -373,6 +374,8 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       ready = value;
     },
     pauseWebSockets: () => {
+      // Revalidation queries the database every second: it stops here, before the pool closes.
+      clearInterval(revalidateTimer);
       for (const socket of wss.clients) socket.pause();
     },
     httpIdle: () =>

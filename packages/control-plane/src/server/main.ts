@@ -68,12 +68,11 @@ export async function startTether(
   const log = options.logger ?? createLogger(config.logLevel);
   log.info({ config: describeConfig(config), serverVersion: SERVER_VERSION }, 'configuration');
 
-  const opened = await openDatabase(config, () =>
-    log.info(
-      { dataDir: config.dataDir, port: config.embeddedPgPort },
-      'starting embedded PostgreSQL',
-    ),
-  );
+  const opened = await openDatabase(config, {
+    starting: (detail) => log.info(detail, 'starting embedded PostgreSQL'),
+    ready: (detail) => log.info(detail, 'embedded PostgreSQL ready'),
+    notice: (message, detail) => log.warn(detail, message),
+  });
   const databaseUrl = opened.url;
   let db: Db | undefined;
   try {
