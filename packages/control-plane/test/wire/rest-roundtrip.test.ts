@@ -295,6 +295,15 @@ describe('REST round trip through /api/v1', () => {
     );
   });
 
+  it('a stream ends when the server stops', async () => {
+    await using server = await startTestServer();
+    const stream = await openEvents(server.url, { token: server.adminToken });
+    await stream.until((s) => s.comments.includes('connected'));
+    await server.stop();
+    await stream.ended;
+    expect(stream.raw().startsWith(': connected')).toBe(true);
+  });
+
   it('a stream is refused before it starts, with the REST error body and status', async () => {
     await using server = await startTestServer();
     const refusals = [
