@@ -135,10 +135,11 @@ export async function startTether(
         metrics.heartbeatBatchSeconds.observe(ms / 1000);
       },
     }),
-    limits: createRateLimiter({
+    limits: createRateLimiter(database, {
       publicPerMinute: config.ratePublicPerMinute,
       authFailuresPerMinute: config.rateAuthFailuresPerMinute,
       heartbeatsPerMinute: config.rateHeartbeatsPerMinute,
+      mutationsPerMinute: config.rateMutationsPerMinute,
     }),
     metrics,
     settings: {
@@ -172,6 +173,13 @@ export async function startTether(
     revalidateEveryMs: config.authCacheTtlMs,
     admission: new Admission({ ratePerSecond: config.wsAdmitPerSecond }),
     metrics: exposure,
+    maxBatchCalls: config.maxBatchCalls,
+    ws: {
+      maxInFlight: config.wsMaxInFlight,
+      authDeadlineMs: config.wsAuthDeadlineMs,
+      anonymousIdleMs: config.wsAnonymousIdleMs,
+      maxUnauthenticatedPerPeer: config.wsMaxUnauthenticatedPerPeer,
+    },
   });
 
   const sweeper = new Sweeper(database, log, metrics, {
