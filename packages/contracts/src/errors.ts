@@ -145,6 +145,11 @@ export const ERROR_REGISTRY = {
     'The change would leave the session without an active owner.',
   ),
   'participant.not_found': spec('NOT_FOUND', false, 'No such participant.'),
+  'participant.suspend_self': spec(
+    'FORBIDDEN',
+    false,
+    'A participant cannot suspend themselves; another admin must.',
+  ),
   'node.not_found': spec('NOT_FOUND', false, 'No such node visible to the caller.'),
   'node.id_taken': spec('CONFLICT', false, 'A node with this id is already registered.'),
   'node.id_not_allowed': spec(
@@ -181,7 +186,12 @@ export const ERROR_REGISTRY = {
   'version.ceiling_exceeded': spec(
     'CONFLICT',
     false,
-    "The client's contract MAJOR version is above the server's.",
+    "The client's contract MAJOR version is above every MAJOR this server serves.",
+  ),
+  'version.unsupported': spec(
+    'CONFLICT',
+    false,
+    "The client's contract MAJOR version is below every MAJOR this server serves; details name the supported range (supportedContractMajors).",
   ),
   'version.floor_malformed': spec(
     'INTERNAL_SERVER_ERROR',

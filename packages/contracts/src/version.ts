@@ -17,6 +17,15 @@ export type EventEnvelopeVersion = z.infer<typeof EventEnvelopeVersion>;
 /** The contract version this package describes; the server advertises it. */
 export const CONTRACT_VERSION = '2.0' as EventEnvelopeVersion;
 
+/**
+ * The contract MAJOR versions a server of this contract serves, inclusive. A client announcing
+ * a MAJOR below `min` gets `version.unsupported`, above `max` `version.ceiling_exceeded`. `max`
+ * is always CONTRACT_VERSION's MAJOR; `min` is a policy: a MAJOR bump breaks the previous
+ * MAJOR's clients by definition, so only keep serving them where the server really still
+ * speaks their contract (a test holds `max` to CONTRACT_VERSION).
+ */
+export const SUPPORTED_CONTRACT_MAJORS = { min: 2, max: 2 } as const;
+
 export class InvalidVersionError extends TypeError {
   override readonly name = 'InvalidVersionError';
   readonly value: unknown;

@@ -31,8 +31,19 @@ export const WIRE_PROCEDURES = {
     input: pt.ParticipantListInput,
     output: pt.ParticipantListOutput,
   },
+  'participant.suspend': {
+    kind: 'mutation',
+    input: pt.ParticipantIdInput,
+    output: pt.ParticipantView,
+  },
+  'participant.resume': {
+    kind: 'mutation',
+    input: pt.ParticipantIdInput,
+    output: pt.ParticipantView,
+  },
   'token.create': { kind: 'mutation', input: pt.TokenCreateInput, output: pt.TokenCreateOutput },
   'token.revoke': { kind: 'mutation', input: pt.TokenRevokeInput, output: pt.NullOutput },
+  'token.list': { kind: 'query', input: pt.TokenListInput, output: pt.TokenListOutput },
 
   'session.create': { kind: 'mutation', input: s.SessionCreateInput, output: s.SessionView },
   'session.get': { kind: 'query', input: s.SessionIdInput, output: s.SessionView },

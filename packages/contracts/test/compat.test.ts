@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   WIRE_PROCEDURES,
-  checkContractVersionBump,
+  allowedVersionsAfter,
+  publishedJsonSchema,
   classifyContractChanges,
   classifySchemaChange,
   summarizeCompatChanges,
@@ -13,18 +14,16 @@ import {
 
 type Direction = 'input' | 'output';
 
-function jsonSchema(schema: z.ZodType, io: Direction): JsonSchema {
-  return JSON.parse(
-    JSON.stringify(z.toJSONSchema(schema, { io, unrepresentable: 'any' })),
-  ) as JsonSchema;
-}
-
-/** Runs a before/after pair of real Zod schemas through z.toJSONSchema and the classifier. */
+/** Runs a before/after pair of real Zod schemas through their published JSON Schema and the classifier. */
 function classify(before: z.ZodType, after: z.ZodType, direction: Direction): CompatChange[] {
-  return classifySchemaChange(jsonSchema(before, direction), jsonSchema(after, direction), {
-    procedure: 'test.proc',
-    direction,
-  });
+  return classifySchemaChange(
+    publishedJsonSchema(before, direction),
+    publishedJsonSchema(after, direction),
+    {
+      procedure: 'test.proc',
+      direction,
+    },
+  );
 }
 
 function classifyRaw(before: JsonSchema, after: JsonSchema, direction: Direction): CompatChange[] {
@@ -72,14 +71,84 @@ describe('fields', () => {
     });
   });
 
-  it('added output field (required or optional): additive', () => {
+  it('added field on an open output object (z.object, published without additionalProperties): additive', () => {
+    const Open = z.object({ nodeId: z.string(), reason: z.string().optional() });
     for (const field of [z.string(), z.string().optional()]) {
-      expect(single(classify(Base, Base.extend({ note: field }), 'output'))).toEqual({
+      expect(single(classify(Open, Open.extend({ note: field }), 'output'))).toEqual({
         severity: 'additive',
         kind: 'field-added',
         path: '/note',
       });
     }
+  });
+
+  it('added field on a closed output object (strictObject): breaking, old clients validating it reject the field', () => {
+    const changes = classify(Base, Base.extend({ note: z.string() }), 'output');
+    expect(single(changes)).toEqual({ severity: 'breaking', kind: 'field-added', path: '/note' });
+    expect(changes[0]!.message).toContain('closed');
+  });
+
+  it('added field on an output object whose extra keys had a schema: additive within it, breaking outside it', () => {
+    const before: JsonSchema = {
+      type: 'object',
+      properties: { a: { type: 'string' } },
+      additionalProperties: { type: 'string' },
+    };
+    const within: JsonSchema = {
+      ...before,
+      properties: { a: { type: 'string' }, b: { type: 'string', maxLength: 3 } },
+    };
+    const outside: JsonSchema = {
+      ...before,
+      properties: { a: { type: 'string' }, b: { type: 'number' } },
+    };
+    expect(single(classifyRaw(before, within, 'output'))).toEqual({
+      severity: 'additive',
+      kind: 'field-added',
+      path: '/b',
+    });
+    expect(single(classifyRaw(before, outside, 'output'))).toEqual({
+      severity: 'breaking',
+      kind: 'type-changed',
+      path: '/b',
+    });
+  });
+
+  it('added optional field on an open input object: breaking unless it accepts anything (old clients may already send that key)', () => {
+    const Open = z.looseObject({ a: z.string() });
+    expect(
+      single(classify(Open, Open.extend({ b: z.string().optional() }), 'input')),
+    ).toMatchObject({ severity: 'breaking', path: '/b' });
+    const before: JsonSchema = { type: 'object', properties: { a: { type: 'string' } } };
+    const anything: JsonSchema = { ...before, properties: { a: { type: 'string' }, b: {} } };
+    expect(single(classifyRaw(before, anything, 'input'))).toEqual({
+      severity: 'additive',
+      kind: 'field-added',
+      path: '/b',
+    });
+  });
+
+  it('output object opened (strictObject → object): additive; closed (object → strictObject): additive but later additions break', () => {
+    const strict = z.strictObject({ a: z.string() });
+    const open = z.object({ a: z.string() });
+    const opened = classify(strict, open, 'output');
+    expect(single(opened)).toEqual({
+      severity: 'additive',
+      kind: 'constraint-loosened',
+      path: '/',
+    });
+    expect(single(classify(open, strict, 'output'))).toMatchObject({ severity: 'additive' });
+    // Opened and a field added in one step: old clients still validate the closed schema.
+    const both = classify(strict, open.extend({ b: z.string() }), 'output');
+    expect(both.map((c) => [c.path, c.severity])).toEqual([
+      ['/b', 'breaking'],
+      ['/', 'additive'],
+    ]);
+  });
+
+  it('removed input field names the reason: a strict input now rejects it as an unrecognized key', () => {
+    const changes = classify(Base, z.strictObject({ nodeId: z.string() }), 'input');
+    expect(changes[0]!.message).toContain('unrecognized key');
   });
 
   it('optional→required on input: breaking; required→optional on input: additive', () => {
@@ -481,17 +550,17 @@ describe('paths and structure', () => {
 
 describe('recursion', () => {
   it('recursive $defs (z.json()) does not loop, and a change inside it is still found', () => {
-    const before = z.object({ data: z.json() });
-    expect(classify(before, z.object({ data: z.json() }), 'input')).toEqual([]);
+    const before = z.strictObject({ data: z.json() });
+    expect(classify(before, z.strictObject({ data: z.json() }), 'input')).toEqual([]);
     const changes = classify(
       before,
-      z.object({ data: z.json(), extra: z.json().optional() }),
+      z.strictObject({ data: z.json(), extra: z.json().optional() }),
       'input',
     );
     expect(single(changes)).toEqual({ severity: 'additive', kind: 'field-added', path: '/extra' });
     // A recursive structure whose recursive part changed.
     const jsonNoNull: z.ZodType = z.lazy(() => z.union([z.string(), z.array(jsonNoNull)]));
-    const narrowed = classify(before, z.object({ data: jsonNoNull }), 'input');
+    const narrowed = classify(before, z.strictObject({ data: jsonNoNull }), 'input');
     expect(narrowed.length).toBeGreaterThan(0);
     expect(summarizeCompatChanges(narrowed).severity).toBe('breaking');
   });
@@ -526,8 +595,8 @@ describe('identity', () => {
       for (const direction of ['input', 'output'] as const) {
         const schema = procedure[direction];
         const changes = classifySchemaChange(
-          jsonSchema(schema, direction),
-          jsonSchema(schema, direction),
+          publishedJsonSchema(schema, direction),
+          publishedJsonSchema(schema, direction),
           {
             procedure: name,
             direction,
@@ -539,7 +608,7 @@ describe('identity', () => {
   });
 
   it('a non-trivial wire schema compared with a copy whose key order differs gives no changes', () => {
-    const original = jsonSchema(WIRE_PROCEDURES['runtimenode.attach'].input, 'input');
+    const original = publishedJsonSchema(WIRE_PROCEDURES['runtimenode.attach'].input, 'input');
     const reorder = (value: unknown): unknown =>
       Array.isArray(value)
         ? value.map(reorder)
@@ -557,8 +626,8 @@ describe('identity', () => {
 describe('procedures', () => {
   const contract = (input: z.ZodType, output: z.ZodType, kind = 'mutation'): ProcedureContract => ({
     kind,
-    input: jsonSchema(input, 'input'),
-    output: jsonSchema(output, 'output'),
+    input: publishedJsonSchema(input, 'input'),
+    output: publishedJsonSchema(output, 'output'),
   });
 
   it('procedure added: additive; procedure removed: breaking; kind changed: breaking', () => {
@@ -633,16 +702,9 @@ describe('summary and version bump', () => {
     expect(summarizeCompatChanges(classify(Base, Base, 'input')).bump).toBe('none');
   });
 
-  it('a breaking change needs a higher MAJOR; an additive change a higher MAJOR.MINOR; versions never go down', () => {
-    expect(checkContractVersionBump('1.0', '1.0', 'major').ok).toBe(false);
-    expect(checkContractVersionBump('1.0', '1.5', 'major').ok).toBe(false);
-    expect(checkContractVersionBump('1.0', '2.0', 'major').ok).toBe(true);
-    expect(checkContractVersionBump('1.0', '1.0', 'minor').ok).toBe(false);
-    expect(checkContractVersionBump('1.0', '1.1', 'minor').ok).toBe(true);
-    expect(checkContractVersionBump('1.9', '1.10', 'minor').ok).toBe(true);
-    expect(checkContractVersionBump('1.0', '2.0', 'minor').ok).toBe(true);
-    expect(checkContractVersionBump('1.0', '1.0', 'none').ok).toBe(true);
-    expect(checkContractVersionBump('1.2', '1.1', 'none').ok).toBe(false);
-    expect(checkContractVersionBump('1.0', 'one', 'none').ok).toBe(false);
+  it('the versions allowed after a release: breaking → next MAJOR; additive → next MINOR or MAJOR; none → also the same', () => {
+    expect(allowedVersionsAfter('1.9', 'breaking')).toEqual(['2.0']);
+    expect(allowedVersionsAfter('1.9', 'additive')).toEqual(['1.10', '2.0']);
+    expect(allowedVersionsAfter('1.9', 'none')).toEqual(['1.9', '1.10', '2.0']);
   });
 });

@@ -47,6 +47,7 @@ const REQUIRED_CODES: ReadonlyArray<readonly [string, number]> = [
   ['runtimenode.capabilityupdate_conflict', 409],
   ['version.floor_exceeded', 409],
   ['version.ceiling_exceeded', 409],
+  ['version.unsupported', 409],
   ['session.floor_not_monotonic', 409],
   ['request.invalid', 400],
   ['request.too_large', 413],

@@ -3,6 +3,7 @@ import {
   CONTRACT_VERSION,
   EventEnvelopeVersion,
   InvalidVersionError,
+  SUPPORTED_CONTRACT_MAJORS,
   VERSION_MAX_LENGTH,
   compareEventEnvelopeVersion,
   isEventEnvelopeVersion,
@@ -196,5 +197,14 @@ describe('the comparator is a total order on a generated set', () => {
     }
     expect(wrong).toEqual([]);
     expect(chains).toBeGreaterThan(1000);
+  });
+});
+
+describe('the MAJORs a server of this contract serves', () => {
+  it('reach up to CONTRACT_VERSION’s MAJOR and no further, and form a range', () => {
+    const major = parseEventEnvelopeVersion(CONTRACT_VERSION).major;
+    expect(BigInt(SUPPORTED_CONTRACT_MAJORS.max)).toBe(major);
+    expect(SUPPORTED_CONTRACT_MAJORS.min).toBeLessThanOrEqual(SUPPORTED_CONTRACT_MAJORS.max);
+    expect(Number.isSafeInteger(SUPPORTED_CONTRACT_MAJORS.min)).toBe(true);
   });
 });

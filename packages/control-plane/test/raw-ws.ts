@@ -4,7 +4,10 @@
  * (the router's transformer); answers are returned as framed, with `result.data` and `error`
  * decoded back from superjson.
  */
+import { randomBytes } from 'node:crypto';
+import { CONTRACT_VERSION } from '@tether/contracts';
 import { once } from 'node:events';
+import { connect } from 'node:net';
 import superjson from 'superjson';
 import WebSocket from 'ws';
 
@@ -43,7 +46,12 @@ export async function rawNodeSocket(
   const ws = new WebSocket(`${wsUrl}?connectionParams=1`);
   const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
   await once(ws, 'open');
-  ws.send(JSON.stringify({ method: 'connectionParams', data: { token, clientVersion: '1.0' } }));
+  ws.send(
+    JSON.stringify({
+      method: 'connectionParams',
+      data: { token, clientVersion: CONTRACT_VERSION },
+    }),
+  );
   const pending = new Map<number, (message: unknown) => void>();
   let nextId = 1;
   ws.on('message', (data: Buffer) => {
@@ -73,6 +81,144 @@ export async function rawNodeSocket(
       await closed;
     },
     destroy: () => ws.terminate(),
+  };
+}
+
+/**
+ * A client that never answers the server's close frame (nor anything else it does not need),
+ * speaking the WebSocket protocol by hand over TCP: after the server's close frame it can keep
+ * sending frames, as a misbehaving or malicious client would. No library in between decides
+ * for it.
+ */
+export interface StubbornSocket {
+  /** Resolves with the code of the server's close frame (never answered). */
+  closeFrame: Promise<number>;
+  /** Resolves when the server ends the TCP connection. */
+  ended: Promise<void>;
+  /**
+   * Sends one tRPC call (a masked text frame, input superjson-encoded), whatever state the server
+   * thinks we are in.
+   */
+  send(method: 'query' | 'mutation', path: string, input: unknown): number;
+  /** Sends a call and resolves with the server's answer (as framed, still superjson-encoded). */
+  call(method: 'query' | 'mutation', path: string, input: unknown): Promise<unknown>;
+  destroy(): void;
+}
+
+function maskedTextFrame(text: string): Buffer {
+  const payload = Buffer.from(text, 'utf8');
+  const mask = randomBytes(4);
+  const length = payload.length;
+  const header =
+    length < 126
+      ? Buffer.from([0x81, 0x80 | length])
+      : length < 65_536
+        ? Buffer.from([0x81, 0x80 | 126, length >> 8, length & 0xff])
+        : (() => {
+            const h = Buffer.alloc(10);
+            h[0] = 0x81;
+            h[1] = 0x80 | 127;
+            h.writeBigUInt64BE(BigInt(length), 2);
+            return h;
+          })();
+  const body = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) body[i] = payload[i]! ^ mask[i % 4]!;
+  return Buffer.concat([header, mask, body]);
+}
+
+export async function stubbornSocket(wsUrl: string, token: string): Promise<StubbornSocket> {
+  const url = new URL(wsUrl);
+  const tcp = connect(Number(url.port), url.hostname);
+  await once(tcp, 'connect');
+  const key = randomBytes(16).toString('base64');
+  tcp.write(
+    `GET ${url.pathname}?connectionParams=1 HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\n` +
+      `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
+  let buffer = Buffer.alloc(0);
+  let upgraded = false;
+  let resolveUpgrade: () => void = () => undefined;
+  let rejectUpgrade: (error: Error) => void = () => undefined;
+  const upgrade = new Promise<void>((resolve, reject) => {
+    resolveUpgrade = resolve;
+    rejectUpgrade = reject;
+  });
+  let resolveClose: (code: number) => void = () => undefined;
+  const closeFrame = new Promise<number>((resolve) => (resolveClose = resolve));
+  const ended = new Promise<void>((resolve) => tcp.once('close', () => resolve()));
+  tcp.on('error', () => undefined);
+  const pending = new Map<number, (message: unknown) => void>();
+
+  const onText = (text: string): void => {
+    if (text === 'PING' || text === 'PONG') return;
+    const message = JSON.parse(text) as { id?: number };
+    if (typeof message.id === 'number') pending.get(message.id)?.(message);
+  };
+  const parseFrames = (): void => {
+    for (;;) {
+      if (buffer.length < 2) return;
+      const opcode = buffer[0]! & 0x0f;
+      let length = buffer[1]! & 0x7f;
+      let offset = 2;
+      if (length === 126) {
+        if (buffer.length < 4) return;
+        length = buffer.readUInt16BE(2);
+        offset = 4;
+      } else if (length === 127) {
+        if (buffer.length < 10) return;
+        length = Number(buffer.readBigUInt64BE(2));
+        offset = 10;
+      }
+      if (buffer.length < offset + length) return;
+      const payload = buffer.subarray(offset, offset + length);
+      buffer = buffer.subarray(offset + length);
+      if (opcode === 0x1) onText(payload.toString('utf8'));
+      if (opcode === 0x8) resolveClose(payload.length >= 2 ? payload.readUInt16BE(0) : 1005);
+    }
+  };
+  tcp.on('data', (chunk: Buffer) => {
+    buffer = Buffer.concat([buffer, chunk]);
+    if (!upgraded) {
+      const end = buffer.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = buffer.subarray(0, end).toString('latin1');
+      buffer = buffer.subarray(end + 4);
+      if (!head.startsWith('HTTP/1.1 101')) {
+        rejectUpgrade(new Error(`upgrade refused: ${head.split('\r\n')[0]}`));
+        return;
+      }
+      upgraded = true;
+      resolveUpgrade();
+    }
+    parseFrames();
+  });
+  await upgrade;
+  tcp.write(
+    maskedTextFrame(
+      JSON.stringify({ method: 'connectionParams', data: { token, clientVersion: '1.0' } }),
+    ),
+  );
+  let nextId = 1;
+  const send = (method: 'query' | 'mutation', path: string, input: unknown): number => {
+    const id = nextId++;
+    if (!tcp.destroyed)
+      tcp.write(
+        maskedTextFrame(
+          JSON.stringify({ id, method, params: { path, input: superjson.serialize(input) } }),
+        ),
+      );
+    return id;
+  };
+  return {
+    closeFrame,
+    ended,
+    send,
+    call: (method, path, input) =>
+      new Promise((resolve) => {
+        const id = send(method, path, input);
+        pending.set(id, resolve);
+      }),
+    destroy: () => tcp.destroy(),
   };
 }
 

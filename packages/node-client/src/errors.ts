@@ -74,6 +74,7 @@ export const TERMINAL_CODES: ReadonlySet<TetherErrorCode> = new Set<TetherErrorC
   'auth.principal_mismatch',
   'runtimenode.attach_revoked',
   'version.ceiling_exceeded',
+  'version.unsupported',
   'request.invalid',
 ]);
 

@@ -7,9 +7,20 @@
  * INPUT must keep accepting everything old clients send, so widening it is additive and
  * narrowing it is breaking. Its OUTPUT must stay within what old clients understand, so
  * narrowing it is additive and widening it is breaking. On top of that, a few rules are fixed
- * whatever the direction: a removed field is breaking, an added output field is additive, an
- * incompatible type change is breaking. Anything the classifier cannot prove compatible is
- * reported as a breaking `unclassified-change`.
+ * whatever the direction: a removed field is breaking, an incompatible type change is breaking.
+ *
+ * Objects: inputs are strict (`additionalProperties: false`: an unknown key is refused), outputs
+ * are published open (no `additionalProperties`: clients accept and ignore unknown keys).
+ *   - added input field: required → breaking; optional → additive on a strict object (nobody
+ *     could send it before), breaking on an open one unless it accepts anything;
+ *   - added output field: additive on an open object, breaking on a closed one (old clients that
+ *     validate reject it);
+ *   - removed field: breaking on either side (an old client still sends it — a strict input now
+ *     refuses it as an unrecognized key — or still reads it);
+ *   - output object opened (false → open): additive: it adds no field, it makes later additions
+ *     safe. Input opened: additive; input closed: breaking.
+ * Anything the classifier cannot prove compatible is reported as a breaking
+ * `unclassified-change`.
  */
 import { canonicalJson, deepEqual, isPlainObject, showValue } from './json.js';
 import type {
@@ -1152,25 +1163,16 @@ function compareObjects(
         fieldPath,
         'field-removed',
         'breaking',
-        'field removed (old clients still use it)',
+        ctx.direction === 'output'
+          ? 'field removed (old clients still read it)'
+          : a.additionalProperties === false
+            ? 'field removed (old clients still send it: unrecognized key)'
+            : 'field removed (old clients still send it; it is now ignored)',
       );
       continue;
     }
     if (!inBefore && inAfter) {
-      if (ctx.direction === 'output') {
-        push(ctx, out, fieldPath, 'field-added', 'additive', 'field added');
-      } else if (ra.has(key)) {
-        push(
-          ctx,
-          out,
-          fieldPath,
-          'required-field-added',
-          'breaking',
-          'required field added (old clients do not send it)',
-        );
-      } else {
-        push(ctx, out, fieldPath, 'field-added', 'additive', 'optional field added');
-      }
+      compareAddedField(ctx, b, pa[key], ra.has(key), fieldPath, out);
       continue;
     }
     if (inBefore && inAfter) compareSchema(ctx, pb[key], pa[key], fieldPath, out);
@@ -1198,7 +1200,17 @@ function compareObjects(
   if (Object.hasOwn(b, 'additionalProperties') || Object.hasOwn(a, 'additionalProperties')) {
     const apb = b.additionalProperties ?? true;
     const apa = a.additionalProperties ?? true;
-    if (apb === false && apa !== false) {
+    if (apb === false && apa !== false && ctx.direction === 'output') {
+      // Opening adds no field by itself; it lets fields be added later without breaking anyone.
+      push(
+        ctx,
+        out,
+        path,
+        'constraint-loosened',
+        'additive',
+        'additionalProperties opened: clients must accept fields added later',
+      );
+    } else if (apb === false && apa !== false) {
       pushEffect(
         ctx,
         out,
@@ -1251,6 +1263,71 @@ function compareObjects(
         );
       }
     }
+  }
+}
+
+/** True for a schema that accepts every value (`true`, `{}`, or only annotations). */
+function acceptsAnything(schema: unknown): boolean {
+  return schema === true || (isPlainObject(schema) && !hasValidationKeywords(schema));
+}
+
+/**
+ * A property that `before` did not declare. What old parties did with that key is decided by
+ * `before`'s `additionalProperties`: rejected (closed), accepted whatever it held (open), or
+ * accepted when it matched a schema.
+ *   output: clients validating a closed object reject the new field (breaking); an open one
+ *           takes it (additive); a schema-bound one takes it if the field stays within it.
+ *   input:  a required field is breaking (old clients do not send it). An optional one is
+ *           additive on a closed object (no old client could send it); on an open one old
+ *           clients may already send that key with anything, so narrowing it is breaking.
+ */
+function compareAddedField(
+  ctx: Context,
+  before: SchemaObject,
+  added: unknown,
+  required: boolean,
+  fieldPath: readonly string[],
+  out: CompatChange[],
+): void {
+  const extra = before.additionalProperties ?? true;
+  if (ctx.direction === 'input' && required) {
+    push(
+      ctx,
+      out,
+      fieldPath,
+      'required-field-added',
+      'breaking',
+      'required field added (old clients do not send it)',
+    );
+    return;
+  }
+  const label = ctx.direction === 'output' ? 'field added' : 'optional field added';
+  if (extra === false) {
+    if (ctx.direction === 'output') {
+      push(
+        ctx,
+        out,
+        fieldPath,
+        'field-added',
+        'breaking',
+        'field added to an object that old clients validate as closed (additionalProperties: false)',
+      );
+    } else {
+      push(ctx, out, fieldPath, 'field-added', 'additive', label);
+    }
+    return;
+  }
+  if (ctx.direction === 'output' && acceptsAnything(extra)) {
+    push(ctx, out, fieldPath, 'field-added', 'additive', label);
+    return;
+  }
+  // Compare what the key could hold before (the additionalProperties schema) with the field.
+  const probe: CompatChange[] = [];
+  compareSchema(ctx, extra, added, fieldPath, probe);
+  if (probe.some((change) => change.severity === 'breaking')) {
+    out.push(...probe);
+  } else {
+    push(ctx, out, fieldPath, 'field-added', 'additive', label);
   }
 }
 

@@ -5,25 +5,42 @@ export {
   classifyContractChanges,
   type SchemaChangeOptions,
 } from './classify.js';
-export {
-  summarizeCompatChanges,
-  versionBumpFor,
-  checkContractVersionBump,
-  type VersionBumpCheck,
-} from './summary.js';
+export { summarizeCompatChanges, versionBumpFor } from './summary.js';
 export {
   SNAPSHOT_INDEX_FILE,
-  SNAPSHOT_COMMAND,
   snapshotFileName,
   buildProcedureSnapshot,
+  publishedJsonSchema,
   renderSnapshotFiles,
   parseProcedureSnapshot,
   parseSnapshotIndex,
-  checkSnapshotFiles,
+  diffSnapshotFiles,
+  readContracts,
+  classifySnapshotChanges,
   formatCompatChange,
-  formatSnapshotCheck,
   type ProcedureSnapshot,
   type SnapshotIndex,
-  type SnapshotCheck,
+  type SnapshotSet,
+  type SnapshotDiff,
+  type ReadContracts,
 } from './snapshots.js';
+export {
+  CHANGELOG_FILE,
+  parseChangelog,
+  markReleased,
+  type Changelog,
+  type ChangelogEntry,
+} from './changelog.js';
+export {
+  SNAPSHOT_COMMAND,
+  RELEASE_COMMAND,
+  allowedVersionsAfter,
+  checkContractGate,
+  formatContractGate,
+  type ContractGate,
+  type ContractGateInput,
+  type GateProblem,
+  type GateRule,
+  type RecordedRelease,
+} from './gate.js';
 export { stableJson } from './json.js';

@@ -1,21 +1,16 @@
 /**
  * JSON Schema snapshots of the wire contract: one file per procedure plus an index recording the
- * contract version they were written with. Everything here is pure (file contents in, verdict
- * out); `scripts/snapshots.ts` does the reading and writing.
+ * contract version they were written with. The same format is used for the working snapshots
+ * (`snapshots/`) and for each release (`releases/<MAJOR.MINOR>/`). Everything here is pure (file
+ * contents in, verdict out); `scripts/contract.ts` does the reading and writing.
  */
 import { z } from 'zod';
 import type { WireProcedure } from '../wire.js';
 import { classifyContractChanges } from './classify.js';
 import { isPlainObject, stableJson, toJsonValue } from './json.js';
-import {
-  checkContractVersionBump,
-  summarizeCompatChanges,
-  type VersionBumpCheck,
-} from './summary.js';
-import type { CompatChange, CompatSummary, JsonSchema, ProcedureContract } from './types.js';
+import type { CompatChange, JsonSchema, ProcedureContract } from './types.js';
 
 export const SNAPSHOT_INDEX_FILE = 'index.json';
-export const SNAPSHOT_COMMAND = 'pnpm contracts:snapshot';
 
 const PROCEDURE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -39,6 +34,35 @@ export function snapshotFileName(procedure: string): string {
   return `${procedure}.json`;
 }
 
+/**
+ * The published JSON Schema of one side of a procedure: what a party validating with it must
+ * accept, so that it matches what the runtime Zod schema accepts when it parses.
+ *
+ * Zod renders a plain `z.object` (unknown keys stripped) as `additionalProperties: false` in
+ * output mode, because the *parsed* value has no unknown keys. A client validating a response
+ * accepts unknown keys (and strips them), so the published output schema leaves such an object
+ * open: a server that adds a field stays valid for old clients. `z.strictObject` (unknown keys
+ * rejected) stays closed on either side, and inputs are rendered as Zod renders them.
+ */
+export function publishedJsonSchema(schema: z.ZodType, side: 'input' | 'output'): JsonSchema {
+  return toJsonValue(
+    z.toJSONSchema(schema, {
+      io: side,
+      unrepresentable: 'any',
+      ...(side === 'output'
+        ? {
+            override: ({ zodSchema, jsonSchema }) => {
+              const def = zodSchema._zod.def;
+              if (def.type === 'object' && def.catchall === undefined) {
+                delete jsonSchema.additionalProperties;
+              }
+            },
+          }
+        : {}),
+    }),
+  ) as JsonSchema;
+}
+
 /** The JSON Schemas of one procedure, exactly as the snapshot records them. */
 export function buildProcedureSnapshot(
   procedure: string,
@@ -47,12 +71,8 @@ export function buildProcedureSnapshot(
   return {
     procedure,
     kind: definition.kind,
-    input: toJsonValue(
-      z.toJSONSchema(definition.input, { io: 'input', unrepresentable: 'any' }),
-    ) as JsonSchema,
-    output: toJsonValue(
-      z.toJSONSchema(definition.output, { io: 'output', unrepresentable: 'any' }),
-    ) as JsonSchema,
+    input: publishedJsonSchema(definition.input, 'input'),
+    output: publishedJsonSchema(definition.output, 'output'),
   };
 }
 
@@ -101,7 +121,9 @@ export function parseSnapshotIndex(text: string): SnapshotIndex | undefined {
   return { contractVersion: value.contractVersion, procedures };
 }
 
-export interface SnapshotCheck {
+export type SnapshotSet = ReadonlyMap<string, string>;
+
+export interface SnapshotDiff {
   /** Files that should exist but do not. */
   readonly missing: readonly string[];
   /** Files that exist but should not (a removed procedure). */
@@ -109,17 +131,21 @@ export interface SnapshotCheck {
   /** Files whose content is not what the current contract produces. */
   readonly different: readonly string[];
   readonly upToDate: boolean;
-  /** No snapshot is checked in at all (the first `write`): there is nothing to compare against. */
-  readonly initial: boolean;
-  /** What changed between the checked-in snapshots and the current contract. */
-  readonly changes: readonly CompatChange[];
-  readonly summary: CompatSummary;
-  readonly currentVersion: string;
-  /** The version in the checked-in index, or null when there is no readable index. */
-  readonly recordedVersion: string | null;
-  /** Whether CONTRACT_VERSION carries the bump the changes need; null without a recorded version. */
-  readonly versionCheck: VersionBumpCheck | null;
-  readonly ok: boolean;
+}
+
+/** Which files of `actual` differ from `expected` (file name → exact content). */
+export function diffSnapshotFiles(expected: SnapshotSet, actual: SnapshotSet): SnapshotDiff {
+  const missing = [...expected.keys()].filter((name) => !actual.has(name)).sort();
+  const extra = [...actual.keys()].filter((name) => !expected.has(name)).sort();
+  const different = [...expected.keys()]
+    .filter((name) => actual.has(name) && actual.get(name) !== expected.get(name))
+    .sort();
+  return {
+    missing,
+    extra,
+    different,
+    upToDate: missing.length === 0 && extra.length === 0 && different.length === 0,
+  };
 }
 
 function procedureOf(fileName: string): string | undefined {
@@ -128,111 +154,49 @@ function procedureOf(fileName: string): string | undefined {
     : undefined;
 }
 
-/**
- * Compares the snapshot files the current contract produces (`expected`) with the checked-in
- * ones (`actual`), classifies every contract change between them and checks the version bump.
- */
-export function checkSnapshotFiles(
-  expected: ReadonlyMap<string, string>,
-  actual: ReadonlyMap<string, string>,
-  currentVersion: string,
-): SnapshotCheck {
-  const missing = [...expected.keys()].filter((name) => !actual.has(name)).sort();
-  const extra = [...actual.keys()].filter((name) => !expected.has(name)).sort();
-  const different = [...expected.keys()]
-    .filter((name) => actual.has(name) && actual.get(name) !== expected.get(name))
-    .sort();
-  const upToDate = missing.length === 0 && extra.length === 0 && different.length === 0;
+export interface ReadContracts {
+  readonly contracts: Record<string, ProcedureContract>;
+  /** Procedure files that do not parse, as breaking `unclassified-change`s. */
+  readonly unreadable: readonly CompatChange[];
+}
 
-  const before: Record<string, ProcedureContract> = {};
-  const after: Record<string, ProcedureContract> = {};
+/** The procedure contracts a snapshot set records (the index file is skipped). */
+export function readContracts(files: SnapshotSet): ReadContracts {
+  const contracts: Record<string, ProcedureContract> = {};
   const unreadable: CompatChange[] = [];
-  for (const [fileName, text] of expected) {
-    const procedure = procedureOf(fileName);
-    const parsed = procedure === undefined ? undefined : parseProcedureSnapshot(text);
-    if (procedure !== undefined && parsed !== undefined) after[procedure] = parsed;
-  }
-  for (const [fileName, text] of actual) {
+  for (const [fileName, text] of files) {
     const procedure = procedureOf(fileName);
     if (procedure === undefined) continue;
     const parsed = parseProcedureSnapshot(text);
     if (parsed !== undefined) {
-      before[procedure] = parsed;
+      contracts[procedure] = parsed;
     } else {
-      // Nothing to compare against: the change cannot be shown to be compatible.
-      delete after[procedure];
       unreadable.push({
         procedure,
         direction: 'procedure',
         path: '/',
         kind: 'unclassified-change',
         severity: 'breaking',
-        message: `checked-in snapshot ${fileName} is not a readable procedure snapshot`,
+        message: `snapshot ${fileName} is not a readable procedure snapshot`,
       });
     }
   }
-  const changes = [...unreadable, ...classifyContractChanges(before, after)];
-  const summary = summarizeCompatChanges(changes);
+  return { contracts, unreadable };
+}
 
-  const indexText = actual.get(SNAPSHOT_INDEX_FILE);
-  const index = indexText === undefined ? undefined : parseSnapshotIndex(indexText);
-  const recordedVersion = index?.contractVersion ?? null;
-  const versionCheck =
-    recordedVersion === null
-      ? null
-      : checkContractVersionBump(recordedVersion, currentVersion, summary.bump);
-  return {
-    missing,
-    extra,
-    different,
-    upToDate,
-    initial: actual.size === 0,
-    changes,
-    summary,
-    currentVersion,
-    recordedVersion,
-    versionCheck,
-    ok: upToDate && (versionCheck?.ok ?? true),
-  };
+/**
+ * Every change from one snapshot set to another. A procedure whose `before` file cannot be read
+ * is reported as a breaking unclassified change (nothing proves it compatible).
+ */
+export function classifySnapshotChanges(before: SnapshotSet, after: SnapshotSet): CompatChange[] {
+  const b = readContracts(before);
+  const a = readContracts(after);
+  const comparable = { ...a.contracts };
+  for (const change of b.unreadable) delete comparable[change.procedure];
+  return [...b.unreadable, ...a.unreadable, ...classifyContractChanges(b.contracts, comparable)];
 }
 
 /** One line per change: `BREAKING procedure direction path: message`. */
 export function formatCompatChange(change: CompatChange): string {
   return `${change.severity.toUpperCase()} ${change.procedure} ${change.direction} ${change.path}: ${change.message}`;
-}
-
-/** The human report of a check, as the CLI prints it. */
-export function formatSnapshotCheck(check: SnapshotCheck, directory = 'snapshots'): string[] {
-  if (check.ok) {
-    return [`contract snapshots are up to date (contract version ${check.currentVersion})`];
-  }
-  const lines: string[] = [];
-  for (const name of check.missing) lines.push(`missing snapshot: ${directory}/${name}`);
-  for (const name of check.extra) lines.push(`extra snapshot: ${directory}/${name}`);
-  for (const name of check.different) lines.push(`stale snapshot: ${directory}/${name}`);
-  for (const change of check.changes) lines.push(formatCompatChange(change));
-  if (check.initial) {
-    lines.push('No snapshots are checked in yet.');
-  } else if (!check.upToDate) {
-    const { bump, breaking, additive } = check.summary;
-    lines.push(
-      bump === 'none'
-        ? 'The snapshots are stale, but no contract change needs a version bump.'
-        : `The snapshots are stale: ${breaking} breaking and ${additive} additive change(s) need a ${bump.toUpperCase()} version bump.`,
-    );
-  }
-  if (check.recordedVersion === null && check.extra.length + check.different.length > 0) {
-    lines.push(
-      `The checked-in ${SNAPSHOT_INDEX_FILE} has no readable contractVersion; the version bump cannot be checked.`,
-    );
-  }
-  if (check.versionCheck !== null && !check.versionCheck.ok) {
-    lines.push(`Version check failed: ${check.versionCheck.message}.`);
-    lines.push(
-      `Raise CONTRACT_VERSION in packages/contracts/src/version.ts, then run \`${SNAPSHOT_COMMAND}\`.`,
-    );
-  } else {
-    lines.push(`Run \`${SNAPSHOT_COMMAND}\` to regenerate the snapshots and check them in.`);
-  }
-  return lines;
 }

@@ -1,4 +1,11 @@
-/** Shared building blocks: pagination, labels, names. */
+/**
+ * Shared building blocks: pagination, labels, names.
+ *
+ * Every wire schema file follows one rule: input objects are `z.strictObject` (an unknown key is
+ * refused), output objects are `z.object` (the server strips keys it did not declare; clients
+ * accept and ignore keys they do not know, so a field can be added without breaking them).
+ * `test/wire-policy.test.ts` holds every procedure to it.
+ */
 import { z } from 'zod';
 import { utf8ByteLength } from '../utf8.js';
 
@@ -44,6 +51,7 @@ export type Metadata = z.infer<typeof Metadata>;
 
 export const Empty = z.strictObject({});
 
+/** One page of a list output (an open object, like every output). */
 export function page<T extends z.ZodType>(item: T) {
-  return z.strictObject({ items: z.array(item), nextCursor: Cursor.nullable() });
+  return z.object({ items: z.array(item), nextCursor: Cursor.nullable() });
 }

@@ -21,13 +21,13 @@ export const EnrollmentCreateKeyInput = z
     labels: Labels.optional(),
   })
   .optional();
-export const EnrollmentCreateKeyOutput = z.strictObject({
+export const EnrollmentCreateKeyOutput = z.object({
   keyId: z.uuid(),
   enrollmentKey: TokenString,
   expiresAt: Timestamp,
 });
 
-export const EnrollmentKeyView = z.strictObject({
+export const EnrollmentKeyView = z.object({
   keyId: z.uuid(),
   reusable: z.boolean(),
   labels: Labels,
@@ -41,7 +41,7 @@ export const EnrollmentKeyView = z.strictObject({
 export type EnrollmentKeyView = z.infer<typeof EnrollmentKeyView>;
 
 export const EnrollmentListKeysInput = z.strictObject({}).optional();
-export const EnrollmentListKeysOutput = z.strictObject({ items: z.array(EnrollmentKeyView) });
+export const EnrollmentListKeysOutput = z.object({ items: z.array(EnrollmentKeyView) });
 export const EnrollmentRevokeKeyInput = z.strictObject({ keyId: z.uuid() });
 
 export const DeviceEnrollInput = z.strictObject({
@@ -57,7 +57,7 @@ export const DeviceEnrollInput = z.strictObject({
 });
 export type DeviceEnrollInput = z.infer<typeof DeviceEnrollInput>;
 
-export const DeviceEnrollOutput = z.strictObject({
+export const DeviceEnrollOutput = z.object({
   nodeId: NodeId,
   nodeToken: TokenString,
   ownerParticipantId: ParticipantId,

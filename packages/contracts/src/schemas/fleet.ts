@@ -27,7 +27,7 @@ export const FleetEventsInput = z.strictObject({
 });
 export type FleetEventsInput = z.infer<typeof FleetEventsInput>;
 
-export const FleetEventView = z.strictObject({
+export const FleetEventView = z.object({
   id: FleetEventId,
   at: Timestamp,
   type: FleetEventType,
@@ -46,7 +46,7 @@ export const FleetListInput = z.strictObject({
 });
 export type FleetListInput = z.infer<typeof FleetListInput>;
 
-export const FleetListOutput = z.strictObject({
+export const FleetListOutput = z.object({
   items: z.array(FleetEventView),
   /** Pass back as `afterId` (or as the subscription's `lastEventId`) to continue. */
   lastEventId: FleetEventId,

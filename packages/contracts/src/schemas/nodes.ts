@@ -8,20 +8,20 @@ import { TokenString } from './participants.js';
 
 export const NodeStatus = z.enum(['active', 'revoked']);
 
-export const NodePresenceView = z.strictObject({
+export const NodePresenceView = z.object({
   healthState: PresenceHealthState,
   lastHeartbeatAt: Timestamp.nullable(),
   onlineSince: Timestamp.nullable(),
 });
 
-export const NodeAttachmentView = z.strictObject({
+export const NodeAttachmentView = z.object({
   attachmentId: AttachmentId,
   sessionId: SessionId,
   state: NodeState,
   attachedAt: Timestamp,
 });
 
-export const NodeView = z.strictObject({
+export const NodeView = z.object({
   nodeId: NodeId,
   ownerParticipantId: ParticipantId,
   name: z.string(),
@@ -62,7 +62,7 @@ export const NodeListOutput = page(NodeView);
 
 export const NodeIdInput = z.strictObject({ nodeId: NodeId });
 
-export const NodeIsOnlineOutput = z.strictObject({
+export const NodeIsOnlineOutput = z.object({
   nodeId: NodeId,
   online: z.boolean(),
   healthState: PresenceHealthState,
@@ -86,4 +86,4 @@ export const NodeUpdateInput = z.strictObject({
 });
 
 export const NodeRotateTokenInput = z.strictObject({}).optional();
-export const NodeRotateTokenOutput = z.strictObject({ nodeToken: TokenString });
+export const NodeRotateTokenOutput = z.object({ nodeToken: TokenString });

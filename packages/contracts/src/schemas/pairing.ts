@@ -21,14 +21,14 @@ export const PairingRequestInput = z.strictObject({
 });
 export type PairingRequestInput = z.infer<typeof PairingRequestInput>;
 
-export const PairingRequestOutput = z.strictObject({
+export const PairingRequestOutput = z.object({
   requestId: z.uuid(),
   pairingCode: z.string(),
   claimSecret: ClaimSecret,
   expiresAt: Timestamp,
 });
 
-export const PairingView = z.strictObject({
+export const PairingView = z.object({
   requestId: z.uuid(),
   pairingCode: z.string(),
   state: PairingState,
@@ -47,13 +47,13 @@ export const PairingView = z.strictObject({
 export type PairingView = z.infer<typeof PairingView>;
 
 export const PairingListInput = z.strictObject({ state: PairingState.optional() }).optional();
-export const PairingListOutput = z.strictObject({ items: z.array(PairingView) });
+export const PairingListOutput = z.object({ items: z.array(PairingView) });
 
 export const PairingDecisionInput = z.strictObject({ requestId: z.uuid() });
-export const PairingDecisionOutput = z.strictObject({ requestId: z.uuid(), state: PairingState });
+export const PairingDecisionOutput = z.object({ requestId: z.uuid(), state: PairingState });
 
 export const PairingClaimInput = z.strictObject({ requestId: z.uuid(), claimSecret: ClaimSecret });
-export const PairingClaimOutput = z.strictObject({
+export const PairingClaimOutput = z.object({
   state: PairingState,
   nodeId: NodeId.optional(),
   nodeToken: TokenString.optional(),

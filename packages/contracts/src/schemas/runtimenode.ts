@@ -20,7 +20,7 @@ export const AttachInput = z.strictObject({
 });
 export type AttachInput = z.infer<typeof AttachInput>;
 
-export const AttachOutput = z.strictObject({
+export const AttachOutput = z.object({
   attachmentId: AttachmentId,
   state: NodeState,
   readOnly: z.boolean(),
@@ -69,7 +69,7 @@ export const CapabilityUpdateInput = z.strictObject({
 });
 export type CapabilityUpdateInput = z.infer<typeof CapabilityUpdateInput>;
 
-export const CapabilityUpdateOutput = z.strictObject({
+export const CapabilityUpdateOutput = z.object({
   nodeId: NodeId,
   state: NodeState,
   updatedAt: Timestamp,
@@ -87,7 +87,7 @@ export const DetachOutput = z.null();
 export const RosterInput = z.strictObject({ sessionId: SessionId });
 export type RosterInput = z.infer<typeof RosterInput>;
 
-export const RosterEntry = z.strictObject({
+export const RosterEntry = z.object({
   nodeId: NodeId,
   participantId: ParticipantId,
   state: NodeState,
@@ -100,7 +100,7 @@ export const RosterEntry = z.strictObject({
 });
 export type RosterEntry = z.infer<typeof RosterEntry>;
 
-export const RosterOutput = z.strictObject({ nodes: z.array(RosterEntry) });
+export const RosterOutput = z.object({ nodes: z.array(RosterEntry) });
 export type RosterOutput = z.infer<typeof RosterOutput>;
 
 export const RevokeAttachmentInput = z.strictObject({

@@ -13,7 +13,7 @@ export const SessionCreateInput = z.strictObject({
 });
 export type SessionCreateInput = z.infer<typeof SessionCreateInput>;
 
-export const SessionView = z.strictObject({
+export const SessionView = z.object({
   sessionId: SessionId,
   name: z.string(),
   state: z.string(),
@@ -30,7 +30,7 @@ export const SessionRaiseFloorInput = z.strictObject({
 });
 export type SessionRaiseFloorInput = z.infer<typeof SessionRaiseFloorInput>;
 
-export const MembershipView = z.strictObject({
+export const MembershipView = z.object({
   membershipId: z.uuid(),
   sessionId: SessionId,
   participantId: ParticipantId,
@@ -66,4 +66,4 @@ export type MembershipRemoveInput = z.infer<typeof MembershipRemoveInput>;
 export const SessionIdInput = z.strictObject({ sessionId: SessionId });
 export const SessionListInput = z.strictObject({ ...PageInput }).optional();
 export const SessionListOutput = page(SessionView);
-export const MembershipListOutput = z.strictObject({ items: z.array(MembershipView) });
+export const MembershipListOutput = z.object({ items: z.array(MembershipView) });

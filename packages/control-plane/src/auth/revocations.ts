@@ -8,9 +8,20 @@
 export interface Revocation {
   /** Hex SHA-256 hashes of credentials that stopped being valid. */
   credentialHashes: string[];
+  /** node_revoked: every credential of this node ended, whatever its hash. */
   nodeId?: string;
-  reason: 'node_revoked' | 'token_rotated' | 'token_revoked';
+  /** participant_suspended: every participant token of this participant ended. */
+  participantId?: string;
+  reason: RevocationReason;
 }
+
+export const REVOCATION_REASONS = [
+  'node_revoked',
+  'token_rotated',
+  'token_revoked',
+  'participant_suspended',
+] as const;
+export type RevocationReason = (typeof REVOCATION_REASONS)[number];
 
 export type RevocationListener = (revocation: Revocation) => void;
 

@@ -3,10 +3,21 @@
  * keeps hot credentials off the database for at most `cacheTtlMs`, and revocations made on this
  * replica invalidate it immediately, so a revoked token stops working within the TTL everywhere.
  * Tokens are never logged and never leave this module except as hashes.
+ *
+ * Lifetimes. A participant token is valid while it is not revoked, not expired and its
+ * participant is not suspended (`disabled_at`). A token minted by a token (`token.create`)
+ * records its creator and never outlives it: its expiry is capped at the creator's, in the very
+ * statement that inserts it (which also refuses a creator that ended), and revoking a token
+ * revokes every token it created, transitively, in one transaction. A node token is valid while
+ * its node is active, whatever its owner's suspension: devices keep running while the person is
+ * suspended (docs/operations.md, "Credentials and their lifetimes").
  */
 import type { ParticipantId, ParticipantRole, NodeId } from '@tether/contracts';
 import { NODE_TOKEN_PREFIX, PARTICIPANT_TOKEN_PREFIX, TetherError } from '@tether/contracts';
+import { z } from 'zod';
+import { cursorTimestamp, decodeCursor, pageLimit, toPage } from '../db/pagination.js';
 import { prepared, type Db, type Sql } from '../db/pool.js';
+import { parseRow } from '../db/rows.js';
 import type { NodePrincipal, ParticipantPrincipal, Principal } from './principal.js';
 import { isAdmin } from './principal.js';
 import type { RevocationBus } from './revocations.js';
@@ -24,8 +35,8 @@ const LAST_USED_RESOLUTION = '60 seconds';
 const LOOKUP_NODE = prepared(
   'tether_lookup_node',
   `SELECT n.node_id, n.owner_participant_id
-     FROM nodes n JOIN participants p ON p.id = n.owner_participant_id
-    WHERE n.token_hash = $1 AND n.status = 'active' AND p.disabled_at IS NULL`,
+     FROM nodes n
+    WHERE n.token_hash = $1 AND n.status = 'active'`,
 );
 const LOOKUP_PARTICIPANT = prepared(
   'tether_lookup_participant',
@@ -123,8 +134,8 @@ export class AuthService {
     if (hashes.length === 0) return new Set();
     const buffers = hashes.map((h) => Buffer.from(h, 'hex'));
     const { rows } = await this.#db.query<{ h: Buffer }>(
-      `SELECT n.token_hash AS h FROM nodes n JOIN participants p ON p.id = n.owner_participant_id
-        WHERE n.token_hash = ANY($1) AND n.status = 'active' AND p.disabled_at IS NULL
+      `SELECT n.token_hash AS h FROM nodes n
+        WHERE n.token_hash = ANY($1) AND n.status = 'active'
        UNION ALL
        SELECT t.token_hash FROM api_tokens t JOIN participants p ON p.id = t.participant_id
         WHERE t.token_hash = ANY($1) AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
@@ -141,20 +152,49 @@ export interface IssuedToken {
   expiresAt: Date | null;
 }
 
+/** The creator token that ended between authentication and now: the call is unauthenticated. */
+function creatorEnded(): TetherError {
+  return new TetherError(
+    'auth.unauthenticated',
+    'The credential that made this call is no longer valid.',
+  );
+}
+
+/**
+ * A new token for `participantId`. With `creatorTokenId` (the token making the call) the new one
+ * is its child: it records the creator, expires no later than it (an absent or longer
+ * `expiresInSeconds` is capped; `expiresAt` in the answer is the real expiry), and is revoked
+ * with it. The creator row is read FOR SHARE in the inserting statement: a concurrent revocation
+ * of the creator either waits for this insert (and then revokes the child too, see
+ * `revokeTokenTree`) or has committed first (and the insert is refused).
+ */
 export async function issueParticipantToken(
   sql: Sql,
   participantId: string,
   name: string,
   expiresInSeconds?: number,
+  creatorTokenId?: string,
 ): Promise<IssuedToken> {
   const token = generateToken('tpt_');
   const { rows } = await sql.query<{ id: string; expires_at: Date | null }>(
-    `INSERT INTO api_tokens (participant_id, token_hash, name, expires_at)
-     VALUES ($1, $2, $3, CASE WHEN $4::int IS NULL THEN NULL ELSE now() + make_interval(secs => $4::int) END)
+    `WITH creator AS (
+       SELECT t.id, t.expires_at FROM api_tokens t
+        WHERE t.id = $5::uuid AND t.revoked_at IS NULL
+          AND (t.expires_at IS NULL OR t.expires_at > now())
+          FOR SHARE
+     )
+     INSERT INTO api_tokens (participant_id, token_hash, name, expires_at, created_by_token_id)
+     SELECT $1, $2, $3,
+            -- LEAST ignores NULLs: no expiry asked → the creator's; no creator expiry → the asked one.
+            LEAST(CASE WHEN $4::int IS NULL THEN NULL ELSE now() + make_interval(secs => $4::int) END,
+                  (SELECT expires_at FROM creator)),
+            (SELECT id FROM creator)
+      WHERE $5::uuid IS NULL OR EXISTS (SELECT 1 FROM creator)
      RETURNING id, expires_at`,
-    [participantId, hashToken(token), name, expiresInSeconds ?? null],
+    [participantId, hashToken(token), name, expiresInSeconds ?? null, creatorTokenId ?? null],
   );
-  const row = rows[0]!;
+  const row = rows[0];
+  if (!row) throw creatorEnded();
   return {
     tokenId: row.id,
     token,
@@ -162,40 +202,201 @@ export async function issueParticipantToken(
   };
 }
 
+/** `token.create`: a token for the caller, the child of the token making the call. */
+export function createChildToken(
+  db: Db,
+  actor: ParticipantPrincipal,
+  input: { name: string; expiresInSeconds?: number | undefined },
+): Promise<IssuedToken> {
+  return issueParticipantToken(
+    db,
+    actor.participantId,
+    input.name,
+    input.expiresInSeconds,
+    actor.tokenId,
+  );
+}
+
+/**
+ * A participant and its first token. Created by an admin's token (`creatorTokenId`), the first
+ * token expires no later than that token — a short-lived admin token cannot mint a permanent
+ * account — but is not its child: the new participant is a separate account, not revoked when
+ * the admin's token is (suspend it for that). From the CLI (no creator) it never expires.
+ */
 export async function createParticipantWithToken(
   db: Db,
   input: { name: string; role: ParticipantRole },
-): Promise<{ participantId: ParticipantId; tokenId: string; token: string }> {
+  creatorTokenId?: string,
+): Promise<{
+  participantId: ParticipantId;
+  tokenId: string;
+  token: string;
+  expiresAt: Date | null;
+}> {
   return db.tx(async (sql) => {
+    let expiresAt: Date | null = null;
+    if (creatorTokenId !== undefined) {
+      const { rows: creator } = await sql.query<{ expires_at: Date | null }>(
+        `SELECT expires_at FROM api_tokens
+          WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+          FOR SHARE`,
+        [creatorTokenId],
+      );
+      if (!creator[0]) throw creatorEnded();
+      expiresAt = creator[0].expires_at;
+    }
     const { rows } = await sql.query<{ id: string }>(
       `INSERT INTO participants (name, role) VALUES ($1, $2) RETURNING id`,
       [input.name, input.role],
     );
     const participantId = rows[0]!.id as ParticipantId;
-    const issued = await issueParticipantToken(sql, participantId, `${input.name} (initial)`);
-    return { participantId, tokenId: issued.tokenId, token: issued.token };
+    const token = generateToken('tpt_');
+    const { rows: issued } = await sql.query<{ id: string; expires_at: Date | null }>(
+      `INSERT INTO api_tokens (participant_id, token_hash, name, expires_at)
+       VALUES ($1, $2, $3, $4) RETURNING id, expires_at`,
+      [participantId, hashToken(token), `${input.name} (initial)`, expiresAt],
+    );
+    const row = issued[0]!;
+    return {
+      participantId,
+      tokenId: row.id,
+      token,
+      expiresAt: row.expires_at,
+    };
   });
 }
 
-/** Revokes a participant token: its owner may revoke their own, an admin any. */
+/**
+ * Revokes `tokenId` and, transitively, every token created from it, and the enrollment keys any
+ * of them created; returns the hashes (hex) of the tokens below `tokenId` (already-revoked ones
+ * included: harmless to publish). Level by level,
+ * each level its own statement inside the caller's transaction: a statement waits for a
+ * concurrent child insert that holds its parent FOR SHARE, and the next level's statement (a new
+ * snapshot) then sees that child, so no token minted while the cascade runs escapes it.
+ */
+export async function revokeTokenTree(sql: Sql, tokenId: string): Promise<string[]> {
+  const hashes: string[] = [];
+  const tree = [tokenId];
+  let frontier = [tokenId];
+  while (frontier.length > 0) {
+    const { rows } = await sql.query<{ id: string; token_hash: Buffer }>(
+      `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now())
+        WHERE created_by_token_id = ANY($1::uuid[])
+        RETURNING id, token_hash`,
+      [frontier],
+    );
+    for (const row of rows) hashes.push(row.token_hash.toString('hex'));
+    frontier = rows.map((r) => r.id);
+    tree.push(...frontier);
+  }
+  // The enrollment keys any of them created go too (after every level: a key inserted while a
+  // level waited on its creator is visible to this later statement).
+  await sql.query(
+    `UPDATE enrollment_keys SET revoked_at = COALESCE(revoked_at, now())
+      WHERE created_by_token_id = ANY($1::uuid[]) AND revoked_at IS NULL`,
+    [tree],
+  );
+  return hashes;
+}
+
+/**
+ * Revokes a participant token (its owner may revoke their own, an admin any) and every token
+ * created from it, transitively; then publishes them all, so live sockets and streams on them
+ * end at once on every replica.
+ */
 export async function revokeParticipantToken(
   db: Db,
   actor: ParticipantPrincipal,
   tokenId: string,
   revocations: RevocationBus,
 ): Promise<null> {
-  const { rows } = await db.query<{ token_hash: Buffer }>(
-    `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now())
-      WHERE id = $1 AND ($2::boolean OR participant_id = $3)
-      RETURNING token_hash`,
-    [tokenId, isAdmin(actor), actor.participantId],
-  );
-  if (!rows[0]) throw new TetherError('token.not_found', 'No such token.');
-  revocations.publish({
-    credentialHashes: [rows[0].token_hash.toString('hex')],
-    reason: 'token_revoked',
+  const hashes = await db.tx(async (sql) => {
+    const { rows } = await sql.query<{ token_hash: Buffer }>(
+      `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now())
+        WHERE id = $1 AND ($2::boolean OR participant_id = $3)
+        RETURNING token_hash`,
+      [tokenId, isAdmin(actor), actor.participantId],
+    );
+    if (!rows[0]) throw new TetherError('token.not_found', 'No such token.');
+    return [rows[0].token_hash.toString('hex'), ...(await revokeTokenTree(sql, tokenId))];
   });
+  revocations.publish({ credentialHashes: hashes, reason: 'token_revoked' });
   return null;
+}
+
+const TokenRow = z.object({
+  id: z.string(),
+  participant_id: z.string(),
+  name: z.string(),
+  created_at: z.date(),
+  cursor_at: z.string(),
+  last_used_at: z.date().nullable(),
+  expires_at: z.date().nullable(),
+  revoked_at: z.date().nullable(),
+  created_by_token_id: z.string().nullable(),
+});
+
+export interface TokenView {
+  tokenId: string;
+  participantId: ParticipantId;
+  name: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+  createdByTokenId: string | null;
+}
+
+/**
+ * `token.list`: the caller's tokens; an admin sees everyone's, or one participant's with
+ * `participantId`. Metadata only — a token or its hash never leaves the database. Oldest first,
+ * keyset-paged on (created_at, id) at full precision (db/pagination.ts).
+ */
+export async function listTokens(
+  db: Sql,
+  actor: ParticipantPrincipal,
+  input: {
+    participantId?: string | undefined;
+    cursor?: string | undefined;
+    limit?: number | undefined;
+  },
+): Promise<{ items: TokenView[]; nextCursor: string | null }> {
+  if (
+    !isAdmin(actor) &&
+    input.participantId !== undefined &&
+    input.participantId !== actor.participantId
+  ) {
+    throw new TetherError('auth.forbidden', "Only an admin may list another participant's tokens.");
+  }
+  const owner = isAdmin(actor) ? (input.participantId ?? null) : actor.participantId;
+  const limit = pageLimit(input.limit);
+  const after = decodeCursor('token', input.cursor);
+  const { rows } = await db.query(
+    `SELECT id, participant_id, name, created_at, ${cursorTimestamp('created_at')} AS cursor_at,
+            last_used_at, expires_at, revoked_at, created_by_token_id
+       FROM api_tokens
+      WHERE ($1::uuid IS NULL OR participant_id = $1::uuid)
+        AND ($2::timestamptz IS NULL OR (created_at, id) > ($2::timestamptz, $3::uuid))
+      ORDER BY created_at, id LIMIT $4`,
+    [owner, after?.[0] ?? null, after?.[1] ?? null, limit + 1],
+  );
+  const parsed = rows.map((r) => parseRow(TokenRow, r, 'token'));
+  return toPage(
+    parsed,
+    limit,
+    (r) => ({
+      tokenId: r.id,
+      participantId: r.participant_id as ParticipantId,
+      name: r.name,
+      createdAt: r.created_at,
+      lastUsedAt: r.last_used_at,
+      expiresAt: r.expires_at,
+      revokedAt: r.revoked_at,
+      createdByTokenId: r.created_by_token_id,
+    }),
+    'token',
+    (r) => [r.cursor_at, r.id],
+  );
 }
 
 /**
@@ -220,7 +421,8 @@ export async function ensureBootstrapAdmin(
     );
     if (rows[0]) {
       await sql.query(
-        `UPDATE api_tokens SET revoked_at = NULL, expires_at = NULL WHERE token_hash = $1`,
+        `UPDATE api_tokens SET revoked_at = NULL, expires_at = NULL, created_by_token_id = NULL
+          WHERE token_hash = $1`,
         [hash],
       );
       await sql.query(`UPDATE participants SET role = 'admin', disabled_at = NULL WHERE id = $1`, [

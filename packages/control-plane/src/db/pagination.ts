@@ -15,7 +15,7 @@
 import { NodeId, PAGE_LIMIT_DEFAULT, TetherError } from '@tether/contracts';
 
 /** The lists that page by cursor; a cursor from one is refused by every other. */
-export type CursorList = 'session' | 'participant' | 'node' | 'online';
+export type CursorList = 'session' | 'participant' | 'node' | 'online' | 'token';
 
 /** One part of a sort key, with what makes it valid. */
 type KeyPart = 'timestamp' | 'uuid' | 'nodeId';
@@ -23,6 +23,7 @@ type KeyPart = 'timestamp' | 'uuid' | 'nodeId';
 const LIST_KEYS: Record<CursorList, readonly KeyPart[]> = {
   session: ['timestamp', 'uuid'],
   participant: ['timestamp', 'uuid'],
+  token: ['timestamp', 'uuid'],
   node: ['nodeId'],
   online: ['nodeId'],
 };

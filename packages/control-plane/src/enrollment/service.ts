@@ -9,7 +9,9 @@
  *  - a named node id is refused for keys of non-admins, before the id is looked at, so an id
  *    taken by a node the key's owner cannot see is never confirmed (nodes/service.ts);
  *  - the node token is returned once and stored only as SHA-256;
- *  - times come from the database clock.
+ *  - times come from the database clock;
+ *  - a key never outlives the token that created it: expiry capped at the token's, revoked with
+ *    it (auth/service.ts `revokeTokenTree`).
  */
 import {
   ENROLLMENT_KEY_DEFAULT_TTL_SECONDS,
@@ -91,9 +93,21 @@ export async function createKey(
   input: CreateKeyInput,
 ): Promise<CreatedKey> {
   const enrollmentKey = generateToken('tek_');
+  // Like a child token (auth/service.ts): the key records the token that made the call, expires
+  // no later than it, and is revoked with it; the creator row is read FOR SHARE so a concurrent
+  // revocation either refuses this insert or sees the key.
   const { rows } = await db.query<{ id: string; expires_at: Date }>(
-    `INSERT INTO enrollment_keys (key_hash, created_by, reusable, labels, expires_at)
-     VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::int))
+    `WITH creator AS (
+       SELECT t.id, t.expires_at FROM api_tokens t
+        WHERE t.id = $6::uuid AND t.revoked_at IS NULL
+          AND (t.expires_at IS NULL OR t.expires_at > now())
+          FOR SHARE
+     )
+     INSERT INTO enrollment_keys (key_hash, created_by, reusable, labels, expires_at, created_by_token_id)
+     SELECT $1, $2, $3, $4,
+            LEAST(now() + make_interval(secs => $5::int), (SELECT expires_at FROM creator)),
+            (SELECT id FROM creator)
+      WHERE $6::uuid IS NULL OR EXISTS (SELECT 1 FROM creator)
      RETURNING id, expires_at`,
     [
       hashToken(enrollmentKey),
@@ -101,9 +115,16 @@ export async function createKey(
       input.reusable ?? false,
       JSON.stringify(input.labels ?? {}),
       input.expiresInSeconds ?? ENROLLMENT_KEY_DEFAULT_TTL_SECONDS,
+      actor.tokenId ?? null,
     ],
   );
-  const row = rows[0]!;
+  const row = rows[0];
+  if (!row) {
+    throw new TetherError(
+      'auth.unauthenticated',
+      'The credential that made this call is no longer valid.',
+    );
+  }
   return { keyId: row.id, enrollmentKey, expiresAt: row.expires_at };
 }
 

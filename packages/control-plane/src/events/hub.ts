@@ -10,6 +10,11 @@
  * two, nothing is delivered twice, order is id order.
  * A subscriber that cannot keep up is ended with a retryable error instead of buffering
  * without limit; it resumes exactly with its last id.
+ * Visibility is decided per batch, with the memberships of the moment (one query for every
+ * non-admin subscriber), so a member removed from a session stops receiving its events from the
+ * next batch on. A subscription whose signal aborts with a TetherError (its credential ended:
+ * auth/live-credentials.ts) ends with that error at once, even in the middle of a backlog read;
+ * any other abort (the client left) ends it quietly.
  */
 import { TetherError, type FleetEventsFilter } from '@tether/contracts';
 import type { ParticipantPrincipal } from '../auth/principal.js';
@@ -42,7 +47,12 @@ interface Subscriber {
   failed: TetherError | null;
   ended: boolean;
   wake: (() => void) | null;
+  /** Resolves when the subscription is told to stop (failed or ended): backlog reads race it. */
+  stopped: Promise<typeof STOPPED>;
+  stop: () => void;
 }
+
+const STOPPED = Symbol('stopped');
 
 const DEFAULT_BATCH = 500;
 const DEFAULT_MAX_BUFFERED = 10_000;
@@ -161,6 +171,7 @@ export class FeedHub {
     const wake = s.wake;
     s.wake = null;
     wake?.();
+    if (s.ended || s.failed) s.stop();
   }
 
   /**
@@ -175,6 +186,8 @@ export class FeedHub {
     if (this.#closed) {
       throw new TetherError('system.unavailable', 'The server is shutting down; reconnect.');
     }
+    let stop: () => void = () => undefined;
+    const stopped = new Promise<typeof STOPPED>((resolve) => (stop = () => resolve(STOPPED)));
     const s: Subscriber = {
       viewer,
       filter: input.filter,
@@ -182,31 +195,54 @@ export class FeedHub {
       failed: null,
       ended: false,
       wake: null,
+      stopped,
+      stop,
     };
     // Registered before the backlog is read: every event after the hub's cursor reaches the
     // buffer, every event up to it is already committed and so in the backlog.
     this.#subscribers.add(s);
     const onAbort = (): void => {
-      s.ended = true;
+      const reason: unknown = signal?.reason;
+      if (reason instanceof TetherError) {
+        s.failed = reason;
+        s.buffer.length = 0;
+      } else {
+        s.ended = true;
+      }
       this.#wakeSubscriber(s);
     };
-    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    // Read through a call: the flags change under our feet (abort, close, a slow-consumer failure).
+    const failure = (): TetherError | null => s.failed;
+    const ended = (): boolean => s.ended;
     try {
       // Without a lastEventId: from the hub's position now. The backlog read then catches what
       // the hub is reading at this very moment (a batch in flight skips new subscribers).
       let last = input.lastEventId ?? this.#cursor;
       for (;;) {
-        const page = await readEventsAfter(this.#db, viewer, last, input.filter, this.#batch);
+        let failed = failure();
+        if (failed) throw failed;
+        if (ended()) return;
+        const page = await Promise.race([
+          readEventsAfter(this.#db, viewer, last, input.filter, this.#batch),
+          s.stopped,
+        ]);
+        if (page === STOPPED) continue;
         for (const event of page.events) {
-          if (s.ended) return;
+          failed = failure();
+          if (failed) throw failed;
+          if (ended()) return;
           last = event.id;
           yield event;
         }
         if (!page.full) break;
       }
       for (;;) {
-        if (s.ended || signal?.aborted) return;
-        if (s.failed) throw s.failed;
+        // A credential that ended wins over everything else, even a client leaving.
+        const failed = failure();
+        if (failed) throw failed;
+        if (ended() || signal?.aborted) return;
         const event = s.buffer.shift();
         if (event === undefined) {
           await new Promise<void>((resolve) => (s.wake = resolve));

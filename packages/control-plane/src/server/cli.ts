@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { PARTICIPANT_TOKEN_PREFIX } from '@tether/contracts';
-import { createParticipantWithToken } from '../auth/service.js';
+import { createParticipantWithToken, revokeTokenTree } from '../auth/service.js';
 import { hashToken } from '../auth/tokens.js';
 import { EmbeddedPostgresError } from '../db/embedded.js';
 import { runMigrations } from '../db/migrate.js';
@@ -118,17 +118,25 @@ async function main(argv: string[]): Promise<void> {
       const db = createDb({ connectionString: url, max: 1 });
       try {
         const byToken = arg.startsWith(PARTICIPANT_TOKEN_PREFIX);
-        const { rowCount } = await db.query(
-          `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE ${byToken ? 'token_hash' : 'id::text'} = $1`,
-          [byToken ? hashToken(arg) : arg],
-        );
-        return rowCount;
+        // The same cascade as token.revoke: the tokens it created go with it. Running servers
+        // end live uses of them at their next revalidation (within the auth cache TTL).
+        return await db.tx(async (sql) => {
+          const { rows } = await sql.query<{ id: string }>(
+            `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now())
+              WHERE ${byToken ? 'token_hash' : 'id::text'} = $1 RETURNING id`,
+            [byToken ? hashToken(arg) : arg],
+          );
+          if (!rows[0]) return 0;
+          return 1 + (await revokeTokenTree(sql, rows[0].id)).length;
+        });
       } finally {
         await db.close();
       }
     });
     if (revoked === 0) throw new Error('no such token');
-    console.log('token revoked');
+    console.log(
+      revoked === 1 ? 'token revoked' : `token revoked, with ${revoked - 1} created from it`,
+    );
     return;
   }
   throw new UsageError(`unknown command: ${[command, sub].filter(Boolean).join(' ')}`);

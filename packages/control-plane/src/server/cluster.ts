@@ -2,13 +2,13 @@
  * What replicas tell each other through PostgreSQL, on the one LISTEN connection of this
  * replica: `tether_events` (new fleet events, sent after each writer's commit, coalesced) wakes
  * the feed hub;
- * `tether_control` carries credential revocations so the replica holding a revoked node's
- * socket closes it at once.
+ * `tether_control` carries credential revocations (revoked or rotated tokens, revoked nodes,
+ * suspended participants) so the replica holding a socket or stream on one ends it at once.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { Revocation, RevocationBus } from '../auth/revocations.js';
+import { REVOCATION_REASONS, type Revocation, type RevocationBus } from '../auth/revocations.js';
 import { PgListener, NOTIFY_SQL } from '../db/listener.js';
 import type { Db } from '../db/pool.js';
 import { FEED_CHANNEL } from '../events/append.js';
@@ -24,7 +24,8 @@ const ControlMessage = z.object({
   origin: z.string(),
   credentialHashes: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(HASHES_PER_MESSAGE),
   nodeId: z.string().max(256).optional(),
-  reason: z.enum(['node_revoked', 'token_rotated', 'token_revoked']),
+  participantId: z.uuid().optional(),
+  reason: z.enum(REVOCATION_REASONS),
 });
 
 export interface Cluster {
@@ -68,6 +69,7 @@ export async function joinCluster(options: ClusterOptions): Promise<Cluster> {
       reason: message.reason,
     };
     if (message.nodeId !== undefined) revocation.nodeId = message.nodeId;
+    if (message.participantId !== undefined) revocation.participantId = message.participantId;
     revocations.deliver(revocation);
   });
   await listener.start();

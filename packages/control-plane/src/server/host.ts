@@ -199,6 +199,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
 
   const httpContext = (
     req: IncomingMessage,
+    res: ServerResponse,
     connectionParams: Record<string, string | undefined> | null,
   ): Promise<Context> =>
     buildContext(deps, {
@@ -211,6 +212,11 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       transport: 'http',
       peer: peerAddress(req, options.trustProxy),
       connectionId: randomUUID(),
+      // A stream (SSE) holds the credential from its first signal() until the response closes.
+      lifetime: {
+        eager: false,
+        onClose: (release) => (res.closed ? release() : res.once('close', release)),
+      },
     });
   const logInternal = (error: TRPCError, path: string | undefined): void => {
     if (error.code === 'INTERNAL_SERVER_ERROR' && !(error.cause && 'code' in error.cause)) {
@@ -221,14 +227,15 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: options.maxBodyBytes,
-    createContext: ({ req, info }) => httpContext(req, info.connectionParams),
+    createContext: ({ req, res, info }) => httpContext(req, res, info.connectionParams),
     onError: ({ error, path }) => logInternal(error, path),
   });
 
   // REST: the route table and the OpenAPI document are built once, from the procedures.
   const restRoutes = new RestRoutes(appRouter);
   const openApiJson = JSON.stringify(buildOpenApiDocument(restRoutes));
-  const restContext = (req: IncomingMessage): Promise<Context> => httpContext(req, null);
+  const restContext = (req: IncomingMessage, res: ServerResponse): Promise<Context> =>
+    httpContext(req, res, null);
   const rest = createRestHandler({
     routes: restRoutes,
     maxBodyBytes: options.maxBodyBytes,
@@ -292,7 +299,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
         // Heartbeats skip tRPC's fetch emulation, not its procedure (http-heartbeat.ts).
         void serveHttpHeartbeat(req, res, {
           maxBodyBytes: options.maxBodyBytes,
-          context: () => httpContext(req, null),
+          context: () => httpContext(req, res, null),
           tooLarge,
           onInternalError: (error) => logInternal(error, 'runtimenode.heartbeat'),
         });
@@ -419,9 +426,15 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
         transport: 'ws',
         peer: peerAddress(req, options.trustProxy),
         connectionId,
+        // Held for the whole connection; the registry releases it when the socket closes.
+        lifetime: { eager: true, onClose: () => undefined },
+      });
+      connections.add(socket, {
+        principal: ctx.principal,
+        connectionId,
+        hold: ctx.credential?.hold() ?? null,
       });
       guard.authenticated(socket, ctx.principal !== null);
-      connections.add(socket, { principal: ctx.principal, connectionId });
       heartbeatFastPath.register(socket, ctx);
       if (ctx.principal?.kind === 'node' && socket.readyState === socket.OPEN) {
         // Presence follows this socket from now on (see presence-bindings.ts).
@@ -451,12 +464,11 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
     socket.once('close', () => deps.metrics.wsConnections.dec());
   });
 
-  const unsubscribe = deps.revocations.subscribe((revocation) => {
-    connections.onRevocation(revocation);
-  });
+  // Revocations end holds at once (LiveCredentials listens to the bus); this catches expiry and
+  // whatever changed in the database without a notification, for sockets and streams alike.
   const revalidateTimer = setInterval(() => {
-    connections
-      .revalidate(deps.auth)
+    deps.credentials
+      .revalidate()
       .catch((err: unknown) => deps.log.warn({ err }, 'revalidation failed'));
   }, options.revalidateEveryMs);
   revalidateTimer.unref();
@@ -489,7 +501,6 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
         : new Promise<void>((resolve) => httpIdleWaiters.push(resolve)),
     closeWebSockets: () => {
       clearInterval(revalidateTimer);
-      unsubscribe();
       for (const socket of wss.clients) socket.terminate();
       wss.close();
     },

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { LiveCredentials } from '../auth/live-credentials.js';
 import { ensureBootstrapAdmin, AuthService } from '../auth/service.js';
 import { RevocationBus } from '../auth/revocations.js';
 import { runMigrations } from '../db/migrate.js';
@@ -124,10 +125,13 @@ export async function startTether(
     await opened.close();
     throw error;
   }
+  const auth = new AuthService(database, { cacheTtlMs: config.authCacheTtlMs, revocations });
   const deps: Deps = {
     db: database,
-    auth: new AuthService(database, { cacheTtlMs: config.authCacheTtlMs, revocations }),
+    auth,
     revocations,
+    // Subscribed after the auth cache, so a revoked credential is forgotten before holds end.
+    credentials: new LiveCredentials(auth, revocations),
     feed,
     heartbeats: new HeartbeatBatcher(database, {
       onBatch: (size, ms) => {
@@ -290,6 +294,7 @@ export async function startTether(
       // caller's event loop processes them later, with presence already released).
       host.closeWebSockets();
       host.server.closeAllConnections();
+      deps.credentials.close();
       metricsServer?.close();
       metricsServer?.closeAllConnections();
       log.info({ ...phases, stillBound, httpDrainTimedOut: timedOut }, 'shutdown complete');

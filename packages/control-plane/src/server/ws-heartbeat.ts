@@ -7,7 +7,8 @@
  *
  * Here a frame is looked at right after JSON parsing, inside the connection's decoder (tRPC's
  * `experimental_encoder` hook, see ws-guard.ts). A heartbeat that is certain to succeed as far
- * as the procedure's checks go — authenticated node socket still registered (not revoked), not draining, accepted
+ * as the procedure's checks go — authenticated node socket whose credential has not ended, not
+ * draining, accepted
  * client version, input valid under the contract's own schema, `nodeId` = the socket's node,
  * under the per-node rate limit — is handed straight to the same service the procedure calls,
  * and answered with the same frame tRPC would send (the same error formatter on failure, the
@@ -72,7 +73,8 @@ export class WsHeartbeatFastPath {
     if (!isHeartbeatFrame(msg)) return false;
     const ctx = this.#contexts.get(socket);
     if (!ctx || ctx.deps.lifecycle.draining || socket.readyState !== socket.OPEN) return false;
-    // Registered means authenticated and not closed for a revocation since.
+    // A socket whose credential ended is dead: tRPC answers (refuses) what it still sends.
+    if (ctx.credential?.ended) return false;
     const principal = this.#connections.principalOf(socket);
     if (principal?.kind !== 'node' || principal !== ctx.principal) return false;
     let input: unknown;

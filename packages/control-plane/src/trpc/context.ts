@@ -1,9 +1,17 @@
 /**
  * The request context. HTTP: one per request. WebSocket: one per connection, authenticated
- * once at connect from `connectionParams.token` (revocation closes the socket instead).
+ * once at connect from `connectionParams.token`; the connection holds its credential from then
+ * on (`credential`), and once that ends (revoked, expired, rotated, participant suspended) no
+ * further call runs on it (procedures.ts) and the socket is closed (server/connections.ts).
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import {
+  credentialScope,
+  type HeldCredentialScope,
+  type LiveCredentials,
+  type ScopeLifetime,
+} from '../auth/live-credentials.js';
 import type { AuthService } from '../auth/service.js';
 import type { Principal } from '../auth/principal.js';
 import type { RevocationBus } from '../auth/revocations.js';
@@ -29,6 +37,8 @@ export interface Deps {
   db: Db;
   auth: AuthService;
   revocations: RevocationBus;
+  /** Live uses of credentials (sockets, streams), ended when their credential ends. */
+  credentials: LiveCredentials;
   /** This replica's fan-out of the fleet event feed. */
   feed: FeedHub;
   /** Group commit for heartbeats. */
@@ -46,6 +56,12 @@ export interface Context {
   principal: Principal | null;
   /** A credential was presented but is unknown, expired or revoked. */
   credentialRejected: boolean;
+  /**
+   * The liveness of `principal`'s credential for this context (null without a principal):
+   * WebSocket — held for the connection; HTTP — held from the first `signal()` (streams) until
+   * the response closes.
+   */
+  credential: HeldCredentialScope | null;
   /** `MAJOR.MINOR` the client announced (header or connectionParams), if any. */
   clientVersion: string | null;
   transport: 'http' | 'ws';
@@ -61,6 +77,8 @@ export interface RawCredentials {
   transport: 'http' | 'ws';
   peer: string;
   connectionId?: string;
+  /** How long this context's credential is held (see `Context.credential`). */
+  lifetime: ScopeLifetime;
 }
 
 export async function buildContext(deps: Deps, raw: RawCredentials): Promise<Context> {
@@ -75,6 +93,8 @@ export async function buildContext(deps: Deps, raw: RawCredentials): Promise<Con
     deps,
     principal,
     credentialRejected,
+    credential:
+      principal === null ? null : credentialScope(deps.credentials, principal, raw.lifetime),
     clientVersion: raw.clientVersion,
     transport: raw.transport,
     peer: raw.peer,

@@ -2,13 +2,26 @@
 import { initTRPC } from '@trpc/server';
 import superjson from 'superjson';
 import type { OpenApiMeta } from 'trpc-to-openapi';
+import type { z } from 'zod';
 import type { Context } from './context.js';
 import { formatError } from './error-formatter.js';
 
-// Meta: each query and mutation also names its REST operation (`/api/v1`, see rest-meta.ts).
+/** What a procedure declares besides its input and output. */
+export interface ProcedureMeta {
+  /**
+   * A subscription's event schema (the contract's `WIRE_PROCEDURES[path].output`). tRPC's
+   * `.output()` does not reach the values a subscription yields, so every yielded value is
+   * parsed with this schema instead (`parseEvents` in procedures.ts).
+   */
+  eventOutput?: z.ZodType;
+}
+
+/** Procedure meta: ours, plus the REST operation of each query and mutation (rest-meta.ts). */
+export type TetherMeta = OpenApiMeta<ProcedureMeta & Record<string, unknown>>;
+
 const t = initTRPC
   .context<Context>()
-  .meta<OpenApiMeta>()
+  .meta<TetherMeta>()
   .create({
     // TypeScript clients get `Date`s (and BigInts, Maps…) end to end; plain-JSON clients use the
     // REST surface at /api/v1, generated from these same procedures.

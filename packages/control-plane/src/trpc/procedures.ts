@@ -1,7 +1,7 @@
 /**
  * The named procedure builders. Each narrows `ctx` through `next({ ctx })`; middleware reads
  * `result.ok` after `await next()` and never wraps `next()` in try/catch.
- *   publicProcedure        anyone (still subject to the client-version ceiling)
+ *   publicProcedure        anyone (a client announcing a contract MAJOR we do not serve is refused)
  *   publicLimitedProcedure anyone, rate limited per peer address (pairing, enrollment)
  *   nodeProcedure          a node token (mutations rate limited per node)
  *   participantProcedure   a participant token (mutations rate limited per participant)
@@ -10,16 +10,19 @@
  */
 import {
   CONTRACT_VERSION,
+  SUPPORTED_CONTRACT_MAJORS,
   TetherError,
   parseEventEnvelopeVersion,
   isEventEnvelopeVersion,
 } from '@tether/contracts';
+import { TRPCError, tracked } from '@trpc/server';
+import { isTrackedEnvelope } from '@trpc/server/unstable-core-do-not-import';
+import type { z } from 'zod';
+import { credentialEnded } from '../auth/live-credentials.js';
 import type { Principal } from '../auth/principal.js';
 import type { Context } from './context.js';
-import { toTetherError, type TRPCError } from './error-formatter.js';
+import { toTetherError } from './error-formatter.js';
 import { baseProcedure, middleware } from './init.js';
-
-const SERVER_MAJOR = parseEventEnvelopeVersion(CONTRACT_VERSION).major;
 
 /**
  * Counts and times one call, and logs a failure (internal errors at error level). Shared by the
@@ -51,7 +54,14 @@ const observe = middleware(async ({ ctx, path, next }) => {
   return result;
 });
 
-/** A client whose contract MAJOR is above ours cannot be served correctly: the error, or null. */
+const MIN_MAJOR = BigInt(SUPPORTED_CONTRACT_MAJORS.min);
+const MAX_MAJOR = BigInt(SUPPORTED_CONTRACT_MAJORS.max);
+
+/**
+ * A client announcing a contract MAJOR this server does not serve cannot be served correctly:
+ * below the supported range → `version.unsupported`, above it → `version.ceiling_exceeded`,
+ * both naming the range. Returns the error, or null (no announcement, or a supported MAJOR).
+ */
 export function clientVersionError(announced: string | null): TetherError | null {
   if (announced === null) return null;
   if (!isEventEnvelopeVersion(announced)) {
@@ -59,20 +69,31 @@ export function clientVersionError(announced: string | null): TetherError | null
       clientVersion: announced.slice(0, 64),
     });
   }
-  if (parseEventEnvelopeVersion(announced).major > SERVER_MAJOR) {
-    return new TetherError(
-      'version.ceiling_exceeded',
-      `This server speaks contract ${CONTRACT_VERSION}.`,
-      {
-        serverContractVersion: CONTRACT_VERSION,
-        clientVersion: announced,
-      },
-    );
-  }
-  return null;
+  const major = parseEventEnvelopeVersion(announced).major;
+  if (major >= MIN_MAJOR && major <= MAX_MAJOR) return null;
+  const range =
+    MIN_MAJOR === MAX_MAJOR
+      ? `contract MAJOR ${MAX_MAJOR}`
+      : `contract MAJORs ${MIN_MAJOR} to ${MAX_MAJOR}`;
+  const details = {
+    serverContractVersion: CONTRACT_VERSION,
+    supportedContractMajors: { ...SUPPORTED_CONTRACT_MAJORS },
+    clientVersion: announced,
+  };
+  return major < MIN_MAJOR
+    ? new TetherError(
+        'version.unsupported',
+        `This server no longer serves contract ${announced}: it serves ${range} (contract ${CONTRACT_VERSION}).`,
+        details,
+      )
+    : new TetherError(
+        'version.ceiling_exceeded',
+        `This server serves ${range} (contract ${CONTRACT_VERSION}).`,
+        details,
+      );
 }
 
-const versionCeiling = middleware(({ ctx, next }) => {
+const versionGate = middleware(({ ctx, next }) => {
   const error = clientVersionError(ctx.clientVersion);
   if (error) throw error;
   return next();
@@ -89,10 +110,80 @@ const refuseWhileDraining = middleware(({ ctx, next }) => {
   return next();
 });
 
+function parseEvent(schema: z.ZodType, value: unknown): unknown {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new TRPCError({
+      code: 'INTERNAL_SERVER_ERROR',
+      message: 'Subscription event failed its contract schema',
+      cause: parsed.error,
+    });
+  }
+  return parsed.data;
+}
+
+async function* parseEach(source: AsyncIterable<unknown>, schema: z.ZodType) {
+  for await (const value of source) {
+    if (isTrackedEnvelope(value)) {
+      const [id, data] = value;
+      yield tracked(id, parseEvent(schema, data));
+    } else {
+      yield parseEvent(schema, value);
+    }
+  }
+}
+
+/**
+ * What `.output()` does for a query, for each value a subscription yields: parsed with the
+ * subscription's `meta.eventOutput` (undeclared keys dropped); a value that fails ends the
+ * subscription with `system.internal` instead of reaching the client. A subscription that
+ * declares no event schema is refused.
+ */
+const parseEvents = middleware(async ({ type, meta, next }) => {
+  const result = await next();
+  if (type !== 'subscription' || !result.ok) return result;
+  const schema = meta?.eventOutput;
+  if (schema === undefined) {
+    throw new TRPCError({
+      code: 'INTERNAL_SERVER_ERROR',
+      message: 'This subscription declares no event schema (meta.eventOutput).',
+    });
+  }
+  return { ...result, data: parseEach(result.data as AsyncIterable<unknown>, schema) };
+});
+
+/**
+ * Nothing more runs on a connection whose credential ended (revoked, expired, rotated, its
+ * participant suspended), not even a public call: from the moment the server decided, until the
+ * socket is gone, every message on it gets `auth.unauthenticated` (see server/connections.ts).
+ */
+const refuseEndedCredential = middleware(({ ctx, next }) => {
+  if (ctx.credential?.ended) {
+    throw (
+      (ctx.credential.signal().reason as TetherError | undefined) ??
+      credentialEnded('credential_invalid')
+    );
+  }
+  return next();
+});
+
 export const publicProcedure = baseProcedure
   .use(observe)
+  .use(refuseEndedCredential)
   .use(refuseWhileDraining)
-  .use(versionCeiling);
+  .use(versionGate)
+  .use(parseEvents);
+
+/**
+ * The signal a long-lived call (a subscription, an event stream) observes: the client going
+ * away (`signal`, ends the stream quietly) or the caller's credential ending (aborts with
+ * `auth.unauthenticated`, which the stream ends with).
+ */
+export function streamSignal(ctx: Context, signal: AbortSignal | undefined): AbortSignal {
+  const credential = ctx.credential?.signal();
+  const signals = [signal, credential].filter((s): s is AbortSignal => s !== undefined);
+  return signals.length === 1 ? signals[0]! : AbortSignal.any(signals);
+}
 
 function retryAfter(ms: number): Record<string, unknown> {
   return { retryAfterMs: ms };

@@ -5,7 +5,8 @@
  * plural nouns, `/{id}` names one item, actions on an item are `POST …/{id}/<verb>` (revoke,
  * approve), what the calling node does to itself lives under `/runtime-nodes` and `/node`.
  */
-import type { OpenApiMeta, OpenApiMethod } from 'trpc-to-openapi';
+import type { OpenApiMethod } from 'trpc-to-openapi';
+import type { TetherMeta } from './init.js';
 
 export type RestTag =
   | 'system'
@@ -31,7 +32,7 @@ export function rest(
   tag: RestTag,
   summary: string,
   options: RestOptions = {},
-): OpenApiMeta {
+): TetherMeta {
   return {
     openapi: {
       method,

@@ -34,6 +34,8 @@ const SPEC_COLUMNS: Record<string, string[]> = {
     'last_used_at timestamptz YES',
     'expires_at timestamptz YES',
     'revoked_at timestamptz YES',
+    // Migration 9: the token that created this one (token.create), for the revocation cascade.
+    'created_by_token_id uuid YES',
   ],
   sessions: [
     'id uuid NO',
@@ -81,6 +83,8 @@ const SPEC_COLUMNS: Record<string, string[]> = {
     'revoked_at timestamptz YES',
     'use_count int4 NO',
     'last_used_at timestamptz YES',
+    // Migration 9: the token that created the key (capped at its expiry, revoked with it).
+    'created_by_token_id uuid YES',
   ],
   pairing_requests: [
     'id uuid NO',

@@ -1,7 +1,7 @@
 /**
  * The replica's feed hub on real PostgreSQL, driven by hand (no LISTEN connection): a slow
  * subscriber is ended with a retryable error instead of buffering without limit, and resumes
- * exactly; closing the hub ends subscriptions.
+ * exactly; closing the hub ends subscriptions; a credential that ended ends them with its error.
  */
 import { TetherError } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
@@ -64,6 +64,40 @@ describe('FeedHub', () => {
     );
     expect(ids).toEqual(rows.map((r) => BigInt(r.id)));
     await resumed.return(undefined);
+    await hub.close();
+  });
+
+  it('a subscription whose signal aborts with a TetherError (its credential ended) ends with it, from the backlog read or live; a plain abort ends it quietly', async () => {
+    const admin = await makeParticipant(t.db, 'admin');
+    const hub = new FeedHub(t.db);
+    await hub.start();
+    await insertEvents(3);
+    const ended = new TetherError('auth.unauthenticated', 'The credential was revoked.');
+
+    // During its backlog read (the first pull starts it).
+    const early = new AbortController();
+    const reading = hub.subscribe(admin, { lastEventId: '0' }, early.signal);
+    const first = reading.next();
+    early.abort(ended);
+    await expect(first).rejects.toBe(ended);
+
+    // Live, waiting for events (the hub has passed the three above: no backlog).
+    await hub.settle();
+    const live = new AbortController();
+    const waiting = hub.subscribe(admin, {}, live.signal);
+    const pending = waiting.next();
+    await hub.settle();
+    live.abort(ended);
+    await expect(pending).rejects.toBe(ended);
+
+    // The client leaving: a normal end.
+    const quiet = new AbortController();
+    const leaving = hub.subscribe(admin, {}, quiet.signal);
+    const last = leaving.next();
+    await hub.settle();
+    quiet.abort();
+    expect((await last).done).toBe(true);
+    expect(hub.subscriberCount).toBe(0);
     await hub.close();
   });
 

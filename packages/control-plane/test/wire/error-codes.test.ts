@@ -2,7 +2,12 @@
  * Every code in the registry is produced over real HTTP with its registered status. The table
  * is checked against the registry itself, so a new code without a producer fails this file.
  */
-import { ERROR_REGISTRY, TETHER_ERROR_CODES, type TetherErrorCode } from '@tether/contracts';
+import {
+  ERROR_REGISTRY,
+  SUPPORTED_CONTRACT_MAJORS,
+  TETHER_ERROR_CODES,
+  type TetherErrorCode,
+} from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
 import { errorCode, mutate, mutateBatch, query, type CallResult } from '../http.js';
 import { startTestServer, type TestServer } from '../server.js';
@@ -201,6 +206,13 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
       { token: owner.token },
     );
   },
+  'participant.suspend_self': (s) =>
+    mutate(
+      s.url,
+      'participant.suspend',
+      { participantId: s.adminParticipantId },
+      { token: s.adminToken },
+    ),
   'node.not_found': (s) =>
     query(s.url, 'node.get', { nodeId: 'no-such-node' }, { token: s.adminToken }),
   'node.id_taken': async (s) => {
@@ -325,7 +337,20 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
       s.url,
       'session.list',
       {},
-      { token: s.adminToken, headers: { 'x-tether-client-version': '99.0' } },
+      {
+        token: s.adminToken,
+        headers: { 'x-tether-client-version': `${SUPPORTED_CONTRACT_MAJORS.max + 1}.0` },
+      },
+    ),
+  'version.unsupported': (s) =>
+    query(
+      s.url,
+      'session.list',
+      {},
+      {
+        token: s.adminToken,
+        headers: { 'x-tether-client-version': `${SUPPORTED_CONTRACT_MAJORS.min - 1}.0` },
+      },
     ),
   'version.floor_malformed': async (s) => {
     const owner = await participant(s);

@@ -65,7 +65,7 @@ function byTimeThenId(rows: { id: string; offset: number }[]): string[] {
 
 async function setCreatedAt(
   server: TestServer,
-  table: 'sessions' | 'participants',
+  table: 'sessions' | 'participants' | 'api_tokens',
   rows: { id: string; offset: number }[],
 ) {
   await server.db.query(
@@ -124,6 +124,34 @@ describe('keyset pagination', () => {
             rows.map((r) => r.id),
           ]);
         }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('token.list pages tokens created within the same millisecond exactly once at every limit', async () => {
+    await using server = await startTestServer();
+    await fc.assert(
+      fc.asyncProperty(offsets, async (created) => {
+        const owner = await participant(server);
+        const rows = created.map((offset) => ({ id: randomUUID(), offset }));
+        await server.db.query(
+          `INSERT INTO api_tokens (id, participant_id, token_hash, name)
+           SELECT id, $2, sha256(convert_to(id::text, 'UTF8')), 'paged' FROM unnest($1::uuid[]) AS t(id)`,
+          [rows.map((r) => r.id), owner.participantId],
+        );
+        await setCreatedAt(server, 'api_tokens', rows);
+        const { rows: initial } = await server.db.query<{ id: string }>(
+          `SELECT id FROM api_tokens WHERE participant_id = $1 AND NOT (id = ANY($2::uuid[]))`,
+          [owner.participantId, rows.map((r) => r.id)],
+        );
+        // The owner's own first token was created before BASE: listed first.
+        await checkEveryLimit(
+          (cursor, limit) =>
+            query<Page>(server.url, 'token.list', { cursor, limit }, { token: owner.token }),
+          'tokenId',
+          [initial[0]!.id, ...byTimeThenId(rows)],
+        );
       }),
       { numRuns: RUNS },
     );

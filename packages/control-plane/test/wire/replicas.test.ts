@@ -1,7 +1,8 @@
 /**
  * Three real server processes on one PostgreSQL: a dashboard on one replica follows presence
  * made on another; killing the replica that swept hands the sweep to the others; no transition
- * is delivered twice; a revocation made on one replica closes the node's socket on another.
+ * is delivered twice; a revocation made on one replica closes the node's socket on another, and a
+ * suspension made on one ends the participant's event stream on another.
  */
 import type { FleetEventView, NodeId } from '@tether/contracts';
 import { WS_CLOSE } from '@tether/contracts';
@@ -168,6 +169,61 @@ describe('several replicas on one PostgreSQL', () => {
       // The auth cache TTL is ten minutes here: only the NOTIFY can have done this.
       expect(await socket.closed).toBe(WS_CLOSE.CREDENTIAL_REVOKED);
     } finally {
+      for (const replica of replicas) replica.child.kill('SIGKILL');
+      await Promise.all(replicas.map((r) => r.exited));
+      await database.drop();
+    }
+  });
+
+  it('a participant suspended through one replica has its SSE stream on another ended with auth.unauthenticated', async () => {
+    const database = await createTestDatabase();
+    const replicas: ServerProcess[] = [];
+    let stream: Collected | undefined;
+    try {
+      const env = { ...ENV, DATABASE_URL: database.url };
+      replicas.push(await spawnServer(env));
+      replicas.push(await spawnServer(env));
+      const [a, b] = replicas as [ServerProcess, ServerProcess];
+      const member = await mutate<{ participantId: string; token: string }>(
+        a.url,
+        'participant.create',
+        { name: 'far member', role: 'member' },
+        { token: ADMIN },
+      );
+      expect(member.status, member.raw).toBe(200);
+      const session = await mutate<{ sessionId: string }>(
+        a.url,
+        'session.create',
+        { name: 'far session' },
+        { token: member.data.token },
+      );
+      stream = subscribeSse(b.url, member.data.token);
+      // Live on B: an event made on A arrives through it (retried until the stream is there).
+      let floor = 0;
+      await eventually(
+        async () => {
+          floor++;
+          await mutate(
+            a.url,
+            'session.raiseFloor',
+            { sessionId: session.data.sessionId, minClientVersion: `1.${floor}` },
+            { token: member.data.token },
+          );
+          return stream!.events.length;
+        },
+        (n) => n > 0,
+      );
+      const suspended = await mutate(
+        a.url,
+        'participant.suspend',
+        { participantId: member.data.participantId },
+        { token: ADMIN },
+      );
+      expect(suspended.status, suspended.raw).toBe(200);
+      // The auth cache TTL is ten minutes here: only the NOTIFY can have done this.
+      expect(await stream.failed).toBe('auth.unauthenticated');
+    } finally {
+      await stream?.close();
       for (const replica of replicas) replica.child.kill('SIGKILL');
       await Promise.all(replicas.map((r) => r.exited));
       await database.drop();

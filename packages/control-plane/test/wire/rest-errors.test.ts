@@ -8,6 +8,7 @@
  */
 import {
   ERROR_REGISTRY,
+  SUPPORTED_CONTRACT_MAJORS,
   TETHER_ERROR_CODES,
   type SessionId,
   type TetherErrorCode,
@@ -268,6 +269,10 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
       { token: owner.token },
     );
   },
+  'participant.suspend_self': (s) =>
+    rest(s.url, 'POST', `/participants/${s.adminParticipantId}/suspend`, undefined, {
+      token: s.adminToken,
+    }),
   'node.not_found': (s) =>
     rest(s.url, 'GET', '/nodes/no-such-node', undefined, { token: s.adminToken }),
   'node.id_taken': async (s) => {
@@ -351,6 +356,11 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
     rest(s.url, 'GET', '/sessions', undefined, {
       token: s.adminToken,
       headers: { 'x-tether-client-version': '99.0' },
+    }),
+  'version.unsupported': (s) =>
+    rest(s.url, 'GET', '/sessions', undefined, {
+      token: s.adminToken,
+      headers: { 'x-tether-client-version': `${SUPPORTED_CONTRACT_MAJORS.min - 1}.0` },
     }),
   'version.floor_malformed': async (s) => {
     const owner = await participant(s);

@@ -295,6 +295,35 @@ describe('REST round trip through /api/v1', () => {
     );
   });
 
+  it('a stream ends with an error frame when its credential is revoked', async () => {
+    await using server = await startTestServer();
+    const member = await rest<{ tokenId: string; token: string }>(
+      server.url,
+      'POST',
+      '/participants',
+      { name: 'watcher', role: 'member' },
+      { token: server.adminToken },
+    );
+    expect(member.status).toBe(200);
+    const stream = await openEvents(server.url, { token: member.body.token });
+    await stream.until((s) => s.comments.includes('connected'));
+    const revoked = await rest(
+      server.url,
+      'POST',
+      `/tokens/${member.body.tokenId}/revoke`,
+      undefined,
+      { token: server.adminToken },
+    );
+    expect(revoked.status).toBe(200);
+    await stream.ended;
+    const last = stream.frames.at(-1)!;
+    expect(last.event).toBe('error');
+    expect(last.id).toBeUndefined();
+    expect((JSON.parse(last.data!) as { error: { code: string } }).error.code).toBe(
+      'auth.unauthenticated',
+    );
+  });
+
   it('a stream ends when the server stops', async () => {
     await using server = await startTestServer();
     const stream = await openEvents(server.url, { token: server.adminToken });

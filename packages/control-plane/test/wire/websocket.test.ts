@@ -1,10 +1,10 @@
-import { CONTRACT_VERSION, parseEventEnvelopeVersion } from '@tether/contracts';
+import { CONTRACT_VERSION, SUPPORTED_CONTRACT_MAJORS } from '@tether/contracts';
 import { TRPCClientError } from '@trpc/client';
 import { describe, expect, it } from 'vitest';
 import { CLOSE_CREDENTIAL_REVOKED } from '../../src/server/connections.js';
-import { mutate } from '../http.js';
-import { startTestServer } from '../server.js';
-import { nodeOf, participant, sessionOf, wsClient } from './actors.js';
+import { errorCode, mutate, query } from '../http.js';
+import { startTestServer, type TestServer } from '../server.js';
+import { nodeOf, participant, sessionOf, wsClient, type NodeActor } from './actors.js';
 
 function tetherCode(error: unknown): string | undefined {
   if (!(error instanceof TRPCClientError)) return undefined;
@@ -12,18 +12,13 @@ function tetherCode(error: unknown): string | undefined {
   return data?.tetherError?.code;
 }
 
-const MAJOR = parseEventEnvelopeVersion(CONTRACT_VERSION).major;
-/** A contract MAJOR above the server's, and a MINOR of its own MAJOR it does not know yet. */
-const ABOVE = `${MAJOR + 1n}.0`;
-const SAME_MAJOR = `${MAJOR}.99`;
-
 describe('tRPC over WebSocket', () => {
   it('a node authenticates once with connectionParams and attaches, beats and detaches over one socket', async () => {
     await using server = await startTestServer();
     const owner = await participant(server);
     const session = await sessionOf(server, owner);
     const node = await nodeOf(server, owner);
-    const ws = wsClient(server, { token: node.token, clientVersion: '1.0' });
+    const ws = wsClient(server, { token: node.token, clientVersion: CONTRACT_VERSION });
     try {
       const attached = await ws.client.runtimenode.attach.mutate({
         sessionId: session,
@@ -109,40 +104,71 @@ describe('tRPC over WebSocket', () => {
     expect(after.status).toBe(401);
   });
 
-  it('a client announcing a higher contract MAJOR gets version.ceiling_exceeded (WS and HTTP)', async () => {
-    await using server = await startTestServer();
-    const owner = await participant(server);
-    const node = await nodeOf(server, owner);
-    const ws = wsClient(server, { token: node.token, clientVersion: ABOVE });
-    try {
-      const error = await ws.client.runtimenode.heartbeat
-        .mutate({ nodeId: node.nodeId, healthState: 'online' })
-        .catch((e: unknown) => e);
-      expect(tetherCode(error)).toBe('version.ceiling_exceeded');
-    } finally {
-      await ws.close();
-    }
-    const http = await mutate(
-      server.url,
-      'runtimenode.heartbeat',
-      { nodeId: node.nodeId, healthState: 'online' },
-      {
-        token: node.token,
-        headers: { 'x-tether-client-version': ABOVE },
-      },
-    );
-    expect(http.status).toBe(409);
-    expect(http.error?.data.tetherError.code).toBe('version.ceiling_exceeded');
-    const sameMajor = await mutate(
-      server.url,
-      'runtimenode.heartbeat',
-      { nodeId: node.nodeId, healthState: 'online' },
-      {
-        token: node.token,
-        headers: { 'x-tether-client-version': SAME_MAJOR },
-      },
-    );
-    expect(sameMajor.status).toBe(200);
+  describe('the contract MAJORs the server serves', () => {
+    const { min, max } = SUPPORTED_CONTRACT_MAJORS;
+    const beat = (server: TestServer, node: NodeActor, clientVersion: string) =>
+      mutate(
+        server.url,
+        'runtimenode.heartbeat',
+        { nodeId: node.nodeId, healthState: 'online' },
+        { token: node.token, headers: { 'x-tether-client-version': clientVersion } },
+      );
+    const wsBeat = async (server: TestServer, node: NodeActor, clientVersion: string) => {
+      const ws = wsClient(server, { token: node.token, clientVersion });
+      try {
+        return await ws.client.runtimenode.heartbeat
+          .mutate({ nodeId: node.nodeId, healthState: 'online' })
+          .then(() => 'ok')
+          .catch((e: unknown) => e);
+      } finally {
+        await ws.close();
+      }
+    };
+
+    it('system.info states them', async () => {
+      await using server = await startTestServer();
+      const info = await query<{ supportedContractMajors: unknown; contractVersion: string }>(
+        server.url,
+        'system.info',
+      );
+      expect(info.data.supportedContractMajors).toEqual({ min, max });
+      expect(info.data.contractVersion).toBe(CONTRACT_VERSION);
+    });
+
+    it('a client announcing a MAJOR below them gets version.unsupported naming the range (HTTP header and WS connectionParams)', async () => {
+      expect(min).toBeGreaterThan(0); // there is a MAJOR below to announce
+      await using server = await startTestServer();
+      const node = await nodeOf(server, await participant(server));
+      const old = `${min - 1}.9`;
+      const http = await beat(server, node, old);
+      expect(http.status).toBe(409);
+      expect(errorCode(http)).toBe('version.unsupported');
+      expect(http.error?.data.tetherError.details).toEqual({
+        serverContractVersion: CONTRACT_VERSION,
+        supportedContractMajors: { min, max },
+        clientVersion: old,
+      });
+      expect(http.error?.data.tetherError.message).toContain(`contract MAJOR`);
+      const ws = await wsBeat(server, node, old);
+      expect(tetherCode(ws)).toBe('version.unsupported');
+      // The server keeps serving supported clients.
+      expect((await beat(server, node, `${min}.0`)).status).toBe(200);
+      expect(await wsBeat(server, node, CONTRACT_VERSION)).toBe('ok');
+    });
+
+    it('a client announcing a MAJOR above them gets version.ceiling_exceeded (WS and HTTP); any MINOR of a served MAJOR is fine', async () => {
+      await using server = await startTestServer();
+      const node = await nodeOf(server, await participant(server));
+      const above = `${max + 1}.0`;
+      expect(tetherCode(await wsBeat(server, node, above))).toBe('version.ceiling_exceeded');
+      const http = await beat(server, node, above);
+      expect(http.status).toBe(409);
+      expect(errorCode(http)).toBe('version.ceiling_exceeded');
+      expect(http.error?.data.tetherError.details).toMatchObject({
+        supportedContractMajors: { min, max },
+      });
+      expect((await beat(server, node, `${max}.99`)).status).toBe(200);
+    });
   });
 
   it('SIGTERM-style stop sends the reconnect notification and readiness fails while draining', async () => {

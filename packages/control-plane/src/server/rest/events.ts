@@ -28,7 +28,7 @@ import { asTrpcError, callerFor, sendRestError } from './handler.js';
 export const EVENTS_PATH = '/api/v1/events';
 
 export interface EventStreamOptions {
-  context: (req: IncomingMessage) => Promise<Context>;
+  context: (req: IncomingMessage, res: ServerResponse) => Promise<Context>;
   /** A comment line every this many ms keeps proxies and clients from timing the stream out. */
   keepAliveMs: number;
   onInternalError: (error: TRPCError, procedure: string) => void;
@@ -96,7 +96,7 @@ export function createEventStreamHandler(
     res.once('close', () => gone.abort());
     let events: AsyncIterable<unknown>;
     try {
-      const ctx = await options.context(req);
+      const ctx = await options.context(req, res);
       const caller = callerFor(ctx, gone.signal);
       if (typeof input.lastEventId === 'string') {
         // A cursor older than retention (or never issued) is answered 412 now, not mid-stream,

@@ -75,7 +75,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 export interface RestHandlerOptions {
   routes: RestRoutes;
   maxBodyBytes: number;
-  context: (req: IncomingMessage) => Promise<Context>;
+  context: (req: IncomingMessage, res: ServerResponse) => Promise<Context>;
   /** Answers 413 and closes the connection (the rest of the body is not read). */
   tooLarge: (res: ServerResponse) => void;
   onInternalError: (error: TRPCError, procedure: string) => void;
@@ -166,7 +166,7 @@ export function createRestHandler(
     if ('error' in read) return sendRestError(res, read.error, read.headers);
     const { procedure } = match.route;
     try {
-      const ctx = await options.context(req);
+      const ctx = await options.context(req, res);
       const data = await procedureOf(callerFor(ctx), procedure)(read.input);
       sendJson(res, 200, data ?? null);
     } catch (cause) {

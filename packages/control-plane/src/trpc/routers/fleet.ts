@@ -1,9 +1,14 @@
-import { FleetEventsInput, FleetListInput, FleetListOutput } from '@tether/contracts';
+import {
+  FleetEventView,
+  FleetEventsInput,
+  FleetListInput,
+  FleetListOutput,
+} from '@tether/contracts';
 import { tracked } from '@trpc/server';
 import { listEvents } from '../../events/feed.js';
 import { router } from '../init.js';
+import { participantProcedure, streamSignal } from '../procedures.js';
 import { rest } from '../rest-meta.js';
-import { participantProcedure } from '../procedures.js';
 
 export const fleetRouter = router({
   /** One page of the feed over plain HTTP (catch-up reads, scripts). */
@@ -22,15 +27,17 @@ export const fleetRouter = router({
 
   /**
    * The live feed (WebSocket or SSE). `tracked(id, …)`: a client that reconnects sends its last
-   * id back and receives exactly the events it missed, then live ones.
+   * id back and receives exactly the events it missed, then live ones. Each event is parsed with
+   * `FleetEventView` on the way out (`meta.eventOutput`, see procedures.ts). It ends with
+   * `auth.unauthenticated` once the caller's credential ends.
    */
-  events: participantProcedure.input(FleetEventsInput).subscription(async function* ({
-    ctx,
-    input,
-    signal,
-  }) {
-    for await (const event of ctx.deps.feed.subscribe(ctx.principal, input, signal)) {
-      yield tracked(event.id, event);
-    }
-  }),
+  events: participantProcedure
+    .input(FleetEventsInput)
+    .meta({ eventOutput: FleetEventView })
+    .subscription(async function* ({ ctx, input, signal }) {
+      const until = streamSignal(ctx, signal);
+      for await (const event of ctx.deps.feed.subscribe(ctx.principal, input, until)) {
+        yield tracked(event.id, event);
+      }
+    }),
 });

@@ -1,4 +1,9 @@
-import { CONTRACT_VERSION, SystemInfoInput, SystemInfoOutput } from '@tether/contracts';
+import {
+  CONTRACT_VERSION,
+  SUPPORTED_CONTRACT_MAJORS,
+  SystemInfoInput,
+  SystemInfoOutput,
+} from '@tether/contracts';
 import { router } from '../init.js';
 import { rest } from '../rest-meta.js';
 import { publicProcedure } from '../procedures.js';
@@ -21,6 +26,7 @@ export const systemRouter = router({
       return {
         serverVersion: s.serverVersion,
         contractVersion: CONTRACT_VERSION,
+        supportedContractMajors: { ...SUPPORTED_CONTRACT_MAJORS },
         heartbeatIntervalMs: s.heartbeatIntervalMs,
         degradedAfterMs: s.degradedAfterMs,
         offlineAfterMs: s.offlineAfterMs,
