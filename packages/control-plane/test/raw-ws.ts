@@ -195,7 +195,10 @@ export async function stubbornSocket(wsUrl: string, token: string): Promise<Stub
   await upgrade;
   tcp.write(
     maskedTextFrame(
-      JSON.stringify({ method: 'connectionParams', data: { token, clientVersion: '1.0' } }),
+      JSON.stringify({
+        method: 'connectionParams',
+        data: { token, clientVersion: CONTRACT_VERSION },
+      }),
     ),
   );
   let nextId = 1;

@@ -111,6 +111,11 @@ class SchemaClient {
     ).toBe(true);
   }
 
+  /** Whether this client's contract has the procedure (newer procedures are called only then). */
+  knows(procedure: string): boolean {
+    return this.#baseline.procedures.has(procedure);
+  }
+
   async call<T>(procedure: string, input: unknown, token?: string): Promise<T> {
     const kind = this.#baseline.procedures.get(procedure)?.kind;
     if (input !== undefined) this.check(procedure, 'input', input);
@@ -147,6 +152,16 @@ async function scenario(client: SchemaClient, server: TestServer): Promise<void>
     member.token,
   );
   await client.call('token.revoke', { tokenId: token.tokenId }, member.token);
+  if (client.knows('token.list')) await client.call('token.list', {}, member.token);
+  if (client.knows('participant.suspend')) {
+    const other = await client.call<{ participantId: string }>(
+      'participant.create',
+      { name: `suspended-${tag}`, role: 'member' },
+      admin,
+    );
+    await client.call('participant.suspend', { participantId: other.participantId }, admin);
+    await client.call('participant.resume', { participantId: other.participantId }, admin);
+  }
 
   const session = await client.call<{ sessionId: string }>(
     'session.create',
