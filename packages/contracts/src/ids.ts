@@ -21,3 +21,10 @@ export type AttachmentId = z.infer<typeof AttachmentId>;
  */
 export const Timestamp = z.date().meta({ type: 'string', format: 'date-time' });
 export type Timestamp = z.infer<typeof Timestamp>;
+
+/**
+ * A point in time in an input: a `Date` on the tRPC wire (superjson), an ISO-8601 string over the
+ * plain-JSON REST surface; either becomes a `Date`. Published as a date-time string.
+ */
+export const TimestampInput = z.coerce.date().meta({ type: 'string', format: 'date-time' });
+export type TimestampInput = z.infer<typeof TimestampInput>;

@@ -1,7 +1,14 @@
 /** `node.*`: the device registry and "who is online and can do Y". */
 import { z } from 'zod';
 import { Capabilities, CapabilityName } from '../capabilities.js';
-import { AttachmentId, NodeId, ParticipantId, SessionId, Timestamp } from '../ids.js';
+import {
+  AttachmentId,
+  NodeId,
+  ParticipantId,
+  SessionId,
+  Timestamp,
+  TimestampInput,
+} from '../ids.js';
 import { NodeState, PresenceHealthState } from '../states.js';
 import { DisplayName, Labels, Location, Metadata, PageInput, page } from './common.js';
 import { TokenString } from './participants.js';
@@ -108,7 +115,7 @@ export const METRICS_HISTORY_MAX = 10_000;
 export const NodeMetricsInput = z.strictObject({
   nodeId: NodeId,
   /** Only samples taken after this time (exclusive): pass back the last sample's `at` to poll. */
-  since: Timestamp.optional(),
+  since: TimestampInput.optional(),
 });
 export type NodeMetricsInput = z.infer<typeof NodeMetricsInput>;
 

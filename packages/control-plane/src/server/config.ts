@@ -45,6 +45,7 @@ const EnvSchema = z.object({
   TETHER_MAX_WS_PAYLOAD_BYTES: bytes(1024 * 1024),
   TETHER_WS_PING_MS: ms(3_000),
   TETHER_WS_PONG_WAIT_MS: ms(2_000),
+  TETHER_SSE_KEEPALIVE_MS: ms(15_000),
   TETHER_AUTH_CACHE_TTL_MS: ms(1_000),
   TETHER_LISTEN_BACKLOG: z.coerce.number().int().min(1).max(65_535).default(4_096),
   TETHER_WS_ADMIT_PER_SECOND: z.coerce.number().int().min(0).max(1_000_000).default(500),
@@ -114,6 +115,8 @@ export interface Config {
   maxWsPayloadBytes: number;
   wsPingMs: number;
   wsPongWaitMs: number;
+  /** A keep-alive comment line on `GET /api/v1/events` streams every this many ms. */
+  sseKeepAliveMs: number;
   authCacheTtlMs: number;
   /** Pending TCP connections the kernel may queue for accept (capped by net.core.somaxconn). */
   listenBacklog: number;
@@ -189,6 +192,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxWsPayloadBytes: e.TETHER_MAX_WS_PAYLOAD_BYTES,
     wsPingMs: e.TETHER_WS_PING_MS,
     wsPongWaitMs: e.TETHER_WS_PONG_WAIT_MS,
+    sseKeepAliveMs: e.TETHER_SSE_KEEPALIVE_MS,
     authCacheTtlMs: e.TETHER_AUTH_CACHE_TTL_MS,
     wsAdmitPerSecond: e.TETHER_WS_ADMIT_PER_SECOND,
     listenBacklog: e.TETHER_LISTEN_BACKLOG,

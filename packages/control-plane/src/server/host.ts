@@ -1,7 +1,9 @@
 /**
  * One port, one HTTP server: tRPC over HTTP at /trpc, tRPC over WebSocket at /trpc (upgrade),
- * /livez, /readyz, /metrics (unless it has a listener of its own or is not exposed: see
- * metrics-http.ts). Transport concerns only; every call goes through the router.
+ * plain-JSON REST at /api/v1 (+ /api/v1/openapi.json, the /api/v1/events SSE stream and the
+ * /api/docs reference page), /livez, /readyz, /metrics (unless it has a listener of its own or
+ * is not exposed: see metrics-http.ts). Transport concerns only; every call goes through the
+ * router.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -20,6 +22,11 @@ import { isPlainHeartbeat, serveHttpHeartbeat } from './http-heartbeat.js';
 import { sendJson } from './http-json.js';
 import { serveMetrics, type MetricsExposure } from './metrics-http.js';
 import type { PresenceBindings } from './presence-bindings.js';
+import { createDocsHandler, DOCS_PATH } from './rest/docs.js';
+import { createEventStreamHandler, EVENTS_PATH } from './rest/events.js';
+import { createRestHandler, REST_PREFIX, sendRestError, TOO_LARGE } from './rest/handler.js';
+import { buildOpenApiDocument } from './rest/openapi.js';
+import { RestRoutes } from './rest/routes.js';
 import { WsGuard } from './ws-guard.js';
 import { WsHeartbeatFastPath } from './ws-heartbeat.js';
 
@@ -28,6 +35,8 @@ export interface HostOptions {
   maxWsPayloadBytes: number;
   wsPingMs: number;
   wsPongWaitMs: number;
+  /** Keep-alive comment interval of `GET /api/v1/events` streams. */
+  sseKeepAliveMs: number;
   trustProxy: boolean;
   revalidateEveryMs: number;
   /** New WebSocket sessions over this limit are told when to come back (admission.ts). */
@@ -90,6 +99,25 @@ function stringParam(
   return typeof value === 'string' ? value.slice(0, max) : null;
 }
 
+/** Do not read the rest of an oversized body: close the connection after answering. */
+function closeAfter(res: ServerResponse): void {
+  res.once('finish', () => res.socket?.destroy());
+}
+
+function restTooLarge(res: ServerResponse): void {
+  sendRestError(res, TOO_LARGE());
+  closeAfter(res);
+}
+
+/** The request's URL (path and query), or null when it cannot be parsed. */
+function requestUrl(req: IncomingMessage): URL | null {
+  try {
+    return new URL(`http://localhost${(req.url ?? '/').startsWith('/') ? req.url : '/'}`);
+  } catch {
+    return null;
+  }
+}
+
 /** 413 for a body over the limit, as tRPC would shape it (formatter + transformer). */
 function tooLarge(res: ServerResponse): void {
   const shape = formatError({
@@ -100,8 +128,7 @@ function tooLarge(res: ServerResponse): void {
     path: undefined,
   });
   sendJson(res, shape.data.httpStatus, transformTRPCResponse(rootConfig, { error: shape }));
-  // Do not read the rest of an oversized body: close the connection after answering.
-  res.once('finish', () => res.socket?.destroy());
+  closeAfter(res);
 }
 
 /** A refused call's error as the error formatter shapes it. */
@@ -204,6 +231,25 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
     onError: ({ error, path }) => logInternal(error, path),
   });
 
+  // REST: the route table and the OpenAPI document are built once, from the procedures.
+  const restRoutes = new RestRoutes(appRouter);
+  const openApiJson = JSON.stringify(buildOpenApiDocument(restRoutes));
+  const restContext = (req: IncomingMessage, res: ServerResponse): Promise<Context> =>
+    httpContext(req, res, null);
+  const rest = createRestHandler({
+    routes: restRoutes,
+    maxBodyBytes: options.maxBodyBytes,
+    context: restContext,
+    tooLarge: restTooLarge,
+    onInternalError: logInternal,
+  });
+  const eventStream = createEventStreamHandler({
+    context: restContext,
+    keepAliveMs: options.sseKeepAliveMs,
+    onInternalError: logInternal,
+  });
+  const docs = createDocsHandler();
+
   let httpInFlight = 0;
   let httpIdleWaiters: (() => void)[] = [];
   const server = createServer((req, res) => {
@@ -261,11 +307,42 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       }
       return trpcHttp(req, res);
     }
+    if (path === REST_PREFIX || path.startsWith(`${REST_PREFIX}/`)) {
+      if (draining) res.setHeader('connection', 'close');
+      const url = requestUrl(req);
+      if (url === null) {
+        return sendRestError(
+          res,
+          new TetherError('request.invalid', 'The request URL is not valid.'),
+        );
+      }
+      if (path === `${REST_PREFIX}/openapi.json`) {
+        res.writeHead(200, {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(openApiJson),
+          'cache-control': 'no-cache',
+        });
+        res.end(openApiJson);
+        return;
+      }
+      if (path === EVENTS_PATH) {
+        void eventStream(req, res, url);
+        return;
+      }
+      const declared = Number(req.headers['content-length'] ?? 0);
+      if (Number.isFinite(declared) && declared > options.maxBodyBytes) return restTooLarge(res);
+      void rest(req, res, url);
+      return;
+    }
+    if (path === DOCS_PATH || path.startsWith(`${DOCS_PATH}/`)) return docs(req, res, path);
     if (path === '/') {
       return sendJson(res, 200, {
         name: 'tether',
         serverVersion: deps.settings.serverVersion,
         api: '/trpc',
+        rest: REST_PREFIX,
+        openapi: `${REST_PREFIX}/openapi.json`,
+        docs: DOCS_PATH,
         health: ['/livez', '/readyz'],
         ...(options.metrics.onMainPort ? { metrics: '/metrics' } : {}),
       });

@@ -16,7 +16,7 @@ import type { Context } from '../trpc/context.js';
 import { formatError, TRPCError } from '../trpc/error-formatter.js';
 import { createCallerFactory, rootConfig } from '../trpc/init.js';
 import { appRouter } from '../trpc/root.js';
-import { sendJson } from './http-json.js';
+import { readBody, sendJson } from './http-json.js';
 
 export const HEARTBEAT_PATH = '/trpc/runtimenode.heartbeat';
 const PATH = 'runtimenode.heartbeat';
@@ -32,29 +32,6 @@ export function isPlainHeartbeat(req: IncomingMessage): boolean {
 function sendError(res: ServerResponse, error: TRPCError): void {
   const shape = formatError({ error, path: PATH });
   sendJson(res, shape.data.httpStatus, transformTRPCResponse(rootConfig, { error: shape }));
-}
-
-/** The body as text, or null once it passed `maxBytes` (the caller answers 413). */
-function readBody(req: IncomingMessage, maxBytes: number): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    req.on('data', (chunk: Buffer) => {
-      if (over) return;
-      size += chunk.length;
-      if (size > maxBytes) {
-        over = true;
-        resolve(null);
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (!over) resolve(Buffer.concat(chunks).toString('utf8'));
-    });
-    req.on('error', reject);
-  });
 }
 
 export async function serveHttpHeartbeat(

@@ -178,6 +178,7 @@ export async function startTether(
     maxWsPayloadBytes: config.maxWsPayloadBytes,
     wsPingMs: config.wsPingMs,
     wsPongWaitMs: config.wsPongWaitMs,
+    sseKeepAliveMs: config.sseKeepAliveMs,
     trustProxy: config.trustProxy,
     revalidateEveryMs: config.authCacheTtlMs,
     admission: new Admission({ ratePerSecond: config.wsAdmitPerSecond }),

@@ -1,6 +1,7 @@
 /** initTRPC, exactly once. Everything else builds on what this file exports. */
 import { initTRPC } from '@trpc/server';
 import superjson from 'superjson';
+import type { OpenApiMeta } from 'trpc-to-openapi';
 import type { z } from 'zod';
 import type { Context } from './context.js';
 import { formatError } from './error-formatter.js';
@@ -15,9 +16,12 @@ export interface ProcedureMeta {
   eventOutput?: z.ZodType;
 }
 
+/** Procedure meta: ours, plus the REST operation of each query and mutation (rest-meta.ts). */
+export type TetherMeta = OpenApiMeta<ProcedureMeta & Record<string, unknown>>;
+
 const t = initTRPC
   .context<Context>()
-  .meta<ProcedureMeta>()
+  .meta<TetherMeta>()
   .create({
     // TypeScript clients get `Date`s (and BigInts, Maps…) end to end; plain-JSON clients use the
     // REST surface at /api/v1, generated from these same procedures.

@@ -8,10 +8,19 @@ import { tracked } from '@trpc/server';
 import { listEvents } from '../../events/feed.js';
 import { router } from '../init.js';
 import { participantProcedure, streamSignal } from '../procedures.js';
+import { rest } from '../rest-meta.js';
 
 export const fleetRouter = router({
   /** One page of the feed over plain HTTP (catch-up reads, scripts). */
   list: participantProcedure
+    .meta(
+      rest(
+        'POST',
+        '/events/query',
+        'events',
+        'One page of the fleet event feed (filters in the body)',
+      ),
+    )
     .input(FleetListInput)
     .output(FleetListOutput)
     .query(({ ctx, input }) => listEvents(ctx.deps.db, ctx.principal, input)),

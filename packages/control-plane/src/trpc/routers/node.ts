@@ -16,42 +16,79 @@ import {
 import * as queries from '../../nodes/queries.js';
 import * as nodes from '../../nodes/service.js';
 import { router } from '../init.js';
+import { rest } from '../rest-meta.js';
 import { nodeProcedure, participantProcedure } from '../procedures.js';
 
 export const nodeRouter = router({
   get: participantProcedure
+    .meta(
+      rest(
+        'GET',
+        '/nodes/{nodeId}',
+        'nodes',
+        'Get a node: identity, capabilities, presence, active attachment',
+      ),
+    )
     .input(NodeIdInput)
     .output(NodeView)
     .query(({ ctx, input }) => queries.getNode(ctx.deps.db, ctx.principal, input.nodeId)),
   list: participantProcedure
+    .meta(rest('GET', '/nodes', 'nodes', 'List and filter the nodes you may see'))
     .input(NodeListInput)
     .output(NodeListOutput)
     .query(({ ctx, input }) => queries.listNodes(ctx.deps.db, ctx.principal, input)),
   isOnline: participantProcedure
+    .meta(rest('GET', '/nodes/{nodeId}/online', 'nodes', 'Is this node online?'))
     .input(NodeIdInput)
     .output(NodeIsOnlineOutput)
     .query(({ ctx, input }) => queries.isNodeOnline(ctx.deps.db, ctx.principal, input.nodeId)),
   findOnlineWithCapability: participantProcedure
+    .meta(
+      rest(
+        'GET',
+        '/capabilities/{capability}/online-nodes',
+        'nodes',
+        'The online nodes that declare a capability',
+      ),
+    )
     .input(FindOnlineWithCapabilityInput)
     .output(FindOnlineWithCapabilityOutput)
     .query(({ ctx, input }) => queries.findOnlineWithCapability(ctx.deps.db, ctx.principal, input)),
   metrics: participantProcedure
+    .meta(rest('GET', '/nodes/{nodeId}/metrics', 'nodes', 'Recent heartbeat metrics of a node'))
     .input(NodeMetricsInput)
     .output(NodeMetricsOutput)
     .query(({ ctx, input }) =>
       queries.getNodeMetrics(ctx.deps.db, ctx.principal, input, ctx.deps.settings.metricsHistory),
     ),
   update: participantProcedure
+    .meta(
+      rest(
+        'PATCH',
+        '/nodes/{nodeId}',
+        'nodes',
+        "Change a node's name, location, labels or metadata",
+      ),
+    )
     .input(NodeUpdateInput)
     .output(NodeView)
     .mutation(({ ctx, input }) => nodes.updateNode(ctx.deps.db, ctx.principal, input)),
   revoke: participantProcedure
+    .meta(rest('POST', '/nodes/{nodeId}/revoke', 'nodes', 'Revoke a node identity (terminal)'))
     .input(NodeIdInput)
     .output(NullOutput)
     .mutation(({ ctx, input }) =>
       nodes.revokeNode(ctx.deps.db, ctx.principal, input, ctx.deps.revocations),
     ),
   rotateToken: nodeProcedure
+    .meta(
+      rest(
+        'POST',
+        '/node/rotate-token',
+        'nodes',
+        "Replace the calling node's token (the old one stops working)",
+      ),
+    )
     .input(NodeRotateTokenInput)
     .output(NodeRotateTokenOutput)
     .mutation(({ ctx }) => nodes.rotateNodeToken(ctx.deps.db, ctx.principal, ctx.deps.revocations)),

@@ -10,10 +10,20 @@ import {
 } from '@tether/contracts';
 import * as pairing from '../../pairing/service.js';
 import { router } from '../init.js';
+import { rest } from '../rest-meta.js';
 import { participantProcedure, publicLimitedProcedure } from '../procedures.js';
 
 export const pairingRouter = router({
   request: publicLimitedProcedure
+    .meta(
+      rest(
+        'POST',
+        '/pairing/requests',
+        'pairing',
+        'Ask to be paired (device first); show the pairing code to a person',
+        { public: true },
+      ),
+    )
     .input(PairingRequestInput)
     .output(PairingRequestOutput)
     .mutation(({ ctx, input }) =>
@@ -23,10 +33,19 @@ export const pairingRouter = router({
       }),
     ),
   list: participantProcedure
+    .meta(rest('GET', '/pairing/requests', 'pairing', 'List pairing requests'))
     .input(PairingListInput)
     .output(PairingListOutput)
     .query(({ ctx, input }) => pairing.listRequests(ctx.deps.db, ctx.principal, input ?? {})),
   approve: participantProcedure
+    .meta(
+      rest(
+        'POST',
+        '/pairing/requests/{requestId}/approve',
+        'pairing',
+        'Approve a pending pairing request',
+      ),
+    )
     .input(PairingDecisionInput)
     .output(PairingDecisionOutput)
     .mutation(({ ctx, input }) =>
@@ -35,10 +54,27 @@ export const pairingRouter = router({
       }),
     ),
   reject: participantProcedure
+    .meta(
+      rest(
+        'POST',
+        '/pairing/requests/{requestId}/reject',
+        'pairing',
+        'Reject a pending pairing request',
+      ),
+    )
     .input(PairingDecisionInput)
     .output(PairingDecisionOutput)
     .mutation(({ ctx, input }) => pairing.rejectRequest(ctx.deps.db, ctx.principal, input)),
   claim: publicLimitedProcedure
+    .meta(
+      rest(
+        'POST',
+        '/pairing/requests/{requestId}/claim',
+        'pairing',
+        'Collect the node token of an approved request (exactly once)',
+        { public: true },
+      ),
+    )
     .input(PairingClaimInput)
     .output(PairingClaimOutput)
     .mutation(({ ctx, input }) => pairing.claimRequest(ctx.deps.db, input)),

@@ -15,6 +15,7 @@ import {
 import * as runtimeNodes from '../../runtime-nodes/service.js';
 import type { Context } from '../context.js';
 import { router } from '../init.js';
+import { rest } from '../rest-meta.js';
 import {
   heartbeatLimitedNodeProcedure,
   nodeProcedure,
@@ -28,30 +29,78 @@ function wsOrigin(ctx: Context): runtimeNodes.CallOrigin {
 
 export const runtimenodeRouter = router({
   attach: nodeProcedure
+    .meta(
+      rest(
+        'POST',
+        '/runtime-nodes/attach',
+        'runtime-nodes',
+        'Attach the calling node to a session',
+      ),
+    )
     .input(AttachInput)
     .output(AttachOutput)
     .mutation(({ ctx, input }) =>
       runtimeNodes.attach(ctx.deps.db, ctx.principal, input, wsOrigin(ctx)),
     ),
   heartbeat: heartbeatLimitedNodeProcedure
+    .meta(
+      rest(
+        'POST',
+        '/runtime-nodes/heartbeat',
+        'runtime-nodes',
+        'Heartbeat: the node is alive (and its health and metrics)',
+      ),
+    )
     .input(HeartbeatInput)
     .output(HeartbeatOutput)
     .mutation(({ ctx, input }) =>
       runtimeNodes.heartbeat(ctx.deps.db, ctx.principal, input, wsOrigin(ctx), ctx.deps.heartbeats),
     ),
   capabilityupdate: nodeProcedure
+    .meta(
+      rest(
+        'POST',
+        '/runtime-nodes/capabilities',
+        'runtime-nodes',
+        'Declare the full capability set (and optionally go online or degraded)',
+      ),
+    )
     .input(CapabilityUpdateInput)
     .output(CapabilityUpdateOutput)
     .mutation(({ ctx, input }) => runtimeNodes.capabilityUpdate(ctx.deps.db, ctx.principal, input)),
   detach: nodeProcedure
+    .meta(
+      rest(
+        'POST',
+        '/runtime-nodes/detach',
+        'runtime-nodes',
+        'Detach the calling node from its session',
+      ),
+    )
     .input(DetachInput)
     .output(DetachOutput)
     .mutation(({ ctx, input }) => runtimeNodes.detach(ctx.deps.db, ctx.principal, input)),
   revoke: participantProcedure
+    .meta(
+      rest(
+        'POST',
+        '/sessions/{sessionId}/nodes/{nodeId}/revoke',
+        'runtime-nodes',
+        "Revoke a node's attachment to a session (terminal for that session)",
+      ),
+    )
     .input(RevokeAttachmentInput)
     .output(NullOutput)
     .mutation(({ ctx, input }) => runtimeNodes.revokeAttachment(ctx.deps.db, ctx.principal, input)),
   roster: participantProcedure
+    .meta(
+      rest(
+        'GET',
+        '/sessions/{sessionId}/roster',
+        'runtime-nodes',
+        'Every attachment of a session with its presence',
+      ),
+    )
     .input(RosterInput)
     .output(RosterOutput)
     .query(({ ctx, input }) => runtimeNodes.roster(ctx.deps.db, ctx.principal, input)),

@@ -5,10 +5,20 @@ import {
   SystemInfoOutput,
 } from '@tether/contracts';
 import { router } from '../init.js';
+import { rest } from '../rest-meta.js';
 import { publicProcedure } from '../procedures.js';
 
 export const systemRouter = router({
   info: publicProcedure
+    .meta(
+      rest(
+        'GET',
+        '/system/info',
+        'system',
+        'Server version, contract version and liveness settings',
+        { public: true },
+      ),
+    )
     .input(SystemInfoInput)
     .output(SystemInfoOutput)
     .query(({ ctx }) => {
