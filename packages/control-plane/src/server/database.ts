@@ -1,6 +1,6 @@
 /** Which PostgreSQL the server uses: DATABASE_URL, else an embedded one under the data dir. */
 import { join } from 'node:path';
-import pg from 'pg';
+import { ensureDatabase } from '../db/create-database.js';
 import { startEmbeddedPostgres, type RunningEmbeddedPostgres } from '../db/embedded.js';
 import type { Config } from './config.js';
 
@@ -25,16 +25,7 @@ export async function openDatabase(
     persistent: true,
   });
   try {
-    const client = new pg.Client({ connectionString: embedded.connectionString('postgres') });
-    await client.connect();
-    try {
-      const { rows } = await client.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [
-        DATABASE_NAME,
-      ]);
-      if (rows.length === 0) await client.query(`CREATE DATABASE ${DATABASE_NAME}`);
-    } finally {
-      await client.end();
-    }
+    await ensureDatabase(embedded.connectionString('postgres'), DATABASE_NAME);
   } catch (error) {
     await embedded.stop();
     throw error;
