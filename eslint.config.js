@@ -17,8 +17,8 @@ const SERVICE_DEPS = {
   limits: [], // rate limits
   observability: [], // the Prometheus registry (recorded into by trpc/ and server/)
   events: ['auth'], // the fleet feed: append, reads with the caller's visibility, fan-out hub
-  participants: ['auth', 'events'],
-  sessions: ['auth', 'events'],
+  participants: ['auth'], // participants hold credentials
+  sessions: ['auth', 'events'], // raising a version floor is an event
   'runtime-nodes': ['auth', 'events', 'sessions'], // attachments check the session's floor
   nodes: ['auth', 'events', 'runtime-nodes'], // registration and revocation write presence
   enrollment: ['auth', 'events', 'nodes'], // enrolling registers a node
