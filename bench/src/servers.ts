@@ -46,6 +46,8 @@ const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
  */
 export const TETHER_BENCH_ENV: Record<string, string> = {
   TETHER_RATE_HEARTBEATS_PER_MINUTE: '600',
+  // Every simulated node connects from 127.0.0.1: one address, not one client.
+  TETHER_WS_MAX_UNAUTHENTICATED_PER_PEER: '1000000',
   TETHER_WS_ADMIT_PER_SECOND: '0',
   TETHER_LOG_LEVEL: 'info',
 };

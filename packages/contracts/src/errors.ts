@@ -67,10 +67,15 @@ export const ERROR_REGISTRY = {
     false,
     'The request body or message exceeds the size limit.',
   ),
+  'request.batch_too_large': spec(
+    'PAYLOAD_TOO_LARGE',
+    false,
+    'The batch carries more calls than the server accepts at once (details.calls, details.maxCalls); send fewer per batch.',
+  ),
   rate_limited: spec(
     'TOO_MANY_REQUESTS',
     true,
-    'Too many requests for this credential or address; retry later.',
+    'Too many requests for this credential, connection or address; retry after details.retryAfterMs.',
   ),
   'system.unavailable': spec(
     'SERVICE_UNAVAILABLE',

@@ -8,6 +8,12 @@ export const WS_CLOSE = {
    * was revoked: do not reconnect with it.
    */
   CREDENTIAL_REVOKED: 4401,
+  /**
+   * The socket did not authenticate in time: no connectionParams within the server's deadline,
+   * or it holds no credential and made no call for the anonymous idle time. Reconnecting is fine
+   * (send connectionParams at once; open a socket without a credential only to call).
+   */
+  UNAUTHENTICATED_TIMEOUT: 4408,
 } as const;
 
 /** True when a close code tells the client to stop reconnecting. */

@@ -91,6 +91,48 @@ export function mutate<T = unknown>(
   });
 }
 
+/**
+ * Several mutations in one HTTP request, as tRPC's httpBatchLink sends them
+ * (`POST /trpc/a,b,c?batch=1`, the superjson-encoded inputs keyed by position). `items` holds
+ * one decoded result per call when the server answered them one by one; a batch refused as a
+ * whole has `error` set instead.
+ */
+export async function mutateBatch(
+  baseUrl: string,
+  calls: { path: string; input?: unknown }[],
+  options: CallOptions = {},
+): Promise<CallResult<undefined> & { items: CallResult[] }> {
+  const inputs = Object.fromEntries(calls.map((call, i) => [i, superjson.serialize(call.input)]));
+  const response = await fetch(`${baseUrl}/trpc/${calls.map((c) => c.path).join(',')}?batch=1`, {
+    method: 'POST',
+    headers: headers(options, true),
+    body: JSON.stringify(inputs),
+  });
+  const raw = await response.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    parsed = undefined;
+  }
+  type Item = { result?: { data: unknown }; error?: unknown };
+  const items = Array.isArray(parsed)
+    ? (parsed as Item[]).map((item) => {
+        const error = decode(item.error) as CallResult['error'];
+        return {
+          status: error?.data.httpStatus ?? 200,
+          data: decode(item.result?.data),
+          error,
+          raw: JSON.stringify(item),
+        };
+      })
+    : [];
+  const whole = Array.isArray(parsed)
+    ? undefined
+    : (decode((parsed as Item | undefined)?.error) as CallResult['error']);
+  return { status: response.status, data: undefined, error: whole, raw, items };
+}
+
 /** The Tether error code of a failed call (undefined on success). */
 export function errorCode(result: CallResult): string | undefined {
   return result.error?.data.tetherError.code;

@@ -7,41 +7,62 @@ import { fileURLToPath } from 'node:url';
 
 const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
 
-export interface ServerProcess {
-  url: string;
+export interface LaunchedServer {
   child: ChildProcess;
   output(): string;
   /** Resolves with the exit code (or the signal name). */
   exited: Promise<number | string>;
 }
 
-export async function spawnServer(env: Record<string, string>): Promise<ServerProcess> {
+export interface ServerProcess extends LaunchedServer {
+  url: string;
+}
+
+/** Environment for the child: ours, then `env`; an `undefined` value removes the variable. */
+function childEnv(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const merged: NodeJS.ProcessEnv = {
+    ...process.env,
+    TETHER_PORT: '0',
+    TETHER_HOST: '127.0.0.1',
+    TETHER_LOG_LEVEL: 'info',
+  };
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) delete merged[name];
+    else merged[name] = value;
+  }
+  return merged;
+}
+
+/** Starts the server process without waiting for it (for servers expected to refuse to start). */
+export function launchServer(env: Record<string, string | undefined>): LaunchedServer {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/cli.ts', 'serve'], {
     cwd: PACKAGE_DIR,
-    env: {
-      ...process.env,
-      TETHER_PORT: '0',
-      TETHER_HOST: '127.0.0.1',
-      TETHER_LOG_LEVEL: 'info',
-      ...env,
-    },
+    env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   const exited = new Promise<number | string>((resolve) => {
     child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
   });
+  return { child, output: () => output, exited };
+}
+
+export async function spawnServer(env: Record<string, string | undefined>): Promise<ServerProcess> {
+  const launched = launchServer(env);
   const url = await new Promise<string>((resolve, reject) => {
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString('utf8');
-      const match = /"url":"(http:\/\/[^"]+)","trpc"/.exec(output);
-      if (match) resolve(match[1]!);
+    const onData = (): void => {
+      const match = /"url":"(http:\/\/[^"]+)","trpc"/.exec(launched.output());
+      if (match) {
+        launched.child.stdout?.off('data', onData);
+        resolve(match[1]!);
+      }
     };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    void exited.then((code) =>
-      reject(new Error(`server exited (${code}) before listening:\n${output}`)),
+    launched.child.stdout?.on('data', onData);
+    void launched.exited.then((code) =>
+      reject(new Error(`server exited (${code}) before listening:\n${launched.output()}`)),
     );
   });
-  return { url, child, output: () => output, exited };
+  return { ...launched, url };
 }

@@ -75,3 +75,68 @@ export async function rawNodeSocket(
     destroy: () => ws.terminate(),
   };
 }
+
+export type RawSocket =
+  | {
+      kind: 'open';
+      ws: WebSocket;
+      /** Resolves with the close code and reason. */
+      closed: Promise<{ code: number; reason: string }>;
+      /** Sends tRPC's connectionParams message (a token only if given). */
+      sendConnectionParams(params: Record<string, string>): void;
+      close(): Promise<void>;
+    }
+  | {
+      kind: 'refused';
+      status: number;
+      headers: Record<string, string | string[] | undefined>;
+      body: string;
+    };
+
+/**
+ * A bare WebSocket that sends nothing on its own, not even connectionParams, but answers tRPC's
+ * keep-alive (`PING` → `PONG`), as a client holding sockets open on purpose would: for the
+ * server's deadlines and caps on unauthenticated sockets. An upgrade the server refuses
+ * resolves as `refused`, with the HTTP answer.
+ */
+export async function rawSocket(
+  wsUrl: string,
+  options: { connectionParams?: boolean } = {},
+): Promise<RawSocket> {
+  const ws = new WebSocket(
+    options.connectionParams === false ? wsUrl : `${wsUrl}?connectionParams=1`,
+  );
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.once('close', (code, reason) => resolve({ code, reason: reason.toString('utf8') })),
+  );
+  ws.on('message', (data: Buffer) => {
+    if (data.toString('utf8') === 'PING') ws.send('PONG');
+  });
+  return new Promise<RawSocket>((resolve, reject) => {
+    ws.once('open', () =>
+      resolve({
+        kind: 'open',
+        ws,
+        closed,
+        sendConnectionParams: (params) =>
+          ws.send(JSON.stringify({ method: 'connectionParams', data: params })),
+        close: async () => {
+          if (ws.readyState === WebSocket.CLOSED) return;
+          ws.close();
+          await closed;
+        },
+      }),
+    );
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => {
+        resolve({ kind: 'refused', status: res.statusCode ?? 0, headers: res.headers, body });
+        ws.terminate();
+      });
+    });
+    // A refused handshake is aborted by us above; ws then reports that as an error too.
+    ws.on('error', (error) => reject(error));
+  });
+}

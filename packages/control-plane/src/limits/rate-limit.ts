@@ -1,7 +1,12 @@
 /**
- * Token buckets keyed by a string (a credential hash or the real peer address). Memory is bounded:
- * idle full buckets are dropped, and the map is capped.
+ * Token buckets keyed by a string (a node or participant id). Memory is bounded: idle full
+ * buckets are dropped, and the map is capped. The limits that must hold across replicas (per
+ * peer address: public calls, failed authentications) live in PostgreSQL instead
+ * (limits/shared-buckets.ts).
  */
+import type { Db } from '../db/pool.js';
+import { SharedBuckets } from './shared-buckets.js';
+
 export interface BucketSpec {
   /** Tokens per minute (refill rate) and burst size. */
   perMinute: number;
@@ -66,31 +71,43 @@ export class TokenBuckets {
 }
 
 export interface RateLimiter {
-  /** Public, unauthenticated calls (pairing, enrollment), per peer address. */
-  publicCalls: TokenBuckets;
-  /** Failed authentications per peer address; when empty the peer is locked out. */
-  authFailures: TokenBuckets;
-  /** Heartbeats per node. */
+  /** Public, unauthenticated calls (pairing, enrollment), per peer address; shared by replicas. */
+  publicCalls: SharedBuckets;
+  /** Failed authentications per peer address; when empty the peer is locked out. Shared. */
+  authFailures: SharedBuckets;
+  /** Heartbeats per node: in this process's memory (no database round trip per beat). */
   heartbeats: TokenBuckets;
+  /** Authenticated mutations per principal, heartbeats excepted: in this process's memory. */
+  mutations: TokenBuckets;
 }
 
-export function createRateLimiter(options: {
-  publicPerMinute: number;
-  authFailuresPerMinute: number;
-  heartbeatsPerMinute: number;
-}): RateLimiter {
+export function createRateLimiter(
+  db: Db,
+  options: {
+    publicPerMinute: number;
+    authFailuresPerMinute: number;
+    heartbeatsPerMinute: number;
+    mutationsPerMinute: number;
+  },
+): RateLimiter {
   return {
-    publicCalls: new TokenBuckets({
+    publicCalls: new SharedBuckets(db, {
+      scope: 'public',
       perMinute: options.publicPerMinute,
       burst: options.publicPerMinute,
     }),
-    authFailures: new TokenBuckets({
+    authFailures: new SharedBuckets(db, {
+      scope: 'auth_failures',
       perMinute: options.authFailuresPerMinute,
       burst: options.authFailuresPerMinute,
     }),
     heartbeats: new TokenBuckets({
       perMinute: options.heartbeatsPerMinute,
       burst: Math.max(10, Math.ceil(options.heartbeatsPerMinute / 6)),
+    }),
+    mutations: new TokenBuckets({
+      perMinute: options.mutationsPerMinute,
+      burst: Math.max(10, Math.ceil(options.mutationsPerMinute / 6)),
     }),
   };
 }

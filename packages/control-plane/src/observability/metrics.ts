@@ -9,6 +9,8 @@ export interface Metrics {
   wsHeartbeatFastPath: Counter;
   wsConnections: Gauge;
   wsAdmissionRefused: Counter;
+  transportRefusals: Counter<'reason'>;
+  wsUnauthenticatedClosed: Counter<'reason'>;
   sweepTransitions: Counter<'to'>;
   sweepDuration: Histogram;
   sweepHolds: Counter<'reason'>;
@@ -69,6 +71,18 @@ export function createMetrics(db: Db, gauges: { feedSubscribers?: () => number }
     wsAdmissionRefused: new Counter({
       name: 'tether_ws_admission_refused_total',
       help: 'WebSocket upgrades refused with a retry-after answer (over TETHER_WS_ADMIT_PER_SECOND)',
+      registers: [registry],
+    }),
+    transportRefusals: new Counter({
+      name: 'tether_transport_refusals_total',
+      help: 'Calls or upgrades refused before dispatch: batch (over TETHER_MAX_BATCH_CALLS), in_flight (TETHER_WS_MAX_IN_FLIGHT), unauthenticated_per_peer (TETHER_WS_MAX_UNAUTHENTICATED_PER_PEER)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    wsUnauthenticatedClosed: new Counter({
+      name: 'tether_ws_unauthenticated_closed_total',
+      help: 'WebSockets closed for not authenticating: connection_params (none within TETHER_WS_AUTH_DEADLINE_MS), anonymous_idle (TETHER_WS_ANONYMOUS_IDLE_MS)',
+      labelNames: ['reason'],
       registers: [registry],
     }),
     sweepTransitions: new Counter({

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { PARTICIPANT_TOKEN_PREFIX } from '@tether/contracts';
 import { createParticipantWithToken } from '../auth/service.js';
 import { hashToken } from '../auth/tokens.js';
-import { EmbeddedPostgresAccessError } from '../db/embedded.js';
+import { EmbeddedPostgresError } from '../db/embedded.js';
 import { runMigrations } from '../db/migrate.js';
 import { createDb } from '../db/pool.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -28,7 +28,9 @@ class UsageError extends Error {}
 
 /** Runs `fn` with a database: DATABASE_URL, or the embedded one under the data dir. */
 async function withDatabase<T>(config: Config, fn: (url: string) => Promise<T>): Promise<T> {
-  const opened = await openDatabase(config);
+  const opened = await openDatabase(config, {
+    notice: (message, detail) => console.error(`${message} ${JSON.stringify(detail)}`),
+  });
   try {
     return await fn(opened.url);
   } finally {
@@ -137,7 +139,7 @@ main(process.argv.slice(2)).catch((error: unknown) => {
     console.error(`${error.message}\n\n${USAGE}`);
     process.exit(2);
   }
-  if (error instanceof ConfigError || error instanceof EmbeddedPostgresAccessError) {
+  if (error instanceof ConfigError || error instanceof EmbeddedPostgresError) {
     console.error(error.message);
     process.exit(1);
   }

@@ -22,7 +22,7 @@ const EnvSchema = z.object({
   TETHER_HOST: z.string().min(1).default('0.0.0.0'),
   TETHER_DATA_DIR: z.string().min(1).default('./.tether'),
   DATABASE_URL: z.string().url().optional(),
-  TETHER_EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
+  TETHER_EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   TETHER_BOOTSTRAP_TOKEN: z.string().min(8).max(256).optional(),
   TETHER_HEARTBEAT_INTERVAL_MS: ms(15_000),
   TETHER_DEGRADED_AFTER_MS: ms(30_000),
@@ -45,6 +45,17 @@ const EnvSchema = z.object({
   TETHER_RATE_PUBLIC_PER_MINUTE: z.coerce.number().int().positive().default(30),
   TETHER_RATE_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().positive().default(20),
   TETHER_RATE_HEARTBEATS_PER_MINUTE: z.coerce.number().int().positive().default(60),
+  TETHER_RATE_MUTATIONS_PER_MINUTE: z.coerce.number().int().positive().default(600),
+  TETHER_MAX_BATCH_CALLS: z.coerce.number().int().min(1).max(10_000).default(50),
+  TETHER_WS_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(100_000).default(64),
+  TETHER_WS_AUTH_DEADLINE_MS: ms(10_000),
+  TETHER_WS_ANONYMOUS_IDLE_MS: ms(30_000),
+  TETHER_WS_MAX_UNAUTHENTICATED_PER_PEER: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(256),
   TETHER_TRUST_PROXY: z
     .enum(['true', 'false', '1', '0'])
     .default('false')
@@ -73,7 +84,8 @@ export interface Config {
   host: string;
   dataDir: string;
   databaseUrl: string | undefined;
-  embeddedPgPort: number;
+  /** Unset: the embedded PostgreSQL picks a free port and remembers it. */
+  embeddedPgPort: number | undefined;
   bootstrapToken: string | undefined;
   heartbeatIntervalMs: number;
   degradedAfterMs: number;
@@ -100,6 +112,18 @@ export interface Config {
   ratePublicPerMinute: number;
   rateAuthFailuresPerMinute: number;
   rateHeartbeatsPerMinute: number;
+  /** Authenticated mutations per principal (participant or node id), heartbeats excepted. */
+  rateMutationsPerMinute: number;
+  /** Calls in one HTTP `?batch=1` request or one WebSocket frame. */
+  maxBatchCalls: number;
+  /** Calls (subscriptions included) one WebSocket may have unanswered at once. */
+  wsMaxInFlight: number;
+  /** A socket opened with `connectionParams=1` must send them within this time. */
+  wsAuthDeadlineMs: number;
+  /** A socket without a principal is closed after this long without a call. */
+  wsAnonymousIdleMs: number;
+  /** Sockets not (yet) authenticated, per peer address; more upgrades are refused. */
+  wsMaxUnauthenticatedPerPeer: number;
   trustProxy: boolean;
   /** Members' keys and approvals may name node ids (and so learn which ids exist). */
   memberNodeIds: boolean;
@@ -159,6 +183,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ratePublicPerMinute: e.TETHER_RATE_PUBLIC_PER_MINUTE,
     rateAuthFailuresPerMinute: e.TETHER_RATE_AUTH_FAILURES_PER_MINUTE,
     rateHeartbeatsPerMinute: e.TETHER_RATE_HEARTBEATS_PER_MINUTE,
+    rateMutationsPerMinute: e.TETHER_RATE_MUTATIONS_PER_MINUTE,
+    maxBatchCalls: e.TETHER_MAX_BATCH_CALLS,
+    wsMaxInFlight: e.TETHER_WS_MAX_IN_FLIGHT,
+    wsAuthDeadlineMs: e.TETHER_WS_AUTH_DEADLINE_MS,
+    wsAnonymousIdleMs: e.TETHER_WS_ANONYMOUS_IDLE_MS,
+    wsMaxUnauthenticatedPerPeer: e.TETHER_WS_MAX_UNAUTHENTICATED_PER_PEER,
     trustProxy: e.TETHER_TRUST_PROXY,
     memberNodeIds: e.TETHER_MEMBER_NODE_IDS,
     metricsToken: e.TETHER_METRICS_TOKEN,

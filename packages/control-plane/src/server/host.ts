@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { TetherError } from '@tether/contracts';
+import { ERROR_REGISTRY, TetherError } from '@tether/contracts';
 import { transformTRPCResponse } from '@trpc/server';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { getWSConnectionHandler, type WSSHandlerOptions } from '@trpc/server/adapters/ws';
@@ -20,6 +20,7 @@ import { isPlainHeartbeat, serveHttpHeartbeat } from './http-heartbeat.js';
 import { sendJson } from './http-json.js';
 import { serveMetrics, type MetricsExposure } from './metrics-http.js';
 import type { PresenceBindings } from './presence-bindings.js';
+import { WsGuard } from './ws-guard.js';
 import { WsHeartbeatFastPath } from './ws-heartbeat.js';
 
 export interface HostOptions {
@@ -33,6 +34,15 @@ export interface HostOptions {
   admission: Admission;
   /** Whether /metrics is served on this port, and behind which token (metrics-http.ts). */
   metrics: MetricsExposure;
+  /** Calls in one HTTP `?batch=1` request or one WebSocket frame. */
+  maxBatchCalls: number;
+  /** Per-socket and per-peer WebSocket limits (ws-guard.ts). */
+  ws: {
+    maxInFlight: number;
+    authDeadlineMs: number;
+    anonymousIdleMs: number;
+    maxUnauthenticatedPerPeer: number;
+  };
 }
 
 export interface Host {
@@ -47,7 +57,8 @@ export interface Host {
   /**
    * Stops reading from every WebSocket (shutdown, after the reconnect notification): no new
    * call is taken, and the clients' closing handshakes are not processed one by one — at 10 000
-   * sockets that alone kept a stopping server busy for seconds.
+   * sockets that alone kept a stopping server busy for seconds. Credential revalidation stops
+   * too (it would query a pool that closes next).
    */
   pauseWebSockets(): void;
   /** Resolves once no HTTP request is in flight (SSE streams included). */
@@ -93,24 +104,52 @@ function tooLarge(res: ServerResponse): void {
   res.once('finish', () => res.socket?.destroy());
 }
 
-/**
- * The answer to an upgrade over the admission limit: 503, `Retry-After` (whole seconds, as HTTP
- * wants) and the typed error as tRPC shapes it, with the exact wait in `retryAfterMs`.
- */
-function admissionRefusal(retryAfterMs: number): string {
-  const error = new TetherError(
-    'system.unavailable',
-    'The server is admitting new connections at its limit; retry after retryAfterMs.',
-    { retryAfterMs },
-  );
-  const body = JSON.stringify({
-    error: formatError({
-      error: new TRPCError({ code: 'SERVICE_UNAVAILABLE', cause: error }),
-      path: undefined,
-    }),
+/** A refused call's error as the error formatter shapes it. */
+function errorShape(error: TetherError): ReturnType<typeof formatError> {
+  return formatError({
+    error: new TRPCError({ code: ERROR_REGISTRY[error.code].trpcCode, cause: error }),
+    path: undefined,
   });
+}
+
+/**
+ * The calls one HTTP request carries: tRPC batches as `/trpc/a,b,c?batch=1` (the paths decoded,
+ * then split on commas, as tRPC does).
+ */
+function httpBatchCalls(url: string): number {
+  const q = url.indexOf('?');
+  if (q < 0 || new URLSearchParams(url.slice(q + 1)).get('batch') !== '1') return 1;
+  const path = url.slice(0, q);
+  let decoded = path;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    // tRPC refuses an undecodable path itself.
+  }
+  let calls = 1;
+  for (let i = decoded.indexOf(','); i >= 0; i = decoded.indexOf(',', i + 1)) calls++;
+  return calls;
+}
+
+function batchTooLarge(calls: number, maxCalls: number): TetherError {
+  return new TetherError(
+    'request.batch_too_large',
+    `The batch carries ${calls} calls; at most ${maxCalls} are accepted at once.`,
+    { calls, maxCalls },
+  );
+}
+
+/**
+ * The answer to an upgrade refused before it becomes a WebSocket (admission limit, unauthenticated
+ * sockets per address): the status, `Retry-After` (whole seconds, as HTTP wants) and the typed
+ * error as the formatter shapes it, with the exact wait in `retryAfterMs`.
+ */
+function upgradeRefusal(statusLine: string, error: TetherError, retryAfterMs: number): string {
+  // Plain JSON, not the transformer's: this is an HTTP answer before any tRPC exchange, read by
+  // clients that have no tRPC link yet (the SDK takes `retryAfterMs` from it).
+  const body = JSON.stringify({ error: errorShape(error) });
   return [
-    'HTTP/1.1 503 Service Unavailable',
+    `HTTP/1.1 ${statusLine}`,
     `Retry-After: ${Math.max(1, Math.ceil(retryAfterMs / 1_000))}`,
     'Content-Type: application/json',
     `Content-Length: ${Buffer.byteLength(body)}`,
@@ -119,6 +158,12 @@ function admissionRefusal(retryAfterMs: number): string {
     body,
   ].join('\r\n');
 }
+
+/**
+ * The wait suggested to a call refused for the connection's in-flight limit: a slot frees when
+ * one of its calls is answered, which the server cannot foresee; this is a short hint.
+ */
+const IN_FLIGHT_RETRY_MS = 100;
 
 export function createHost(deps: Deps, presence: PresenceBindings, options: HostOptions): Host {
   let draining = false;
@@ -184,6 +229,20 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       const declared = Number(req.headers['content-length'] ?? 0);
       if (Number.isFinite(declared) && declared > options.maxBodyBytes) return tooLarge(res);
       if (draining) res.setHeader('connection', 'close');
+      const calls = httpBatchCalls(req.url ?? '/');
+      if (calls > options.maxBatchCalls) {
+        // Refused before any context, authentication or call: the calls never run.
+        deps.metrics.transportRefusals.inc({ reason: 'batch' });
+        sendJson(
+          res,
+          ERROR_REGISTRY['request.batch_too_large'].httpStatus,
+          transformTRPCResponse(rootConfig, {
+            error: errorShape(batchTooLarge(calls, options.maxBatchCalls)),
+          }),
+        );
+        res.once('finish', () => res.socket?.destroy());
+        return;
+      }
       if (isPlainHeartbeat(req)) {
         // Heartbeats skip tRPC's fetch emulation, not its procedure (http-heartbeat.ts).
         void serveHttpHeartbeat(req, res, {
@@ -225,18 +284,58 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
     const admission = options.admission.admit();
     if (!admission.admitted) {
       deps.metrics.wsAdmissionRefused.inc();
-      refuse(admissionRefusal(admission.retryAfterMs));
+      const error = new TetherError(
+        'system.unavailable',
+        'The server is admitting new connections at its limit; retry after retryAfterMs.',
+        { retryAfterMs: admission.retryAfterMs },
+      );
+      refuse(upgradeRefusal('503 Service Unavailable', error, admission.retryAfterMs));
+      return;
+    }
+    const peerWait = guard.admit(peerAddress(req, options.trustProxy));
+    if (peerWait > 0) {
+      const error = new TetherError(
+        'rate_limited',
+        'Too many unauthenticated WebSockets from this address; authenticate the open ones or retry after retryAfterMs.',
+        { retryAfterMs: peerWait },
+      );
+      refuse(upgradeRefusal('429 Too Many Requests', error, peerWait));
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
 
   const heartbeatFastPath = new WsHeartbeatFastPath(connections);
+  const guard = new WsGuard(
+    { maxBatchCalls: options.maxBatchCalls, ...options.ws },
+    {
+      sendErrors: (socket, calls, error) => {
+        if (socket.readyState !== socket.OPEN || calls.length === 0) return;
+        // One error, serialised once as tRPC would (transformer), then one frame per id.
+        const shape = JSON.stringify(rootConfig.transformer.output.serialize(errorShape(error)));
+        for (const { id, jsonrpc } of calls) {
+          const head = jsonrpc === undefined ? '' : '"jsonrpc":"2.0",';
+          socket.send(`{"id":${JSON.stringify(id)},${head}"error":${shape}}`);
+        }
+      },
+      refusalError: (reason, details) =>
+        reason === 'batch'
+          ? batchTooLarge(details.calls ?? 0, details.maxCalls ?? options.maxBatchCalls)
+          : new TetherError(
+              'rate_limited',
+              `This connection already has ${options.ws.maxInFlight} calls in flight; retry once one is answered.`,
+              { ...details, retryAfterMs: IN_FLIGHT_RETRY_MS },
+            ),
+      onRefusal: (reason) => deps.metrics.transportRefusals.inc({ reason }),
+      onTimeout: (reason) => deps.metrics.wsUnauthenticatedClosed.inc({ reason }),
+    },
+  );
   const wsOptions: WSSHandlerOptions<typeof appRouter> = {
     wss,
     router: appRouter,
     keepAlive: { enabled: true, pingMs: options.wsPingMs, pongWaitMs: options.wsPongWaitMs },
     createContext: async ({ req, res: socket, info }) => {
+      guard.paramsReceived(socket);
       const connectionId = randomUUID();
       const ctx = await buildContext(deps, {
         token: stringParam(info.connectionParams, 'token', 4096),
@@ -245,6 +344,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
         peer: peerAddress(req, options.trustProxy),
         connectionId,
       });
+      guard.authenticated(socket, ctx.principal !== null);
       connections.add(socket, { principal: ctx.principal, connectionId });
       heartbeatFastPath.register(socket, ctx);
       if (ctx.principal?.kind === 'node' && socket.readyState === socket.OPEN) {
@@ -258,9 +358,15 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
   // tRPC's handler per connection, so that each socket's decoder can see its own heartbeats
   // first (ws-heartbeat.ts); everything else is served by tRPC as usual.
   wss.on('connection', (socket, req) => {
+    // As tRPC decides whether to wait for a connectionParams message.
+    const awaitsParams =
+      new URL(req.url ?? '/', 'http://localhost').searchParams.get('connectionParams') === '1';
+    guard.open(socket, peerAddress(req, options.trustProxy), awaitsParams);
     getWSConnectionHandler({
       ...wsOptions,
-      experimental_encoder: heartbeatFastPath.codecFor(socket),
+      experimental_encoder: guard.codecFor(socket, (msg) =>
+        heartbeatFastPath.tryServe(socket, msg),
+      ),
     })(socket, req);
   });
 
@@ -297,6 +403,8 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       ready = value;
     },
     pauseWebSockets: () => {
+      // Revalidation queries the database every second: it stops here, before the pool closes.
+      clearInterval(revalidateTimer);
       for (const socket of wss.clients) socket.pause();
     },
     httpIdle: () =>

@@ -68,12 +68,11 @@ export async function startTether(
   const log = options.logger ?? createLogger(config.logLevel);
   log.info({ config: describeConfig(config), serverVersion: SERVER_VERSION }, 'configuration');
 
-  const opened = await openDatabase(config, () =>
-    log.info(
-      { dataDir: config.dataDir, port: config.embeddedPgPort },
-      'starting embedded PostgreSQL',
-    ),
-  );
+  const opened = await openDatabase(config, {
+    starting: (detail) => log.info(detail, 'starting embedded PostgreSQL'),
+    ready: (detail) => log.info(detail, 'embedded PostgreSQL ready'),
+    notice: (message, detail) => log.warn(detail, message),
+  });
   const databaseUrl = opened.url;
   let db: Db | undefined;
   try {
@@ -136,10 +135,11 @@ export async function startTether(
         metrics.heartbeatBatchSeconds.observe(ms / 1000);
       },
     }),
-    limits: createRateLimiter({
+    limits: createRateLimiter(database, {
       publicPerMinute: config.ratePublicPerMinute,
       authFailuresPerMinute: config.rateAuthFailuresPerMinute,
       heartbeatsPerMinute: config.rateHeartbeatsPerMinute,
+      mutationsPerMinute: config.rateMutationsPerMinute,
     }),
     metrics,
     settings: {
@@ -172,6 +172,13 @@ export async function startTether(
     revalidateEveryMs: config.authCacheTtlMs,
     admission: new Admission({ ratePerSecond: config.wsAdmitPerSecond }),
     metrics: exposure,
+    maxBatchCalls: config.maxBatchCalls,
+    ws: {
+      maxInFlight: config.wsMaxInFlight,
+      authDeadlineMs: config.wsAuthDeadlineMs,
+      anonymousIdleMs: config.wsAnonymousIdleMs,
+      maxUnauthenticatedPerPeer: config.wsMaxUnauthenticatedPerPeer,
+    },
   });
 
   const sweeper = new Sweeper(database, log, metrics, {

@@ -2,7 +2,7 @@
  * The maintenance loop of a replica: every sweep interval it tries to become the sweeper (a
  * transaction-scoped advisory lock, so exactly one replica sweeps at a time and another takes
  * over on its next tick if the holder dies), demotes stale presence, and now and then prunes
- * the event feed.
+ * the event feed and the full rate-limit buckets.
  *
  * It protects the fleet from the server's own stalls: after a start it demotes nothing until
  * one offline threshold has passed (nodes need time to reconnect), and when its own timer fired
@@ -13,6 +13,7 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/pool.js';
 import { pruneEvents, type RetentionPolicy } from '../events/feed.js';
+import { pruneSharedBuckets } from '../limits/shared-buckets.js';
 import { sweepPresence, type PresenceTransition } from '../runtime-nodes/sweep.js';
 import type { Metrics } from '../observability/metrics.js';
 
@@ -121,6 +122,8 @@ export class Sweeper {
       this.#lastPruneAt = this.#now();
       const deleted = await pruneEvents(this.#db, this.#options.retention, PRUNE_LOCK_KEY);
       if (deleted > 0) this.#log.info({ deleted }, 'fleet events pruned');
+      // Full rate-limit buckets are the same as none; any replica may drop them.
+      await pruneSharedBuckets(this.#db);
     }
     return transitions;
   }

@@ -6,8 +6,8 @@
  * 300 µs of server CPU per beat, which is what capped WebSocket ingest (docs/performance.md).
  *
  * Here a frame is looked at right after JSON parsing, inside the connection's decoder (tRPC's
- * `experimental_encoder` hook). A heartbeat that is certain to succeed as far as the procedure's
- * checks go — authenticated node socket still registered (not revoked), not draining, accepted
+ * `experimental_encoder` hook, see ws-guard.ts). A heartbeat that is certain to succeed as far
+ * as the procedure's checks go — authenticated node socket still registered (not revoked), not draining, accepted
  * client version, input valid under the contract's own schema, `nodeId` = the socket's node,
  * under the per-node rate limit — is handed straight to the same service the procedure calls,
  * and answered with the same frame tRPC would send (the same error formatter on failure, the
@@ -25,12 +25,6 @@ import { clientVersionError, recordCall } from '../trpc/procedures.js';
 import type { ConnectionRegistry } from './connections.js';
 
 const PATH = 'runtimenode.heartbeat';
-
-/** What tRPC's WebSocket handler asks of an encoder (JSON in text frames, as its default). */
-export interface FrameCodec {
-  encode(data: unknown): string;
-  decode(data: string | ArrayBuffer | Uint8Array): unknown;
-}
 
 interface HeartbeatFrame {
   id: number | string;
@@ -70,21 +64,11 @@ export class WsHeartbeatFastPath {
     }
   }
 
-  /** The decoder for one socket: a handled heartbeat becomes an empty batch for tRPC. */
-  codecFor(socket: WebSocket): FrameCodec {
-    return {
-      encode: (data) => JSON.stringify(data),
-      decode: (data) => {
-        if (typeof data !== 'string') {
-          throw new Error('Binary frames are not supported: JSON uses text frames.');
-        }
-        const msg: unknown = JSON.parse(data);
-        return this.#tryServe(socket, msg) ? [] : msg;
-      },
-    };
-  }
-
-  #tryServe(socket: WebSocket, msg: unknown): boolean {
+  /**
+   * Serves `msg` if it is a heartbeat the fast path may take (called by the socket's decoder,
+   * ws-guard.ts); false leaves it to tRPC.
+   */
+  tryServe(socket: WebSocket, msg: unknown): boolean {
     if (!isHeartbeatFrame(msg)) return false;
     const ctx = this.#contexts.get(socket);
     if (!ctx || ctx.deps.lifecycle.draining || socket.readyState !== socket.OPEN) return false;

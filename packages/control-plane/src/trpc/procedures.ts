@@ -3,9 +3,10 @@
  * `result.ok` after `await next()` and never wraps `next()` in try/catch.
  *   publicProcedure        anyone (still subject to the client-version ceiling)
  *   publicLimitedProcedure anyone, rate limited per peer address (pairing, enrollment)
- *   nodeProcedure          a node token
- *   participantProcedure   a participant token
+ *   nodeProcedure          a node token (mutations rate limited per node)
+ *   participantProcedure   a participant token (mutations rate limited per participant)
  *   adminProcedure         a participant token with role admin
+ *   heartbeatLimitedNodeProcedure  a node token, heartbeat limit instead of the mutation limit
  */
 import {
   CONTRACT_VERSION,
@@ -13,6 +14,7 @@ import {
   parseEventEnvelopeVersion,
   isEventEnvelopeVersion,
 } from '@tether/contracts';
+import type { Principal } from '../auth/principal.js';
 import type { Context } from './context.js';
 import { toTetherError, type TRPCError } from './error-formatter.js';
 import { baseProcedure, middleware } from './init.js';
@@ -96,17 +98,25 @@ function retryAfter(ms: number): Record<string, unknown> {
   return { retryAfterMs: ms };
 }
 
-export const publicLimitedProcedure = publicProcedure.use(({ ctx, next }) => {
-  const wait = ctx.deps.limits.publicCalls.take(ctx.peer);
+/** Public calls per peer address, one budget across replicas (PostgreSQL). */
+export const publicLimitedProcedure = publicProcedure.use(async ({ ctx, next }) => {
+  const wait = await ctx.deps.limits.publicCalls.take(ctx.peer);
   if (wait > 0)
     throw new TetherError('rate_limited', 'Too many requests from this address.', retryAfter(wait));
   return next();
 });
 
-/** Locks out a peer that keeps presenting bad credentials. */
-function rejectUnauthenticated(ctx: Context): never {
+/**
+ * A call that presented a credential the server does not accept. Each one takes a token from the
+ * peer address's failure budget (shared by replicas); with the budget empty the address is
+ * locked out: `rate_limited` with `retryAfterMs` on every such call until a token is back, not
+ * counted again meanwhile. A *valid* credential from a locked-out address is never refused for
+ * others' failures (behind one NAT, one bad client must not lock the fleet out): the lockout
+ * slows guessing, it does not block the address.
+ */
+async function rejectUnauthenticated(ctx: Context): Promise<never> {
   if (ctx.credentialRejected) {
-    const wait = ctx.deps.limits.authFailures.take(ctx.peer);
+    const wait = await ctx.deps.limits.authFailures.take(ctx.peer);
     if (wait > 0) {
       throw new TetherError(
         'rate_limited',
@@ -123,29 +133,42 @@ function rejectUnauthenticated(ctx: Context): never {
   );
 }
 
-function assertNotLockedOut(ctx: Context): void {
-  if (ctx.credentialRejected && ctx.deps.limits.authFailures.peek(ctx.peer) < 1) {
-    throw new TetherError('rate_limited', 'Too many failed authentications from this address.');
-  }
-}
-
-export const nodeProcedure = publicProcedure.use(({ ctx, next }) => {
-  assertNotLockedOut(ctx);
+const authenticatedNode = publicProcedure.use(async ({ ctx, next }) => {
   const principal = ctx.principal;
-  if (!principal) rejectUnauthenticated(ctx);
+  if (!principal) return rejectUnauthenticated(ctx);
   if (principal.kind !== 'node')
     throw new TetherError('auth.forbidden', 'This call needs a node token.');
   return next({ ctx: { ...ctx, principal: principal } });
 });
 
-export const participantProcedure = publicProcedure.use(({ ctx, next }) => {
-  assertNotLockedOut(ctx);
+const authenticatedParticipant = publicProcedure.use(async ({ ctx, next }) => {
   const principal = ctx.principal;
-  if (!principal) rejectUnauthenticated(ctx);
+  if (!principal) return rejectUnauthenticated(ctx);
   if (principal.kind !== 'participant')
     throw new TetherError('auth.forbidden', 'This call needs a participant token.');
   return next({ ctx: { ...ctx, principal: principal } });
 });
+
+function principalKey(principal: Principal): string {
+  return principal.kind === 'node' ? `n:${principal.nodeId}` : `p:${principal.participantId}`;
+}
+
+/**
+ * Mutations per principal (participant or node id), in this replica's memory: a brake on one
+ * credential flooding writes (one HTTP batch used to create a thousand sessions). Queries and
+ * subscriptions are not counted; heartbeats have their own limit.
+ */
+const limitMutations = middleware(({ ctx, type, next }) => {
+  if (type !== 'mutation' || ctx.principal === null) return next();
+  const wait = ctx.deps.limits.mutations.take(principalKey(ctx.principal));
+  if (wait > 0)
+    throw new TetherError('rate_limited', 'Too many writes by this credential.', retryAfter(wait));
+  return next();
+});
+
+export const nodeProcedure = authenticatedNode.use(limitMutations);
+
+export const participantProcedure = authenticatedParticipant.use(limitMutations);
 
 export const adminProcedure = participantProcedure.use(({ ctx, next }) => {
   if (ctx.principal.role !== 'admin')
@@ -154,7 +177,7 @@ export const adminProcedure = participantProcedure.use(({ ctx, next }) => {
 });
 
 /** Heartbeats per node: a node beating far above its cadence is throttled. */
-export const heartbeatLimitedNodeProcedure = nodeProcedure.use(({ ctx, next }) => {
+export const heartbeatLimitedNodeProcedure = authenticatedNode.use(({ ctx, next }) => {
   const wait = ctx.deps.limits.heartbeats.take(ctx.principal.nodeId);
   if (wait > 0)
     throw new TetherError(

@@ -70,7 +70,10 @@ export interface WsActor {
 }
 
 /** A tRPC client over a real WebSocket, authenticated by connectionParams. */
-export function wsClient(server: TestServer, params: Record<string, string>): WsActor {
+export function wsClient(
+  server: Pick<TestServer, 'wsUrl'>,
+  params: Record<string, string>,
+): WsActor {
   let resolveClosed: (code: number | undefined) => void = () => undefined;
   let resolveOpened: () => void = () => undefined;
   const closed = new Promise<number | undefined>((r) => (resolveClosed = r));

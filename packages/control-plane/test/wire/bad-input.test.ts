@@ -269,11 +269,12 @@ describe('bad input', () => {
     expect(rows).toHaveLength(0);
   });
 
-  it('a flood of bad credentials from one address is locked out with rate_limited', async () => {
+  it('a flood of bad credentials from one address is locked out with rate_limited, retryAfterMs on every refusal', async () => {
     await using server = await startTestServer({
       env: { TETHER_RATE_AUTH_FAILURES_PER_MINUTE: '5' },
     });
     const codes: string[] = [];
+    const waits: unknown[] = [];
     for (let i = 0; i < 8; i++) {
       const r = await mutate(
         server.url,
@@ -282,9 +283,12 @@ describe('bad input', () => {
         { token: `tnd_wrong${i}` },
       );
       codes.push(`${r.status}:${errorCode(r)}`);
+      if (r.status === 429) waits.push(r.error?.data.tetherError.details?.retryAfterMs);
     }
     expect(codes.slice(0, 5)).toEqual(Array(5).fill('401:auth.unauthenticated'));
     expect(codes.slice(5)).toEqual(Array(3).fill('429:rate_limited'));
+    expect(waits).toHaveLength(3);
+    for (const wait of waits) expect(wait).toBeGreaterThan(0);
     // A valid credential from the same address is not punished for others' failures.
     const info = await query(server.url, 'system.info');
     expect(info.status).toBe(200);

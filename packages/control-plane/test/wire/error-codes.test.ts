@@ -4,7 +4,7 @@
  */
 import { ERROR_REGISTRY, TETHER_ERROR_CODES, type TetherErrorCode } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
-import { errorCode, mutate, query, type CallResult } from '../http.js';
+import { errorCode, mutate, mutateBatch, query, type CallResult } from '../http.js';
 import { startTestServer, type TestServer } from '../server.js';
 import { nodeOf, participant, sessionOf } from './actors.js';
 
@@ -62,6 +62,12 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
     mutate(s.url, 'session.create', undefined, { token: s.adminToken, rawBody: '{' }),
   'request.too_large': (s) =>
     mutate(s.url, 'session.create', { name: 'x'.repeat(2 * 1024 * 1024) }, { token: s.adminToken }),
+  'request.batch_too_large': (s) =>
+    mutateBatch(
+      s.url,
+      Array.from({ length: 51 }, (_, i) => ({ path: 'session.create', input: { name: `b${i}` } })),
+      { token: s.adminToken },
+    ),
   'request.unknown_procedure': (s) => query(s.url, 'session.teleport', {}, { token: s.adminToken }),
   rate_limited: async (s) => {
     let last: CallResult | undefined;
