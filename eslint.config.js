@@ -61,6 +61,8 @@ export default tseslint.config(
       '**/.turbo/**',
       '**/.tether/**',
       'bench/results/**',
+      // Compiled by its own test, as a consumer project outside the workspace.
+      'packages/client/test/fixture/**',
     ],
   },
   js.configs.recommended,

@@ -3,6 +3,7 @@
  * Limits: ≤ 256 keys and ≤ 64 KiB serialised as JSON, so one declaration never bloats a row.
  */
 import { z } from 'zod';
+import { utf8ByteLength } from './utf8.js';
 
 export const CAPABILITY_NAME_PATTERN = /^[a-z][a-z0-9._-]{0,127}$/;
 export const CAPABILITIES_MAX_KEYS = 256;
@@ -79,7 +80,7 @@ export const Capabilities = z
     }
     let bytes: number;
     try {
-      bytes = Buffer.byteLength(JSON.stringify(value), 'utf8');
+      bytes = utf8ByteLength(JSON.stringify(value));
     } catch {
       ctx.addIssue({ code: 'custom', message: 'capabilities must be JSON-serialisable' });
       return;

@@ -19,8 +19,12 @@ export const CONTRACT_VERSION = '2.0' as EventEnvelopeVersion;
 
 export class InvalidVersionError extends TypeError {
   override readonly name = 'InvalidVersionError';
-  constructor(readonly value: unknown) {
+  readonly value: unknown;
+  // No parameter properties: this package is bundled into @tether/client, whose consumers may
+  // compile with `erasableSyntaxOnly`.
+  constructor(value: unknown) {
     super(`not a MAJOR.MINOR version: ${JSON.stringify(String(value)).slice(0, 80)}`);
+    this.value = value;
   }
 }
 

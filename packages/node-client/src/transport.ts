@@ -1,7 +1,8 @@
 /**
- * The two typed tRPC clients the SDK uses:
- *  - HTTP (`httpLink`, global fetch) for the public, one-shot calls: enrollment and pairing;
- *  - WebSocket (`createWSClient` + `wsLink`, `ws` on Node 20) for a running node.
+ * The two typed clients the SDK uses, both from `@tether/client` (its links, token and version
+ * announcement, superjson):
+ *  - HTTP for the public, one-shot calls: enrollment and pairing;
+ *  - WebSocket (`ws` on Node 20) for a running node: every call over one socket.
  *
  * One `Connection` is one socket's life. tRPC's wsClient would reconnect on its own; here its
  * single entry point into reconnection (`retryDelayMs`, called whenever the socket was lost,
@@ -9,39 +10,24 @@
  * and the wsClient is closed, so the node's state machine alone decides when (backoff) and
  * whether (terminal conditions) to connect again — and re-attaches on every new connection.
  */
-import { CONTRACT_VERSION, isTerminalCloseCode, type TetherErrorCode } from '@tether/contracts';
-import type { AppRouter } from '@tether/control-plane/trpc';
 import {
-  createTRPCClient,
-  createWSClient,
-  httpLink,
-  wsLink,
-  type TRPCClient,
-  type TRPCWebSocketClient,
-} from '@trpc/client';
-import superjson from 'superjson';
+  createTetherClient,
+  createTetherWSClient,
+  isTerminalCloseCode,
+  type TetherClient,
+  type TetherErrorCode,
+} from '@tether/client';
+import type { TRPCWebSocketClient } from '@trpc/client';
 import WebSocket from 'ws';
-import { httpTrpcUrl, webSocketUrl } from './util.js';
 
-export type TetherClient = TRPCClient<AppRouter>;
+export type { TetherClient };
 
 /**
- * A typed client over plain HTTP; `token`, if given, is sent as a bearer token. Every request
+ * A typed client over HTTP; `token`, if given, is sent as a bearer token. Every request
  * announces the contract version this SDK was built against (the server's ceiling check).
  */
 export function createHttpClient(url: string, options: { token?: string } = {}): TetherClient {
-  return createTRPCClient<AppRouter>({
-    links: [
-      httpLink({
-        url: httpTrpcUrl(url),
-        transformer: superjson,
-        headers: () => ({
-          'x-tether-client-version': CONTRACT_VERSION,
-          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-        }),
-      }),
-    ],
-  });
+  return createTetherClient({ url, token: options.token });
 }
 
 /** Why a connection ended (before the node decides what to do about it). */
@@ -163,12 +149,13 @@ export class Connection {
       }
     }
 
-    this.#ws = createWSClient({
-      url: webSocketUrl(options.url),
+    // `clientVersion` (announced by @tether/client) is the contract this SDK speaks (the server
+    // refuses a higher MAJOR); the node's own version, compared with session floors, goes in
+    // `runtimenode.attach`.
+    this.#ws = createTetherWSClient({
+      url: options.url,
+      token: options.token,
       WebSocket: TrackedWebSocket as unknown as typeof globalThis.WebSocket,
-      // `clientVersion` here is the contract this SDK speaks (the server refuses a higher MAJOR);
-      // the node's own version, compared with session floors, goes in `runtimenode.attach`.
-      connectionParams: { token: options.token, clientVersion: CONTRACT_VERSION },
       keepAlive: {
         enabled: true,
         intervalMs: options.keepAliveIntervalMs,
@@ -184,9 +171,7 @@ export class Connection {
         return 0;
       },
     });
-    this.client = createTRPCClient<AppRouter>({
-      links: [wsLink({ client: this.#ws, transformer: superjson })],
-    });
+    this.client = createTetherClient({ url: options.url, transport: 'ws', wsClient: this.#ws });
   }
 
   /** Resolves once the socket is open (before connectionParams are processed). */

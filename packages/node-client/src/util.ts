@@ -1,4 +1,5 @@
 /** Small pieces shared by the SDK: a typed emitter, a logger interface, abortable waits. */
+import { tetherEndpoints } from '@tether/client';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Listener = (...args: any[]) => void;
@@ -104,24 +105,10 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, make: () => Erro
 
 /** The base URL without a trailing slash; throws a TypeError for anything but http(s). */
 export function normaliseBaseUrl(url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new TypeError(`not a URL: ${url}`);
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new TypeError(`the server URL must be http:// or https:// (got ${parsed.protocol})`);
-  }
-  return `${parsed.origin}${parsed.pathname.replace(/\/+$/, '')}`;
+  return tetherEndpoints(url).base;
 }
 
 /** http://host:port[/prefix] → ws://host:port[/prefix]/trpc (https → wss). */
 export function webSocketUrl(baseUrl: string): string {
-  return `${normaliseBaseUrl(baseUrl).replace(/^http/, 'ws')}/trpc`;
-}
-
-/** http://host:port[/prefix] → http://host:port[/prefix]/trpc */
-export function httpTrpcUrl(baseUrl: string): string {
-  return `${normaliseBaseUrl(baseUrl)}/trpc`;
+  return tetherEndpoints(baseUrl).ws;
 }

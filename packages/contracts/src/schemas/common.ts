@@ -1,5 +1,6 @@
 /** Shared building blocks: pagination, labels, names. */
 import { z } from 'zod';
+import { utf8ByteLength } from '../utf8.js';
 
 export const PAGE_LIMIT_DEFAULT = 50;
 export const PAGE_LIMIT_MAX = 500;
@@ -32,7 +33,7 @@ export const METADATA_MAX_BYTES = 16 * 1024;
 export const Metadata = z.record(z.string().max(128), z.json()).refine(
   (m) => {
     try {
-      return Buffer.byteLength(JSON.stringify(m), 'utf8') <= METADATA_MAX_BYTES;
+      return utf8ByteLength(JSON.stringify(m)) <= METADATA_MAX_BYTES;
     } catch {
       return false;
     }

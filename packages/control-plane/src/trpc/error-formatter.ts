@@ -3,7 +3,12 @@
  * `error.data.tetherError = { code, message, details? }` with the registry's HTTP status.
  * Unknown errors become `system.internal` without internals (no stack, no SQL, no cause).
  */
-import { ERROR_REGISTRY, TetherError, type TetherErrorShape } from '@tether/contracts';
+import {
+  ERROR_REGISTRY,
+  TetherError,
+  type TetherErrorShape,
+  type TrpcErrorCode,
+} from '@tether/contracts';
 import { TRPCError } from '@trpc/server';
 import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_NUMBER } from '@trpc/server/rpc';
 
@@ -81,17 +86,27 @@ export function toTetherError(error: TRPCError): TetherError {
 }
 
 export interface TetherErrorData {
-  code: string;
+  code: TrpcErrorCode;
   httpStatus: number;
   path: string | undefined;
   tetherError: TetherErrorShape;
 }
 
-export function formatError(opts: { error: TRPCError; path: string | undefined }): {
+/**
+ * What clients receive as the error (`TRPCClientError.shape`; `.data` is `data`). It must be a
+ * tRPC `TRPCErrorShape` (a JSON-RPC `code` number): otherwise `initTRPC` silently types the
+ * router's errors as its default shape and typed clients cannot see `data.tetherError`.
+ */
+export interface TetherErrorWireShape {
   message: string;
   code: TRPC_ERROR_CODE_NUMBER;
   data: TetherErrorData;
-} {
+}
+
+export function formatError(opts: {
+  error: TRPCError;
+  path: string | undefined;
+}): TetherErrorWireShape {
   const tether = toTetherError(opts.error);
   const spec = ERROR_REGISTRY[tether.code];
   return {
