@@ -14,7 +14,7 @@ const CP = 'packages/control-plane/src';
  */
 const SERVICE_DEPS = {
   auth: [], // principals, tokens, credentials, revocations, who may see which node
-  limits: [], // rate limits
+  limits: [], // rate limits (in memory, and shared by replicas in PostgreSQL)
   observability: [], // the Prometheus registry (recorded into by trpc/ and server/)
   events: ['auth'], // the fleet feed: append, reads with the caller's visibility, fan-out hub
   participants: ['auth'], // participants hold credentials
