@@ -7,9 +7,13 @@
  */
 import { rm } from 'node:fs/promises';
 import pg from 'pg';
-import { HeartbeatBatcher } from '../../packages/control-plane/src/runtime-nodes/heartbeat-batch.js';
 import { freeLoopbackPort } from './postgres.js';
-import { createDb, runMigrations, startEmbeddedPostgres } from './tether-internals.js';
+import {
+  createDb,
+  HeartbeatBatcher,
+  runMigrations,
+  startEmbeddedPostgres,
+} from './tether-internals.js';
 
 const [label = 'probe', intervalArg, samplesArg] = process.argv.slice(2);
 const NODES = 2_000;

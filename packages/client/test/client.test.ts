@@ -17,9 +17,12 @@ import {
   type TetherClient,
   type TrackedEvent,
 } from '../src/index.js';
-import { eventually } from '../../control-plane/test/eventually.js';
-import { startTestServer, type TestServer } from '../../control-plane/test/server.js';
-import { nodeOf } from '../../control-plane/test/wire/actors.js';
+import {
+  eventually,
+  nodeOf,
+  startTestServer,
+  type TestServer,
+} from '@tether/control-plane/testing';
 
 /** Waits for a state the client reaches on its own (polls; not a sleep). */
 const until = (condition: () => boolean): Promise<boolean> =>

@@ -24,7 +24,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTRACT_VERSION } from '../src/index.js';
-import { startTestServer } from '../../control-plane/test/server.js';
+import { startTestServer } from '@tether/control-plane/testing';
 
 const root = join(import.meta.dirname, '..');
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');

@@ -5,4 +5,4 @@
  * `ProvidedContext` keys (`pgAdminUrl`, `pgTemplateDatabase`) that the control-plane's test
  * helpers `inject()`.
  */
-export { default } from '../../control-plane/test/global-setup.js';
+export { default } from '@tether/control-plane/testing/global-setup';

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { spawnServer } from '../../control-plane/test/process-server.js';
+import { spawnServer } from '@tether/control-plane/testing';
 import type { TetherNode } from '../src/index.js';
 import {
   FAST_BEATS,

@@ -21,11 +21,14 @@ import {
   type TetherNodeOptions,
 } from '../src/index.js';
 
-import { createTestDatabase, type TestDatabase } from '../../control-plane/test/db.js';
+import { createTestDatabase, type TestDatabase } from '@tether/control-plane/testing';
 
-export { eventually } from '../../control-plane/test/eventually.js';
-export { freePort } from '../../control-plane/test/postgres.js';
-export { startTestServer, type TestServer } from '../../control-plane/test/server.js';
+export {
+  eventually,
+  freePort,
+  startTestServer,
+  type TestServer,
+} from '@tether/control-plane/testing';
 
 /** Server settings for a fast heartbeat cadence (the heartbeat rate limit raised to match). */
 export const FAST_BEATS = {

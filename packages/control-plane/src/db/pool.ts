@@ -8,7 +8,7 @@
 import pg from 'pg';
 import { TetherError } from '@tether/contracts';
 import { translateDbError } from './errors.js';
-import { SingleFlight } from './single-flight.js';
+import { SingleFlight } from '../lib/single-flight.js';
 
 // int8 (bigserial ids, counts) as strings would surprise callers; they fit in a JS number for us.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number.parseInt(v, 10));

@@ -17,11 +17,10 @@ import {
 } from '@tether/contracts';
 import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
+import { visibleNodeIdsSql } from '../auth/visibility.js';
 import type { Db, Sql } from '../db/pool.js';
 import { prepared } from '../db/pool.js';
 import { pageLimit, Params } from '../db/pagination.js';
-
-import { visibleNodeIdsSql } from '../nodes/queries.js';
 
 export type FeedEvent = FleetEvent;
 

@@ -20,7 +20,7 @@ import { TetherError, type FleetEventsFilter } from '@tether/contracts';
 import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
 import type { Db } from '../db/pool.js';
-import { SingleFlight } from '../db/single-flight.js';
+import { SingleFlight } from '../lib/single-flight.js';
 import {
   matchesFilter,
   readAllAfter,

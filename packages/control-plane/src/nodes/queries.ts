@@ -35,6 +35,7 @@ import {
 import { z } from 'zod';
 import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
+import { visibleNode, visibleNodeIdsSql } from '../auth/visibility.js';
 import type { Sql } from '../db/pool.js';
 import { decodeCursor, pageLimit, Params, toPage, type CursorList } from '../db/pagination.js';
 import { parseRow } from '../db/rows.js';
@@ -60,27 +61,6 @@ const VIEW_FROM = `
   FROM nodes n
   LEFT JOIN runtime_node_presence p ON p.node_id = n.node_id
   LEFT JOIN runtime_node_attachments a ON a.node_id = n.node_id AND a.state IN ${ACTIVE}`;
-
-/** One node is visible to `viewer`: owner, or co-member of a session it has an attachment to. */
-function visibleNode(viewer: string): string {
-  return `(n.owner_participant_id = ${viewer} OR EXISTS (
-    SELECT 1 FROM runtime_node_attachments va
-      JOIN session_memberships vm ON vm.session_id = va.session_id
-     WHERE va.node_id = n.node_id AND vm.participant_id = ${viewer} AND vm.state = 'active'))`;
-}
-
-/**
- * The same rule as a set of node ids (a subquery), for pages and the event feed: built from the
- * owner index and the caller's memberships, so a member's list never walks the whole fleet.
- * `viewer` is an SQL expression (a parameter, or a column when checking many viewers at once).
- */
-export function visibleNodeIdsSql(viewer: string): string {
-  return `SELECT vo.node_id FROM nodes vo WHERE vo.owner_participant_id = ${viewer}
-    UNION ALL
-    SELECT va.node_id FROM session_memberships vm
-      JOIN runtime_node_attachments va ON va.session_id = vm.session_id
-     WHERE vm.participant_id = ${viewer} AND vm.state = 'active'`;
-}
 
 function visibleSet(viewer: string): string {
   return `n.node_id IN (${visibleNodeIdsSql(viewer)})`;

@@ -33,7 +33,7 @@ import type { RevocationBus } from '../auth/revocations.js';
 import { generateToken, hashToken } from '../auth/tokens.js';
 import type { Db, Sql } from '../db/pool.js';
 import { appendEvent } from '../events/append.js';
-import { writePresence } from '../runtime-nodes/presence.js';
+import { insertOfflinePresence, writePresence } from '../runtime-nodes/presence.js';
 import { loadNodeView } from './queries.js';
 
 export interface RegisterNodeInput {
@@ -118,10 +118,7 @@ export async function insertNode(sql: Sql, input: RegisterNodeInput): Promise<Re
         input.tokenHash ?? null,
       ],
     );
-    await sql.query(
-      `INSERT INTO runtime_node_presence (node_id, health_state) VALUES ($1, 'offline')`,
-      [nodeId],
-    );
+    await insertOfflinePresence(sql, nodeId);
     const row = rows[0]!;
     return {
       nodeId: row.node_id as NodeId,

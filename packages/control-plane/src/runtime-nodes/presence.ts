@@ -170,6 +170,17 @@ export async function writePresence(
 }
 
 /**
+ * A registered node's presence row, created `offline` in the registering transaction, so every
+ * known node is listed (offline) until it beats, including after a server restart.
+ */
+export async function insertOfflinePresence(sql: Sql, nodeId: string): Promise<void> {
+  await sql.query(
+    `INSERT INTO runtime_node_presence (node_id, health_state) VALUES ($1, 'offline')`,
+    [nodeId],
+  );
+}
+
+/**
  * Nodes authenticated on WebSockets: each connection becomes its node's binding and presence goes
  * online (a degraded node stays degraded: its beats say how it is). `online_since` is set when
  * it was offline. Revoked nodes are never bound. One statement for any number of connections

@@ -23,11 +23,11 @@ import { openDatabase } from './database.js';
 import { Admission } from './admission.js';
 import { createHost, type Host } from './host.js';
 import { createLogger } from './logger.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics } from '../observability/metrics.js';
 import { createMetricsServer, metricsExposure } from './metrics-http.js';
 import { joinCluster, type Cluster } from './cluster.js';
 import { PresenceBindings } from './presence-bindings.js';
-import { createRateLimiter } from './rate-limit.js';
+import { createRateLimiter } from '../limits/rate-limit.js';
 import { Sweeper } from './sweeper.js';
 
 export const SERVER_VERSION: string = (

@@ -10,7 +10,7 @@
  */
 import type { Logger } from 'pino';
 import type { Db } from '../db/pool.js';
-import { BatchQueue } from '../db/single-flight.js';
+import { BatchQueue } from '../lib/single-flight.js';
 import { bindConnections, releaseConnections } from '../runtime-nodes/presence.js';
 
 const BATCH = 1_000;

@@ -15,7 +15,7 @@ import type { Db } from '../db/pool.js';
 import { pruneEvents, type RetentionPolicy } from '../events/feed.js';
 import { pruneSharedBuckets } from '../limits/shared-buckets.js';
 import { sweepPresence, type PresenceTransition } from '../runtime-nodes/sweep.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 
 const SWEEP_LOCK_KEY = 'tether.presence_sweep';
 const PRUNE_LOCK_KEY = 'tether.events_prune';

@@ -19,8 +19,8 @@ import type { Db } from '../db/pool.js';
 import type { FeedHub } from '../events/hub.js';
 import type { HeartbeatBatcher } from '../runtime-nodes/heartbeat-batch.js';
 import type { MetricsHistoryPolicy } from '../runtime-nodes/metrics-history.js';
-import type { RateLimiter } from '../server/rate-limit.js';
-import type { Metrics } from '../server/metrics.js';
+import type { RateLimiter } from '../limits/rate-limit.js';
+import type { Metrics } from '../observability/metrics.js';
 
 export interface Settings {
   serverVersion: string;

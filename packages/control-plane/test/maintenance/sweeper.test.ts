@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { pruneEvents } from '../../src/events/feed.js';
 import { heartbeat } from '../../src/runtime-nodes/service.js';
 import { createLogger } from '../../src/server/logger.js';
-import { createMetrics } from '../../src/server/metrics.js';
+import { createMetrics } from '../../src/observability/metrics.js';
 import { Sweeper, type SweeperOptions } from '../../src/server/sweeper.js';
 import { useTestDatabase } from '../db.js';
 import { ageHeartbeat, makeNode, makeParticipant, presenceOf } from '../fixtures.js';

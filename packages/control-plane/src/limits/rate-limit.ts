@@ -5,7 +5,7 @@
  * (limits/shared-buckets.ts).
  */
 import type { Db } from '../db/pool.js';
-import { SharedBuckets } from '../limits/shared-buckets.js';
+import { SharedBuckets } from './shared-buckets.js';
 
 export interface BucketSpec {
   /** Tokens per minute (refill rate) and burst size. */
