@@ -234,6 +234,7 @@ async function scenario(client: SchemaClient, server: TestServer): Promise<void>
   await client.call('node.get', { nodeId }, admin);
   await client.call('node.list', {}, admin);
   await client.call('node.isOnline', { nodeId }, admin);
+  if (client.knows('node.metrics')) await client.call('node.metrics', { nodeId }, admin);
   await client.call('node.findOnlineWithCapability', { capability: 'gpu' }, admin);
   await client.call('node.update', { nodeId, name: `Renamed ${tag}` }, admin);
   await client.call('runtimenode.detach', { nodeId }, asNode);

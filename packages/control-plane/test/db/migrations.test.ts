@@ -175,7 +175,9 @@ async function count(db: Db, text: string, params: unknown[] = []): Promise<numb
 }
 
 async function migrationFiles(): Promise<string[]> {
-  return (await readdir(MIGRATIONS_DIR)).filter((f) => /^\d+_.*\.sql$/.test(f)).sort();
+  return (await readdir(MIGRATIONS_DIR))
+    .filter((f) => /^\d+_.*\.sql$/.test(f))
+    .sort((a, b) => parseInt(a, 10) - parseInt(b, 10)); // applied in numeric order (10 after 9)
 }
 
 describe('schema: tables and columns', () => {

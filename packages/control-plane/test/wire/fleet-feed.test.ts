@@ -34,7 +34,8 @@ const presenceOf = (events: FleetEventView[], nodeId: string): string[] =>
 
 /**
  * Makes `count` real feed rows quickly (node.updated for `nodeId`), as one statement: valid
- * contract events, numbered by an extra payload field `n` (payloads are open objects).
+ * contract events (an extra payload field `n` is stored, and dropped on the way out: events are
+ * parsed with the contract's schema before they reach a client).
  */
 async function bulkEvents(server: TestServer, nodeId: string, count: number): Promise<void> {
   await server.db.query(
@@ -156,9 +157,7 @@ describe('fleet.events', () => {
       try {
         await resumed.until((events) => events.length >= 1_000);
         expect(resumed.events.map((e) => e.id)).toEqual(missed);
-        expect(resumed.events.map((e) => (e.data as { n?: number }).n)).toEqual(
-          Array.from({ length: 1_000 }, (_, i) => i + 1),
-        );
+        expect(resumed.events.every((e) => !('n' in e.data))).toBe(true);
         // Then live: the next change arrives right after, with nothing repeated.
         await detach(server, node);
         await resumed.until((events) => events.length >= 1_001);
