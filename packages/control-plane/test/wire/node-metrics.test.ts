@@ -3,7 +3,12 @@
  * by the ring, filtered by `since`; the node view (get, list, findOnlineWithCapability) and
  * roster rows carry the latest metrics and when they were reported; visibility is node.get's.
  */
-import type { NodeMetricsOutput, NodeView, RosterOutput } from '@tether/contracts';
+import {
+  CONTRACT_VERSION,
+  type NodeMetricsOutput,
+  type NodeView,
+  type RosterOutput,
+} from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
 import { errorCode, mutate, query } from '../http.js';
 import { startTestServer, type TestServer } from '../server.js';
@@ -69,7 +74,7 @@ describe('node.metrics and metrics in node views', () => {
     await using server = await startTestServer({ env: ENV });
     const owner = await participant(server);
     const node = await nodeOf(server, owner);
-    const ws = wsClient(server, { token: node.token, clientVersion: '1.0' });
+    const ws = wsClient(server, { token: node.token, clientVersion: CONTRACT_VERSION });
     try {
       for (const cpuPercent of [41, 42]) {
         await ws.client.runtimenode.heartbeat.mutate({
