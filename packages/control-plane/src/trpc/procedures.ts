@@ -110,8 +110,22 @@ const refuseWhileDraining = middleware(({ ctx, next }) => {
   return next();
 });
 
+/**
+ * The verdict on each event object, per schema. The feed hub fans the same event object out to
+ * every subscriber, so with 1 000 dashboards an event is parsed once, not 1 000 times.
+ */
+const parsedEvents = new WeakMap<z.ZodType, WeakMap<object, z.ZodSafeParseResult<unknown>>>();
+
 function parseEvent(schema: z.ZodType, value: unknown): unknown {
-  const parsed = schema.safeParse(value);
+  let parsed: z.ZodSafeParseResult<unknown> | undefined;
+  if (typeof value === 'object' && value !== null) {
+    let bySchema = parsedEvents.get(schema);
+    if (!bySchema) parsedEvents.set(schema, (bySchema = new WeakMap()));
+    parsed = bySchema.get(value);
+    if (!parsed) bySchema.set(value, (parsed = schema.safeParse(value)));
+  } else {
+    parsed = schema.safeParse(value);
+  }
   if (!parsed.success) {
     throw new TRPCError({
       code: 'INTERNAL_SERVER_ERROR',
