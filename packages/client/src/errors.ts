@@ -2,9 +2,14 @@
  * Typed error checks for calls made with the Tether client. Every error the server sends carries
  * `data.tetherError = { code, message, details? }`, `code` from the closed registry.
  */
-import { isTetherErrorCode, type TetherErrorCode, type TetherErrorShape } from '@tether/contracts';
+import {
+  isTetherErrorCode,
+  type TetherErrorCode,
+  type TetherErrorData,
+  type TetherErrorShape,
+} from '@tether/contracts';
 import { isTRPCClientError, type TRPCClientError } from '@trpc/client';
-import type { AppRouter, TetherErrorData } from './router.js';
+import type { AppRouter } from './router.js';
 
 /** A call's error that the server answered with registry code `C`. */
 export type TetherClientError<C extends TetherErrorCode = TetherErrorCode> =

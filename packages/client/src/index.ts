@@ -25,7 +25,6 @@ export type {
   AppRouter,
   AppRouterRecord,
   AppRouterRoot,
-  TetherErrorData,
   TetherErrorWireShape,
   TrackedEvent,
 } from './router.js';

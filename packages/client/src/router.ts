@@ -9,12 +9,7 @@
  * Invariant: this type and the server's `AppRouter` describe the same procedures with the same
  * inputs, outputs and error shape (checked at compile time in `test/router-parity.ts`).
  */
-import type {
-  TetherErrorShape,
-  TrpcErrorCode,
-  WIRE_PROCEDURES,
-  WireProcedure,
-} from '@tether/contracts';
+import type { TetherErrorData, WIRE_PROCEDURES, WireProcedure } from '@tether/contracts';
 import type {
   TRPCBuiltRouter,
   TRPCMutationProcedure,
@@ -23,14 +18,6 @@ import type {
   TRPC_ERROR_CODE_NUMBER,
 } from '@trpc/server';
 import type { z } from 'zod';
-
-/** `TRPCClientError.data`: the tRPC code, HTTP status, path and Tether's typed error. */
-export interface TetherErrorData {
-  code: TrpcErrorCode;
-  httpStatus: number;
-  path: string | undefined;
-  tetherError: TetherErrorShape;
-}
 
 /** Every error the server sends (`TRPCClientError.shape`); `data.tetherError` is the typed part. */
 export interface TetherErrorWireShape {

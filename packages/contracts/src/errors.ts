@@ -219,6 +219,14 @@ export interface TetherErrorShape {
   details?: Record<string, unknown>;
 }
 
+/** `error.data` of every failed call on the tRPC wire: tRPC's code, HTTP status, path, Tether's error. */
+export interface TetherErrorData {
+  code: TrpcErrorCode;
+  httpStatus: number;
+  path: string | undefined;
+  tetherError: TetherErrorShape;
+}
+
 /** The one error type services throw and clients receive. */
 export class TetherError extends Error {
   override readonly name = 'TetherError';

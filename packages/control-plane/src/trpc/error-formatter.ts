@@ -3,12 +3,7 @@
  * `error.data.tetherError = { code, message, details? }` with the registry's HTTP status.
  * Unknown errors become `system.internal` without internals (no stack, no SQL, no cause).
  */
-import {
-  ERROR_REGISTRY,
-  TetherError,
-  type TetherErrorShape,
-  type TrpcErrorCode,
-} from '@tether/contracts';
+import { ERROR_REGISTRY, TetherError, type TetherErrorData } from '@tether/contracts';
 import { TRPCError } from '@trpc/server';
 import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_NUMBER } from '@trpc/server/rpc';
 
@@ -83,13 +78,6 @@ export function toTetherError(error: TRPCError): TetherError {
     default:
       return new TetherError('system.internal', 'Internal server error.');
   }
-}
-
-export interface TetherErrorData {
-  code: TrpcErrorCode;
-  httpStatus: number;
-  path: string | undefined;
-  tetherError: TetherErrorShape;
 }
 
 /**
