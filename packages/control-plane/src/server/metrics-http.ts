@@ -10,7 +10,7 @@
  *  - neither set → served on the main port only when it listens on loopback; on any other
  *    address the main port answers 404, and the server warns at start.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { secretsEqual } from '../auth/tokens.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Registry } from 'prom-client';
@@ -70,15 +70,9 @@ export function metricsExposure(options: {
   };
 }
 
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
-}
-
-/** Constant-time: the time taken depends on neither the presented token nor its length. */
+/** Constant-time (auth/tokens.ts `secretsEqual`): the time taken depends on neither the token nor its length. */
 export function metricsTokenMatches(presented: string | null, expected: string): boolean {
-  const a = digest(presented ?? '');
-  const b = digest(expected);
-  return timingSafeEqual(a, b) && presented !== null;
+  return secretsEqual(presented ?? '', expected) && presented !== null;
 }
 
 /** Answers one `/metrics` request: 401 without the configured token, else the registry. */
