@@ -58,6 +58,9 @@ export const FleetEvent = z.discriminatedUnion('type', [
   eventOf('pairing.approved'),
   eventOf('pairing.rejected'),
   eventOf('pairing.expired'),
+  eventOf('command.invoked'),
+  eventOf('command.refused'),
+  eventOf('command.state_changed'),
 ]);
 export type FleetEvent = z.infer<typeof FleetEvent>;
 /** The event of one type, e.g. `FleetEventOf<'presence.changed'>`. */

@@ -7,3 +7,5 @@ export * from './pairing.js';
 export * from './nodes.js';
 export * from './runtimenode.js';
 export * from './fleet.js';
+export * from './access-policy.js';
+export * from './commands.js';
