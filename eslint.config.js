@@ -23,6 +23,7 @@ const SERVICE_DEPS = {
   nodes: ['auth', 'events', 'runtime-nodes'], // registration and revocation write presence
   enrollment: ['auth', 'events', 'nodes'], // enrolling registers a node
   pairing: ['auth', 'events', 'nodes'], // an approved pairing registers a node
+  'access-policy': ['auth', 'events'], // decisions need the caller's principal and node visibility; policy changes and leases are events
 };
 
 const contracts = ['pkg-src', { pkg: 'contracts' }];

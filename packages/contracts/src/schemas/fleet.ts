@@ -58,6 +58,11 @@ export const FleetEvent = z.discriminatedUnion('type', [
   eventOf('pairing.approved'),
   eventOf('pairing.rejected'),
   eventOf('pairing.expired'),
+  eventOf('policy.changed'),
+  eventOf('lease.granted'),
+  eventOf('lease.renewed'),
+  eventOf('lease.released'),
+  eventOf('lease.expired'),
 ]);
 export type FleetEvent = z.infer<typeof FleetEvent>;
 /** The event of one type, e.g. `FleetEventOf<'presence.changed'>`. */

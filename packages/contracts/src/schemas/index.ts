@@ -7,3 +7,4 @@ export * from './pairing.js';
 export * from './nodes.js';
 export * from './runtimenode.js';
 export * from './fleet.js';
+export * from './access-policy.js';

@@ -48,7 +48,7 @@ export async function appendEvent(
 }
 
 /** Event types whose payloads are built inside SQL statements (bulk and single-statement writers). */
-export type SqlWrittenEventType = 'presence.changed' | 'runtimenode.attached';
+export type SqlWrittenEventType = 'presence.changed' | 'runtimenode.attached' | 'lease.expired';
 
 /**
  * The payload of `type` as an SQL expression, from one SQL expression per payload field: the

@@ -12,6 +12,7 @@
  */
 import type { Logger } from 'pino';
 import type { Db } from '../db/pool.js';
+import { expireLeases } from '../access-policy/leases.js';
 import { pruneEvents, type RetentionPolicy } from '../events/feed.js';
 import { pruneSharedBuckets } from '../limits/shared-buckets.js';
 import { sweepPresence, type PresenceTransition } from '../runtime-nodes/sweep.js';
@@ -140,8 +141,13 @@ export class Sweeper {
         this.#databaseFailing = false;
         this.#hold('stall', this.#stallHoldMs, { databaseRecovered: true });
       }
+      if (!rows[0]?.locked) return null;
+      // Leases run on the database clock alone, so no hold applies: a lease past its expiry
+      // already lets nobody invoke; this only records that it ended.
+      const leasesExpired = await expireLeases(sql);
+      if (leasesExpired > 0) this.#log.info({ leasesExpired }, 'capability leases expired');
       // Checked after reaching the database: a stall that ends here still holds this round.
-      if (!rows[0]?.locked || this.holding) return null;
+      if (this.holding) return null;
       return sweepPresence(sql, {
         degradedAfterMs: this.#options.degradedAfterMs,
         offlineAfterMs: this.#options.offlineAfterMs,

@@ -18,7 +18,8 @@ export type RestTag =
   | 'pairing'
   | 'nodes'
   | 'runtime-nodes'
-  | 'events';
+  | 'events'
+  | 'access-policy';
 
 export interface RestOptions {
   /** Anyone may call it (no bearer token needed). */

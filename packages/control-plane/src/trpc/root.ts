@@ -1,5 +1,6 @@
 /** The whole API: routers composed by name. `AppRouter` is what typed clients import. */
 import { router } from './init.js';
+import { leaseRouter, policyRouter } from './routers/access-policy.js';
 import { deviceRouter, enrollmentRouter } from './routers/enrollment.js';
 import { fleetRouter } from './routers/fleet.js';
 import { pairingRouter } from './routers/pairing.js';
@@ -21,6 +22,8 @@ export const appRouter = router({
   device: deviceRouter,
   pairing: pairingRouter,
   fleet: fleetRouter,
+  policy: policyRouter,
+  lease: leaseRouter,
 });
 
 export type AppRouter = typeof appRouter;
