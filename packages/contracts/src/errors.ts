@@ -229,6 +229,76 @@ export const ERROR_REGISTRY = {
     false,
     'The lease has ended (released, broken or expired); acquire a new one.',
   ),
+  'command.not_found': spec(
+    'NOT_FOUND',
+    false,
+    'No such command visible to the caller (for a node: not addressed to it; the two are indistinguishable).',
+  ),
+  'command.permission_denied': spec(
+    'FORBIDDEN',
+    false,
+    "The node's access policy does not let the caller invoke this capability (details.reason: not_owner, not_member, lease_required, lease_held_by_other), or approve/deny its commands.",
+  ),
+  'command.capability_unknown': spec(
+    'CONFLICT',
+    false,
+    'The node does not declare this capability.',
+  ),
+  'command.node_unavailable': spec(
+    'CONFLICT',
+    false,
+    "The node cannot take commands: it is revoked, or attached read-only (below its session's floor); details.reason says which.",
+  ),
+  'command.node_busy': spec(
+    'CONFLICT',
+    true,
+    'The node already holds the most open commands it may (details.limit); retry when some finish.',
+  ),
+  'command.no_eligible_node': spec(
+    'CONFLICT',
+    true,
+    'No node can take this capability now; details.reason: none_online (no online, writable node declares it), all_busy (each one holds its maximum of open commands), not_allowed (the access policy refuses the caller on every one).',
+  ),
+  'command.command_not_allowed': spec(
+    'BAD_REQUEST',
+    false,
+    "The command is not in the capability's commands allow-list (or one is required, or the capability has none); details.allowed lists them.",
+  ),
+  'command.input_invalid': spec(
+    'BAD_REQUEST',
+    false,
+    "The input does not match the capability's inputSchema; details.errors list the paths and messages.",
+  ),
+  'command.input_schema_invalid': spec(
+    'CONFLICT',
+    false,
+    "The capability's declared inputSchema is not a usable JSON Schema; the node must declare a valid one.",
+  ),
+  'command.input_too_large': spec(
+    'PAYLOAD_TOO_LARGE',
+    false,
+    'The command input exceeds the size limit (details.bytes, details.maxBytes).',
+  ),
+  'command.output_too_large': spec(
+    'PAYLOAD_TOO_LARGE',
+    false,
+    'The command result (output or error) exceeds the size limit (details.bytes, details.maxBytes).',
+  ),
+  'command.idempotency_conflict': spec(
+    'CONFLICT',
+    false,
+    'The idempotency key was already used by this caller for a different invocation; details.commandId names it.',
+  ),
+  'command.not_open': spec(
+    'CONFLICT',
+    false,
+    'The command already ended (details.state), or is not in the state this call needs (approve/deny: awaiting_approval).',
+  ),
+  'command.result_conflict': spec(
+    'CONFLICT',
+    false,
+    'The command already has a different result; a result is final.',
+  ),
 } as const satisfies Record<string, ErrorSpec>;
 
 export type TetherErrorCode = keyof typeof ERROR_REGISTRY;

@@ -9,9 +9,9 @@
  */
 import { z } from 'zod';
 import { CapabilityName } from './capabilities.js';
-import { AttachmentId, NodeId, ParticipantId } from './ids.js';
+import { AttachmentId, CommandId, NodeId, ParticipantId } from './ids.js';
 import { CapabilityPolicy } from './schemas/access-policy.js';
-import { NodeState, PresenceHealthState } from './states.js';
+import { CommandState, NodeState, PresenceHealthState } from './states.js';
 import { EventEnvelopeVersion } from './version.js';
 
 /** Why presence changed. */
@@ -193,6 +193,71 @@ export type LeaseReleasedPayload = z.infer<typeof LeaseReleasedPayload>;
 /** `lease.expired`: the lease passed its expiry without a renewal. */
 export const LeaseExpiredPayload = z.object({ ...LeaseFields, expiredAt: PayloadTime });
 export type LeaseExpiredPayload = z.infer<typeof LeaseExpiredPayload>;
+/** The server itself moved a command (delivery to the node, or expiry by the sweep). */
+export const SystemActor = z.object({
+  kind: z.literal('system'),
+  cause: z.enum(['delivery', 'sweep']),
+});
+/** Who moved a command: a participant, the addressed node, or the server. */
+export const CommandActor = z.discriminatedUnion('kind', [
+  ParticipantActor,
+  NodeActor,
+  SystemActor,
+]);
+export type CommandActor = z.infer<typeof CommandActor>;
+
+/** How the access policy let an invocation through (`gate`: it waits for an owner's approval). */
+export const CommandDecision = z.discriminatedUnion('outcome', [
+  z.object({
+    outcome: z.literal('allow'),
+    policy: CapabilityPolicy,
+    via: z.enum(['owner', 'admin', 'member', 'lease']),
+  }),
+  z.object({ outcome: z.literal('gate'), policy: z.literal('gated') }),
+]);
+export type CommandDecision = z.infer<typeof CommandDecision>;
+
+/**
+ * `command.invoked`: a command was stored (`state` `pending`, or `awaiting_approval` when the
+ * capability is gated), by whom, through which policy decision, and how its node was chosen.
+ * The input itself is not in the feed (read it with `command.get`).
+ */
+export const CommandInvokedPayload = z.object({
+  commandId: CommandId,
+  capability: CapabilityName,
+  command: z.string().nullable(),
+  state: CommandState,
+  by: ParticipantId,
+  decision: CommandDecision,
+  targetedBy: z.enum(['node', 'capability']),
+  expiresAt: z.iso.datetime({ offset: true }),
+});
+export type CommandInvokedPayload = z.infer<typeof CommandInvokedPayload>;
+
+/** `command.refused`: the access policy refused an invocation on this node (nothing was stored). */
+export const CommandRefusedPayload = z.object({
+  capability: CapabilityName,
+  command: z.string().nullable(),
+  by: ParticipantId,
+  policy: CapabilityPolicy,
+  reason: z.enum(['not_owner', 'not_member', 'lease_required', 'lease_held_by_other']),
+});
+export type CommandRefusedPayload = z.infer<typeof CommandRefusedPayload>;
+
+/**
+ * `command.state_changed`: one transition of a command, `from` → `to`, by whom. `attempt` is the
+ * delivery count when `to` is `delivered`; `reason` is a cancel/deny reason or a failure's code.
+ */
+export const CommandStateChangedPayload = z.object({
+  commandId: CommandId,
+  capability: CapabilityName,
+  from: CommandState,
+  to: CommandState,
+  by: CommandActor,
+  attempt: z.number().int().positive().optional(),
+  reason: Reason.optional(),
+});
+export type CommandStateChangedPayload = z.infer<typeof CommandStateChangedPayload>;
 
 export const FleetEventType = z.enum([
   'node.enrolled',
@@ -214,6 +279,9 @@ export const FleetEventType = z.enum([
   'lease.renewed',
   'lease.released',
   'lease.expired',
+  'command.invoked',
+  'command.refused',
+  'command.state_changed',
 ]);
 export type FleetEventType = z.infer<typeof FleetEventType>;
 
@@ -238,6 +306,9 @@ export const FleetEventPayloads = {
   'lease.renewed': LeaseHeldPayload,
   'lease.released': LeaseReleasedPayload,
   'lease.expired': LeaseExpiredPayload,
+  'command.invoked': CommandInvokedPayload,
+  'command.refused': CommandRefusedPayload,
+  'command.state_changed': CommandStateChangedPayload,
 } as const satisfies Record<FleetEventType, z.ZodType>;
 
 /** The `data` of each event type. */

@@ -28,3 +28,7 @@ export type Timestamp = z.infer<typeof Timestamp>;
  */
 export const TimestampInput = z.coerce.date().meta({ type: 'string', format: 'date-time' });
 export type TimestampInput = z.infer<typeof TimestampInput>;
+
+/** A command (`command.*`): a uuid chosen by the server. */
+export const CommandId = z.uuid().brand<'CommandId'>();
+export type CommandId = z.infer<typeof CommandId>;

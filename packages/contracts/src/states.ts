@@ -35,3 +35,22 @@ export type MembershipState = z.infer<typeof MembershipState>;
 
 export const ParticipantRole = z.enum(['admin', 'member']);
 export type ParticipantRole = z.infer<typeof ParticipantRole>;
+
+/**
+ * `awaiting_approval` (gated capability, before `pending`) → `pending` (stored, not yet sent) →
+ * `delivered` (sent to the node at least once) → `running` (the node acknowledged it) →
+ * `succeeded` | `failed`. Any open state may end `expired` (its deadline passed) or `cancelled`;
+ * `awaiting_approval` may end `denied`.
+ */
+export const CommandState = z.enum([
+  'awaiting_approval',
+  'pending',
+  'delivered',
+  'running',
+  'succeeded',
+  'failed',
+  'expired',
+  'cancelled',
+  'denied',
+]);
+export type CommandState = z.infer<typeof CommandState>;

@@ -4,6 +4,7 @@
  */
 import type { z } from 'zod';
 import * as ap from './schemas/access-policy.js';
+import * as cm from './schemas/commands.js';
 import * as en from './schemas/enrollment.js';
 import * as fl from './schemas/fleet.js';
 import * as no from './schemas/nodes.js';
@@ -143,6 +144,41 @@ export const WIRE_PROCEDURES = {
 
   'fleet.events': { kind: 'subscription', input: fl.FleetEventsInput, output: fl.FleetEventView },
   'fleet.list': { kind: 'query', input: fl.FleetListInput, output: fl.FleetListOutput },
+  'command.invoke': {
+    kind: 'mutation',
+    input: cm.CommandInvokeInput,
+    output: cm.CommandInvokeOutput,
+  },
+  'command.get': { kind: 'query', input: cm.CommandIdInput, output: cm.CommandView },
+  'command.list': { kind: 'query', input: cm.CommandListInput, output: cm.CommandListOutput },
+  'command.cancel': { kind: 'mutation', input: cm.CommandCancelInput, output: cm.CommandView },
+  'command.approve': { kind: 'mutation', input: cm.CommandIdInput, output: cm.CommandView },
+  'command.deny': { kind: 'mutation', input: cm.CommandDenyInput, output: cm.CommandView },
+  'command.watch': {
+    kind: 'subscription',
+    input: cm.CommandWatchInput,
+    output: cm.CommandWatchEvent,
+  },
+  'runtimenode.commands': {
+    kind: 'subscription',
+    input: cm.NodeCommandsInput,
+    output: cm.NodeCommandMessage,
+  },
+  'runtimenode.pendingCommands': {
+    kind: 'mutation',
+    input: cm.PendingCommandsInput,
+    output: cm.PendingCommandsOutput,
+  },
+  'runtimenode.commandack': {
+    kind: 'mutation',
+    input: cm.CommandAckInput,
+    output: cm.CommandAckOutput,
+  },
+  'runtimenode.commandresult': {
+    kind: 'mutation',
+    input: cm.CommandResultInput,
+    output: cm.CommandResultOutput,
+  },
 } as const satisfies Record<string, WireProcedure>;
 
 export type WireProcedureName = keyof typeof WIRE_PROCEDURES;

@@ -26,6 +26,7 @@ import {
 const P1 = '6f1c1a52-3f5e-4b53-9d0e-1c2b3a4d5e6f';
 const REQ = '0b7d2a90-8f4b-4c1e-a1d2-3e4f5a6b7c8d';
 const ATT = 'c3a1e2f4-5b6d-4e7f-8a9b-0c1d2e3f4a5b';
+const CMD = '5d2f0c1e-7a3b-4c9d-8e1f-2a3b4c5d6e7f';
 
 /** A valid payload for every event type, as the control plane writes them. */
 const SAMPLES: { [T in FleetEventType]: Payloads[T] } = {
@@ -93,6 +94,31 @@ const SAMPLES: { [T in FleetEventType]: Payloads[T] } = {
     capability: 'shell',
     holder: P1 as never,
     expiredAt: '2026-11-23T10:10:00.000Z',
+  },
+  'command.invoked': {
+    commandId: CMD as never,
+    capability: 'shell',
+    command: 'run',
+    state: 'awaiting_approval',
+    by: P1 as never,
+    decision: { outcome: 'gate', policy: 'gated' },
+    targetedBy: 'capability',
+    expiresAt: '2026-11-23T10:01:00.000Z',
+  },
+  'command.refused': {
+    capability: 'shell',
+    command: null,
+    by: P1 as never,
+    policy: 'leased',
+    reason: 'lease_held_by_other',
+  },
+  'command.state_changed': {
+    commandId: CMD as never,
+    capability: 'shell',
+    from: 'pending',
+    to: 'delivered',
+    by: { kind: 'system', cause: 'delivery' },
+    attempt: 1,
   },
 };
 

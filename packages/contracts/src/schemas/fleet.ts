@@ -63,6 +63,9 @@ export const FleetEvent = z.discriminatedUnion('type', [
   eventOf('lease.renewed'),
   eventOf('lease.released'),
   eventOf('lease.expired'),
+  eventOf('command.invoked'),
+  eventOf('command.refused'),
+  eventOf('command.state_changed'),
 ]);
 export type FleetEvent = z.infer<typeof FleetEvent>;
 /** The event of one type, e.g. `FleetEventOf<'presence.changed'>`. */

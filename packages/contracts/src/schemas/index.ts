@@ -8,3 +8,4 @@ export * from './nodes.js';
 export * from './runtimenode.js';
 export * from './fleet.js';
 export * from './access-policy.js';
+export * from './commands.js';

@@ -19,7 +19,8 @@ export type RestTag =
   | 'nodes'
   | 'runtime-nodes'
   | 'events'
-  | 'access-policy';
+  | 'access-policy'
+  | 'commands';
 
 export interface RestOptions {
   /** Anyone may call it (no bearer token needed). */

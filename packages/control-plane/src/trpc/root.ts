@@ -1,6 +1,7 @@
 /** The whole API: routers composed by name. `AppRouter` is what typed clients import. */
 import { router } from './init.js';
 import { leaseRouter, policyRouter } from './routers/access-policy.js';
+import { commandRouter } from './routers/command.js';
 import { deviceRouter, enrollmentRouter } from './routers/enrollment.js';
 import { fleetRouter } from './routers/fleet.js';
 import { pairingRouter } from './routers/pairing.js';
@@ -24,6 +25,7 @@ export const appRouter = router({
   fleet: fleetRouter,
   policy: policyRouter,
   lease: leaseRouter,
+  command: commandRouter,
 });
 
 export type AppRouter = typeof appRouter;
