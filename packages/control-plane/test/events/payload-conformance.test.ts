@@ -14,6 +14,13 @@ import {
   type NodeId,
 } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
+import {
+  acquireLease,
+  expireLeases,
+  releaseLease,
+  renewLease,
+} from '../../src/access-policy/leases.js';
+import { setPolicy } from '../../src/access-policy/policies.js';
 import { RevocationBus } from '../../src/auth/revocations.js';
 import { createKey, enroll } from '../../src/enrollment/service.js';
 import { ackCommand, commandResult, takeForDelivery } from '../../src/commands/delivery.js';
@@ -96,12 +103,19 @@ async function writeEveryEvent(): Promise<void> {
   await claimRequest(t.db, { requestId: first.requestId, claimSecret: secret });
   const rejected = await requestPairing(t.db, { name: 'x', nodeType: 'edge' }, pairingContext);
   await rejectRequest(t.db, owner, { requestId: rejected.requestId });
-  const expiring = await requestPairing(t.db, { name: 'y', nodeType: 'edge' }, pairingContext);
+  const expiringRequest = await requestPairing(
+    t.db,
+    { name: 'y', nodeType: 'edge' },
+    pairingContext,
+  );
   await t.db.query(
     `UPDATE pairing_requests SET expires_at = now() - interval '1 s' WHERE id = $1`,
-    [expiring.requestId],
+    [expiringRequest.requestId],
   );
-  await claimRequest(t.db, { requestId: expiring.requestId, claimSecret: expiring.claimSecret });
+  await claimRequest(t.db, {
+    requestId: expiringRequest.requestId,
+    claimSecret: expiringRequest.claimSecret,
+  });
 
   // attach (presence attach + runtimenode.attached), capability update with a health change
   // (state_changed + capabilities_updated), beats (batch and single path), sweep, connection
@@ -122,6 +136,34 @@ async function writeEveryEvent(): Promise<void> {
   await detach(t.db, node, { nodeId: node.nodeId, reason: 'maintenance' });
   await bindConnections(t.db, [{ nodeId: node.nodeId, connectionId: 'c1' }]);
   await releaseConnections(t.db, [{ nodeId: node.nodeId, connectionId: 'c1' }]);
+
+  // policy.changed; lease.granted, renewed, released (by its holder and broken), expired (the
+  // expiry statement builds its payloads in SQL).
+  await setPolicy(t.db, owner, { nodeId: node.nodeId, capability: 'gpu', policy: 'leased' });
+  const lease = await acquireLease(t.db, owner, {
+    nodeId: node.nodeId,
+    capability: 'gpu',
+    ttlSeconds: 60,
+  });
+  await renewLease(t.db, owner, { leaseId: lease.leaseId, ttlSeconds: 90 });
+  await releaseLease(t.db, owner, { leaseId: lease.leaseId });
+  const broken = await acquireLease(t.db, owner, {
+    nodeId: node.nodeId,
+    capability: 'gpu',
+    ttlSeconds: 60,
+  });
+  await releaseLease(t.db, admin, { leaseId: broken.leaseId });
+  const expiring = await acquireLease(t.db, owner, {
+    nodeId: node.nodeId,
+    capability: 'gpu',
+    ttlSeconds: 60,
+  });
+  await t.db.query(
+    `UPDATE capability_leases SET acquired_at = now() - interval '2 min',
+            expires_at = now() - interval '1 s' WHERE id = $1`,
+    [expiring.leaseId],
+  );
+  expect(await expireLeases(t.db)).toBe(1);
 
   const other = await makeNode(t.db, owner);
   const second = await makeSession(t.db, owner);
