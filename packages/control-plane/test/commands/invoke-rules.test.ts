@@ -10,7 +10,7 @@ import {
   type SessionId,
 } from '@tether/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cachedValidators } from '../../src/commands/validation.js';
+import { schemaCompilations } from '../../src/commands/validation.js';
 import { mutate, query } from '../http.js';
 import { rest } from '../rest.js';
 import { startTestServer, type TestServer } from '../server.js';
@@ -61,7 +61,8 @@ describe('input and allow-list', () => {
     ]);
     const missing = await invoke(server, owner, { target, capability: 'shell', command: 'run' });
     expect(tetherCode(missing)).toBe('command.input_invalid');
-    const cached = cachedValidators();
+    // Compiled by the first call above, never again for the same schema.
+    const compiled = schemaCompilations();
     await invokeOk(server, owner, {
       target,
       capability: 'shell',
@@ -74,7 +75,18 @@ describe('input and allow-list', () => {
       command: 'run',
       input: { cmd: 'b' },
     });
-    expect(cachedValidators()).toBe(cached);
+    expect(schemaCompilations()).toBe(compiled);
+    // Another schema is compiled once.
+    const other = await commandNode(server, owner, {
+      shell: { ...SHELL.shell, inputSchema: { type: 'object', required: ['cmd'] } },
+    });
+    await invokeOk(server, owner, {
+      target: { nodeId: other.nodeId },
+      capability: 'shell',
+      command: 'run',
+      input: { cmd: 'c' },
+    });
+    expect(schemaCompilations()).toBe(compiled + 1);
     expect(await commandCount(node.nodeId)).toBe(2);
   });
 
