@@ -106,7 +106,8 @@ export async function pendingCommands(
 /**
  * `runtimenode.commands`: the node's open commands, then each new one as it comes, and a
  * `cancel` for each command sent on this stream that was cancelled or expired. Ends when
- * `signal` aborts (with its TetherError if the credential ended) or the server shuts down.
+ * `signal` aborts (with its TetherError if the credential ended) or, over HTTP, when the server
+ * shuts down (see `CommandSignals.shutdown`).
  */
 export async function* streamCommands(
   db: Db,
@@ -114,6 +115,7 @@ export async function* streamCommands(
   principal: NodePrincipal,
   input: { nodeId?: string | undefined } | undefined,
   signal: AbortSignal,
+  transport: 'http' | 'ws',
 ): AsyncGenerator<NodeCommandMessage> {
   assertSelf(principal, input?.nodeId);
   const nodeId = principal.nodeId;
@@ -126,6 +128,7 @@ export async function* streamCommands(
   try {
     for (;;) {
       await wakeup.next(signal);
+      if (signals.closed) await signals.shutdown(transport, signal);
       if (signal.aborted) {
         if (signal.reason instanceof TetherError) throw signal.reason;
         return;

@@ -582,6 +582,7 @@ export async function* watchCommand(
   actor: ParticipantPrincipal,
   input: { commandId: string; lastEventId?: string | null | undefined },
   signal: AbortSignal,
+  transport: 'http' | 'ws',
 ): AsyncGenerator<{ revision: number; command: CommandView }> {
   const wakeup = new Wakeup();
   const unregister = signals.watchCommand(input.commandId, wakeup);
@@ -589,6 +590,7 @@ export async function* watchCommand(
   try {
     for (;;) {
       await wakeup.next(signal);
+      if (signals.closed) await signals.shutdown(transport, signal);
       if (signal.aborted) {
         if (signal.reason instanceof TetherError) throw signal.reason;
         return;

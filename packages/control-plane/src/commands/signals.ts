@@ -84,6 +84,19 @@ export class CommandSignals {
     return this.#closed;
   }
 
+  /**
+   * What a stream does once the server shuts down: over HTTP (SSE) it ends, so the response can
+   * finish; over a WebSocket it stays open until the socket goes (`signal` aborts), because the
+   * client resubscribes everything that was open on a socket that closed, while a stream the
+   * server completed would stay completed.
+   */
+  async shutdown(transport: 'http' | 'ws', signal: AbortSignal): Promise<void> {
+    if (transport === 'http' || signal.aborted) return;
+    await new Promise<void>((resolve) =>
+      signal.addEventListener('abort', () => resolve(), { once: true }),
+    );
+  }
+
   /** Registers a node's stream; returns the unregister function. */
   watchNode(nodeId: string, wakeup: Wakeup): () => void {
     return this.#nodes.add(nodeId, wakeup);

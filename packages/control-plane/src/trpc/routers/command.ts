@@ -91,6 +91,7 @@ export const commandRouter = router({
         ctx.principal,
         input,
         until,
+        ctx.transport,
       )) {
         yield tracked(String(update.revision), update.command);
       }

@@ -130,6 +130,7 @@ export const runtimenodeRouter = router({
         ctx.principal,
         input,
         streamSignal(ctx, signal) ?? new AbortController().signal,
+        ctx.transport,
       ),
     ),
   pendingCommands: nodeProcedure
