@@ -23,6 +23,10 @@ import {
 import { setPolicy } from '../../src/access-policy/policies.js';
 import { RevocationBus } from '../../src/auth/revocations.js';
 import { createKey, enroll } from '../../src/enrollment/service.js';
+import { ackCommand, commandResult, takeForDelivery } from '../../src/commands/delivery.js';
+import { expireCommands } from '../../src/commands/expiry.js';
+import { cancelCommand, invoke } from '../../src/commands/service.js';
+import { CommandSignals } from '../../src/commands/signals.js';
 import { readAllAfter } from '../../src/events/feed.js';
 import { revokeNode, rotateNodeToken, updateNode } from '../../src/nodes/service.js';
 import {
@@ -169,6 +173,33 @@ async function writeEveryEvent(): Promise<void> {
   const third = await makeSession(t.db, owner);
   await attach(t.db, other, attachInput(other, third));
   await revokeNode(t.db, owner, { nodeId: other.nodeId }, new RevocationBus());
+
+  // command.invoked, command.refused, and command.state_changed by the delivery (SQL), the node,
+  // a participant's cancel and the expiry sweep (SQL).
+  const signals = new CommandSignals();
+  const worker = await makeNode(t.db, owner);
+  const member = await makeParticipant(t.db);
+  await addMemberAs(t.db, owner, session, member, 'collaborator');
+  await attach(t.db, worker, attachInput(worker, session, { clientVersion: '1.2' }));
+  await capabilityUpdate(t.db, worker, { nodeId: worker.nodeId, capabilities: GPU });
+  const call = (key: string, timeoutMs?: number) => ({
+    target: { nodeId: worker.nodeId },
+    capability: 'gpu',
+    idempotencyKey: key,
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  });
+  await invoke(t.db, signals, member, call('refused')).catch(() => undefined);
+  const ran = await invoke(t.db, signals, owner, call('ran'));
+  const cancelled = await invoke(t.db, signals, owner, call('cancelled'));
+  await takeForDelivery(t.db, worker.nodeId, 'all', 10);
+  await ackCommand(t.db, signals, worker, { commandId: ran.commandId });
+  await commandResult(t.db, signals, worker, { commandId: ran.commandId, ok: true, output: 1 });
+  await cancelCommand(t.db, signals, owner, { commandId: cancelled.commandId, reason: 'no' });
+  const overdue = await invoke(t.db, signals, owner, call('expiring', 1_000));
+  await t.db.query(`UPDATE node_commands SET expires_at = now() WHERE id = $1`, [
+    overdue.commandId,
+  ]);
+  await expireCommands(t.db, 'tether.command_expiry');
 }
 
 async function everyStoredEvent(filter?: FleetEventsFilter) {

@@ -11,6 +11,7 @@ import {
 import { describe, expect, it } from 'vitest';
 import { errorCode, mutate, mutateBatch, query, type CallResult } from '../http.js';
 import { startTestServer, type TestServer } from '../server.js';
+import { COMMAND_ERROR_CASES, type CommandErrorCode } from '../commands/error-cases.js';
 import { acquire, attachedNode, setPolicy } from './access-actors.js';
 import { nodeOf, participant, sessionOf } from './actors.js';
 
@@ -44,7 +45,22 @@ const enrollBody = (key: string, extra: object = {}) => ({
   ...extra,
 });
 
+/** A `command.*` case over tRPC: its setup, then its one call. */
+function commandCase(code: CommandErrorCode): Producer {
+  return async (s) => {
+    const call = await COMMAND_ERROR_CASES[code](s);
+    return call.procedure === 'command.get'
+      ? query(s.url, call.procedure, call.input, { token: call.token })
+      : mutate(s.url, call.procedure, call.input, { token: call.token });
+  };
+}
+
+const COMMAND_PRODUCERS = Object.fromEntries(
+  (Object.keys(COMMAND_ERROR_CASES) as CommandErrorCode[]).map((code) => [code, commandCase(code)]),
+) as Record<CommandErrorCode, Producer>;
+
 const PRODUCERS: Record<TetherErrorCode, Producer> = {
+  ...COMMAND_PRODUCERS,
   'auth.unauthenticated': (s) => query(s.url, 'session.list', {}),
   'auth.forbidden': async (s) =>
     mutate(

@@ -18,6 +18,11 @@ import { uniqueName } from '../fixtures.js';
 import { errorCode, mutate } from '../http.js';
 import { rest, type RestResult } from '../rest.js';
 import { startTestServer, type TestServer } from '../server.js';
+import {
+  COMMAND_ERROR_CASES,
+  restRequest,
+  type CommandErrorCode,
+} from '../commands/error-cases.js';
 import { acquire, attachedNode, setPolicy } from './access-actors.js';
 import { nodeOf, participant, type NodeActor, type ParticipantActor } from './actors.js';
 
@@ -84,7 +89,21 @@ function attach(s: TestServer, owner: ParticipantActor, node: NodeActor, session
   });
 }
 
+/** A `command.*` case over REST: its setup, then its one request. */
+function commandCase(code: CommandErrorCode): Producer {
+  return async (s) => {
+    const call = await COMMAND_ERROR_CASES[code](s);
+    const request = restRequest(call);
+    return rest(s.url, request.method, request.path, request.body, { token: call.token });
+  };
+}
+
+const COMMAND_PRODUCERS = Object.fromEntries(
+  (Object.keys(COMMAND_ERROR_CASES) as CommandErrorCode[]).map((code) => [code, commandCase(code)]),
+) as Record<CommandErrorCode, Producer>;
+
 const PRODUCERS: Record<TetherErrorCode, Producer> = {
+  ...COMMAND_PRODUCERS,
   'auth.unauthenticated': (s) => rest(s.url, 'GET', '/sessions'),
   'auth.forbidden': async (s) =>
     rest(
