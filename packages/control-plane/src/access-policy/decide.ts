@@ -23,7 +23,7 @@
 import { DEFAULT_CAPABILITY_POLICY, TetherError, type CapabilityPolicy } from '@tether/contracts';
 import { isAdmin, type ParticipantPrincipal } from '../auth/principal.js';
 import { visibleNode } from '../auth/visibility.js';
-import type { Sql } from '../db/pool.js';
+import { prepared, type Sql } from '../db/pool.js';
 import { attachedMemberSql } from './access.js';
 
 /** Anything that runs a statement: the pool or a transaction's handle. */
@@ -79,28 +79,40 @@ export function decide(f: InvocationFacts): InvocationDecision {
   }
 }
 
+interface DecisionRow {
+  owner: boolean;
+  visible: boolean;
+  member: boolean;
+  policy: CapabilityPolicy | null;
+  lease_holder: string | null;
+}
+
+/**
+ * Prepared: every invocation asks, and planning this statement costs more than running it.
+ * ($1 node id, $2 the caller's participant id, $3 the capability.)
+ */
+const DECIDE = prepared(
+  'access_policy_decide',
+  `SELECT n.owner_participant_id = $2::uuid AS owner, ${visibleNode('$2::uuid')} AS visible,
+          ${attachedMemberSql('$2::uuid')} AS member,
+          (SELECT p.policy FROM node_capability_policies p
+            WHERE p.node_id = n.node_id AND p.capability = $3::text) AS policy,
+          (SELECT l.holder_id FROM capability_leases l
+            WHERE l.node_id = n.node_id AND l.capability = $3::text
+              AND l.ended_at IS NULL AND l.expires_at > now()) AS lease_holder
+     FROM nodes n WHERE n.node_id = $1::text AND n.status = 'active'`,
+);
+
 export async function decideInvocation(
   db: Queryable,
   input: { principal: ParticipantPrincipal; nodeId: string; capability: string },
 ): Promise<InvocationDecision> {
   const { principal, nodeId, capability } = input;
-  const { rows } = await db.query<{
-    owner: boolean;
-    visible: boolean;
-    member: boolean;
-    policy: CapabilityPolicy | null;
-    lease_holder: string | null;
-  }>(
-    `SELECT n.owner_participant_id = $2 AS owner, ${visibleNode('$2')} AS visible,
-            ${attachedMemberSql('$2')} AS member,
-            (SELECT p.policy FROM node_capability_policies p
-              WHERE p.node_id = n.node_id AND p.capability = $3) AS policy,
-            (SELECT l.holder_id FROM capability_leases l
-              WHERE l.node_id = n.node_id AND l.capability = $3
-                AND l.ended_at IS NULL AND l.expires_at > now()) AS lease_holder
-       FROM nodes n WHERE n.node_id = $1 AND n.status = 'active'`,
-    [nodeId, principal.participantId, capability],
-  );
+  const { rows } = await db.query<DecisionRow>(DECIDE, [
+    nodeId,
+    principal.participantId,
+    capability,
+  ]);
   const row = rows[0];
   const admin = isAdmin(principal);
   if (!row || (!admin && !row.visible)) throw new TetherError('node.not_found', 'No such node.');
