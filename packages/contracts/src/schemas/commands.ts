@@ -155,7 +155,11 @@ export const CommandDenyInput = z.strictObject({ commandId: CommandId, reason: R
 
 export const CommandWatchInput = z.strictObject({
   commandId: CommandId,
-  /** Resume: the id of the last update received (updates are tracked by fleet event id). */
+  /**
+   * Resume: the id of the last update received (each update is tracked by the command's
+   * revision, a counter of its transitions). Each update is the whole command, so a resumed
+   * watch gets the current state at once; every single transition is in `fleet.events`.
+   */
   lastEventId: FleetEventId.nullish(),
 });
 /** `command.watch` yields the command as it is now, then after every state change; ends at a terminal state. */
@@ -205,20 +209,37 @@ export const CommandAckOutput = z.object({
   state: CommandState,
 });
 
-export const CommandResultInput = z.discriminatedUnion('ok', [
-  z.strictObject({
+/**
+ * `ok: true` with an optional `output` (any JSON), or `ok: false` with an `error`. One object
+ * (not a union) so the REST surface can take `commandId` from the path.
+ */
+export const CommandResultInput = z
+  .strictObject({
     nodeId: NodeId.optional(),
     commandId: CommandId,
-    ok: z.literal(true),
+    ok: z.boolean(),
     output: z.json().optional(),
-  }),
-  z.strictObject({
-    nodeId: NodeId.optional(),
-    commandId: CommandId,
-    ok: z.literal(false),
-    error: CommandErrorInput,
-  }),
-]);
+    error: CommandErrorInput.optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.ok && v.error !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'a successful result carries no error',
+        path: ['error'],
+      });
+    }
+    if (!v.ok && v.error === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'a failed result needs an error', path: ['error'] });
+    }
+    if (!v.ok && v.output !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'a failed result carries no output',
+        path: ['output'],
+      });
+    }
+  });
 export type CommandResultInput = z.infer<typeof CommandResultInput>;
 
 export const CommandResultOutput = z.object({
