@@ -1197,7 +1197,7 @@ function resultInput(commandId: string, outcome: CommandOutcome): CommandResultI
     : { commandId: id, ok: false, error: outcome.error };
 }
 
-type CommandResultJson = Extract<CommandResultInput, { ok: true }>['output'];
+type CommandResultJson = CommandResultInput['output'];
 
 function checkCapabilities(capabilities: Capabilities): Capabilities {
   const parsed = CapabilitiesSchema.safeParse(capabilities);
