@@ -99,6 +99,10 @@ function run(
   const [file, ...args] = line.split(' ');
   const started = Date.now();
   return new Promise<ShellExecOutput>((resolve, reject) => {
+    if (ctx.signal.aborted) {
+      reject(ctx.signal.reason);
+      return;
+    }
     const child = spawn(file!, args, {
       shell: false,
       stdio: ['ignore', 'pipe', 'pipe'],
