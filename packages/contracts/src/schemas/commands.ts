@@ -251,3 +251,16 @@ export const CommandResultOutput = z.object({
    */
   accepted: z.boolean(),
 });
+
+export type CommandIdInput = z.infer<typeof CommandIdInput>;
+export type CommandCancelInput = z.infer<typeof CommandCancelInput>;
+export type CommandDenyInput = z.infer<typeof CommandDenyInput>;
+export type CommandWatchInput = z.infer<typeof CommandWatchInput>;
+export type NodeCommandsInput = z.infer<typeof NodeCommandsInput>;
+export type PendingCommandsInput = z.infer<typeof PendingCommandsInput>;
+export type PendingCommandsOutput = z.infer<typeof PendingCommandsOutput>;
+export type CommandAckInput = z.infer<typeof CommandAckInput>;
+export type CommandAckOutput = z.infer<typeof CommandAckOutput>;
+export type CommandResultOutput = z.infer<typeof CommandResultOutput>;
+export type CommandListOutput = z.infer<typeof CommandListOutput>;
+export type CommandErrorInput = z.infer<typeof CommandErrorInput>;

@@ -15,7 +15,7 @@
 import { NodeId, PAGE_LIMIT_DEFAULT, TetherError } from '@tether/contracts';
 
 /** The lists that page by cursor; a cursor from one is refused by every other. */
-export type CursorList = 'session' | 'participant' | 'node' | 'online' | 'token';
+export type CursorList = 'session' | 'participant' | 'node' | 'online' | 'token' | 'command';
 
 /** One part of a sort key, with what makes it valid. */
 type KeyPart = 'timestamp' | 'uuid' | 'nodeId';
@@ -24,6 +24,7 @@ const LIST_KEYS: Record<CursorList, readonly KeyPart[]> = {
   session: ['timestamp', 'uuid'],
   participant: ['timestamp', 'uuid'],
   token: ['timestamp', 'uuid'],
+  command: ['timestamp', 'uuid'],
   node: ['nodeId'],
   online: ['nodeId'],
 };

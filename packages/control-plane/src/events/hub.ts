@@ -67,6 +67,7 @@ export class FeedHub {
   readonly #maxBuffered: number;
   readonly #options: FeedHubOptions;
   readonly #subscribers = new Set<Subscriber>();
+  readonly #taps = new Set<(events: readonly FeedEvent[]) => void>();
   /** Every event up to here has been handed to the subscribers registered at the time. */
   #cursor = '0';
   /** The highest id a notification announced. */
@@ -90,6 +91,15 @@ export class FeedHub {
   async start(): Promise<void> {
     this.#cursor = await settledEventId(this.#db);
     this.#announced = this.#cursor;
+  }
+
+  /**
+   * Sees every event this replica's hub reads, in id order, without visibility (for the server's
+   * own consumers, e.g. waking command streams). Returns the function that removes the tap.
+   */
+  tap(listener: (events: readonly FeedEvent[]) => void): () => void {
+    this.#taps.add(listener);
+    return () => this.#taps.delete(listener);
   }
 
   get subscriberCount(): number {
@@ -148,6 +158,13 @@ export class FeedHub {
         }
       }
       this.#options.onDispatch?.(events.length, deliveries);
+      for (const listener of this.#taps) {
+        try {
+          listener(events);
+        } catch (error) {
+          this.#options.onError?.(error);
+        }
+      }
       if (!page.full && BigInt(this.#announced) <= BigInt(this.#cursor)) return;
     }
   }

@@ -15,6 +15,7 @@ import { ensureBootstrapAdmin, AuthService } from '../auth/service.js';
 import { RevocationBus } from '../auth/revocations.js';
 import { runMigrations } from '../db/migrate.js';
 import { createDb, type Db } from '../db/pool.js';
+import { CommandSignals } from '../commands/signals.js';
 import { FeedHub } from '../events/hub.js';
 import { HeartbeatBatcher } from '../runtime-nodes/heartbeat-batch.js';
 import type { Deps } from '../trpc/context.js';
@@ -109,6 +110,9 @@ export async function startTether(
     },
   });
   const metrics = createMetrics(database, { feedSubscribers: () => feed.subscriberCount });
+  // Command streams wake on command events, whichever replica wrote them (commands/signals.ts).
+  const commandSignals = new CommandSignals();
+  feed.tap((events) => commandSignals.onFeedEvents(events));
   let cluster: Cluster;
   try {
     await feed.start();
@@ -137,6 +141,7 @@ export async function startTether(
     // Subscribed after the auth cache, so a revoked credential is forgotten before holds end.
     credentials: new LiveCredentials(auth, revocations),
     feed,
+    commands: commandSignals,
     heartbeats: new HeartbeatBatcher(database, {
       onBatch: (size, ms) => {
         metrics.heartbeatBatchSize.observe(size);
@@ -268,6 +273,7 @@ export async function startTether(
       await sweeper.stop();
       host.broadcastReconnect();
       await feed.close();
+      commandSignals.close();
       phase('notifyMs');
       host.server.close();
       host.server.closeIdleConnections();

@@ -2,7 +2,8 @@
  * The maintenance loop of a replica: every sweep interval it tries to become the sweeper (a
  * transaction-scoped advisory lock, so exactly one replica sweeps at a time and another takes
  * over on its next tick if the holder dies), demotes stale presence, and now and then prunes
- * the event feed and the full rate-limit buckets.
+ * the event feed and the full rate-limit buckets; it also expires commands past their deadline
+ * (under a lock of its own, never held back by the stall protection below).
  *
  * It protects the fleet from the server's own stalls: after a start it demotes nothing until
  * one offline threshold has passed (nodes need time to reconnect), and when its own timer fired
@@ -11,6 +12,7 @@
  * instead of marking the whole fleet offline at once.
  */
 import type { Logger } from 'pino';
+import { expireCommands } from '../commands/expiry.js';
 import type { Db } from '../db/pool.js';
 import { pruneEvents, type RetentionPolicy } from '../events/feed.js';
 import { pruneSharedBuckets } from '../limits/shared-buckets.js';
@@ -19,6 +21,7 @@ import type { Metrics } from '../observability/metrics.js';
 
 const SWEEP_LOCK_KEY = 'tether.presence_sweep';
 const PRUNE_LOCK_KEY = 'tether.events_prune';
+const EXPIRY_LOCK_KEY = 'tether.command_expiry';
 
 export interface SweeperOptions {
   sweepIntervalMs: number;
@@ -118,6 +121,9 @@ export class Sweeper {
       this.#databaseFailing = true;
       throw err;
     }
+    // Deadlines are the commands' own, not a sign of the nodes' silence: never held.
+    const expired = await expireCommands(this.#db, EXPIRY_LOCK_KEY);
+    if (expired.length > 0) this.#log.info({ expired: expired.length }, 'commands expired');
     if (this.#now() - this.#lastPruneAt >= this.#options.pruneIntervalMs) {
       this.#lastPruneAt = this.#now();
       const deleted = await pruneEvents(this.#db, this.#options.retention, PRUNE_LOCK_KEY);

@@ -13,6 +13,7 @@ import {
   type ScopeLifetime,
 } from '../auth/live-credentials.js';
 import type { AuthService } from '../auth/service.js';
+import type { CommandSignals } from '../commands/signals.js';
 import type { Principal } from '../auth/principal.js';
 import type { RevocationBus } from '../auth/revocations.js';
 import type { Db } from '../db/pool.js';
@@ -44,6 +45,8 @@ export interface Deps {
   credentials: LiveCredentials;
   /** This replica's fan-out of the fleet event feed. */
   feed: FeedHub;
+  /** Wakes this replica's command streams (node deliveries, command watches). */
+  commands: CommandSignals;
   /** Group commit for heartbeats. */
   heartbeats: HeartbeatBatcher;
   limits: RateLimiter;

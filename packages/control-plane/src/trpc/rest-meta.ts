@@ -18,7 +18,8 @@ export type RestTag =
   | 'pairing'
   | 'nodes'
   | 'runtime-nodes'
-  | 'events';
+  | 'events'
+  | 'commands';
 
 export interface RestOptions {
   /** Anyone may call it (no bearer token needed). */

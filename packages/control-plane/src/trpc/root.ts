@@ -1,5 +1,6 @@
 /** The whole API: routers composed by name. `AppRouter` is what typed clients import. */
 import { router } from './init.js';
+import { commandRouter } from './routers/command.js';
 import { deviceRouter, enrollmentRouter } from './routers/enrollment.js';
 import { fleetRouter } from './routers/fleet.js';
 import { pairingRouter } from './routers/pairing.js';
@@ -21,6 +22,7 @@ export const appRouter = router({
   device: deviceRouter,
   pairing: pairingRouter,
   fleet: fleetRouter,
+  command: commandRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -49,6 +49,11 @@ const TAGS: { name: string; description: string }[] = [
     name: 'events',
     description: 'The fleet event feed: pages, and a live Server-Sent Events stream.',
   },
+  {
+    name: 'commands',
+    description:
+      'Invoke a capability on a node, follow the command to its result, cancel, approve or deny it.',
+  },
   { name: 'sessions', description: 'Sessions and their client-version floor.' },
   { name: 'memberships', description: 'Who belongs to a session, in which role.' },
   { name: 'participants', description: 'People and service accounts (admin).' },

@@ -1,4 +1,12 @@
 import {
+  CommandAckInput,
+  CommandAckOutput,
+  CommandResultInput,
+  CommandResultOutput,
+  NodeCommandMessage,
+  NodeCommandsInput,
+  PendingCommandsInput,
+  PendingCommandsOutput,
   AttachInput,
   AttachOutput,
   CapabilityUpdateInput,
@@ -12,6 +20,7 @@ import {
   RosterInput,
   RosterOutput,
 } from '@tether/contracts';
+import * as delivery from '../../commands/delivery.js';
 import * as runtimeNodes from '../../runtime-nodes/service.js';
 import type { Context } from '../context.js';
 import { router } from '../init.js';
@@ -20,6 +29,7 @@ import {
   heartbeatLimitedNodeProcedure,
   nodeProcedure,
   participantProcedure,
+  streamSignal,
 } from '../procedures.js';
 
 /** Calls over a WebSocket carry its connection id (presence binding); HTTP calls carry none. */
@@ -104,4 +114,62 @@ export const runtimenodeRouter = router({
     .input(RosterInput)
     .output(RosterOutput)
     .query(({ ctx, input }) => runtimeNodes.roster(ctx.deps.db, ctx.principal, input)),
+
+  /**
+   * The calling node's commands (WebSocket or SSE): every open one first (again after any
+   * reconnect: at least once, the node deduplicates by commandId), then each new one, and a
+   * `cancel` for a sent command that was cancelled or expired.
+   */
+  commands: nodeProcedure
+    .input(NodeCommandsInput)
+    .meta({ eventOutput: NodeCommandMessage })
+    .subscription(({ ctx, input, signal }) =>
+      delivery.streamCommands(
+        ctx.deps.db,
+        ctx.deps.commands,
+        ctx.principal,
+        input,
+        streamSignal(ctx, signal) ?? new AbortController().signal,
+      ),
+    ),
+  pendingCommands: nodeProcedure
+    .meta(
+      rest(
+        'POST',
+        '/runtime-nodes/commands/pending',
+        'runtime-nodes',
+        "Poll the calling node's open commands (marks them delivered; for nodes without WebSocket)",
+      ),
+    )
+    .input(PendingCommandsInput)
+    .output(PendingCommandsOutput)
+    .mutation(({ ctx, input }) => delivery.pendingCommands(ctx.deps.db, ctx.principal, input)),
+  commandack: nodeProcedure
+    .meta(
+      rest(
+        'POST',
+        '/runtime-nodes/commands/{commandId}/ack',
+        'runtime-nodes',
+        'Acknowledge a command: the node started it (running)',
+      ),
+    )
+    .input(CommandAckInput)
+    .output(CommandAckOutput)
+    .mutation(({ ctx, input }) =>
+      delivery.ackCommand(ctx.deps.db, ctx.deps.commands, ctx.principal, input),
+    ),
+  commandresult: nodeProcedure
+    .meta(
+      rest(
+        'POST',
+        '/runtime-nodes/commands/{commandId}/result',
+        'runtime-nodes',
+        "Report a command's result (succeeded with output, or failed with an error)",
+      ),
+    )
+    .input(CommandResultInput)
+    .output(CommandResultOutput)
+    .mutation(({ ctx, input }) =>
+      delivery.commandResult(ctx.deps.db, ctx.deps.commands, ctx.principal, input),
+    ),
 });

@@ -1,0 +1,123 @@
+/**
+ * Wake-ups for the command streams of this replica: a node's `runtimenode.commands` stream and
+ * a participant's `command.watch` re-read the database when something about them changed.
+ *
+ * Every command transition is a fleet event, committed with the change, and every replica's feed
+ * hub reads every event once (woken by the `tether_events` notification, whichever replica wrote
+ * it; by its safety poll if a notification was lost). `CommandSignals.onFeedEvents` is the hub's
+ * tap: a `command.*` event wakes the streams of its node and of its command. The database stays
+ * the only source of what to send: a wake-up carries nothing but "look again", so a lost or
+ * duplicated one costs a read, never a command.
+ */
+import type { FleetEvent } from '@tether/contracts';
+
+/** A level-triggered flag: set by `wake`, cleared by `next`; a wake before `next` is not lost. */
+export class Wakeup {
+  #pending = true;
+  #resolve: (() => void) | null = null;
+
+  wake(): void {
+    this.#pending = true;
+    const resolve = this.#resolve;
+    this.#resolve = null;
+    resolve?.();
+  }
+
+  /** Resolves at the next wake (at once if one came since the last call), or when `signal` aborts. */
+  async next(signal: AbortSignal): Promise<void> {
+    if (!this.#pending && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          signal.removeEventListener('abort', done);
+          this.#resolve = null;
+          resolve();
+        };
+        this.#resolve = done;
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+    this.#pending = false;
+  }
+}
+
+class Registry {
+  readonly #byKey = new Map<string, Set<Wakeup>>();
+
+  add(key: string, wakeup: Wakeup): () => void {
+    let set = this.#byKey.get(key);
+    if (!set) this.#byKey.set(key, (set = new Set()));
+    set.add(wakeup);
+    return () => {
+      set.delete(wakeup);
+      if (set.size === 0 && this.#byKey.get(key) === set) this.#byKey.delete(key);
+    };
+  }
+
+  wake(key: string): void {
+    for (const wakeup of this.#byKey.get(key) ?? []) wakeup.wake();
+  }
+
+  wakeAll(): void {
+    for (const set of this.#byKey.values()) for (const wakeup of set) wakeup.wake();
+  }
+
+  get size(): number {
+    let total = 0;
+    for (const set of this.#byKey.values()) total += set.size;
+    return total;
+  }
+}
+
+export class CommandSignals {
+  readonly #nodes = new Registry();
+  readonly #commands = new Registry();
+  #closed = false;
+
+  /** Shutdown: every stream ends (clients resume on another replica or after the restart). */
+  close(): void {
+    this.#closed = true;
+    this.#nodes.wakeAll();
+    this.#commands.wakeAll();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Registers a node's stream; returns the unregister function. */
+  watchNode(nodeId: string, wakeup: Wakeup): () => void {
+    return this.#nodes.add(nodeId, wakeup);
+  }
+
+  watchCommand(commandId: string, wakeup: Wakeup): () => void {
+    return this.#commands.add(commandId, wakeup);
+  }
+
+  wakeNode(nodeId: string): void {
+    this.#nodes.wake(nodeId);
+  }
+
+  wakeCommand(commandId: string): void {
+    this.#commands.wake(commandId);
+  }
+
+  /** The feed hub's tap: each command event wakes its node's streams and its watchers. */
+  onFeedEvents(events: readonly FleetEvent[]): void {
+    for (const event of events) {
+      if (
+        event.type !== 'command.invoked' &&
+        event.type !== 'command.state_changed' &&
+        event.type !== 'command.refused'
+      ) {
+        continue;
+      }
+      if (event.nodeId !== null) this.#nodes.wake(event.nodeId);
+      if (event.type !== 'command.refused') this.#commands.wake(event.data.commandId);
+    }
+  }
+
+  /** Open node streams and watches on this replica (metrics, tests). */
+  get streams(): number {
+    return this.#nodes.size + this.#commands.size;
+  }
+}
