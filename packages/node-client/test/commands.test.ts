@@ -41,14 +41,14 @@ import { join } from 'node:path';
 import { saveCredentials } from '../src/index.js';
 
 /** An operator over one WebSocket (so `command.watch` runs as a subscription on Node 20). */
-function wsOperator(url: string, token: string): TetherClient & AsyncDisposable {
+function wsOperator(url: string, token: string): { client: TetherClient } & AsyncDisposable {
   const ws = createTetherWSClient({
     url,
     token,
     WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
   });
   const client = createTetherClient({ url, transport: 'ws', wsClient: ws });
-  return Object.assign(client, { [Symbol.asyncDispose]: () => ws.close() });
+  return { client, [Symbol.asyncDispose]: () => ws.close() };
 }
 
 /** Registers echo and system.metrics as the agent does. */
@@ -82,7 +82,8 @@ describe('commands: onCommand and invoke()', () => {
     expect(Object.keys(view.capabilities).sort()).toEqual(['disk.check', 'echo', 'system.metrics']);
     expect(view.capabilities.echo?.inputSchema).toMatchObject({ type: 'object' });
 
-    await using client = wsOperator(server.url, server.adminToken);
+    await using operatorWs = wsOperator(server.url, server.adminToken);
+    const { client } = operatorWs;
     const input = { hello: 'world', n: [1, 2, 3] };
     await expect(
       invoke(client, { target: { nodeId: credentials.nodeId }, capability: 'echo', input }),
@@ -123,7 +124,8 @@ describe('commands: onCommand and invoke()', () => {
     });
     await node.start();
     await node.waitFor('online');
-    await using client = wsOperator(server.url, server.adminToken);
+    await using operatorWs = wsOperator(server.url, server.adminToken);
+    const { client } = operatorWs;
     const started = nextEvent(node, 'command_started');
     const invoked = invoke(client, {
       target: { nodeId: credentials.nodeId },
@@ -157,7 +159,8 @@ describe('commands: onCommand and invoke()', () => {
     });
     await node.start();
     await node.waitFor('online');
-    await using client = wsOperator(server.url, server.adminToken);
+    await using operatorWs = wsOperator(server.url, server.adminToken);
+    const { client } = operatorWs;
     const final = await invokeAndWait(client, {
       target: { nodeId: credentials.nodeId },
       capability: 'slow',
@@ -194,7 +197,8 @@ describe('commands: onCommand and invoke()', () => {
     );
     await node.start();
     await node.waitFor('online');
-    await using client = wsOperator(server.url, server.adminToken);
+    await using operatorWs = wsOperator(server.url, server.adminToken);
+    const { client } = operatorWs;
     const results = [0, 1, 2, 3].map((i) =>
       invoke(client, { target: { nodeId: credentials.nodeId }, capability: 'work', input: { i } }),
     );
