@@ -274,12 +274,16 @@ export class CommandDispatcher {
     this.#pump(capability);
   }
 
-  /** The server cancelled `commandId`. */
-  cancel(commandId: string): void {
+  /** The server ended `commandId` (cancelled, or expired: its deadline passed). */
+  cancel(commandId: string, reason: 'cancelled' | 'expired' = 'cancelled'): void {
     const job = this.#active.get(commandId);
     if (!job) return;
     this.#io.emit('cancelled', { commandId, running: job.state !== 'queued' });
-    this.#abort(job, 'command.cancelled', 'the command was cancelled');
+    if (reason === 'expired') {
+      this.#abort(job, 'command.deadline_exceeded', 'the command passed its deadline');
+    } else {
+      this.#abort(job, 'command.cancelled', 'the command was cancelled');
+    }
   }
 
   /** Reports again every result the server has not confirmed (after a reconnect). */

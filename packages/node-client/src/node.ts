@@ -741,7 +741,7 @@ class TetherNodeImpl implements TetherNode {
   }
 
   #onCommandMessage(message: NodeCommandMessage): void {
-    if (message.kind === 'cancel') this.#dispatcher.cancel(message.commandId);
+    if (message.kind === 'cancel') this.#dispatcher.cancel(message.commandId, message.reason);
     else this.#dispatcher.deliver(message.command);
   }
 
