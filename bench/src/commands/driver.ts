@@ -3,8 +3,10 @@
  * (closed loop: each finished one starts the next), addressed round-robin over the fleet, each
  * timed from the call until the caller has the node's result.
  *
- * - Tether: `invoke()` from `@tether/client` over one WebSocket as the nodes' owner
- *   (`command.invoke`, then `command.watch` until the command ends).
+ * - Tether: `invoke()` from `@tether/client` as the nodes' owner (`command.invoke`, then
+ *   `command.watch` until the command ends), over one WebSocket per `PER_SOCKET` invocations in
+ *   flight: a socket may hold `TETHER_WS_MAX_IN_FLIGHT` (64) unanswered calls, and each
+ *   invocation holds up to two (its watch and, briefly, its invoke).
  * - baseline: `POST /cmd/invoke` (one INSERT), then `GET /cmd/get` every `callerPollMs` until
  *   the row says succeeded.
  */
@@ -28,17 +30,23 @@ function reply(message: FromDriver): void {
 const loopDelay = monitorEventLoopDelay({ resolution: 20 });
 loopDelay.enable();
 
-type Call = (nodeId: string, seq: number) => Promise<void>;
+/** One invocation; `worker` is the caller's index (its WebSocket). */
+type Call = (nodeId: string, seq: number, worker: number) => Promise<void>;
+
+const PER_SOCKET = 16;
 
 function tetherCall(spec: DriverSpec): { call: Call; close(): Promise<void> } {
-  const ws = createTetherWSClient({
-    url: spec.baseUrl,
-    token: spec.token,
-    WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+  const sockets = Array.from({ length: Math.ceil(spec.concurrency / PER_SOCKET) }, () => {
+    const ws = createTetherWSClient({
+      url: spec.baseUrl,
+      token: spec.token,
+      WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+    });
+    return { ws, client: createTetherClient({ url: spec.baseUrl, transport: 'ws', wsClient: ws }) };
   });
-  const client = createTetherClient({ url: spec.baseUrl, transport: 'ws', wsClient: ws });
   return {
-    call: async (nodeId, seq) => {
+    call: async (nodeId, seq, worker) => {
+      const { client } = sockets[worker % sockets.length]!;
       const output = await invoke<{ seq: number }>(client, {
         target: { nodeId },
         capability: 'echo',
@@ -47,7 +55,9 @@ function tetherCall(spec: DriverSpec): { call: Call; close(): Promise<void> } {
       });
       if (output.seq !== seq) throw new Error('echo returned another input');
     },
-    close: () => ws.close(),
+    close: async () => {
+      await Promise.all(sockets.map((s) => s.ws.close()));
+    },
   };
 }
 
@@ -92,13 +102,13 @@ async function run(spec: DriverSpec): Promise<DriverReport> {
   const started = preciseNow();
   const measureFrom = started + spec.warmupMs;
   const endAt = measureFrom + spec.durationMs;
-  const worker = async (): Promise<void> => {
+  const worker = async (index: number): Promise<void> => {
     while (preciseNow() < endAt) {
       const seq = next++;
       const nodeId = spec.nodeIds[seq % spec.nodeIds.length]!;
       const t0 = preciseNow();
       try {
-        await call(nodeId, seq);
+        await call(nodeId, seq, index);
         const t1 = preciseNow();
         if (t0 >= measureFrom && t1 <= endAt) {
           ok++;
@@ -113,7 +123,7 @@ async function run(spec: DriverSpec): Promise<DriverReport> {
       }
     }
   };
-  await Promise.all(Array.from({ length: spec.concurrency }, worker));
+  await Promise.all(Array.from({ length: spec.concurrency }, (_, i) => worker(i)));
   const lag = { p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6 };
   await close().catch(() => undefined);
   return {

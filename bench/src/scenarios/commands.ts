@@ -38,7 +38,7 @@ interface Shape {
   durationMs: number;
 }
 
-const FULL: Shape = { nodes: 1_000, concurrency: 100, warmupMs: 5_000, durationMs: 30_000 };
+const FULL: Shape = { nodes: 1_000, concurrency: 100, warmupMs: 5_000, durationMs: 20_000 };
 const QUICK: Shape = { nodes: 100, concurrency: 20, warmupMs: 2_000, durationMs: 8_000 };
 
 /** Nodes poll (and the caller polls) this often in the baseline. */
