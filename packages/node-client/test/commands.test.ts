@@ -96,6 +96,22 @@ describe('commands: onCommand and invoke()', () => {
     expect(metrics.memoryTotalBytes).toBeGreaterThan(0);
     expect(metrics.uptimeSeconds).toBeGreaterThan(0);
 
+    // Over HTTP on Node 20 there is no EventSource for the watch: invoke() follows by polling.
+    await expect(
+      invoke(admin, {
+        target: { nodeId: credentials.nodeId },
+        capability: 'echo',
+        input: { via: 'http' },
+      }),
+    ).resolves.toEqual({ via: 'http' });
+    await expect(
+      invoke(
+        admin,
+        { target: { nodeId: credentials.nodeId }, capability: 'echo', input: { via: 'poll' } },
+        { follow: 'poll', pollIntervalMs: 50 },
+      ),
+    ).resolves.toEqual({ via: 'poll' });
+
     const failure = await invoke(client, {
       target: { nodeId: credentials.nodeId },
       capability: 'disk.check',
