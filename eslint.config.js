@@ -23,7 +23,9 @@ const SERVICE_DEPS = {
   nodes: ['auth', 'events', 'runtime-nodes'], // registration and revocation write presence
   enrollment: ['auth', 'events', 'nodes'], // enrolling registers a node
   pairing: ['auth', 'events', 'nodes'], // an approved pairing registers a node
-  'access-policy': ['auth'], // who may invoke a node's capability, decided for a principal
+  // who may invoke a node's capability, decided for a principal (auth: principals, node
+  // visibility); policy changes and leases are events (events)
+  'access-policy': ['auth', 'events'],
   // commands: visibility and principals (auth), every transition is an event and streams wake on
   // the feed (events), the policy decides each invocation (access-policy), a node below its
   // session's floor takes no commands (sessions)

@@ -198,6 +198,37 @@ export const ERROR_REGISTRY = {
     false,
     "The session's stored minimum client version is not a valid MAJOR.MINOR; nothing is admitted against it.",
   ),
+  'policy.not_owner': spec(
+    'FORBIDDEN',
+    false,
+    "Only the node's owner or an admin may do this (set a capability's access policy, break another's lease, or invoke a capability whose policy is `owner`).",
+  ),
+  'policy.not_member': spec(
+    'FORBIDDEN',
+    false,
+    "Only the node's owner, an admin, or an active owner, collaborator or runtime contributor of a session the node is attached to may do this.",
+  ),
+  'lease.held': spec(
+    'CONFLICT',
+    true,
+    "Another participant holds the capability's lease; details.expiresAt says when it ends at the latest (the holder is named only to the node's owner and admins).",
+  ),
+  'lease.not_leased': spec(
+    'CONFLICT',
+    false,
+    "The capability's access policy is not `leased`: there is no lease to acquire.",
+  ),
+  'lease.not_found': spec('NOT_FOUND', false, 'No such lease visible to the caller.'),
+  'lease.not_holder': spec(
+    'FORBIDDEN',
+    false,
+    "Only the lease's holder may renew it; only the holder, the node's owner or an admin may release it.",
+  ),
+  'lease.ended': spec(
+    'CONFLICT',
+    false,
+    'The lease has ended (released, broken or expired); acquire a new one.',
+  ),
   'command.not_found': spec(
     'NOT_FOUND',
     false,

@@ -160,6 +160,39 @@ export const PairingExpiredPayload = z.object({
 });
 export type PairingExpiredPayload = z.infer<typeof PairingExpiredPayload>;
 
+/** `policy.changed`: a capability's access policy moved `from` → `to` (never from = to). */
+export const PolicyChangedPayload = z.object({
+  capability: CapabilityName,
+  from: CapabilityPolicy,
+  to: CapabilityPolicy,
+  by: ParticipantId,
+});
+export type PolicyChangedPayload = z.infer<typeof PolicyChangedPayload>;
+
+/** A point in time inside an event payload (payloads are JSON): ISO-8601 with offset. */
+const PayloadTime = z.iso.datetime({ offset: true });
+
+const LeaseFields = {
+  leaseId: z.uuid(),
+  capability: CapabilityName,
+  holder: ParticipantId,
+};
+
+/** `lease.granted` / `lease.renewed`: the lease is held by `holder` until `expiresAt`. */
+export const LeaseHeldPayload = z.object({ ...LeaseFields, expiresAt: PayloadTime });
+export type LeaseHeldPayload = z.infer<typeof LeaseHeldPayload>;
+
+/** `lease.released`: ended by its holder, or broken (`broken: true`) by the owner or an admin. */
+export const LeaseReleasedPayload = z.object({
+  ...LeaseFields,
+  by: ParticipantId,
+  broken: z.boolean(),
+});
+export type LeaseReleasedPayload = z.infer<typeof LeaseReleasedPayload>;
+
+/** `lease.expired`: the lease passed its expiry without a renewal. */
+export const LeaseExpiredPayload = z.object({ ...LeaseFields, expiredAt: PayloadTime });
+export type LeaseExpiredPayload = z.infer<typeof LeaseExpiredPayload>;
 /** The server itself moved a command (delivery to the node, or expiry by the sweep). */
 export const SystemActor = z.object({
   kind: z.literal('system'),
@@ -241,6 +274,11 @@ export const FleetEventType = z.enum([
   'pairing.approved',
   'pairing.rejected',
   'pairing.expired',
+  'policy.changed',
+  'lease.granted',
+  'lease.renewed',
+  'lease.released',
+  'lease.expired',
   'command.invoked',
   'command.refused',
   'command.state_changed',
@@ -263,6 +301,11 @@ export const FleetEventPayloads = {
   'pairing.approved': PairingDecidedPayload,
   'pairing.rejected': PairingDecidedPayload,
   'pairing.expired': PairingExpiredPayload,
+  'policy.changed': PolicyChangedPayload,
+  'lease.granted': LeaseHeldPayload,
+  'lease.renewed': LeaseHeldPayload,
+  'lease.released': LeaseReleasedPayload,
+  'lease.expired': LeaseExpiredPayload,
   'command.invoked': CommandInvokedPayload,
   'command.refused': CommandRefusedPayload,
   'command.state_changed': CommandStateChangedPayload,

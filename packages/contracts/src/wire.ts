@@ -3,6 +3,7 @@
  * compatibility check. Add a procedure here when it is added to the API.
  */
 import type { z } from 'zod';
+import * as ap from './schemas/access-policy.js';
 import * as cm from './schemas/commands.js';
 import * as en from './schemas/enrollment.js';
 import * as fl from './schemas/fleet.js';
@@ -133,6 +134,13 @@ export const WIRE_PROCEDURES = {
     output: pt.NullOutput,
   },
   'runtimenode.roster': { kind: 'query', input: rn.RosterInput, output: rn.RosterOutput },
+
+  'policy.set': { kind: 'mutation', input: ap.PolicySetInput, output: ap.CapabilityPolicyView },
+  'policy.get': { kind: 'query', input: ap.PolicyGetInput, output: ap.PolicyGetOutput },
+  'lease.acquire': { kind: 'mutation', input: ap.LeaseAcquireInput, output: ap.LeaseView },
+  'lease.renew': { kind: 'mutation', input: ap.LeaseRenewInput, output: ap.LeaseView },
+  'lease.release': { kind: 'mutation', input: ap.LeaseReleaseInput, output: ap.LeaseView },
+  'lease.list': { kind: 'query', input: ap.LeaseListInput, output: ap.LeaseListOutput },
 
   'fleet.events': { kind: 'subscription', input: fl.FleetEventsInput, output: fl.FleetEventView },
   'fleet.list': { kind: 'query', input: fl.FleetListInput, output: fl.FleetListOutput },

@@ -69,6 +69,32 @@ const SAMPLES: { [T in FleetEventType]: Payloads[T] } = {
   'pairing.approved': { requestId: REQ, decidedBy: P1 as never },
   'pairing.rejected': { requestId: REQ, decidedBy: P1 as never },
   'pairing.expired': { requestId: REQ, requestedNodeId: 'pi-1' as never },
+  'policy.changed': { capability: 'shell', from: 'owner', to: 'leased', by: P1 as never },
+  'lease.granted': {
+    leaseId: ATT,
+    capability: 'shell',
+    holder: P1 as never,
+    expiresAt: '2026-11-23T10:05:00.000Z',
+  },
+  'lease.renewed': {
+    leaseId: ATT,
+    capability: 'shell',
+    holder: P1 as never,
+    expiresAt: '2026-11-23T10:10:00.000Z',
+  },
+  'lease.released': {
+    leaseId: ATT,
+    capability: 'shell',
+    holder: P1 as never,
+    by: P1 as never,
+    broken: false,
+  },
+  'lease.expired': {
+    leaseId: ATT,
+    capability: 'shell',
+    holder: P1 as never,
+    expiredAt: '2026-11-23T10:10:00.000Z',
+  },
   'command.invoked': {
     commandId: CMD as never,
     capability: 'shell',

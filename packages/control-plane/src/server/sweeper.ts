@@ -3,7 +3,8 @@
  * transaction-scoped advisory lock, so exactly one replica sweeps at a time and another takes
  * over on its next tick if the holder dies), demotes stale presence, and now and then prunes
  * the event feed and the full rate-limit buckets; it also expires commands past their deadline
- * (under a lock of its own, never held back by the stall protection below).
+ * (under a lock of its own, never held back by the stall protection below), and, as the sweeper,
+ * ends capability leases past their expiry (never held back either).
  *
  * It protects the fleet from the server's own stalls: after a start it demotes nothing until
  * one offline threshold has passed (nodes need time to reconnect), and when its own timer fired
@@ -14,6 +15,7 @@
 import type { Logger } from 'pino';
 import { expireCommands } from '../commands/expiry.js';
 import type { Db } from '../db/pool.js';
+import { expireLeases } from '../access-policy/leases.js';
 import { pruneEvents, type RetentionPolicy } from '../events/feed.js';
 import { pruneSharedBuckets } from '../limits/shared-buckets.js';
 import { sweepPresence, type PresenceTransition } from '../runtime-nodes/sweep.js';
@@ -146,8 +148,13 @@ export class Sweeper {
         this.#databaseFailing = false;
         this.#hold('stall', this.#stallHoldMs, { databaseRecovered: true });
       }
+      if (!rows[0]?.locked) return null;
+      // Leases run on the database clock alone, so no hold applies: a lease past its expiry
+      // already lets nobody invoke; this only records that it ended.
+      const leasesExpired = await expireLeases(sql);
+      if (leasesExpired > 0) this.#log.info({ leasesExpired }, 'capability leases expired');
       // Checked after reaching the database: a stall that ends here still holds this round.
-      if (!rows[0]?.locked || this.holding) return null;
+      if (this.holding) return null;
       return sweepPresence(sql, {
         degradedAfterMs: this.#options.degradedAfterMs,
         offlineAfterMs: this.#options.offlineAfterMs,

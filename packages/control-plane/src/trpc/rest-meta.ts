@@ -19,6 +19,7 @@ export type RestTag =
   | 'nodes'
   | 'runtime-nodes'
   | 'events'
+  | 'access-policy'
   | 'commands';
 
 export interface RestOptions {

@@ -1,5 +1,6 @@
 /** The whole API: routers composed by name. `AppRouter` is what typed clients import. */
 import { router } from './init.js';
+import { leaseRouter, policyRouter } from './routers/access-policy.js';
 import { commandRouter } from './routers/command.js';
 import { deviceRouter, enrollmentRouter } from './routers/enrollment.js';
 import { fleetRouter } from './routers/fleet.js';
@@ -22,6 +23,8 @@ export const appRouter = router({
   device: deviceRouter,
   pairing: pairingRouter,
   fleet: fleetRouter,
+  policy: policyRouter,
+  lease: leaseRouter,
   command: commandRouter,
 });
 

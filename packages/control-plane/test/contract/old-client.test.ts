@@ -237,6 +237,19 @@ async function scenario(client: SchemaClient, server: TestServer): Promise<void>
   if (client.knows('node.metrics')) await client.call('node.metrics', { nodeId }, admin);
   await client.call('node.findOnlineWithCapability', { capability: 'gpu' }, admin);
   await client.call('node.update', { nodeId, name: `Renamed ${tag}` }, admin);
+  if (client.knows('policy.set')) {
+    // The access policy: a leased capability, its lease taken, renewed, listed and released.
+    await client.call('policy.set', { nodeId, capability: 'shell', policy: 'leased' }, admin);
+    await client.call('policy.get', { nodeId }, admin);
+    const lease = await client.call<{ leaseId: string }>(
+      'lease.acquire',
+      { nodeId, capability: 'shell', ttlSeconds: 60 },
+      admin,
+    );
+    await client.call('lease.renew', { leaseId: lease.leaseId, ttlSeconds: 120 }, admin);
+    await client.call('lease.list', { nodeId }, admin);
+    await client.call('lease.release', { leaseId: lease.leaseId }, admin);
+  }
   await client.call('runtimenode.detach', { nodeId }, asNode);
   await client.call('runtimenode.attach', attach, asNode);
   await client.call('runtimenode.revoke', { sessionId, nodeId }, admin);

@@ -14,8 +14,19 @@ import {
   type NodeId,
 } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
+import {
+  acquireLease,
+  expireLeases,
+  releaseLease,
+  renewLease,
+} from '../../src/access-policy/leases.js';
+import { setPolicy } from '../../src/access-policy/policies.js';
 import { RevocationBus } from '../../src/auth/revocations.js';
 import { createKey, enroll } from '../../src/enrollment/service.js';
+import { ackCommand, commandResult, takeForDelivery } from '../../src/commands/delivery.js';
+import { expireCommands } from '../../src/commands/expiry.js';
+import { cancelCommand, invoke } from '../../src/commands/service.js';
+import { CommandSignals } from '../../src/commands/signals.js';
 import { readAllAfter } from '../../src/events/feed.js';
 import { revokeNode, rotateNodeToken, updateNode } from '../../src/nodes/service.js';
 import {
@@ -92,12 +103,19 @@ async function writeEveryEvent(): Promise<void> {
   await claimRequest(t.db, { requestId: first.requestId, claimSecret: secret });
   const rejected = await requestPairing(t.db, { name: 'x', nodeType: 'edge' }, pairingContext);
   await rejectRequest(t.db, owner, { requestId: rejected.requestId });
-  const expiring = await requestPairing(t.db, { name: 'y', nodeType: 'edge' }, pairingContext);
+  const expiringRequest = await requestPairing(
+    t.db,
+    { name: 'y', nodeType: 'edge' },
+    pairingContext,
+  );
   await t.db.query(
     `UPDATE pairing_requests SET expires_at = now() - interval '1 s' WHERE id = $1`,
-    [expiring.requestId],
+    [expiringRequest.requestId],
   );
-  await claimRequest(t.db, { requestId: expiring.requestId, claimSecret: expiring.claimSecret });
+  await claimRequest(t.db, {
+    requestId: expiringRequest.requestId,
+    claimSecret: expiringRequest.claimSecret,
+  });
 
   // attach (presence attach + runtimenode.attached), capability update with a health change
   // (state_changed + capabilities_updated), beats (batch and single path), sweep, connection
@@ -119,6 +137,34 @@ async function writeEveryEvent(): Promise<void> {
   await bindConnections(t.db, [{ nodeId: node.nodeId, connectionId: 'c1' }]);
   await releaseConnections(t.db, [{ nodeId: node.nodeId, connectionId: 'c1' }]);
 
+  // policy.changed; lease.granted, renewed, released (by its holder and broken), expired (the
+  // expiry statement builds its payloads in SQL).
+  await setPolicy(t.db, owner, { nodeId: node.nodeId, capability: 'gpu', policy: 'leased' });
+  const lease = await acquireLease(t.db, owner, {
+    nodeId: node.nodeId,
+    capability: 'gpu',
+    ttlSeconds: 60,
+  });
+  await renewLease(t.db, owner, { leaseId: lease.leaseId, ttlSeconds: 90 });
+  await releaseLease(t.db, owner, { leaseId: lease.leaseId });
+  const broken = await acquireLease(t.db, owner, {
+    nodeId: node.nodeId,
+    capability: 'gpu',
+    ttlSeconds: 60,
+  });
+  await releaseLease(t.db, admin, { leaseId: broken.leaseId });
+  const expiring = await acquireLease(t.db, owner, {
+    nodeId: node.nodeId,
+    capability: 'gpu',
+    ttlSeconds: 60,
+  });
+  await t.db.query(
+    `UPDATE capability_leases SET acquired_at = now() - interval '2 min',
+            expires_at = now() - interval '1 s' WHERE id = $1`,
+    [expiring.leaseId],
+  );
+  expect(await expireLeases(t.db)).toBe(1);
+
   const other = await makeNode(t.db, owner);
   const second = await makeSession(t.db, owner);
   await addMemberAs(t.db, owner, second, admin, 'viewer');
@@ -127,6 +173,33 @@ async function writeEveryEvent(): Promise<void> {
   const third = await makeSession(t.db, owner);
   await attach(t.db, other, attachInput(other, third));
   await revokeNode(t.db, owner, { nodeId: other.nodeId }, new RevocationBus());
+
+  // command.invoked, command.refused, and command.state_changed by the delivery (SQL), the node,
+  // a participant's cancel and the expiry sweep (SQL).
+  const signals = new CommandSignals();
+  const worker = await makeNode(t.db, owner);
+  const member = await makeParticipant(t.db);
+  await addMemberAs(t.db, owner, session, member, 'collaborator');
+  await attach(t.db, worker, attachInput(worker, session, { clientVersion: '1.2' }));
+  await capabilityUpdate(t.db, worker, { nodeId: worker.nodeId, capabilities: GPU });
+  const call = (key: string, timeoutMs?: number) => ({
+    target: { nodeId: worker.nodeId },
+    capability: 'gpu',
+    idempotencyKey: key,
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  });
+  await invoke(t.db, signals, member, call('refused')).catch(() => undefined);
+  const ran = await invoke(t.db, signals, owner, call('ran'));
+  const cancelled = await invoke(t.db, signals, owner, call('cancelled'));
+  await takeForDelivery(t.db, worker.nodeId, 'all', 10);
+  await ackCommand(t.db, signals, worker, { commandId: ran.commandId });
+  await commandResult(t.db, signals, worker, { commandId: ran.commandId, ok: true, output: 1 });
+  await cancelCommand(t.db, signals, owner, { commandId: cancelled.commandId, reason: 'no' });
+  const overdue = await invoke(t.db, signals, owner, call('expiring', 1_000));
+  await t.db.query(`UPDATE node_commands SET expires_at = now() WHERE id = $1`, [
+    overdue.commandId,
+  ]);
+  await expireCommands(t.db, 'tether.command_expiry');
 }
 
 async function everyStoredEvent(filter?: FleetEventsFilter) {

@@ -11,6 +11,8 @@ import {
 import { describe, expect, it } from 'vitest';
 import { errorCode, mutate, mutateBatch, query, type CallResult } from '../http.js';
 import { startTestServer, type TestServer } from '../server.js';
+import { COMMAND_ERROR_CASES, type CommandErrorCode } from '../commands/error-cases.js';
+import { acquire, attachedNode, setPolicy } from './access-actors.js';
 import { nodeOf, participant, sessionOf } from './actors.js';
 
 type Producer = (server: TestServer) => Promise<CallResult>;
@@ -43,7 +45,22 @@ const enrollBody = (key: string, extra: object = {}) => ({
   ...extra,
 });
 
+/** A `command.*` case over tRPC: its setup, then its one call. */
+function commandCase(code: CommandErrorCode): Producer {
+  return async (s) => {
+    const call = await COMMAND_ERROR_CASES[code](s);
+    return call.procedure === 'command.get'
+      ? query(s.url, call.procedure, call.input, { token: call.token })
+      : mutate(s.url, call.procedure, call.input, { token: call.token });
+  };
+}
+
+const COMMAND_PRODUCERS = Object.fromEntries(
+  (Object.keys(COMMAND_ERROR_CASES) as CommandErrorCode[]).map((code) => [code, commandCase(code)]),
+) as Record<CommandErrorCode, Producer>;
+
 const PRODUCERS: Record<TetherErrorCode, Producer> = {
+  ...COMMAND_PRODUCERS,
   'auth.unauthenticated': (s) => query(s.url, 'session.list', {}),
   'auth.forbidden': async (s) =>
     mutate(
@@ -213,6 +230,65 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
       { participantId: s.adminParticipantId },
       { token: s.adminToken },
     ),
+  'policy.not_owner': async (s) => {
+    const cast = await attachedNode(s);
+    return mutate(
+      s.url,
+      'policy.set',
+      { nodeId: cast.node.nodeId, capability: 'arm', policy: 'free' },
+      { token: cast.member.token },
+    );
+  },
+  'policy.not_member': async (s) => {
+    const cast = await attachedNode(s);
+    await setPolicy(s, cast, 'arm', 'leased');
+    return mutate(
+      s.url,
+      'lease.acquire',
+      { nodeId: cast.node.nodeId, capability: 'arm', ttlSeconds: 60 },
+      { token: cast.viewer.token },
+    );
+  },
+  'lease.held': async (s) => {
+    const cast = await attachedNode(s);
+    await setPolicy(s, cast, 'arm', 'leased');
+    await acquire(s, cast.node.nodeId, 'arm', cast.owner);
+    return mutate(
+      s.url,
+      'lease.acquire',
+      { nodeId: cast.node.nodeId, capability: 'arm', ttlSeconds: 60 },
+      { token: cast.member.token },
+    );
+  },
+  'lease.not_leased': async (s) => {
+    const cast = await attachedNode(s);
+    return mutate(
+      s.url,
+      'lease.acquire',
+      { nodeId: cast.node.nodeId, capability: 'arm', ttlSeconds: 60 },
+      { token: cast.owner.token },
+    );
+  },
+  'lease.not_found': (s) =>
+    mutate(
+      s.url,
+      'lease.renew',
+      { leaseId: UNKNOWN_UUID, ttlSeconds: 60 },
+      { token: s.adminToken },
+    ),
+  'lease.not_holder': async (s) => {
+    const cast = await attachedNode(s);
+    await setPolicy(s, cast, 'arm', 'leased');
+    const leaseId = await acquire(s, cast.node.nodeId, 'arm', cast.member);
+    return mutate(s.url, 'lease.renew', { leaseId, ttlSeconds: 60 }, { token: cast.owner.token });
+  },
+  'lease.ended': async (s) => {
+    const cast = await attachedNode(s);
+    await setPolicy(s, cast, 'arm', 'leased');
+    const leaseId = await acquire(s, cast.node.nodeId, 'arm', cast.member);
+    await mutate(s.url, 'lease.release', { leaseId }, { token: cast.member.token });
+    return mutate(s.url, 'lease.renew', { leaseId, ttlSeconds: 60 }, { token: cast.member.token });
+  },
   'node.not_found': (s) =>
     query(s.url, 'node.get', { nodeId: 'no-such-node' }, { token: s.adminToken }),
   'node.id_taken': async (s) => {

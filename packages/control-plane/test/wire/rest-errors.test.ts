@@ -18,6 +18,12 @@ import { uniqueName } from '../fixtures.js';
 import { errorCode, mutate } from '../http.js';
 import { rest, type RestResult } from '../rest.js';
 import { startTestServer, type TestServer } from '../server.js';
+import {
+  COMMAND_ERROR_CASES,
+  restRequest,
+  type CommandErrorCode,
+} from '../commands/error-cases.js';
+import { acquire, attachedNode, setPolicy } from './access-actors.js';
 import { nodeOf, participant, type NodeActor, type ParticipantActor } from './actors.js';
 
 /** null: the code cannot arise over REST (named in NOT_ON_REST). */
@@ -83,7 +89,21 @@ function attach(s: TestServer, owner: ParticipantActor, node: NodeActor, session
   });
 }
 
+/** A `command.*` case over REST: its setup, then its one request. */
+function commandCase(code: CommandErrorCode): Producer {
+  return async (s) => {
+    const call = await COMMAND_ERROR_CASES[code](s);
+    const request = restRequest(call);
+    return rest(s.url, request.method, request.path, request.body, { token: call.token });
+  };
+}
+
+const COMMAND_PRODUCERS = Object.fromEntries(
+  (Object.keys(COMMAND_ERROR_CASES) as CommandErrorCode[]).map((code) => [code, commandCase(code)]),
+) as Record<CommandErrorCode, Producer>;
+
 const PRODUCERS: Record<TetherErrorCode, Producer> = {
+  ...COMMAND_PRODUCERS,
   'auth.unauthenticated': (s) => rest(s.url, 'GET', '/sessions'),
   'auth.forbidden': async (s) =>
     rest(
@@ -273,6 +293,88 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
     rest(s.url, 'POST', `/participants/${s.adminParticipantId}/suspend`, undefined, {
       token: s.adminToken,
     }),
+  'policy.not_owner': async (s) => {
+    const cast = await attachedNode(s);
+    return rest(
+      s.url,
+      'PUT',
+      `/nodes/${cast.node.nodeId}/policies/arm`,
+      { policy: 'free' },
+      { token: cast.member.token },
+    );
+  },
+  'policy.not_member': async (s) => {
+    const cast = await attachedNode(s);
+    await setPolicy(s, cast, 'arm', 'leased');
+    return rest(
+      s.url,
+      'POST',
+      `/nodes/${cast.node.nodeId}/leases`,
+      { capability: 'arm', ttlSeconds: 60 },
+      { token: cast.viewer.token },
+    );
+  },
+  'lease.held': async (s) => {
+    const cast = await attachedNode(s);
+    await setPolicy(s, cast, 'arm', 'leased');
+    await acquire(s, cast.node.nodeId, 'arm', cast.owner);
+    return rest(
+      s.url,
+      'POST',
+      `/nodes/${cast.node.nodeId}/leases`,
+      { capability: 'arm', ttlSeconds: 60 },
+      { token: cast.member.token },
+    );
+  },
+  'lease.not_leased': async (s) => {
+    const cast = await attachedNode(s);
+    return rest(
+      s.url,
+      'POST',
+      `/nodes/${cast.node.nodeId}/leases`,
+      { capability: 'arm', ttlSeconds: 60 },
+      { token: cast.owner.token },
+    );
+  },
+  'lease.not_found': (s) =>
+    rest(
+      s.url,
+      'POST',
+      `/leases/${UNKNOWN_UUID}/renew`,
+      { ttlSeconds: 60 },
+      {
+        token: s.adminToken,
+      },
+    ),
+  'lease.not_holder': async (s) => {
+    const cast = await attachedNode(s);
+    await setPolicy(s, cast, 'arm', 'leased');
+    const leaseId = await acquire(s, cast.node.nodeId, 'arm', cast.member);
+    return rest(
+      s.url,
+      'POST',
+      `/leases/${leaseId}/renew`,
+      { ttlSeconds: 60 },
+      {
+        token: cast.owner.token,
+      },
+    );
+  },
+  'lease.ended': async (s) => {
+    const cast = await attachedNode(s);
+    await setPolicy(s, cast, 'arm', 'leased');
+    const leaseId = await acquire(s, cast.node.nodeId, 'arm', cast.member);
+    await rest(s.url, 'POST', `/leases/${leaseId}/release`, {}, { token: cast.member.token });
+    return rest(
+      s.url,
+      'POST',
+      `/leases/${leaseId}/renew`,
+      { ttlSeconds: 60 },
+      {
+        token: cast.member.token,
+      },
+    );
+  },
   'node.not_found': (s) =>
     rest(s.url, 'GET', '/nodes/no-such-node', undefined, { token: s.adminToken }),
   'node.id_taken': async (s) => {

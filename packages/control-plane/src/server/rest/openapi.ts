@@ -58,6 +58,11 @@ const TAGS: { name: string; description: string }[] = [
   { name: 'memberships', description: 'Who belongs to a session, in which role.' },
   { name: 'participants', description: 'People and service accounts (admin).' },
   { name: 'tokens', description: 'Participant tokens.' },
+  {
+    name: 'access-policy',
+    description:
+      "Who may invoke a node's capability: policies (owner, free, leased, gated) and leases.",
+  },
 ];
 
 /** Times are `Date`s inside the server and ISO-8601 strings on the JSON wire. */
