@@ -247,6 +247,80 @@ describe('commands: onCommand and invoke()', () => {
   });
 });
 
+describe('commands: a gated capability', () => {
+  it('invoke() by a session member waits in awaiting_approval until the owner approves, then resolves; a denied one rejects with a denied CommandError', async () => {
+    await using server = await startTestServer();
+    const { admin, sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
+    const credentials = await enrolled(server.url, enrollmentKey);
+    await using node = testNode(credentials, { sessionId });
+    let runs = 0;
+    node.onCommand('printer', (input) => {
+      runs++;
+      return { printed: input };
+    });
+    await node.start();
+    await node.waitFor('online');
+    await admin.policy.set.mutate({
+      nodeId: credentials.nodeId as never,
+      capability: 'printer',
+      policy: 'gated',
+    });
+    const member = await admin.participant.create.mutate({ name: 'member', role: 'member' });
+    await admin.membership.add.mutate({
+      sessionId: sessionId as never,
+      participantId: member.participantId,
+      role: 'collaborator',
+    });
+    await using memberWs = wsOperator(server.url, member.token);
+
+    const seen: string[] = [];
+    const waiting = nextState(seen, 'awaiting_approval');
+    const printed = invoke(
+      memberWs.client,
+      { target: { nodeId: credentials.nodeId }, capability: 'printer', input: { page: 1 } },
+      { onUpdate: (view) => waiting.push(view) },
+    );
+    const { commandId } = await waiting.reached;
+    expect(runs).toBe(0);
+    await admin.command.approve.mutate({ commandId: commandId as never });
+    await expect(printed).resolves.toEqual({ printed: { page: 1 } });
+    expect(seen[0]).toBe('awaiting_approval');
+    expect(seen.at(-1)).toBe('succeeded');
+
+    const again = nextState([], 'awaiting_approval');
+    const refused = invoke(
+      memberWs.client,
+      { target: { nodeId: credentials.nodeId }, capability: 'printer', input: { page: 2 } },
+      { onUpdate: (view) => again.push(view) },
+    ).catch((e: unknown) => e);
+    const second = await again.reached;
+    await admin.command.deny.mutate({ commandId: second.commandId as never, reason: 'no paper' });
+    const error = await refused;
+    expect(isCommandError(error, 'denied')).toBe(true);
+    expect((error as CommandError).code).toBe('command.denied');
+    expect(runs).toBe(1);
+  });
+});
+
+/** Records the states `onUpdate` reports; `reached` resolves at the first view in `state`. */
+function nextState(
+  seen: string[],
+  state: string,
+): {
+  push: (view: { state: string; commandId: string }) => void;
+  reached: Promise<{ commandId: string }>;
+} {
+  let resolve!: (v: { commandId: string }) => void;
+  const reached = new Promise<{ commandId: string }>((r) => (resolve = r));
+  return {
+    push: (view) => {
+      seen.push(view.state);
+      if (view.state === state) resolve({ commandId: view.commandId });
+    },
+    reached,
+  };
+}
+
 describe('commands: redelivery', () => {
   it('kill -9 the server while a handler runs: after the restart the command is redelivered, not run twice, and its result lands', async () => {
     await using database = await persistentDatabase();
