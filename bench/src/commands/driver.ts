@@ -93,7 +93,8 @@ function failureCode(error: unknown): string {
 }
 
 async function run(spec: DriverSpec): Promise<DriverReport> {
-  const { call, close } = spec.target === 'tether' ? tetherCall(spec) : baselineCall(spec);
+  const caller = spec.target === 'tether' ? tetherCall(spec) : baselineCall(spec);
+  const call = caller.call;
   const latency = new Histogram();
   const failures: Record<string, number> = {};
   let ok = 0;
@@ -125,7 +126,7 @@ async function run(spec: DriverSpec): Promise<DriverReport> {
   };
   await Promise.all(Array.from({ length: spec.concurrency }, (_, i) => worker(i)));
   const lag = { p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6 };
-  await close().catch(() => undefined);
+  await caller.close().catch(() => undefined);
   return {
     ok,
     failed,

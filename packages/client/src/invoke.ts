@@ -153,10 +153,12 @@ function watch(
           // The server said no (not found, forbidden…): that is the answer. Anything else (no
           // EventSource, a dropped stream): follow it by polling instead.
           if (isTetherError(error)) finish(() => reject(error));
-          else finish(() => poll(client, commandId, options, last).then(resolve, reject));
+          else finish(() => void poll(client, commandId, options, last).then(resolve, reject));
         },
         onComplete: () => {
-          if (!settled) finish(() => poll(client, commandId, options, last).then(resolve, reject));
+          if (!settled) {
+            finish(() => void poll(client, commandId, options, last).then(resolve, reject));
+          }
         },
       },
     );

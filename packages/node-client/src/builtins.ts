@@ -82,6 +82,11 @@ export function parseAllowList(values: readonly string[]): string[] {
   return commands;
 }
 
+/** The signal's reason (a `CommandAbortedError` from the dispatcher) as an Error. */
+function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('aborted');
+}
+
 class ExecError extends Error {
   constructor(
     readonly code: string,
@@ -100,7 +105,7 @@ function run(
   const started = Date.now();
   return new Promise<ShellExecOutput>((resolve, reject) => {
     if (ctx.signal.aborted) {
-      reject(ctx.signal.reason);
+      reject(abortError(ctx.signal));
       return;
     }
     const child = spawn(file!, args, {
@@ -140,7 +145,7 @@ function run(
       clearTimeout(timer);
       ctx.signal.removeEventListener('abort', onAbort);
       if (ctx.signal.aborted) {
-        reject(ctx.signal.reason);
+        reject(abortError(ctx.signal));
         return;
       }
       resolve({

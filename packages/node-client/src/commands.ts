@@ -30,10 +30,7 @@ export interface CommandContext {
 }
 
 /** Handles one capability's commands; its return value (JSON) is the command's output. */
-export type CommandHandler<I = unknown> = (
-  input: I,
-  context: CommandContext,
-) => unknown | Promise<unknown>;
+export type CommandHandler<I = unknown> = (input: I, context: CommandContext) => unknown;
 
 export interface CommandHandlerOptions<I = unknown> {
   /** Commands of this capability running at once on this node; the rest wait. Default 1. */
@@ -132,11 +129,25 @@ function toEpoch(value: DeliveredCommand['deadline']): number | null {
 
 const ERROR_CODE = /^[a-z][a-z0-9_.-]{0,127}$/;
 
+/** A thrown non-Error object, as text (never throws). */
+function describe(value: object): string {
+  try {
+    return JSON.stringify(value) ?? 'error';
+  } catch {
+    return 'error';
+  }
+}
+
 /** A thrown value as the `{ code, message }` the server stores. */
 export function errorOutcome(error: unknown): CommandOutcome {
   if (typeof error === 'object' && error !== null) {
     const { code, message } = error as { code?: unknown; message?: unknown };
-    const text = typeof message === 'string' && message !== '' ? message : String(error);
+    const text =
+      typeof message === 'string' && message !== ''
+        ? message
+        : error instanceof Error
+          ? error.name
+          : describe(error);
     return {
       ok: false,
       error: {

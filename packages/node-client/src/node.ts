@@ -30,7 +30,6 @@ import {
   type CommandId,
   type CommandResultInput,
   type NodeCommandMessage,
-  type NodeId,
   type HeartbeatMetrics,
   type NodeState,
   type RuntimeNodeHealthState,
@@ -396,7 +395,7 @@ class TetherNodeImpl implements TetherNode {
       {
         ack: async (commandId) => {
           const { state } = await this.#commandCall((client) =>
-            client.runtimenode.commandack.mutate({ commandId: commandId as CommandId }),
+            client.runtimenode.commandack.mutate({ commandId: commandId }),
           );
           // Anything but running (cancelled, expired…): the server does not want it run.
           if (state !== 'running') {
@@ -715,7 +714,7 @@ class TetherNodeImpl implements TetherNode {
     this.#commands?.unsubscribe();
     const nodeId = this.#credentials!.nodeId;
     const subscription = conn.client.runtimenode.commands.subscribe(
-      { nodeId: nodeId as NodeId },
+      { nodeId: nodeId },
       {
         onStarted: () => {
           // Results finished while the connection was down go out now.

@@ -198,7 +198,7 @@ describe('CommandDispatcher', () => {
       'slow',
       (_input, ctx) => {
         return new Promise((_resolve, reject) => {
-          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason));
+          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason as Error));
         });
       },
       {},

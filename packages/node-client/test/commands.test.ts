@@ -148,7 +148,7 @@ describe('commands: onCommand and invoke()', () => {
       capability: 'render',
     }).catch((e: unknown) => e);
     const { commandId } = await started;
-    await admin.command.cancel.mutate({ commandId: commandId as never, reason: 'changed my mind' });
+    await admin.command.cancel.mutate({ commandId: commandId, reason: 'changed my mind' });
     const error = await invoked;
     expect(isCommandError(error, 'cancelled')).toBe(true);
     await eventually(
@@ -261,13 +261,13 @@ describe('commands: a gated capability', () => {
     await node.start();
     await node.waitFor('online');
     await admin.policy.set.mutate({
-      nodeId: credentials.nodeId as never,
+      nodeId: credentials.nodeId,
       capability: 'printer',
       policy: 'gated',
     });
     const member = await admin.participant.create.mutate({ name: 'member', role: 'member' });
     await admin.membership.add.mutate({
-      sessionId: sessionId as never,
+      sessionId: sessionId,
       participantId: member.participantId,
       role: 'collaborator',
     });
@@ -282,7 +282,7 @@ describe('commands: a gated capability', () => {
     );
     const { commandId } = await waiting.reached;
     expect(runs).toBe(0);
-    await admin.command.approve.mutate({ commandId: commandId as never });
+    await admin.command.approve.mutate({ commandId: commandId });
     await expect(printed).resolves.toEqual({ printed: { page: 1 } });
     expect(seen[0]).toBe('awaiting_approval');
     expect(seen.at(-1)).toBe('succeeded');
@@ -294,7 +294,7 @@ describe('commands: a gated capability', () => {
       { onUpdate: (view) => again.push(view) },
     ).catch((e: unknown) => e);
     const second = await again.reached;
-    await admin.command.deny.mutate({ commandId: second.commandId as never, reason: 'no paper' });
+    await admin.command.deny.mutate({ commandId: second.commandId, reason: 'no paper' });
     const error = await refused;
     expect(isCommandError(error, 'denied')).toBe(true);
     expect((error as CommandError).code).toBe('command.denied');
@@ -347,7 +347,7 @@ describe('commands: redelivery', () => {
       await node.waitFor('online');
       const started = nextEvent(node, 'command_started');
       const { commandId } = await admin.command.invoke.mutate({
-        target: { nodeId: credentials.nodeId as never },
+        target: { nodeId: credentials.nodeId },
         capability: 'job',
         input: { n: 7 },
         timeoutMs: 120_000,
