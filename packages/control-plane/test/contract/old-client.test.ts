@@ -250,6 +250,7 @@ async function scenario(client: SchemaClient, server: TestServer): Promise<void>
     await client.call('lease.list', { nodeId }, admin);
     await client.call('lease.release', { leaseId: lease.leaseId }, admin);
   }
+  if (client.knows('command.invoke')) await commands(client, server, { nodeId, asNode, member });
   await client.call('runtimenode.detach', { nodeId }, asNode);
   await client.call('runtimenode.attach', attach, asNode);
   await client.call('runtimenode.revoke', { sessionId, nodeId }, admin);
@@ -258,6 +259,76 @@ async function scenario(client: SchemaClient, server: TestServer): Promise<void>
   await client.call('node.revoke', { nodeId: claimed.nodeId }, admin);
   await client.call('membership.remove', membership, admin);
   await client.call('fleet.list', {}, admin);
+}
+
+/**
+ * Commands: one run over the REST-style node calls, gated ones approved, denied and cancelled,
+ * and the two subscriptions (the node's stream, a watch) over WebSockets announcing the version.
+ */
+async function commands(
+  client: SchemaClient,
+  server: TestServer,
+  cast: { nodeId: string; asNode: string; member: { token: string } },
+): Promise<void> {
+  const admin = server.adminToken;
+  const { nodeId, asNode } = cast;
+  let keys = 0;
+  const invoke = (token: string) =>
+    client.call<{ commandId: string }>(
+      'command.invoke',
+      { target: { nodeId }, capability: 'gpu', input: { n: keys }, idempotencyKey: `k-${keys++}` },
+      token,
+    );
+  const ran = await invoke(admin);
+  await client.call('command.get', { commandId: ran.commandId }, admin);
+  await client.call('command.list', { nodeId }, admin);
+  await client.call('runtimenode.pendingCommands', {}, asNode);
+  await client.call('runtimenode.commandack', { commandId: ran.commandId }, asNode);
+  await client.call(
+    'runtimenode.commandresult',
+    { commandId: ran.commandId, ok: true, output: { done: true } },
+    asNode,
+  );
+  await client.call('policy.set', { nodeId, capability: 'gpu', policy: 'gated' }, admin);
+  const approved = await invoke(cast.member.token);
+  await client.call('command.approve', { commandId: approved.commandId }, admin);
+  await client.call('command.cancel', { commandId: approved.commandId }, admin);
+  const denied = await invoke(cast.member.token);
+  await client.call('command.deny', { commandId: denied.commandId, reason: 'no' }, admin);
+  await client.call('policy.set', { nodeId, capability: 'gpu', policy: 'owner' }, admin);
+
+  const node = wsClient(server, { token: asNode, clientVersion: client.version });
+  const watcher = wsClient(server, { token: admin, clientVersion: client.version });
+  const received: unknown[] = [];
+  const watched: unknown[] = [];
+  const streamInput = {};
+  client.check('runtimenode.commands', 'input', streamInput);
+  const stream = node.client.runtimenode.commands.subscribe(streamInput, {
+    onData: (message) => received.push(message),
+    onError: () => undefined,
+  });
+  try {
+    const live = await invoke(admin);
+    const watchInput = { commandId: live.commandId };
+    client.check('command.watch', 'input', watchInput);
+    const watch = watcher.client.command.watch.subscribe(watchInput, {
+      onData: (update) => watched.push(update.data),
+      onError: () => undefined,
+    });
+    await eventually(
+      () => Promise.resolve(received.length > 0 && watched.length > 0),
+      (done) => done,
+    );
+    watch.unsubscribe();
+    for (const message of received) client.check('runtimenode.commands', 'output', message);
+    for (const update of watched) client.check('command.watch', 'output', update);
+    client.covered.add('runtimenode.commands');
+    client.covered.add('command.watch');
+  } finally {
+    stream.unsubscribe();
+    await node.close();
+    await watcher.close();
+  }
 }
 
 /** The fleet feed from the beginning, over a WebSocket announcing the client's version. */
