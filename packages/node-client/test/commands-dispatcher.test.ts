@@ -211,6 +211,26 @@ describe('CommandDispatcher', () => {
     });
   });
 
+  it('the server expiring a command aborts its handler as a deadline, not a cancel', async () => {
+    const h = harness();
+    h.dispatcher.register(
+      'slow',
+      (_input, ctx) =>
+        new Promise((_resolve, reject) => {
+          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason as Error));
+        }),
+      {},
+    );
+    h.dispatcher.deliver(cmd('old', 'slow'));
+    await until(() => h.acks.length === 1);
+    h.dispatcher.cancel('old', 'expired');
+    await until(() => h.reports.length === 1);
+    expect(h.reports[0]!.outcome).toMatchObject({
+      ok: false,
+      error: { code: 'command.deadline_exceeded' },
+    });
+  });
+
   it('thrown errors become { code, message }; unknown capabilities are answered command.unhandled', async () => {
     const h = harness();
     h.dispatcher.register(
