@@ -11,9 +11,14 @@
  *
  * Having no event feed, it is watched the naive way: dashboards poll `presence.list` (a range of
  * node ids, read with the primary key, no authentication) — the fan-out scenario's baseline.
+ *
+ * Commands (the `commands` scenario), the naive way, plain JSON over HTTP without
+ * authentication: `POST /cmd/invoke` inserts a row; each node polls `GET /cmd/poll?node=`
+ * (one UPDATE … RETURNING of its pending rows → delivered) and answers `POST /cmd/result`; the
+ * caller polls `GET /cmd/get?id=`.
  */
 import { createHash } from 'node:crypto';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { HeartbeatInput } from '@tether/contracts';
 import { initTRPC, TRPCError } from '@trpc/server';
@@ -22,7 +27,7 @@ import { applyWSSHandler } from '@trpc/server/adapters/ws';
 import pg from 'pg';
 import superjson from 'superjson';
 import { WebSocketServer } from 'ws';
-import { BASELINE_TABLE } from './schema.js';
+import { BASELINE_COMMANDS_TABLE, BASELINE_TABLE } from './schema.js';
 
 const UPSERT = `INSERT INTO ${BASELINE_TABLE} (node_id, health_state, last_heartbeat_at, metrics)
 VALUES ($1, $2, now(), $3)
@@ -32,6 +37,71 @@ ON CONFLICT (node_id) DO UPDATE SET health_state = EXCLUDED.health_state,
 
 const LIST = `SELECT node_id, health_state FROM ${BASELINE_TABLE}
 WHERE node_id BETWEEN $1 AND $2 ORDER BY node_id`;
+
+const CMD_INVOKE = `INSERT INTO ${BASELINE_COMMANDS_TABLE} (node_id, input) VALUES ($1, $2) RETURNING id`;
+const CMD_POLL = `UPDATE ${BASELINE_COMMANDS_TABLE} SET state = 'delivered'
+WHERE node_id = $1 AND state = 'pending' RETURNING id, input`;
+const CMD_RESULT = `UPDATE ${BASELINE_COMMANDS_TABLE} SET state = 'succeeded', output = $2, finished_at = now()
+WHERE id = $1 AND state = 'delivered'`;
+const CMD_GET = `SELECT state, output FROM ${BASELINE_COMMANDS_TABLE} WHERE id = $1`;
+
+function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>);
+      } catch (error) {
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    });
+    req.on('error', reject);
+  });
+}
+
+/** The `/cmd/*` routes; false when `path` is not one of them. */
+function commandRoute(
+  pool: pg.Pool,
+  path: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): boolean {
+  if (!path.startsWith('/cmd/')) return false;
+  const url = new URL(req.url ?? '/', 'http://baseline');
+  const send = (status: number, body: unknown): void => {
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  };
+  const handle = async (): Promise<void> => {
+    if (path === '/cmd/invoke' && req.method === 'POST') {
+      const body = await readJson(req);
+      const { rows } = await pool.query<{ id: string }>(CMD_INVOKE, [
+        String(body.nodeId),
+        JSON.stringify(body.input ?? {}),
+      ]);
+      send(200, { id: rows[0]!.id });
+    } else if (path === '/cmd/poll') {
+      const { rows } = await pool.query<{ id: string; input: unknown }>(CMD_POLL, [
+        url.searchParams.get('node') ?? '',
+      ]);
+      send(200, rows);
+    } else if (path === '/cmd/result' && req.method === 'POST') {
+      const body = await readJson(req);
+      await pool.query(CMD_RESULT, [String(body.id), JSON.stringify(body.output ?? null)]);
+      send(200, null);
+    } else if (path === '/cmd/get') {
+      const { rows } = await pool.query<{ state: string; output: unknown }>(CMD_GET, [
+        url.searchParams.get('id') ?? '0',
+      ]);
+      if (rows[0]) send(200, rows[0]);
+      else send(404, { error: 'not found' });
+    } else {
+      send(404, { error: 'not found' });
+    }
+  };
+  handle().catch((error: unknown) => send(500, { error: String(error) }));
+  return true;
+}
 
 interface Context {
   nodeId: string | null;
@@ -127,6 +197,7 @@ function main(): void {
       res.writeHead(200, { 'content-type': 'text/plain' }).end(body);
       return;
     }
+    if (commandRoute(pool, path ?? '/', req, res)) return;
     http(req, res);
   });
   const wss = new WebSocketServer({ server });

@@ -1,5 +1,6 @@
 /** Every scenario, in the order a run executes them (`pnpm bench --only a,b` picks some). */
 import { closeOffline } from './close-offline.js';
+import { commands } from './commands.js';
 import { wsConnections } from './connections.js';
 import { fanout } from './fanout.js';
 import { httpIngest, wsIngest, writeAmplification } from './ingest.js';
@@ -16,4 +17,5 @@ export const SCENARIOS: Scenario[] = [
   fanout,
   closeOffline,
   restart,
+  commands,
 ];

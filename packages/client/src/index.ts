@@ -21,6 +21,17 @@ export {
   type TetherWSClientOptions,
 } from './client.js';
 export { isTetherError, type TetherClientError } from './errors.js';
+export {
+  CommandError,
+  invoke,
+  invokeAndWait,
+  isCommandError,
+  waitForCommand,
+  type CommandEndState,
+  type InvokeOptions,
+  type InvokeRequest,
+  type InvokeTarget,
+} from './invoke.js';
 export type {
   AppRouter,
   AppRouterRecord,

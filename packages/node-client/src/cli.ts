@@ -6,7 +6,14 @@
 import { access, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import {
+  CommandError,
+  createTetherClient,
+  createTetherWSClient,
+  invokeAndWait,
+} from '@tether/client';
 import { CAPABILITY_NAME_PATTERN, TetherError, type Capabilities } from '@tether/contracts';
+import WebSocket from 'ws';
 import {
   CREDENTIALS_FILE_MODE,
   CredentialsError,
@@ -16,8 +23,9 @@ import {
   saveCredentialsList,
   type NodeCredentials,
 } from './credentials.js';
+import { builtinCapabilities, parseAllowList } from './builtins.js';
 import { enrollWithKey, pair } from './enroll.js';
-import { PairingError } from './errors.js';
+import { PairingError, toTetherError } from './errors.js';
 import { createTetherNode } from './node.js';
 import {
   startSimulation,
@@ -39,7 +47,15 @@ Commands:
             Ask to join: prints a pairing code, waits for an operator's approval, saves the token.
   run       [--session SESSION_ID] [--capability NAME ...] [--credentials PATH] [--url URL]
             [--client-version MAJOR.MINOR] [--degraded] [--log-level debug|info|warn|error]
+            [--allow-exec "CMD[,CMD...]" ...]
             Run this machine as a node (CPU, memory, uptime with every beat); Ctrl-C detaches.
+            Answers the commands echo and system.metrics; --allow-exec adds shell.exec, which
+            runs exactly the listed command lines (no shell, 10 s timeout, 64 KiB output).
+  invoke    --server URL --capability NAME [--node ID | --session ID] [--token TOKEN]
+            [--command C] [--input JSON] [--timeout MS] [--idempotency-key KEY]
+            Invoke a capability as an operator on node ID, or on any online node declaring
+            it (in session ID), wait for the result and print it as JSON. --token may come from
+            TETHER_TOKEN. Exit 0 succeeded, 1 failed/expired/cancelled/denied or refused.
   simulate  --url URL --count N --session SESSION_ID --key KEY [--identities PATH] [--churn]
             [--churn-interval S] [--capability NAME ...] [--client-version V] [--ramp S]
             [--duration S] [--interval S] [--report PATH]
@@ -47,7 +63,7 @@ Commands:
             --identities reuses the identities saved there and saves new ones (mode 0600).
   help      Show this text.
 
---key may be omitted when TETHER_ENROLLMENT_KEY is set.
+--key may be omitted when TETHER_ENROLLMENT_KEY is set; --token when TETHER_TOKEN is.
 Defaults: --credentials ${DEFAULT_CREDENTIALS}, --name <hostname>, --type daemon, --interval 5.
 Exit codes: 0 ok, 1 failure, 2 usage error.`;
 
@@ -263,12 +279,19 @@ async function runCommand(args: string[]): Promise<number> {
     'client-version': { type: 'string' },
     degraded: { type: 'boolean' },
     'log-level': { type: 'string' },
+    'allow-exec': { type: 'string', multiple: true },
   });
   const level = values['log-level'] ?? 'info';
   if (!isLevel(level)) throw new UsageError('--log-level must be debug, info, warn or error');
   const sessionId = values.session === undefined ? undefined : uuid(values.session, '--session');
   const clientVersion = version(values['client-version'], '--client-version');
   const caps = capabilities(values.capability);
+  const allowExec = parseAllowList(values['allow-exec'] ?? []);
+  if (values['allow-exec'] !== undefined && allowExec.length === 0) {
+    throw new UsageError(
+      '--allow-exec needs at least one command line, e.g. --allow-exec "uptime,df -h"',
+    );
+  }
   const credentials = await loadCredentials(values.credentials ?? DEFAULT_CREDENTIALS);
   const url = values.url === undefined ? credentials.url : httpUrl(values.url, '--url');
   const node = createTetherNode({
@@ -281,7 +304,21 @@ async function runCommand(args: string[]): Promise<number> {
     ...(sessionId !== undefined ? { sessionId } : {}),
     ...(clientVersion !== undefined ? { clientVersion } : {}),
   });
+  for (const builtin of builtinCapabilities({ allowExec })) {
+    node.onCommand(builtin.name, builtin.handler, {
+      ...builtin.options,
+      descriptor: builtin.descriptor,
+    });
+  }
+  if (allowExec.length > 0) {
+    out(`shell.exec allows: ${allowExec.map((c) => JSON.stringify(c)).join(', ')}`);
+  }
   node.on('state', (state) => out(`${new Date().toISOString()} ${credentials.nodeId}: ${state}`));
+  node.on('command_finished', (e) =>
+    out(
+      `${new Date(e.at).toISOString()} command ${e.commandId} ${e.capability}: ${e.outcome.ok ? 'succeeded' : `failed (${e.outcome.error.code})`}`,
+    ),
+  );
   node.on('read_only', () =>
     out(`${new Date().toISOString()} read-only: the session's floor is above this node's version`),
   );
@@ -312,6 +349,101 @@ async function runCommand(args: string[]): Promise<number> {
     signals.dispose();
     await node.stop();
   }
+}
+
+/** Parses `--input` as JSON (default `{}`). */
+function jsonInput(value: string | undefined): unknown {
+  if (value === undefined) return {};
+  try {
+    return JSON.parse(value) as unknown;
+  } catch (error) {
+    throw new UsageError(
+      `--input must be JSON (${error instanceof Error ? error.message : String(error)})`,
+    );
+  }
+}
+
+async function invokeCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, {
+    server: { type: 'string' },
+    token: { type: 'string' },
+    node: { type: 'string' },
+    capability: { type: 'string' },
+    session: { type: 'string' },
+    command: { type: 'string' },
+    input: { type: 'string' },
+    timeout: { type: 'string' },
+    'idempotency-key': { type: 'string' },
+  });
+  const url = httpUrl(values.server, '--server');
+  const token = required(values.token ?? process.env.TETHER_TOKEN, '--token (or TETHER_TOKEN)');
+  const capability = required(values.capability, '--capability');
+  if (!CAPABILITY_NAME_PATTERN.test(capability)) {
+    throw new UsageError(`--capability ${JSON.stringify(capability)} is not a capability name`);
+  }
+  if (values.node !== undefined && values.session !== undefined) {
+    throw new UsageError('--session picks among nodes found by capability; not with --node');
+  }
+  const sessionId = values.session === undefined ? undefined : uuid(values.session, '--session');
+  const timeoutMs = positiveInt(values.timeout, '--timeout');
+  const input = jsonInput(values.input);
+  const target =
+    values.node !== undefined
+      ? { nodeId: required(values.node, '--node') }
+      : sessionId !== undefined
+        ? { sessionId }
+        : {};
+  // Fails fast (one HTTP call) when the server cannot be reached, rather than a socket retrying.
+  await createTetherClient({ url })
+    .system.info.query()
+    .catch((error: unknown) => {
+      throw toTetherError(error);
+    });
+  const ws = createTetherWSClient({
+    url,
+    token,
+    WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+    // One attempt: a CLI reports a refused connection rather than retrying forever.
+    retryDelayMs: () => 1_000,
+  });
+  const client = createTetherClient({ url, transport: 'ws', wsClient: ws });
+  return cancellable('invoke', async (signal) => {
+    try {
+      const command = await invokeAndWait(
+        client,
+        {
+          target,
+          capability,
+          input,
+          ...(values.command !== undefined ? { command: values.command } : {}),
+          ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+          ...(values['idempotency-key'] !== undefined
+            ? { idempotencyKey: values['idempotency-key'] }
+            : {}),
+        },
+        {
+          signal,
+          onUpdate: (view) => {
+            if (view.state === 'awaiting_approval') {
+              err(`command ${view.commandId} awaits an owner's approval...`);
+            }
+          },
+        },
+      );
+      if (command.state === 'succeeded') {
+        out(JSON.stringify(command.output, null, 2));
+        err(`command ${command.commandId} succeeded on node ${command.nodeId}`);
+        return 0;
+      }
+      const failure = new CommandError(command);
+      err(`tether-agent: ${failure.code}: ${failure.message}`);
+      return 1;
+    } catch (error) {
+      throw toTetherError(error);
+    } finally {
+      await ws.close().catch(() => undefined);
+    }
+  });
 }
 
 function statusLine(s: SimStatus): string {
@@ -476,6 +608,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runCommand(rest);
       case 'simulate':
         return await simulateCommand(rest);
+      case 'invoke':
+        return await invokeCommand(rest);
       case 'help':
       case '--help':
       case '-h':

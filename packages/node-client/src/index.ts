@@ -12,7 +12,25 @@ export {
   type TetherNodeEvents,
   type TetherNodeOptions,
   type TetherNodeSnapshot,
+  type OnCommandOptions,
 } from './node.js';
+export {
+  CommandAbortedError,
+  type CommandContext,
+  type CommandHandler,
+  type CommandHandlerOptions,
+  type CommandOutcome,
+} from './commands.js';
+export {
+  builtinCapabilities,
+  echoCapability,
+  parseAllowList,
+  shellExecCapability,
+  systemMetricsCapability,
+  type BuiltinCapability,
+  type ShellExecOptions,
+  type ShellExecOutput,
+} from './builtins.js';
 export {
   enrollWithKey,
   pair,

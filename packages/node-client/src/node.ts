@@ -17,6 +17,8 @@
  */
 import {
   Capabilities as CapabilitiesSchema,
+  CapabilityName as CapabilityNameSchema,
+  type CapabilityDescriptor,
   CONTRACT_VERSION,
   EventEnvelopeVersion,
   SessionId as SessionIdSchema,
@@ -25,12 +27,23 @@ import {
   type AttachOutput,
   type Capabilities,
   type CapabilityUpdateOutput,
+  type CommandId,
+  type CommandResultInput,
+  type NodeCommandMessage,
   type HeartbeatMetrics,
   type NodeState,
   type RuntimeNodeHealthState,
   type SystemInfoOutput,
 } from '@tether/contracts';
 import { Backoff, type BackoffOptions } from './backoff.js';
+import {
+  CommandDispatcher,
+  DispatchRefused,
+  type CommandEvents,
+  type CommandHandler,
+  type CommandHandlerOptions,
+  type CommandOutcome,
+} from './commands.js';
 import type { NodeCredentials } from './credentials.js';
 import { enrollWithKey, type EnrollWithKeyOptions } from './enroll.js';
 import {
@@ -110,6 +123,18 @@ interface CommonOptions {
   pongTimeoutMs?: number;
   /** Called with the new credentials after enrolling with `enrollment` (persist them!). */
   onEnrolled?: (credentials: NodeCredentials) => void | Promise<void>;
+  /** Finished command ids (and results) remembered to deduplicate redeliveries. Default 1 000. */
+  commandMemory?: number;
+}
+
+/** `onCommand` options: the handler's limits and the capability's declaration. */
+export interface OnCommandOptions<I = unknown> extends CommandHandlerOptions<I> {
+  /**
+   * The capability's descriptor (description, `inputSchema`, `commands` allow-list…), declared
+   * with the node's capabilities. Default `{}`; a descriptor passed in `capabilities` for the
+   * same name wins.
+   */
+  descriptor?: CapabilityDescriptor;
 }
 
 /** An existing identity (from `enrollWithKey`, `pair` or `loadCredentials`)… */
@@ -165,6 +190,14 @@ export interface TetherNodeEvents {
     metrics?: HeartbeatMetrics;
   }) => void;
   heartbeat_failed: (e: { at: number; error: TetherError }) => void;
+  /** A command was delivered (`duplicate`: already known, not run again). */
+  command_received: (e: Parameters<CommandEvents['received']>[0] & { at: number }) => void;
+  /** A command's handler started (after its acknowledgement). */
+  command_started: (e: Parameters<CommandEvents['started']>[0] & { at: number }) => void;
+  /** A command's handler ended; `reported`: the server has its result. */
+  command_finished: (e: Parameters<CommandEvents['finished']>[0] & { at: number }) => void;
+  /** The server cancelled a command this node had (its handler's signal aborts). */
+  command_cancelled: (e: Parameters<CommandEvents['cancelled']>[0] & { at: number }) => void;
   /** Read-only: the session's floor is above this node's client version. */
   read_only: (e: { at: number }) => void;
   terminated: (reason: TerminationReason) => void;
@@ -186,6 +219,10 @@ export interface TetherNodeSnapshot {
   reconnects: number;
   heartbeats: number;
   lastHeartbeatAt: number | null;
+  /** Capabilities with a command handler. */
+  commandCapabilities: string[];
+  /** Commands queued or running on this node now. */
+  activeCommands: number;
   /** Sockets not yet closed (0 when stopped or terminated). */
   openSockets: number;
   /** When the next connection attempt is due (epoch ms), while waiting out a backoff. */
@@ -216,6 +253,20 @@ export interface TetherNode {
   reportMetrics(gauges?: Record<string, number>): HeartbeatMetrics;
   /** Drops the current connection without detaching (as a network failure would); it reconnects. */
   disconnect(reason?: string): void;
+  /**
+   * Handles `capability`'s commands: declares the capability (with `options.descriptor`),
+   * receives its commands over the node's connection (resumed after every reconnect), runs at
+   * most `options.concurrency` at once (default 1; the rest wait), and reports what `handler`
+   * returns — or throws, as `{ code, message }` — as the command's result. The handler's
+   * `signal` aborts when the command is cancelled or its deadline passes. A command delivered
+   * again (after a reconnect or a server restart) is never run twice. Returns a function that
+   * removes the handler (and the capability, unless `capabilities` declares it).
+   */
+  onCommand<I = unknown>(
+    capability: string,
+    handler: CommandHandler<I>,
+    options?: OnCommandOptions<I>,
+  ): () => void;
   on<K extends keyof TetherNodeEvents>(event: K, listener: TetherNodeEvents[K]): () => void;
   once<K extends keyof TetherNodeEvents>(event: K, listener: TetherNodeEvents[K]): () => void;
   /** Resolves when the state is one of `states` (at once if it already is). */
@@ -266,6 +317,11 @@ class TetherNodeImpl implements TetherNode {
   #credentials: NodeCredentials | undefined;
   #state: NodeConnectionState = 'idle';
   #capabilities: Capabilities;
+  /** Descriptors of the capabilities with a command handler (declared with `#capabilities`). */
+  readonly #handled = new Map<string, CapabilityDescriptor>();
+  readonly #dispatcher: CommandDispatcher;
+  /** The commands subscription and the connection it runs on. */
+  #commands: { conn: Connection; unsubscribe(): void } | null = null;
   #health: RuntimeNodeHealthState;
   #pendingMetrics: HeartbeatMetrics | undefined;
   #conn: Connection | null = null;
@@ -335,6 +391,53 @@ class TetherNodeImpl implements TetherNode {
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.#keepAliveIntervalMs = options.keepAliveIntervalMs ?? 10_000;
     this.#pongTimeoutMs = options.pongTimeoutMs ?? 5_000;
+    this.#dispatcher = new CommandDispatcher(
+      {
+        ack: async (commandId) => {
+          const { state } = await this.#commandCall((client) =>
+            client.runtimenode.commandack.mutate({ commandId: commandId }),
+          );
+          // Anything but running (cancelled, expired…): the server does not want it run.
+          if (state !== 'running') {
+            throw new DispatchRefused('command.not_open', `the command is ${state}`);
+          }
+        },
+        report: (commandId, outcome) =>
+          this.#commandCall((client) =>
+            client.runtimenode.commandresult.mutate(resultInput(commandId, outcome)),
+          ).then(() => undefined),
+        emit: (event, arg) => {
+          const at = Date.now();
+          switch (event) {
+            case 'received':
+              this.#emitter.emit('command_received', {
+                ...(arg as Parameters<CommandEvents['received']>[0]),
+                at,
+              });
+              break;
+            case 'started':
+              this.#emitter.emit('command_started', {
+                ...(arg as Parameters<CommandEvents['started']>[0]),
+                at,
+              });
+              break;
+            case 'finished':
+              this.#emitter.emit('command_finished', {
+                ...(arg as Parameters<CommandEvents['finished']>[0]),
+                at,
+              });
+              break;
+            case 'cancelled':
+              this.#emitter.emit('command_cancelled', {
+                ...(arg as Parameters<CommandEvents['cancelled']>[0]),
+                at,
+              });
+              break;
+          }
+        },
+      },
+      options.commandMemory !== undefined ? { finishedMemory: options.commandMemory } : {},
+    );
   }
 
   get state(): NodeConnectionState {
@@ -366,12 +469,14 @@ class TetherNodeImpl implements TetherNode {
       readOnly: this.#readOnly,
       attachment: this.#attachment,
       attachmentState: this.#attachmentState,
-      capabilities: this.#capabilities,
+      capabilities: this.#declared(),
       serverInfo: this.#info,
       connectAttempts: this.#connectAttempts,
       reconnects: Math.max(0, this.#connections - 1),
       heartbeats: this.#heartbeats,
       lastHeartbeatAt: this.#lastHeartbeatAt,
+      commandCapabilities: this.#dispatcher.capabilities,
+      activeCommands: this.#dispatcher.activeCount,
       openSockets: this.#conn?.openSockets ?? 0,
       nextAttemptAt: this.#nextAttemptAt,
       termination: this.#termination,
@@ -403,6 +508,8 @@ class TetherNodeImpl implements TetherNode {
       return;
     }
     this.#wake.abort();
+    // Running handlers are told (their signal aborts); what they report still goes out below.
+    this.#dispatcher.stop();
     const conn = this.#conn;
     if (conn && conn.isOpen && options.detach !== false && this.#credentials) {
       // Let an attach in flight land first, so the detach is the last word.
@@ -424,6 +531,32 @@ class TetherNodeImpl implements TetherNode {
     conn?.lose({ kind: 'stopped' });
     await this.#loop;
     if (this.#state !== 'terminated') this.#setState('stopped');
+  }
+
+  onCommand<I = unknown>(
+    capability: string,
+    handler: CommandHandler<I>,
+    options: OnCommandOptions<I> = {},
+  ): () => void {
+    if (!CapabilityNameSchema.safeParse(capability).success) {
+      throw new TypeError(`onCommand: ${JSON.stringify(capability)} is not a capability name`);
+    }
+    if (FINAL_STATES.includes(this.#state)) {
+      throw new TypeError(`onCommand: the node is ${this.#state}`);
+    }
+    const { descriptor = {}, ...handlerOptions } = options;
+    const merged = checkCapabilities({ ...this.#declared(), [capability]: descriptor });
+    this.#dispatcher.register(capability, handler, handlerOptions);
+    this.#handled.set(capability, merged[capability]!);
+    this.#handlersChanged();
+    let removed = false;
+    return () => {
+      if (removed) return;
+      removed = true;
+      this.#dispatcher.unregister(capability);
+      this.#handled.delete(capability);
+      this.#handlersChanged();
+    };
   }
 
   disconnect(reason = 'disconnect requested'): void {
@@ -457,7 +590,7 @@ class TetherNodeImpl implements TetherNode {
     if (!conn) return null;
     let result: CapabilityUpdateOutput | null = null;
     try {
-      if (this.#sessionId && this.#attachment && Object.keys(this.#capabilities).length > 0) {
+      if (this.#sessionId && this.#attachment && Object.keys(this.#declared()).length > 0) {
         result = await this.#declare(conn, reason);
       }
     } catch (raw) {
@@ -548,6 +681,86 @@ class TetherNodeImpl implements TetherNode {
 
   // ── internals ────────────────────────────────────────────────────────────────────────────
 
+  /** What the node declares: its capabilities plus those it has handlers for. */
+  #declared(): Capabilities {
+    if (this.#handled.size === 0) return this.#capabilities;
+    return { ...Object.fromEntries(this.#handled), ...this.#capabilities };
+  }
+
+  /** A handler was added or removed: declare the new set now, and (un)subscribe. */
+  #handlersChanged(): void {
+    const conn = this.#readyConnection();
+    if (!conn) return;
+    if (!this.#readOnly) {
+      this.#declare(conn).catch((raw: unknown) => {
+        if (raw instanceof ConnectionLost) return; // declared at the next connection
+        this.#log.warn(
+          { nodeId: this.nodeId, code: this.#publicError(raw).code },
+          'declaring the command capabilities failed',
+        );
+      });
+    }
+    this.#syncCommands(conn);
+  }
+
+  /** Subscribes to commands on `conn` when there are handlers (once per connection). */
+  #syncCommands(conn: Connection): void {
+    if (!this.#dispatcher.hasHandlers) {
+      this.#commands?.unsubscribe();
+      this.#commands = null;
+      return;
+    }
+    if (this.#commands?.conn === conn) return;
+    this.#commands?.unsubscribe();
+    const nodeId = this.#credentials!.nodeId;
+    const subscription = conn.client.runtimenode.commands.subscribe(
+      { nodeId: nodeId },
+      {
+        onStarted: () => {
+          // Results finished while the connection was down go out now.
+          this.#dispatcher.flush();
+        },
+        onData: (event) => {
+          // A tracked envelope ({ id, data }) or the message itself: take either.
+          const raw = event as unknown as { kind?: unknown; data?: unknown };
+          const message = (raw.kind === undefined ? raw.data : raw) as NodeCommandMessage;
+          if (message && typeof message === 'object') this.#onCommandMessage(message);
+        },
+        onError: (raw) => {
+          if (this.#conn !== conn || !conn.isOpen) return; // the connection's loss says it all
+          const error = toTetherError(raw);
+          this.#log.warn({ nodeId, code: error.code }, 'commands subscription failed');
+          if (this.#commands?.conn === conn) this.#commands = null;
+          if (isTerminal(error))
+            conn.lose({ kind: 'call_failed', code: error.code, message: error.message });
+        },
+      },
+    );
+    this.#commands = { conn, unsubscribe: () => subscription.unsubscribe() };
+  }
+
+  #onCommandMessage(message: NodeCommandMessage): void {
+    if (message.kind === 'cancel') this.#dispatcher.cancel(message.commandId, message.reason);
+    else this.#dispatcher.deliver(message.command);
+  }
+
+  /**
+   * A command call on the ready connection. Not connected / lost → a plain Error (not sent: a
+   * redelivery will come). The server's refusal of a command that is over → DispatchRefused.
+   */
+  async #commandCall<T>(call: (client: Connection['client']) => Promise<T>): Promise<T> {
+    const conn = this.#readyConnection();
+    if (!conn) throw new Error('not connected');
+    try {
+      return await this.#step(conn, () => call(conn.client));
+    } catch (raw) {
+      if (raw instanceof ConnectionLost) throw new Error('connection lost');
+      const error = toTetherError(raw);
+      if (isTransportError(error) || error.retryable) throw error;
+      throw new DispatchRefused(error.code, error.message);
+    }
+  }
+
   #metrics(): MetricsCollector {
     return (this.#metricsCollector ??= new MetricsCollector());
   }
@@ -631,12 +844,12 @@ class TetherNodeImpl implements TetherNode {
     inSequence = false,
   ): Promise<CapabilityUpdateOutput> {
     const credentials = this.#credentials!;
-    const declared = Object.keys(this.#capabilities).length > 0;
+    const declared = Object.keys(this.#declared()).length > 0;
     const withHealth = this.#sessionId !== undefined && this.#attachment !== null && declared;
     const result = await this.#step(conn, () =>
       conn.client.runtimenode.capabilityupdate.mutate({
         nodeId: credentials.nodeId,
-        capabilities: this.#capabilities,
+        capabilities: this.#declared(),
         ...(withHealth
           ? {
               healthChanges: {
@@ -756,9 +969,7 @@ class TetherNodeImpl implements TetherNode {
           ...enrollment,
           url: this.#url,
           clientVersion: this.#clientVersion,
-          ...(Object.keys(this.#capabilities).length > 0
-            ? { capabilities: this.#capabilities }
-            : {}),
+          ...(Object.keys(this.#declared()).length > 0 ? { capabilities: this.#declared() } : {}),
           signal: this.#wake.signal,
           retry: { attempts: 1 },
         });
@@ -835,6 +1046,7 @@ class TetherNodeImpl implements TetherNode {
       }
     }
     clearTimeout(this.#beatTimer);
+    if (this.#commands?.conn === conn) this.#commands = null;
     this.#serverWaitMs = cause.kind === 'open_failed' ? cause.retryAfterMs : undefined;
     const wasReady = this.#ready;
     const wasOnline = this.#state === 'online' || this.#state === 'attached';
@@ -907,7 +1119,7 @@ class TetherNodeImpl implements TetherNode {
           participantId: credentials.ownerParticipantId,
           nodeId: credentials.nodeId,
           clientVersion: this.#clientVersion,
-          capabilities: this.#capabilities,
+          capabilities: this.#declared(),
           healthState: this.#health,
         }),
       );
@@ -929,7 +1141,7 @@ class TetherNodeImpl implements TetherNode {
       if (
         !settled &&
         !this.#readOnly &&
-        Object.keys(this.#capabilities).length > 0 &&
+        Object.keys(this.#declared()).length > 0 &&
         !this.#wake.signal.aborted
       ) {
         try {
@@ -950,7 +1162,7 @@ class TetherNodeImpl implements TetherNode {
         }
       }
     } else {
-      if (Object.keys(this.#capabilities).length > 0) await this.#declare(conn, undefined, true);
+      if (Object.keys(this.#declared()).length > 0) await this.#declare(conn, undefined, true);
       this.#ready = true;
     }
     this.#backoff.connected();
@@ -965,6 +1177,7 @@ class TetherNodeImpl implements TetherNode {
       this.#setState('attached');
     }
     this.#lostAt = null;
+    this.#syncCommands(conn);
   }
 
   #setReadOnly(readOnly: boolean): void {
@@ -979,6 +1192,16 @@ class TetherNodeImpl implements TetherNode {
     }
   }
 }
+
+/** `runtimenode.commandresult`'s input for an outcome. */
+function resultInput(commandId: string, outcome: CommandOutcome): CommandResultInput {
+  const id = commandId as CommandId;
+  return outcome.ok
+    ? { commandId: id, ok: true, output: outcome.output as CommandResultJson }
+    : { commandId: id, ok: false, error: outcome.error };
+}
+
+type CommandResultJson = CommandResultInput['output'];
 
 function checkCapabilities(capabilities: Capabilities): Capabilities {
   const parsed = CapabilitiesSchema.safeParse(capabilities);

@@ -14,6 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Capabilities } from '@tether/contracts';
+import { echoCapability, systemMetricsCapability, type BuiltinCapability } from './builtins.js';
 import type { NodeCredentials } from './credentials.js';
 import { enrollWithKey } from './enroll.js';
 import { toTetherError } from './errors.js';
@@ -48,6 +49,11 @@ export interface SimulateOptions {
   onEnrolled?: (credentials: NodeCredentials) => void;
   /** Declared by every node. Default `{ sim: { description: 'simulated node' } }`. */
   capabilities?: Capabilities;
+  /**
+   * Every node answers the commands `echo` and `system.metrics` (declared with their input
+   * schemas, as `tether-agent run` does; the metrics are this machine's). Default true.
+   */
+  commands?: boolean;
   churn?: boolean | ChurnOptions;
   clientVersion?: string;
   nodeType?: string;
@@ -213,6 +219,8 @@ export function describeCause(cause: DisconnectCause): string {
 }
 
 const DEFAULT_CAPABILITIES: Capabilities = { sim: { description: 'simulated node' } };
+/** One handler shared by every simulated node (it keeps no state). */
+const ECHO = echoCapability();
 
 interface OpenOutage {
   from: number;
@@ -225,6 +233,8 @@ class SimulationImpl implements Simulation {
   readonly startedAt = Date.now();
   readonly nodes: SimulatedNode[] = [];
   readonly #options: SimulateOptions;
+  /** One metrics sampler for every node (they all run on this machine). */
+  #metricsCapability: BuiltinCapability | undefined;
   readonly #url: string;
   readonly #random: () => number;
   readonly #emit: ((event: SimEvent) => void) | undefined;
@@ -415,6 +425,15 @@ class SimulationImpl implements Simulation {
       ...(options.clientVersion !== undefined ? { clientVersion: options.clientVersion } : {}),
       ...options.nodeOptions,
     });
+    if (options.commands !== false) {
+      this.#metricsCapability ??= systemMetricsCapability();
+      for (const builtin of [ECHO, this.#metricsCapability]) {
+        node.onCommand(builtin.name, builtin.handler, {
+          ...builtin.options,
+          descriptor: builtin.descriptor,
+        });
+      }
+    }
     this.#states.set('idle', this.#count('idle') + 1);
     node.on('state', (state, previous) => this.#onState(index, state, previous));
     node.on('connected', (e) => {

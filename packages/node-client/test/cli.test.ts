@@ -66,7 +66,15 @@ describe('tether-agent CLI', () => {
     );
     expect(rows[0]!.metrics?.uptimeSeconds).toBeGreaterThan(0);
     const view = await admin.node.get.query({ nodeId: 'render-01' });
-    expect(view.capabilities).toEqual({ gpu: {}, shell: {} });
+    // Declared: the two given, and the built-in commands the agent answers (with input schemas).
+    expect(Object.keys(view.capabilities).sort()).toEqual([
+      'echo',
+      'gpu',
+      'shell',
+      'system.metrics',
+    ]);
+    expect(view.capabilities.gpu).toEqual({});
+    expect(view.capabilities['system.metrics']?.inputSchema).toMatchObject({ type: 'object' });
 
     agent.child.kill('SIGTERM');
     expect(await agent.exited).toBe(0);

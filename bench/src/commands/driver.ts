@@ -1,0 +1,153 @@
+/**
+ * The invoking side of the `commands` scenario: `concurrency` invocations in flight at once
+ * (closed loop: each finished one starts the next), addressed round-robin over the fleet, each
+ * timed from the call until the caller has the node's result.
+ *
+ * - Tether: `invoke()` from `@tether/client` as the nodes' owner (`command.invoke`, then
+ *   `command.watch` until the command ends), over one WebSocket per `PER_SOCKET` invocations in
+ *   flight: a socket may hold `TETHER_WS_MAX_IN_FLIGHT` (64) unanswered calls, and each
+ *   invocation holds up to two (its watch and, briefly, its invoke).
+ * - baseline: `POST /cmd/invoke` (one INSERT), then `GET /cmd/get` every `callerPollMs` until
+ *   the row says succeeded.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import {
+  createTetherClient,
+  createTetherWSClient,
+  invoke,
+  isCommandError,
+  isTetherError,
+} from '@tether/client';
+import WebSocket from 'ws';
+import { Histogram } from '../histogram.js';
+import { preciseNow } from '../protocol.js';
+import type { DriverReport, DriverSpec, FromDriver, ToDriver } from './protocol.js';
+
+function reply(message: FromDriver): void {
+  process.send?.(message);
+}
+
+const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+loopDelay.enable();
+
+/** One invocation; `worker` is the caller's index (its WebSocket). */
+type Call = (nodeId: string, seq: number, worker: number) => Promise<void>;
+
+const PER_SOCKET = 16;
+
+function tetherCall(spec: DriverSpec): { call: Call; close(): Promise<void> } {
+  const sockets = Array.from({ length: Math.ceil(spec.concurrency / PER_SOCKET) }, () => {
+    const ws = createTetherWSClient({
+      url: spec.baseUrl,
+      token: spec.token,
+      WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+    });
+    return { ws, client: createTetherClient({ url: spec.baseUrl, transport: 'ws', wsClient: ws }) };
+  });
+  return {
+    call: async (nodeId, seq, worker) => {
+      const { client } = sockets[worker % sockets.length]!;
+      const output = await invoke<{ seq: number }>(client, {
+        target: { nodeId },
+        capability: 'echo',
+        input: { seq },
+        timeoutMs: spec.timeoutMs,
+      });
+      if (output.seq !== seq) throw new Error('echo returned another input');
+    },
+    close: async () => {
+      await Promise.all(sockets.map((s) => s.ws.close()));
+    },
+  };
+}
+
+function baselineCall(spec: DriverSpec): { call: Call; close(): Promise<void> } {
+  return {
+    call: async (nodeId, seq) => {
+      const res = await fetch(`${spec.baseUrl}/cmd/invoke`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ nodeId, input: { seq } }),
+      });
+      const { id } = (await res.json()) as { id: string };
+      const deadline = Date.now() + spec.timeoutMs;
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, spec.callerPollMs));
+        const got = await fetch(`${spec.baseUrl}/cmd/get?id=${id}`);
+        const row = (await got.json()) as { state: string; output: { seq: number } | null };
+        if (row.state === 'succeeded') {
+          if (row.output?.seq !== seq) throw new Error('echo returned another input');
+          return;
+        }
+        if (Date.now() > deadline) throw new Error('expired');
+      }
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+function failureCode(error: unknown): string {
+  if (isCommandError(error)) return error.code;
+  if (isTetherError(error)) return error.data.tetherError.code;
+  return error instanceof Error ? error.message.slice(0, 80) : String(error);
+}
+
+async function run(spec: DriverSpec): Promise<DriverReport> {
+  const caller = spec.target === 'tether' ? tetherCall(spec) : baselineCall(spec);
+  const call = caller.call;
+  const latency = new Histogram();
+  const failures: Record<string, number> = {};
+  let ok = 0;
+  let failed = 0;
+  let next = 0;
+  const started = preciseNow();
+  const measureFrom = started + spec.warmupMs;
+  const endAt = measureFrom + spec.durationMs;
+  const worker = async (index: number): Promise<void> => {
+    while (preciseNow() < endAt) {
+      const seq = next++;
+      const nodeId = spec.nodeIds[seq % spec.nodeIds.length]!;
+      const t0 = preciseNow();
+      try {
+        await call(nodeId, seq, index);
+        const t1 = preciseNow();
+        if (t0 >= measureFrom && t1 <= endAt) {
+          ok++;
+          latency.recordMs(t1 - t0);
+        }
+      } catch (error) {
+        if (t0 >= measureFrom) {
+          failed++;
+          const code = failureCode(error);
+          failures[code] = (failures[code] ?? 0) + 1;
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: spec.concurrency }, (_, i) => worker(i)));
+  const lag = { p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6 };
+  await caller.close().catch(() => undefined);
+  return {
+    ok,
+    failed,
+    failures,
+    latency: latency.toData(),
+    windowMs: spec.durationMs,
+    loopDelay: lag,
+  };
+}
+
+process.on('message', (message: ToDriver) => {
+  if (message.type === 'run') {
+    loopDelay.reset();
+    run(message.spec).then(
+      (report) => reply({ type: 'report', report }),
+      (error: unknown) =>
+        reply({ type: 'fatal', message: error instanceof Error ? error.message : String(error) }),
+    );
+  } else if (message.type === 'exit') {
+    process.exit(0);
+  }
+});
+
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,273 @@
+/**
+ * Commands: an operator invokes `echo` on online nodes and waits for each result.
+ *
+ * - Tether: real SDK nodes (`createTetherNode` + `node.onCommand('echo')`, attached to a
+ *   session) in ≥ 2 host processes; the driver calls `invoke()` of `@tether/client` over one
+ *   WebSocket (`command.invoke`, delivered over the node's socket, acknowledged, answered,
+ *   followed with `command.watch` until it succeeded).
+ * - baseline: a row inserted per invocation; every node polls for its pending rows every second
+ *   and posts the result; the caller polls for the result every second too.
+ *
+ * Closed loop: the driver keeps `concurrency` invocations in flight, each on the next node
+ * round-robin, so invocations/s = what completes while the round trip is what it is. Round trip
+ * = call → the caller holds the node's result. Every result is checked (echo returns its input).
+ */
+import { BenchChild } from '../child.js';
+import { BASELINE_COMMANDS_SCHEMA } from '../baseline/schema.js';
+import type {
+  FromDriver,
+  FromHost,
+  DriverReport,
+  HostStatus,
+  ToDriver,
+  ToHost,
+} from '../commands/protocol.js';
+import { Histogram } from '../histogram.js';
+import { ms, num, ratio } from '../report.js';
+import type { ServerExit, Target } from '../servers.js';
+import { issueParticipantToken } from '../tether-internals.js';
+import type { BenchContext, FloorCheck, Scenario, ScenarioResult } from './types.js';
+
+const HOST = new URL('../commands/host.ts', import.meta.url);
+const DRIVER = new URL('../commands/driver.ts', import.meta.url);
+
+interface Shape {
+  nodes: number;
+  concurrency: number;
+  warmupMs: number;
+  durationMs: number;
+}
+
+const FULL: Shape = { nodes: 1_000, concurrency: 100, warmupMs: 5_000, durationMs: 20_000 };
+const QUICK: Shape = { nodes: 100, concurrency: 20, warmupMs: 2_000, durationMs: 8_000 };
+
+/** Nodes poll (and the caller polls) this often in the baseline. */
+const POLL_MS = 1_000;
+
+/**
+ * One operator invokes hundreds of commands a second, and every node acknowledges and answers
+ * each: the per-principal mutation limit (600/min by default) is raised out of the way.
+ */
+const TETHER_COMMANDS_ENV = { TETHER_RATE_MUTATIONS_PER_MINUTE: '10000000' };
+
+interface TargetRun {
+  target: Target;
+  nodesOnline: number;
+  onlineMs: number;
+  driver: DriverReport;
+  answered: number;
+  serverLoopLag: { p99Ms: number; maxMs: number } | null;
+  serverExit: ServerExit;
+}
+
+async function createSession(ctx: BenchContext): Promise<string> {
+  return ctx.db.tx(async (sql) => {
+    const { rows } = await sql.query<{ id: string }>(
+      `INSERT INTO sessions (name, created_by) VALUES ('bench commands', $1) RETURNING id`,
+      [ctx.fleet.ownerParticipantId],
+    );
+    const id = rows[0]!.id;
+    await sql.query(
+      `INSERT INTO session_memberships (session_id, participant_id, role, state)
+       VALUES ($1, $2, 'owner', 'active')`,
+      [id, ctx.fleet.ownerParticipantId],
+    );
+    return id;
+  });
+}
+
+async function closeSession(ctx: BenchContext, sessionId: string): Promise<void> {
+  await ctx.db.query(
+    `UPDATE runtime_node_attachments SET state = 'offline', updated_at = now()
+      WHERE session_id = $1 AND state IN ('registering', 'online', 'degraded')`,
+    [sessionId],
+  );
+  await ctx.db.query(`UPDATE sessions SET state = 'archived' WHERE id = $1`, [sessionId]);
+}
+
+async function statuses(hosts: BenchChild<ToHost, FromHost>[]): Promise<HostStatus[]> {
+  return (await Promise.all(hosts.map((h) => h.next('status')))).map((m) => m.status);
+}
+
+async function runTarget(
+  ctx: BenchContext,
+  target: Target,
+  shape: Shape,
+  token: string,
+): Promise<TargetRun> {
+  const nodes = ctx.fleet.nodes.slice(0, shape.nodes);
+  const sessionId = target === 'tether' ? await createSession(ctx) : null;
+  const server = await ctx.startServer(target, 'commands', {
+    ...(target === 'tether' ? { env: TETHER_COMMANDS_ENV } : {}),
+  });
+  ctx.log(` ${target} (pid ${server.pid}): ${num(nodes.length)} nodes`);
+  const hosts: BenchChild<ToHost, FromHost>[] = [];
+  let driver: BenchChild<ToDriver, FromDriver> | null = null;
+  let serverExit: ServerExit | null = null;
+  try {
+    const per = Math.ceil(nodes.length / ctx.generators);
+    const started = performance.now();
+    for (let h = 0; h < ctx.generators; h++) {
+      const slice = nodes.slice(h * per, (h + 1) * per);
+      if (slice.length === 0) continue;
+      const host = new BenchChild<ToHost, FromHost>(HOST, `commands host ${h}`);
+      hosts.push(host);
+      host.send({
+        type: 'init',
+        spec: {
+          target,
+          baseUrl: server.baseUrl,
+          ownerParticipantId: ctx.fleet.ownerParticipantId,
+          sessionId,
+          nodes: slice,
+          connectConcurrency: 50,
+          pollIntervalMs: POLL_MS,
+        },
+      });
+    }
+    let online = 0;
+    for (;;) {
+      online = (await statuses(hosts)).reduce((sum, s) => sum + s.online, 0);
+      if (online >= nodes.length) break;
+      if (performance.now() - started > 180_000) {
+        throw new Error(`only ${online}/${nodes.length} nodes online after 180 s`);
+      }
+    }
+    const onlineMs = performance.now() - started;
+    ctx.log(`  ${num(online)} online in ${num(onlineMs / 1000, 1)} s; invoking`);
+    await server.loopLag(); // reset the server's window
+    driver = new BenchChild<ToDriver, FromDriver>(DRIVER, `commands driver (${target})`);
+    const { report } = await driver.request(
+      {
+        type: 'run',
+        spec: {
+          target,
+          baseUrl: server.baseUrl,
+          token,
+          nodeIds: nodes.map((n) => n.nodeId),
+          concurrency: shape.concurrency,
+          warmupMs: shape.warmupMs,
+          durationMs: shape.durationMs,
+          callerPollMs: POLL_MS,
+          timeoutMs: 60_000,
+        },
+      },
+      'report',
+    );
+    const serverLoopLag = await server.loopLag();
+    const answered = (await statuses(hosts)).reduce((sum, s) => sum + s.answered, 0);
+    const latency = Histogram.from([report.latency]).summary();
+    ctx.log(
+      `  ${num(report.ok)} ok, ${num(report.failed)} failed: ${num(report.ok / (report.windowMs / 1000), 1)}/s, ` +
+        `p50 ${ms(latency.p50Ms)} ms, p99 ${ms(latency.p99Ms)} ms`,
+    );
+    serverExit = await server.stop();
+    return {
+      target,
+      nodesOnline: online,
+      onlineMs,
+      driver: report,
+      answered,
+      serverLoopLag,
+      serverExit,
+    };
+  } finally {
+    await driver?.exit();
+    await Promise.all(hosts.map((h) => h.exit()));
+    if (!serverExit) await server.stop();
+    if (sessionId) await closeSession(ctx, sessionId);
+  }
+}
+
+function row(run: TargetRun): string[] {
+  const l = Histogram.from([run.driver.latency]).summary();
+  return [
+    run.target,
+    num(run.nodesOnline),
+    num(run.driver.ok),
+    num(run.driver.failed),
+    num(run.driver.ok / (run.driver.windowMs / 1000), 1),
+    ms(l.p50Ms),
+    ms(l.p99Ms),
+    ms(l.maxMs),
+    ms(run.serverLoopLag?.p99Ms),
+  ];
+}
+
+export const commands: Scenario = {
+  name: 'commands',
+  title: 'Commands to online SDK nodes: invocations/s and round trip (echo)',
+  nodesNeeded: (quick) => (quick ? QUICK.nodes : FULL.nodes),
+  async run(ctx): Promise<ScenarioResult> {
+    const shape = ctx.quick ? QUICK : FULL;
+    await ctx.db.query(BASELINE_COMMANDS_SCHEMA);
+    const issued = await issueParticipantToken(
+      ctx.db,
+      ctx.fleet.ownerParticipantId,
+      'bench commands',
+    );
+    const tether = await runTarget(ctx, 'tether', shape, issued.token);
+    const baseline = await runTarget(ctx, 'baseline', shape, issued.token);
+    const t = Histogram.from([tether.driver.latency]).summary();
+    const b = Histogram.from([baseline.driver.latency]).summary();
+    const rate = (r: TargetRun): number => r.driver.ok / (r.driver.windowMs / 1000);
+    const scaled = ctx.quick ? `--quick: ${num(shape.nodes)} nodes` : undefined;
+    const floors: FloorCheck[] = [
+      {
+        floor: `every invocation to ${num(shape.nodes)} online nodes answered (echo checked), none failed`,
+        measured: `${num(tether.driver.ok)} ok, ${num(tether.driver.failed)} failed; ${num(rate(tether), 1)}/s, p99 ${ms(t.p99Ms)} ms`,
+        met: tether.driver.failed === 0 && tether.driver.ok > 0 && !tether.serverExit.crashed,
+        ...(scaled ? { scaled } : {}),
+      },
+    ];
+    const notes: string[] = [
+      `closed loop: ${shape.concurrency} invocations in flight, round-robin over the nodes; ` +
+        `${num(shape.durationMs / 1000)} s measured after ${num(shape.warmupMs / 1000)} s warm-up`,
+      `baseline: nodes poll every ${POLL_MS} ms, the caller polls for the result every ${POLL_MS} ms`,
+    ];
+    for (const r of [tether, baseline]) {
+      if (r.driver.failed > 0)
+        notes.push(`${r.target} failures: ${JSON.stringify(r.driver.failures)}`);
+      if (r.serverExit.crashed)
+        notes.push(`${r.target} server crashed (code ${r.serverExit.code})`);
+    }
+    return {
+      name: this.name,
+      title: this.title,
+      parameters: { ...shape, pollMs: POLL_MS, tetherEnv: TETHER_COMMANDS_ENV },
+      tables: [
+        {
+          headers: [
+            'server',
+            'nodes online',
+            'ok',
+            'failed',
+            'invocations/s',
+            'round trip p50 ms',
+            'p99 ms',
+            'max ms',
+            'server loop p99 ms',
+          ],
+          rows: [
+            row(tether),
+            row(baseline),
+            [
+              'ratio T/B',
+              '',
+              '',
+              '',
+              ratio(rate(tether), rate(baseline)),
+              ratio(t.p50Ms, b.p50Ms),
+              ratio(t.p99Ms, b.p99Ms),
+              ratio(t.maxMs, b.maxMs),
+              '',
+            ],
+          ],
+        },
+      ],
+      notes,
+      floors,
+      data: { tether, baseline },
+    };
+  },
+};
