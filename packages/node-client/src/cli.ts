@@ -6,7 +6,12 @@
 import { access, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { CAPABILITY_NAME_PATTERN, TetherError, type Capabilities } from '@tether/contracts';
+import {
+  CAPABILITY_NAME_PATTERN,
+  DEVICE_ENROLL_BATCH_MAX,
+  TetherError,
+  type Capabilities,
+} from '@tether/contracts';
 import {
   CREDENTIALS_FILE_MODE,
   CredentialsError,
@@ -42,8 +47,10 @@ Commands:
             Run this machine as a node (CPU, memory, uptime with every beat); Ctrl-C detaches.
   simulate  --url URL --count N --session SESSION_ID --key KEY [--identities PATH] [--churn]
             [--churn-interval S] [--capability NAME ...] [--client-version V] [--ramp S]
-            [--duration S] [--interval S] [--report PATH]
+            [--duration S] [--interval S] [--report PATH] [--batch N]
             N simulated nodes in this process, each with its own identity and socket.
+            Enrolls in batches of --batch (default 500) with one reusable key (a single-use
+            key is refused before anything is enrolled when N > 1).
             --identities reuses the identities saved there and saves new ones (mode 0600).
   help      Show this text.
 
@@ -316,9 +323,10 @@ async function runCommand(args: string[]): Promise<number> {
 
 function statusLine(s: SimStatus): string {
   return (
-    `t=${(s.elapsedMs / 1000).toFixed(1)}s nodes=${s.total} enrolled=${s.enrolled} ` +
+    `t=${(s.elapsedMs / 1000).toFixed(1)}s nodes=${s.total} enrolled=${s.enrolled}/${s.total} ` +
     `connected=${s.connected} attached=${s.attached} online=${s.online} degraded=${s.degraded} ` +
-    `reconnects=${s.reconnects} connect_errors=${s.connectErrors} terminated=${s.terminated}`
+    `reconnects=${s.reconnects} deferred=${s.deferrals} connect_errors=${s.connectErrors} ` +
+    `terminated=${s.terminated}`
   );
 }
 
@@ -357,6 +365,7 @@ async function simulateCommand(args: string[]): Promise<number> {
     duration: { type: 'string' },
     interval: { type: 'string' },
     report: { type: 'string' },
+    batch: { type: 'string' },
   });
   const url = httpUrl(values.url, '--url');
   const count = positiveInt(required(values.count, '--count'), '--count')!;
@@ -369,6 +378,10 @@ async function simulateCommand(args: string[]): Promise<number> {
   const caps = capabilities(values.capability);
   const identities = values.identities ? await loadIdentities(values.identities) : [];
   const key = identities.length >= count ? undefined : enrollmentKey(values.key);
+  const batch = positiveInt(values.batch, '--batch');
+  if (batch !== undefined && batch > DEVICE_ENROLL_BATCH_MAX) {
+    throw new UsageError(`--batch must be at most ${DEVICE_ENROLL_BATCH_MAX}`);
+  }
   const events: SimEvent[] | undefined = values.report ? [] : undefined;
   let firstTermination: string | undefined;
   // Identity saves are chained: each writes the whole list, and never two at once.
@@ -393,9 +406,11 @@ async function simulateCommand(args: string[]): Promise<number> {
           out(outageLine(outages[outagesShown]!, startedAt));
         }
       };
+      const t = (): string => `t=${((Date.now() - started) / 1000).toFixed(1)}s`;
+      let enrolledSoFar = reused;
       ticker = setInterval(() => {
         if (!simulation) {
-          out(`t=${((Date.now() - started) / 1000).toFixed(1)}s enrolling...`);
+          out(`${t()} enrolling: enrolled=${enrolledSoFar}/${count}`);
           return;
         }
         out(statusLine(simulation.status()));
@@ -418,6 +433,16 @@ async function simulateCommand(args: string[]): Promise<number> {
               },
             }
           : {}),
+        ...(batch !== undefined ? { enrollBatchSize: batch } : {}),
+        onEnrollProgress: (enrolled) => {
+          if (enrolled === enrolledSoFar) return;
+          enrolledSoFar = enrolled;
+          out(`${t()} enrolled=${enrolled}/${count}`);
+        },
+        onEnrollWait: ({ waitMs, code }) =>
+          out(
+            `${t()} enrolling: ${code === 'rate_limited' ? 'rate limited by the server' : code}, waiting ${(waitMs / 1000).toFixed(1)} s (enrolled=${enrolledSoFar}/${count})`,
+          ),
         churn: churnS !== undefined ? { meanIntervalMs: churnS * 1000 } : (values.churn ?? false),
         signal,
         onEvent: (event) => {
@@ -444,7 +469,8 @@ async function simulateCommand(args: string[]): Promise<number> {
       showOutages(summary.outages, simulation.startedAt);
       out(
         `summary: time_to_all_online=${summary.timeToAllOnlineMs ?? 'never'}ms ` +
-          `reconnects=${summary.status.reconnects} connect_errors=${summary.status.connectErrors} ` +
+          `reconnects=${summary.status.reconnects} deferred=${summary.status.deferrals} ` +
+          `connect_errors=${summary.status.connectErrors} ` +
           `reconnect_downtime_ms p50=${summary.reconnectDowntime.p50 ?? '-'} ` +
           `p95=${summary.reconnectDowntime.p95 ?? '-'} max=${summary.reconnectDowntime.max ?? '-'}`,
       );
@@ -495,6 +521,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (error instanceof TetherError) {
       err(`tether-agent: ${error.code}: ${error.message}`);
+      if (error.code === 'enrollment.key_single_use') {
+        err(
+          'tether-agent: simulate --count > 1 needs a reusable key: enrollment.createKey({ reusable: true }), or POST /api/v1/enrollment-keys {"reusable":true}',
+        );
+      }
       return 1;
     }
     if (error instanceof PairingError || error instanceof CredentialsError) {

@@ -117,6 +117,11 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
     await mutate(s.url, 'enrollment.revokeKey', { keyId: key.keyId }, { token: s.adminToken });
     return mutate(s.url, 'device.enroll', enrollBody(key.enrollmentKey));
   },
+  'enrollment.key_single_use': async (s) => {
+    const key = await enrollmentKey(s);
+    const nodes = [0, 1].map((i) => ({ name: `fleet ${i}`, nodeType: 'daemon' }));
+    return mutate(s.url, 'device.enrollBatch', { enrollmentKey: key.enrollmentKey, nodes });
+  },
   'enrollment.key_not_found': (s) =>
     mutate(s.url, 'enrollment.revokeKey', { keyId: UNKNOWN_UUID }, { token: s.adminToken }),
   'pairing.not_found': (s) =>

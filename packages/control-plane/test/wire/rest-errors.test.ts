@@ -164,6 +164,11 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
     });
     return rest(s.url, 'POST', '/device/enroll', enrollBody(key.enrollmentKey));
   },
+  'enrollment.key_single_use': async (s) => {
+    const key = await enrollmentKey(s);
+    const nodes = [0, 1].map((i) => ({ name: `fleet ${i}`, nodeType: 'daemon' }));
+    return rest(s.url, 'POST', '/device/enroll-batch', { enrollmentKey: key.enrollmentKey, nodes });
+  },
   'enrollment.key_not_found': (s) =>
     rest(s.url, 'POST', `/enrollment-keys/${UNKNOWN_UUID}/revoke`, undefined, {
       token: s.adminToken,
