@@ -38,10 +38,12 @@ const DEFAULT_CREDENTIALS = './tether-node.json';
 const USAGE = `Usage: tether-agent <command> [options]
 
 Commands:
-  enroll    --url URL --key KEY [--node-id ID] [--name N] [--type T] [--credentials PATH]
+  enroll    --url URL --key KEY [--node-id ID] [--name N] [--type T] [--credentials PATH] [--force]
             Enroll this machine with an enrollment key; saves the credentials (mode 0600).
   pair      --url URL [--node-id ID] [--name N] [--type T] [--credentials PATH] [--poll-interval MS]
+            [--force]
             Ask to join: prints a pairing code, waits for an operator's approval, saves the token.
+            enroll and pair refuse to replace an existing credential file without --force.
   run       [--session SESSION_ID] [--capability NAME ...] [--credentials PATH] [--url URL]
             [--client-version MAJOR.MINOR] [--degraded] [--log-level debug|info|warn|error]
             Run this machine as a node (CPU, memory, uptime with every beat); Ctrl-C detaches.
@@ -59,6 +61,8 @@ Defaults: --credentials ${DEFAULT_CREDENTIALS}, --name <hostname>, --type daemon
 Exit codes: 0 ok, 1 failure, 2 usage error.`;
 
 class UsageError extends Error {}
+/** An expected refusal: one line, exit 1. */
+class RefusedError extends Error {}
 
 const out = (line: string): void => void process.stdout.write(`${line}\n`);
 const err = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -210,6 +214,29 @@ async function saved(path: string, credentials: NodeCredentials, verb: string): 
   return 0;
 }
 
+/**
+ * Refuses to replace an existing credential file unless `--force`: it may be the only copy of
+ * a node's token (enroll or pair from earlier). Checked before anything is asked of the server,
+ * so a refused run spends no key use and leaves no pairing request.
+ */
+async function assertMayWrite(path: string, force: boolean | undefined): Promise<void> {
+  if (force) return;
+  try {
+    await access(path);
+  } catch {
+    return;
+  }
+  let holder = 'credentials';
+  try {
+    holder = `the credentials of node ${(await loadCredentials(path)).nodeId}`;
+  } catch {
+    // unreadable or not a credential file: still not ours to overwrite
+  }
+  throw new RefusedError(
+    `${path} already holds ${holder}; pass --force to replace them (the old token is then lost), or --credentials PATH to write elsewhere`,
+  );
+}
+
 async function enrollCommand(args: string[]): Promise<number> {
   const { values } = parse(args, {
     url: { type: 'string' },
@@ -218,9 +245,12 @@ async function enrollCommand(args: string[]): Promise<number> {
     name: { type: 'string' },
     type: { type: 'string' },
     credentials: { type: 'string' },
+    force: { type: 'boolean' },
   });
   const url = httpUrl(values.url, '--url');
   const key = enrollmentKey(values.key);
+  const path = values.credentials ?? DEFAULT_CREDENTIALS;
+  await assertMayWrite(path, values.force);
   const credentials = await enrollWithKey({
     url,
     enrollmentKey: key,
@@ -229,7 +259,7 @@ async function enrollCommand(args: string[]): Promise<number> {
     platform: platform(),
     ...(values['node-id'] !== undefined ? { nodeId: values['node-id'] } : {}),
   });
-  return saved(values.credentials ?? DEFAULT_CREDENTIALS, credentials, 'enrolled');
+  return saved(path, credentials, 'enrolled');
 }
 
 async function pairCommand(args: string[]): Promise<number> {
@@ -240,9 +270,12 @@ async function pairCommand(args: string[]): Promise<number> {
     type: { type: 'string' },
     credentials: { type: 'string' },
     'poll-interval': { type: 'string' },
+    force: { type: 'boolean' },
   });
   const url = httpUrl(values.url, '--url');
   const pollIntervalMs = positiveInt(values['poll-interval'], '--poll-interval');
+  const path = values.credentials ?? DEFAULT_CREDENTIALS;
+  await assertMayWrite(path, values.force);
   return cancellable('pairing', async (signal) => {
     const credentials = await pair({
       url,
@@ -257,7 +290,7 @@ async function pairCommand(args: string[]): Promise<number> {
         out(`ask an operator to approve it (expires ${info.expiresAt.toISOString()}); waiting...`);
       },
     });
-    return saved(values.credentials ?? DEFAULT_CREDENTIALS, credentials, 'approved');
+    return saved(path, credentials, 'approved');
   });
 }
 
@@ -528,7 +561,11 @@ export async function main(argv: string[]): Promise<number> {
       }
       return 1;
     }
-    if (error instanceof PairingError || error instanceof CredentialsError) {
+    if (
+      error instanceof PairingError ||
+      error instanceof CredentialsError ||
+      error instanceof RefusedError
+    ) {
       err(`tether-agent: ${error.message}`);
       return 1;
     }

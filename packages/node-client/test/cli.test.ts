@@ -2,8 +2,10 @@
  * `tether-agent` as a user runs it (a child process through bin/tether-agent.mjs) against a real
  * server: enroll, pair, run, simulate — and what it prints (never a token).
  */
-import { stat } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadCredentials } from '../src/index.js';
 import {
@@ -193,6 +195,52 @@ describe('tether-agent CLI', () => {
       (k) => k.keyId === single.keyId,
     );
     expect(key).toMatchObject({ state: 'active', useCount: 0 });
+  });
+
+  it('enroll and pair refuse to replace an existing credential file without --force (nothing asked of the server); --force replaces it', async () => {
+    await using server = await startTestServer();
+    const { admin, enrollmentKey } = await seed(server.url, server.adminToken);
+    await using dir = await tempDir();
+    const file = join(dir.path, 'tether-node.json');
+    const env = { TETHER_ENROLLMENT_KEY: enrollmentKey };
+    const first = await runAgent(['enroll', '--url', server.url, '--credentials', file], env);
+    expect(first.code, first.stderr).toBe(0);
+    const before = await readFile(file, 'utf8');
+    const { nodeId } = await loadCredentials(file);
+
+    const enrollAgain = await runAgent(['enroll', '--url', server.url, '--credentials', file], env);
+    expect(enrollAgain.code).toBe(1);
+    expect(enrollAgain.stderr).toContain(
+      `${file} already holds the credentials of node ${nodeId}; pass --force to replace them`,
+    );
+    const pairAgain = await runAgent(['pair', '--url', server.url, '--credentials', file]);
+    expect(pairAgain.code).toBe(1);
+    expect(pairAgain.stderr).toContain('pass --force to replace them');
+    expect(await readFile(file, 'utf8')).toBe(before);
+    expect((await admin.pairing.list.query({})).items).toEqual([]);
+    expect((await admin.node.list.query({ limit: 10 })).items).toHaveLength(1);
+
+    const forced = await runAgent(
+      ['enroll', '--url', server.url, '--credentials', file, '--force'],
+      env,
+    );
+    expect(forced.code, forced.stderr).toBe(0);
+    expect((await loadCredentials(file)).nodeId).not.toBe(nodeId);
+  });
+
+  it('credential files and the server data directory are ignored by git', () => {
+    const root = fileURLToPath(new URL('../../..', import.meta.url));
+    const ignored = execFileSync(
+      'git',
+      [
+        'check-ignore',
+        'tether-node.json',
+        'packages/node-client/tether-node.json',
+        '.tether/first-admin-token',
+      ],
+      { cwd: root, encoding: 'utf8' },
+    );
+    expect(ignored.trim().split('\n')).toHaveLength(3);
   });
 
   it('run with a revoked credential exits 1 and says why; usage errors exit 2', async () => {
