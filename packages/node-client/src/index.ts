@@ -32,8 +32,11 @@ export {
   type ShellExecOutput,
 } from './builtins.js';
 export {
+  enrollBatch,
   enrollWithKey,
   pair,
+  type BatchNode,
+  type EnrollBatchOptions,
   type EnrollWithKeyOptions,
   type PairOptions,
   type PairingCodeInfo,
