@@ -1,6 +1,7 @@
 /**
  * Registry reads: `node.get`, `node.list`, `node.counts`, `node.isOnline`,
  * `node.findOnlineWithCapability`, `node.metrics`.
+ * Invariants:
  *  - one SQL statement per call (identity, presence and active attachment joined), never one per row;
  *  - visibility: a participant sees the nodes they own and the nodes attached, in any state, to
  *    sessions they are an active member of (exactly the nodes a roster they can read shows);
