@@ -9,6 +9,7 @@ import { Link, Route, Switch, useLocation } from 'wouter';
 import { AuthContext, storeToken, storedToken } from './auth.js';
 import { isCredentialError } from './errors.js';
 import { ConnectionStatus, LiveProvider } from './live.js';
+import { REJECTED_TOKEN_MESSAGE } from './messages.js';
 import { FleetPage } from './pages/Fleet.js';
 import { KeysPage } from './pages/Keys.js';
 import { NodePage } from './pages/Node.js';
@@ -17,9 +18,6 @@ import { SessionPage } from './pages/Session.js';
 import { SessionsPage } from './pages/Sessions.js';
 import { SignIn } from './pages/SignIn.js';
 import { createApiClient, TRPCProvider } from './trpc.js';
-
-export const REJECTED_TOKEN_MESSAGE =
-  'The server no longer accepts this token (it is wrong, revoked or expired, or its participant is suspended). Sign in with a valid token.';
 
 export function App() {
   const [token, setToken] = useState<string | null>(() => storedToken());

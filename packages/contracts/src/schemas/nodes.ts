@@ -43,6 +43,8 @@ export const NodeAttachmentView = z.object({
   sessionId: SessionId,
   state: NodeState,
   attachedAt: Timestamp,
+  /** The node's client version is below the session's floor (as in the roster). */
+  readOnly: z.boolean(),
 });
 
 export const NodeView = z.object({

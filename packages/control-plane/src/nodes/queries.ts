@@ -15,6 +15,8 @@ import {
   ACTIVE_NODE_STATES,
   AttachmentId,
   Capabilities,
+  compareEventEnvelopeVersion,
+  isEventEnvelopeVersion,
   LABEL_KEY_PATTERN,
   NodeId,
   NodeMetrics,
@@ -56,7 +58,8 @@ const VIEW_COLUMNS = `
   COALESCE(p.health_state, 'offline') AS health_state, p.last_heartbeat_at, p.online_since,
   p.metrics, ${metricsReportedAtSql('p')} AS metrics_reported_at,
   a.id AS attachment_id, a.session_id AS attachment_session_id, a.state AS attachment_state,
-  a.attached_at AS attachment_attached_at`;
+  a.attached_at AS attachment_attached_at, a.client_version AS attachment_client_version,
+  (SELECT s.min_client_version FROM sessions s WHERE s.id = a.session_id) AS attachment_floor`;
 
 // The active-attachment join matches the partial unique index, so it yields at most one row per node.
 const VIEW_FROM = `
@@ -100,7 +103,20 @@ const NodeRow = z.object({
   attachment_session_id: SessionId.nullable(),
   attachment_state: NodeState.nullable(),
   attachment_attached_at: z.date().nullable(),
+  attachment_client_version: z.string().nullable(),
+  attachment_floor: z.string().nullable(),
 });
+
+/** Below the session's floor, an attachment is read-only (as the roster says). */
+function attachmentReadOnly(clientVersion: string | null, floor: string | null): boolean {
+  return (
+    clientVersion !== null &&
+    floor !== null &&
+    isEventEnvelopeVersion(clientVersion) &&
+    isEventEnvelopeVersion(floor) &&
+    compareEventEnvelopeVersion(clientVersion, floor) < 0
+  );
+}
 
 function toNodeView(raw: unknown): NodeView {
   const r = parseRow(NodeRow, raw, 'node');
@@ -136,6 +152,7 @@ function toNodeView(raw: unknown): NodeView {
             sessionId: r.attachment_session_id,
             state: r.attachment_state,
             attachedAt: r.attachment_attached_at,
+            readOnly: attachmentReadOnly(r.attachment_client_version, r.attachment_floor),
           }
         : null,
   };
