@@ -5,7 +5,7 @@
  * `node.metrics` (heartbeats are not fleet events) and refreshes every 30 s while it is shown.
  */
 import type { NodeView } from '@tether/client';
-import { keepPreviousData, useInfiniteQuery, useQuery } from '@tanstack/react-query';
+import { useQuery } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import { Link } from 'wouter';
@@ -15,6 +15,7 @@ import { Sparkline } from '../components/Sparkline.js';
 import { ago, bytes, duration, memoryPercent, percent, shortId } from '../format.js';
 import { useDebounced, useNow } from '../hooks.js';
 import { useTRPC } from '../trpc.js';
+import { useNodePages } from './paging.js';
 
 const PAGE_SIZE = 200;
 const ROW_HEIGHT = 52;
@@ -60,16 +61,7 @@ export function FleetPage() {
   const { healthState: _presence, ...countsFilter } = filter;
 
   const counts = useQuery(trpc.node.counts.queryOptions(countsFilter, { staleTime: 5_000 }));
-  const list = useInfiniteQuery(
-    trpc.node.list.infiniteQueryOptions(
-      { ...filter, limit: PAGE_SIZE },
-      {
-        getNextPageParam: (page) => page.nextCursor ?? undefined,
-        placeholderData: keepPreviousData,
-        staleTime: 60_000,
-      },
-    ),
-  );
+  const list = useNodePages({ ...filter, limit: PAGE_SIZE });
   const rows = useMemo(() => list.data?.pages.flatMap((p) => p.items) ?? [], [list.data]);
 
   return (
