@@ -13,12 +13,14 @@ import type { NodeFilter } from '../cache.js';
 import { Failed, Loading, Presence } from '../components/Status.js';
 import { Sparkline } from '../components/Sparkline.js';
 import { ago, bytes, duration, memoryPercent, percent, shortId } from '../format.js';
-import { useDebounced, useNow } from '../hooks.js';
+import { useDebounced, useMediaQuery, useNow } from '../hooks.js';
 import { useTRPC } from '../trpc.js';
 import { useNodePages } from './paging.js';
 
 const PAGE_SIZE = 200;
 const ROW_HEIGHT = 52;
+/** On a phone each row is a small card (two columns of fields). */
+const CARD_HEIGHT = 168;
 
 interface FilterFields {
   search: string;
@@ -188,13 +190,16 @@ function FleetTable({
 }) {
   const scrollRef = useRef<HTMLDivElement>(null);
   const now = useNow();
+  const compact = useMediaQuery('(max-width: 640px)');
+  const rowHeight = compact ? CARD_HEIGHT : ROW_HEIGHT;
   const virtualizer = useVirtualizer({
     count: hasMore ? rows.length + 1 : rows.length,
     getScrollElement: () => scrollRef.current,
-    estimateSize: () => ROW_HEIGHT,
+    estimateSize: () => rowHeight,
     overscan: 8,
     getItemKey: (index) => rows[index]?.nodeId ?? `more-${index}`,
   });
+  useEffect(() => virtualizer.measure(), [virtualizer, rowHeight]);
   const items = virtualizer.getVirtualItems();
   const lastIndex = items[items.length - 1]?.index ?? 0;
   useEffect(() => {
@@ -282,10 +287,10 @@ function FleetRow({ node, now }: { node: NodeView; now: number }) {
         <span className="muted">{node.nodeId}</span>
         {node.status === 'revoked' && <span className="badge warn">revoked</span>}
       </span>
-      <span className="cell" role="cell">
+      <span className="cell wrap" role="cell" data-label="Presence">
         <Presence state={p.healthState} since={since} />
       </span>
-      <span className="cell" role="cell">
+      <span className="cell wrap" role="cell" data-label="Attachment">
         {att === null ? (
           <span className="muted">not attached</span>
         ) : (
@@ -302,30 +307,35 @@ function FleetRow({ node, now }: { node: NodeView; now: number }) {
           </>
         )}
       </span>
-      <span className="cell" role="cell">
+      <span className="cell" role="cell" data-label="Version">
         {node.clientVersion ?? '—'}
       </span>
-      <span className="cell" role="cell" title={caps.join(', ')}>
+      <span className="cell" role="cell" title={caps.join(', ')} data-label="Capabilities">
         {caps.length === 0 ? <span className="muted">none</span> : caps.map((c) => (
           <span key={c} className="badge">
             {c}
           </span>
         ))}
       </span>
-      <span className="cell metric" role="cell">
+      <span className="cell metric" role="cell" data-label="CPU">
         <span data-testid="cpu">{percent(m?.cpuPercent)}</span>
         <Sparkline values={cpu} max={100} label={`CPU of ${node.name}, recent samples`} width={40} />
       </span>
-      <span className="cell metric" role="cell">
+      <span className="cell metric" role="cell" data-label="Memory">
         <span data-testid="memory" title={m ? `${bytes(m.memoryUsedBytes)} of ${bytes(m.memoryTotalBytes)}` : undefined}>
           {percent(memoryPercent(m))}
         </span>
         <Sparkline values={mem} max={100} label={`Memory of ${node.name}, recent samples`} width={40} />
       </span>
-      <span className="cell" role="cell" data-testid="uptime">
+      <span className="cell" role="cell" data-testid="uptime" data-label="Uptime">
         {duration(m?.uptimeSeconds)}
       </span>
-      <span className="cell" role="cell" title={p.lastHeartbeatAt?.toLocaleString()}>
+      <span
+        className="cell"
+        role="cell"
+        title={p.lastHeartbeatAt?.toLocaleString()}
+        data-label="Last heartbeat"
+      >
         {ago(p.lastHeartbeatAt, now)}
       </span>
     </>
