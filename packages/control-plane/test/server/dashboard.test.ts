@@ -8,9 +8,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/server/config.js';
 import { startTestServer, type TestServer } from '../server.js';
 
-const INDEX = '<!doctype html><html><head><script type="module" src="/assets/app-Ab12Cd34.js"></script></head><body><div id="root"></div></body></html>';
+const INDEX =
+  '<!doctype html><html><head><script type="module" src="/assets/app-Ab12Cd34.js"></script></head><body><div id="root"></div></body></html>';
 const ASSET = 'console.log("dashboard");';
 const DEV_ORIGIN = 'http://localhost:5173';
 
@@ -24,7 +26,10 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'assets', 'app-Ab12Cd34.js'), ASSET);
   writeFileSync(join(dir, 'favicon.svg'), '<svg xmlns="http://www.w3.org/2000/svg"/>');
   server = await startTestServer({
-    env: { TETHER_DASHBOARD_DIR: dir, TETHER_CORS_ORIGINS: `${DEV_ORIGIN}, https://ops.example.com` },
+    env: {
+      TETHER_DASHBOARD_DIR: dir,
+      TETHER_CORS_ORIGINS: `${DEV_ORIGIN}, https://ops.example.com`,
+    },
   });
 });
 
@@ -68,7 +73,12 @@ describe('dashboard assets', () => {
     const icon = await get('/favicon.svg');
     expect(icon.status).toBe(200);
     expect(icon.headers.get('cache-control')).toBe('no-cache');
-    for (const path of ['/assets/missing-123.js', '/assets/%2e%2e%2findex.html', '/assets/.env', '/robots.txt']) {
+    for (const path of [
+      '/assets/missing-123.js',
+      '/assets/%2e%2e%2findex.html',
+      '/assets/.env',
+      '/robots.txt',
+    ]) {
       expect((await get(path)).status, path).toBe(404);
     }
   });
@@ -95,7 +105,9 @@ describe('dashboard assets', () => {
   it('never shadows the API, health, docs or metrics paths', async () => {
     const info = await get('/trpc/system.info');
     expect(info.status).toBe(200);
-    expect(await info.json()).toMatchObject({ result: { data: { json: { contractVersion: '2.0' } } } });
+    expect(await info.json()).toMatchObject({
+      result: { data: { json: { contractVersion: '2.0' } } },
+    });
     const rest = await get('/api/v1/system/info');
     expect(rest.status).toBe(200);
     expect(rest.headers.get('content-type')).toMatch(/^application\/json/);
@@ -159,7 +171,28 @@ describe('CORS (TETHER_CORS_ORIGINS)', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('access-control-allow-origin')).toBeNull();
     // The dashboard's own pages never carry CORS headers.
-    expect((await get('/', { origin: DEV_ORIGIN })).headers.get('access-control-allow-origin')).toBeNull();
+    expect(
+      (await get('/', { origin: DEV_ORIGIN })).headers.get('access-control-allow-origin'),
+    ).toBeNull();
+  });
+});
+
+describe('TETHER_CORS_ORIGINS', () => {
+  it('is a comma list of exact origins (none by default); anything else is a configuration error', () => {
+    expect(loadConfig({}).corsOrigins).toEqual([]);
+    expect(
+      loadConfig({ TETHER_CORS_ORIGINS: ' http://localhost:5173 ,https://ops.example.com:8443,' })
+        .corsOrigins,
+    ).toEqual(['http://localhost:5173', 'https://ops.example.com:8443']);
+    for (const bad of [
+      '*',
+      'localhost:5173',
+      'http://localhost:5173/',
+      'https://a.example/app',
+      'ftp://a.example',
+    ]) {
+      expect(() => loadConfig({ TETHER_CORS_ORIGINS: bad }), bad).toThrow(ConfigError);
+    }
   });
 });
 
@@ -176,7 +209,10 @@ describe('missing build', () => {
       expect(page).toContain('pnpm --filter @tether/dashboard build');
       expect((await fetch(`${bare.url}/assets/app.js`)).status).toBe(404);
       expect((await fetch(`${bare.url}/trpc/system.info`)).status).toBe(200);
-      const lines = bare.logs().split('\n').filter((l) => l.includes('the dashboard is not built'));
+      const lines = bare
+        .logs()
+        .split('\n')
+        .filter((l) => l.includes('the dashboard is not built'));
       expect(lines).toHaveLength(1);
       expect(JSON.parse(lines[0]!)).toMatchObject({ level: 40, dir: empty });
     } finally {

@@ -137,7 +137,12 @@ function Filters({
     </div>
   );
   return (
-    <form className="filters" role="search" aria-label="Filter nodes" onSubmit={(e) => e.preventDefault()}>
+    <form
+      className="filters"
+      role="search"
+      aria-label="Filter nodes"
+      onSubmit={(e) => e.preventDefault()}
+    >
       {text('search', 'Search', 'name or node id')}
       <div className="field">
         <label htmlFor={`${id}-presence`}>Presence</label>
@@ -311,21 +316,38 @@ function FleetRow({ node, now }: { node: NodeView; now: number }) {
         {node.clientVersion ?? '—'}
       </span>
       <span className="cell" role="cell" title={caps.join(', ')} data-label="Capabilities">
-        {caps.length === 0 ? <span className="muted">none</span> : caps.map((c) => (
-          <span key={c} className="badge">
-            {c}
-          </span>
-        ))}
+        {caps.length === 0 ? (
+          <span className="muted">none</span>
+        ) : (
+          caps.map((c) => (
+            <span key={c} className="badge">
+              {c}
+            </span>
+          ))
+        )}
       </span>
       <span className="cell metric" role="cell" data-label="CPU">
         <span data-testid="cpu">{percent(m?.cpuPercent)}</span>
-        <Sparkline values={cpu} max={100} label={`CPU of ${node.name}, recent samples`} width={40} />
+        <Sparkline
+          values={cpu}
+          max={100}
+          label={`CPU of ${node.name}, recent samples`}
+          width={40}
+        />
       </span>
       <span className="cell metric" role="cell" data-label="Memory">
-        <span data-testid="memory" title={m ? `${bytes(m.memoryUsedBytes)} of ${bytes(m.memoryTotalBytes)}` : undefined}>
+        <span
+          data-testid="memory"
+          title={m ? `${bytes(m.memoryUsedBytes)} of ${bytes(m.memoryTotalBytes)}` : undefined}
+        >
           {percent(memoryPercent(m))}
         </span>
-        <Sparkline values={mem} max={100} label={`Memory of ${node.name}, recent samples`} width={40} />
+        <Sparkline
+          values={mem}
+          max={100}
+          label={`Memory of ${node.name}, recent samples`}
+          width={40}
+        />
       </span>
       <span className="cell" role="cell" data-testid="uptime" data-label="Uptime">
         {duration(m?.uptimeSeconds)}
