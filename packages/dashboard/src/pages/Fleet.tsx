@@ -13,7 +13,7 @@ import type { NodeFilter } from '../cache.js';
 import { Failed, Loading, Presence } from '../components/Status.js';
 import { Sparkline } from '../components/Sparkline.js';
 import { ago, bytes, duration, memoryPercent, percent, shortId } from '../format.js';
-import { useDebounced, useMediaQuery, useNow } from '../hooks.js';
+import { useDebounced, useMediaQuery, useNow, useSettledMount } from '../hooks.js';
 import { useTRPC } from '../trpc.js';
 import { useNodePages } from './paging.js';
 
@@ -260,10 +260,16 @@ function FleetTable({
 
 function FleetRow({ node, now }: { node: NodeView; now: number }) {
   const trpc = useTRPC();
+  // Rows flying past while scrolling do not ask for their history.
+  const settled = useSettledMount(250);
   const history = useQuery(
     trpc.node.metrics.queryOptions(
       { nodeId: node.nodeId },
-      { staleTime: 25_000, refetchInterval: 30_000, enabled: node.status === 'active' },
+      {
+        staleTime: 25_000,
+        refetchInterval: 30_000,
+        enabled: settled && node.status === 'active',
+      },
     ),
   );
   const p = node.presence;
