@@ -99,6 +99,7 @@ export const WIRE_PROCEDURES = {
 
   'node.get': { kind: 'query', input: no.NodeIdInput, output: no.NodeView },
   'node.list': { kind: 'query', input: no.NodeListInput, output: no.NodeListOutput },
+  'node.counts': { kind: 'query', input: no.NodeCountsInput, output: no.NodeCountsOutput },
   'node.isOnline': { kind: 'query', input: no.NodeIdInput, output: no.NodeIsOnlineOutput },
   'node.findOnlineWithCapability': {
     kind: 'query',

@@ -1,6 +1,8 @@
 import {
   FindOnlineWithCapabilityInput,
   FindOnlineWithCapabilityOutput,
+  NodeCountsInput,
+  NodeCountsOutput,
   NodeIdInput,
   NodeIsOnlineOutput,
   NodeListInput,
@@ -37,6 +39,13 @@ export const nodeRouter = router({
     .input(NodeListInput)
     .output(NodeListOutput)
     .query(({ ctx, input }) => queries.listNodes(ctx.deps.db, ctx.principal, input)),
+  counts: participantProcedure
+    .meta(
+      rest('GET', '/node-counts', 'nodes', 'How many of the nodes you may see are online, degraded, offline'),
+    )
+    .input(NodeCountsInput)
+    .output(NodeCountsOutput)
+    .query(({ ctx, input }) => queries.countNodes(ctx.deps.db, ctx.principal, input)),
   isOnline: participantProcedure
     .meta(rest('GET', '/nodes/{nodeId}/online', 'nodes', 'Is this node online?'))
     .input(NodeIdInput)

@@ -1,0 +1,7 @@
+export function PairingPage() {
+  return (
+    <section>
+      <h1>Pairing</h1>
+    </section>
+  );
+}
