@@ -25,7 +25,7 @@ import {
   expectSameDocument,
   fleetRow,
   markDocument,
-  signIn,
+  textOf,
   waitForConnection,
   waitForPresence,
 } from './ui.js';
@@ -100,9 +100,7 @@ describe('dashboard: live fleet', () => {
       // Filled in by the nodes' beats (CPU and memory measured by the SDK on this machine).
       for (const cell of ['cpu', 'memory']) {
         await expect
-          .poll(async () => (await row.getByTestId(cell).textContent())?.trim() ?? '', {
-            timeout: 20_000,
-          })
+          .poll(() => textOf(row.getByTestId(cell)), { timeout: 20_000 })
           .toMatch(/\d/);
       }
       expect(await row.getByRole('link').first().getAttribute('href')).toBe(`/nodes/${nodeId}`);

@@ -46,11 +46,19 @@ export async function expectCount(
   timeout = STATE_TIMEOUT_MS,
 ): Promise<void> {
   await expect
-    .poll(async () => Number((await page.getByTestId(counter).textContent())?.trim()), {
+    .poll(async () => Number((await textOf(page.getByTestId(counter))) || NaN), {
       timeout,
       interval: 50,
     })
     .toBe(expected);
+}
+
+/**
+ * The text of what `locator` matches now (trimmed, '' if nothing matches yet): for
+ * `expect.poll`, which does the waiting (a locator's own textContent() would block on it).
+ */
+export async function textOf(locator: Locator): Promise<string> {
+  return (await locator.allTextContents()).join(' ').trim();
 }
 
 /** Signs in through the form and waits for the main navigation. */
