@@ -109,6 +109,11 @@ export const ERROR_REGISTRY = {
   ),
   'pairing.expired': spec('CONFLICT', false, 'The pairing request expired before it was decided.'),
   'pairing.not_pending': spec('CONFLICT', false, 'The pairing request was already decided.'),
+  'pairing.code_ambiguous': spec(
+    'CONFLICT',
+    false,
+    'No pending request has this pairing code and several past ones did; decide by requestId.',
+  ),
   'events.cursor_expired': spec(
     'PRECONDITION_FAILED',
     false,
