@@ -107,8 +107,7 @@ async function renderedRows(page: Page): Promise<{ nodeId: string; presence: str
   return page.locator('[data-node-id]').evaluateAll((rows) =>
     rows.map((row) => ({
       nodeId: row.getAttribute('data-node-id') ?? '',
-      presence:
-        row.querySelector('[data-testid="presence"]')?.getAttribute('data-presence') ?? '',
+      presence: row.querySelector('[data-testid="presence"]')?.getAttribute('data-presence') ?? '',
     })),
   );
 }

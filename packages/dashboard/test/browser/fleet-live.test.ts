@@ -99,9 +99,7 @@ describe('dashboard: live fleet', () => {
       const row = fleetRow(page, nodeId);
       // Filled in by the nodes' beats (CPU and memory measured by the SDK on this machine).
       for (const cell of ['cpu', 'memory']) {
-        await expect
-          .poll(() => textOf(row.getByTestId(cell)), { timeout: 20_000 })
-          .toMatch(/\d/);
+        await expect.poll(() => textOf(row.getByTestId(cell)), { timeout: 20_000 }).toMatch(/\d/);
       }
       expect(await row.getByRole('link').first().getAttribute('href')).toBe(`/nodes/${nodeId}`);
     }

@@ -207,7 +207,9 @@ export function spawnAgent(args: string[]): AgentProcess {
         watchers.add(check);
         void exited.then((code) => {
           if (watchers.delete(check)) {
-            reject(new Error(`tether-agent exited (${code}) before printing ${pattern}:\n${output}`));
+            reject(
+              new Error(`tether-agent exited (${code}) before printing ${pattern}:\n${output}`),
+            );
           }
         });
         check();

@@ -103,7 +103,10 @@ describe('dashboard: operator workflows', () => {
     const credentials = await loadCredentials(file);
     expect(credentials.token).toMatch(/^tnd_/);
     expect(credentials.ownerParticipantId).toBe(server.operator.participantId);
-    await page.getByTestId('pairing-code').filter({ hasText: code! }).waitFor({ state: 'detached' });
+    await page
+      .getByTestId('pairing-code')
+      .filter({ hasText: code! })
+      .waitFor({ state: 'detached' });
   });
 
   it("raising a session's floor in the page turns the older node's roster row read-only", async () => {
