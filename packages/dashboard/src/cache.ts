@@ -10,7 +10,6 @@
 import type { AppRouter, FleetEvent, NodeView } from '@tether/client';
 import type { InfiniteData, QueryClient } from '@tanstack/react-query';
 import type { TRPCOptionsProxy } from '@trpc/tanstack-react-query';
-import type { TRPCClient } from '@trpc/client';
 import { isTetherError } from '@tether/client';
 
 type Trpc = TRPCOptionsProxy<AppRouter>;
@@ -97,7 +96,6 @@ const REFRESH_MAX = 100;
 export function applyEvents(
   queryClient: QueryClient,
   trpc: Trpc,
-  _client: TRPCClient<AppRouter>,
   events: FleetEvent[],
 ): void {
   const presence = new Map<string, Parameters<typeof withPresence>[1]>();

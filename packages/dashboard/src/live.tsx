@@ -25,7 +25,7 @@ import {
 import { REJECTED_TOKEN_MESSAGE } from './messages.js';
 import { useAuth } from './auth.js';
 import { applyEvents } from './cache.js';
-import { useTRPC, useTRPCClient } from './trpc.js';
+import { useTRPC } from './trpc.js';
 
 export type LiveState = 'live' | 'connecting' | 'offline' | 'reloaded';
 
@@ -61,7 +61,6 @@ const BACKOFF_MS = [500, 1_000, 2_000, 5_000, 10_000];
 
 export function LiveProvider({ children }: { children: ReactNode }) {
   const trpc = useTRPC();
-  const client = useTRPCClient();
   const queryClient = useQueryClient();
   const { signOut } = useAuth();
 
@@ -83,9 +82,9 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     const events = pending.current;
     pending.current = [];
     if (events.length === 0) return;
-    applyEvents(queryClient, trpc, client, events);
+    applyEvents(queryClient, trpc, events);
     for (const listener of listeners.current) listener(events);
-  }, [queryClient, trpc, client]);
+  }, [queryClient, trpc]);
 
   const restart = useCallback((delayMs: number) => {
     const timer = setTimeout(() => {

@@ -89,6 +89,20 @@ export const nodeRouter = router({
     .mutation(({ ctx, input }) =>
       nodes.revokeNode(ctx.deps.db, ctx.principal, input, ctx.deps.revocations),
     ),
+  reissueToken: participantProcedure
+    .meta(
+      rest(
+        'POST',
+        '/nodes/{nodeId}/reissue-token',
+        'nodes',
+        "Give a node a new token (owner or admin; the old one stops working)",
+      ),
+    )
+    .input(NodeIdInput)
+    .output(NodeRotateTokenOutput)
+    .mutation(({ ctx, input }) =>
+      nodes.reissueNodeToken(ctx.deps.db, ctx.principal, input, ctx.deps.revocations),
+    ),
   rotateToken: nodeProcedure
     .meta(
       rest(
