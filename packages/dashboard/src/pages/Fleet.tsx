@@ -1,8 +1,9 @@
 /**
  * The fleet: counters, filters (each one a `node.list` input), and every node in a virtualised
  * list loaded page by page (keyset cursors) as it scrolls, so 10 000 nodes stay fast. Rows change
- * in place from the live feed (cache.ts); the metrics sparkline of a row on screen comes from
- * `node.metrics` (heartbeats are not fleet events) and refreshes every 30 s while it is shown.
+ * in place from the live feed (cache.ts); the metrics of a row on screen (its numbers when newer than
+ * the list's, and its sparkline) come from `node.metrics` (heartbeats are not fleet events),
+ * refreshed every 10 s while it is shown.
  */
 import type { NodeView } from '@tether/client';
 import { keepPreviousData, useInfiniteQuery, useQuery } from '@tanstack/react-query';
@@ -143,7 +144,12 @@ function Filters({
     </label>
   );
   return (
-    <form className="filters" role="search" aria-label="Filter nodes" onSubmit={(e) => e.preventDefault()}>
+    <form
+      className="filters"
+      role="search"
+      aria-label="Filter nodes"
+      onSubmit={(e) => e.preventDefault()}
+    >
       {text('search', 'Search', 'name or node id')}
       <label htmlFor={`${id}-presence`}>
         Presence
@@ -261,12 +267,21 @@ function FleetRow({ node, now }: { node: NodeView; now: number }) {
   const history = useQuery(
     trpc.node.metrics.queryOptions(
       { nodeId: node.nodeId },
-      { staleTime: 25_000, refetchInterval: 30_000, enabled: node.status === 'active' },
+      { staleTime: 8_000, refetchInterval: 10_000, enabled: node.status === 'active' },
     ),
   );
   const p = node.presence;
-  const m = p.metrics;
   const samples = history.data?.samples ?? [];
+  // Beats are not fleet events, so the row's metrics are those of the list load; the history
+  // (refreshed while the row is shown) is newer when the node reported since: show the newest.
+  const latest = samples[samples.length - 1];
+  const m =
+    latest !== undefined &&
+    (p.metrics === null ||
+      p.metricsReportedAt === null ||
+      latest.at.getTime() > p.metricsReportedAt.getTime())
+      ? latest
+      : p.metrics;
   const cpu = samples.flatMap((s) => (s.cpuPercent === undefined ? [] : [s.cpuPercent]));
   const mem = samples.flatMap((s) => {
     const v = memoryPercent(s);
@@ -314,21 +329,38 @@ function FleetRow({ node, now }: { node: NodeView; now: number }) {
         {node.clientVersion ?? '—'}
       </span>
       <span className="cell" role="cell" title={caps.join(', ')}>
-        {caps.length === 0 ? <span className="muted">none</span> : caps.map((c) => (
-          <span key={c} className="badge">
-            {c}
-          </span>
-        ))}
+        {caps.length === 0 ? (
+          <span className="muted">none</span>
+        ) : (
+          caps.map((c) => (
+            <span key={c} className="badge">
+              {c}
+            </span>
+          ))
+        )}
       </span>
       <span className="cell metric" role="cell">
         <span data-testid="cpu">{percent(m?.cpuPercent)}</span>
-        <Sparkline values={cpu} max={100} label={`CPU of ${node.name}, recent samples`} width={40} />
+        <Sparkline
+          values={cpu}
+          max={100}
+          label={`CPU of ${node.name}, recent samples`}
+          width={40}
+        />
       </span>
       <span className="cell metric" role="cell">
-        <span data-testid="memory" title={m ? `${bytes(m.memoryUsedBytes)} of ${bytes(m.memoryTotalBytes)}` : undefined}>
+        <span
+          data-testid="memory"
+          title={m ? `${bytes(m.memoryUsedBytes)} of ${bytes(m.memoryTotalBytes)}` : undefined}
+        >
           {percent(memoryPercent(m))}
         </span>
-        <Sparkline values={mem} max={100} label={`Memory of ${node.name}, recent samples`} width={40} />
+        <Sparkline
+          values={mem}
+          max={100}
+          label={`Memory of ${node.name}, recent samples`}
+          width={40}
+        />
       </span>
       <span className="cell" role="cell" data-testid="uptime">
         {duration(m?.uptimeSeconds)}
