@@ -3,7 +3,7 @@
  * and mutations, Server-Sent Events for `fleet.events`) under tRPC's TanStack Query integration.
  */
 import { tetherLinks, type AppRouter } from '@tether/client';
-import { createTRPCClient, type TRPCLink } from '@trpc/client';
+import { createTRPCClient } from '@trpc/client';
 import { createTRPCContext } from '@trpc/tanstack-react-query';
 
 export const { TRPCProvider, useTRPC, useTRPCClient } = createTRPCContext<AppRouter>();
@@ -18,23 +18,8 @@ export function serverUrl(): string {
   return configured !== undefined && configured !== '' ? configured : window.location.origin;
 }
 
-/**
- * TanStack's infinite queries add `direction` (forward/backward) to a paged query's input; the
- * API pages forward only and its inputs are strict (an unknown key is a 400), so it is dropped.
- */
-const withoutPagingDirection: TRPCLink<AppRouter> =
-  () =>
-  ({ op, next }) => {
-    if (op.type !== 'query' || typeof op.input !== 'object' || op.input === null) return next(op);
-    if (!('direction' in op.input)) return next(op);
-    const { direction: _direction, ...input } = op.input as Record<string, unknown>;
-    return next({ ...op, input });
-  };
-
 export function createApiClient(token: string) {
-  return createTRPCClient<AppRouter>({
-    links: [withoutPagingDirection, ...tetherLinks({ url: serverUrl(), token })],
-  });
+  return createTRPCClient<AppRouter>({ links: tetherLinks({ url: serverUrl(), token }) });
 }
 
 export type ApiClient = ReturnType<typeof createApiClient>;

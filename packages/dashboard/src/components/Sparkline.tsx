@@ -78,6 +78,7 @@ export function LineChart({ series }: { series: Series }) {
           {pts[pts.length - 1]![0].toLocaleTimeString()}
         </text>
         <polyline points={line} fill="none" stroke="currentColor" strokeWidth="1.5" />
+        {pts.length === 1 && <circle cx={x(pts[0]![0])} cy={y(pts[0]![1])} r="3" fill="currentColor" />}
       </svg>
     </figure>
   );

@@ -1,12 +1,12 @@
 /**
  * The fleet: counters, filters (each one a `node.list` input), and every node in a virtualised
  * list loaded page by page (keyset cursors) as it scrolls, so 10 000 nodes stay fast. Rows change
- * in place from the live feed (cache.ts); the metrics of a row on screen (its numbers when newer than
- * the list's, and its sparkline) come from `node.metrics` (heartbeats are not fleet events),
- * refreshed every 10 s while it is shown.
+ * in place from the live feed (cache.ts); a row on screen takes its metrics (its numbers when
+ * newer than the list's, and its sparklines) from `node.metrics` (heartbeats are not fleet
+ * events), refreshed every 10 s while it is shown.
  */
 import type { NodeView } from '@tether/client';
-import { keepPreviousData, useInfiniteQuery, useQuery } from '@tanstack/react-query';
+import { useQuery } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import { Link } from 'wouter';
@@ -14,11 +14,14 @@ import type { NodeFilter } from '../cache.js';
 import { Failed, Loading, Presence } from '../components/Status.js';
 import { Sparkline } from '../components/Sparkline.js';
 import { ago, bytes, duration, memoryPercent, percent, shortId } from '../format.js';
-import { useDebounced, useNow } from '../hooks.js';
+import { useDebounced, useMediaQuery, useNow } from '../hooks.js';
 import { useTRPC } from '../trpc.js';
+import { useNodePages } from './paging.js';
 
 const PAGE_SIZE = 200;
 const ROW_HEIGHT = 52;
+/** On a phone each row is a small card (two columns of fields). */
+const CARD_HEIGHT = 168;
 
 interface FilterFields {
   search: string;
@@ -61,16 +64,7 @@ export function FleetPage() {
   const { healthState: _presence, ...countsFilter } = filter;
 
   const counts = useQuery(trpc.node.counts.queryOptions(countsFilter, { staleTime: 5_000 }));
-  const list = useInfiniteQuery(
-    trpc.node.list.infiniteQueryOptions(
-      { ...filter, limit: PAGE_SIZE },
-      {
-        getNextPageParam: (page) => page.nextCursor ?? undefined,
-        placeholderData: keepPreviousData,
-        staleTime: 60_000,
-      },
-    ),
-  );
+  const list = useNodePages({ ...filter, limit: PAGE_SIZE });
   const rows = useMemo(() => list.data?.pages.flatMap((p) => p.items) ?? [], [list.data]);
 
   return (
@@ -144,12 +138,7 @@ function Filters({
     </label>
   );
   return (
-    <form
-      className="filters"
-      role="search"
-      aria-label="Filter nodes"
-      onSubmit={(e) => e.preventDefault()}
-    >
+    <form className="filters" role="search" aria-label="Filter nodes" onSubmit={(e) => e.preventDefault()}>
       {text('search', 'Search', 'name or node id')}
       <label htmlFor={`${id}-presence`}>
         Presence
@@ -202,13 +191,16 @@ function FleetTable({
 }) {
   const scrollRef = useRef<HTMLDivElement>(null);
   const now = useNow();
+  const compact = useMediaQuery('(max-width: 640px)');
+  const rowHeight = compact ? CARD_HEIGHT : ROW_HEIGHT;
   const virtualizer = useVirtualizer({
     count: hasMore ? rows.length + 1 : rows.length,
     getScrollElement: () => scrollRef.current,
-    estimateSize: () => ROW_HEIGHT,
+    estimateSize: () => rowHeight,
     overscan: 8,
     getItemKey: (index) => rows[index]?.nodeId ?? `more-${index}`,
   });
+  useEffect(() => virtualizer.measure(), [virtualizer, rowHeight]);
   const items = virtualizer.getVirtualItems();
   const lastIndex = items[items.length - 1]?.index ?? 0;
   useEffect(() => {
@@ -305,10 +297,10 @@ function FleetRow({ node, now }: { node: NodeView; now: number }) {
         <span className="muted">{node.nodeId}</span>
         {node.status === 'revoked' && <span className="badge warn">revoked</span>}
       </span>
-      <span className="cell" role="cell">
+      <span className="cell wrap" role="cell" data-label="Presence">
         <Presence state={p.healthState} since={since} />
       </span>
-      <span className="cell" role="cell">
+      <span className="cell wrap" role="cell" data-label="Attachment">
         {att === null ? (
           <span className="muted">not attached</span>
         ) : (
@@ -325,47 +317,35 @@ function FleetRow({ node, now }: { node: NodeView; now: number }) {
           </>
         )}
       </span>
-      <span className="cell" role="cell">
+      <span className="cell" role="cell" data-label="Version">
         {node.clientVersion ?? '—'}
       </span>
-      <span className="cell" role="cell" title={caps.join(', ')}>
-        {caps.length === 0 ? (
-          <span className="muted">none</span>
-        ) : (
-          caps.map((c) => (
-            <span key={c} className="badge">
-              {c}
-            </span>
-          ))
-        )}
+      <span className="cell" role="cell" title={caps.join(', ')} data-label="Capabilities">
+        {caps.length === 0 ? <span className="muted">none</span> : caps.map((c) => (
+          <span key={c} className="badge">
+            {c}
+          </span>
+        ))}
       </span>
-      <span className="cell metric" role="cell">
+      <span className="cell metric" role="cell" data-label="CPU">
         <span data-testid="cpu">{percent(m?.cpuPercent)}</span>
-        <Sparkline
-          values={cpu}
-          max={100}
-          label={`CPU of ${node.name}, recent samples`}
-          width={40}
-        />
+        <Sparkline values={cpu} max={100} label={`CPU of ${node.name}, recent samples`} width={40} />
       </span>
-      <span className="cell metric" role="cell">
-        <span
-          data-testid="memory"
-          title={m ? `${bytes(m.memoryUsedBytes)} of ${bytes(m.memoryTotalBytes)}` : undefined}
-        >
+      <span className="cell metric" role="cell" data-label="Memory">
+        <span data-testid="memory" title={m ? `${bytes(m.memoryUsedBytes)} of ${bytes(m.memoryTotalBytes)}` : undefined}>
           {percent(memoryPercent(m))}
         </span>
-        <Sparkline
-          values={mem}
-          max={100}
-          label={`Memory of ${node.name}, recent samples`}
-          width={40}
-        />
+        <Sparkline values={mem} max={100} label={`Memory of ${node.name}, recent samples`} width={40} />
       </span>
-      <span className="cell" role="cell" data-testid="uptime">
+      <span className="cell" role="cell" data-testid="uptime" data-label="Uptime">
         {duration(m?.uptimeSeconds)}
       </span>
-      <span className="cell" role="cell" title={p.lastHeartbeatAt?.toLocaleString()}>
+      <span
+        className="cell"
+        role="cell"
+        title={p.lastHeartbeatAt?.toLocaleString()}
+        data-label="Last heartbeat"
+      >
         {ago(p.lastHeartbeatAt, now)}
       </span>
     </>

@@ -192,10 +192,15 @@ function Metrics({ nodeId }: { nodeId: string }) {
             {Math.round(metrics.data.sampleIntervalMs / 1000)} s (up to {metrics.data.maxSamples}{' '}
             kept).
           </p>
+          <div className="charts">
           <LineChart
             series={{
               name: 'CPU',
               unit: '%',
+              max: Math.max(
+                100,
+                ...metrics.data.samples.map((s) => s.cpuPercent ?? 0),
+              ),
               points: metrics.data.samples.flatMap((s) =>
                 s.cpuPercent === undefined ? [] : [[s.at, s.cpuPercent] as [Date, number]],
               ),
@@ -212,6 +217,7 @@ function Metrics({ nodeId }: { nodeId: string }) {
               }),
             }}
           />
+          </div>
         </>
       )}
     </div>

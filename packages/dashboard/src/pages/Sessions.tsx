@@ -1,20 +1,15 @@
 /** Sessions: the ones you may see (paged), and a form to create one. */
-import { useInfiniteQuery, useMutation, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { useId, useState, type FormEvent } from 'react';
 import { Link, useLocation } from 'wouter';
 import { Failed, Loading } from '../components/Status.js';
 import { errorMessage } from '../errors.js';
 import { dateTime } from '../format.js';
 import { useTRPC } from '../trpc.js';
+import { useSessionPages } from './paging.js';
 
 export function SessionsPage() {
-  const trpc = useTRPC();
-  const sessions = useInfiniteQuery(
-    trpc.session.list.infiniteQueryOptions(
-      { limit: 100 },
-      { getNextPageParam: (page) => page.nextCursor ?? undefined },
-    ),
-  );
+  const sessions = useSessionPages(100);
   const items = sessions.data?.pages.flatMap((p) => p.items) ?? [];
   return (
     <section aria-labelledby="sessions-title">

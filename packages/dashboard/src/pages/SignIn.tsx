@@ -40,8 +40,20 @@ export function SignIn({
     setBusy(true);
     setError(null);
     try {
-      // Any authenticated participant call tells whether the token is good.
-      await createApiClient(value).session.list.query({ limit: 1 });
+      // system.info names the caller behind a valid token (null otherwise): no failed request.
+      const { caller } = await createApiClient(value).system.info.query();
+      if (caller === null) {
+        setError(
+          'This token is not accepted: it is wrong, revoked or expired, or its participant is suspended.',
+        );
+        setBusy(false);
+        return;
+      }
+      if (caller.kind !== 'participant') {
+        setError('This is a node token; sign in with a participant token.');
+        setBusy(false);
+        return;
+      }
       onSignedIn(value);
     } catch (err) {
       setError(refusal(err));
