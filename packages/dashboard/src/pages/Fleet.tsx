@@ -70,7 +70,7 @@ export function FleetPage() {
   return (
     <section aria-labelledby="fleet-title">
       <h1 id="fleet-title">Fleet</h1>
-      <div className="counters" aria-label="Presence counters" role="group">
+      <div className="counters" aria-label="Fleet counters" role="group">
         {(['online', 'degraded', 'offline'] as const).map((state) => (
           <div key={state} className="counter">
             <span className="presence" data-presence={state}>
@@ -126,8 +126,8 @@ function Filters({
   const sessions = useQuery(trpc.session.list.queryOptions({ limit: 500 }, { staleTime: 60_000 }));
   const id = useId();
   const text = (key: keyof FilterFields, label: string, placeholder: string) => (
-    <label htmlFor={`${id}-${key}`}>
-      {label}
+    <div className="field">
+      <label htmlFor={`${id}-${key}`}>{label}</label>
       <input
         id={`${id}-${key}`}
         type={key === 'search' ? 'search' : 'text'}
@@ -135,13 +135,13 @@ function Filters({
         value={fields[key]}
         onChange={(e) => onChange({ ...fields, [key]: e.target.value })}
       />
-    </label>
+    </div>
   );
   return (
     <form className="filters" role="search" aria-label="Filter nodes" onSubmit={(e) => e.preventDefault()}>
       {text('search', 'Search', 'name or node id')}
-      <label htmlFor={`${id}-presence`}>
-        Presence
+      <div className="field">
+        <label htmlFor={`${id}-presence`}>Presence</label>
         <select
           id={`${id}-presence`}
           value={fields.presence}
@@ -154,13 +154,13 @@ function Filters({
           <option value="degraded">degraded</option>
           <option value="offline">offline</option>
         </select>
-      </label>
+      </div>
       {text('capability', 'Capability', 'e.g. camera.capture')}
       {text('type', 'Type', 'e.g. daemon')}
       {text('location', 'Location', 'exact')}
       {text('label', 'Label', 'key or key=value')}
-      <label htmlFor={`${id}-session`}>
-        Session
+      <div className="field">
+        <label htmlFor={`${id}-session`}>Session</label>
         <select
           id={`${id}-session`}
           value={fields.session}
@@ -173,7 +173,7 @@ function Filters({
             </option>
           ))}
         </select>
-      </label>
+      </div>
     </form>
   );
 }
