@@ -54,7 +54,7 @@ const SEED_PRESENCE = `
          CASE WHEN i % 10 < 8 THEN now() END,
          CASE WHEN i % 10 < 6 THEN now() END,
          CASE WHEN i % 10 < 8 THEN jsonb_build_object(
-           'cpuPercent', i % 100, 'memoryUsedBytes', (i % 16 + 1) * 268435456,
+           'cpuPercent', i % 100, 'memoryUsedBytes', (i % 16 + 1)::bigint * 268435456,
            'memoryTotalBytes', 17179869184, 'uptimeSeconds', i * 7) END
     FROM generate_series(0, $1::int - 1) AS i`;
 
