@@ -4,7 +4,7 @@
  * a session's floor until a node turns read-only, and creating an enrollment key in the page
  * that a node then enrolls with. One server, one browser tab signed in once.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadCredentials, pair, type TetherNode } from '@tether/node-client';
 import { useBrowser } from './browser.js';
 import {
@@ -35,6 +35,13 @@ beforeAll(async () => {
   scratch = await scratchDir();
 });
 
+// Signed in once, in the file's tab, by whichever test runs first.
+beforeEach(async () => {
+  if (browser.page.url() === 'about:blank') {
+    await signIn(browser.page, server.url, server.operator.token);
+  }
+});
+
 afterAll(async () => {
   await Promise.all(nodes.map((node) => node.stop()));
   await scratch?.[Symbol.asyncDispose]();
@@ -43,7 +50,6 @@ afterAll(async () => {
 describe('dashboard: operator workflows', () => {
   it('a pairing request appears live; approved by its button, the device claims its token', async () => {
     const { page } = browser;
-    await signIn(page, server.url, server.operator.token);
     await navigate(page, 'Pairing');
     await waitForConnection(page, 'live');
     await browser.screenshot('pairing-empty');
@@ -192,5 +198,58 @@ describe('dashboard: operator workflows', () => {
       expect(await page.getByRole('button', { name: button }).count(), button).toBe(1);
     }
     await browser.screenshot('node');
+  });
+  it("a node's token is rotated and the node revoked from its page, each after a confirmation", async () => {
+    const { page } = browser;
+    const credentials = await enrollNode(server, seeded.enrollmentKey, 'rotated agent');
+    // Above the floor the floor test may have raised: a read-only node cannot come online.
+    const attach = { sessionId: seeded.sessionId, clientVersion: '2.7' };
+    const first = startNode(server, credentials, attach);
+    nodes.push(first);
+    await first.start();
+    await first.waitFor('online', { timeoutMs: 20_000 });
+
+    await navigate(page, 'Fleet');
+    await waitForPresence(page, credentials.nodeId, 'online');
+    await fleetRow(page, credentials.nodeId).getByRole('link').first().click();
+    await page.waitForURL(`**/nodes/${credentials.nodeId}`);
+    expect(await textOf(page.getByRole('heading', { level: 1 }))).toBe('rotated agent');
+
+    // Rotate: the old token ends at once (the running node is cut off for good), the new one
+    // is shown once and works.
+    await page.getByRole('button', { name: 'Rotate token' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    await browser.screenshot('node-confirm');
+    await dialog.getByRole('button', { name: 'Confirm' }).click();
+    const shown = page.getByTestId('new-token');
+    await shown.waitFor();
+    const newToken = await textOf(shown);
+    expect(newToken).toMatch(/^tnd_/);
+    expect(newToken).not.toBe(credentials.token);
+    await first.waitFor('terminated', { timeoutMs: 20_000 });
+    expect(first.snapshot().termination?.code).toBe('credential_revoked');
+    const second = startNode(server, { ...credentials, token: newToken }, attach);
+    nodes.push(second);
+    await second.start();
+    await second.waitFor('online', { timeoutMs: 20_000 });
+
+    // Revoke: terminal; the node is cut off again and the fleet shows it offline.
+    await page.getByRole('button', { name: 'Revoke' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+    await second.waitFor('terminated', { timeoutMs: 20_000 });
+    const view = await server.operator.client.node.get.query({ nodeId: credentials.nodeId });
+    expect(view.status).toBe('revoked');
+    await navigate(page, 'Fleet');
+    await waitForPresence(page, credentials.nodeId, 'offline');
+    await expect.poll(() => textOf(fleetRow(page, credentials.nodeId))).toContain('revoked');
+  });
+
+  it('the API reference opens from the navigation', async () => {
+    const { page } = browser;
+    await navigate(page, 'API reference');
+    await page.waitForURL('**/api/docs**');
+    await page.getByText('/api/v1/openapi.json').first().waitFor();
+    await browser.screenshot('api-reference');
   });
 });
