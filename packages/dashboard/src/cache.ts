@@ -173,6 +173,12 @@ export function applyEvents(queryClient: QueryClient, trpc: Trpc, events: FleetE
     void queryClient.invalidateQueries(trpc.session.get.queryFilter({ sessionId }));
     void queryClient.invalidateQueries(trpc.session.list.pathFilter());
   }
+  if (sessions.size > 0) {
+    // A raised floor can make any node attached there read-only (node views say so): rare
+    // enough to reload the lists rather than work out which rows changed.
+    void queryClient.invalidateQueries(trpc.node.list.pathFilter());
+    void queryClient.invalidateQueries(trpc.node.get.pathFilter());
+  }
 }
 
 /** Fetches one node's view and puts it wherever it shows (or takes it out if it is gone). */

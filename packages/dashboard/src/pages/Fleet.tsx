@@ -1,8 +1,9 @@
 /**
  * The fleet: counters, filters (each one a `node.list` input), and every node in a virtualised
  * list loaded page by page (keyset cursors) as it scrolls, so 10 000 nodes stay fast. Rows change
- * in place from the live feed (cache.ts); the metrics sparkline of a row on screen comes from
- * `node.metrics` (heartbeats are not fleet events) and refreshes every 30 s while it is shown.
+ * in place from the live feed (cache.ts); a row on screen takes its metrics (its numbers when
+ * newer than the list's, and its sparklines) from `node.metrics` (heartbeats are not fleet
+ * events), refreshed every 10 s while it is shown.
  */
 import type { NodeView } from '@tether/client';
 import { useQuery } from '@tanstack/react-query';
@@ -266,15 +267,24 @@ function FleetRow({ node, now }: { node: NodeView; now: number }) {
     trpc.node.metrics.queryOptions(
       { nodeId: node.nodeId },
       {
-        staleTime: 25_000,
-        refetchInterval: 30_000,
+        staleTime: 8_000,
+        refetchInterval: 10_000,
         enabled: settled && node.status === 'active',
       },
     ),
   );
   const p = node.presence;
-  const m = p.metrics;
   const samples = history.data?.samples ?? [];
+  // Beats are not fleet events, so the row's metrics are those of the list load; the history
+  // (refreshed while the row is shown) is newer when the node reported since: show the newest.
+  const latest = samples[samples.length - 1];
+  const m =
+    latest !== undefined &&
+    (p.metrics === null ||
+      p.metricsReportedAt === null ||
+      latest.at.getTime() > p.metricsReportedAt.getTime())
+      ? latest
+      : p.metrics;
   const cpu = samples.flatMap((s) => (s.cpuPercent === undefined ? [] : [s.cpuPercent]));
   const mem = samples.flatMap((s) => {
     const v = memoryPercent(s);
