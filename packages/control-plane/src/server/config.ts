@@ -84,6 +84,31 @@ const EnvSchema = z.object({
     .string()
     .regex(LISTEN_PATTERN, 'host:port, e.g. 127.0.0.1:9464 or [::1]:9464')
     .optional(),
+  TETHER_CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      const origins = v
+        .split(',')
+        .map((o) => o.trim())
+        .filter((o) => o !== '');
+      for (const origin of origins) {
+        let parsed: URL | null = null;
+        try {
+          parsed = new URL(origin);
+        } catch {
+          parsed = null;
+        }
+        if (parsed === null || parsed.origin !== origin || !/^https?:$/.test(parsed.protocol)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `"${origin}" is not an origin (scheme://host[:port], no path or trailing slash)`,
+          });
+        }
+      }
+      return origins;
+    }),
+  TETHER_DASHBOARD_DIR: z.string().min(1).optional(),
   TETHER_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
@@ -147,6 +172,10 @@ export interface Config {
   metricsToken: string | undefined;
   /** A separate listener for /metrics only; the main port then does not serve it. */
   metricsListen: { host: string; port: number } | undefined;
+  /** Browser origins allowed to call /trpc and /api/v1 (CORS); none by default. */
+  corsOrigins: string[];
+  /** The built dashboard (index.html, assets/); unset: packages/dashboard/dist. */
+  dashboardDir: string | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -212,6 +241,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     memberNodeIds: e.TETHER_MEMBER_NODE_IDS,
     metricsToken: e.TETHER_METRICS_TOKEN,
     metricsListen,
+    corsOrigins: e.TETHER_CORS_ORIGINS,
+    dashboardDir:
+      e.TETHER_DASHBOARD_DIR === undefined
+        ? undefined
+        : resolve(env.INIT_CWD ?? process.cwd(), e.TETHER_DASHBOARD_DIR),
     logLevel: e.TETHER_LOG_LEVEL,
   };
 }
