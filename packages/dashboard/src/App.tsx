@@ -100,7 +100,11 @@ function SignedIn({ token, signOut }: { token: string; signOut: (message?: strin
 }
 
 const NAV = [
-  { href: '/', label: 'Fleet', match: (p: string) => p === '/' || p === '/fleet' || p.startsWith('/nodes/') },
+  {
+    href: '/',
+    label: 'Fleet',
+    match: (p: string) => p === '/' || p === '/fleet' || p.startsWith('/nodes/'),
+  },
   { href: '/sessions', label: 'Sessions', match: (p: string) => p.startsWith('/sessions') },
   { href: '/pairing', label: 'Pairing', match: (p: string) => p === '/pairing' },
   { href: '/keys', label: 'Enrollment keys', match: (p: string) => p === '/keys' },
@@ -121,10 +125,7 @@ function Layout({ children }: { children: ReactNode }) {
               <ul>
                 {NAV.map((item) => (
                   <li key={item.href}>
-                    <Link
-                      href={item.href}
-                      aria-current={item.match(location) ? 'page' : undefined}
-                    >
+                    <Link href={item.href} aria-current={item.match(location) ? 'page' : undefined}>
                       {item.label}
                     </Link>
                   </li>

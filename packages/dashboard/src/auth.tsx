@@ -21,7 +21,7 @@ export function storeToken(token: string | null): void {
 }
 
 export interface Auth {
-  signOut(message?: string): void;
+  signOut: (message?: string) => void;
 }
 
 export const AuthContext = createContext<Auth>({ signOut: () => undefined });

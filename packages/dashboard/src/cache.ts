@@ -93,11 +93,7 @@ function filterOfKey(key: readonly unknown[]): NodeFilter {
 /** At most this many nodes are fetched again per batch; beyond it the lists reload. */
 const REFRESH_MAX = 100;
 
-export function applyEvents(
-  queryClient: QueryClient,
-  trpc: Trpc,
-  events: FleetEvent[],
-): void {
+export function applyEvents(queryClient: QueryClient, trpc: Trpc, events: FleetEvent[]): void {
   const presence = new Map<string, Parameters<typeof withPresence>[1]>();
   const refresh = new Set<string>();
   let counts = false;

@@ -35,7 +35,7 @@ interface Live {
   state: LiveState;
   /** Why the feed is not live (the last connection error), if it is not. */
   detail: string | null;
-  listen(listener: Listener): () => void;
+  listen: (listener: Listener) => () => void;
 }
 
 const LiveContext = createContext<Live>({

@@ -16,7 +16,11 @@ export type ContractMajorRange = z.infer<typeof ContractMajorRange>;
 /** Who the presented credential belongs to (null: none was presented, or it is not valid). */
 export const SystemInfoCaller = z
   .discriminatedUnion('kind', [
-    z.object({ kind: z.literal('participant'), participantId: ParticipantId, role: ParticipantRole }),
+    z.object({
+      kind: z.literal('participant'),
+      participantId: ParticipantId,
+      role: ParticipantRole,
+    }),
     z.object({ kind: z.literal('node'), nodeId: NodeId }),
   ])
   .nullable();

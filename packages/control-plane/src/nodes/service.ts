@@ -395,7 +395,11 @@ export async function reissueNodeToken(
     return rows[0]?.old_hash?.toString('hex') ?? null;
   });
   if (oldHash !== null) {
-    revocations.publish({ credentialHashes: [oldHash], nodeId: input.nodeId, reason: 'token_rotated' });
+    revocations.publish({
+      credentialHashes: [oldHash],
+      nodeId: input.nodeId,
+      reason: 'token_rotated',
+    });
   }
   return { nodeToken };
 }

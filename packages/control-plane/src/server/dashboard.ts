@@ -75,7 +75,9 @@ export function loadDashboard(dir: string): DashboardFiles {
   try {
     const indexHtml = readFileSync(join(dir, 'index.html'));
     const topLevel = new Set(
-      readdirSync(dir).filter((name) => name !== 'index.html' && statSync(join(dir, name)).isFile()),
+      readdirSync(dir).filter(
+        (name) => name !== 'index.html' && statSync(join(dir, name)).isFile(),
+      ),
     );
     return { dir, indexHtml, missing: null, topLevel };
   } catch {
@@ -110,7 +112,13 @@ function missingPage(files: DashboardFiles): string {
 
 /** Whether a path belongs to the dashboard (index, its routes, its assets, its top-level files). */
 export function isDashboardPath(path: string): boolean {
-  return path === '/' || path === '/index.html' || APP_ROUTE.test(path) || path.startsWith('/assets/') || /^\/[^/]+\.[a-z0-9]+$/i.test(path);
+  return (
+    path === '/' ||
+    path === '/index.html' ||
+    APP_ROUTE.test(path) ||
+    path.startsWith('/assets/') ||
+    /^\/[^/]+\.[a-z0-9]+$/i.test(path)
+  );
 }
 
 /**

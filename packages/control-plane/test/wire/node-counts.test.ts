@@ -29,10 +29,10 @@ describe('node.counts', () => {
     await nodeOf(server, bob, `${prefix}-bobs`);
     const beat = (nodeId: string, token: string, healthState: 'online' | 'degraded') =>
       mutate(server.url, 'runtimenode.heartbeat', { nodeId, healthState }, { token });
-    expect((await beat(up!.nodeId, up!.token, 'online')).status).toBe(200);
-    expect((await beat(slow!.nodeId, slow!.token, 'degraded')).status).toBe(200);
+    expect((await beat(up.nodeId, up.token, 'online')).status).toBe(200);
+    expect((await beat(slow.nodeId, slow.token, 'degraded')).status).toBe(200);
     expect(
-      (await mutate(server.url, 'node.revoke', { nodeId: gone!.nodeId }, { token: alice.token }))
+      (await mutate(server.url, 'node.revoke', { nodeId: gone.nodeId }, { token: alice.token }))
         .status,
     ).toBe(200);
     void idle;

@@ -44,7 +44,12 @@ describe('node.reissueToken', () => {
     // Someone who may not see the node is told it does not exist; an admin may reissue.
     expect(
       errorCode(
-        await mutate(server.url, 'node.reissueToken', { nodeId: node.nodeId }, { token: stranger.token }),
+        await mutate(
+          server.url,
+          'node.reissueToken',
+          { nodeId: node.nodeId },
+          { token: stranger.token },
+        ),
       ),
     ).toBe('node.not_found');
     const byAdmin = await mutate<{ nodeToken: string }>(
@@ -63,7 +68,12 @@ describe('node.reissueToken', () => {
     ).toBe(200);
     expect(
       errorCode(
-        await mutate(server.url, 'node.reissueToken', { nodeId: node.nodeId }, { token: owner.token }),
+        await mutate(
+          server.url,
+          'node.reissueToken',
+          { nodeId: node.nodeId },
+          { token: owner.token },
+        ),
       ),
     ).toBe('node.not_found');
   });

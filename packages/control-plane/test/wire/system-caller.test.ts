@@ -41,7 +41,9 @@ describe('system.info caller', () => {
     const codes: (string | undefined)[] = [];
     for (let i = 0; i < 5; i++) {
       codes.push(
-        errorCode(await query(server.url, 'system.info', undefined, { token: `tpt_guess-${i}-xxxx` })),
+        errorCode(
+          await query(server.url, 'system.info', undefined, { token: `tpt_guess-${i}-xxxx` }),
+        ),
       );
     }
     expect(codes.slice(0, 3)).toEqual([undefined, undefined, undefined]);

@@ -19,7 +19,11 @@ export function Secret({ value, testId, label }: { value: string; testId: string
         Copy
       </button>
       <span role="status" className="muted">
-        {copied === 'yes' ? 'Copied.' : copied === 'no' ? 'Copy failed: select the text instead.' : ''}
+        {copied === 'yes'
+          ? 'Copied.'
+          : copied === 'no'
+            ? 'Copy failed: select the text instead.'
+            : ''}
       </span>
       <p className="muted">Shown once: keep it now, it cannot be displayed again.</p>
     </div>

@@ -16,14 +16,25 @@ export function Sparkline({
   width?: number;
   height?: number;
 }) {
-  if (values.length < 2) return <svg className="spark" width={width} height={height} aria-hidden="true" />;
+  if (values.length < 2)
+    return <svg className="spark" width={width} height={height} aria-hidden="true" />;
   const top = max ?? Math.max(...values, 1e-9);
   const step = width / (values.length - 1);
   const points = values
-    .map((v, i) => `${(i * step).toFixed(1)},${(height - 1 - (Math.min(v, top) / top) * (height - 2)).toFixed(1)}`)
+    .map(
+      (v, i) =>
+        `${(i * step).toFixed(1)},${(height - 1 - (Math.min(v, top) / top) * (height - 2)).toFixed(1)}`,
+    )
     .join(' ');
   return (
-    <svg className="spark" width={width} height={height} viewBox={`0 0 ${width} ${height}`} role="img" aria-label={label}>
+    <svg
+      className="spark"
+      width={width}
+      height={height}
+      viewBox={`0 0 ${width} ${height}`}
+      role="img"
+      aria-label={label}
+    >
       <polyline points={points} fill="none" stroke="currentColor" strokeWidth="1.5" />
     </svg>
   );
@@ -78,7 +89,9 @@ export function LineChart({ series }: { series: Series }) {
           {pts[pts.length - 1]![0].toLocaleTimeString()}
         </text>
         <polyline points={line} fill="none" stroke="currentColor" strokeWidth="1.5" />
-        {pts.length === 1 && <circle cx={x(pts[0]![0])} cy={y(pts[0]![1])} r="3" fill="currentColor" />}
+        {pts.length === 1 && (
+          <circle cx={x(pts[0]![0])} cy={y(pts[0]![1])} r="3" fill="currentColor" />
+        )}
       </svg>
     </figure>
   );

@@ -14,7 +14,7 @@ import type { NodeFilter } from '../cache.js';
 import { Failed, Loading, Presence } from '../components/Status.js';
 import { Sparkline } from '../components/Sparkline.js';
 import { ago, bytes, duration, memoryPercent, percent, shortId } from '../format.js';
-import { useDebounced, useMediaQuery, useNow } from '../hooks.js';
+import { useDebounced, useMediaQuery, useNow, useSettledMount } from '../hooks.js';
 import { useTRPC } from '../trpc.js';
 import { useNodePages } from './paging.js';
 
@@ -138,7 +138,12 @@ function Filters({
     </div>
   );
   return (
-    <form className="filters" role="search" aria-label="Filter nodes" onSubmit={(e) => e.preventDefault()}>
+    <form
+      className="filters"
+      role="search"
+      aria-label="Filter nodes"
+      onSubmit={(e) => e.preventDefault()}
+    >
       {text('search', 'Search', 'name or node id')}
       <div className="field">
         <label htmlFor={`${id}-presence`}>Presence</label>
@@ -256,10 +261,16 @@ function FleetTable({
 
 function FleetRow({ node, now }: { node: NodeView; now: number }) {
   const trpc = useTRPC();
+  // Rows flying past while scrolling do not ask for their history.
+  const settled = useSettledMount(250);
   const history = useQuery(
     trpc.node.metrics.queryOptions(
       { nodeId: node.nodeId },
-      { staleTime: 8_000, refetchInterval: 10_000, enabled: node.status === 'active' },
+      {
+        staleTime: 8_000,
+        refetchInterval: 10_000,
+        enabled: settled && node.status === 'active',
+      },
     ),
   );
   const p = node.presence;
@@ -321,21 +332,38 @@ function FleetRow({ node, now }: { node: NodeView; now: number }) {
         {node.clientVersion ?? '—'}
       </span>
       <span className="cell" role="cell" title={caps.join(', ')} data-label="Capabilities">
-        {caps.length === 0 ? <span className="muted">none</span> : caps.map((c) => (
-          <span key={c} className="badge">
-            {c}
-          </span>
-        ))}
+        {caps.length === 0 ? (
+          <span className="muted">none</span>
+        ) : (
+          caps.map((c) => (
+            <span key={c} className="badge">
+              {c}
+            </span>
+          ))
+        )}
       </span>
       <span className="cell metric" role="cell" data-label="CPU">
         <span data-testid="cpu">{percent(m?.cpuPercent)}</span>
-        <Sparkline values={cpu} max={100} label={`CPU of ${node.name}, recent samples`} width={40} />
+        <Sparkline
+          values={cpu}
+          max={100}
+          label={`CPU of ${node.name}, recent samples`}
+          width={40}
+        />
       </span>
       <span className="cell metric" role="cell" data-label="Memory">
-        <span data-testid="memory" title={m ? `${bytes(m.memoryUsedBytes)} of ${bytes(m.memoryTotalBytes)}` : undefined}>
+        <span
+          data-testid="memory"
+          title={m ? `${bytes(m.memoryUsedBytes)} of ${bytes(m.memoryTotalBytes)}` : undefined}
+        >
           {percent(memoryPercent(m))}
         </span>
-        <Sparkline values={mem} max={100} label={`Memory of ${node.name}, recent samples`} width={40} />
+        <Sparkline
+          values={mem}
+          max={100}
+          label={`Memory of ${node.name}, recent samples`}
+          width={40}
+        />
       </span>
       <span className="cell" role="cell" data-testid="uptime" data-label="Uptime">
         {duration(m?.uptimeSeconds)}

@@ -34,9 +34,9 @@ export function KeysPage() {
     <section aria-labelledby="keys-title">
       <h1 id="keys-title">Enrollment keys</h1>
       <p className="muted">
-        A device enrolls itself with a key: <code>tether-agent enroll --key tek_…</code>. A
-        one-time key enrolls one device; a reusable key enrolls many until it expires or is
-        revoked. Labels given here are set on every node it enrolls.
+        A device enrolls itself with a key: <code>tether-agent enroll --key tek_…</code>. A one-time
+        key enrolls one device; a reusable key enrolls many until it expires or is revoked. Labels
+        given here are set on every node it enrolls.
       </p>
       <CreateKey />
       {revoke.error !== null && (
@@ -120,8 +120,8 @@ export function KeysPage() {
           onConfirm={() => revoke.mutate({ keyId: revoking.keyId })}
         >
           <p>
-            Key <code>{revoking.keyId}</code> will enroll no more devices. Nodes it already
-            enrolled keep working.
+            Key <code>{revoking.keyId}</code> will enroll no more devices. Nodes it already enrolled
+            keep working.
           </p>
         </ConfirmDialog>
       )}

@@ -71,14 +71,13 @@ function NodeDetails({ node }: { node: NodeView }) {
           <dd>
             <Presence
               state={p.healthState}
-              since={
-                p.onlineSince !== null ? `since ${dateTime(p.onlineSince)}` : undefined
-              }
+              since={p.onlineSince !== null ? `since ${dateTime(p.onlineSince)}` : undefined}
             />
           </dd>
           <dt>Last heartbeat</dt>
           <dd>
-            {ago(p.lastHeartbeatAt, now)} {p.lastHeartbeatAt !== null && `(${dateTime(p.lastHeartbeatAt)})`}
+            {ago(p.lastHeartbeatAt, now)}{' '}
+            {p.lastHeartbeatAt !== null && `(${dateTime(p.lastHeartbeatAt)})`}
           </dd>
           <dt>Type / platform</dt>
           <dd>
@@ -193,30 +192,27 @@ function Metrics({ nodeId }: { nodeId: string }) {
             kept).
           </p>
           <div className="charts">
-          <LineChart
-            series={{
-              name: 'CPU',
-              unit: '%',
-              max: Math.max(
-                100,
-                ...metrics.data.samples.map((s) => s.cpuPercent ?? 0),
-              ),
-              points: metrics.data.samples.flatMap((s) =>
-                s.cpuPercent === undefined ? [] : [[s.at, s.cpuPercent] as [Date, number]],
-              ),
-            }}
-          />
-          <LineChart
-            series={{
-              name: 'Memory',
-              unit: '%',
-              max: 100,
-              points: metrics.data.samples.flatMap((s) => {
-                const v = memoryPercent(s);
-                return v === undefined ? [] : [[s.at, v] as [Date, number]];
-              }),
-            }}
-          />
+            <LineChart
+              series={{
+                name: 'CPU',
+                unit: '%',
+                max: Math.max(100, ...metrics.data.samples.map((s) => s.cpuPercent ?? 0)),
+                points: metrics.data.samples.flatMap((s) =>
+                  s.cpuPercent === undefined ? [] : [[s.at, s.cpuPercent] as [Date, number]],
+                ),
+              }}
+            />
+            <LineChart
+              series={{
+                name: 'Memory',
+                unit: '%',
+                max: 100,
+                points: metrics.data.samples.flatMap((s) => {
+                  const v = memoryPercent(s);
+                  return v === undefined ? [] : [[s.at, v] as [Date, number]];
+                }),
+              }}
+            />
           </div>
         </>
       )}
@@ -296,9 +292,7 @@ function History({ nodeId }: { nodeId: string }) {
               ))}
             </tbody>
           </table>
-          {history.data.hasMore && (
-            <p className="muted">Showing the oldest 500 retained events.</p>
-          )}
+          {history.data.hasMore && <p className="muted">Showing the oldest 500 retained events.</p>}
         </div>
       )}
     </div>
@@ -364,8 +358,8 @@ function Actions({ node }: { node: NodeView }) {
           onConfirm={() => rotate.mutate({ nodeId: node.nodeId })}
         >
           <p>
-            The current token stops working at once; the node stays offline until it is given
-            the new one, which is shown here once.
+            The current token stops working at once; the node stays offline until it is given the
+            new one, which is shown here once.
           </p>
         </ConfirmDialog>
       )}

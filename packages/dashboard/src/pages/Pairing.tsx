@@ -45,11 +45,16 @@ export function PairingPage() {
     <section aria-labelledby="pairing-title">
       <h1 id="pairing-title">Pairing</h1>
       <p className="muted">
-        A device started with <code>tether-agent pair</code> asks to join and shows a code.
-        Approve its request when the code here matches the one on the device, or type the
-        device&apos;s code below.
+        A device started with <code>tether-agent pair</code> asks to join and shows a code. Approve
+        its request when the code here matches the one on the device, or type the device&apos;s code
+        below.
       </p>
-      <ApproveByCode onDecided={(text) => { setOutcome({ text }); onDecided(); }} />
+      <ApproveByCode
+        onDecided={(text) => {
+          setOutcome({ text });
+          onDecided();
+        }}
+      />
       {failure !== null && (
         <p role="alert" className="error">
           {errorMessage(failure)}

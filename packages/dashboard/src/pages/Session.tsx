@@ -148,10 +148,9 @@ function RaiseFloor({ sessionId, current }: { sessionId: string; current: string
     <form className="panel" aria-label="Raise floor" onSubmit={submit}>
       <h2>Version floor</h2>
       <p id={`${id}-help`} className="muted">
-        The floor only goes up: a version at or below the current one (
-        {current ?? 'none yet'}) is refused. Nodes attached with an older client version stay
-        attached but become read-only; nobody is disconnected. Versions are MAJOR.MINOR, e.g.
-        2.1.
+        The floor only goes up: a version at or below the current one ({current ?? 'none yet'}) is
+        refused. Nodes attached with an older client version stay attached but become read-only;
+        nobody is disconnected. Versions are MAJOR.MINOR, e.g. 2.1.
       </p>
       <div className="form-row">
         <div className="field">

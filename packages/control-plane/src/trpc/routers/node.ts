@@ -41,7 +41,12 @@ export const nodeRouter = router({
     .query(({ ctx, input }) => queries.listNodes(ctx.deps.db, ctx.principal, input)),
   counts: participantProcedure
     .meta(
-      rest('GET', '/node-counts', 'nodes', 'How many of the nodes you may see are online, degraded, offline'),
+      rest(
+        'GET',
+        '/node-counts',
+        'nodes',
+        'How many of the nodes you may see are online, degraded, offline',
+      ),
     )
     .input(NodeCountsInput)
     .output(NodeCountsOutput)
@@ -95,7 +100,7 @@ export const nodeRouter = router({
         'POST',
         '/nodes/{nodeId}/reissue-token',
         'nodes',
-        "Give a node a new token (owner or admin; the old one stops working)",
+        'Give a node a new token (owner or admin; the old one stops working)',
       ),
     )
     .input(NodeIdInput)

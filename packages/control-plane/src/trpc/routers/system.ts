@@ -28,9 +28,13 @@ export const systemRouter = router({
         // call: `caller: null` must not become a way to test guesses without the lockout.
         const wait = await ctx.deps.limits.authFailures.take(ctx.peer);
         if (wait > 0) {
-          throw new TetherError('rate_limited', 'Too many failed authentications from this address.', {
-            retryAfterMs: wait,
-          });
+          throw new TetherError(
+            'rate_limited',
+            'Too many failed authentications from this address.',
+            {
+              retryAfterMs: wait,
+            },
+          );
         }
       }
       const s = ctx.deps.settings;
