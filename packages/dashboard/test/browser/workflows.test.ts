@@ -199,6 +199,47 @@ describe('dashboard: operator workflows', () => {
     }
     await browser.screenshot('node');
   });
+  it('an enrollment key revoked in the page (after a confirmation) enrolls no more devices', async () => {
+    const { page } = browser;
+    await navigate(page, 'Enrollment keys');
+    const rows = page.locator('[data-key-id]');
+    await rows.first().waitFor();
+    const before = new Set(
+      await rows.evaluateAll((els) => els.map((el) => el.getAttribute('data-key-id'))),
+    );
+    await page.getByLabel('Reusable').check();
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const shown = page.getByTestId('new-enrollment-key');
+    await shown.waitFor();
+    const key = await textOf(shown);
+    expect(key).toMatch(/^tek_/);
+    // The new key's row: the one that was not there before.
+    await expect.poll(() => rows.count()).toBe(before.size + 1);
+    const keyId = (
+      await rows.evaluateAll((els) => els.map((el) => el.getAttribute('data-key-id')))
+    ).find((id) => !before.has(id))!;
+    const row = page.locator(`[data-key-id="${keyId}"]`);
+    expect(await textOf(row.getByTestId('key-state'))).toBe('active');
+
+    await row.getByRole('button', { name: 'Revoke' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+    await expect.poll(() => textOf(row.getByTestId('key-state'))).toBe('revoked');
+    expect(await row.getByRole('button', { name: 'Revoke' }).count()).toBe(0);
+
+    await using agent = spawnAgent([
+      'enroll',
+      '--url',
+      server.url,
+      '--key',
+      key,
+      '--credentials',
+      `${scratch.path}/refused.json`,
+    ]);
+    const code = await agent.exited;
+    expect(code, agent.output()).toBe(1);
+    expect(agent.output()).toMatch(/enrollment/i);
+  });
+
   it("a node's token is rotated and the node revoked from its page, each after a confirmation", async () => {
     const { page } = browser;
     const credentials = await enrollNode(server, seeded.enrollmentKey, 'rotated agent');
