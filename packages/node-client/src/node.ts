@@ -720,12 +720,7 @@ class TetherNodeImpl implements TetherNode {
           // Results finished while the connection was down go out now.
           this.#dispatcher.flush();
         },
-        onData: (event) => {
-          // A tracked envelope ({ id, data }) or the message itself: take either.
-          const raw = event as unknown as { kind?: unknown; data?: unknown };
-          const message = (raw.kind === undefined ? raw.data : raw) as NodeCommandMessage;
-          if (message && typeof message === 'object') this.#onCommandMessage(message);
-        },
+        onData: ({ data }) => this.#onCommandMessage(data),
         onError: (raw) => {
           if (this.#conn !== conn || !conn.isOpen) return; // the connection's loss says it all
           const error = toTetherError(raw);

@@ -192,7 +192,13 @@ export const NodeCommandMessage = z.discriminatedUnion('kind', [
 export type NodeCommandMessage = z.infer<typeof NodeCommandMessage>;
 
 /** `nodeId` is optional (taken from the credential); when present it must match it. */
-export const NodeCommandsInput = z.strictObject({ nodeId: NodeId.optional() }).optional();
+export const NodeCommandsInput = z
+  .strictObject({
+    nodeId: NodeId.optional(),
+    /** Sent back by tRPC clients on reconnect; every open command is sent again regardless. */
+    lastEventId: z.string().max(128).nullish(),
+  })
+  .optional();
 
 export const PendingCommandsInput = z
   .strictObject({

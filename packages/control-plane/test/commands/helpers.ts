@@ -150,7 +150,7 @@ export function wsNode(wsUrl: string, node: NodeActor, options: WsNodeOptions = 
   const executed = options.executed ?? [];
   const mode = options.run ?? 'ack-and-succeed';
   const subscription = client.runtimenode.commands.subscribe(undefined, {
-    onData: (message) => {
+    onData: ({ data: message }) => {
       messages.push(message);
       if (message.kind !== 'command' || mode === 'nothing') return;
       const id = message.command.commandId;

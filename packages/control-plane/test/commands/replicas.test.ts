@@ -31,7 +31,7 @@ function listen(url: string, token: string) {
   let started = false;
   const sub = client.runtimenode.commands.subscribe(undefined, {
     onStarted: () => (started = true),
-    onData: (m) => received.push(m),
+    onData: ({ data }) => received.push(data),
     onError: () => undefined,
   });
   return {

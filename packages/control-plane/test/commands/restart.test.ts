@@ -45,7 +45,7 @@ function daemon(
   });
   const received: NodeCommandMessage[] = [];
   const sub = client.runtimenode.commands.subscribe(undefined, {
-    onData: (message) => {
+    onData: ({ data: message }) => {
       received.push(message);
       if (message.kind !== 'command' || hold(message)) return;
       const id = message.command.commandId;

@@ -1,3 +1,4 @@
+import { tracked } from '@trpc/server';
 import {
   CommandAckInput,
   CommandAckOutput,
@@ -123,16 +124,22 @@ export const runtimenodeRouter = router({
   commands: nodeProcedure
     .input(NodeCommandsInput)
     .meta({ eventOutput: NodeCommandMessage })
-    .subscription(({ ctx, input, signal }) =>
-      delivery.streamCommands(
+    .subscription(async function* ({ ctx, input, signal }) {
+      // `tracked`: an id per message (the command, or its cancel) as every Tether stream has. A
+      // resubscription gets every open command again whatever `lastEventId` it sends.
+      for await (const message of delivery.streamCommands(
         ctx.deps.db,
         ctx.deps.commands,
         ctx.principal,
         input,
         streamSignal(ctx, signal) ?? new AbortController().signal,
         ctx.transport,
-      ),
-    ),
+      )) {
+        const id =
+          message.kind === 'command' ? message.command.commandId : `${message.commandId}:cancel`;
+        yield tracked(id, message);
+      }
+    }),
   pendingCommands: nodeProcedure
     .meta(
       rest(
