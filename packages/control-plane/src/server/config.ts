@@ -84,6 +84,7 @@ const EnvSchema = z.object({
     .string()
     .regex(LISTEN_PATTERN, 'host:port, e.g. 127.0.0.1:9464 or [::1]:9464')
     .optional(),
+  TETHER_METRICS_FLEET_REFRESH_MS: ms(5_000),
   TETHER_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
@@ -147,6 +148,8 @@ export interface Config {
   metricsToken: string | undefined;
   /** A separate listener for /metrics only; the main port then does not serve it. */
   metricsListen: { host: string; port: number } | undefined;
+  /** The fleet gauges on /metrics are read from the database at most this often. */
+  metricsFleetRefreshMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -212,6 +215,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     memberNodeIds: e.TETHER_MEMBER_NODE_IDS,
     metricsToken: e.TETHER_METRICS_TOKEN,
     metricsListen,
+    metricsFleetRefreshMs: e.TETHER_METRICS_FLEET_REFRESH_MS,
     logLevel: e.TETHER_LOG_LEVEL,
   };
 }

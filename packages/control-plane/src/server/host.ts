@@ -74,6 +74,8 @@ export interface Host {
   httpIdle(): Promise<void>;
   /** Stops timers and the WebSocket server (sockets are terminated). */
   closeWebSockets(): void;
+  /** Open WebSockets by kind; `unauthenticated` = without a principal (or not yet known). */
+  sessionCounts(): { node: number; participant: number; unauthenticated: number };
 }
 
 function peerAddress(req: IncomingMessage, trustProxy: boolean): string {
@@ -499,6 +501,14 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       httpInFlight === 0
         ? Promise.resolve()
         : new Promise<void>((resolve) => httpIdleWaiters.push(resolve)),
+    sessionCounts: () => {
+      const { node, participant } = connections.countByKind();
+      return {
+        node,
+        participant,
+        unauthenticated: Math.max(0, wss.clients.size - node - participant),
+      };
+    },
     closeWebSockets: () => {
       clearInterval(revalidateTimer);
       for (const socket of wss.clients) socket.terminate();

@@ -23,7 +23,7 @@ import { openDatabase } from './database.js';
 import { Admission } from './admission.js';
 import { createHost, type Host } from './host.js';
 import { createLogger } from './logger.js';
-import { createMetrics } from '../observability/metrics.js';
+import { createMetrics, type WsSessionCounts } from '../observability/metrics.js';
 import { createMetricsServer, metricsExposure } from './metrics-http.js';
 import { joinCluster, type Cluster } from './cluster.js';
 import { PresenceBindings } from './presence-bindings.js';
@@ -107,8 +107,16 @@ export async function startTether(
       metrics.feedEvents.inc(events);
       metrics.feedDeliveries.inc(deliveries);
     },
+    onNotifyServed: (ms) => metrics.feedDeliverySeconds.observe(ms / 1000),
   });
-  const metrics = createMetrics(database, { feedSubscribers: () => feed.subscriberCount });
+  // The host is created below; sessions are counted only once it exists.
+  const sessions: { count?: () => WsSessionCounts } = {};
+  const metrics = createMetrics(database, {
+    feedSubscribers: () => feed.subscriberCount,
+    feedCursor: () => feed.cursor,
+    wsSessions: () => sessions.count?.() ?? { node: 0, participant: 0, unauthenticated: 0 },
+    fleetRefreshMs: config.metricsFleetRefreshMs,
+  });
   let cluster: Cluster;
   try {
     await feed.start();
@@ -191,6 +199,8 @@ export async function startTether(
       maxUnauthenticatedPerPeer: config.wsMaxUnauthenticatedPerPeer,
     },
   });
+
+  sessions.count = () => host.sessionCounts();
 
   const sweeper = new Sweeper(database, log, metrics, {
     sweepIntervalMs: config.sweepIntervalMs,
