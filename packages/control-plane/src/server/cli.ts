@@ -14,6 +14,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './database.js';
 import { createLogger } from './logger.js';
 import { startTether } from './main.js';
+import { logStartupFailure } from './startup.js';
 
 const USAGE = `Usage:
   tether-server serve                              run the server (default)
@@ -38,9 +39,26 @@ async function withDatabase<T>(config: Config, fn: (url: string) => Promise<T>):
   }
 }
 
-async function serve(config: Config): Promise<void> {
+/**
+ * A server that cannot start says so in one JSON line (what failed, the variable to check, the
+ * cause without secrets: startup.ts) and exits 1 — never a raw stack trace.
+ */
+async function serve(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    logStartupFailure(createLogger('info'), error, undefined);
+    process.exit(1);
+  }
   const log = createLogger(config.logLevel);
-  const running = await startTether(config, { logger: log });
+  let running: Awaited<ReturnType<typeof startTether>>;
+  try {
+    running = await startTether(config, { logger: log });
+  } catch (error) {
+    logStartupFailure(log, error, config);
+    process.exit(1);
+  }
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     // pnpm and tsx relay the terminal's signal, so one Ctrl-C can arrive two or three times:
@@ -81,9 +99,9 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const [command = 'serve', sub, arg] = positionals;
+  if (command === 'serve') return serve();
   const config = loadConfig();
 
-  if (command === 'serve') return serve(config);
   if (command === 'migrate') {
     const applied = await withDatabase(config, (url) => runMigrations(url));
     console.log(

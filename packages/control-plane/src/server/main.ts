@@ -28,6 +28,7 @@ import { createMetricsServer, metricsExposure } from './metrics-http.js';
 import { joinCluster, type Cluster } from './cluster.js';
 import { PresenceBindings } from './presence-bindings.js';
 import { createRateLimiter } from '../limits/rate-limit.js';
+import { waitForDatabase } from './startup.js';
 import { Sweeper } from './sweeper.js';
 
 export const SERVER_VERSION: string = (
@@ -77,6 +78,12 @@ export async function startTether(
   const databaseUrl = opened.url;
   let db: Db | undefined;
   try {
+    // A database that is not up yet (deployments start both at once) is waited for, bounded.
+    await waitForDatabase(databaseUrl, {
+      timeoutMs: config.dbConnectTimeoutMs,
+      variable: config.databaseUrl ? 'DATABASE_URL' : 'TETHER_DATA_DIR',
+      log,
+    });
     const migrated = await runMigrations(databaseUrl);
     if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'migrations applied');
     db = createDb({
