@@ -1,6 +1,6 @@
 /**
  * Wires everything: PostgreSQL (external or embedded), migrations under their advisory lock,
- * the bootstrap admin, services, the feed hub and the replica's LISTEN connection, the host,
+ * the bootstrap admin (or, with none, a first admin whose token goes to a file), services, the feed hub and the replica's LISTEN connection, the host,
  * the maintenance loop (sweep, retention) and graceful shutdown.
  * Shutdown order: readiness fails → WS clients told to reconnect → no new connections →
  * subscriptions end → nothing more read from WebSockets, buffered beats written → nodes still
@@ -30,6 +30,7 @@ import { PresenceBindings } from './presence-bindings.js';
 import { createRateLimiter } from '../limits/rate-limit.js';
 import { waitForDatabase } from './startup.js';
 import { Sweeper } from './sweeper.js';
+import { createFirstAdmin, firstAdminMessage, type FirstAdmin } from './first-admin.js';
 
 export const SERVER_VERSION: string = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -61,6 +62,11 @@ function urlHost(host: string): string {
 
 export interface StartOptions {
   logger?: Logger;
+  /**
+   * With no TETHER_BOOTSTRAP_TOKEN and no active admin, create the admin `admin` and write its
+   * token to `<data dir>/first-admin-token` (default true; in-process test servers opt out).
+   */
+  firstAdmin?: boolean;
 }
 
 export async function startTether(
@@ -77,6 +83,7 @@ export async function startTether(
   });
   const databaseUrl = opened.url;
   let db: Db | undefined;
+  let firstAdmin: FirstAdmin | null = null;
   try {
     // A database that is not up yet (deployments start both at once) is waited for, bounded.
     await waitForDatabase(databaseUrl, {
@@ -99,6 +106,9 @@ export async function startTether(
         { participantId: admin.participantId, created: admin.created },
         'bootstrap admin ensured',
       );
+    }
+    if (!config.bootstrapToken && options.firstAdmin !== false) {
+      firstAdmin = await createFirstAdmin(db, config.dataDir, log);
     }
   } catch (error) {
     await db?.close();
@@ -267,6 +277,12 @@ export async function startTether(
     metricsServer && config.metricsListen
       ? `http://${urlHost(config.metricsListen.host)}:${(metricsServer.address() as AddressInfo).port}`
       : null;
+  if (firstAdmin) {
+    log.info(
+      { participantId: firstAdmin.participantId, tokenFile: firstAdmin.tokenFile },
+      firstAdminMessage(firstAdmin, url),
+    );
+  }
   log.info({ url, trpc: `${url}/trpc`, metrics: metricsUrl ?? undefined }, 'tether listening');
 
   let stopping: Promise<void> | undefined;
