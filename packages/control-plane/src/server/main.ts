@@ -26,11 +26,12 @@ import { Cors } from './cors.js';
 import { DEFAULT_DASHBOARD_DIR, loadDashboard } from './dashboard.js';
 import { createHost, type Host } from './host.js';
 import { createLogger } from './logger.js';
-import { createMetrics } from '../observability/metrics.js';
+import { createMetrics, type WsSessionCounts } from '../observability/metrics.js';
 import { createMetricsServer, metricsExposure } from './metrics-http.js';
 import { joinCluster, type Cluster } from './cluster.js';
 import { PresenceBindings } from './presence-bindings.js';
 import { createRateLimiter } from '../limits/rate-limit.js';
+import { waitForDatabase } from './startup.js';
 import { Sweeper } from './sweeper.js';
 import { createFirstAdmin, firstAdminMessage, type FirstAdmin } from './first-admin.js';
 
@@ -87,6 +88,12 @@ export async function startTether(
   let db: Db | undefined;
   let firstAdmin: FirstAdmin | null = null;
   try {
+    // A database that is not up yet (deployments start both at once) is waited for, bounded.
+    await waitForDatabase(databaseUrl, {
+      timeoutMs: config.dbConnectTimeoutMs,
+      variable: config.databaseUrl ? 'DATABASE_URL' : 'TETHER_DATA_DIR',
+      log,
+    });
     const migrated = await runMigrations(databaseUrl);
     if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'migrations applied');
     db = createDb({
@@ -120,8 +127,16 @@ export async function startTether(
       metrics.feedEvents.inc(events);
       metrics.feedDeliveries.inc(deliveries);
     },
+    onNotifyServed: (ms) => metrics.feedDeliverySeconds.observe(ms / 1000),
   });
-  const metrics = createMetrics(database, { feedSubscribers: () => feed.subscriberCount });
+  // The host is created below; sessions are counted only once it exists.
+  const sessions: { count?: () => WsSessionCounts } = {};
+  const metrics = createMetrics(database, {
+    feedSubscribers: () => feed.subscriberCount,
+    feedCursor: () => feed.cursor,
+    wsSessions: () => sessions.count?.() ?? { node: 0, participant: 0, unauthenticated: 0 },
+    fleetRefreshMs: config.metricsFleetRefreshMs,
+  });
   // Command streams wake on command events, whichever replica wrote them (commands/signals.ts).
   const commandSignals = new CommandSignals();
   feed.tap((events) => commandSignals.onFeedEvents(events));
@@ -217,6 +232,8 @@ export async function startTether(
       maxUnauthenticatedPerPeer: config.wsMaxUnauthenticatedPerPeer,
     },
   });
+
+  sessions.count = () => host.sessionCounts();
 
   const sweeper = new Sweeper(database, log, metrics, {
     sweepIntervalMs: config.sweepIntervalMs,

@@ -121,11 +121,13 @@ export class Sweeper {
       transitions = await this.#sweep();
     } catch (err) {
       this.#databaseFailing = true;
+      this.#metrics.sweepFailures.inc();
       throw err;
     }
     // Deadlines are the commands' own, not a sign of the nodes' silence: never held.
     const expired = await expireCommands(this.#db, EXPIRY_LOCK_KEY);
     if (expired.length > 0) this.#log.info({ expired: expired.length }, 'commands expired');
+    this.#metrics.sweepLastCompleted.set(Date.now() / 1000);
     if (this.#now() - this.#lastPruneAt >= this.#options.pruneIntervalMs) {
       this.#lastPruneAt = this.#now();
       const deleted = await pruneEvents(this.#db, this.#options.retention, PRUNE_LOCK_KEY);
