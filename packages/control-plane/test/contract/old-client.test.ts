@@ -193,6 +193,20 @@ async function scenario(client: SchemaClient, server: TestServer): Promise<void>
     name: `Enrolled ${tag}`,
     nodeType: 'daemon',
   });
+  if (client.knows('device.enrollBatch')) {
+    const fleetKey = await client.call<{ enrollmentKey: string }>(
+      'enrollment.createKey',
+      { reusable: true },
+      admin,
+    );
+    await client.call('device.enrollBatch', {
+      enrollmentKey: fleetKey.enrollmentKey,
+      nodes: [
+        { name: `Batch A ${tag}`, nodeType: 'daemon' },
+        { name: `Batch B ${tag}`, nodeType: 'edge' },
+      ],
+    });
+  }
   const spare = await client.call<{ keyId: string }>('enrollment.createKey', {}, admin);
   await client.call('enrollment.revokeKey', { keyId: spare.keyId }, admin);
 
@@ -308,7 +322,7 @@ async function commands(
   const streamInput = {};
   client.check('runtimenode.commands', 'input', streamInput);
   const stream = node.client.runtimenode.commands.subscribe(streamInput, {
-    onData: (message) => received.push(message),
+    onData: (message) => received.push(message.data),
     onError: () => undefined,
   });
   try {
