@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../eventually.js';
 import { startTestServer, type TestServer } from '../server.js';
 import {
+  REPO_ROOT,
   atServer,
   block,
   leadingAssignments,
@@ -42,6 +43,40 @@ describe('docs: every shell block is run or skipped with a reason', () => {
     expect(unmarked).toEqual([]);
     const skips = blocks.filter((b) => b.kind === 'skip');
     for (const s of skips) expect(s.name, `skip at line ${s.line} needs a reason`).not.toBe('');
+  });
+});
+
+describe('docs: nothing cites a document the reader of the repository does not have', () => {
+  it('no SPEC §…, STYLE.md or ../shared reference in tracked files', () => {
+    // Migration 1's header comment is part of the file's recorded hash: editing it would make
+    // every existing database refuse to start, so it stays as it was applied.
+    const allowed = new Set(['packages/control-plane/migrations/1_initial-schema.sql']);
+    let out = '';
+    try {
+      out = execFileSync(
+        'git',
+        [
+          'grep',
+          '-n',
+          '-I',
+          '-E',
+          'SPEC ?§|STYLE\\.md|\\.\\./shared/|/work/shared',
+          '--',
+          '.',
+          ':!bench/results',
+        ],
+        { cwd: REPO_ROOT, encoding: 'utf8' },
+      );
+    } catch (error) {
+      // git grep exits 1 when nothing matches; anything else is a real failure.
+      if ((error as { status?: number }).status !== 1) throw error;
+    }
+    const hits = out
+      .split('\n')
+      .filter((l) => l !== '')
+      .filter((l) => !allowed.has(l.split(':')[0]!))
+      .filter((l) => !l.startsWith('packages/control-plane/test/docs/readme.test.ts:'));
+    expect(hits).toEqual([]);
   });
 });
 
