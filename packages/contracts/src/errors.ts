@@ -97,6 +97,11 @@ export const ERROR_REGISTRY = {
     'The single-use enrollment key was already used.',
   ),
   'enrollment.key_revoked': spec('FORBIDDEN', false, 'The enrollment key was revoked.'),
+  'enrollment.key_single_use': spec(
+    'CONFLICT',
+    false,
+    'A batch of several nodes needs a reusable enrollment key; this one is single-use. Nothing was enrolled.',
+  ),
   'enrollment.key_not_found': spec(
     'NOT_FOUND',
     false,
@@ -109,6 +114,11 @@ export const ERROR_REGISTRY = {
   ),
   'pairing.expired': spec('CONFLICT', false, 'The pairing request expired before it was decided.'),
   'pairing.not_pending': spec('CONFLICT', false, 'The pairing request was already decided.'),
+  'pairing.code_ambiguous': spec(
+    'CONFLICT',
+    false,
+    'No pending request has this pairing code and several past ones did; decide by requestId.',
+  ),
   'events.cursor_expired': spec(
     'PRECONDITION_FAILED',
     false,

@@ -78,6 +78,11 @@ export const WIRE_PROCEDURES = {
     output: pt.NullOutput,
   },
   'device.enroll': { kind: 'mutation', input: en.DeviceEnrollInput, output: en.DeviceEnrollOutput },
+  'device.enrollBatch': {
+    kind: 'mutation',
+    input: en.DeviceEnrollBatchInput,
+    output: en.DeviceEnrollBatchOutput,
+  },
 
   'pairing.request': {
     kind: 'mutation',

@@ -3,6 +3,9 @@
  * The port is read from the server's own "tether listening" log line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
@@ -35,16 +38,23 @@ function childEnv(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
 
 /** Starts the server process without waiting for it (for servers expected to refuse to start). */
 export function launchServer(env: Record<string, string | undefined>): LaunchedServer {
+  // A data directory of its own unless the test names one: a server without an admin writes
+  // its first-admin token file there, never into the package.
+  const ownDataDir =
+    'TETHER_DATA_DIR' in env ? null : mkdtempSync(join(tmpdir(), 'tether-process-server-'));
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/cli.ts', 'serve'], {
     cwd: PACKAGE_DIR,
-    env: childEnv(env),
+    env: childEnv(ownDataDir === null ? env : { ...env, TETHER_DATA_DIR: ownDataDir }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   const exited = new Promise<number | string>((resolve) => {
-    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+    child.once('exit', (code, signal) => {
+      if (ownDataDir !== null) rmSync(ownDataDir, { recursive: true, force: true });
+      resolve(code ?? signal ?? 'unknown');
+    });
   });
   return { child, output: () => output, exited };
 }

@@ -67,7 +67,11 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       done();
     },
   });
-  const running = await startTether(config, { logger: createLogger('debug', sink) });
+  // The harness makes its own admin below; no first-admin token file from in-process servers.
+  const running = await startTether(config, {
+    logger: createLogger('debug', sink),
+    firstAdmin: false,
+  });
   const admin = await createParticipantWithToken(running.db, { name: 'test admin', role: 'admin' });
   const stop = async (): Promise<void> => {
     await running.stop();

@@ -6,7 +6,12 @@
 import { access, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { CAPABILITY_NAME_PATTERN, TetherError, type Capabilities } from '@tether/contracts';
+import {
+  CAPABILITY_NAME_PATTERN,
+  DEVICE_ENROLL_BATCH_MAX,
+  TetherError,
+  type Capabilities,
+} from '@tether/contracts';
 import {
   CREDENTIALS_FILE_MODE,
   CredentialsError,
@@ -33,17 +38,21 @@ const DEFAULT_CREDENTIALS = './tether-node.json';
 const USAGE = `Usage: tether-agent <command> [options]
 
 Commands:
-  enroll    --url URL --key KEY [--node-id ID] [--name N] [--type T] [--credentials PATH]
+  enroll    --url URL --key KEY [--node-id ID] [--name N] [--type T] [--credentials PATH] [--force]
             Enroll this machine with an enrollment key; saves the credentials (mode 0600).
   pair      --url URL [--node-id ID] [--name N] [--type T] [--credentials PATH] [--poll-interval MS]
+            [--force]
             Ask to join: prints a pairing code, waits for an operator's approval, saves the token.
+            enroll and pair refuse to replace an existing credential file without --force.
   run       [--session SESSION_ID] [--capability NAME ...] [--credentials PATH] [--url URL]
             [--client-version MAJOR.MINOR] [--degraded] [--log-level debug|info|warn|error]
             Run this machine as a node (CPU, memory, uptime with every beat); Ctrl-C detaches.
   simulate  --url URL --count N --session SESSION_ID --key KEY [--identities PATH] [--churn]
             [--churn-interval S] [--capability NAME ...] [--client-version V] [--ramp S]
-            [--duration S] [--interval S] [--report PATH]
+            [--duration S] [--interval S] [--report PATH] [--batch N]
             N simulated nodes in this process, each with its own identity and socket.
+            Enrolls in batches of --batch (default 500) with one reusable key (a single-use
+            key is refused before anything is enrolled when N > 1).
             --identities reuses the identities saved there and saves new ones (mode 0600).
   help      Show this text.
 
@@ -52,6 +61,8 @@ Defaults: --credentials ${DEFAULT_CREDENTIALS}, --name <hostname>, --type daemon
 Exit codes: 0 ok, 1 failure, 2 usage error.`;
 
 class UsageError extends Error {}
+/** An expected refusal: one line, exit 1. */
+class RefusedError extends Error {}
 
 const out = (line: string): void => void process.stdout.write(`${line}\n`);
 const err = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -203,6 +214,29 @@ async function saved(path: string, credentials: NodeCredentials, verb: string): 
   return 0;
 }
 
+/**
+ * Refuses to replace an existing credential file unless `--force`: it may be the only copy of
+ * a node's token (enroll or pair from earlier). Checked before anything is asked of the server,
+ * so a refused run spends no key use and leaves no pairing request.
+ */
+async function assertMayWrite(path: string, force: boolean | undefined): Promise<void> {
+  if (force) return;
+  try {
+    await access(path);
+  } catch {
+    return;
+  }
+  let holder = 'credentials';
+  try {
+    holder = `the credentials of node ${(await loadCredentials(path)).nodeId}`;
+  } catch {
+    // unreadable or not a credential file: still not ours to overwrite
+  }
+  throw new RefusedError(
+    `${path} already holds ${holder}; pass --force to replace them (the old token is then lost), or --credentials PATH to write elsewhere`,
+  );
+}
+
 async function enrollCommand(args: string[]): Promise<number> {
   const { values } = parse(args, {
     url: { type: 'string' },
@@ -211,9 +245,12 @@ async function enrollCommand(args: string[]): Promise<number> {
     name: { type: 'string' },
     type: { type: 'string' },
     credentials: { type: 'string' },
+    force: { type: 'boolean' },
   });
   const url = httpUrl(values.url, '--url');
   const key = enrollmentKey(values.key);
+  const path = values.credentials ?? DEFAULT_CREDENTIALS;
+  await assertMayWrite(path, values.force);
   const credentials = await enrollWithKey({
     url,
     enrollmentKey: key,
@@ -222,7 +259,7 @@ async function enrollCommand(args: string[]): Promise<number> {
     platform: platform(),
     ...(values['node-id'] !== undefined ? { nodeId: values['node-id'] } : {}),
   });
-  return saved(values.credentials ?? DEFAULT_CREDENTIALS, credentials, 'enrolled');
+  return saved(path, credentials, 'enrolled');
 }
 
 async function pairCommand(args: string[]): Promise<number> {
@@ -233,9 +270,12 @@ async function pairCommand(args: string[]): Promise<number> {
     type: { type: 'string' },
     credentials: { type: 'string' },
     'poll-interval': { type: 'string' },
+    force: { type: 'boolean' },
   });
   const url = httpUrl(values.url, '--url');
   const pollIntervalMs = positiveInt(values['poll-interval'], '--poll-interval');
+  const path = values.credentials ?? DEFAULT_CREDENTIALS;
+  await assertMayWrite(path, values.force);
   return cancellable('pairing', async (signal) => {
     const credentials = await pair({
       url,
@@ -250,7 +290,7 @@ async function pairCommand(args: string[]): Promise<number> {
         out(`ask an operator to approve it (expires ${info.expiresAt.toISOString()}); waiting...`);
       },
     });
-    return saved(values.credentials ?? DEFAULT_CREDENTIALS, credentials, 'approved');
+    return saved(path, credentials, 'approved');
   });
 }
 
@@ -316,9 +356,10 @@ async function runCommand(args: string[]): Promise<number> {
 
 function statusLine(s: SimStatus): string {
   return (
-    `t=${(s.elapsedMs / 1000).toFixed(1)}s nodes=${s.total} enrolled=${s.enrolled} ` +
+    `t=${(s.elapsedMs / 1000).toFixed(1)}s nodes=${s.total} enrolled=${s.enrolled}/${s.total} ` +
     `connected=${s.connected} attached=${s.attached} online=${s.online} degraded=${s.degraded} ` +
-    `reconnects=${s.reconnects} connect_errors=${s.connectErrors} terminated=${s.terminated}`
+    `reconnects=${s.reconnects} deferred=${s.deferrals} connect_errors=${s.connectErrors} ` +
+    `terminated=${s.terminated}`
   );
 }
 
@@ -357,6 +398,7 @@ async function simulateCommand(args: string[]): Promise<number> {
     duration: { type: 'string' },
     interval: { type: 'string' },
     report: { type: 'string' },
+    batch: { type: 'string' },
   });
   const url = httpUrl(values.url, '--url');
   const count = positiveInt(required(values.count, '--count'), '--count')!;
@@ -369,6 +411,10 @@ async function simulateCommand(args: string[]): Promise<number> {
   const caps = capabilities(values.capability);
   const identities = values.identities ? await loadIdentities(values.identities) : [];
   const key = identities.length >= count ? undefined : enrollmentKey(values.key);
+  const batch = positiveInt(values.batch, '--batch');
+  if (batch !== undefined && batch > DEVICE_ENROLL_BATCH_MAX) {
+    throw new UsageError(`--batch must be at most ${DEVICE_ENROLL_BATCH_MAX}`);
+  }
   const events: SimEvent[] | undefined = values.report ? [] : undefined;
   let firstTermination: string | undefined;
   // Identity saves are chained: each writes the whole list, and never two at once.
@@ -393,9 +439,11 @@ async function simulateCommand(args: string[]): Promise<number> {
           out(outageLine(outages[outagesShown]!, startedAt));
         }
       };
+      const t = (): string => `t=${((Date.now() - started) / 1000).toFixed(1)}s`;
+      let enrolledSoFar = reused;
       ticker = setInterval(() => {
         if (!simulation) {
-          out(`t=${((Date.now() - started) / 1000).toFixed(1)}s enrolling...`);
+          out(`${t()} enrolling: enrolled=${enrolledSoFar}/${count}`);
           return;
         }
         out(statusLine(simulation.status()));
@@ -418,6 +466,16 @@ async function simulateCommand(args: string[]): Promise<number> {
               },
             }
           : {}),
+        ...(batch !== undefined ? { enrollBatchSize: batch } : {}),
+        onEnrollProgress: (enrolled) => {
+          if (enrolled === enrolledSoFar) return;
+          enrolledSoFar = enrolled;
+          out(`${t()} enrolled=${enrolled}/${count}`);
+        },
+        onEnrollWait: ({ waitMs, code }) =>
+          out(
+            `${t()} enrolling: ${code === 'rate_limited' ? 'rate limited by the server' : code}, waiting ${(waitMs / 1000).toFixed(1)} s (enrolled=${enrolledSoFar}/${count})`,
+          ),
         churn: churnS !== undefined ? { meanIntervalMs: churnS * 1000 } : (values.churn ?? false),
         signal,
         onEvent: (event) => {
@@ -444,7 +502,8 @@ async function simulateCommand(args: string[]): Promise<number> {
       showOutages(summary.outages, simulation.startedAt);
       out(
         `summary: time_to_all_online=${summary.timeToAllOnlineMs ?? 'never'}ms ` +
-          `reconnects=${summary.status.reconnects} connect_errors=${summary.status.connectErrors} ` +
+          `reconnects=${summary.status.reconnects} deferred=${summary.status.deferrals} ` +
+          `connect_errors=${summary.status.connectErrors} ` +
           `reconnect_downtime_ms p50=${summary.reconnectDowntime.p50 ?? '-'} ` +
           `p95=${summary.reconnectDowntime.p95 ?? '-'} max=${summary.reconnectDowntime.max ?? '-'}`,
       );
@@ -495,9 +554,18 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (error instanceof TetherError) {
       err(`tether-agent: ${error.code}: ${error.message}`);
+      if (error.code === 'enrollment.key_single_use') {
+        err(
+          'tether-agent: simulate --count > 1 needs a reusable key: enrollment.createKey({ reusable: true }), or POST /api/v1/enrollment-keys {"reusable":true}',
+        );
+      }
       return 1;
     }
-    if (error instanceof PairingError || error instanceof CredentialsError) {
+    if (
+      error instanceof PairingError ||
+      error instanceof CredentialsError ||
+      error instanceof RefusedError
+    ) {
       err(`tether-agent: ${error.message}`);
       return 1;
     }

@@ -1,6 +1,7 @@
 /**
  * Getting a node identity, over HTTP (public procedures, rate limited per address by the server):
  *  - `enrollWithKey`: operator first — an enrollment key minted by a participant (`device.enroll`);
+ *  - `enrollBatch`: a fleet on one reusable key, up to 500 per call (`device.enrollBatch`);
  *  - `pair`: device first — `pairing.request`, show the code, poll `pairing.claim` until an
  *    operator approves (token), rejects or the request expires.
  * Retryable failures (rate_limited with the server's retryAfterMs, system.unavailable, network)
@@ -8,8 +9,10 @@
  */
 import {
   CONTRACT_VERSION,
+  DEVICE_ENROLL_BATCH_MAX,
   TetherError,
   type Capabilities,
+  type DeviceEnrollBatchInput,
   type DeviceEnrollInput,
   type Labels,
   type Metadata,
@@ -28,6 +31,8 @@ export interface RetryOptions {
   baseMs?: number;
   capMs?: number;
   random?: () => number;
+  /** Called before each wait, with its length and why (e.g. `rate_limited`), to show it. */
+  onWait?: (wait: { waitMs: number; code: string; attempt: number }) => void;
 }
 
 function abortError(signal: AbortSignal): Error {
@@ -59,6 +64,7 @@ async function withRetries<T>(
       // The server's wait plus a little jitter, so a crowd does not return in the same instant.
       const serverWait = retryAfterMs(error);
       const wait = serverWait !== undefined ? serverWait + backoff.next() : backoff.next();
+      retry.onWait?.({ waitMs: wait, code: error.code, attempt });
       if (!(await delay(wait, signal))) throw abortError(signal!);
     }
   }
@@ -109,6 +115,59 @@ export async function enrollWithKey(options: EnrollWithKeyOptions): Promise<Node
     token: enrolled.nodeToken,
     ownerParticipantId: enrolled.ownerParticipantId,
   };
+}
+
+export type BatchNode = Omit<
+  EnrollWithKeyOptions,
+  'url' | 'enrollmentKey' | 'retry' | 'signal' | 'client'
+>;
+
+export interface EnrollBatchOptions {
+  url: string;
+  /** A reusable key (a single-use one enrolls a batch of one at most). */
+  enrollmentKey: string;
+  /** 1–DEVICE_ENROLL_BATCH_MAX (500) nodes. */
+  nodes: readonly BatchNode[];
+  retry?: RetryOptions;
+  signal?: AbortSignal;
+  client?: TetherClient;
+}
+
+/**
+ * `device.enrollBatch`: a fleet on one reusable key in one call, all or none; the credentials
+ * come back in the order of `nodes`. Several nodes on a single-use key →
+ * `enrollment.key_single_use`, nothing enrolled.
+ */
+export async function enrollBatch(options: EnrollBatchOptions): Promise<NodeCredentials[]> {
+  if (options.nodes.length < 1 || options.nodes.length > DEVICE_ENROLL_BATCH_MAX) {
+    throw new RangeError(`enrollBatch: 1–${DEVICE_ENROLL_BATCH_MAX} nodes per call`);
+  }
+  const url = normaliseBaseUrl(options.url);
+  const client = options.client ?? createHttpClient(url);
+  const input: z.input<typeof DeviceEnrollBatchInput> = {
+    enrollmentKey: options.enrollmentKey,
+    nodes: options.nodes.map((node) => ({
+      name: node.name,
+      nodeType: node.nodeType,
+      clientVersion: node.clientVersion ?? CONTRACT_VERSION,
+      ...(node.nodeId !== undefined ? { nodeId: node.nodeId } : {}),
+      ...(node.platform !== undefined ? { platform: node.platform } : {}),
+      ...(node.location !== undefined ? { location: node.location } : {}),
+      ...(node.labels !== undefined ? { labels: node.labels } : {}),
+      ...(node.capabilities !== undefined ? { capabilities: node.capabilities } : {}),
+    })),
+  };
+  const enrolled = await withRetries(
+    () => client.device.enrollBatch.mutate(input, options.signal ? { signal: options.signal } : {}),
+    options.retry,
+    options.signal,
+  );
+  return enrolled.nodes.map((node) => ({
+    url,
+    nodeId: node.nodeId,
+    token: node.nodeToken,
+    ownerParticipantId: node.ownerParticipantId,
+  }));
 }
 
 export interface PairingCodeInfo {

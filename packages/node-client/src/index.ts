@@ -14,8 +14,11 @@ export {
   type TetherNodeSnapshot,
 } from './node.js';
 export {
+  enrollBatch,
   enrollWithKey,
   pair,
+  type BatchNode,
+  type EnrollBatchOptions,
   type EnrollWithKeyOptions,
   type PairOptions,
   type PairingCodeInfo,

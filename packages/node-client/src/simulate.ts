@@ -1,6 +1,7 @@
 /**
  * A load generator: N simulated nodes in one process, each with its own identity (enrolled with
- * one reusable key, node id `sim-<run>-<i>`, or reused from earlier runs), its own token and its
+ * one reusable key in batches of up to 500 — `device.enrollBatch`, decision 0015 — node id
+ * `sim-<run>-<i>`, or reused from earlier runs), its own token and its
  * own WebSocket, attached to one session. Optional churn: random disconnects (dropped sockets →
  * backoff → re-attach) and degraded periods.
  *
@@ -13,9 +14,9 @@
  * when the first and the last node came back, and the spread of their returns.
  */
 import { randomBytes } from 'node:crypto';
-import type { Capabilities } from '@tether/contracts';
+import { DEVICE_ENROLL_BATCH_MAX, type Capabilities } from '@tether/contracts';
 import type { NodeCredentials } from './credentials.js';
-import { enrollWithKey } from './enroll.js';
+import { enrollBatch } from './enroll.js';
 import { toTetherError } from './errors.js';
 import {
   createTetherNode,
@@ -42,7 +43,7 @@ export interface SimulateOptions {
   count: number;
   /** Enrolls the nodes that `identities` does not cover. */
   enrollmentKey?: string;
-  /** Identities from earlier runs (used first, in order): no enrollment, no public-rate limit. */
+  /** Identities from earlier runs (used first, in order): no enrollment at all. */
   identities?: readonly NodeCredentials[];
   /** Called for each newly enrolled identity (e.g. to save it for the next run). */
   onEnrolled?: (credentials: NodeCredentials) => void;
@@ -53,8 +54,15 @@ export interface SimulateOptions {
   nodeType?: string;
   /** Identifies this run in node ids (`sim-<runId>-<i>`). Default 6 random hex characters. */
   runId?: string;
-  /** Parallel enrollments. Default 16. */
-  enrollConcurrency?: number;
+  /**
+   * Nodes per `device.enrollBatch` call (1–500, default 500). Several nodes per call need a
+   * reusable key: a single-use key is refused before anything is enrolled.
+   */
+  enrollBatchSize?: number;
+  /** After each enrolled batch: identities so far (reused included) out of `count`. */
+  onEnrollProgress?: (enrolled: number, total: number) => void;
+  /** Before each wait during enrollment (rate limit, server unavailable): how long and why. */
+  onEnrollWait?: (wait: { waitMs: number; code: string }) => void;
   /** Spread node starts uniformly over this many milliseconds. Default 0 (all at once). */
   rampMs?: number;
   random?: () => number;
@@ -120,7 +128,10 @@ export interface SimStatus {
   /** Online nodes currently reporting `degraded` (churn). */
   degraded: number;
   reconnects: number;
+  /** Connection attempts that failed (admission deferrals not included). */
   connectErrors: number;
+  /** Connection attempts the server deferred (its admission limit: "come back in N ms"). */
+  deferrals: number;
   disconnects: number;
   terminated: number;
 }
@@ -240,6 +251,7 @@ class SimulationImpl implements Simulation {
   #enrolled = 0;
   #reconnects = 0;
   #connectErrors = 0;
+  #deferrals = 0;
   #disconnects = 0;
   #allOnlineAt: number | null = null;
   #stopped = false;
@@ -271,6 +283,7 @@ class SimulationImpl implements Simulation {
       degraded,
       reconnects: this.#reconnects,
       connectErrors: this.#connectErrors,
+      deferrals: this.#deferrals,
       disconnects: this.#disconnects,
       terminated: this.#count('terminated'),
     };
@@ -371,33 +384,50 @@ class SimulationImpl implements Simulation {
     }
     const enrollmentKey = options.enrollmentKey;
     const client = createHttpClient(this.#url);
-    const concurrency = Math.max(1, Math.min(options.enrollConcurrency ?? 16, missing));
-    let next = reused.length;
-    const worker = async (): Promise<void> => {
-      while (!this.#stopped && next < options.count) {
-        const index = next++;
-        const credentials = await enrollWithKey({
-          url: this.#url,
-          client,
-          enrollmentKey,
+    const batchSize = Math.max(
+      1,
+      Math.min(options.enrollBatchSize ?? DEVICE_ENROLL_BATCH_MAX, DEVICE_ENROLL_BATCH_MAX),
+    );
+    options.onEnrollProgress?.(this.#enrolled, options.count);
+    // One batch at a time, all or none each (a single-use key fails the first batch of several
+    // with enrollment.key_single_use, before anything is enrolled); each batch's nodes start as
+    // soon as it lands.
+    for (let first = reused.length; first < options.count && !this.#stopped; first += batchSize) {
+      const indexes = Array.from(
+        { length: Math.min(batchSize, options.count - first) },
+        (_, i) => first + i,
+      );
+      const enrolled = await enrollBatch({
+        url: this.#url,
+        client,
+        enrollmentKey,
+        nodes: indexes.map((index) => ({
           nodeId: `sim-${this.runId}-${index}`,
           name: `simulated node ${index}`,
           nodeType: options.nodeType ?? 'simulated',
           platform: 'tether-agent simulate',
           labels: { 'tether.sim/run': this.runId },
           ...(options.clientVersion !== undefined ? { clientVersion: options.clientVersion } : {}),
-          // Many enrollments from one address meet the public rate limit: wait as told, forever.
-          retry: { attempts: Infinity },
-          ...(options.signal ? { signal: options.signal } : {}),
-        });
+        })),
+        // The public rate limit counts a batch once; should it still be met (other calls from
+        // this address), wait as told, forever, and say so.
+        retry: {
+          attempts: Infinity,
+          ...(options.onEnrollWait
+            ? { onWait: ({ waitMs, code }) => options.onEnrollWait?.({ waitMs, code }) }
+            : {}),
+        },
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      enrolled.forEach((credentials, i) => {
+        const index = indexes[i]!;
         this.#enrolled++;
         options.onEnrolled?.(credentials);
         this.#event({ at: Date.now(), index, nodeId: credentials.nodeId, type: 'enrolled' });
-        if (this.#stopped) return;
-        this.#startNode(index, credentials);
-      }
-    };
-    await Promise.all(Array.from({ length: concurrency }, worker));
+        if (!this.#stopped) this.#startNode(index, credentials);
+      });
+      options.onEnrollProgress?.(this.#enrolled, options.count);
+    }
   }
 
   #startNode(index: number, credentials: NodeCredentials): void {
@@ -425,7 +455,10 @@ class SimulationImpl implements Simulation {
     });
     node.on('connect_failed', (e) => {
       this.#socketOpen.delete(index);
-      this.#connectErrors++;
+      // The server's admission limit deferred the session (it said when to return): a wait,
+      // not an error.
+      if (e.cause.kind === 'open_failed' && e.cause.retryAfterMs !== undefined) this.#deferrals++;
+      else this.#connectErrors++;
       if (this.#emit) {
         const cause = describeCause(e.cause);
         this.#event({ at: e.at, index, nodeId, type: 'connect_failed', attempt: e.attempt, cause });

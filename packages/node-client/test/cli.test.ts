@@ -2,8 +2,10 @@
  * `tether-agent` as a user runs it (a child process through bin/tether-agent.mjs) against a real
  * server: enroll, pair, run, simulate — and what it prints (never a token).
  */
-import { stat } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadCredentials } from '../src/index.js';
 import {
@@ -137,6 +139,108 @@ describe('tether-agent CLI', () => {
     const roster = await admin.runtimenode.roster.query({ sessionId });
     expect(roster.nodes.map((n) => n.state)).toEqual(Array(5).fill('offline'));
     expect(agent.stdout()).not.toContain(enrollmentKey);
+  });
+
+  it('simulate --count 1 000-style: a fleet enrolls in one call under a public limit of 2/min, with enrolled=N/N progress, admission deferrals reported apart from connect errors, and no MaxListenersExceededWarning', async () => {
+    await using server = await startTestServer({
+      // Per-node enrollment would need 30 minutes under this limit; the sockets are admitted
+      // 20 per second, so most are deferred (told when to come back) at first.
+      env: { TETHER_RATE_PUBLIC_PER_MINUTE: '2', TETHER_WS_ADMIT_PER_SECOND: '20' },
+    });
+    const { admin, sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
+    await using agent = spawnAgent(
+      [
+        'simulate',
+        '--url',
+        server.url,
+        '--count',
+        '60',
+        '--session',
+        sessionId,
+        '--interval',
+        '0.2',
+      ],
+      { TETHER_ENROLLMENT_KEY: enrollmentKey },
+    );
+    await agent.waitForOutput(/online=60 /);
+    expect(agent.stdout()).toMatch(/enrolled=60\/60\n/);
+    const found = await admin.node.findOnlineWithCapability.query({
+      capability: 'sim',
+      sessionId,
+      limit: 100,
+    });
+    expect(found.items).toHaveLength(60);
+    agent.child.kill('SIGINT');
+    expect(await agent.exited).toBe(0);
+    const summary = /summary: .* deferred=(\d+) connect_errors=(\d+)/.exec(agent.stdout());
+    expect(summary, agent.stdout()).not.toBeNull();
+    expect(Number(summary![1])).toBeGreaterThan(0);
+    expect(Number(summary![2])).toBe(0);
+    expect(agent.stderr()).not.toContain('MaxListenersExceededWarning');
+  });
+
+  it('simulate --count > 1 with a single-use key is refused before anything is enrolled', async () => {
+    await using server = await startTestServer();
+    const { admin, sessionId } = await seed(server.url, server.adminToken);
+    const single = await admin.enrollment.createKey.mutate({});
+    const run = await runAgent(
+      ['simulate', '--url', server.url, '--count', '3', '--session', sessionId],
+      { TETHER_ENROLLMENT_KEY: single.enrollmentKey },
+    );
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/enrollment\.key_single_use: .*Nothing was enrolled/);
+    expect(run.stderr).toMatch(/needs a reusable key/);
+    expect((await admin.node.list.query({ limit: 10 })).items).toEqual([]);
+    const [key] = (await admin.enrollment.listKeys.query({})).items.filter(
+      (k) => k.keyId === single.keyId,
+    );
+    expect(key).toMatchObject({ state: 'active', useCount: 0 });
+  });
+
+  it('enroll and pair refuse to replace an existing credential file without --force (nothing asked of the server); --force replaces it', async () => {
+    await using server = await startTestServer();
+    const { admin, enrollmentKey } = await seed(server.url, server.adminToken);
+    await using dir = await tempDir();
+    const file = join(dir.path, 'tether-node.json');
+    const env = { TETHER_ENROLLMENT_KEY: enrollmentKey };
+    const first = await runAgent(['enroll', '--url', server.url, '--credentials', file], env);
+    expect(first.code, first.stderr).toBe(0);
+    const before = await readFile(file, 'utf8');
+    const { nodeId } = await loadCredentials(file);
+
+    const enrollAgain = await runAgent(['enroll', '--url', server.url, '--credentials', file], env);
+    expect(enrollAgain.code).toBe(1);
+    expect(enrollAgain.stderr).toContain(
+      `${file} already holds the credentials of node ${nodeId}; pass --force to replace them`,
+    );
+    const pairAgain = await runAgent(['pair', '--url', server.url, '--credentials', file]);
+    expect(pairAgain.code).toBe(1);
+    expect(pairAgain.stderr).toContain('pass --force to replace them');
+    expect(await readFile(file, 'utf8')).toBe(before);
+    expect((await admin.pairing.list.query({})).items).toEqual([]);
+    expect((await admin.node.list.query({ limit: 10 })).items).toHaveLength(1);
+
+    const forced = await runAgent(
+      ['enroll', '--url', server.url, '--credentials', file, '--force'],
+      env,
+    );
+    expect(forced.code, forced.stderr).toBe(0);
+    expect((await loadCredentials(file)).nodeId).not.toBe(nodeId);
+  });
+
+  it('credential files and the server data directory are ignored by git', () => {
+    const root = fileURLToPath(new URL('../../..', import.meta.url));
+    const ignored = execFileSync(
+      'git',
+      [
+        'check-ignore',
+        'tether-node.json',
+        'packages/node-client/tether-node.json',
+        '.tether/first-admin-token',
+      ],
+      { cwd: root, encoding: 'utf8' },
+    );
+    expect(ignored.trim().split('\n')).toHaveLength(3);
   });
 
   it('run with a revoked credential exits 1 and says why; usage errors exit 2', async () => {

@@ -62,3 +62,23 @@ export const DeviceEnrollOutput = z.object({
   nodeToken: TokenString,
   ownerParticipantId: ParticipantId,
 });
+
+/** At most this many node identities per `device.enrollBatch` call. */
+export const DEVICE_ENROLL_BATCH_MAX = 500;
+
+/** One node of a batch: `device.enroll`'s fields without the key. */
+export const DeviceEnrollBatchNode = DeviceEnrollInput.omit({ enrollmentKey: true });
+export type DeviceEnrollBatchNode = z.infer<typeof DeviceEnrollBatchNode>;
+
+/**
+ * `device.enrollBatch`: a fleet (simulated, or provisioned in bulk) enrolled with one reusable
+ * key in one call — all the nodes or none. One public call, however many nodes.
+ */
+export const DeviceEnrollBatchInput = z.strictObject({
+  enrollmentKey: TokenString,
+  nodes: z.array(DeviceEnrollBatchNode).min(1).max(DEVICE_ENROLL_BATCH_MAX),
+});
+export type DeviceEnrollBatchInput = z.infer<typeof DeviceEnrollBatchInput>;
+
+/** In the order of the input's `nodes`. */
+export const DeviceEnrollBatchOutput = z.object({ nodes: z.array(DeviceEnrollOutput) });

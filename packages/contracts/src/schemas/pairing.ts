@@ -49,7 +49,21 @@ export type PairingView = z.infer<typeof PairingView>;
 export const PairingListInput = z.strictObject({ state: PairingState.optional() }).optional();
 export const PairingListOutput = z.object({ items: z.array(PairingView) });
 
-export const PairingDecisionInput = z.strictObject({ requestId: z.uuid() });
+/**
+ * The short code a device shows (`K7QF-2M9D`). People type it, so case does not matter and the
+ * dash may be left out or be a space; the server compares the normalised form.
+ */
+export const PairingCode = z.string().regex(/^[A-Za-z0-9]{4}[- ]?[A-Za-z0-9]{4}$/, {
+  message: 'A pairing code looks like K7QF-2M9D (8 letters/digits, dash optional).',
+});
+
+/** Which request to decide: exactly one of its id or the code its device shows. */
+export const PairingDecisionInput = z
+  .strictObject({ requestId: z.uuid().optional(), pairingCode: PairingCode.optional() })
+  .refine((v) => (v.requestId === undefined) !== (v.pairingCode === undefined), {
+    message: 'Give exactly one of requestId or pairingCode.',
+  });
+export type PairingDecisionInput = z.infer<typeof PairingDecisionInput>;
 export const PairingDecisionOutput = z.object({ requestId: z.uuid(), state: PairingState });
 
 export const PairingClaimInput = z.strictObject({ requestId: z.uuid(), claimSecret: ClaimSecret });

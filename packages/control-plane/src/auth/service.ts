@@ -441,3 +441,37 @@ export async function ensureBootstrapAdmin(
     return { participantId, created: true };
   });
 }
+
+/** The participant a fresh server creates when nobody can sign in (see ensureFirstAdmin). */
+export const FIRST_ADMIN_NAME = 'admin';
+
+/**
+ * First start: when no active admin participant exists, create one (`admin`) with a token and
+ * hand the token to `deliver` (the server writes it to a file) before the transaction commits,
+ * so a token that could not be delivered never exists. Serialised by an advisory lock, so
+ * replicas starting together create one admin. Returns null when an active admin existed.
+ */
+export async function ensureFirstAdmin(
+  db: Db,
+  deliver: (token: string) => Promise<void>,
+): Promise<{ participantId: ParticipantId; tokenId: string } | null> {
+  return db.tx(async (sql) => {
+    await sql.query(`SELECT pg_advisory_xact_lock(hashtext('tether.first_admin'))`);
+    const { rows: admins } = await sql.query(
+      `SELECT 1 FROM participants WHERE role = 'admin' AND disabled_at IS NULL LIMIT 1`,
+    );
+    if (admins.length > 0) return null;
+    const { rows } = await sql.query<{ id: string }>(
+      `INSERT INTO participants (name, role) VALUES ($1, 'admin') RETURNING id`,
+      [FIRST_ADMIN_NAME],
+    );
+    const participantId = rows[0]!.id as ParticipantId;
+    const token = generateToken('tpt_');
+    const { rows: issued } = await sql.query<{ id: string }>(
+      `INSERT INTO api_tokens (participant_id, token_hash, name) VALUES ($1, $2, $3) RETURNING id`,
+      [participantId, hashToken(token), 'first admin (written to first-admin-token)'],
+    );
+    await deliver(token);
+    return { participantId, tokenId: issued[0]!.id };
+  });
+}

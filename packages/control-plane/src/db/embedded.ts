@@ -87,6 +87,20 @@ export class EmbeddedPostgresAccessError extends EmbeddedPostgresError {
   override readonly name = 'EmbeddedPostgresAccessError';
 }
 
+/** Another live process (a running server, or a command) owns the data directory. */
+export class EmbeddedPostgresInUseError extends EmbeddedPostgresError {
+  override readonly name = 'EmbeddedPostgresInUseError';
+  constructor(
+    readonly dataDir: string,
+    readonly pid: number,
+    readonly lockFile: string,
+  ) {
+    super(
+      `Embedded PostgreSQL: ${dataDir} is in use by process ${pid} (a running Tether server or command); stop it first (or remove ${lockFile} if that process is not Tether).`,
+    );
+  }
+}
+
 export class EmbeddedPostgresPortInUseError extends EmbeddedPostgresError {
   override readonly name = 'EmbeddedPostgresPortInUseError';
   constructor(readonly port: number) {
@@ -473,6 +487,53 @@ BEGIN
 END
 $$`;
 
+// --- another process's cluster --------------------------------------------------------------
+
+/**
+ * The connection string of `role` on the embedded PostgreSQL that another process (the running
+ * server) runs on `dataDir`: the port and the role's password are in `<dataDir>.json`, and a
+ * login is tried before answering. Throws EmbeddedPostgresError saying what is missing.
+ */
+export async function runningClusterUrl(
+  dataDir: string,
+  database: string,
+  role: string,
+): Promise<string> {
+  const stateFile = `${resolve(dataDir)}.json`;
+  let text: string;
+  try {
+    text = await readFile(stateFile, 'utf8');
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    throw new EmbeddedPostgresError(
+      code === 'EACCES'
+        ? `cannot read ${stateFile} (run this command as the user who runs the server)`
+        : `cannot read ${stateFile}: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+  let state: State;
+  try {
+    state = StateSchema.parse(JSON.parse(text));
+  } catch {
+    throw new EmbeddedPostgresError(`${stateFile} is not valid JSON of the expected shape`);
+  }
+  const password = state.rolePasswords[role];
+  if (state.port === undefined || password === undefined) {
+    throw new EmbeddedPostgresError(
+      `${stateFile} records no port or no password for the role "${role}" yet (the server may still be starting; try again)`,
+    );
+  }
+  const url = urlOf(role, password, state.port, database);
+  try {
+    await withClient(url, () => Promise.resolve());
+  } catch (error) {
+    throw new EmbeddedPostgresError(
+      `could not log in to it at 127.0.0.1:${state.port}: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+  return url;
+}
+
 // --- start ----------------------------------------------------------------------------------
 
 export async function startEmbeddedPostgres(
@@ -496,9 +557,7 @@ export async function startEmbeddedPostgres(
     lock = await acquireOwnerLock(lockFile);
   } catch (error) {
     if (error instanceof DataDirInUseError) {
-      throw new EmbeddedPostgresError(
-        `Embedded PostgreSQL: ${dataDir} is in use by process ${error.pid} (a running Tether server or command); stop it first (or remove ${lockFile} if that process is not Tether).`,
-      );
+      throw new EmbeddedPostgresInUseError(dataDir, error.pid, lockFile);
     }
     throw error;
   }

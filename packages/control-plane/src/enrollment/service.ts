@@ -1,7 +1,8 @@
 /**
  * Enrollment keys (operator first: the operator makes a key, the device uses it). A participant mints a key (`tek_` + 256 random
  * bits, stored only as its SHA-256); a device presents it to `device.enroll` and receives a node
- * identity owned by the key's creator. Invariants:
+ * identity owned by the key's creator — or, for a fleet, many at once (`device.enrollBatch`, one
+ * reusable key, all or none). Invariants:
  *  - the key is locked (FOR UPDATE) for the whole enrollment, so a single-use key yields exactly
  *    one node however many enrolls race for it;
  *  - key use, node row, `offline` presence row and the `node.enrolled` event commit together or
@@ -18,6 +19,8 @@ import {
   PAGE_LIMIT_MAX,
   TetherError,
   fleetEvent,
+  type DeviceEnrollBatchInput,
+  type DeviceEnrollBatchNode,
   type DeviceEnrollInput,
   type EnrollmentKeyView,
   type NodeId,
@@ -27,7 +30,7 @@ import { z } from 'zod';
 import type { ParticipantPrincipal } from '../auth/principal.js';
 import { isAdmin } from '../auth/principal.js';
 import { generateToken, hashToken } from '../auth/tokens.js';
-import type { Db } from '../db/pool.js';
+import type { Db, Sql } from '../db/pool.js';
 import { parseRow } from '../db/rows.js';
 import { appendEvent } from '../events/append.js';
 import {
@@ -170,6 +173,7 @@ const LockedKeyRow = z.object({
   created_by: z.string(),
   creator_role: z.enum(['admin', 'member']),
   labels: z.record(z.string(), z.string()),
+  reusable: z.boolean(),
   state: z.enum(['active', 'spent', 'expired', 'revoked']),
 });
 
@@ -177,6 +181,80 @@ export interface EnrolledNode {
   nodeId: NodeId;
   nodeToken: string;
   ownerParticipantId: ParticipantId;
+}
+
+type LockedKey = z.infer<typeof LockedKeyRow>;
+
+/**
+ * Locks the key for the rest of the transaction and checks that it may be used. FOR UPDATE
+ * serialises every use of a key: a racing enroll waits here, then re-reads the committed
+ * use_count and sees the key spent.
+ */
+async function lockUsableKey(sql: Sql, enrollmentKey: string): Promise<LockedKey> {
+  const { rows } = await sql.query(
+    `SELECT k.id, k.created_by, p.role AS creator_role, k.labels, k.reusable, ${KEY_STATE_SQL} AS state
+       FROM enrollment_keys k JOIN participants p ON p.id = k.created_by
+      WHERE k.key_hash = $1
+        FOR UPDATE OF k`,
+    [hashToken(enrollmentKey)],
+  );
+  if (!rows[0]) throw new TetherError('enrollment.key_invalid', 'The enrollment key is unknown.');
+  const key = parseRow(LockedKeyRow, rows[0], 'enrollment key');
+  switch (key.state) {
+    case 'revoked':
+      throw new TetherError('enrollment.key_revoked', 'The enrollment key was revoked.');
+    case 'spent':
+      throw new TetherError(
+        'enrollment.key_spent',
+        'The single-use enrollment key was already used.',
+      );
+    case 'expired':
+      throw new TetherError('enrollment.key_expired', 'The enrollment key has expired.');
+    case 'active':
+      return key;
+  }
+}
+
+/** One node on a locked key: node + `offline` presence + `node.enrolled`, in the caller's tx. */
+async function enrollOne(
+  sql: Sql,
+  key: LockedKey,
+  input: DeviceEnrollBatchNode,
+  policy: NodeIdPolicy,
+): Promise<EnrolledNode> {
+  assertMayNameNodeId(key.creator_role, input.nodeId, policy);
+  const nodeToken = generateToken('tnd_');
+  const node = await insertNode(sql, {
+    nodeId: input.nodeId,
+    ownerParticipantId: key.created_by as ParticipantId,
+    name: input.name,
+    nodeType: input.nodeType,
+    platform: input.platform,
+    location: input.location,
+    labels: { ...key.labels, ...input.labels },
+    capabilities: input.capabilities,
+    clientVersion: input.clientVersion,
+    tokenHash: hashToken(nodeToken),
+  });
+  await appendEvent(
+    sql,
+    fleetEvent('node.enrolled', {
+      via: 'enrollment_key',
+      keyId: key.id,
+      ownerParticipantId: node.ownerParticipantId,
+      name: input.name,
+      nodeType: input.nodeType,
+    }),
+    { nodeId: node.nodeId },
+  );
+  return { nodeId: node.nodeId, nodeToken, ownerParticipantId: node.ownerParticipantId };
+}
+
+async function countUses(sql: Sql, keyId: string, uses: number): Promise<void> {
+  await sql.query(
+    `UPDATE enrollment_keys SET use_count = use_count + $2, last_used_at = now() WHERE id = $1`,
+    [keyId, uses],
+  );
 }
 
 /**
@@ -191,62 +269,40 @@ export async function enroll(
   input: DeviceEnrollInput,
   policy: NodeIdPolicy = ADMINS_NAME_NODE_IDS,
 ): Promise<EnrolledNode> {
-  const keyHash = hashToken(input.enrollmentKey);
-  const nodeToken = generateToken('tnd_');
+  const { enrollmentKey, ...node } = input;
   return db.tx(async (sql) => {
-    // FOR UPDATE serialises every use of this key: a racing enroll waits here, then re-reads
-    // the committed use_count and sees the key spent.
-    const { rows } = await sql.query(
-      `SELECT k.id, k.created_by, p.role AS creator_role, k.labels, ${KEY_STATE_SQL} AS state
-         FROM enrollment_keys k JOIN participants p ON p.id = k.created_by
-        WHERE k.key_hash = $1
-          FOR UPDATE OF k`,
-      [keyHash],
-    );
-    if (!rows[0]) throw new TetherError('enrollment.key_invalid', 'The enrollment key is unknown.');
-    const key = parseRow(LockedKeyRow, rows[0], 'enrollment key');
-    switch (key.state) {
-      case 'revoked':
-        throw new TetherError('enrollment.key_revoked', 'The enrollment key was revoked.');
-      case 'spent':
-        throw new TetherError(
-          'enrollment.key_spent',
-          'The single-use enrollment key was already used.',
-        );
-      case 'expired':
-        throw new TetherError('enrollment.key_expired', 'The enrollment key has expired.');
-      case 'active':
-        break;
-    }
-    assertMayNameNodeId(key.creator_role, input.nodeId, policy);
+    const key = await lockUsableKey(sql, enrollmentKey);
+    const enrolled = await enrollOne(sql, key, node, policy);
+    await countUses(sql, key.id, 1);
+    return enrolled;
+  });
+}
 
-    const node = await insertNode(sql, {
-      nodeId: input.nodeId,
-      ownerParticipantId: key.created_by as ParticipantId,
-      name: input.name,
-      nodeType: input.nodeType,
-      platform: input.platform,
-      location: input.location,
-      labels: { ...key.labels, ...input.labels },
-      capabilities: input.capabilities,
-      clientVersion: input.clientVersion,
-      tokenHash: hashToken(nodeToken),
-    });
-    await sql.query(
-      `UPDATE enrollment_keys SET use_count = use_count + 1, last_used_at = now() WHERE id = $1`,
-      [key.id],
-    );
-    await appendEvent(
-      sql,
-      fleetEvent('node.enrolled', {
-        via: 'enrollment_key',
-        keyId: key.id,
-        ownerParticipantId: node.ownerParticipantId,
-        name: input.name,
-        nodeType: input.nodeType,
-      }),
-      { nodeId: node.nodeId },
-    );
-    return { nodeId: node.nodeId, nodeToken, ownerParticipantId: node.ownerParticipantId };
+/**
+ * `device.enrollBatch`: public, gated by the key; up to DEVICE_ENROLL_BATCH_MAX nodes in one
+ * transaction — all or none (a taken or refused node id anywhere rolls back the batch). More
+ * than one node needs a reusable key (`enrollment.key_single_use`, nothing enrolled). Each node
+ * is enrolled exactly as `device.enroll` would, with its own `node.enrolled` event; the key's
+ * use count grows by the batch size. The public rate limit counts the call once: this is the
+ * path for fleets (decision 0015).
+ */
+export async function enrollBatch(
+  db: Db,
+  input: DeviceEnrollBatchInput,
+  policy: NodeIdPolicy = ADMINS_NAME_NODE_IDS,
+): Promise<{ nodes: EnrolledNode[] }> {
+  return db.tx(async (sql) => {
+    const key = await lockUsableKey(sql, input.enrollmentKey);
+    if (!key.reusable && input.nodes.length > 1) {
+      throw new TetherError(
+        'enrollment.key_single_use',
+        `A batch of ${input.nodes.length} nodes needs a reusable enrollment key; this one is single-use. Nothing was enrolled.`,
+        { nodes: input.nodes.length },
+      );
+    }
+    const nodes: EnrolledNode[] = [];
+    for (const node of input.nodes) nodes.push(await enrollOne(sql, key, node, policy));
+    await countUses(sql, key.id, nodes.length);
+    return { nodes };
   });
 }

@@ -289,6 +289,50 @@ async function lockForDecision(sql: Sql, requestId: string): Promise<Outcome<Loc
   return { ok: true, value: row };
 }
 
+/** `k7qf 2m9d` → `K7QF-2M9D`: the stored form of a code a person typed. */
+export function normalizePairingCode(code: string): string {
+  const bare = code.replace(/[^A-Za-z0-9]/g, '').toUpperCase();
+  return `${bare.slice(0, 4)}-${bare.slice(4)}`;
+}
+
+/** Which request a decision names: its id, or the code its device shows (exactly one). */
+export interface PairingTarget {
+  requestId?: string | undefined;
+  pairingCode?: string | undefined;
+}
+
+/**
+ * The request id a decision means. By code: the (stored) pending request with that code — the
+ * partial unique index makes it at most one; a stale one is then reported expired by
+ * lockForDecision. With no pending request, a code used by exactly one past request names it
+ * (so the answer is its state: not_pending / expired); used by several → pairing.code_ambiguous;
+ * never used → pairing.not_found.
+ */
+async function resolveTarget(sql: Sql, target: PairingTarget): Promise<string> {
+  if (target.requestId !== undefined && target.pairingCode === undefined) return target.requestId;
+  if (target.pairingCode === undefined || target.requestId !== undefined) {
+    throw new TetherError('request.invalid', 'Give exactly one of requestId or pairingCode.');
+  }
+  const code = normalizePairingCode(target.pairingCode);
+  const { rows } = await sql.query<{ id: string; pending: boolean }>(
+    `SELECT id, state = 'pending' AS pending FROM pairing_requests
+      WHERE pairing_code = $1
+      ORDER BY (state = 'pending') DESC, created_at DESC
+      LIMIT 2`,
+    [code],
+  );
+  const first = rows[0];
+  if (!first) {
+    throw new TetherError('pairing.not_found', `No pairing request has the code ${code}.`);
+  }
+  if (first.pending || rows.length === 1) return first.id;
+  throw new TetherError(
+    'pairing.code_ambiguous',
+    `No pending pairing request has the code ${code}, and several past ones did; decide by requestId.`,
+    { pairingCode: code },
+  );
+}
+
 export interface PairingDecision {
   requestId: string;
   state: 'approved' | 'rejected';
@@ -300,16 +344,17 @@ export interface PairingDecision {
  * the claim. A request that names a node id can be approved only by an admin (or by anyone under
  * a policy that lets members name ids): otherwise node.id_not_allowed, whether or not the id is
  * taken, so an approver never learns of nodes they cannot see. A named id that is taken →
- * node.id_taken. Either way the request stays pending.
+ * node.id_taken. Either way the request stays pending. The request is named by its id or by the
+ * code its device shows (resolveTarget).
  */
 export async function approveRequest(
   db: Db,
   actor: ParticipantPrincipal,
-  input: { requestId: string },
+  input: PairingTarget,
   policy: NodeIdPolicy = ADMINS_NAME_NODE_IDS,
 ): Promise<PairingDecision> {
   const outcome = await db.tx(async (sql): Promise<Outcome<PairingDecision>> => {
-    const locked = await lockForDecision(sql, input.requestId);
+    const locked = await lockForDecision(sql, await resolveTarget(sql, input));
     if (!locked.ok) return locked;
     const row = locked.value;
     assertMayNameNodeId(actor.role, row.requested_node_id, policy);
@@ -352,14 +397,14 @@ export async function approveRequest(
   return outcome.value;
 }
 
-/** `pairing.reject`: any participant; same preconditions as approval. */
+/** `pairing.reject`: any participant; same preconditions (and target) as approval. */
 export async function rejectRequest(
   db: Db,
   actor: ParticipantPrincipal,
-  input: { requestId: string },
+  input: PairingTarget,
 ): Promise<PairingDecision> {
   const outcome = await db.tx(async (sql): Promise<Outcome<PairingDecision>> => {
-    const locked = await lockForDecision(sql, input.requestId);
+    const locked = await lockForDecision(sql, await resolveTarget(sql, input));
     if (!locked.ok) return locked;
     const row = locked.value;
     await sql.query(

@@ -227,7 +227,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
   return {
     ...config,
     databaseUrl: database,
-    bootstrapToken: config.bootstrapToken ? '***' : undefined,
-    metricsToken: config.metricsToken ? '***' : undefined,
+    // Unset secrets are shown as null (never as a redaction of something that is not there).
+    bootstrapToken: config.bootstrapToken ? '***' : null,
+    metricsToken: config.metricsToken ? '***' : null,
   };
 }

@@ -1,7 +1,10 @@
 /** Which PostgreSQL the server uses: DATABASE_URL, else an embedded one under the data dir. */
 import { join } from 'node:path';
 import {
+  EmbeddedPostgresError,
+  EmbeddedPostgresInUseError,
   EmbeddedPostgresPortInUseError,
+  runningClusterUrl,
   startEmbeddedPostgres,
   type RunningEmbeddedPostgres,
 } from '../db/embedded.js';
@@ -57,4 +60,35 @@ export async function openDatabase(
   }
   events.ready?.({ dataDir, port: embedded.port });
   return { url, embedded, close: () => embedded.stop() };
+}
+
+/**
+ * For one-shot commands (`tether-server token create`, `migrate`, `pairing …`): like
+ * openDatabase, but when a running server owns the embedded PostgreSQL, its database is used
+ * through the port and credentials the server recorded in the data directory (`pg.json`). When
+ * that fails too, the error says what to do.
+ */
+export async function openDatabaseForCommand(
+  config: Config,
+  events: DatabaseEvents & { attached?: (detail: { pid: number; dataDir: string }) => void } = {},
+): Promise<OpenedDatabase> {
+  try {
+    return await openDatabase(config, events);
+  } catch (error) {
+    if (!(error instanceof EmbeddedPostgresInUseError)) throw error;
+    let url: string;
+    try {
+      url = await runningClusterUrl(error.dataDir, DATABASE_NAME, DATABASE_ROLE);
+    } catch (reason) {
+      throw new EmbeddedPostgresError(
+        [
+          `The Tether server (process ${error.pid}) runs the embedded PostgreSQL in ${error.dataDir}, and this command could not use its database: ${reason instanceof Error ? reason.message : String(reason)}.`,
+          'Either stop the server (Ctrl-C) and run the command again, or run it with DATABASE_URL set to the database the server uses.',
+          `(If process ${error.pid} is not a Tether server, remove ${error.lockFile}.)`,
+        ].join('\n'),
+      );
+    }
+    events.attached?.({ pid: error.pid, dataDir: error.dataDir });
+    return { url, embedded: null, close: () => Promise.resolve() };
+  }
 }

@@ -22,12 +22,19 @@ export const REDACT_PATHS = [
   '*.connectionParams',
 ];
 
+/** The censor: a set value becomes "[redacted]"; an unset one (undefined, null) is left alone. */
+export function redactSet(value: unknown): unknown {
+  return value === undefined || value === null ? value : '[redacted]';
+}
+
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
   return pino(
     {
       level,
       base: { service: 'tether' },
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      // A secret that is not set stays as it is (absent or null): "[redacted]" would claim there
+      // is one.
+      redact: { paths: REDACT_PATHS, censor: redactSet },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     destination ?? process.stdout,

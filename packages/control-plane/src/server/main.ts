@@ -1,6 +1,6 @@
 /**
  * Wires everything: PostgreSQL (external or embedded), migrations under their advisory lock,
- * the bootstrap admin, services, the feed hub and the replica's LISTEN connection, the host,
+ * the bootstrap admin (or, with none, a first admin whose token goes to a file), services, the feed hub and the replica's LISTEN connection, the host,
  * the maintenance loop (sweep, retention) and graceful shutdown.
  * Shutdown order: readiness fails → WS clients told to reconnect → no new connections →
  * subscriptions end → nothing more read from WebSockets, buffered beats written → nodes still
@@ -29,6 +29,7 @@ import { joinCluster, type Cluster } from './cluster.js';
 import { PresenceBindings } from './presence-bindings.js';
 import { createRateLimiter } from '../limits/rate-limit.js';
 import { Sweeper } from './sweeper.js';
+import { createFirstAdmin, firstAdminMessage, type FirstAdmin } from './first-admin.js';
 
 export const SERVER_VERSION: string = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -60,6 +61,11 @@ function urlHost(host: string): string {
 
 export interface StartOptions {
   logger?: Logger;
+  /**
+   * With no TETHER_BOOTSTRAP_TOKEN and no active admin, create the admin `admin` and write its
+   * token to `<data dir>/first-admin-token` (default true; in-process test servers opt out).
+   */
+  firstAdmin?: boolean;
 }
 
 export async function startTether(
@@ -76,6 +82,7 @@ export async function startTether(
   });
   const databaseUrl = opened.url;
   let db: Db | undefined;
+  let firstAdmin: FirstAdmin | null = null;
   try {
     const migrated = await runMigrations(databaseUrl);
     if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'migrations applied');
@@ -92,6 +99,9 @@ export async function startTether(
         { participantId: admin.participantId, created: admin.created },
         'bootstrap admin ensured',
       );
+    }
+    if (!config.bootstrapToken && options.firstAdmin !== false) {
+      firstAdmin = await createFirstAdmin(db, config.dataDir, log);
     }
   } catch (error) {
     await db?.close();
@@ -250,6 +260,12 @@ export async function startTether(
     metricsServer && config.metricsListen
       ? `http://${urlHost(config.metricsListen.host)}:${(metricsServer.address() as AddressInfo).port}`
       : null;
+  if (firstAdmin) {
+    log.info(
+      { participantId: firstAdmin.participantId, tokenFile: firstAdmin.tokenFile },
+      firstAdminMessage(firstAdmin, url),
+    );
+  }
   log.info({ url, trpc: `${url}/trpc`, metrics: metricsUrl ?? undefined }, 'tether listening');
 
   let stopping: Promise<void> | undefined;

@@ -496,3 +496,90 @@ describe('device.enroll', () => {
     expect(logs).not.toContain(enrolled.data.nodeToken.slice(4));
   });
 });
+
+describe('device.enrollBatch (a fleet on one reusable key)', () => {
+  const fleet = (n: number, extra: (i: number) => Record<string, unknown> = () => ({})) =>
+    Array.from({ length: n }, (_, i) => ({ name: `fleet ${i}`, nodeType: 'sim', ...extra(i) }));
+
+  function enrollBatch(server: TestServer, enrollmentKey: string, nodes: unknown[]) {
+    return mutate<{ nodes: Enrolled[] }>(server.url, 'device.enrollBatch', {
+      enrollmentKey,
+      nodes,
+    });
+  }
+
+  async function nodeCount(server: TestServer): Promise<number> {
+    const { rows } = await server.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM nodes`);
+    return rows[0]!.n;
+  }
+
+  it('enrolls every node in order, owned by the key creator, each token working; the key counts every use and each node has its node.enrolled event', async () => {
+    await using server = await startTestServer();
+    const key = await createKey(server, server.adminToken, { reusable: true });
+    const batch = await enrollBatch(
+      server,
+      key.enrollmentKey,
+      fleet(3, (i) => ({ nodeId: `fleet-${i}` })),
+    );
+    expect(batch.status, batch.raw).toBe(200);
+    expect(batch.data.nodes.map((n) => n.nodeId)).toEqual(['fleet-0', 'fleet-1', 'fleet-2']);
+    for (const node of batch.data.nodes) {
+      expect(node.ownerParticipantId).toBe(server.adminParticipantId);
+      expect((await heartbeat(server, node)).status).toBe(200);
+    }
+    expect((await keyRow(server, key.keyId)).use_count).toBe(3);
+    const { rows } = await server.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM fleet_events WHERE type = 'node.enrolled'`,
+    );
+    expect(rows[0]!.n).toBe(3);
+  });
+
+  it('several nodes on a single-use key → enrollment.key_single_use (409); nothing enrolled, the key unused', async () => {
+    await using server = await startTestServer();
+    const key = await createKey(server, server.adminToken);
+    const refused = await enrollBatch(server, key.enrollmentKey, fleet(2));
+    expect(refused.status).toBe(409);
+    expect(errorCode(refused)).toBe('enrollment.key_single_use');
+    expect(await nodeCount(server)).toBe(0);
+    expect((await keyRow(server, key.keyId)).use_count).toBe(0);
+    // One node is fine: the key is then spent, as with device.enroll.
+    expect((await enrollBatch(server, key.enrollmentKey, fleet(1))).status).toBe(200);
+    expect(errorCode(await enrollBatch(server, key.enrollmentKey, fleet(1)))).toBe(
+      'enrollment.key_spent',
+    );
+  });
+
+  it('all or none: a taken node id in the batch → node.id_taken and no node of the batch exists', async () => {
+    await using server = await startTestServer();
+    const key = await createKey(server, server.adminToken, { reusable: true });
+    expect((await enroll(server, key.enrollmentKey, { nodeId: 'taken' })).status).toBe(200);
+    const batch = await enrollBatch(
+      server,
+      key.enrollmentKey,
+      fleet(3, (i) => ({ nodeId: i === 2 ? 'taken' : `fresh-${i}` })),
+    );
+    expect(errorCode(batch)).toBe('node.id_taken');
+    expect(await nodeCount(server)).toBe(1);
+    expect((await keyRow(server, key.keyId)).use_count).toBe(1);
+  });
+
+  it('the public rate limit counts a batch once: 2 calls of 200 nodes pass a limit of 2 per minute, the 3rd call → rate_limited', async () => {
+    await using server = await startTestServer({ env: { TETHER_RATE_PUBLIC_PER_MINUTE: '2' } });
+    const key = await createKey(server, server.adminToken, { reusable: true });
+    for (let i = 0; i < 2; i++) {
+      const batch = await enrollBatch(server, key.enrollmentKey, fleet(200));
+      expect(batch.status, batch.raw).toBe(200);
+      expect(batch.data.nodes).toHaveLength(200);
+    }
+    expect(errorCode(await enrollBatch(server, key.enrollmentKey, fleet(1)))).toBe('rate_limited');
+    expect(await nodeCount(server)).toBe(400);
+  });
+
+  it('at most 500 nodes per call → request.invalid (400)', async () => {
+    await using server = await startTestServer();
+    const key = await createKey(server, server.adminToken, { reusable: true });
+    const tooMany = await enrollBatch(server, key.enrollmentKey, fleet(501));
+    expect(tooMany.status).toBe(400);
+    expect(errorCode(tooMany)).toBe('request.invalid');
+  });
+});

@@ -28,7 +28,7 @@ async function enrollmentKey(server: TestServer, body: object = {}) {
 }
 
 async function pairingRequest(server: TestServer) {
-  const r = await mutate<{ requestId: string; claimSecret: string }>(
+  const r = await mutate<{ requestId: string; claimSecret: string; pairingCode: string }>(
     server.url,
     'pairing.request',
     { name: 'dev', nodeType: 'desktop' },
@@ -117,6 +117,11 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
     await mutate(s.url, 'enrollment.revokeKey', { keyId: key.keyId }, { token: s.adminToken });
     return mutate(s.url, 'device.enroll', enrollBody(key.enrollmentKey));
   },
+  'enrollment.key_single_use': async (s) => {
+    const key = await enrollmentKey(s);
+    const nodes = [0, 1].map((i) => ({ name: `fleet ${i}`, nodeType: 'daemon' }));
+    return mutate(s.url, 'device.enrollBatch', { enrollmentKey: key.enrollmentKey, nodes });
+  },
   'enrollment.key_not_found': (s) =>
     mutate(s.url, 'enrollment.revokeKey', { keyId: UNKNOWN_UUID }, { token: s.adminToken }),
   'pairing.not_found': (s) =>
@@ -133,6 +138,19 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
     const req = await pairingRequest(s);
     await mutate(s.url, 'pairing.reject', { requestId: req.requestId }, { token: s.adminToken });
     return mutate(s.url, 'pairing.approve', { requestId: req.requestId }, { token: s.adminToken });
+  },
+  'pairing.code_ambiguous': async (s) => {
+    // Two decided requests that drew the same code (codes are unique only while pending).
+    const options = { token: s.adminToken };
+    const first = await pairingRequest(s);
+    const second = await pairingRequest(s);
+    await mutate(s.url, 'pairing.reject', { requestId: first.requestId }, options);
+    await mutate(s.url, 'pairing.reject', { requestId: second.requestId }, options);
+    await s.db.query(`UPDATE pairing_requests SET pairing_code = $1 WHERE id = $2`, [
+      first.pairingCode,
+      second.requestId,
+    ]);
+    return mutate(s.url, 'pairing.approve', { pairingCode: first.pairingCode }, options);
   },
   'events.cursor_expired': (s) =>
     query(s.url, 'fleet.list', { afterId: '999999999' }, { token: s.adminToken }),

@@ -262,6 +262,100 @@ describe('pairing: the happy path', () => {
   });
 });
 
+function decideBy(
+  server: TestServer,
+  token: string,
+  verb: 'approve' | 'reject',
+  target: Record<string, unknown>,
+) {
+  return mutate<{ requestId: string; state: string }>(server.url, `pairing.${verb}`, target, {
+    token,
+  });
+}
+
+describe('pairing: decide by the code the device shows', () => {
+  it('approve { pairingCode } approves that request (case and dash do not matter); the daemon claims its token', async () => {
+    await using server = await startTestServer();
+    const other = await requestOk(server);
+    const requested = await requestOk(server, { nodeId: 'by-code' });
+    const typed = requested.pairingCode.toLowerCase().replace('-', '');
+    const approved = await decideBy(server, server.adminToken, 'approve', { pairingCode: typed });
+    expect(approved.status, approved.raw).toBe(200);
+    expect(approved.data).toEqual({ requestId: requested.requestId, state: 'approved' });
+    expect(await storedState(server, other.requestId)).toBe('pending');
+    const claimed = await claim(server, requested.requestId, requested.claimSecret);
+    expect(claimed.data).toMatchObject({ state: 'approved', nodeId: 'by-code' });
+  });
+
+  it('reject { pairingCode } rejects that request', async () => {
+    await using server = await startTestServer();
+    const requested = await requestOk(server);
+    const rejected = await decideBy(server, server.adminToken, 'reject', {
+      pairingCode: requested.pairingCode,
+    });
+    expect(rejected.status, rejected.raw).toBe(200);
+    expect(rejected.data).toEqual({ requestId: requested.requestId, state: 'rejected' });
+  });
+
+  it('a code no request has → pairing.not_found (404); a decided one → pairing.not_pending (409)', async () => {
+    await using server = await startTestServer();
+    const requested = await requestOk(server);
+    let unknown = 'ZZZZ-ZZZZ';
+    while (unknown === requested.pairingCode) unknown = 'YYYY-YYYY';
+    const missing = await decideBy(server, server.adminToken, 'approve', { pairingCode: unknown });
+    expect(missing.status).toBe(404);
+    expect(errorCode(missing)).toBe('pairing.not_found');
+    await decideBy(server, server.adminToken, 'reject', { pairingCode: requested.pairingCode });
+    const again = await decideBy(server, server.adminToken, 'approve', {
+      pairingCode: requested.pairingCode,
+    });
+    expect(again.status).toBe(409);
+    expect(errorCode(again)).toBe('pairing.not_pending');
+  });
+
+  it('a code several past requests drew, none pending → pairing.code_ambiguous (409); a pending one with it wins', async () => {
+    await using server = await startTestServer();
+    const first = await requestOk(server);
+    const second = await requestOk(server);
+    await decide(server, server.adminToken, 'reject', first.requestId);
+    await decide(server, server.adminToken, 'reject', second.requestId);
+    await server.db.query(`UPDATE pairing_requests SET pairing_code = $1 WHERE id = $2`, [
+      first.pairingCode,
+      second.requestId,
+    ]);
+    const ambiguous = await decideBy(server, server.adminToken, 'approve', {
+      pairingCode: first.pairingCode,
+    });
+    expect(ambiguous.status).toBe(409);
+    expect(errorCode(ambiguous)).toBe('pairing.code_ambiguous');
+    const third = await requestOk(server);
+    await server.db.query(`UPDATE pairing_requests SET pairing_code = $1 WHERE id = $2`, [
+      first.pairingCode,
+      third.requestId,
+    ]);
+    const approved = await decideBy(server, server.adminToken, 'approve', {
+      pairingCode: first.pairingCode,
+    });
+    expect(approved.status, approved.raw).toBe(200);
+    expect(approved.data.requestId).toBe(third.requestId);
+  });
+
+  it('exactly one of requestId and pairingCode: both, neither or a malformed code → request.invalid (400)', async () => {
+    await using server = await startTestServer();
+    const requested = await requestOk(server);
+    for (const target of [
+      { requestId: requested.requestId, pairingCode: requested.pairingCode },
+      {},
+      { pairingCode: 'not a code' },
+    ]) {
+      const bad = await decideBy(server, server.adminToken, 'approve', target);
+      expect(bad.status, JSON.stringify(target)).toBe(400);
+      expect(errorCode(bad)).toBe('request.invalid');
+    }
+    expect(await storedState(server, requested.requestId)).toBe('pending');
+  });
+});
+
 describe('pairing: decisions', () => {
   it('reject → claim answers rejected with no token, and no node is created', async () => {
     await using server = await startTestServer();

@@ -52,7 +52,7 @@ async function enrollmentKey(s: TestServer, body: object = {}) {
 }
 
 async function pairingRequest(s: TestServer) {
-  const r = await rest<{ requestId: string; claimSecret: string }>(
+  const r = await rest<{ requestId: string; claimSecret: string; pairingCode: string }>(
     s.url,
     'POST',
     '/pairing/requests',
@@ -164,6 +164,11 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
     });
     return rest(s.url, 'POST', '/device/enroll', enrollBody(key.enrollmentKey));
   },
+  'enrollment.key_single_use': async (s) => {
+    const key = await enrollmentKey(s);
+    const nodes = [0, 1].map((i) => ({ name: `fleet ${i}`, nodeType: 'daemon' }));
+    return rest(s.url, 'POST', '/device/enroll-batch', { enrollmentKey: key.enrollmentKey, nodes });
+  },
   'enrollment.key_not_found': (s) =>
     rest(s.url, 'POST', `/enrollment-keys/${UNKNOWN_UUID}/revoke`, undefined, {
       token: s.adminToken,
@@ -178,15 +183,32 @@ const PRODUCERS: Record<TetherErrorCode, Producer> = {
       `UPDATE pairing_requests SET expires_at = now() - interval '1 second' WHERE id = $1`,
       [req.requestId],
     );
-    return rest(s.url, 'POST', `/pairing/requests/${req.requestId}/approve`, undefined, {
-      token: s.adminToken,
-    });
+    return rest(
+      s.url,
+      'POST',
+      '/pairing/approve',
+      { requestId: req.requestId },
+      { token: s.adminToken },
+    );
   },
   'pairing.not_pending': async (s) => {
     const req = await pairingRequest(s);
     const options = { token: s.adminToken };
-    await rest(s.url, 'POST', `/pairing/requests/${req.requestId}/reject`, undefined, options);
-    return rest(s.url, 'POST', `/pairing/requests/${req.requestId}/approve`, undefined, options);
+    await rest(s.url, 'POST', '/pairing/reject', { requestId: req.requestId }, options);
+    return rest(s.url, 'POST', '/pairing/approve', { requestId: req.requestId }, options);
+  },
+  'pairing.code_ambiguous': async (s) => {
+    // Two decided requests that drew the same code (codes are unique only while pending).
+    const options = { token: s.adminToken };
+    const first = await pairingRequest(s);
+    const second = await pairingRequest(s);
+    await rest(s.url, 'POST', '/pairing/reject', { requestId: first.requestId }, options);
+    await rest(s.url, 'POST', '/pairing/reject', { requestId: second.requestId }, options);
+    await s.db.query(`UPDATE pairing_requests SET pairing_code = $1 WHERE id = $2`, [
+      first.pairingCode,
+      second.requestId,
+    ]);
+    return rest(s.url, 'POST', '/pairing/approve', { pairingCode: first.pairingCode }, options);
   },
   'events.cursor_expired': (s) =>
     rest(s.url, 'POST', '/events/query', { afterId: '999999999' }, { token: s.adminToken }),

@@ -1,4 +1,6 @@
 import {
+  DeviceEnrollBatchInput,
+  DeviceEnrollBatchOutput,
   DeviceEnrollInput,
   DeviceEnrollOutput,
   EnrollmentCreateKeyInput,
@@ -46,5 +48,22 @@ export const deviceRouter = router({
     .output(DeviceEnrollOutput)
     .mutation(({ ctx, input }) =>
       enrollment.enroll(ctx.deps.db, input, { memberNodeIds: ctx.deps.settings.memberNodeIds }),
+    ),
+  enrollBatch: publicLimitedProcedure
+    .meta(
+      rest(
+        'POST',
+        '/device/enroll-batch',
+        'enrollment',
+        'Enroll up to 500 devices with one reusable enrollment key (a fleet); all or none',
+        { public: true },
+      ),
+    )
+    .input(DeviceEnrollBatchInput)
+    .output(DeviceEnrollBatchOutput)
+    .mutation(({ ctx, input }) =>
+      enrollment.enrollBatch(ctx.deps.db, input, {
+        memberNodeIds: ctx.deps.settings.memberNodeIds,
+      }),
     ),
 });

@@ -41,9 +41,9 @@ export const pairingRouter = router({
     .meta(
       rest(
         'POST',
-        '/pairing/requests/{requestId}/approve',
+        '/pairing/approve',
         'pairing',
-        'Approve a pending pairing request',
+        'Approve a pending pairing request, named by requestId or by the pairing code its device shows',
       ),
     )
     .input(PairingDecisionInput)
@@ -57,9 +57,9 @@ export const pairingRouter = router({
     .meta(
       rest(
         'POST',
-        '/pairing/requests/{requestId}/reject',
+        '/pairing/reject',
         'pairing',
-        'Reject a pending pairing request',
+        'Reject a pending pairing request, named by requestId or by the pairing code its device shows',
       ),
     )
     .input(PairingDecisionInput)
