@@ -93,11 +93,12 @@ export interface BashResult {
 export function runBash(
   script: string,
   env: Record<string, string> = {},
-  timeoutMs = 20_000,
+  options: { cwd?: string; timeoutMs?: number } = {},
 ): Promise<BashResult> {
+  const timeoutMs = options.timeoutMs ?? 20_000;
   return new Promise((resolve, reject) => {
     const child = spawn('bash', ['-e', '-o', 'pipefail', '-c', script], {
-      cwd: REPO_ROOT,
+      cwd: options.cwd ?? REPO_ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

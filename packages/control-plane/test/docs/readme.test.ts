@@ -5,8 +5,13 @@
  * run, or skipped with its reason in the marker.
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase } from '../db.js';
 import { eventually } from '../eventually.js';
+import { spawnServer } from '../process-server.js';
 import { startTestServer, type TestServer } from '../server.js';
 import {
   REPO_ROOT,
@@ -162,6 +167,40 @@ describe('README quickstart against a real server', () => {
       expect.stringMatching(/^curl: \(22\) .* 401$/),
       quoted,
     ]);
+  });
+});
+
+describe('README quickstart with the first admin of a server started without a bootstrap token', () => {
+  it('the first-admin command line runs the saved quickstart.sh with the token file and prints what the README shows', async () => {
+    requireTool('curl');
+    requireTool('jq');
+    const dir = mkdtempSync(join(tmpdir(), 'tether-readme-first-admin-'));
+    const database = await createTestDatabase();
+    // A real `tether-server serve` with its data directory where the README's reader stands.
+    const server = await spawnServer({
+      DATABASE_URL: database.url,
+      TETHER_DATA_DIR: join(dir, '.tether'),
+      TETHER_BOOTSTRAP_TOKEN: undefined,
+    });
+    try {
+      await eventually(
+        () => Promise.resolve(existsSync(join(dir, '.tether', 'first-admin-token'))),
+        (exists) => exists,
+      );
+      writeFileSync(
+        join(dir, 'quickstart.sh'),
+        atServer(block(README, 'run', 'quickstart').body, server.url),
+      );
+      const run = await runBash(block(README, 'run', 'first-admin').body, {}, { cwd: dir });
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(matchesOutput(block(README, 'output', 'quickstart').body, run.stdout)).toBe(true);
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+      await database.drop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
