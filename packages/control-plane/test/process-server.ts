@@ -12,7 +12,10 @@ const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
 
 export interface LaunchedServer {
   child: ChildProcess;
+  /** stdout and stderr, interleaved. */
   output(): string;
+  stdout(): string;
+  stderr(): string;
   /** Resolves with the exit code (or the signal name). */
   exited: Promise<number | string>;
 }
@@ -48,15 +51,23 @@ export function launchServer(env: Record<string, string | undefined>): LaunchedS
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+    stdout += chunk.toString('utf8');
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+    stderr += chunk.toString('utf8');
+  });
   const exited = new Promise<number | string>((resolve) => {
     child.once('exit', (code, signal) => {
       if (ownDataDir !== null) rmSync(ownDataDir, { recursive: true, force: true });
       resolve(code ?? signal ?? 'unknown');
     });
   });
-  return { child, output: () => output, exited };
+  return { child, output: () => output, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
 export async function spawnServer(env: Record<string, string | undefined>): Promise<ServerProcess> {

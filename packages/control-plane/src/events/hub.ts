@@ -38,6 +38,8 @@ export interface FeedHubOptions {
   onError?: (error: unknown) => void;
   /** Called with each batch's size and the subscribers it reached (metrics). */
   onDispatch?: (events: number, deliveries: number) => void;
+  /** Milliseconds from a notification to the end of the read it caused (metrics). */
+  onNotifyServed?: (ms: number) => void;
 }
 
 interface Subscriber {
@@ -73,6 +75,8 @@ export class FeedHub {
   #announced = '0';
   readonly #reader: SingleFlight;
   #closed = false;
+  /** When the oldest notification not yet served by a read arrived (performance.now()). */
+  #notifiedAt: number | null = null;
 
   constructor(db: Db, options: FeedHubOptions = {}) {
     this.#db = db;
@@ -96,6 +100,11 @@ export class FeedHub {
     return this.#subscribers.size;
   }
 
+  /** Every event up to this id has been handed to the subscribers registered at the time. */
+  get cursor(): string {
+    return this.#cursor;
+  }
+
   /** A `tether_events` payload: "first-last" (ids); anything else just triggers a read. */
   notify(payload = ''): void {
     const last = /^\d+-(\d+)$/.exec(payload)?.[1];
@@ -103,6 +112,7 @@ export class FeedHub {
       if (BigInt(last) <= BigInt(this.#cursor)) return;
       this.#announced = maxId(this.#announced, last);
     }
+    this.#notifiedAt ??= performance.now();
     this.poke();
   }
 
@@ -119,6 +129,14 @@ export class FeedHub {
   }
 
   async #drain(): Promise<void> {
+    // A read that starts after a notification serves it (whatever arrives later queues the next).
+    const notifiedAt = this.#notifiedAt;
+    this.#notifiedAt = null;
+    await this.#readNew();
+    if (notifiedAt !== null) this.#options.onNotifyServed?.(performance.now() - notifiedAt);
+  }
+
+  async #readNew(): Promise<void> {
     for (;;) {
       const page = await readAllAfter(this.#db, this.#cursor, this.#batch);
       const { events, through } = page;

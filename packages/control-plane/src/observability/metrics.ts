@@ -1,6 +1,28 @@
-/** Prometheus metrics (prom-client), one registry per server instance. */
+/**
+ * Prometheus metrics (prom-client), one registry per server instance. Every name starts with
+ * `tether_`. Per-replica figures (calls, sockets, sweeps run here) add up across replicas;
+ * the `tether_fleet_*` gauges and `tether_feed_head_event_id` describe the whole fleet and are
+ * the same on every replica (fleet.ts): aggregate those with `max`.
+ */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Db } from '../db/pool.js';
+import { ATTACHMENT_STATES, FleetGauges, HEALTH_STATES, type FleetSnapshot } from './fleet.js';
+
+/** WebSocket sessions on this replica by what authenticated them. */
+export interface WsSessionCounts {
+  node: number;
+  participant: number;
+  unauthenticated: number;
+}
+
+export interface MetricsSources {
+  feedSubscribers?: () => number;
+  /** The feed hub's position: every event up to it has been handed out on this replica. */
+  feedCursor?: () => string;
+  wsSessions?: () => WsSessionCounts;
+  /** Milliseconds between fleet statements (default fleet.ts `FLEET_REFRESH_MS`). */
+  fleetRefreshMs?: number;
+}
 
 export interface Metrics {
   registry: Registry;
@@ -18,11 +40,15 @@ export interface Metrics {
   heartbeatBatchSeconds: Histogram;
   feedEvents: Counter;
   feedDeliveries: Counter;
+  feedDeliverySeconds: Histogram;
+  sweepLastCompleted: Gauge;
+  sweepFailures: Counter;
 }
 
-export function createMetrics(db: Db, gauges: { feedSubscribers?: () => number } = {}): Metrics {
+export function createMetrics(db: Db, gauges: MetricsSources = {}): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'tether_process_' });
+  // prom-client's names already start with process_/nodejs_: the prefix is ours alone.
+  collectDefaultMetrics({ register: registry, prefix: 'tether_' });
   const pool = db.pool;
   new Gauge({
     name: 'tether_db_pool_connections',
@@ -43,7 +69,101 @@ export function createMetrics(db: Db, gauges: { feedSubscribers?: () => number }
       this.set(gauges.feedSubscribers?.() ?? 0);
     },
   });
-  return {
+  new Gauge({
+    name: 'tether_ws_sessions',
+    help: 'Open WebSocket sessions on this replica by kind: node, participant, unauthenticated (no or a refused credential, or connectionParams not received yet)',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      const counts: WsSessionCounts = gauges.wsSessions?.() ?? {
+        node: 0,
+        participant: 0,
+        unauthenticated: 0,
+      };
+      this.set({ kind: 'node' }, counts.node);
+      this.set({ kind: 'participant' }, counts.participant);
+      this.set({ kind: 'unauthenticated' }, counts.unauthenticated);
+    },
+  });
+
+  const fleet = new FleetGauges(db, gauges.feedCursor ?? (() => '0'), gauges.fleetRefreshMs);
+  /**
+   * A gauge filled from the fleet snapshot. The registry collects every metric concurrently, so
+   * each one awaits the same snapshot (one statement: fleet.ts reads once for all of them);
+   * without a snapshot (database unreachable) labelled series are dropped and an unlabelled
+   * gauge reads NaN (it cannot be absent), so no stale or zero number passes for a reading.
+   */
+  const fromFleet = <L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    fill: (gauge: Gauge<L>, snapshot: FleetSnapshot) => void,
+  ): void => {
+    new Gauge<L>({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      async collect() {
+        const snapshot = await fleet.current();
+        this.reset();
+        if (snapshot) fill(this, snapshot);
+        else if (labelNames.length === 0) (this as Gauge).set(Number.NaN);
+      },
+    });
+  };
+  new Gauge({
+    name: 'tether_database_up',
+    help: 'Whether this replica read the database at its last fleet statement (1) or not (0)',
+    registers: [registry],
+    async collect() {
+      this.set((await fleet.current()) ? 1 : 0);
+    },
+  });
+  fromFleet(
+    'tether_fleet_nodes',
+    'Active nodes by presence health (fleet-wide, the same on every replica: aggregate with max)',
+    ['health'],
+    (g, s) => {
+      for (const health of HEALTH_STATES) g.set({ health }, s.nodesByHealth[health]);
+    },
+  );
+  fromFleet(
+    'tether_fleet_node_attachments',
+    'Active nodes by the state of their active attachment, none = not attached (fleet-wide: aggregate with max)',
+    ['state'],
+    (g, s) => {
+      for (const state of ATTACHMENT_STATES) g.set({ state }, s.nodesByAttachment[state]);
+    },
+  );
+  fromFleet(
+    'tether_fleet_nodes_revoked',
+    'Revoked nodes (fleet-wide: aggregate with max)',
+    [],
+    (g, s) => g.set(s.revokedNodes),
+  );
+  fromFleet(
+    'tether_feed_head_event_id',
+    'Newest committed fleet event id (fleet-wide: aggregate with max)',
+    [],
+    (g, s) => g.set(s.headEventId),
+  );
+  fromFleet(
+    'tether_feed_lag_seconds',
+    'Age of the oldest committed fleet event this replica has not yet handed to its subscriptions (0: caught up)',
+    [],
+    (g, s) => g.set(s.feedLagSeconds),
+  );
+  new Gauge({
+    name: 'tether_feed_cursor_event_id',
+    help: 'Every fleet event up to this id has been handed to the subscriptions on this replica',
+    registers: [registry],
+    collect() {
+      this.set(Number(gauges.feedCursor?.() ?? 0));
+    },
+  });
+
+  const metrics: Metrics = {
     registry,
     rpcRequests: new Counter({
       name: 'tether_rpc_requests_total',
@@ -125,5 +245,24 @@ export function createMetrics(db: Db, gauges: { feedSubscribers?: () => number }
       help: 'Fleet events handed to subscriptions on this replica',
       registers: [registry],
     }),
+    feedDeliverySeconds: new Histogram({
+      name: 'tether_feed_delivery_seconds',
+      help: 'From a new-events notification reaching this replica to the announced events being handed to its subscriptions',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    sweepLastCompleted: new Gauge({
+      name: 'tether_sweep_last_completed_timestamp_seconds',
+      help: 'Unix time of the last maintenance round this replica completed (swept, or found another replica sweeping or a hold)',
+      registers: [registry],
+    }),
+    sweepFailures: new Counter({
+      name: 'tether_sweep_failures_total',
+      help: 'Maintenance rounds that failed (database unreachable or a statement failed)',
+      registers: [registry],
+    }),
   };
+  // Present from the start at 0, so that rate() and increase() see the first transitions.
+  for (const to of ['degraded', 'offline']) metrics.sweepTransitions.inc({ to }, 0);
+  return metrics;
 }

@@ -23,6 +23,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabaseForCommand } from './database.js';
 import { createLogger } from './logger.js';
 import { startTether, type RunningTether } from './main.js';
+import { logStartupFailure } from './startup.js';
 
 const USAGE = `Usage:
   tether-server serve                              run the server (default)
@@ -103,7 +104,18 @@ async function actingAdmin(
   };
 }
 
-async function serve(config: Config): Promise<void> {
+/**
+ * A server that cannot start says so in one JSON line (what failed, the variable to check, the
+ * cause without secrets: startup.ts) and exits 1 — never a raw stack trace.
+ */
+async function serve(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    logStartupFailure(createLogger('info'), error, undefined);
+    process.exit(1);
+  }
   const log = createLogger(config.logLevel);
   // Listening from the start: a signal that arrives while the server is still starting stops
   // it as soon as it has started (Node's default would kill the process mid-start).
@@ -137,7 +149,12 @@ async function serve(config: Config): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   process.on('SIGHUP', onSignal);
-  running = await startTether(config, { logger: log });
+  try {
+    running = await startTether(config, { logger: log });
+  } catch (error) {
+    logStartupFailure(log, error, config);
+    process.exit(1);
+  }
   if (stopRequested) stop();
 }
 
@@ -158,9 +175,9 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const [command = 'serve', sub, arg] = positionals;
+  if (command === 'serve') return serve();
   const config = loadConfig();
 
-  if (command === 'serve') return serve(config);
   if (command === 'migrate') {
     const applied = await withDatabase(config, (url) => runMigrations(url));
     console.log(

@@ -22,7 +22,13 @@ const EnvSchema = z.object({
   TETHER_PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   TETHER_HOST: z.string().min(1).default('0.0.0.0'),
   TETHER_DATA_DIR: z.string().min(1).default('./.tether'),
-  DATABASE_URL: z.string().url().optional(),
+  DATABASE_URL: z
+    .url({
+      protocol: /^postgres(ql)?$/,
+      error: 'not a PostgreSQL URL (postgres://user:password@host:5432/database)',
+    })
+    .optional(),
+  TETHER_DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(0).max(86_400_000).default(30_000),
   TETHER_EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   TETHER_BOOTSTRAP_TOKEN: z.string().min(8).max(256).optional(),
   TETHER_HEARTBEAT_INTERVAL_MS: ms(15_000),
@@ -84,6 +90,7 @@ const EnvSchema = z.object({
     .string()
     .regex(LISTEN_PATTERN, 'host:port, e.g. 127.0.0.1:9464 or [::1]:9464')
     .optional(),
+  TETHER_METRICS_FLEET_REFRESH_MS: ms(5_000),
   TETHER_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
@@ -123,6 +130,8 @@ export interface Config {
   /** New WebSocket sessions admitted per second (and per burst); 0 = no limit. */
   wsAdmitPerSecond: number;
   dbPoolMax: number;
+  /** How long the server retries an unreachable database at start before exiting (0: once). */
+  dbConnectTimeoutMs: number;
   shutdownTimeoutMs: number;
   pairingTtlSeconds: number;
   ratePublicPerMinute: number;
@@ -147,28 +156,55 @@ export interface Config {
   metricsToken: string | undefined;
   /** A separate listener for /metrics only; the main port then does not serve it. */
   metricsListen: { host: string; port: number } | undefined;
+  /** The fleet gauges on /metrics are read from the database at most this often. */
+  metricsFleetRefreshMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
+export interface ConfigIssue {
+  /** The environment variable to fix. */
+  variable: string;
+  message: string;
+}
+
+/** Configuration the server cannot run with; the message is one line naming the variables. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
+  readonly issues: ConfigIssue[];
+
+  constructor(message: string, issues: ConfigIssue[] = []) {
+    super(message);
+    this.issues = issues;
+  }
+}
+
+function invalid(issues: ConfigIssue[]): ConfigError {
+  return new ConfigError(
+    `Invalid configuration: ${issues.map((i) => `${i.variable}: ${i.message}`).join('; ')}`,
+    issues,
+  );
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+    // Zod's messages name the rule, never the value (which may be a secret).
+    throw invalid(
+      parsed.error.issues.map((i) => ({ variable: i.path.join('.'), message: i.message })),
+    );
   }
   const e = parsed.data;
   if (e.TETHER_DEGRADED_AFTER_MS >= e.TETHER_OFFLINE_AFTER_MS) {
-    throw new ConfigError(
-      'Invalid configuration: TETHER_DEGRADED_AFTER_MS must be below TETHER_OFFLINE_AFTER_MS',
-    );
+    throw invalid([
+      {
+        variable: 'TETHER_DEGRADED_AFTER_MS',
+        message: 'must be below TETHER_OFFLINE_AFTER_MS',
+      },
+    ]);
   }
   const metricsListen = parseListen(e.TETHER_METRICS_LISTEN);
   if (metricsListen && metricsListen.port > 65_535) {
-    throw new ConfigError('Invalid configuration: TETHER_METRICS_LISTEN port must be 0–65535');
+    throw invalid([{ variable: 'TETHER_METRICS_LISTEN', message: 'port must be 0–65535' }]);
   }
   return {
     port: e.TETHER_PORT,
@@ -197,6 +233,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     wsAdmitPerSecond: e.TETHER_WS_ADMIT_PER_SECOND,
     listenBacklog: e.TETHER_LISTEN_BACKLOG,
     dbPoolMax: e.TETHER_DB_POOL_MAX,
+    dbConnectTimeoutMs: e.TETHER_DB_CONNECT_TIMEOUT_MS,
     shutdownTimeoutMs: e.TETHER_SHUTDOWN_TIMEOUT_MS,
     pairingTtlSeconds: e.TETHER_PAIRING_TTL_SECONDS,
     ratePublicPerMinute: e.TETHER_RATE_PUBLIC_PER_MINUTE,
@@ -212,6 +249,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     memberNodeIds: e.TETHER_MEMBER_NODE_IDS,
     metricsToken: e.TETHER_METRICS_TOKEN,
     metricsListen,
+    metricsFleetRefreshMs: e.TETHER_METRICS_FLEET_REFRESH_MS,
     logLevel: e.TETHER_LOG_LEVEL,
   };
 }

@@ -86,6 +86,17 @@ export class ConnectionRegistry {
     return this.#sockets.size;
   }
 
+  /** Live sockets by the kind of their principal (O(sockets); for metrics scrapes). */
+  countByKind(): { node: number; participant: number } {
+    let node = 0;
+    let participant = 0;
+    for (const entry of this.#sockets.values()) {
+      if (entry.principal?.kind === 'node') node++;
+      else if (entry.principal?.kind === 'participant') participant++;
+    }
+    return { node, participant };
+  }
+
   sockets(): IterableIterator<WebSocket> {
     return this.#sockets.keys();
   }

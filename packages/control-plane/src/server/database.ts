@@ -45,9 +45,8 @@ export async function openDatabase(
     });
   } catch (error) {
     if (error instanceof EmbeddedPostgresPortInUseError) {
-      throw new ConfigError(
-        `TETHER_EMBEDDED_PG_PORT=${error.port}, but 127.0.0.1:${error.port} is already in use by another program: choose a free port, or unset TETHER_EMBEDDED_PG_PORT to let Tether pick one.`,
-      );
+      const message = `TETHER_EMBEDDED_PG_PORT=${error.port}, but 127.0.0.1:${error.port} is already in use by another program: choose a free port, or unset TETHER_EMBEDDED_PG_PORT to let Tether pick one.`;
+      throw new ConfigError(message, [{ variable: 'TETHER_EMBEDDED_PG_PORT', message }]);
     }
     throw error;
   }

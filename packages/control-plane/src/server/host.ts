@@ -11,9 +11,10 @@ import { ERROR_REGISTRY, TetherError } from '@tether/contracts';
 import { transformTRPCResponse } from '@trpc/server';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { getWSConnectionHandler, type WSSHandlerOptions } from '@trpc/server/adapters/ws';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { bearerToken, buildContext, type Context, type Deps } from '../trpc/context.js';
 import { formatError, TRPCError } from '../trpc/error-formatter.js';
+import { actorOf } from '../trpc/audit.js';
 import { rootConfig } from '../trpc/init.js';
 import { appRouter } from '../trpc/root.js';
 import type { Admission } from './admission.js';
@@ -27,6 +28,7 @@ import { createEventStreamHandler, EVENTS_PATH } from './rest/events.js';
 import { createRestHandler, REST_PREFIX, sendRestError, TOO_LARGE } from './rest/handler.js';
 import { buildOpenApiDocument } from './rest/openapi.js';
 import { RestRoutes } from './rest/routes.js';
+import { createRequestLogger, requestIdOf } from './request-log.js';
 import { WsGuard } from './ws-guard.js';
 import { WsHeartbeatFastPath } from './ws-heartbeat.js';
 
@@ -74,6 +76,8 @@ export interface Host {
   httpIdle(): Promise<void>;
   /** Stops timers and the WebSocket server (sockets are terminated). */
   closeWebSockets(): void;
+  /** Open WebSockets by kind; `unauthenticated` = without a principal (or not yet known). */
+  sessionCounts(): { node: number; participant: number; unauthenticated: number };
 }
 
 function peerAddress(req: IncomingMessage, trustProxy: boolean): string {
@@ -196,6 +200,9 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
   let draining = false;
   let ready = false;
   const connections = new ConnectionRegistry();
+  /** Each socket's connectionId (from its open line on) and who authenticated it. */
+  const socketIds = new WeakMap<object, string>();
+  const socketPrincipals = new WeakMap<object, Record<string, unknown>>();
 
   const httpContext = (
     req: IncomingMessage,
@@ -211,7 +218,8 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
         stringParam(connectionParams, 'clientVersion', 128),
       transport: 'http',
       peer: peerAddress(req, options.trustProxy),
-      connectionId: randomUUID(),
+      // The request id of its log line (request-log.ts): one id for the request and its calls.
+      connectionId: requestIdOf(req),
       // A stream (SSE) holds the credential from its first signal() until the response closes.
       lifetime: {
         eager: false,
@@ -250,9 +258,11 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
   });
   const docs = createDocsHandler();
 
+  const requestLog = createRequestLogger(deps.log, (req) => peerAddress(req, options.trustProxy));
   let httpInFlight = 0;
   let httpIdleWaiters: (() => void)[] = [];
   const server = createServer((req, res) => {
+    requestLog(req, res);
     httpInFlight++;
     res.once('close', () => {
       if (--httpInFlight > 0) return;
@@ -419,7 +429,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
     keepAlive: { enabled: true, pingMs: options.wsPingMs, pongWaitMs: options.wsPongWaitMs },
     createContext: async ({ req, res: socket, info }) => {
       guard.paramsReceived(socket);
-      const connectionId = randomUUID();
+      const connectionId = socketIds.get(socket) ?? randomUUID();
       const ctx = await buildContext(deps, {
         token: stringParam(info.connectionParams, 'token', 4096),
         clientVersion: stringParam(info.connectionParams, 'clientVersion', 128),
@@ -434,6 +444,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
         connectionId,
         hold: ctx.credential?.hold() ?? null,
       });
+      if (ctx.principal) socketPrincipals.set(socket, actorOf(ctx.principal));
       guard.authenticated(socket, ctx.principal !== null);
       heartbeatFastPath.register(socket, ctx);
       if (ctx.principal?.kind === 'node' && socket.readyState === socket.OPEN) {
@@ -444,9 +455,33 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       return ctx;
     },
   };
+  const trackSocket = (socket: WebSocket, req: IncomingMessage): void => {
+    deps.metrics.wsConnections.inc();
+    // One line when a socket opens and one when it closes, under the socket's connectionId
+    // (the id of its calls' lines too). Heartbeats on it are not logged one by one.
+    const connectionId = randomUUID();
+    socketIds.set(socket, connectionId);
+    const opened = performance.now();
+    const log = deps.log.child({ connectionId, transport: 'ws' });
+    log.info({ peer: peerAddress(req, options.trustProxy) }, 'websocket opened');
+    socket.once('close', (code: number, reason: Buffer) => {
+      deps.metrics.wsConnections.dec();
+      log.info(
+        {
+          code,
+          reason: reason.toString('utf8').slice(0, 128),
+          durationMs: Math.round(performance.now() - opened),
+          actor: socketPrincipals.get(socket) ?? { kind: 'anonymous' },
+        },
+        'websocket closed',
+      );
+    });
+  };
+
   // tRPC's handler per connection, so that each socket's decoder can see its own heartbeats
   // first (ws-heartbeat.ts); everything else is served by tRPC as usual.
   wss.on('connection', (socket, req) => {
+    trackSocket(socket, req);
     // As tRPC decides whether to wait for a connectionParams message.
     const awaitsParams =
       new URL(req.url ?? '/', 'http://localhost').searchParams.get('connectionParams') === '1';
@@ -457,11 +492,6 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
         heartbeatFastPath.tryServe(socket, msg),
       ),
     })(socket, req);
-  });
-
-  wss.on('connection', (socket) => {
-    deps.metrics.wsConnections.inc();
-    socket.once('close', () => deps.metrics.wsConnections.dec());
   });
 
   // Revocations end holds at once (LiveCredentials listens to the bus); this catches expiry and
@@ -499,6 +529,14 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       httpInFlight === 0
         ? Promise.resolve()
         : new Promise<void>((resolve) => httpIdleWaiters.push(resolve)),
+    sessionCounts: () => {
+      const { node, participant } = connections.countByKind();
+      return {
+        node,
+        participant,
+        unauthenticated: Math.max(0, wss.clients.size - node - participant),
+      };
+    },
     closeWebSockets: () => {
       clearInterval(revalidateTimer);
       for (const socket of wss.clients) socket.terminate();

@@ -23,11 +23,12 @@ import { openDatabase } from './database.js';
 import { Admission } from './admission.js';
 import { createHost, type Host } from './host.js';
 import { createLogger } from './logger.js';
-import { createMetrics } from '../observability/metrics.js';
+import { createMetrics, type WsSessionCounts } from '../observability/metrics.js';
 import { createMetricsServer, metricsExposure } from './metrics-http.js';
 import { joinCluster, type Cluster } from './cluster.js';
 import { PresenceBindings } from './presence-bindings.js';
 import { createRateLimiter } from '../limits/rate-limit.js';
+import { waitForDatabase } from './startup.js';
 import { Sweeper } from './sweeper.js';
 import { createFirstAdmin, firstAdminMessage, type FirstAdmin } from './first-admin.js';
 
@@ -84,6 +85,12 @@ export async function startTether(
   let db: Db | undefined;
   let firstAdmin: FirstAdmin | null = null;
   try {
+    // A database that is not up yet (deployments start both at once) is waited for, bounded.
+    await waitForDatabase(databaseUrl, {
+      timeoutMs: config.dbConnectTimeoutMs,
+      variable: config.databaseUrl ? 'DATABASE_URL' : 'TETHER_DATA_DIR',
+      log,
+    });
     const migrated = await runMigrations(databaseUrl);
     if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'migrations applied');
     db = createDb({
@@ -117,8 +124,16 @@ export async function startTether(
       metrics.feedEvents.inc(events);
       metrics.feedDeliveries.inc(deliveries);
     },
+    onNotifyServed: (ms) => metrics.feedDeliverySeconds.observe(ms / 1000),
   });
-  const metrics = createMetrics(database, { feedSubscribers: () => feed.subscriberCount });
+  // The host is created below; sessions are counted only once it exists.
+  const sessions: { count?: () => WsSessionCounts } = {};
+  const metrics = createMetrics(database, {
+    feedSubscribers: () => feed.subscriberCount,
+    feedCursor: () => feed.cursor,
+    wsSessions: () => sessions.count?.() ?? { node: 0, participant: 0, unauthenticated: 0 },
+    fleetRefreshMs: config.metricsFleetRefreshMs,
+  });
   let cluster: Cluster;
   try {
     await feed.start();
@@ -201,6 +216,8 @@ export async function startTether(
       maxUnauthenticatedPerPeer: config.wsMaxUnauthenticatedPerPeer,
     },
   });
+
+  sessions.count = () => host.sessionCounts();
 
   const sweeper = new Sweeper(database, log, metrics, {
     sweepIntervalMs: config.sweepIntervalMs,

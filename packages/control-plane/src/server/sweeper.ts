@@ -116,8 +116,10 @@ export class Sweeper {
       transitions = await this.#sweep();
     } catch (err) {
       this.#databaseFailing = true;
+      this.#metrics.sweepFailures.inc();
       throw err;
     }
+    this.#metrics.sweepLastCompleted.set(Date.now() / 1000);
     if (this.#now() - this.#lastPruneAt >= this.#options.pruneIntervalMs) {
       this.#lastPruneAt = this.#now();
       const deleted = await pruneEvents(this.#db, this.#options.retention, PRUNE_LOCK_KEY);

@@ -21,6 +21,7 @@ import type { HeartbeatBatcher } from '../runtime-nodes/heartbeat-batch.js';
 import type { MetricsHistoryPolicy } from '../runtime-nodes/metrics-history.js';
 import type { RateLimiter } from '../limits/rate-limit.js';
 import type { Metrics } from '../observability/metrics.js';
+import { auditAuthFailure, credentialKind } from './audit.js';
 
 export interface Settings {
   serverVersion: string;
@@ -86,11 +87,16 @@ export interface RawCredentials {
 
 export async function buildContext(deps: Deps, raw: RawCredentials): Promise<Context> {
   const connectionId = raw.connectionId ?? randomUUID();
+  const log = deps.log.child({ connectionId, transport: raw.transport });
   let principal: Principal | null = null;
   let credentialRejected = false;
   if (raw.token !== null) {
     principal = await deps.auth.authenticate(raw.token);
     credentialRejected = principal === null;
+    // Every refused credential, on every transport, is decided here: one audit line each.
+    if (credentialRejected) {
+      auditAuthFailure(log, { peer: raw.peer, credential: credentialKind(raw.token) });
+    }
   }
   return {
     deps,
@@ -102,7 +108,7 @@ export async function buildContext(deps: Deps, raw: RawCredentials): Promise<Con
     transport: raw.transport,
     peer: raw.peer,
     connectionId,
-    log: deps.log.child({ connectionId, transport: raw.transport }),
+    log,
   };
 }
 

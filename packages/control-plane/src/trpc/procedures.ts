@@ -21,6 +21,7 @@ import type { z } from 'zod';
 import { credentialEnded } from '../auth/live-credentials.js';
 import type { Principal } from '../auth/principal.js';
 import type { Context } from './context.js';
+import { AUDITED_PROCEDURES, auditCall } from './audit.js';
 import { toTetherError } from './error-formatter.js';
 import { baseProcedure, middleware } from './init.js';
 
@@ -51,6 +52,25 @@ const observe = middleware(async ({ ctx, path, next }) => {
   const started = process.hrtime.bigint();
   const result = await next();
   recordCall(ctx, path, started, result.ok ? null : result.error);
+  return result;
+});
+
+/**
+ * The audit line of a security-relevant procedure (audit.ts `AUDITED_PROCEDURES`): its outcome,
+ * whatever refused it on the way (authentication, permission, rate limit, the service itself).
+ */
+const audit = middleware(async ({ ctx, path, getRawInput, next }) => {
+  if (!AUDITED_PROCEDURES.has(path)) return next();
+  const result = await next();
+  auditCall({
+    log: ctx.log,
+    procedure: path,
+    principal: ctx.principal,
+    peer: ctx.peer,
+    outcome: result.ok ? 'ok' : toTetherError(result.error).code,
+    input: await getRawInput().catch(() => undefined),
+    output: result.ok ? result.data : undefined,
+  });
   return result;
 });
 
@@ -183,6 +203,7 @@ const refuseEndedCredential = middleware(({ ctx, next }) => {
 
 export const publicProcedure = baseProcedure
   .use(observe)
+  .use(audit)
   .use(refuseEndedCredential)
   .use(refuseWhileDraining)
   .use(versionGate)

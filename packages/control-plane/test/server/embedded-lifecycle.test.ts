@@ -267,7 +267,7 @@ describe('embedded database: port', () => {
   );
 
   it(
-    'TETHER_EMBEDDED_PG_PORT set to a taken port: exit 1 with one line naming the variable, no stack trace',
+    'TETHER_EMBEDDED_PG_PORT set to a taken port: exit 1 with one JSON line naming the variable, no stack trace',
     async () => {
       const dir = await newDir();
       const port = await freePort();
@@ -277,10 +277,14 @@ describe('embedded database: port', () => {
       const lines = server
         .output()
         .split('\n')
-        .filter((line) => line.trim() !== '' && !line.startsWith('{'));
-      expect(lines).toHaveLength(1);
-      expect(lines[0]).toContain(`TETHER_EMBEDDED_PG_PORT=${port}`);
-      expect(lines[0]).toContain('already in use');
+        .filter((line) => line.trim() !== '');
+      // JSON lines only: the configuration, then one fatal line naming the variable.
+      const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+      const fatal = records.filter((r) => r.level === 60);
+      expect(fatal).toHaveLength(1);
+      expect(fatal[0]!.variables).toEqual(['TETHER_EMBEDDED_PG_PORT']);
+      expect(String(fatal[0]!.cause)).toContain(`TETHER_EMBEDDED_PG_PORT=${port}`);
+      expect(String(fatal[0]!.cause)).toContain('already in use');
     },
     TEST_MS,
   );

@@ -1,0 +1,123 @@
+/**
+ * Fleet-wide figures for `/metrics`, read from the database by one grouped statement at scrape
+ * time and reused for `FLEET_REFRESH_MS`, so any number of scrapes (or scrapers) costs at most one
+ * statement per replica per period. Every replica reports the same fleet-wide numbers (they come
+ * from the one database): aggregate them across replicas with `max`, never `sum` (decision 0016).
+ * The same statement measures this replica's feed lag: the age of the oldest committed event
+ * its feed hub has not handed out yet (the database clock on both sides, so no skew).
+ * A failed read reports the database as down and drops the fleet series instead of repeating
+ * stale numbers.
+ */
+import type { Db } from '../db/pool.js';
+
+/** At most one fleet statement per this many milliseconds per replica. */
+export const FLEET_REFRESH_MS = 5_000;
+
+/** A scrape waits at most this long for the statement; it then reports the database as down. */
+const FLEET_READ_TIMEOUT_MS = 2_000;
+
+export const HEALTH_STATES = ['online', 'degraded', 'offline'] as const;
+/** An active node's current attachment (`none`: not attached to any session). */
+export const ATTACHMENT_STATES = ['registering', 'online', 'degraded', 'none'] as const;
+
+export interface FleetSnapshot {
+  /** Active (not revoked) nodes by presence health. */
+  nodesByHealth: Record<(typeof HEALTH_STATES)[number], number>;
+  /** Active nodes by the state of their active attachment. */
+  nodesByAttachment: Record<(typeof ATTACHMENT_STATES)[number], number>;
+  revokedNodes: number;
+  /** The newest committed fleet event id (0 for an empty feed). */
+  headEventId: number;
+  /** Age in seconds of the oldest committed event after `cursor` (0 when there is none). */
+  feedLagSeconds: number;
+}
+
+const FLEET_SQL = `
+  WITH nodes_now AS (
+    SELECT n.status,
+           COALESCE(p.health_state, 'offline') AS health,
+           COALESCE(a.state, 'none') AS attachment
+      FROM nodes n
+      LEFT JOIN runtime_node_presence p ON p.node_id = n.node_id
+      LEFT JOIN runtime_node_attachments a
+        ON a.node_id = n.node_id AND a.state IN ('registering', 'online', 'degraded')
+  )
+  SELECT (SELECT COALESCE(json_agg(g), '[]') FROM (
+            SELECT status, health, attachment, count(*)::int AS n
+              FROM nodes_now GROUP BY status, health, attachment) g) AS groups,
+         (SELECT COALESCE(max(id), 0) FROM fleet_events)::text AS head,
+         COALESCE((SELECT extract(epoch FROM clock_timestamp() - at)::float8
+                     FROM fleet_events WHERE id > $1::bigint ORDER BY id LIMIT 1), 0) AS lag`;
+
+interface FleetRow {
+  groups: { status: string; health: string; attachment: string; n: number }[];
+  head: string;
+  lag: number;
+}
+
+export async function readFleetSnapshot(db: Db, cursor: string): Promise<FleetSnapshot> {
+  const { rows } = await db.query<FleetRow>(FLEET_SQL, [cursor]);
+  const row = rows[0]!;
+  const snapshot: FleetSnapshot = {
+    nodesByHealth: { online: 0, degraded: 0, offline: 0 },
+    nodesByAttachment: { registering: 0, online: 0, degraded: 0, none: 0 },
+    revokedNodes: 0,
+    headEventId: Number(row.head),
+    feedLagSeconds: Math.max(0, row.lag),
+  };
+  for (const g of row.groups) {
+    if (g.status !== 'active') {
+      snapshot.revokedNodes += g.n;
+      continue;
+    }
+    if (g.health in snapshot.nodesByHealth) {
+      snapshot.nodesByHealth[g.health as keyof FleetSnapshot['nodesByHealth']] += g.n;
+    }
+    if (g.attachment in snapshot.nodesByAttachment) {
+      snapshot.nodesByAttachment[g.attachment as keyof FleetSnapshot['nodesByAttachment']] += g.n;
+    }
+  }
+  return snapshot;
+}
+
+/**
+ * The cached snapshot: `current()` reads again when the last read is older than the refresh
+ * period (one read in flight at a time), and returns null while the database cannot be read.
+ */
+export class FleetGauges {
+  readonly #db: Db;
+  readonly #cursor: () => string;
+  readonly #refreshMs: number;
+  #last: { at: number; snapshot: FleetSnapshot | null } | null = null;
+  #reading: Promise<FleetSnapshot | null> | null = null;
+
+  constructor(db: Db, cursor: () => string, refreshMs = FLEET_REFRESH_MS) {
+    this.#db = db;
+    this.#cursor = cursor;
+    this.#refreshMs = refreshMs;
+  }
+
+  async current(): Promise<FleetSnapshot | null> {
+    const last = this.#last;
+    if (last && performance.now() - last.at < this.#refreshMs) return last.snapshot;
+    this.#reading ??= this.#read().finally(() => {
+      this.#reading = null;
+    });
+    return this.#reading;
+  }
+
+  async #read(): Promise<FleetSnapshot | null> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), FLEET_READ_TIMEOUT_MS);
+      timer.unref();
+    });
+    const snapshot = await Promise.race([
+      readFleetSnapshot(this.#db, this.#cursor()).catch(() => null),
+      timeout,
+    ]);
+    clearTimeout(timer);
+    this.#last = { at: performance.now(), snapshot };
+    return snapshot;
+  }
+}
