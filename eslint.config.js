@@ -81,7 +81,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/*.ts'],
+    files: ['**/*.ts', '**/*.tsx'],
     plugins: { boundaries },
     settings: {
       // `.js` specifiers resolve to the `.ts` sources, package names through their exports.
@@ -102,6 +102,8 @@ export default tseslint.config(
         // The package's entry points (index.ts, internals.ts): what its exports name.
         { type: 'cp-entry', pattern: `${CP}/*.ts`, mode: 'file' },
         { type: 'cp-service', pattern: `${CP}/*`, capture: ['room'] },
+        // The web dashboard: a browser app on the client and the contracts only.
+        { type: 'dashboard', pattern: 'packages/dashboard/src' },
         { type: 'pkg-src', pattern: 'packages/*/src', capture: ['pkg'] },
         { type: 'pkg-test', pattern: 'packages/*/test', capture: ['pkg'] },
         { type: 'pkg-scripts', pattern: 'packages/*/scripts', capture: ['pkg'] },
@@ -118,6 +120,15 @@ export default tseslint.config(
             // of the control plane, only its types (AppRouter), never its code.
             { from: ['pkg-src'], allow: ['pkg-src'] },
             { from: ['pkg-src'], allow: ['cp-entry', 'cp-trpc'], importKind: 'type' },
+            // The dashboard reaches the server only through the client (and the contracts' types).
+            {
+              from: ['dashboard'],
+              allow: [
+                'dashboard',
+                ['pkg-src', { pkg: 'client' }],
+                ['pkg-src', { pkg: 'contracts' }],
+              ],
+            },
             // contracts imports nothing of ours.
             { from: [['pkg-src', { pkg: 'contracts' }]], disallow: ['*'] },
             // Tests, scripts and the bench may import anything: their own package's files, and
@@ -148,7 +159,15 @@ export default tseslint.config(
           default: 'allow',
           rules: [
             {
-              from: ['cp-lib', 'cp-service', 'cp-trpc', 'cp-server', 'cp-entry', 'pkg-src'],
+              from: [
+                'cp-lib',
+                'cp-service',
+                'cp-trpc',
+                'cp-server',
+                'cp-entry',
+                'pkg-src',
+                'dashboard',
+              ],
               disallow: POSTGRES_LIBRARIES,
               message:
                 "Only packages/control-plane/src/db imports '${dependency.source}' (PostgreSQL's client libraries): call a db/ module.",
@@ -193,6 +212,20 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // The dashboard runs in browsers: their globals, not Node's.
+    files: ['packages/dashboard/**/*.{ts,tsx}'],
+    languageOptions: {
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        navigator: 'readonly',
+        HTMLElement: 'readonly',
+        HTMLDivElement: 'readonly',
+        HTMLButtonElement: 'readonly',
+      },
+    },
   },
   {
     // Plain Node scripts (bin shims, scripts/): Node's globals.

@@ -25,6 +25,9 @@ import {
 import superjson from 'superjson';
 import type { AppRouter } from './router.js';
 
+const DEFAULT_MAX_BATCH_CALLS = 20;
+const MAX_URL_LENGTH = 8_000;
+
 /** The typed client: `client.session.create.mutate(…)`, `client.fleet.events.subscribe(…)`. */
 export type TetherClient = TRPCClient<AppRouter>;
 
@@ -69,6 +72,12 @@ export interface CreateTetherClientOptions extends TetherWSClientOptions {
   wsClient?: TRPCWebSocketClient | undefined;
   /** The EventSource class for subscriptions over HTTP where there is no global one. */
   EventSource?: EventSourceConstructor | undefined;
+  /**
+   * Over HTTP, at most this many calls share one batched request (default 20; the server refuses
+   * batches above `TETHER_MAX_BATCH_CALLS`, 50 by default), and a batched GET's URL stays under
+   * 8 000 characters: more calls go in further requests.
+   */
+  maxBatchCalls?: number | undefined;
 }
 
 /**
@@ -145,6 +154,8 @@ export function tetherLinks(options: CreateTetherClientOptions): TRPCLink<AppRou
         url: endpoints.http,
         transformer: superjson,
         headers,
+        maxItems: options.maxBatchCalls ?? DEFAULT_MAX_BATCH_CALLS,
+        maxURLLength: MAX_URL_LENGTH,
       }),
     }),
   ];

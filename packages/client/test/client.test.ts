@@ -105,6 +105,16 @@ describe('createTetherClient over the wire', () => {
     expect(info.contractVersion).toMatch(/^\d+\.\d+$/);
   });
 
+  it('http: many calls at once are split into batches the server accepts (a screenful of queries)', async () => {
+    const admin = client();
+    // More calls in one tick than the server takes in one batch (TETHER_MAX_BATCH_CALLS: 50).
+    const views = await Promise.all(
+      Array.from({ length: 120 }, () => admin.node.get.query({ nodeId })),
+    );
+    expect(views).toHaveLength(120);
+    expect(new Set(views.map((v) => v.nodeId))).toEqual(new Set([nodeId]));
+  });
+
   it('ws: every call over one authenticated WebSocket', async () => {
     const ws = createTetherWSClient({ url: server.url, token: server.adminToken, ...NODE_GLOBALS });
     try {

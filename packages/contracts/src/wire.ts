@@ -104,6 +104,7 @@ export const WIRE_PROCEDURES = {
 
   'node.get': { kind: 'query', input: no.NodeIdInput, output: no.NodeView },
   'node.list': { kind: 'query', input: no.NodeListInput, output: no.NodeListOutput },
+  'node.counts': { kind: 'query', input: no.NodeCountsInput, output: no.NodeCountsOutput },
   'node.isOnline': { kind: 'query', input: no.NodeIdInput, output: no.NodeIsOnlineOutput },
   'node.findOnlineWithCapability': {
     kind: 'query',
@@ -113,6 +114,11 @@ export const WIRE_PROCEDURES = {
   'node.metrics': { kind: 'query', input: no.NodeMetricsInput, output: no.NodeMetricsOutput },
   'node.update': { kind: 'mutation', input: no.NodeUpdateInput, output: no.NodeView },
   'node.revoke': { kind: 'mutation', input: no.NodeIdInput, output: pt.NullOutput },
+  'node.reissueToken': {
+    kind: 'mutation',
+    input: no.NodeIdInput,
+    output: no.NodeRotateTokenOutput,
+  },
   'node.rotateToken': {
     kind: 'mutation',
     input: no.NodeRotateTokenInput,

@@ -43,6 +43,8 @@ export const NodeAttachmentView = z.object({
   sessionId: SessionId,
   state: NodeState,
   attachedAt: Timestamp,
+  /** The node's client version is below the session's floor (as in the roster). */
+  readOnly: z.boolean(),
 });
 
 export const NodeView = z.object({
@@ -85,6 +87,33 @@ export type NodeListInput = z.infer<typeof NodeListInput>;
 export const NodeListOutput = page(NodeView);
 
 export const NodeIdInput = z.strictObject({ nodeId: NodeId });
+
+/** `node.counts`: the `node.list` filters except presence and paging. */
+export const NodeCountsInput = z
+  .strictObject({
+    status: NodeStatus.optional(),
+    capability: CapabilityName.optional(),
+    nodeType: z.string().min(1).max(64).optional(),
+    location: z.string().min(1).max(200).optional(),
+    label: LabelFilter.optional(),
+    sessionId: SessionId.optional(),
+    search: z.string().min(1).max(200).optional(),
+  })
+  .optional();
+export type NodeCountsInput = z.infer<typeof NodeCountsInput>;
+
+/**
+ * How many of the nodes you may see (matching the filters) are in each presence state. Active
+ * identities only in `online`/`degraded`/`offline`; revoked identities are counted apart.
+ */
+export const NodeCountsOutput = z.object({
+  online: z.number().int().nonnegative(),
+  degraded: z.number().int().nonnegative(),
+  offline: z.number().int().nonnegative(),
+  revoked: z.number().int().nonnegative(),
+  total: z.number().int().nonnegative(),
+});
+export type NodeCountsOutput = z.infer<typeof NodeCountsOutput>;
 
 export const NodeIsOnlineOutput = z.object({
   nodeId: NodeId,

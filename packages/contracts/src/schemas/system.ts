@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { NodeId, ParticipantId } from '../ids.js';
+import { ParticipantRole } from '../states.js';
 import { EventEnvelopeVersion } from '../version.js';
 import { Empty } from './common.js';
 
@@ -11,6 +13,18 @@ export const ContractMajorRange = z.object({
 });
 export type ContractMajorRange = z.infer<typeof ContractMajorRange>;
 
+/** Who the presented credential belongs to (null: none was presented, or it is not valid). */
+export const SystemInfoCaller = z
+  .discriminatedUnion('kind', [
+    z.object({
+      kind: z.literal('participant'),
+      participantId: ParticipantId,
+      role: ParticipantRole,
+    }),
+    z.object({ kind: z.literal('node'), nodeId: NodeId }),
+  ])
+  .nullable();
+
 export const SystemInfoOutput = z.object({
   serverVersion: z.string(),
   contractVersion: EventEnvelopeVersion,
@@ -20,5 +34,10 @@ export const SystemInfoOutput = z.object({
   degradedAfterMs: z.number().int().positive(),
   offlineAfterMs: z.number().int().positive(),
   sweepIntervalMs: z.number().int().positive(),
+  /**
+   * The caller, when the request carried a valid credential; a wrong, revoked or expired one
+   * gives null here (this call stays public), so a client can check a token without an error.
+   */
+  caller: SystemInfoCaller,
 });
 export type SystemInfoOutput = z.infer<typeof SystemInfoOutput>;

@@ -1,6 +1,6 @@
 /**
- * Registry reads: `node.get`, `node.list`, `node.isOnline`, `node.findOnlineWithCapability`,
- * `node.metrics`.
+ * Registry reads: `node.get`, `node.list`, `node.counts`, `node.isOnline`,
+ * `node.findOnlineWithCapability`, `node.metrics`.
  * Invariants:
  *  - one SQL statement per call (identity, presence and active attachment joined), never one per row;
  *  - visibility: a participant sees the nodes they own and the nodes attached, in any state, to
@@ -15,6 +15,8 @@ import {
   ACTIVE_NODE_STATES,
   AttachmentId,
   Capabilities,
+  compareEventEnvelopeVersion,
+  isEventEnvelopeVersion,
   LABEL_KEY_PATTERN,
   NodeId,
   NodeMetrics,
@@ -26,6 +28,8 @@ import {
   TetherError,
   type FindOnlineWithCapabilityInput,
   type NodeIsOnlineOutput,
+  type NodeCountsInput,
+  type NodeCountsOutput,
   type NodeListInput,
   type NodeMetricsInput,
   type NodeMetricsOutput,
@@ -54,7 +58,8 @@ const VIEW_COLUMNS = `
   COALESCE(p.health_state, 'offline') AS health_state, p.last_heartbeat_at, p.online_since,
   p.metrics, ${metricsReportedAtSql('p')} AS metrics_reported_at,
   a.id AS attachment_id, a.session_id AS attachment_session_id, a.state AS attachment_state,
-  a.attached_at AS attachment_attached_at`;
+  a.attached_at AS attachment_attached_at, a.client_version AS attachment_client_version,
+  (SELECT s.min_client_version FROM sessions s WHERE s.id = a.session_id) AS attachment_floor`;
 
 // The active-attachment join matches the partial unique index, so it yields at most one row per node.
 const VIEW_FROM = `
@@ -98,7 +103,20 @@ const NodeRow = z.object({
   attachment_session_id: SessionId.nullable(),
   attachment_state: NodeState.nullable(),
   attachment_attached_at: z.date().nullable(),
+  attachment_client_version: z.string().nullable(),
+  attachment_floor: z.string().nullable(),
 });
+
+/** Below the session's floor, an attachment is read-only (as the roster says). */
+function attachmentReadOnly(clientVersion: string | null, floor: string | null): boolean {
+  return (
+    clientVersion !== null &&
+    floor !== null &&
+    isEventEnvelopeVersion(clientVersion) &&
+    isEventEnvelopeVersion(floor) &&
+    compareEventEnvelopeVersion(clientVersion, floor) < 0
+  );
+}
 
 function toNodeView(raw: unknown): NodeView {
   const r = parseRow(NodeRow, raw, 'node');
@@ -134,6 +152,7 @@ function toNodeView(raw: unknown): NodeView {
             sessionId: r.attachment_session_id,
             state: r.attachment_state,
             attachedAt: r.attachment_attached_at,
+            readOnly: attachmentReadOnly(r.attachment_client_version, r.attachment_floor),
           }
         : null,
   };
@@ -257,14 +276,24 @@ export async function listNodes(
 ): Promise<NodePage> {
   const filters = input ?? {};
   const params = new Params();
-  const where: string[] = [];
-  if (!isAdmin(actor)) where.push(visibleSet(params.add(actor.participantId)));
-  if (filters.status !== undefined) where.push(`n.status = ${params.add(filters.status)}`);
+  const where = nodeFilters(actor, filters, params);
   if (filters.healthState === 'offline') {
     where.push(`(p.health_state IS NULL OR p.health_state = 'offline')`);
   } else if (filters.healthState !== undefined) {
     where.push(`p.health_state = ${params.add(filters.healthState)}`);
   }
+  return fetchPage(sql, params, where, filters, 'node');
+}
+
+/** The conditions `node.list` and `node.counts` share: visibility and every filter but presence. */
+function nodeFilters(
+  actor: ParticipantPrincipal,
+  filters: NonNullable<NodeCountsInput>,
+  params: Params,
+): string[] {
+  const where: string[] = [];
+  if (!isAdmin(actor)) where.push(visibleSet(params.add(actor.participantId)));
+  if (filters.status !== undefined) where.push(`n.status = ${params.add(filters.status)}`);
   if (filters.capability !== undefined)
     where.push(`n.capabilities ? ${params.add(filters.capability)}`);
   if (filters.nodeType !== undefined) where.push(`n.node_type = ${params.add(filters.nodeType)}`);
@@ -281,7 +310,40 @@ export async function listNodes(
     const pattern = params.add(likeSubstring(filters.search));
     where.push(`(n.node_id ILIKE ${pattern} OR n.name ILIKE ${pattern})`);
   }
-  return fetchPage(sql, params, where, filters, 'node');
+  return where;
+}
+
+const CountsRow = z.object({
+  online: z.coerce.number(),
+  degraded: z.coerce.number(),
+  offline: z.coerce.number(),
+  revoked: z.coerce.number(),
+});
+
+/**
+ * `node.counts`: the nodes `node.list` would list with the same filters (same visibility), by
+ * presence; active identities by their presence (no presence row: offline), revoked apart. One
+ * statement, one pass.
+ */
+export async function countNodes(
+  sql: Sql,
+  actor: ParticipantPrincipal,
+  input: NodeCountsInput,
+): Promise<NodeCountsOutput> {
+  const params = new Params();
+  const where = nodeFilters(actor, input ?? {}, params);
+  const { rows } = await sql.query(
+    `SELECT count(*) FILTER (WHERE n.status = 'active' AND p.health_state = 'online') AS online,
+            count(*) FILTER (WHERE n.status = 'active' AND p.health_state = 'degraded') AS degraded,
+            count(*) FILTER (WHERE n.status = 'active'
+                               AND (p.health_state IS NULL OR p.health_state = 'offline')) AS offline,
+            count(*) FILTER (WHERE n.status = 'revoked') AS revoked
+       FROM nodes n LEFT JOIN runtime_node_presence p ON p.node_id = n.node_id
+      ${where.length > 0 ? `WHERE ${where.join('\n  AND ')}` : ''}`,
+    params.values,
+  );
+  const r = parseRow(CountsRow, rows[0], 'node counts');
+  return { ...r, total: r.online + r.degraded + r.offline + r.revoked };
 }
 
 /**

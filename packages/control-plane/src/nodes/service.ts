@@ -355,3 +355,51 @@ export async function rotateNodeToken(
   }
   return { nodeToken };
 }
+
+/**
+ * `node.reissueToken`: the owner (or an admin) replaces a node's token, e.g. for a device that
+ * lost it or leaked it. The old token stops working at once (its sockets and streams end); the
+ * new one is returned once. A revoked identity gets no new token.
+ */
+export async function reissueNodeToken(
+  db: Db,
+  actor: ParticipantPrincipal,
+  input: { nodeId: string },
+  revocations: RevocationBus,
+): Promise<{ nodeToken: string }> {
+  const nodeToken = generateToken('tnd_');
+  const oldHash = await db.tx(async (sql) => {
+    const access = await requireNodeOwner(sql, actor, input.nodeId, 'FOR UPDATE OF n');
+    if (access.status === 'revoked') {
+      throw new TetherError(
+        'node.not_found',
+        'The node was revoked; a revoked identity gets no new token.',
+        { status: 'revoked' },
+      );
+    }
+    const { rows } = await sql.query<{ old_hash: Buffer | null }>(
+      `UPDATE nodes n SET token_hash = $2, updated_at = now()
+         FROM (SELECT node_id, token_hash FROM nodes WHERE node_id = $1) old
+        WHERE n.node_id = old.node_id
+        RETURNING old.token_hash AS old_hash`,
+      [input.nodeId, hashToken(nodeToken)],
+    );
+    await appendEvent(
+      sql,
+      fleetEvent('node.updated', {
+        changed: ['token'],
+        by: { kind: 'participant', participantId: actor.participantId },
+      }),
+      { nodeId: input.nodeId },
+    );
+    return rows[0]?.old_hash?.toString('hex') ?? null;
+  });
+  if (oldHash !== null) {
+    revocations.publish({
+      credentialHashes: [oldHash],
+      nodeId: input.nodeId,
+      reason: 'token_rotated',
+    });
+  }
+  return { nodeToken };
+}

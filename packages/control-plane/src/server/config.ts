@@ -91,6 +91,31 @@ const EnvSchema = z.object({
     .regex(LISTEN_PATTERN, 'host:port, e.g. 127.0.0.1:9464 or [::1]:9464')
     .optional(),
   TETHER_METRICS_FLEET_REFRESH_MS: ms(5_000),
+  TETHER_CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      const origins = v
+        .split(',')
+        .map((o) => o.trim())
+        .filter((o) => o !== '');
+      for (const origin of origins) {
+        let parsed: URL | null = null;
+        try {
+          parsed = new URL(origin);
+        } catch {
+          parsed = null;
+        }
+        if (parsed === null || parsed.origin !== origin || !/^https?:$/.test(parsed.protocol)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `"${origin}" is not an origin (scheme://host[:port], no path or trailing slash)`,
+          });
+        }
+      }
+      return origins;
+    }),
+  TETHER_DASHBOARD_DIR: z.string().min(1).optional(),
   TETHER_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
@@ -158,6 +183,10 @@ export interface Config {
   metricsListen: { host: string; port: number } | undefined;
   /** The fleet gauges on /metrics are read from the database at most this often. */
   metricsFleetRefreshMs: number;
+  /** Browser origins allowed to call /trpc and /api/v1 (CORS); none by default. */
+  corsOrigins: string[];
+  /** The built dashboard (index.html, assets/); unset: packages/dashboard/dist. */
+  dashboardDir: string | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -250,6 +279,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: e.TETHER_METRICS_TOKEN,
     metricsListen,
     metricsFleetRefreshMs: e.TETHER_METRICS_FLEET_REFRESH_MS,
+    corsOrigins: e.TETHER_CORS_ORIGINS,
+    dashboardDir:
+      e.TETHER_DASHBOARD_DIR === undefined
+        ? undefined
+        : resolve(env.INIT_CWD ?? process.cwd(), e.TETHER_DASHBOARD_DIR),
     logLevel: e.TETHER_LOG_LEVEL,
   };
 }

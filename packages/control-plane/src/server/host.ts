@@ -19,6 +19,8 @@ import { rootConfig } from '../trpc/init.js';
 import { appRouter } from '../trpc/root.js';
 import type { Admission } from './admission.js';
 import { ConnectionRegistry } from './connections.js';
+import type { Cors } from './cors.js';
+import { createDashboardHandler, isDashboardPath, type DashboardFiles } from './dashboard.js';
 import { isPlainHeartbeat, serveHttpHeartbeat } from './http-heartbeat.js';
 import { sendJson } from './http-json.js';
 import { serveMetrics, type MetricsExposure } from './metrics-http.js';
@@ -54,6 +56,10 @@ export interface HostOptions {
     anonymousIdleMs: number;
     maxUnauthenticatedPerPeer: number;
   };
+  /** The built web dashboard served at `/` (dashboard.ts). */
+  dashboard: DashboardFiles;
+  /** Origins allowed to call /trpc and /api/v1 from a browser (cors.ts). */
+  cors: Cors;
 }
 
 export interface Host {
@@ -101,6 +107,12 @@ function stringParam(
 ): string | null {
   const value = params?.[key];
   return typeof value === 'string' ? value.slice(0, max) : null;
+}
+
+/** `Accept` names JSON and not HTML: a script asking for the server's index, not a browser. */
+function prefersJson(req: IncomingMessage): boolean {
+  const accept = req.headers.accept ?? '';
+  return accept.includes('application/json') && !accept.includes('text/html');
 }
 
 /** Do not read the rest of an oversized body: close the connection after answering. */
@@ -257,6 +269,9 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
     onInternalError: logInternal,
   });
   const docs = createDocsHandler();
+  const dashboard = createDashboardHandler(options.dashboard, (res) =>
+    sendJson(res, 404, { error: 'not found' }),
+  );
 
   const requestLog = createRequestLogger(deps.log, (req) => peerAddress(req, options.trustProxy));
   let httpInFlight = 0;
@@ -288,6 +303,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       return serveMetrics(req, res, deps.metrics.registry, options.metrics.token);
     }
     if (path === '/trpc' || path.startsWith('/trpc/')) {
+      if (options.cors.handle(req, res)) return;
       const declared = Number(req.headers['content-length'] ?? 0);
       if (Number.isFinite(declared) && declared > options.maxBodyBytes) return tooLarge(res);
       if (draining) res.setHeader('connection', 'close');
@@ -318,6 +334,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       return trpcHttp(req, res);
     }
     if (path === REST_PREFIX || path.startsWith(`${REST_PREFIX}/`)) {
+      if (options.cors.handle(req, res)) return;
       if (draining) res.setHeader('connection', 'close');
       const url = requestUrl(req);
       if (url === null) {
@@ -345,7 +362,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       return;
     }
     if (path === DOCS_PATH || path.startsWith(`${DOCS_PATH}/`)) return docs(req, res, path);
-    if (path === '/') {
+    if (path === '/' && prefersJson(req)) {
       return sendJson(res, 200, {
         name: 'tether',
         serverVersion: deps.settings.serverVersion,
@@ -355,8 +372,10 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
         docs: DOCS_PATH,
         health: ['/livez', '/readyz'],
         ...(options.metrics.onMainPort ? { metrics: '/metrics' } : {}),
+        dashboard: '/',
       });
     }
+    if (isDashboardPath(path)) return dashboard(req, res, path);
     return sendJson(res, 404, { error: 'not found' });
   });
 

@@ -21,6 +21,8 @@ import type { Deps } from '../trpc/context.js';
 import { describeConfig, type Config } from './config.js';
 import { openDatabase } from './database.js';
 import { Admission } from './admission.js';
+import { Cors } from './cors.js';
+import { DEFAULT_DASHBOARD_DIR, loadDashboard } from './dashboard.js';
 import { createHost, type Host } from './host.js';
 import { createLogger } from './logger.js';
 import { createMetrics, type WsSessionCounts } from '../observability/metrics.js';
@@ -197,8 +199,17 @@ export async function startTether(
   });
   for (const warning of exposure.warnings) log.warn(warning);
 
+  const dashboard = loadDashboard(config.dashboardDir ?? DEFAULT_DASHBOARD_DIR);
+  if (dashboard.missing !== null) {
+    log.warn(
+      { dir: dashboard.dir },
+      `${dashboard.missing}; the API works, / answers a page saying so. Build it with \`pnpm --filter @tether/dashboard build\` (\`pnpm start\` does).`,
+    );
+  }
   const presence = new PresenceBindings(database, log);
   const host = createHost(deps, presence, {
+    dashboard,
+    cors: new Cors(config.corsOrigins),
     maxBodyBytes: config.maxBodyBytes,
     maxWsPayloadBytes: config.maxWsPayloadBytes,
     wsPingMs: config.wsPingMs,

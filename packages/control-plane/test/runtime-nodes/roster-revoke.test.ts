@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { attach, heartbeat, revokeAttachment, roster } from '../../src/runtime-nodes/service.js';
+import { getNode } from '../../src/nodes/queries.js';
 import { raiseFloor } from '../../src/sessions/service.js';
 import { useTestDatabase } from '../db.js';
 import { expectTetherError } from '../expect-error.js';
@@ -35,6 +36,9 @@ describe('runtimenode.roster', () => {
     expect(nodes[0]!.healthState).toBe('online');
     expect(nodes[0]!.lastHeartbeatAt).not.toBeNull();
     expect(nodes[1]!.lastHeartbeatAt).toBeNull();
+    // The node view's active attachment says the same.
+    expect((await getNode(t.db, owner, modern.nodeId)).activeAttachment?.readOnly).toBe(false);
+    expect((await getNode(t.db, owner, legacy.nodeId)).activeAttachment?.readOnly).toBe(true);
 
     // Raising the floor flips readOnly on the next read; nobody is disconnected.
     await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '1.7' });
@@ -43,6 +47,7 @@ describe('runtimenode.roster', () => {
       [true, 'registering'],
       [true, 'registering'],
     ]);
+    expect((await getNode(t.db, owner, modern.nodeId)).activeAttachment?.readOnly).toBe(true);
   });
 
   it('members of any role read the roster; strangers get permission_denied; admins read any', async () => {

@@ -1,6 +1,8 @@
 import {
   FindOnlineWithCapabilityInput,
   FindOnlineWithCapabilityOutput,
+  NodeCountsInput,
+  NodeCountsOutput,
   NodeIdInput,
   NodeIsOnlineOutput,
   NodeListInput,
@@ -37,6 +39,18 @@ export const nodeRouter = router({
     .input(NodeListInput)
     .output(NodeListOutput)
     .query(({ ctx, input }) => queries.listNodes(ctx.deps.db, ctx.principal, input)),
+  counts: participantProcedure
+    .meta(
+      rest(
+        'GET',
+        '/node-counts',
+        'nodes',
+        'How many of the nodes you may see are online, degraded, offline',
+      ),
+    )
+    .input(NodeCountsInput)
+    .output(NodeCountsOutput)
+    .query(({ ctx, input }) => queries.countNodes(ctx.deps.db, ctx.principal, input)),
   isOnline: participantProcedure
     .meta(rest('GET', '/nodes/{nodeId}/online', 'nodes', 'Is this node online?'))
     .input(NodeIdInput)
@@ -79,6 +93,20 @@ export const nodeRouter = router({
     .output(NullOutput)
     .mutation(({ ctx, input }) =>
       nodes.revokeNode(ctx.deps.db, ctx.principal, input, ctx.deps.revocations),
+    ),
+  reissueToken: participantProcedure
+    .meta(
+      rest(
+        'POST',
+        '/nodes/{nodeId}/reissue-token',
+        'nodes',
+        'Give a node a new token (owner or admin; the old one stops working)',
+      ),
+    )
+    .input(NodeIdInput)
+    .output(NodeRotateTokenOutput)
+    .mutation(({ ctx, input }) =>
+      nodes.reissueNodeToken(ctx.deps.db, ctx.principal, input, ctx.deps.revocations),
     ),
   rotateToken: nodeProcedure
     .meta(

@@ -3,6 +3,7 @@ import {
   SUPPORTED_CONTRACT_MAJORS,
   SystemInfoInput,
   SystemInfoOutput,
+  TetherError,
 } from '@tether/contracts';
 import { router } from '../init.js';
 import { rest } from '../rest-meta.js';
@@ -21,7 +22,21 @@ export const systemRouter = router({
     )
     .input(SystemInfoInput)
     .output(SystemInfoOutput)
-    .query(({ ctx }) => {
+    .query(async ({ ctx }) => {
+      if (ctx.credentialRejected) {
+        // A token the server does not accept costs the address a failure, as on every other
+        // call: `caller: null` must not become a way to test guesses without the lockout.
+        const wait = await ctx.deps.limits.authFailures.take(ctx.peer);
+        if (wait > 0) {
+          throw new TetherError(
+            'rate_limited',
+            'Too many failed authentications from this address.',
+            {
+              retryAfterMs: wait,
+            },
+          );
+        }
+      }
       const s = ctx.deps.settings;
       return {
         serverVersion: s.serverVersion,
@@ -31,6 +46,16 @@ export const systemRouter = router({
         degradedAfterMs: s.degradedAfterMs,
         offlineAfterMs: s.offlineAfterMs,
         sweepIntervalMs: s.sweepIntervalMs,
+        caller:
+          ctx.principal === null
+            ? null
+            : ctx.principal.kind === 'participant'
+              ? {
+                  kind: 'participant' as const,
+                  participantId: ctx.principal.participantId,
+                  role: ctx.principal.role,
+                }
+              : { kind: 'node' as const, nodeId: ctx.principal.nodeId },
       };
     }),
 });
