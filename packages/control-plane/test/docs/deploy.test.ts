@@ -383,6 +383,10 @@ describe('docs/deploy/tether.service', () => {
       expect(one(key), key).toBe('yes');
     expect(one('ProtectSystem')).toBe('strict');
     expect(one('CapabilityBoundingSet')).toBe('');
+    // With a read-only system, the server's files (first-admin token) go to its state directory.
+    expect(service.get('Environment')).toContain(
+      `TETHER_DATA_DIR=/var/lib/${one('StateDirectory')}`,
+    );
     // The server's entry point, at the path the unit names relative to WorkingDirectory.
     const exec = one('ExecStart')!;
     const workdir = one('WorkingDirectory')!;
