@@ -4,18 +4,20 @@
  * `tether-server pairing …` work while the server runs on its embedded database, and say what
  * to do when they cannot.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../db.js';
+import { eventually } from '../eventually.js';
 import { embeddedEnv, tetherDir } from '../embedded-cluster.js';
 import { mutate, query } from '../http.js';
 import { spawnServer, type ServerProcess } from '../process-server.js';
 
 const PACKAGE_DIR = fileURLToPath(new URL('../..', import.meta.url));
+const REPO_DIR = fileURLToPath(new URL('../../../..', import.meta.url));
 const TEST_MS = 240_000;
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -285,6 +287,86 @@ describe('tether-server commands while the server runs', () => {
       expect(unknown.stderr).toContain('not a pairing code or a request id');
       expect((await cli(['pairing', 'list'], env)).stdout).toContain('no pending pairing requests');
       await stop(server);
+    },
+    TEST_MS,
+  );
+});
+
+/**
+ * A root script as a user runs it, in a process group of its own: a terminal's Ctrl-C is a
+ * SIGINT to every process of the foreground group (pnpm, the shells it runs scripts with, the
+ * server), which is what `kill(-pgid)` sends.
+ */
+function runScript(args: string[], env: Record<string, string | undefined>) {
+  const merged: NodeJS.ProcessEnv = { ...process.env, TETHER_PORT: '0', TETHER_HOST: '127.0.0.1' };
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) delete merged[name];
+    else merged[name] = value;
+  }
+  const child = spawn('pnpm', args, {
+    cwd: REPO_DIR,
+    env: merged,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const onData = (chunk: Buffer): void => void (output += chunk.toString('utf8'));
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+  );
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGTERM');
+    await exited;
+  });
+  return { child, exited, output: () => output };
+}
+
+describe('the commands in the README', () => {
+  it(
+    'Ctrl-C on `pnpm start` and `pnpm tether-server serve`: a graceful stop, exit 0, and no failure printed by pnpm',
+    async () => {
+      const dir = await tempDir();
+      const env = { DATABASE_URL: await database(), TETHER_DATA_DIR: dir };
+      for (const args of [['start'], ['tether-server', 'serve']]) {
+        const run = runScript(args, env);
+        await eventually(
+          () => Promise.resolve(run.output()),
+          (text) => text.includes('tether listening'),
+          120_000,
+        );
+        process.kill(-run.child.pid!, 'SIGINT');
+        expect(await run.exited, run.output()).toBe(0);
+        expect(run.output()).toContain('shutdown complete');
+        expect(run.output()).not.toMatch(/ERR_PNPM|ELIFECYCLE|Command failed/);
+      }
+    },
+    TEST_MS,
+  );
+
+  it(
+    'turbo says nothing about telemetry: every root script that runs turbo disables it',
+    async () => {
+      const pkg = JSON.parse(await readFile(join(REPO_DIR, 'package.json'), 'utf8')) as {
+        scripts: Record<string, string>;
+      };
+      const turboRuns = Object.entries(pkg.scripts).flatMap(([name, script]) =>
+        script
+          .split('&&')
+          .map((part) => part.trim())
+          .filter((part) => /(^|\s)turbo\s/.test(part))
+          .map((part) => [name, part] as const),
+      );
+      expect(turboRuns.length).toBeGreaterThan(0);
+      for (const [name, part] of turboRuns) {
+        expect(part, `script "${name}"`).toMatch(/^TURBO_TELEMETRY_DISABLED=1 /);
+      }
+      // And as a first-time user sees it (no turbo configuration yet): no notice.
+      const config = await tempDir();
+      const run = runScript(['typecheck', '--dry=json'], { XDG_CONFIG_HOME: config });
+      expect(await run.exited, run.output()).toBe(0);
+      expect(run.output()).not.toMatch(/collects completely anonymous telemetry/);
     },
     TEST_MS,
   );
