@@ -25,6 +25,7 @@ export const AUDITED_PROCEDURES: ReadonlySet<string> = new Set([
   'enrollment.createKey',
   'enrollment.revokeKey',
   'device.enroll',
+  'device.enrollBatch',
   'pairing.request',
   'pairing.approve',
   'pairing.reject',
@@ -89,7 +90,16 @@ export function auditCall(call: AuditCall): void {
   const target: Record<string, unknown> = {};
   pickTargets(call.input, target);
   // The output adds what the call created (a tokenId, a keyId, a nodeId), never its secret.
-  if (call.outcome === 'ok') pickTargets(call.output, target);
+  if (call.outcome === 'ok') {
+    pickTargets(call.output, target);
+    // A batch enrollment: the node ids it created.
+    const nodes = (call.output as { nodes?: unknown } | null | undefined)?.nodes;
+    if (Array.isArray(nodes)) {
+      target.nodeIds = nodes
+        .map((n) => (n as { nodeId?: unknown } | null)?.nodeId)
+        .filter((id): id is string => typeof id === 'string');
+    }
+  }
   const level = call.outcome === 'ok' ? 'info' : 'warn';
   call.log[level](
     {

@@ -193,6 +193,19 @@ describe('audit lines', () => {
     );
     expect(enrolled.status).toBe(200);
     secrets.push(enrolled.data.nodeToken);
+    const batch = await mutate<{ nodes: { nodeId: string; nodeToken: string }[] }>(
+      server.url,
+      'device.enrollBatch',
+      {
+        enrollmentKey: key.data.enrollmentKey,
+        nodes: [
+          { name: 'sim 1', nodeType: 'daemon' },
+          { name: 'sim 2', nodeType: 'daemon' },
+        ],
+      },
+    );
+    expect(batch.status, batch.raw).toBe(200);
+    secrets.push(...batch.data.nodes.map((n) => n.nodeToken));
     expect(
       (await mutate(server.url, 'enrollment.revokeKey', { keyId: key.data.keyId }, admin)).status,
     ).toBe(200);
@@ -242,6 +255,11 @@ describe('audit lines', () => {
     expectLine('token.revoke', { tokenId: token.data.tokenId }, byAdmin);
     expectLine('enrollment.createKey', { keyId: key.data.keyId }, byAdmin);
     expectLine('device.enroll', { nodeId: enrolled.data.nodeId }, { kind: 'anonymous' });
+    expectLine(
+      'device.enrollBatch',
+      { nodeIds: batch.data.nodes.map((n) => n.nodeId) },
+      { kind: 'anonymous' },
+    );
     expectLine('enrollment.revokeKey', { keyId: key.data.keyId }, byAdmin);
     expectLine('node.revoke', { nodeId: enrolled.data.nodeId }, byAdmin);
     expectLine(
