@@ -235,12 +235,16 @@ async function scenario(client: SchemaClient, server: TestServer): Promise<void>
   await client.call('node.list', {}, admin);
   await client.call('node.isOnline', { nodeId }, admin);
   if (client.knows('node.metrics')) await client.call('node.metrics', { nodeId }, admin);
+  if (client.knows('node.counts')) await client.call('node.counts', {}, admin);
   await client.call('node.findOnlineWithCapability', { capability: 'gpu' }, admin);
   await client.call('node.update', { nodeId, name: `Renamed ${tag}` }, admin);
   await client.call('runtimenode.detach', { nodeId }, asNode);
   await client.call('runtimenode.attach', attach, asNode);
   await client.call('runtimenode.revoke', { sessionId, nodeId }, admin);
   await client.call('node.rotateToken', {}, asNode);
+  if (client.knows('node.reissueToken')) {
+    await client.call('node.reissueToken', { nodeId: claimed.nodeId }, admin);
+  }
 
   await client.call('node.revoke', { nodeId: claimed.nodeId }, admin);
   await client.call('membership.remove', membership, admin);

@@ -50,7 +50,9 @@ describe('/metrics access', () => {
     const main = await scrape(server.url, `Bearer ${TOKEN}`);
     expect(main.status).toBe(404);
     expect(await main.text()).not.toContain('tether_');
-    const index = (await (await fetch(`${server.url}/`)).json()) as Record<string, unknown>;
+    const index = (await (
+      await fetch(`${server.url}/`, { headers: { accept: 'application/json' } })
+    ).json()) as Record<string, unknown>;
     expect(index.metrics).toBeUndefined();
 
     expect((await scrape(metricsUrl)).status).toBe(401);
