@@ -49,10 +49,11 @@ Commands:
             Run this machine as a node (CPU, memory, uptime with every beat); Ctrl-C detaches.
   simulate  --url URL --count N --session SESSION_ID --key KEY [--identities PATH] [--churn]
             [--churn-interval S] [--capability NAME ...] [--client-version V] [--ramp S]
-            [--duration S] [--interval S] [--report PATH] [--batch N]
+            [--duration S] [--until-online] [--interval S] [--report PATH] [--batch N]
             N simulated nodes in this process, each with its own identity and socket.
             Enrolls in batches of --batch (default 500) with one reusable key (a single-use
-            key is refused before anything is enrolled when N > 1).
+            key is refused before anything is enrolled when N > 1). Runs until Ctrl-C,
+            --duration, or (--until-online) every node is online.
             --identities reuses the identities saved there and saves new ones (mode 0600).
   help      Show this text.
 
@@ -399,6 +400,7 @@ async function simulateCommand(args: string[]): Promise<number> {
     interval: { type: 'string' },
     report: { type: 'string' },
     batch: { type: 'string' },
+    'until-online': { type: 'boolean' },
   });
   const url = httpUrl(values.url, '--url');
   const count = positiveInt(required(values.count, '--count'), '--count')!;
@@ -493,6 +495,13 @@ async function simulateCommand(args: string[]): Promise<number> {
       ];
       if (durationS !== undefined) {
         ended.push(new Promise((resolve) => setTimeout(resolve, durationS * 1000).unref()));
+      }
+      if (values['until-online']) {
+        ended.push(
+          simulation
+            .waitUntil((status) => status.online === count, 2_147_483_647)
+            .then(() => out(`all ${count} nodes online: stopping the simulation...`)),
+        );
       }
       await Promise.race(ended);
       clearInterval(ticker);

@@ -141,7 +141,7 @@ describe('tether-agent CLI', () => {
     expect(agent.stdout()).not.toContain(enrollmentKey);
   });
 
-  it('simulate --count 1 000-style: a fleet enrolls in one call under a public limit of 2/min, with enrolled=N/N progress, admission deferrals reported apart from connect errors, and no MaxListenersExceededWarning', async () => {
+  it('simulate --count 1 000-style (--until-online): a fleet enrolls in one call under a public limit of 2/min, with enrolled=N/N progress, admission deferrals reported apart from connect errors, and no MaxListenersExceededWarning', async () => {
     await using server = await startTestServer({
       // Per-node enrollment would need 30 minutes under this limit; the sockets are admitted
       // 20 per second, so most are deferred (told when to come back) at first.
@@ -159,19 +159,17 @@ describe('tether-agent CLI', () => {
         sessionId,
         '--interval',
         '0.2',
+        '--until-online',
       ],
       { TETHER_ENROLLMENT_KEY: enrollmentKey },
     );
-    await agent.waitForOutput(/online=60 /);
+    // --until-online: it ends by itself once every node is online.
+    expect(await agent.exited, agent.stderr()).toBe(0);
     expect(agent.stdout()).toMatch(/enrolled=60\/60\n/);
-    const found = await admin.node.findOnlineWithCapability.query({
-      capability: 'sim',
-      sessionId,
-      limit: 100,
-    });
-    expect(found.items).toHaveLength(60);
-    agent.child.kill('SIGINT');
-    expect(await agent.exited).toBe(0);
+    expect(agent.stdout()).toMatch(/ online=60 /);
+    expect(agent.stdout()).toContain('all 60 nodes online: stopping the simulation...');
+    const roster = await admin.runtimenode.roster.query({ sessionId });
+    expect(roster.nodes).toHaveLength(60);
     const summary = /summary: .* deferred=(\d+) connect_errors=(\d+)/.exec(agent.stdout());
     expect(summary, agent.stdout()).not.toBeNull();
     expect(Number(summary![1])).toBeGreaterThan(0);

@@ -14,7 +14,7 @@ import { createTestDatabase } from '../db.js';
 import { eventually } from '../eventually.js';
 import { embeddedEnv, tetherDir } from '../embedded-cluster.js';
 import { mutate, query } from '../http.js';
-import { spawnServer, type ServerProcess } from '../process-server.js';
+import { launchServer, spawnServer, type ServerProcess } from '../process-server.js';
 
 const PACKAGE_DIR = fileURLToPath(new URL('../..', import.meta.url));
 const REPO_DIR = fileURLToPath(new URL('../../../..', import.meta.url));
@@ -341,6 +341,32 @@ describe('the commands in the README', () => {
         expect(run.output()).toContain('shutdown complete');
         expect(run.output()).not.toMatch(/ERR_PNPM|ELIFECYCLE|Command failed/);
       }
+    },
+    TEST_MS,
+  );
+
+  it(
+    'a signal while the server is still starting stops it as soon as it has started: exit 0, not a kill',
+    async () => {
+      const dir = await tempDir();
+      const server = launchServer({
+        DATABASE_URL: await database(),
+        TETHER_DATA_DIR: dir,
+        TETHER_BOOTSTRAP_TOKEN: undefined,
+      });
+      cleanups.push(async () => {
+        server.child.kill('SIGKILL');
+        await server.exited;
+      });
+      await eventually(
+        () => Promise.resolve(server.output()),
+        (text) => text.includes('"msg":"configuration"'),
+        60_000,
+      );
+      server.child.kill('SIGINT');
+      expect(await server.exited, server.output()).toBe(0);
+      expect(server.output()).toContain('tether listening');
+      expect(server.output()).toContain('shutdown complete');
     },
     TEST_MS,
   );
