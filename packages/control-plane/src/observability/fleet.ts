@@ -1,5 +1,5 @@
 /**
- * Fleet-wide figures for `/metrics`, read from the database by one grouped statement at scrape
+ * Fleet-wide figures for `/metrics`, read from the database by one statement at scrape
  * time and reused for `FLEET_REFRESH_MS`, so any number of scrapes (or scrapers) costs at most one
  * statement per replica per period. Every replica reports the same fleet-wide numbers (they come
  * from the one database): aggregate them across replicas with `max`, never `sum` (decision 0016).
@@ -11,7 +11,7 @@
 import type { Db } from '../db/pool.js';
 
 /** At most one fleet statement per this many milliseconds per replica. */
-export const FLEET_REFRESH_MS = 5_000;
+export const FLEET_REFRESH_MS = 15_000;
 
 /** A scrape waits at most this long for the statement; it then reports the database as down. */
 const FLEET_READ_TIMEOUT_MS = 2_000;
@@ -32,25 +32,30 @@ export interface FleetSnapshot {
   feedLagSeconds: number;
 }
 
+/*
+ * Every part reads an index or a small table, never the join of nodes × presence × attachments
+ * (that took ~250 ms at 100 000 nodes): live presence and active attachments through their
+ * partial indexes (offline and unattached are what is left of the active nodes), and node
+ * counts by status from one pass over `nodes`. Revoked nodes have neither live presence nor
+ * active attachments (revocation ends both in its transaction).
+ */
 const FLEET_SQL = `
-  WITH nodes_now AS (
-    SELECT n.status,
-           COALESCE(p.health_state, 'offline') AS health,
-           COALESCE(a.state, 'none') AS attachment
-      FROM nodes n
-      LEFT JOIN runtime_node_presence p ON p.node_id = n.node_id
-      LEFT JOIN runtime_node_attachments a
-        ON a.node_id = n.node_id AND a.state IN ('registering', 'online', 'degraded')
-  )
-  SELECT (SELECT COALESCE(json_agg(g), '[]') FROM (
-            SELECT status, health, attachment, count(*)::int AS n
-              FROM nodes_now GROUP BY status, health, attachment) g) AS groups,
+  SELECT (SELECT COALESCE(json_object_agg(status, n), '{}') FROM (
+            SELECT status, count(*)::int AS n FROM nodes GROUP BY status) s) AS nodes,
+         (SELECT COALESCE(json_object_agg(health_state, n), '{}') FROM (
+            SELECT health_state, count(*)::int AS n FROM runtime_node_presence
+             WHERE health_state <> 'offline' GROUP BY health_state) h) AS live,
+         (SELECT COALESCE(json_object_agg(state, n), '{}') FROM (
+            SELECT state, count(*)::int AS n FROM runtime_node_attachments
+             WHERE state IN ('registering', 'online', 'degraded') GROUP BY state) a) AS attached,
          (SELECT COALESCE(max(id), 0) FROM fleet_events)::text AS head,
          COALESCE((SELECT extract(epoch FROM clock_timestamp() - at)::float8
                      FROM fleet_events WHERE id > $1::bigint ORDER BY id LIMIT 1), 0) AS lag`;
 
 interface FleetRow {
-  groups: { status: string; health: string; attachment: string; n: number }[];
+  nodes: Record<string, number>;
+  live: Record<string, number>;
+  attached: Record<string, number>;
   head: string;
   lag: number;
 }
@@ -58,25 +63,24 @@ interface FleetRow {
 export async function readFleetSnapshot(db: Db, cursor: string): Promise<FleetSnapshot> {
   const { rows } = await db.query<FleetRow>(FLEET_SQL, [cursor]);
   const row = rows[0]!;
+  const active = row.nodes.active ?? 0;
+  const online = row.live.online ?? 0;
+  const degraded = row.live.degraded ?? 0;
+  const registering = row.attached.registering ?? 0;
+  const attachedOnline = row.attached.online ?? 0;
+  const attachedDegraded = row.attached.degraded ?? 0;
   const snapshot: FleetSnapshot = {
-    nodesByHealth: { online: 0, degraded: 0, offline: 0 },
-    nodesByAttachment: { registering: 0, online: 0, degraded: 0, none: 0 },
-    revokedNodes: 0,
+    nodesByHealth: { online, degraded, offline: Math.max(0, active - online - degraded) },
+    nodesByAttachment: {
+      registering,
+      online: attachedOnline,
+      degraded: attachedDegraded,
+      none: Math.max(0, active - registering - attachedOnline - attachedDegraded),
+    },
+    revokedNodes: row.nodes.revoked ?? 0,
     headEventId: Number(row.head),
     feedLagSeconds: Math.max(0, row.lag),
   };
-  for (const g of row.groups) {
-    if (g.status !== 'active') {
-      snapshot.revokedNodes += g.n;
-      continue;
-    }
-    if (g.health in snapshot.nodesByHealth) {
-      snapshot.nodesByHealth[g.health as keyof FleetSnapshot['nodesByHealth']] += g.n;
-    }
-    if (g.attachment in snapshot.nodesByAttachment) {
-      snapshot.nodesByAttachment[g.attachment as keyof FleetSnapshot['nodesByAttachment']] += g.n;
-    }
-  }
   return snapshot;
 }
 

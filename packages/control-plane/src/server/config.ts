@@ -90,7 +90,7 @@ const EnvSchema = z.object({
     .string()
     .regex(LISTEN_PATTERN, 'host:port, e.g. 127.0.0.1:9464 or [::1]:9464')
     .optional(),
-  TETHER_METRICS_FLEET_REFRESH_MS: ms(5_000),
+  TETHER_METRICS_FLEET_REFRESH_MS: ms(15_000),
   TETHER_CORS_ORIGINS: z
     .string()
     .default('')

@@ -54,7 +54,8 @@ describe('fleet gauges on /metrics', () => {
     await nodeOf(server, owner); // never beats: offline
     const revoked = await nodeOf(server, owner);
     const session = await sessionOf(server, owner);
-    for (const node of [online, attached]) {
+    // The revoked one beats first: revocation must take it out of the live counts.
+    for (const node of [online, attached, revoked]) {
       const beat = await mutate(
         server.url,
         'runtimenode.heartbeat',
