@@ -96,7 +96,7 @@ export function renderReport(results: BenchResults, format: 'text' | 'markdown')
     if (s.notes.length > 0) parts.push('', ...s.notes.map((n) => `${md ? '- ' : '  * '}${n}`));
   }
   for (const f of results.failures) parts.push('', `FAILED ${f.name}: ${f.error}`);
-  parts.push('', heading('Floors (issue 6)', 2), '', render(floorTable(results)));
+  parts.push('', heading('Floors', 2), '', render(floorTable(results)));
   return parts.join('\n');
 }
 

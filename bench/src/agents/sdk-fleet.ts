@@ -13,7 +13,7 @@ import type { Capabilities } from '@tether/contracts';
 import type { HostSpec } from './protocol.js';
 import type { FleetTracker } from './tracker.js';
 
-/** A non-empty declaration, so an attachment can go online (SPEC: online needs capabilities). */
+/** A non-empty declaration, so an attachment can go online (an attachment goes online only with declared capabilities). */
 const CAPABILITIES: Capabilities = { bench: { description: 'bench restart agent' } };
 
 export interface AgentFleet {

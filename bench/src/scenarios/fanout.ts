@@ -59,7 +59,7 @@ const FULL: Shape = {
 /** The same rate, scaled down: 120 changes (12 s) to 100 dashboards. */
 const QUICK: Shape = { nodes: 60, changes: 120, rate: 10, subscribers: [100], settleMs: 5_000 };
 
-/** The floor per subscriber count (issue 6). */
+/** The floor per subscriber count (p99 delivery latency target). */
 const P99_FLOOR_MS: Record<number, number> = { 100: 100, 1_000: 250 };
 
 const POLL_INTERVAL_MS = 1_000;

@@ -1,5 +1,5 @@
 /**
- * Server restart with N connected agents (issue 6: 10 000 agents all online again ≤ 30 s, connect
+ * Server restart with N connected agents (target: 10 000 agents all online again ≤ 30 s, connect
  * error rate ≤ 1 %). Tether's agents are real daemons — `@tether/node-client` nodes attached to a
  * session, in ≥ 2 agent-host processes — and the server is restarted the way an operator does
  * it: SIGTERM, wait for the exit, start a new process on the same port and database. See

@@ -19,8 +19,8 @@ export type CapabilityAuthLevel = z.infer<typeof CapabilityAuthLevel>;
 const JsonObject = z.record(z.string().max(256), z.json());
 
 /**
- * A capability declaration. Known fields are typed; extra keys are allowed (the spec's `...extra`)
- * and must be JSON. An empty object is a valid declaration.
+ * A capability declaration. Known fields are typed; extra keys are allowed (anything more a
+ * node wants to say about it) and must be JSON. An empty object is a valid declaration.
  */
 export const CapabilityDescriptor = z.looseObject({
   description: z.string().max(1024).optional(),

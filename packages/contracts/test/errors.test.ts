@@ -37,7 +37,7 @@ const TRPC_HTTP_STATUS: Readonly<Record<string, number>> = {
   GATEWAY_TIMEOUT: 504,
 };
 
-/** The minimum codes and statuses the spec (§6) requires. */
+/** The codes and statuses the registry must have at least (clients rely on them). */
 const REQUIRED_CODES: ReadonlyArray<readonly [string, number]> = [
   ['auth.unauthenticated', 401],
   ['auth.principal_mismatch', 403],
@@ -71,7 +71,7 @@ describe('error registry', () => {
     }
   });
 
-  it.each(REQUIRED_CODES)('§6 minimum code %s exists with HTTP status %i', (code, status) => {
+  it.each(REQUIRED_CODES)('minimum code %s exists with HTTP status %i', (code, status) => {
     expect(isTetherErrorCode(code)).toBe(true);
     expect(errorSpec(code as TetherErrorCode).httpStatus).toBe(status);
   });

@@ -1,5 +1,5 @@
 /**
- * Enrollment keys (operator first, SPEC §2). A participant mints a key (`tek_` + 256 random
+ * Enrollment keys (operator first: the operator makes a key, the device uses it). A participant mints a key (`tek_` + 256 random
  * bits, stored only as its SHA-256); a device presents it to `device.enroll` and receives a node
  * identity owned by the key's creator — or, for a fleet, many at once (`device.enrollBatch`, one
  * reusable key, all or none). Invariants:

@@ -1,5 +1,5 @@
 /**
- * Pairing (device first, SPEC §2). A daemon asks to join and shows a short code; an operator
+ * Pairing (device first: the device asks, an operator approves). A daemon asks to join and shows a short code; an operator
  * approves or rejects it; the daemon claims its node token with the secret only it knows.
  * Invariants:
  *  - only the SHA-256 of a claim secret is stored, and a claim finds its row by (id, hash), so a

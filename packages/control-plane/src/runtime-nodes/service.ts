@@ -1,5 +1,5 @@
 /**
- * Runtime-node lifecycle (SPEC §4): attach, capability update, heartbeat, detach, revoke, roster.
+ * Runtime-node lifecycle: attach, capability update, heartbeat, detach, revoke, roster.
  * Invariants held here or by the schema:
  *  - at most one active attachment per node: the partial unique index decides (23505 →
  *    runtimenode.attach_conflict), never a read-then-write check;

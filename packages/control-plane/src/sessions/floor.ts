@@ -1,5 +1,5 @@
 /**
- * The version floor rule (SPEC §4): NULL admits every version read-write; a client at or above
+ * The version floor rule: NULL admits every version read-write; a client at or above
  * the floor is read-write; below it, read-only (never ejected). A malformed stored floor is an
  * error — it never silently admits.
  */

@@ -1,6 +1,6 @@
 /**
- * Enrollment keys and `device.enroll` over plain HTTP against a real server (SPEC §2, operator
- * first). Expiry is simulated by moving `expires_at` into the past, never by waiting.
+ * Enrollment keys and `device.enroll` over plain HTTP against a real server (operator
+ * first enrollment). Expiry is simulated by moving `expires_at` into the past, never by waiting.
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';

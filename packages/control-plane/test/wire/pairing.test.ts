@@ -1,5 +1,5 @@
 /**
- * Pairing (device first, SPEC §2) over plain HTTP against a real server: request → operator
+ * Pairing (device first) over plain HTTP against a real server: request → operator
  * approves/rejects → daemon claims its node token once. Expiry is simulated by moving
  * `expires_at` into the past, never by waiting.
  */

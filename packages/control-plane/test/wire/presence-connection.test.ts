@@ -1,5 +1,5 @@
 /**
- * Presence follows the WebSocket (SPEC §4 liveness): bound at connect, offline when the socket
+ * Presence follows the WebSocket (liveness of connected nodes): bound at connect, offline when the socket
  * closes or stops answering keep-alive pings, guarded by connection ids against reconnect races.
  */
 import { describe, expect, it } from 'vitest';
