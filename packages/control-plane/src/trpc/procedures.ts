@@ -240,17 +240,20 @@ export const publicLimitedProcedure = publicProcedure.use(async ({ ctx, next }) 
  * others' failures (behind one NAT, one bad client must not lock the fleet out): the lockout
  * slows guessing, it does not block the address.
  */
-async function rejectUnauthenticated(ctx: Context): Promise<never> {
-  if (ctx.credentialRejected) {
-    const wait = await ctx.deps.limits.authFailures.take(ctx.peer);
-    if (wait > 0) {
-      throw new TetherError(
-        'rate_limited',
-        'Too many failed authentications from this address.',
-        retryAfter(wait),
-      );
-    }
+export async function chargeRejectedCredential(ctx: Context): Promise<void> {
+  if (!ctx.credentialRejected) return;
+  const wait = await ctx.deps.limits.authFailures.take(ctx.peer);
+  if (wait > 0) {
+    throw new TetherError(
+      'rate_limited',
+      'Too many failed authentications from this address.',
+      retryAfter(wait),
+    );
   }
+}
+
+async function rejectUnauthenticated(ctx: Context): Promise<never> {
+  await chargeRejectedCredential(ctx);
   throw new TetherError(
     'auth.unauthenticated',
     ctx.credentialRejected

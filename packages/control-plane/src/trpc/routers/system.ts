@@ -3,11 +3,10 @@ import {
   SUPPORTED_CONTRACT_MAJORS,
   SystemInfoInput,
   SystemInfoOutput,
-  TetherError,
 } from '@tether/contracts';
 import { router } from '../init.js';
 import { rest } from '../rest-meta.js';
-import { publicProcedure } from '../procedures.js';
+import { chargeRejectedCredential, publicProcedure } from '../procedures.js';
 
 export const systemRouter = router({
   info: publicProcedure
@@ -23,20 +22,9 @@ export const systemRouter = router({
     .input(SystemInfoInput)
     .output(SystemInfoOutput)
     .query(async ({ ctx }) => {
-      if (ctx.credentialRejected) {
-        // A token the server does not accept costs the address a failure, as on every other
-        // call: `caller: null` must not become a way to test guesses without the lockout.
-        const wait = await ctx.deps.limits.authFailures.take(ctx.peer);
-        if (wait > 0) {
-          throw new TetherError(
-            'rate_limited',
-            'Too many failed authentications from this address.',
-            {
-              retryAfterMs: wait,
-            },
-          );
-        }
-      }
+      // A token the server does not accept costs the address a failure, as on every other call:
+      // `caller: null` must not become a way to test guesses without the lockout.
+      await chargeRejectedCredential(ctx);
       const s = ctx.deps.settings;
       return {
         serverVersion: s.serverVersion,
