@@ -14,7 +14,6 @@ import {
   COMMAND_OPEN_PER_NODE_MAX,
   COMMAND_OUTPUT_MAX_BYTES,
   TetherError,
-  fleetEvent,
   isTerminalCommandState,
   type CommandAckInput,
   type CommandDelivery,
@@ -25,8 +24,9 @@ import {
 import type { NodePrincipal } from '../auth/principal.js';
 import { assertNodeSelf } from '../auth/principal.js';
 import type { Db, Sql } from '../db/pool.js';
-import { appendEvent, feedWritten } from '../events/append.js';
+import { feedWritten } from '../events/append.js';
 import {
+  appendStateChanged,
   canonicalJson,
   COMMAND_COLUMNS,
   DELIVERABLE_SQL,
@@ -217,18 +217,7 @@ async function nodeTransition(
       set.error === undefined ? null : JSON.stringify(set.error),
     ],
   );
-  await appendEvent(
-    sql,
-    fleetEvent('command.state_changed', {
-      commandId: row.id as never,
-      capability: row.capability,
-      from: row.state,
-      to,
-      by: { kind: 'node', nodeId: principal.nodeId },
-      ...(reason === undefined ? {} : { reason }),
-    }),
-    { nodeId: row.node_id, sessionId: row.session_id },
-  );
+  await appendStateChanged(sql, row, to, { kind: 'node', nodeId: principal.nodeId }, reason);
   return parseCommandRow(rows[0]);
 }
 

@@ -1,6 +1,8 @@
 /** The `node_commands` row, its wire view, and the SQL pieces every command writer shares. */
 import {
+  fleetEvent,
   CommandState,
+  type CommandActor,
   DELIVERABLE_COMMAND_STATES,
   TERMINAL_COMMAND_STATES,
   type CommandDelivery,
@@ -8,7 +10,8 @@ import {
 } from '@tether/contracts';
 import { z } from 'zod';
 import { parseRow } from '../db/rows.js';
-import { eventPayloadSql } from '../events/append.js';
+import type { Sql } from '../db/pool.js';
+import { appendEvent, eventPayloadSql } from '../events/append.js';
 
 const quoted = (states: readonly string[]): string => `(${states.map((s) => `'${s}'`).join(', ')})`;
 
@@ -118,4 +121,26 @@ export function canonicalJson(value: unknown): string {
     .filter(([, v]) => v !== undefined)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+/** The `command.state_changed` event of one transition of `row` (made in the caller's transaction). */
+export async function appendStateChanged(
+  sql: Sql,
+  row: CommandRow,
+  to: CommandState,
+  by: CommandActor,
+  reason: string | undefined,
+): Promise<void> {
+  await appendEvent(
+    sql,
+    fleetEvent('command.state_changed', {
+      commandId: row.id as never,
+      capability: row.capability,
+      from: row.state,
+      to,
+      by,
+      ...(reason === undefined ? {} : { reason }),
+    }),
+    { nodeId: row.node_id, sessionId: row.session_id },
+  );
 }

@@ -39,6 +39,7 @@ import type { Db, Sql } from '../db/pool.js';
 import { appendEvent } from '../events/append.js';
 import { isReadOnly } from '../sessions/floor.js';
 import {
+  appendStateChanged,
   canonicalJson,
   COMMAND_COLUMNS,
   OPEN_SQL,
@@ -486,17 +487,12 @@ async function transition(
     [row.id, to, actor.participantId, terminal, error],
   );
   const updated = parseCommandRow(rows[0]);
-  await appendEvent(
+  await appendStateChanged(
     sql,
-    fleetEvent('command.state_changed', {
-      commandId: row.id as never,
-      capability: row.capability,
-      from: row.state,
-      to,
-      by: { kind: 'participant', participantId: actor.participantId },
-      ...(reason === undefined ? {} : { reason }),
-    }),
-    { nodeId: row.node_id, sessionId: row.session_id },
+    row,
+    to,
+    { kind: 'participant', participantId: actor.participantId },
+    reason,
   );
   return updated;
 }
