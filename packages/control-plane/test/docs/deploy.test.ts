@@ -49,7 +49,7 @@ function testNginxConf(conf: string, dir: string, port: number, replicas: string
   return conf
     .replace(/^pid .*;$/m, `pid ${dir}/nginx.pid;`)
     .replace(/^error_log .*;$/m, `error_log ${dir}/error.log warn;`)
-    .replace(/^(\s*)access_log .*;$/m, `$1access_log ${dir}/access.log;`)
+    .replace(/^(\s*)access_log [^\s;]+/m, `$1access_log ${dir}/access.log`)
     .replace(/^(\s*)listen 80;$/m, `$1listen 127.0.0.1:${port};`)
     .replace(upstream, (_m, indent: string, rest: string) =>
       n < replicas.length ? `${indent}server ${replicas[n++]}${rest};` : '',
@@ -94,7 +94,7 @@ describe('docs/deploy/nginx.conf', () => {
       // Only the paths nginx checks at -t are moved; addresses and everything else as written.
       const conf = NGINX_CONF.replace(/^pid .*;$/m, `pid ${dir}/nginx.pid;`)
         .replace(/^error_log .*;$/m, `error_log ${dir}/error.log warn;`)
-        .replace(/^(\s*)access_log .*;$/m, `$1access_log ${dir}/access.log;`);
+        .replace(/^(\s*)access_log [^\s;]+/m, `$1access_log ${dir}/access.log`);
       writeFileSync(join(dir, 'nginx.conf'), conf);
       const r = spawnSync(
         nginx,
@@ -258,6 +258,19 @@ describe('docs/deploy/nginx.conf', () => {
         controller.abort();
         await reading;
       }
+    });
+
+    it('the access log keeps no query string, so a token in an SSE URL is never written to it', async () => {
+      // An EventSource cannot send headers: tRPC's SSE link puts connectionParams (the token)
+      // in the query string.
+      const secret = 'tpt_in-the-query-string-never-logged';
+      const r = await fetch(`${proxy}/livez?connectionParams=${secret}`);
+      expect(r.status).toBe(200);
+      await eventually(
+        () => Promise.resolve(readFileSync(join(dir, 'access.log'), 'utf8')),
+        (log) => log.includes('GET /livez '),
+      );
+      expect(readFileSync(join(dir, 'access.log'), 'utf8')).not.toContain(secret);
     });
 
     it("the server's per-address limits see the client's address, not an X-Forwarded-For the client sent", async () => {
