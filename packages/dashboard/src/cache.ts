@@ -5,7 +5,9 @@
  *    revoked) fetch that node's view once (coalesced per batch) and replace its row — or add it
  *    to the lists whose filters it matches, when it is new;
  *  - counters, rosters, sessions and the pairing inbox are invalidated: active queries refetch
- *    once per batch, inactive ones when next shown.
+ *    once per batch, inactive ones when next shown;
+ *  - `command.invoked` / `command.state_changed` invalidate the command lists (a node's command
+ *    history) and the changed commands' `command.get`.
  */
 import type { AppRouter, FleetEvent, NodeView } from '@tether/client';
 import type { InfiniteData, QueryClient } from '@tanstack/react-query';
@@ -100,6 +102,7 @@ export function applyEvents(queryClient: QueryClient, trpc: Trpc, events: FleetE
   let pairing = false;
   let rosters = false;
   const sessions = new Set<string>();
+  const commands = new Set<string>();
   for (const e of events) {
     const nodeId = e.nodeId;
     switch (e.type) {
@@ -141,6 +144,10 @@ export function applyEvents(queryClient: QueryClient, trpc: Trpc, events: FleetE
       case 'pairing.expired':
         pairing = true;
         break;
+      case 'command.invoked':
+      case 'command.state_changed':
+        commands.add(e.data.commandId);
+        break;
     }
   }
 
@@ -169,6 +176,12 @@ export function applyEvents(queryClient: QueryClient, trpc: Trpc, events: FleetE
   if (counts) void queryClient.invalidateQueries(trpc.node.counts.pathFilter());
   if (rosters) void queryClient.invalidateQueries(trpc.runtimenode.roster.pathFilter());
   if (pairing) void queryClient.invalidateQueries(trpc.pairing.list.pathFilter());
+  if (commands.size > 0) {
+    void queryClient.invalidateQueries(trpc.command.list.pathFilter());
+    for (const commandId of commands) {
+      void queryClient.invalidateQueries(trpc.command.get.queryFilter({ commandId }));
+    }
+  }
   for (const sessionId of sessions) {
     void queryClient.invalidateQueries(trpc.session.get.queryFilter({ sessionId }));
     void queryClient.invalidateQueries(trpc.session.list.pathFilter());

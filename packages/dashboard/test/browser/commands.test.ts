@@ -1,0 +1,156 @@
+/**
+ * Commands from a node's page in a real Chromium, answered by a real `tether-agent run` (its
+ * built-ins `echo` and `system.metrics`, and `shell.exec` with one allowed command line): the
+ * Run form invokes, the result follows `command.watch` live to its end, a bad JSON input is
+ * refused in the form, and the node's command history lists what ran (refreshed by the feed).
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { NodeCredentials } from '@tether/node-client';
+import { useBrowser } from './browser.js';
+import {
+  credentialsFile,
+  enrollNode,
+  LIVE_PRESENCE_ENV,
+  scratchDir,
+  seedSession,
+  spawnAgent,
+  useDashboardServer,
+  type AgentProcess,
+} from './server.js';
+import { fleetRow, navigate, signIn, textOf, waitForConnection, waitForPresence } from './ui.js';
+
+const server = useDashboardServer(LIVE_PRESENCE_ENV);
+const browser = useBrowser({ keepPage: true });
+
+let scratch: { path: string } & AsyncDisposable;
+let agent: AgentProcess;
+let credentials: NodeCredentials;
+
+beforeAll(async () => {
+  scratch = await scratchDir();
+  const seeded = await seedSession(server, { name: 'commands session' });
+  credentials = await enrollNode(server, seeded.enrollmentKey, 'command agent');
+  const file = await credentialsFile(scratch.path, credentials);
+  agent = spawnAgent([
+    'run',
+    '--credentials',
+    file,
+    '--url',
+    server.url,
+    '--allow-exec',
+    'uname -s',
+  ]);
+  await agent.waitForOutput(/: online/);
+});
+
+beforeEach(async () => {
+  if (browser.page.url() === 'about:blank') {
+    await signIn(browser.page, server.url, server.operator.token);
+  }
+});
+
+afterAll(async () => {
+  await agent?.[Symbol.asyncDispose]();
+  await scratch?.[Symbol.asyncDispose]();
+});
+
+/** The node's page, from its fleet row's link (client-side navigation). */
+async function openNodePage(): Promise<void> {
+  const { page } = browser;
+  await navigate(page, 'Fleet');
+  await waitForConnection(page, 'live');
+  await waitForPresence(page, credentials.nodeId, 'online');
+  await fleetRow(page, credentials.nodeId).getByRole('link').first().click();
+  await page.waitForURL(`**/nodes/${credentials.nodeId}`);
+}
+
+/** Opens the Run form of `capability`, fills the input and runs it; returns the result. */
+async function run(capability: string, input: string, command?: string) {
+  const { page } = browser;
+  await page.getByRole('button', { name: `Run ${capability}`, exact: true }).click();
+  const form = page.getByRole('form', { name: 'Run command' });
+  await form.waitFor();
+  expect(await form.getByLabel('Input (JSON)').inputValue()).toBe('{}');
+  if (command !== undefined) await form.getByLabel('Command').selectOption(command);
+  await form.getByLabel('Input (JSON)').fill(input);
+  await form.getByRole('button', { name: 'Run', exact: true }).click();
+  return page.getByTestId('command-result');
+}
+
+describe('dashboard: commands on a node page', () => {
+  it('runs echo from the page and shows it succeed with the echoed output', async () => {
+    const { page } = browser;
+    await openNodePage();
+    const result = await run('echo', '{"hello":"dashboard"}');
+    await result.and(page.locator('[data-state="succeeded"]')).waitFor();
+    const output = JSON.parse(await textOf(result.getByTestId('command-output'))) as unknown;
+    expect(output).toEqual({ hello: 'dashboard' });
+    // The Cancel button is only there while the command is open.
+    expect(await result.getByRole('button', { name: 'Cancel' }).count()).toBe(0);
+    await browser.screenshot('node-command-result');
+  });
+
+  it('refuses input that is not JSON in the form, sending nothing', async () => {
+    const { page } = browser;
+    const before = await server.operator.client.command.list.query({
+      nodeId: credentials.nodeId,
+    });
+    const form = page.getByRole('form', { name: 'Run command' });
+    await form.getByLabel('Input (JSON)').fill('{"hello": ');
+    await form.getByRole('button', { name: 'Run', exact: true }).click();
+    await expect.poll(() => textOf(form.getByRole('alert'))).toMatch(/^Not valid JSON/);
+    expect(await form.getByLabel('Input (JSON)').getAttribute('aria-invalid')).toBe('true');
+    const after = await server.operator.client.command.list.query({ nodeId: credentials.nodeId });
+    expect(after.items.map((c) => c.commandId)).toEqual(before.items.map((c) => c.commandId));
+  });
+
+  it('runs system.metrics and shows the machine metrics it returned', async () => {
+    const { page } = browser;
+    const result = await run('system.metrics', '{}');
+    await result.and(page.locator('[data-state="succeeded"]')).waitFor();
+    const output = JSON.parse(await textOf(result.getByTestId('command-output'))) as Record<
+      string,
+      unknown
+    >;
+    expect(output).toMatchObject({
+      memoryTotalBytes: expect.any(Number),
+      memoryUsedBytes: expect.any(Number),
+      uptimeSeconds: expect.any(Number),
+    });
+  });
+
+  it("runs a command picked from the capability's allow-list", async () => {
+    const { page } = browser;
+    const result = await run('shell.exec', '{}', 'uname -s');
+    await result.and(page.locator('[data-state="succeeded"]')).waitFor();
+    const output = JSON.parse(await textOf(result.getByTestId('command-output'))) as {
+      command: string;
+      exitCode: number;
+      stdout: string;
+    };
+    expect(output).toMatchObject({ command: 'uname -s', exitCode: 0 });
+    expect(output.stdout.trim()).toBe('Linux');
+  });
+
+  it('lists every command run on the node in its history, newest first', async () => {
+    const { page } = browser;
+    const listed = await server.operator.client.command.list.query({ nodeId: credentials.nodeId });
+    expect(listed.items.map((c) => [c.capability, c.command, c.state])).toEqual([
+      ['shell.exec', 'uname -s', 'succeeded'],
+      ['system.metrics', null, 'succeeded'],
+      ['echo', null, 'succeeded'],
+    ]);
+    const rows = page.locator('[data-command-id]');
+    // Live, without a reload: the last run's row reaches `succeeded` from the feed.
+    await expect
+      .poll(() => rows.evaluateAll((els) => els.map((el) => el.getAttribute('data-command-id'))))
+      .toEqual(listed.items.map((c) => c.commandId));
+    for (const c of listed.items) {
+      const row = page.locator(`[data-command-id="${c.commandId}"]`);
+      await expect.poll(() => row.getAttribute('data-state')).toBe('succeeded');
+      expect(await textOf(row)).toContain(c.capability);
+      expect(await textOf(row)).toContain('you');
+    }
+    await browser.screenshot('node-command-history');
+  });
+});
