@@ -5,7 +5,7 @@
  * refused in the form, and the node's command history lists what ran (refreshed by the feed).
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { NodeCredentials } from '@tether/node-client';
+import { createHttpClient, type NodeCredentials } from '@tether/node-client';
 import { useBrowser } from './browser.js';
 import {
   credentialsFile,
@@ -16,6 +16,7 @@ import {
   spawnAgent,
   useDashboardServer,
   type AgentProcess,
+  type Seeded,
 } from './server.js';
 import { fleetRow, navigate, signIn, textOf, waitForConnection, waitForPresence } from './ui.js';
 
@@ -25,10 +26,11 @@ const browser = useBrowser({ keepPage: true });
 let scratch: { path: string } & AsyncDisposable;
 let agent: AgentProcess;
 let credentials: NodeCredentials;
+let seeded: Seeded;
 
 beforeAll(async () => {
   scratch = await scratchDir();
-  const seeded = await seedSession(server, { name: 'commands session' });
+  seeded = await seedSession(server, { name: 'commands session' });
   credentials = await enrollNode(server, seeded.enrollmentKey, 'command agent');
   const file = await credentialsFile(scratch.path, credentials);
   agent = spawnAgent([
@@ -37,6 +39,8 @@ beforeAll(async () => {
     file,
     '--url',
     server.url,
+    '--session',
+    seeded.sessionId,
     '--allow-exec',
     'uname -s',
   ]);
@@ -87,7 +91,7 @@ describe('dashboard: commands on a node page', () => {
     expect(output).toEqual({ hello: 'dashboard' });
     // The Cancel button is only there while the command is open.
     expect(await result.getByRole('button', { name: 'Cancel' }).count()).toBe(0);
-    await browser.screenshot('node-command-result');
+    await browser.screenshot('node-command-result', result);
   });
 
   it('refuses input that is not JSON in the form, sending nothing', async () => {
@@ -151,6 +155,72 @@ describe('dashboard: commands on a node page', () => {
       expect(await textOf(row)).toContain(c.capability);
       expect(await textOf(row)).toContain('you');
     }
-    await browser.screenshot('node-command-history');
+    await browser.screenshot('node-command-history', rows.first());
+  });
+
+  it('a gated command waits in the history; the owner approves one and denies another', async () => {
+    const { page } = browser;
+    // A session member whose invocations of a gated capability wait for the owner.
+    const admin = createHttpClient(server.url, { token: server.bootstrapToken });
+    const member = await admin.participant.create.mutate({ name: 'gated member', role: 'member' });
+    await server.operator.client.membership.add.mutate({
+      sessionId: seeded.sessionId,
+      participantId: member.participantId,
+      role: 'collaborator',
+    });
+    await server.operator.client.policy.set.mutate({
+      nodeId: credentials.nodeId,
+      capability: 'echo',
+      policy: 'gated',
+    });
+    const asMember = createHttpClient(server.url, { token: member.token });
+    const invoke = (n: number) =>
+      asMember.command.invoke.mutate({
+        target: { nodeId: credentials.nodeId },
+        capability: 'echo',
+        input: { n },
+        idempotencyKey: `gated-${n}`,
+      });
+
+    const approved = await invoke(1);
+    expect(approved.state).toBe('awaiting_approval');
+    // The row arrives from the feed (no reload, no polling) with the owner's buttons.
+    const row = page.locator(`[data-command-id="${approved.commandId}"]`);
+    await row.and(page.locator('[data-state="awaiting_approval"]')).waitFor();
+    expect(await textOf(row)).toContain(member.participantId);
+    await browser.screenshot('node-command-gated', row);
+    await row.getByRole('button', { name: 'Approve' }).click();
+    await row.and(page.locator('[data-state="succeeded"]')).waitFor();
+    expect(await row.getByRole('button', { name: 'Approve' }).count()).toBe(0);
+    const done = await server.operator.client.command.get.query({ commandId: approved.commandId });
+    expect(done.output).toEqual({ n: 1 });
+
+    const denied = await invoke(2);
+    const deniedRow = page.locator(`[data-command-id="${denied.commandId}"]`);
+    await deniedRow.and(page.locator('[data-state="awaiting_approval"]')).waitFor();
+    await deniedRow.getByRole('button', { name: 'Deny' }).click();
+    await deniedRow.and(page.locator('[data-state="denied"]')).waitFor();
+    const view = await server.operator.client.command.get.query({ commandId: denied.commandId });
+    expect(view.state).toBe('denied');
+    expect(view.decidedBy).toBe(server.operator.participantId);
+  });
+
+  it('cancels a command the node has not answered', async () => {
+    const { page } = browser;
+    // Frozen (SIGSTOP): the socket stays open, nothing answers.
+    agent.child.kill('SIGSTOP');
+    try {
+      const result = await run('system.metrics', '{}');
+      await result.and(page.locator('[data-state="pending"], [data-state="delivered"]')).waitFor();
+      await result.getByRole('button', { name: 'Cancel' }).click();
+      await result.and(page.locator('[data-state="cancelled"]')).waitFor();
+      expect(await result.getByRole('button', { name: 'Cancel' }).count()).toBe(0);
+    } finally {
+      agent.child.kill('SIGCONT');
+    }
+    const listed = await server.operator.client.command.list.query({ nodeId: credentials.nodeId });
+    expect(listed.items[0]).toMatchObject({ capability: 'system.metrics', state: 'cancelled' });
+    const row = page.locator(`[data-command-id="${listed.items[0]!.commandId}"]`);
+    await row.and(page.locator('[data-state="cancelled"]')).waitFor();
   });
 });
