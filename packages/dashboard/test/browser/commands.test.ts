@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHttpClient, type NodeCredentials } from '@tether/node-client';
-import { useBrowser } from './browser.js';
+import { STATE_TIMEOUT_MS, useBrowser } from './browser.js';
 import {
   credentialsFile,
   enrollNode,
@@ -102,7 +102,9 @@ describe('dashboard: commands on a node page', () => {
     const form = page.getByRole('form', { name: 'Run command' });
     await form.getByLabel('Input (JSON)').fill('{"hello": ');
     await form.getByRole('button', { name: 'Run', exact: true }).click();
-    await expect.poll(() => textOf(form.getByRole('alert'))).toMatch(/^Not valid JSON/);
+    await expect
+      .poll(() => textOf(form.getByRole('alert')), { timeout: STATE_TIMEOUT_MS })
+      .toMatch(/^Not valid JSON/);
     expect(await form.getByLabel('Input (JSON)').getAttribute('aria-invalid')).toBe('true');
     const after = await server.operator.client.command.list.query({ nodeId: credentials.nodeId });
     expect(after.items.map((c) => c.commandId)).toEqual(before.items.map((c) => c.commandId));
@@ -147,11 +149,15 @@ describe('dashboard: commands on a node page', () => {
     const rows = page.locator('[data-command-id]');
     // Live, without a reload: the last run's row reaches `succeeded` from the feed.
     await expect
-      .poll(() => rows.evaluateAll((els) => els.map((el) => el.getAttribute('data-command-id'))))
+      .poll(() => rows.evaluateAll((els) => els.map((el) => el.getAttribute('data-command-id'))), {
+        timeout: STATE_TIMEOUT_MS,
+      })
       .toEqual(listed.items.map((c) => c.commandId));
     for (const c of listed.items) {
       const row = page.locator(`[data-command-id="${c.commandId}"]`);
-      await expect.poll(() => row.getAttribute('data-state')).toBe('succeeded');
+      await expect
+        .poll(() => row.getAttribute('data-state'), { timeout: STATE_TIMEOUT_MS })
+        .toBe('succeeded');
       expect(await textOf(row)).toContain(c.capability);
       expect(await textOf(row)).toContain('you');
     }
