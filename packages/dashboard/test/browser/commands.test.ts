@@ -118,11 +118,10 @@ describe('dashboard: commands on a node page', () => {
       string,
       unknown
     >;
-    expect(output).toMatchObject({
-      memoryTotalBytes: expect.any(Number),
-      memoryUsedBytes: expect.any(Number),
-      uptimeSeconds: expect.any(Number),
-    });
+    for (const field of ['memoryTotalBytes', 'memoryUsedBytes', 'uptimeSeconds']) {
+      expect(typeof output[field], field).toBe('number');
+    }
+    expect(output.memoryTotalBytes as number).toBeGreaterThan(0);
   });
 
   it("runs a command picked from the capability's allow-list", async () => {
