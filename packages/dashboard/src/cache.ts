@@ -6,8 +6,8 @@
  *    to the lists whose filters it matches, when it is new;
  *  - counters, rosters, sessions and the pairing inbox are invalidated: active queries refetch
  *    once per batch, inactive ones when next shown;
- *  - `command.invoked` / `command.state_changed` invalidate the command lists (a node's command
- *    history) and the changed commands' `command.get`.
+ *  - `command.invoked` / `command.state_changed` invalidate the command lists they may be in (the
+ *    history of the event's node) and the changed commands' `command.get`.
  */
 import type { AppRouter, FleetEvent, NodeView } from '@tether/client';
 import type { InfiniteData, QueryClient } from '@tanstack/react-query';
@@ -103,6 +103,7 @@ export function applyEvents(queryClient: QueryClient, trpc: Trpc, events: FleetE
   let rosters = false;
   const sessions = new Set<string>();
   const commands = new Set<string>();
+  const commandNodes = new Set<string>();
   for (const e of events) {
     const nodeId = e.nodeId;
     switch (e.type) {
@@ -147,6 +148,7 @@ export function applyEvents(queryClient: QueryClient, trpc: Trpc, events: FleetE
       case 'command.invoked':
       case 'command.state_changed':
         commands.add(e.data.commandId);
+        if (nodeId !== null) commandNodes.add(nodeId);
         break;
     }
   }
@@ -177,7 +179,15 @@ export function applyEvents(queryClient: QueryClient, trpc: Trpc, events: FleetE
   if (rosters) void queryClient.invalidateQueries(trpc.runtimenode.roster.pathFilter());
   if (pairing) void queryClient.invalidateQueries(trpc.pairing.list.pathFilter());
   if (commands.size > 0) {
-    void queryClient.invalidateQueries(trpc.command.list.pathFilter());
+    // Only the lists these commands may be in: one node's history, or lists not by node.
+    void queryClient.invalidateQueries({
+      ...trpc.command.list.pathFilter(),
+      predicate: (query) => {
+        const nodeId = (query.queryKey[1] as { input?: { nodeId?: string } } | undefined)?.input
+          ?.nodeId;
+        return nodeId === undefined || commandNodes.has(nodeId);
+      },
+    });
     for (const commandId of commands) {
       void queryClient.invalidateQueries(trpc.command.get.queryFilter({ commandId }));
     }

@@ -41,6 +41,13 @@ export function Capabilities({ node }: { node: NodeView }) {
   const [running, setRunning] = useState<string | null>(null);
   const runnable = node.status === 'active';
   const descriptor = running !== null ? node.capabilities[running] : undefined;
+  const runButtons = useRef(new Map<string, HTMLButtonElement>());
+  const close = () => {
+    // Focus goes back to the Run button that opened the form.
+    const opener = running !== null ? runButtons.current.get(running) : undefined;
+    setRunning(null);
+    opener?.focus();
+  };
   return (
     <div className="panel">
       <h2>Capabilities</h2>
@@ -75,6 +82,10 @@ export function Capabilities({ node }: { node: NodeView }) {
                         type="button"
                         aria-label={`Run ${name}`}
                         aria-expanded={running === name}
+                        ref={(el) => {
+                          if (el === null) runButtons.current.delete(name);
+                          else runButtons.current.set(name, el);
+                        }}
                         onClick={() => setRunning(name)}
                       >
                         Run
@@ -93,7 +104,7 @@ export function Capabilities({ node }: { node: NodeView }) {
           nodeId={node.nodeId}
           capability={running}
           descriptor={descriptor}
-          onClose={() => setRunning(null)}
+          onClose={close}
         />
       )}
     </div>

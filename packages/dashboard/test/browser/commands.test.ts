@@ -228,4 +228,47 @@ describe('dashboard: commands on a node page', () => {
     const row = page.locator(`[data-command-id="${listed.items[0]!.commandId}"]`);
     await row.and(page.locator('[data-state="cancelled"]')).waitFor();
   });
+
+  it('a command the frozen node never answers expires at the timeout set in the form', async () => {
+    const { page } = browser;
+    agent.child.kill('SIGSTOP');
+    try {
+      await page.getByRole('button', { name: 'Run echo', exact: true }).click();
+      const form = page.getByRole('form', { name: 'Run command' });
+      await form.getByLabel('Timeout (seconds)').fill('1');
+      await form.getByRole('button', { name: 'Run', exact: true }).click();
+      const result = page.getByTestId('command-result');
+      await result.and(page.locator('[data-state="expired"]')).waitFor();
+      expect(await result.getByRole('button', { name: 'Cancel' }).count()).toBe(0);
+    } finally {
+      agent.child.kill('SIGCONT');
+    }
+    const [last] = (await server.operator.client.command.list.query({ nodeId: credentials.nodeId }))
+      .items;
+    expect(last).toMatchObject({ capability: 'echo', state: 'expired', timeoutMs: 1_000 });
+  });
+
+  it("shows the server's refusal of an input that breaks the capability's schema", async () => {
+    const { page } = browser;
+    // The browser logs the refused request (400) itself.
+    browser.allowConsoleErrors(/status of 400 .*\/trpc\/command\.invoke/);
+    const before = await server.operator.client.command.list.query({
+      nodeId: credentials.nodeId,
+    });
+    await page.getByRole('button', { name: 'Run system.metrics', exact: true }).click();
+    const form = page.getByRole('form', { name: 'Run command' });
+    await form.getByLabel('Input (JSON)').fill('{"unexpected":true}');
+    await form.getByRole('button', { name: 'Run', exact: true }).click();
+    await expect
+      .poll(() => textOf(form.getByRole('alert')), { timeout: STATE_TIMEOUT_MS })
+      .toMatch(/schema|input/i);
+    const after = await server.operator.client.command.list.query({ nodeId: credentials.nodeId });
+    expect(after.items.length).toBe(before.items.length);
+    // Closing the form gives the focus back to the button that opened it.
+    await form.getByRole('button', { name: 'Close' }).click();
+    await form.waitFor({ state: 'detached' });
+    expect(
+      await page.evaluate(() => document.activeElement?.getAttribute('aria-label') ?? null),
+    ).toBe('Run system.metrics');
+  });
 });
