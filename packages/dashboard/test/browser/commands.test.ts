@@ -271,4 +271,34 @@ describe('dashboard: commands on a node page', () => {
       await page.evaluate(() => document.activeElement?.getAttribute('aria-label') ?? null),
     ).toBe('Run system.metrics');
   });
+
+  it('pages the history 20 at a time with "Load more"', async () => {
+    const { page } = browser;
+    const existing = await server.operator.client.command.list.query({
+      nodeId: credentials.nodeId,
+    });
+    // Enough commands (from the API, arriving through the feed) for a second page.
+    for (let n = existing.items.length; n <= 20; n++) {
+      await server.operator.client.command.invoke.mutate({
+        target: { nodeId: credentials.nodeId },
+        capability: 'echo',
+        input: { n },
+        idempotencyKey: `paging-${n}`,
+      });
+    }
+    const all = await server.operator.client.command.list.query({
+      nodeId: credentials.nodeId,
+      limit: 100,
+    });
+    expect(all.items.length).toBe(21);
+    const ids = all.items.map((c) => c.commandId);
+    const shown = () =>
+      page
+        .locator('[data-command-id]')
+        .evaluateAll((els) => els.map((el) => el.getAttribute('data-command-id')));
+    await expect.poll(shown, { timeout: STATE_TIMEOUT_MS }).toEqual(ids.slice(0, 20));
+    await page.getByRole('button', { name: 'Load more' }).click();
+    await expect.poll(shown, { timeout: STATE_TIMEOUT_MS }).toEqual(ids);
+    expect(await page.getByRole('button', { name: 'Load more' }).count()).toBe(0);
+  });
 });
