@@ -5,7 +5,9 @@
  *    revoked) fetch that node's view once (coalesced per batch) and replace its row — or add it
  *    to the lists whose filters it matches, when it is new;
  *  - counters, rosters, sessions and the pairing inbox are invalidated: active queries refetch
- *    once per batch, inactive ones when next shown.
+ *    once per batch, inactive ones when next shown;
+ *  - `command.invoked` / `command.state_changed` invalidate the command lists they may be in (the
+ *    history of the event's node) and the changed commands' `command.get`.
  */
 import type { AppRouter, FleetEvent, NodeView } from '@tether/client';
 import type { InfiniteData, QueryClient } from '@tanstack/react-query';
@@ -100,6 +102,8 @@ export function applyEvents(queryClient: QueryClient, trpc: Trpc, events: FleetE
   let pairing = false;
   let rosters = false;
   const sessions = new Set<string>();
+  const commands = new Set<string>();
+  const commandNodes = new Set<string>();
   for (const e of events) {
     const nodeId = e.nodeId;
     switch (e.type) {
@@ -141,6 +145,11 @@ export function applyEvents(queryClient: QueryClient, trpc: Trpc, events: FleetE
       case 'pairing.expired':
         pairing = true;
         break;
+      case 'command.invoked':
+      case 'command.state_changed':
+        commands.add(e.data.commandId);
+        if (nodeId !== null) commandNodes.add(nodeId);
+        break;
     }
   }
 
@@ -169,6 +178,20 @@ export function applyEvents(queryClient: QueryClient, trpc: Trpc, events: FleetE
   if (counts) void queryClient.invalidateQueries(trpc.node.counts.pathFilter());
   if (rosters) void queryClient.invalidateQueries(trpc.runtimenode.roster.pathFilter());
   if (pairing) void queryClient.invalidateQueries(trpc.pairing.list.pathFilter());
+  if (commands.size > 0) {
+    // Only the lists these commands may be in: one node's history, or lists not by node.
+    void queryClient.invalidateQueries({
+      ...trpc.command.list.pathFilter(),
+      predicate: (query) => {
+        const nodeId = (query.queryKey[1] as { input?: { nodeId?: string } } | undefined)?.input
+          ?.nodeId;
+        return nodeId === undefined || commandNodes.has(nodeId);
+      },
+    });
+    for (const commandId of commands) {
+      void queryClient.invalidateQueries(trpc.command.get.queryFilter({ commandId }));
+    }
+  }
   for (const sessionId of sessions) {
     void queryClient.invalidateQueries(trpc.session.get.queryFilter({ sessionId }));
     void queryClient.invalidateQueries(trpc.session.list.pathFilter());

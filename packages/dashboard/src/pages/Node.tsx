@@ -1,7 +1,8 @@
 /**
- * One node: identity, labels, capability descriptors, its presence history (from the feed:
- * `fleet.list` filtered by node, then live events), its metrics chart (`node.metrics`) and the
- * owner's actions: edit, rotate token (shown once), revoke (confirmed).
+ * One node: identity, labels, capability descriptors (each with a "Run" form) and its command
+ * history (NodeCommands.tsx), its presence history (from the feed: `fleet.list` filtered by
+ * node, then live events), its metrics chart (`node.metrics`) and the owner's actions: edit,
+ * rotate token (shown once), revoke (confirmed).
  */
 import type { FleetEvent, NodeView } from '@tether/client';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
@@ -16,6 +17,7 @@ import { ago, bytes, dateTime, duration, memoryPercent, percent } from '../forma
 import { useFleetEvents } from '../live.js';
 import { useNow } from '../hooks.js';
 import { useTRPC } from '../trpc.js';
+import { Capabilities, CommandHistory } from './NodeCommands.js';
 
 const HISTORY_TYPES = [
   'presence.changed',
@@ -131,44 +133,10 @@ function NodeDetails({ node }: { node: NodeView }) {
       </div>
       {node.status === 'active' && <Actions node={node} />}
       <Capabilities node={node} />
+      <CommandHistory node={node} />
       <Metrics nodeId={node.nodeId} />
       <History nodeId={node.nodeId} />
     </section>
-  );
-}
-
-function Capabilities({ node }: { node: NodeView }) {
-  const entries = Object.entries(node.capabilities);
-  return (
-    <div className="panel">
-      <h2>Capabilities</h2>
-      {entries.length === 0 ? (
-        <p className="muted">This node declares no capabilities.</p>
-      ) : (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Descriptor</th>
-              </tr>
-            </thead>
-            <tbody>
-              {entries.map(([name, descriptor]) => (
-                <tr key={name}>
-                  <td>
-                    <code>{name}</code>
-                  </td>
-                  <td>
-                    <code>{JSON.stringify(descriptor)}</code>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
-    </div>
   );
 }
 

@@ -11,6 +11,7 @@ import {
   type Browser,
   type BrowserContext,
   type ConsoleMessage,
+  type Locator,
   type Page,
 } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
@@ -45,8 +46,11 @@ export interface BrowserHandle {
    * refused request, a failed WebSocket while the server is down): anything else fails it.
    */
   allowConsoleErrors(...patterns: RegExp[]): void;
-  /** Saves `<name>-desktop.png` (1280×800) and `<name>-phone.png` (390×844) of the page. */
-  screenshot(name: string): Promise<void>;
+  /**
+   * Saves `<name>-desktop.png` (1280×800) and `<name>-phone.png` (390×844) of the page, with
+   * `focus` (when given) scrolled into view at each size.
+   */
+  screenshot(name: string, focus?: Locator): Promise<void>;
 }
 
 /** Every screenshot taken in this process, for the suite's summary. */
@@ -71,7 +75,7 @@ export function useBrowser(options: BrowserOptions = {}): BrowserHandle {
     allowConsoleErrors(...patterns: RegExp[]) {
       allowed.push(...patterns);
     },
-    async screenshot(name: string) {
+    async screenshot(name: string, focus?: Locator) {
       const page = handle.page;
       await mkdir(SCREENSHOT_DIR, { recursive: true });
       for (const [size, viewport] of [
@@ -79,6 +83,7 @@ export function useBrowser(options: BrowserOptions = {}): BrowserHandle {
         ['phone', PHONE],
       ] as const) {
         await page.setViewportSize(viewport);
+        await focus?.scrollIntoViewIfNeeded();
         const path = `${SCREENSHOT_DIR}${name}-${size}.png`;
         await page.screenshot({ path, fullPage: false });
         screenshotsTaken.push(path);
