@@ -54,3 +54,16 @@ export function memoryPercent(
 export function shortId(id: string): string {
   return id.length > 12 ? `${id.slice(0, 8)}…` : id;
 }
+
+/** "key=value" pairs separated by commas or new lines; a message naming the first bad one. */
+export function parseLabels(text: string): Record<string, string> | string {
+  const labels: Record<string, string> = {};
+  for (const part of text.split(/[\n,]/)) {
+    const t = part.trim();
+    if (t === '') continue;
+    const eq = t.indexOf('=');
+    if (eq <= 0) return `"${t}" is not key=value`;
+    labels[t.slice(0, eq).trim()] = t.slice(eq + 1).trim();
+  }
+  return labels;
+}

@@ -6,7 +6,7 @@ import { ConfirmDialog } from '../components/Dialog.js';
 import { Secret } from '../components/Secret.js';
 import { Failed, Loading } from '../components/Status.js';
 import { errorMessage } from '../errors.js';
-import { dateTime } from '../format.js';
+import { dateTime, parseLabels } from '../format.js';
 import { useTRPC } from '../trpc.js';
 
 const EXPIRY = [
@@ -127,18 +127,6 @@ export function KeysPage() {
       )}
     </section>
   );
-}
-
-function parseLabels(text: string): Record<string, string> | string {
-  const labels: Record<string, string> = {};
-  for (const part of text.split(/[\n,]/)) {
-    const t = part.trim();
-    if (t === '') continue;
-    const eq = t.indexOf('=');
-    if (eq <= 0) return `"${t}" is not key=value`;
-    labels[t.slice(0, eq).trim()] = t.slice(eq + 1).trim();
-  }
-  return labels;
 }
 
 function CreateKey() {

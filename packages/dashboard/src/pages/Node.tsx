@@ -13,7 +13,7 @@ import { Secret } from '../components/Secret.js';
 import { LineChart } from '../components/Sparkline.js';
 import { Failed, Loading, Presence } from '../components/Status.js';
 import { errorMessage } from '../errors.js';
-import { ago, bytes, dateTime, duration, memoryPercent, percent } from '../format.js';
+import { ago, bytes, dateTime, duration, memoryPercent, parseLabels, percent } from '../format.js';
 import { useFleetEvents } from '../live.js';
 import { useNow } from '../hooks.js';
 import { useTRPC } from '../trpc.js';
@@ -346,18 +346,6 @@ function Actions({ node }: { node: NodeView }) {
       )}
     </div>
   );
-}
-
-function parseLabels(text: string): Record<string, string> | string {
-  const labels: Record<string, string> = {};
-  for (const line of text.split(/[\n,]/)) {
-    const t = line.trim();
-    if (t === '') continue;
-    const eq = t.indexOf('=');
-    if (eq <= 0) return `"${t}" is not key=value`;
-    labels[t.slice(0, eq).trim()] = t.slice(eq + 1).trim();
-  }
-  return labels;
 }
 
 function EditForm({ node, onDone }: { node: NodeView; onDone: () => void }) {
