@@ -4,7 +4,7 @@
  * releases are only read, never written (the CLI tests work on copies in a temp directory).
  */
 import { execFile } from 'node:child_process';
-import { cp, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -432,6 +432,15 @@ describe('contract CLI (on copies of the real files)', { timeout: 60_000 }, () =
     }
   }
 
+  const DETACH_WHY_FIXTURE = fileURLToPath(
+    new URL('./fixtures/runtimenode.detach.why.json', import.meta.url),
+  );
+
+  async function writeFiles(dir: string, files: ReadonlyMap<string, string>): Promise<void> {
+    await mkdir(dir, { recursive: true });
+    for (const [name, text] of files) await writeFile(join(dir, name), text);
+  }
+
   async function copyOfRealRoot(): Promise<string> {
     const dir = await mkdtemp(join(tmpdir(), 'tether-contract-'));
     dirs.push(dir);
@@ -448,22 +457,17 @@ describe('contract CLI (on copies of the real files)', { timeout: 60_000 }, () =
   });
 
   it('check fails when the code renames a field that the last release has, at the same version', async () => {
-    // The fixture: a release of the current version in which runtimenode.detach's `reason` was
-    // called `why`; the code has `reason`, so against that release the field was renamed.
+    // The fixture: a release of the current version whose runtimenode.detach snapshot
+    // (test/fixtures/runtimenode.detach.why.json) calls the code's `reason` field `why`, so
+    // against that release the field was renamed. Every other file is what the code renders; no
+    // real snapshot or release is read or written.
     const root = await mkdtemp(join(tmpdir(), 'tether-contract-'));
     dirs.push(root);
     const rendered = renderSnapshotFiles(WIRE_PROCEDURES, CONTRACT_VERSION);
     const release = new Map(rendered);
-    const detach = JSON.parse(release.get('runtimenode.detach.json')!) as {
-      input: { properties: Record<string, unknown> };
-    };
-    detach.input.properties.why = detach.input.properties.reason;
-    delete detach.input.properties.reason;
-    release.set('runtimenode.detach.json', `${JSON.stringify(detach, null, 2)}\n`);
-    await cp(join(CONTRACTS_ROOT, 'snapshots'), join(root, 'snapshots'), { recursive: true });
-    const dir = join(root, 'releases', CONTRACT_VERSION);
-    await cp(join(CONTRACTS_ROOT, 'snapshots'), dir, { recursive: true });
-    await writeFile(join(dir, 'runtimenode.detach.json'), release.get('runtimenode.detach.json')!);
+    release.set('runtimenode.detach.json', await readFile(DETACH_WHY_FIXTURE, 'utf8'));
+    await writeFiles(join(root, 'snapshots'), rendered);
+    await writeFiles(join(root, 'releases', CONTRACT_VERSION), release);
     await writeFile(
       join(root, 'CHANGELOG.md'),
       changelog({
