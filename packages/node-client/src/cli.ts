@@ -15,6 +15,8 @@ import {
 import {
   CAPABILITY_NAME_PATTERN,
   DEVICE_ENROLL_BATCH_MAX,
+  EventEnvelopeVersion,
+  SessionId,
   TetherError,
   type Capabilities,
 } from '@tether/contracts';
@@ -140,18 +142,16 @@ function capabilities(names: string[] | undefined): Capabilities {
 }
 
 function uuid(value: string | undefined, flag: string): string {
-  const id = required(value, flag);
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
-    throw new UsageError(`${flag} must be a session UUID`);
-  }
-  return id;
+  const id = SessionId.safeParse(required(value, flag));
+  if (!id.success) throw new UsageError(`${flag} must be a session UUID`);
+  return id.data;
 }
 
 function version(value: string | undefined, flag: string): string | undefined {
   if (value === undefined) return undefined;
-  if (!/^(0|[1-9]\d*)\.(0|[1-9]\d*)$/.test(value))
-    throw new UsageError(`${flag} must be MAJOR.MINOR`);
-  return value;
+  const parsed = EventEnvelopeVersion.safeParse(value);
+  if (!parsed.success) throw new UsageError(`${flag} must be MAJOR.MINOR`);
+  return parsed.data;
 }
 
 const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
