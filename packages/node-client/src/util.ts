@@ -1,4 +1,5 @@
 /** Small pieces shared by the SDK: a typed emitter, a logger interface, abortable waits. */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tetherEndpoints } from '@tether/client';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -67,40 +68,9 @@ export const silentLogger: TetherLogger = {
   error: () => undefined,
 };
 
-/** Resolves after `ms`, or early (resolving `false`) when `signal` aborts. */
+/** Resolves `true` after `ms`, or `false` as soon as `signal` aborts (it never rejects). */
 export function delay(ms: number, signal?: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) {
-      resolve(false);
-      return;
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-/** Rejects with `make()` if `promise` does not settle within `ms`. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, make: () => Error): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(make()), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
+  return sleep(ms, true, { signal }).catch(() => false);
 }
 
 /** The base URL without a trailing slash; throws a TypeError for anything but http(s). */

@@ -8,6 +8,7 @@
  *    check, the cause's message — never a password (URLs are redacted, and the password is
  *    scrubbed from any message that might quote it) and never a raw stack trace.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { probeDatabase } from '../db/probe.js';
 import { ConfigError, type Config } from './config.js';
@@ -146,7 +147,7 @@ export async function waitForDatabase(url: string, options: WaitForDatabaseOptio
         },
         'database unavailable; retrying',
       );
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      await sleep(wait);
       delay = Math.min(delay * 2, DB_RETRY_MAX_MS);
     }
   }
