@@ -301,3 +301,38 @@ export function restartFloors(t: RestartRun, quick: boolean): FloorCheck[] {
     },
   ];
 }
+
+/** Both views: the later of the agents' "back" and the database's "online". */
+function allBack(x: RestartResult): number | null {
+  return x.allBackMs === null || x.dbAllOnlineMs === null
+    ? null
+    : Math.max(x.allBackMs, x.dbAllOnlineMs);
+}
+
+/**
+ * The comparisons with the baseline (reconnect at fleet scale): all back no later than the
+ * baseline after the restart, and a cold start at most twice the baseline's.
+ */
+export function baselineFloors(t: RestartRun, b: RestartRun | null, quick: boolean): FloorCheck[] {
+  const scaled = quick ? { scaled: `--quick: ${num(t.agents)} agents` } : {};
+  const tBack = t.restart ? allBack(t.restart) : null;
+  const bBack = b?.restart ? allBack(b.restart) : null;
+  const tCold = t.connect.durationMs;
+  const bCold = b?.connect.durationMs ?? null;
+  const ratio = (x: number | null, y: number | null): string =>
+    x === null || y === null || y === 0 ? '–' : `${num(x / y, 2)}×`;
+  return [
+    {
+      floor: `restart with ${num(t.agents)} agents: all back no later than the baseline`,
+      measured: `Tether ${seconds(tBack)} s, baseline ${seconds(bBack)} s after SIGTERM (${ratio(tBack, bBack)})`,
+      met: tBack !== null && bBack !== null && tBack <= bBack,
+      ...scaled,
+    },
+    {
+      floor: `cold start of ${num(t.agents)} agents: ≤ 2 × the baseline`,
+      measured: `Tether ${seconds(tCold)} s, baseline ${seconds(bCold)} s (${ratio(tCold, bCold)})`,
+      met: tCold !== null && bCold !== null && tCold <= 2 * bCold,
+      ...scaled,
+    },
+  ];
+}

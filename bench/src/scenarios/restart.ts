@@ -16,6 +16,7 @@ import { runRestart, type RestartEnvironment } from '../restart/run.js';
 import type { Target } from '../servers.js';
 import {
   attemptsTable,
+  baselineFloors,
   coldStartTable,
   recoveryTable,
   restartFloors,
@@ -172,7 +173,7 @@ export const restart: Scenario = {
       },
       tables: [coldStartTable(runs), steadyTable(runs), recoveryTable(runs), attemptsTable(runs)],
       notes: restartNotes(runs),
-      floors: restartFloors(tether, ctx.quick),
+      floors: [...restartFloors(tether, ctx.quick), ...baselineFloors(tether, baseline, ctx.quick)],
       data: { tether, baseline },
     };
   },
