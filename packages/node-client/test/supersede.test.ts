@@ -120,7 +120,10 @@ describe('a stale attachment never blocks its own node', () => {
     // …until the node's next connection, which attaches again (not terminal).
     const attached = nextEvent(node, 'attached');
     node.disconnect('test: reconnect');
-    expect((await attached).attachment).toMatchObject({ attachmentId: before, state: 'registering' });
+    expect((await attached).attachment).toMatchObject({
+      attachmentId: before,
+      state: 'registering',
+    });
     await eventually(
       () => stateIn(admin, sessionId, credentials.nodeId),
       (state) => state === 'online',

@@ -278,28 +278,28 @@ export async function attach(
     let written;
     try {
       written = await db.query<{
-      node_ok: number;
-      allowed: number;
-      same_floor: number;
-      presence_written: number;
-      id: string | null;
-      state: string | null;
-      attached_at: Date | null;
-      previous_state: string | null;
-      superseded_id: string | null;
-      superseded_session_id: string | null;
-    }>(ATTACH, [
-      input.sessionId,
-      principal.ownerParticipantId,
-      input.nodeId,
-      capabilities,
-      input.clientVersion,
-      floor,
-      input.healthState,
-      origin.connectionId ?? null,
-      readOnly,
-      supersede,
-    ]);
+        node_ok: number;
+        allowed: number;
+        same_floor: number;
+        presence_written: number;
+        id: string | null;
+        state: string | null;
+        attached_at: Date | null;
+        previous_state: string | null;
+        superseded_id: string | null;
+        superseded_session_id: string | null;
+      }>(ATTACH, [
+        input.sessionId,
+        principal.ownerParticipantId,
+        input.nodeId,
+        capabilities,
+        input.clientVersion,
+        floor,
+        input.healthState,
+        origin.connectionId ?? null,
+        readOnly,
+        supersede,
+      ]);
     } catch (error) {
       if (!(error instanceof TetherError) || error.code !== 'runtimenode.attach_conflict') {
         throw error;

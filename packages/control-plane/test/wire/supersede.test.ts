@@ -242,7 +242,12 @@ describe('node.detach: owners and admins end an attachment without revoking', ()
       },
     });
     // Idempotent: nothing active, nothing written.
-    const again = await mutate(server.url, 'node.detach', { nodeId: node.nodeId }, { token: owner.token });
+    const again = await mutate(
+      server.url,
+      'node.detach',
+      { nodeId: node.nodeId },
+      { token: owner.token },
+    );
     expect(again.status).toBe(200);
     expect(await detachedEvents(server, owner, node.nodeId)).toHaveLength(1);
 
@@ -259,7 +264,13 @@ describe('node.detach: owners and admins end an attachment without revoking', ()
     await using server = await startTestServer();
     const { owner, node } = await attachedNode(server);
     const admin = await participant(server, 'admin');
-    const r = await rest(server.url, 'POST', `/nodes/${node.nodeId}/detach`, {}, { token: admin.token });
+    const r = await rest(
+      server.url,
+      'POST',
+      `/nodes/${node.nodeId}/detach`,
+      {},
+      { token: admin.token },
+    );
     expect(r.status).toBe(200);
     expect(await activeAttachments(server, node.nodeId)).toEqual([]);
     const events = await detachedEvents(server, owner, node.nodeId);
@@ -270,8 +281,18 @@ describe('node.detach: owners and admins end an attachment without revoking', ()
     await using server = await startTestServer();
     const { owner, s1, node } = await attachedNode(server);
     const stranger = await participant(server);
-    const strangerCall = await mutate(server.url, 'node.detach', { nodeId: node.nodeId }, { token: stranger.token });
-    const missingCall = await mutate(server.url, 'node.detach', { nodeId: 'no-such-node' }, { token: stranger.token });
+    const strangerCall = await mutate(
+      server.url,
+      'node.detach',
+      { nodeId: node.nodeId },
+      { token: stranger.token },
+    );
+    const missingCall = await mutate(
+      server.url,
+      'node.detach',
+      { nodeId: 'no-such-node' },
+      { token: stranger.token },
+    );
     expect(strangerCall.status).toBe(404);
     expect(errorCode(strangerCall)).toBe('node.not_found');
     expect(strangerCall.status).toBe(missingCall.status);
@@ -286,12 +307,22 @@ describe('node.detach: owners and admins end an attachment without revoking', ()
       { token: owner.token },
     );
     expect(added.status).toBe(200);
-    const memberCall = await mutate(server.url, 'node.detach', { nodeId: node.nodeId }, { token: member.token });
+    const memberCall = await mutate(
+      server.url,
+      'node.detach',
+      { nodeId: node.nodeId },
+      { token: member.token },
+    );
     expect(memberCall.status).toBe(403);
     expect(errorCode(memberCall)).toBe('auth.forbidden');
 
     // A node credential is not a participant's.
-    const byNode = await mutate(server.url, 'node.detach', { nodeId: node.nodeId }, { token: node.token });
+    const byNode = await mutate(
+      server.url,
+      'node.detach',
+      { nodeId: node.nodeId },
+      { token: node.token },
+    );
     expect(byNode.status).toBeGreaterThanOrEqual(400);
     expect(await activeAttachments(server, node.nodeId)).toEqual([s1]);
     expect(await detachedEvents(server, owner, node.nodeId)).toEqual([]);
