@@ -306,13 +306,13 @@ export async function attach(
       }
       const conflict = await describeConflict(db, input, origin);
       // Ended (or stale) since the precheck: start over, superseding it if it is still there.
-      if (conflict === null || (!conflict.live && attempt < 5)) continue;
+      if (attempt < 5 && (conflict === null || !conflict.live)) continue;
       throw new TetherError(
         'runtimenode.attach_conflict',
-        conflict.live
+        conflict?.live !== false
           ? 'The node already has a live attachment to another session (another copy of the node is connected); detach it first.'
           : 'The node already has an active attachment to another session.',
-        conflict,
+        conflict ?? undefined,
       );
     }
     const result = written.rows[0]!;
