@@ -157,7 +157,7 @@ describe('a stale attachment never blocks its own node', () => {
         (e: unknown) => e,
       );
       expect(refused).toBeInstanceOf(TRPCClientError);
-      const tetherError = (refused as TRPCClientError<never>).data as {
+      const tetherError = (refused as TRPCClientError<never>).data as unknown as {
         tetherError: { code: string; details?: Record<string, unknown> };
       };
       expect(tetherError.tetherError).toMatchObject({
