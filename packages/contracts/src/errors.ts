@@ -175,7 +175,7 @@ export const ERROR_REGISTRY = {
   'runtimenode.attach_conflict': spec(
     'CONFLICT',
     true,
-    'The node already has an active attachment to another session; detach it first.',
+    "The node already has an active attachment to another session that is live (details: attachmentId, sessionId, live); a stale one (the node's presence offline, or no other live connection) is superseded by the attach instead.",
   ),
   'runtimenode.attach_revoked': spec(
     'CONFLICT',

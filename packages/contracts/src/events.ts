@@ -93,10 +93,19 @@ export const RuntimeNodeAttachedPayload = z.object({
 });
 export type RuntimeNodeAttachedPayload = z.infer<typeof RuntimeNodeAttachedPayload>;
 
-/** `runtimenode.detached`: the active attachment went offline. */
+/**
+ * `runtimenode.detached`: the active attachment went offline. `by` says who ended it: the node
+ * itself (`runtimenode.detach`, or a newer attach of the node that superseded a stale
+ * attachment: `reason: 'superseded'` with `supersededBy`), or its owner or an admin
+ * (`node.detach`). `attachmentId`, `by` and `supersededBy` are absent from events written
+ * before they existed.
+ */
 export const RuntimeNodeDetachedPayload = z.object({
   previousState: NodeState,
   reason: Reason,
+  attachmentId: AttachmentId.optional(),
+  by: NodeChangeActor.optional(),
+  supersededBy: AttachmentId.optional(),
 });
 export type RuntimeNodeDetachedPayload = z.infer<typeof RuntimeNodeDetachedPayload>;
 

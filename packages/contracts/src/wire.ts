@@ -116,6 +116,7 @@ export const WIRE_PROCEDURES = {
   'node.metrics': { kind: 'query', input: no.NodeMetricsInput, output: no.NodeMetricsOutput },
   'node.update': { kind: 'mutation', input: no.NodeUpdateInput, output: no.NodeView },
   'node.revoke': { kind: 'mutation', input: no.NodeIdInput, output: pt.NullOutput },
+  'node.detach': { kind: 'mutation', input: rn.DetachNodeInput, output: pt.NullOutput },
   'node.reissueToken': {
     kind: 'mutation',
     input: no.NodeIdInput,

@@ -363,6 +363,16 @@ async function runCommand(args: string[]): Promise<number> {
   node.on('read_only', () =>
     out(`${new Date().toISOString()} read-only: the session's floor is above this node's version`),
   );
+  node.on('superseded', (e) =>
+    out(
+      `${new Date(e.at).toISOString()} superseded this node's stale attachment ${e.attachmentId} (session ${e.sessionId})`,
+    ),
+  );
+  node.on('attach_conflict', (e) =>
+    err(
+      `${new Date(e.at).toISOString()} attach refused: ${e.live ? 'another copy of this node is connected and' : 'this node is still'} attached to session ${e.sessionId ?? '?'} (attachment ${e.attachmentId ?? '?'})${e.live ? '; stop it, or detach it (node.detach), and this one attaches' : ''}`,
+    ),
+  );
   node.on('reconnect_scheduled', (e) =>
     out(
       `${new Date(e.at).toISOString()} reconnecting in ${e.delayMs} ms (attempt ${e.attempt + 1})`,

@@ -172,6 +172,25 @@ export interface TetherNodeEvents {
     reconnect: boolean;
     downtimeMs: number | null;
   }) => void;
+  /**
+   * This attach ended the node's own stale attachment to another session (its earlier process
+   * is gone: presence offline, or held only by this connection); the server recorded it as
+   * `runtimenode.detached` with reason `superseded`.
+   */
+  superseded: (e: { at: number; attachmentId: string; sessionId: string }) => void;
+  /**
+   * The attach was refused with `runtimenode.attach_conflict`: `live` — another copy of this
+   * node (same credential) is connected and attached to `sessionId`; the node retries after
+   * the reconnect backoff (up to its cap) until that attachment ends (the other copy stops or
+   * detaches, or an owner calls `node.detach`). Not live (the old attachment went stale while
+   * the attach ran): the node attaches once more at once, which supersedes it.
+   */
+  attach_conflict: (e: {
+    at: number;
+    attachmentId: string | null;
+    sessionId: string | null;
+    live: boolean;
+  }) => void;
   /** The node is online (capabilities declared with health, or beating without a session). */
   online: (e: { at: number; reconnect: boolean; downtimeMs: number | null }) => void;
   /** A connection attempt failed before the node was attached/online. */
@@ -1108,16 +1127,7 @@ class TetherNodeImpl implements TetherNode {
 
     const sessionId = this.#sessionId;
     if (sessionId !== undefined) {
-      const attachment = await this.#step(conn, () =>
-        conn.client.runtimenode.attach.mutate({
-          sessionId,
-          participantId: credentials.ownerParticipantId,
-          nodeId: credentials.nodeId,
-          clientVersion: this.#clientVersion,
-          capabilities: this.#declared(),
-          healthState: this.#health,
-        }),
-      );
+      const attachment = await this.#attach(conn, sessionId);
       this.#attachment = attachment;
       this.#attachmentState = attachment.state;
       this.#setReadOnly(attachment.readOnly);
@@ -1173,6 +1183,56 @@ class TetherNodeImpl implements TetherNode {
     }
     this.#lostAt = null;
     this.#syncCommands(conn);
+  }
+
+  /**
+   * `runtimenode.attach`. The server supersedes the node's own stale attachment to another
+   * session in the same call; a conflict that says the old attachment is not live (it went
+   * stale meanwhile) is retried once at once, a live one surfaces (reconnect backoff).
+   */
+  async #attach(conn: Connection, sessionId: string): Promise<AttachOutput> {
+    const credentials = this.#credentials!;
+    const call = (): Promise<AttachOutput> =>
+      this.#step(conn, () =>
+        conn.client.runtimenode.attach.mutate({
+          sessionId,
+          participantId: credentials.ownerParticipantId,
+          nodeId: credentials.nodeId,
+          clientVersion: this.#clientVersion,
+          capabilities: this.#declared(),
+          healthState: this.#health,
+        }),
+      );
+    let attachment: AttachOutput;
+    try {
+      attachment = await call();
+    } catch (raw) {
+      if (!(raw instanceof TetherError) || raw.code !== 'runtimenode.attach_conflict') throw raw;
+      const details = raw.details ?? {};
+      const conflict = {
+        attachmentId: typeof details.attachmentId === 'string' ? details.attachmentId : null,
+        sessionId: typeof details.sessionId === 'string' ? details.sessionId : null,
+        // A server that does not say is treated as live: retrying at once would not help.
+        live: details.live !== false,
+      };
+      this.#emitter.emit('attach_conflict', { at: Date.now(), ...conflict });
+      if (conflict.live) {
+        this.#log.warn(
+          { nodeId: credentials.nodeId, sessionId, conflict },
+          'attach refused: another copy of this node is attached to another session; retrying after backoff',
+        );
+        throw raw;
+      }
+      attachment = await call();
+    }
+    if (attachment.superseded) {
+      this.#log.info(
+        { nodeId: credentials.nodeId, sessionId, superseded: attachment.superseded },
+        "attach superseded this node's stale attachment to another session",
+      );
+      this.#emitter.emit('superseded', { at: Date.now(), ...attachment.superseded });
+    }
+    return attachment;
   }
 
   #setReadOnly(readOnly: boolean): void {

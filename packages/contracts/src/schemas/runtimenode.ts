@@ -26,6 +26,11 @@ export const AttachOutput = z.object({
   state: NodeState,
   readOnly: z.boolean(),
   attachedAt: Timestamp,
+  /**
+   * The node's own stale attachment to another session that this attach ended (reason
+   * `superseded`); absent when there was none.
+   */
+  superseded: z.object({ attachmentId: AttachmentId, sessionId: SessionId }).optional(),
 });
 export type AttachOutput = z.infer<typeof AttachOutput>;
 
@@ -84,6 +89,16 @@ export const DetachInput = z.strictObject({
 export type DetachInput = z.infer<typeof DetachInput>;
 
 export const DetachOutput = z.null();
+
+/**
+ * `node.detach` (owner or admin): end the node's active attachment without revoking anything —
+ * the node keeps its identity and may attach again (its next connection does).
+ */
+export const DetachNodeInput = z.strictObject({
+  nodeId: NodeId,
+  reason: Reason.optional(),
+});
+export type DetachNodeInput = z.infer<typeof DetachNodeInput>;
 
 export const RosterInput = z.strictObject({ sessionId: SessionId });
 export type RosterInput = z.infer<typeof RosterInput>;

@@ -18,6 +18,7 @@ import { randomUUID } from 'node:crypto';
 import {
   TetherError,
   fleetEvent,
+  type AttachmentId,
   type NodeState,
   type NodeUpdatedField,
   type Capabilities,
@@ -305,6 +306,49 @@ export async function revokeNode(
       reason: 'node_revoked',
     });
   }
+  return null;
+}
+
+/**
+ * The owner (or an admin) ends the node's active attachment without revoking anything: the row
+ * goes offline, the node keeps its identity and may attach again — to this session or another
+ * (its next attach, e.g. the SDK's next connection, does). Presence is left as it is: a node
+ * still connected stays online, unattached. Idempotent: no active attachment, nothing written.
+ * A participant who may not see the node gets node.not_found, as for a missing one.
+ */
+export async function detachNode(
+  db: Db,
+  actor: ParticipantPrincipal,
+  input: { nodeId: string; reason?: string | undefined },
+): Promise<null> {
+  await db.tx(async (sql) => {
+    await requireNodeOwner(sql, actor, input.nodeId, '');
+    const { rows } = await sql.query<{
+      id: AttachmentId;
+      session_id: string;
+      previous_state: NodeState;
+    }>(
+      `UPDATE runtime_node_attachments a SET state = 'offline', updated_at = now()
+         FROM (SELECT id, state FROM runtime_node_attachments
+                WHERE node_id = $1 AND state IN ('registering', 'online', 'degraded')
+                FOR UPDATE) prev
+        WHERE a.id = prev.id
+        RETURNING a.id, a.session_id, prev.state AS previous_state`,
+      [input.nodeId],
+    );
+    for (const row of rows) {
+      await appendEvent(
+        sql,
+        fleetEvent('runtimenode.detached', {
+          previousState: row.previous_state,
+          reason: input.reason ?? null,
+          attachmentId: row.id,
+          by: { kind: 'participant', participantId: actor.participantId },
+        }),
+        { nodeId: input.nodeId, sessionId: row.session_id },
+      );
+    }
+  });
   return null;
 }
 

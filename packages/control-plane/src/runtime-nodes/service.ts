@@ -31,6 +31,7 @@ import {
   type RevokeAttachmentInput,
   type RosterEntry,
   type RosterOutput,
+  type SessionId,
 } from '@tether/contracts';
 import { z } from 'zod';
 import type { NodePrincipal, ParticipantPrincipal } from '../auth/principal.js';
@@ -68,30 +69,73 @@ const AttachRow = z.object({
 /** Where a call arrived: a WebSocket connection id lets presence re-bind to that socket. */
 export interface CallOrigin {
   connectionId?: string | null;
+  /** The node has another open connection on this replica (attach: a second copy runs). */
+  otherConnection?: boolean;
 }
 
-/** What the attach write needs to know first: the node, the caller's access and the floor. */
+/**
+ * Whether the node's other active attachment is live, i.e. something other than the caller
+ * still speaks for the node: another open connection of the node on this replica; or presence
+ * online/degraded and bound to a connection that is not the caller's (an HTTP caller cannot
+ * show that it is what keeps presence alive, so any live presence counts). Otherwise — presence
+ * offline, or held only by the caller's own connection — the attachment is stale: its process
+ * is gone, and an attach by the node's credential supersedes it.
+ */
+function attachmentIsLive(
+  presence: { health: string | null; connection: string | null },
+  origin: CallOrigin,
+): boolean {
+  if (origin.otherConnection === true) return true;
+  if (presence.health === null || presence.health === 'offline') return false;
+  const caller = origin.connectionId ?? null;
+  return caller === null || presence.connection !== caller;
+}
+
+/**
+ * What the attach write needs to know first: the node, the caller's access and the floor, and
+ * the node's active attachment to another session (if any) with its presence, to tell a stale
+ * one (superseded by the write) from a live one (attach_conflict).
+ */
 const ATTACH_PRECHECK = prepared(
   'tether_attach_precheck',
   `SELECT n.status AS node_status,
           s.min_client_version,
           EXISTS (SELECT 1 FROM session_memberships m
                    WHERE m.session_id = s.id AND m.participant_id = $2
-                     AND m.state = 'active' AND m.role IN ${ATTACHING_ROLES_SQL}) AS allowed
+                     AND m.state = 'active' AND m.role IN ${ATTACHING_ROLES_SQL}) AS allowed,
+          o.id AS other_id,
+          p.health_state AS presence_health,
+          p.connection_id AS presence_connection
      FROM (SELECT 1) one
      LEFT JOIN nodes n ON n.node_id = $3
-     LEFT JOIN sessions s ON s.id = $1`,
+     LEFT JOIN sessions s ON s.id = $1
+     LEFT JOIN runtime_node_attachments o
+            ON o.node_id = $3 AND o.session_id <> $1 AND o.state IN ${ACTIVE}
+     LEFT JOIN runtime_node_presence p ON p.node_id = $3`,
+);
+
+/** The node's active attachment (after an attach_conflict), to say which one and if it is live. */
+const ACTIVE_ATTACHMENT = prepared(
+  'tether_attach_conflicting',
+  `SELECT a.id, a.session_id, p.health_state AS presence_health,
+          p.connection_id AS presence_connection
+     FROM runtime_node_attachments a
+     LEFT JOIN runtime_node_presence p ON p.node_id = a.node_id
+    WHERE a.node_id = $1 AND a.session_id <> $2 AND a.state IN ${ACTIVE}`,
 );
 
 /**
  * The whole attach in one statement (no round trips inside a transaction: a reconnect wave
  * attaches thousands of nodes, and every round trip is an event-loop turn of a busy server).
  * In order: lock the node row (active only) and check the access again with the floor the
- * precheck saw; lock the attachment row; upsert it; refresh the node's capabilities and
+ * precheck saw; lock the attachment row; end the node's stale attachment to another session
+ * that the precheck found ($10: state offline, unless it changed since or the target row is
+ * revoked), before the upsert so that the partial unique index sees it ended; upsert the
+ * attachment; refresh the node's capabilities and
  * version; write presence (proof of life, the writePresence rules); then the events, presence
  * first. Each step reads the previous one's output, so the locks come first and the ids last.
  * $1 session, $2 owner, $3 node, $4 capabilities, $5 client version, $6 floor seen, $7 health,
- * $8 connection id, $9 read-only.
+ * $8 connection id, $9 read-only, $10 the stale attachment to supersede (or null).
  */
 const ATTACH = prepared(
   'tether_attach',
@@ -109,6 +153,15 @@ WITH node AS (
   SELECT a.state FROM runtime_node_attachments a
    WHERE a.node_id = $3 AND a.session_id = $1 AND EXISTS (SELECT 1 FROM ok)
    FOR UPDATE
+), superseded AS (
+  UPDATE runtime_node_attachments a SET state = 'offline', updated_at = now()
+    FROM (SELECT o.id, o.state FROM runtime_node_attachments o
+           WHERE o.id = $10::uuid AND o.node_id = $3 AND o.session_id <> $1
+             AND o.state IN ${ACTIVE} AND EXISTS (SELECT 1 FROM ok)
+             AND NOT EXISTS (SELECT 1 FROM previous WHERE previous.state = 'revoked')
+           FOR UPDATE) prev
+   WHERE a.id = prev.id
+  RETURNING a.id, a.session_id, prev.state AS previous_state
 ), att AS (
   -- A re-attach of an active row keeps its state (idempotent reconnect) unless it would be
   -- online without capabilities; an offline row is reactivated as registering. A revoked row
@@ -116,6 +169,8 @@ WITH node AS (
   INSERT INTO runtime_node_attachments AS a
          (session_id, participant_id, node_id, capabilities, client_version, state)
   SELECT $1, $2, $3, $4::jsonb, $5, 'registering' FROM ok LEFT JOIN previous ON true
+   -- The superseded row is ended first (this reads it), so the index no longer counts it.
+   WHERE (SELECT count(*) FROM superseded) >= 0
   ON CONFLICT ON CONSTRAINT runtime_node_attachments_node_session_key DO UPDATE SET
     capabilities = EXCLUDED.capabilities,
     client_version = EXCLUDED.client_version,
@@ -147,7 +202,17 @@ WITH node AS (
              ${presenceChangedPayloadSql('attach')} AS payload
         FROM presence WHERE from_state <> to_state
       UNION ALL
-      SELECT 2, 'runtimenode.attached', $1::uuid,
+      SELECT 2, 'runtimenode.detached', superseded.session_id,
+             ${eventPayloadSql('runtimenode.detached', {
+               previousState: 'superseded.previous_state',
+               reason: `'superseded'`,
+               attachmentId: 'superseded.id',
+               by: `jsonb_build_object('kind', 'node', 'nodeId', $3::text)`,
+               supersededBy: 'att.id',
+             })}
+        FROM superseded, att
+      UNION ALL
+      SELECT 3, 'runtimenode.attached', $1::uuid,
              ${eventPayloadSql('runtimenode.attached', {
                attachmentId: 'att.id',
                state: 'att.state',
@@ -164,7 +229,9 @@ SELECT (SELECT count(*) FROM node)::int AS node_ok,
        (SELECT count(*) FROM access)::int AS allowed,
        (SELECT count(*) FROM ok)::int AS same_floor,
        (SELECT count(*) FROM presence)::int AS presence_written,
-       att.id, att.state, att.attached_at, (SELECT state FROM previous) AS previous_state
+       att.id, att.state, att.attached_at, (SELECT state FROM previous) AS previous_state,
+       (SELECT id FROM superseded) AS superseded_id,
+       (SELECT session_id FROM superseded) AS superseded_session_id
   FROM (SELECT 1) one LEFT JOIN att ON true`,
 );
 
@@ -188,6 +255,9 @@ export async function attach(
       node_status: string | null;
       min_client_version: string | null;
       allowed: boolean;
+      other_id: string | null;
+      presence_health: string | null;
+      presence_connection: string | null;
     }>(ATTACH_PRECHECK, [input.sessionId, principal.ownerParticipantId, input.nodeId]);
     const check = pre[0]!;
     if (check.node_status !== 'active') throw unauthenticatedNode();
@@ -195,28 +265,57 @@ export async function attach(
     if (!check.allowed) throw attachDenied();
     const floor = check.min_client_version;
     const readOnly = isReadOnly(input.clientVersion, floor);
+    // A live other attachment is left alone: the write then fails on the index (attach_conflict).
+    const supersede =
+      check.other_id !== null &&
+      !attachmentIsLive(
+        { health: check.presence_health, connection: check.presence_connection },
+        origin,
+      )
+        ? check.other_id
+        : null;
 
-    const { rows } = await db.query<{
-      node_ok: number;
-      allowed: number;
-      same_floor: number;
-      presence_written: number;
-      id: string | null;
-      state: string | null;
-      attached_at: Date | null;
-      previous_state: string | null;
-    }>(ATTACH, [
-      input.sessionId,
-      principal.ownerParticipantId,
-      input.nodeId,
-      capabilities,
-      input.clientVersion,
-      floor,
-      input.healthState,
-      origin.connectionId ?? null,
-      readOnly,
-    ]);
-    const result = rows[0]!;
+    let written;
+    try {
+      written = await db.query<{
+        node_ok: number;
+        allowed: number;
+        same_floor: number;
+        presence_written: number;
+        id: string | null;
+        state: string | null;
+        attached_at: Date | null;
+        previous_state: string | null;
+        superseded_id: string | null;
+        superseded_session_id: string | null;
+      }>(ATTACH, [
+        input.sessionId,
+        principal.ownerParticipantId,
+        input.nodeId,
+        capabilities,
+        input.clientVersion,
+        floor,
+        input.healthState,
+        origin.connectionId ?? null,
+        readOnly,
+        supersede,
+      ]);
+    } catch (error) {
+      if (!(error instanceof TetherError) || error.code !== 'runtimenode.attach_conflict') {
+        throw error;
+      }
+      const conflict = await describeConflict(db, input, origin);
+      // Ended (or stale) since the precheck: start over, superseding it if it is still there.
+      if (attempt < 5 && (conflict === null || !conflict.live)) continue;
+      throw new TetherError(
+        'runtimenode.attach_conflict',
+        conflict?.live !== false
+          ? 'The node already has a live attachment to another session (another copy of the node is connected); detach it first.'
+          : 'The node already has an active attachment to another session.',
+        conflict ?? undefined,
+      );
+    }
+    const result = written.rows[0]!;
     // An attachment written is a `runtimenode.attached` event (and maybe a presence change).
     if (result.id !== null) feedWritten(db);
     if (result.node_ok === 0) throw unauthenticatedNode();
@@ -246,8 +345,40 @@ export async function attach(
       state: row.state,
       readOnly,
       attachedAt: row.attached_at,
+      ...(result.superseded_id !== null && result.superseded_session_id !== null
+        ? {
+            superseded: {
+              attachmentId: result.superseded_id as AttachmentId,
+              sessionId: result.superseded_session_id as SessionId,
+            },
+          }
+        : {}),
     };
   }
+}
+
+/** The attachment an attach conflicted with, and whether it is live (null: none any more). */
+async function describeConflict(
+  db: Db,
+  input: AttachInput,
+  origin: CallOrigin,
+): Promise<{ attachmentId: string; sessionId: string; live: boolean } | null> {
+  const { rows } = await db.query<{
+    id: string;
+    session_id: string;
+    presence_health: string | null;
+    presence_connection: string | null;
+  }>(ACTIVE_ATTACHMENT, [input.nodeId, input.sessionId]);
+  const row = rows[0];
+  if (!row) return null;
+  return {
+    attachmentId: row.id,
+    sessionId: row.session_id,
+    live: attachmentIsLive(
+      { health: row.presence_health, connection: row.presence_connection },
+      origin,
+    ),
+  };
 }
 
 const ActiveAttachmentRow = z.object({
@@ -383,11 +514,15 @@ export async function heartbeat(
 export async function detach(db: Db, principal: NodePrincipal, input: DetachInput): Promise<null> {
   assertNodeSelf(principal, input);
   await db.tx(async (sql) => {
-    const { rows } = await sql.query<{ session_id: string; previous_state: NodeState }>(
+    const { rows } = await sql.query<{
+      id: AttachmentId;
+      session_id: string;
+      previous_state: NodeState;
+    }>(
       `UPDATE runtime_node_attachments a SET state = 'offline', updated_at = now()
          FROM (SELECT id, state FROM runtime_node_attachments WHERE node_id = $1 AND state IN ${ACTIVE} FOR UPDATE) prev
         WHERE a.id = prev.id
-        RETURNING a.session_id, prev.state AS previous_state`,
+        RETURNING a.id, a.session_id, prev.state AS previous_state`,
       [input.nodeId],
     );
     // Row locks first, events last (see events/append.ts).
@@ -398,6 +533,8 @@ export async function detach(db: Db, principal: NodePrincipal, input: DetachInpu
         fleetEvent('runtimenode.detached', {
           previousState: row.previous_state,
           reason: input.reason ?? null,
+          attachmentId: row.id,
+          by: { kind: 'node', nodeId: input.nodeId },
         }),
         { nodeId: input.nodeId, sessionId: row.session_id },
       );

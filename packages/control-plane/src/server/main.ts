@@ -161,6 +161,7 @@ export async function startTether(
     samples: config.metricsHistorySamples,
   };
   const auth = new AuthService(database, { cacheTtlMs: config.authCacheTtlMs, revocations });
+  const presence = new PresenceBindings(database, log);
   const deps: Deps = {
     db: database,
     auth,
@@ -195,6 +196,7 @@ export async function startTether(
     },
     log,
     lifecycle: { draining: false },
+    nodeConnections: presence,
   };
 
   const exposure = metricsExposure({
@@ -211,7 +213,6 @@ export async function startTether(
       `${dashboard.missing}; the API works, / answers a page saying so. Build it with \`pnpm --filter @tether/dashboard build\` (\`pnpm start\` does).`,
     );
   }
-  const presence = new PresenceBindings(database, log);
   const host = createHost(deps, presence, {
     dashboard,
     cors: new Cors(config.corsOrigins),

@@ -56,6 +56,8 @@ export interface Deps {
   log: Logger;
   /** Flipped when shutdown starts: new calls are refused with a retryable system.unavailable. */
   lifecycle: { draining: boolean };
+  /** This replica's open node connections (attach tells a stale attachment from a live one). */
+  nodeConnections?: { hasOtherConnection(nodeId: string, connectionId: string | null): boolean };
 }
 
 export interface Context {

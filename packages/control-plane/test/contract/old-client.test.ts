@@ -268,6 +268,11 @@ async function scenario(client: SchemaClient, server: TestServer): Promise<void>
   if (client.knows('command.invoke')) await commands(client, server, { nodeId, asNode, member });
   await client.call('runtimenode.detach', { nodeId }, asNode);
   await client.call('runtimenode.attach', attach, asNode);
+  if (client.knows('node.detach')) {
+    // The owner's non-terminal detach; the node attaches again.
+    await client.call('node.detach', { nodeId, reason: 'compat' }, admin);
+    await client.call('runtimenode.attach', attach, asNode);
+  }
   await client.call('runtimenode.revoke', { sessionId, nodeId }, admin);
   await client.call('node.rotateToken', {}, asNode);
   if (client.knows('node.reissueToken')) {

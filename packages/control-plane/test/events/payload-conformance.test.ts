@@ -28,7 +28,7 @@ import { expireCommands } from '../../src/commands/expiry.js';
 import { cancelCommand, invoke } from '../../src/commands/service.js';
 import { CommandSignals } from '../../src/commands/signals.js';
 import { readAllAfter } from '../../src/events/feed.js';
-import { revokeNode, rotateNodeToken, updateNode } from '../../src/nodes/service.js';
+import { detachNode, revokeNode, rotateNodeToken, updateNode } from '../../src/nodes/service.js';
 import {
   approveRequest,
   claimRequest,
@@ -136,6 +136,16 @@ async function writeEveryEvent(): Promise<void> {
   await detach(t.db, node, { nodeId: node.nodeId, reason: 'maintenance' });
   await bindConnections(t.db, [{ nodeId: node.nodeId, connectionId: 'c1' }]);
   await releaseConnections(t.db, [{ nodeId: node.nodeId, connectionId: 'c1' }]);
+  // A stale attachment (presence offline) superseded by the node's attach to another session
+  // (runtimenode.detached built inside the attach statement), then the owner's node.detach.
+  const mover = await makeNode(t.db, owner);
+  await attach(t.db, mover, attachInput(mover, session, { clientVersion: '1.2' }));
+  await bindConnections(t.db, [{ nodeId: mover.nodeId, connectionId: 'c2' }]);
+  await releaseConnections(t.db, [{ nodeId: mover.nodeId, connectionId: 'c2' }]);
+  const elsewhere = await makeSession(t.db, owner);
+  const moved = await attach(t.db, mover, attachInput(mover, elsewhere));
+  expect(moved.superseded?.sessionId).toBe(session);
+  await detachNode(t.db, owner, { nodeId: mover.nodeId, reason: 'moving' });
 
   // policy.changed; lease.granted, renewed, released (by its holder and broken), expired (the
   // expiry statement builds its payloads in SQL).

@@ -1,4 +1,5 @@
 import {
+  DetachNodeInput,
   FindOnlineWithCapabilityInput,
   FindOnlineWithCapabilityOutput,
   NodeCountsInput,
@@ -94,6 +95,18 @@ export const nodeRouter = router({
     .mutation(({ ctx, input }) =>
       nodes.revokeNode(ctx.deps.db, ctx.principal, input, ctx.deps.revocations),
     ),
+  detach: participantProcedure
+    .meta(
+      rest(
+        'POST',
+        '/nodes/{nodeId}/detach',
+        'nodes',
+        "End a node's active attachment (not terminal: the node may attach again)",
+      ),
+    )
+    .input(DetachNodeInput)
+    .output(NullOutput)
+    .mutation(({ ctx, input }) => nodes.detachNode(ctx.deps.db, ctx.principal, input)),
   reissueToken: participantProcedure
     .meta(
       rest(

@@ -50,9 +50,19 @@ export const runtimenodeRouter = router({
     )
     .input(AttachInput)
     .output(AttachOutput)
-    .mutation(({ ctx, input }) =>
-      runtimeNodes.attach(ctx.deps.db, ctx.principal, input, wsOrigin(ctx)),
-    ),
+    .mutation(({ ctx, input }) => {
+      const origin = wsOrigin(ctx);
+      // Another open connection of this node here: a second copy runs (its attachment is live).
+      const otherConnection =
+        ctx.deps.nodeConnections?.hasOtherConnection(
+          ctx.principal.nodeId,
+          origin.connectionId ?? null,
+        ) ?? false;
+      return runtimeNodes.attach(ctx.deps.db, ctx.principal, input, {
+        ...origin,
+        otherConnection,
+      });
+    }),
   heartbeat: heartbeatLimitedNodeProcedure
     .meta(
       rest(
