@@ -49,7 +49,11 @@ export async function appendEvent(
 
 /** Event types whose payloads are built inside SQL statements (bulk and single-statement writers). */
 export type SqlWrittenEventType =
-  'presence.changed' | 'runtimenode.attached' | 'lease.expired' | 'command.state_changed';
+  | 'presence.changed'
+  | 'runtimenode.attached'
+  | 'runtimenode.state_changed'
+  | 'lease.expired'
+  | 'command.state_changed';
 
 /**
  * The payload of `type` as an SQL expression, from one SQL expression per payload field: the

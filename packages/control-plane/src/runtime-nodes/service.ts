@@ -32,6 +32,7 @@ import {
   type RosterEntry,
   type RosterOutput,
 } from '@tether/contracts';
+import { capabilitiesDigest } from '@tether/contracts/node';
 import { z } from 'zod';
 import type { NodePrincipal, ParticipantPrincipal } from '../auth/principal.js';
 import { assertNodeSelf, isAdmin } from '../auth/principal.js';
@@ -91,7 +92,7 @@ const ATTACH_PRECHECK = prepared(
  * version; write presence (proof of life, the writePresence rules); then the events, presence
  * first. Each step reads the previous one's output, so the locks come first and the ids last.
  * $1 session, $2 owner, $3 node, $4 capabilities, $5 client version, $6 floor seen, $7 health,
- * $8 connection id, $9 read-only.
+ * $8 connection id, $9 read-only, $10 capabilities digest (resume.ts compares it).
  */
 const ATTACH = prepared(
   'tether_attach',
@@ -114,10 +115,11 @@ WITH node AS (
   -- online without capabilities; an offline row is reactivated as registering. A revoked row
   -- is left untouched (the WHERE makes the upsert return nothing).
   INSERT INTO runtime_node_attachments AS a
-         (session_id, participant_id, node_id, capabilities, client_version, state)
-  SELECT $1, $2, $3, $4::jsonb, $5, 'registering' FROM ok LEFT JOIN previous ON true
+         (session_id, participant_id, node_id, capabilities, client_version, state, capabilities_digest)
+  SELECT $1, $2, $3, $4::jsonb, $5, 'registering', $10 FROM ok LEFT JOIN previous ON true
   ON CONFLICT ON CONSTRAINT runtime_node_attachments_node_session_key DO UPDATE SET
     capabilities = EXCLUDED.capabilities,
+    capabilities_digest = EXCLUDED.capabilities_digest,
     client_version = EXCLUDED.client_version,
     participant_id = EXCLUDED.participant_id,
     state = CASE WHEN a.state IN ('online', 'degraded') AND EXCLUDED.capabilities <> '{}'::jsonb
@@ -215,6 +217,7 @@ export async function attach(
       input.healthState,
       origin.connectionId ?? null,
       readOnly,
+      capabilitiesDigest(input.capabilities),
     ]);
     const result = rows[0]!;
     // An attachment written is a `runtimenode.attached` event (and maybe a presence change).
@@ -312,8 +315,10 @@ export async function capabilityUpdate(
     );
     if (attachment) {
       await sql.query(
-        `UPDATE runtime_node_attachments SET capabilities = $2::jsonb, state = $3, updated_at = now() WHERE id = $1`,
-        [attachment.id, capabilities, nextState],
+        `UPDATE runtime_node_attachments
+            SET capabilities = $2::jsonb, capabilities_digest = $4, state = $3, updated_at = now()
+          WHERE id = $1`,
+        [attachment.id, capabilities, nextState, capabilitiesDigest(input.capabilities)],
       );
       if (nextState !== attachment.state) {
         await appendEvent(

@@ -70,6 +70,15 @@ export class PresenceBindings {
     this.#bindings.set(connectionId, { nodeId, connectionId, bound });
   }
 
+  /**
+   * A connection the resume statement already bound (runtime-nodes/resume.ts): nothing to write
+   * now, released like any other when it closes.
+   */
+  adopt(nodeId: string, connectionId: string): void {
+    if (this.#stopped) return;
+    this.#bindings.set(connectionId, { nodeId, connectionId, bound: Promise.resolve() });
+  }
+
   /** Resolves once every bind and release queued so far has been written (or has failed). */
   async idle(): Promise<void> {
     await this.#binds.idle();
