@@ -13,6 +13,7 @@
 import { z } from 'zod';
 import { AttachmentId, SessionId } from './ids.js';
 import { NodeState, RuntimeNodeHealthState } from './states.js';
+import { SystemInfoOutput } from './schemas/system.js';
 import { EventEnvelopeVersion } from './version.js';
 
 /** Request header: the claim (base64url of its JSON). */
@@ -83,20 +84,18 @@ export const ResumeRefusalReason = z.enum([
 ]);
 export type ResumeRefusalReason = z.infer<typeof ResumeRefusalReason>;
 
-/** The server's answer in the 101 response (`x-tether-handshake`). */
-export const HandshakeAnswer = z.object({
+/**
+ * The server's answer in the 101 response (`x-tether-handshake`): everything `system.info`
+ * answers (so a reconnecting client need not call it), and the resume's outcome.
+ */
+export const HandshakeAnswer = SystemInfoOutput.extend({
   resumed: z.boolean(),
   /** Set when not resumed. */
   reason: ResumeRefusalReason.optional(),
   /** The resumed attachment's state (null when not resumed). */
   state: NodeState.nullable(),
-  /** The resumed attachment's read-only flag (false when not resumed). */
+  /** The resumed attachment's read-only flag (false when not resumed: attach reports it). */
   readOnly: z.boolean(),
-  heartbeatIntervalMs: z.number().int().positive(),
-  degradedAfterMs: z.number().int().positive(),
-  offlineAfterMs: z.number().int().positive(),
-  contractVersion: EventEnvelopeVersion,
-  serverVersion: z.string(),
 });
 export type HandshakeAnswer = z.infer<typeof HandshakeAnswer>;
 

@@ -14,6 +14,7 @@ import {
   HandshakeAnswer,
   ResumeClaim,
   RESUME_HEADER_MAX_LENGTH,
+  SUPPORTED_CONTRACT_MAJORS,
   TetherError,
   decodeHeaderJson,
   type ResumeRefusalReason,
@@ -111,6 +112,7 @@ export class UpgradeHandshakes {
   }
 
   #answer(
+    principal: Principal,
     resumed: boolean,
     reason: ResumeRefusalReason | undefined,
     state: NodeState | null,
@@ -121,11 +123,18 @@ export class UpgradeHandshakes {
       ...(reason !== undefined ? { reason } : {}),
       state,
       readOnly: false,
+      // What system.info answers this caller.
+      serverVersion: s.serverVersion,
+      contractVersion: CONTRACT_VERSION,
+      supportedContractMajors: { ...SUPPORTED_CONTRACT_MAJORS },
       heartbeatIntervalMs: s.heartbeatIntervalMs,
       degradedAfterMs: s.degradedAfterMs,
       offlineAfterMs: s.offlineAfterMs,
-      contractVersion: CONTRACT_VERSION,
-      serverVersion: s.serverVersion,
+      sweepIntervalMs: s.sweepIntervalMs,
+      caller:
+        principal.kind === 'node'
+          ? { kind: 'node', nodeId: principal.nodeId }
+          : { kind: 'participant', participantId: principal.participantId, role: principal.role },
     };
   }
 
@@ -192,14 +201,14 @@ export class UpgradeHandshakes {
       let bound = false;
       if (result === undefined) {
         this.#count('fresh');
-        answer = this.#answer(false, 'no_claim', null);
+        answer = this.#answer(principal, false, 'no_claim', null);
       } else if (result.resumed) {
         this.#count('resumed');
-        answer = this.#answer(true, undefined, result.state);
+        answer = this.#answer(principal, true, undefined, result.state);
         bound = result.bound;
       } else {
         this.#count(`not_resumed:${result.reason}`);
-        answer = this.#answer(false, result.reason, null);
+        answer = this.#answer(principal, false, result.reason, null);
       }
       p.settle({
         kind: 'accepted',
