@@ -11,12 +11,12 @@
  */
 import {
   CONTRACT_VERSION,
-  HandshakeAnswer,
   ResumeClaim,
   RESUME_HEADER_MAX_LENGTH,
   SUPPORTED_CONTRACT_MAJORS,
   TetherError,
   decodeHeaderJson,
+  type HandshakeAnswer,
   type ResumeRefusalReason,
   type NodeState,
 } from '@tether/contracts';

@@ -241,7 +241,8 @@ describe('resume in the WebSocket handshake', () => {
     const cases: [string, (a: Attached) => Promise<ResumeClaim>][] = [
       [
         'capabilities_changed',
-        async (a) => ({ ...a.claim, capabilitiesDigest: capabilitiesDigest({ other: {} }) }),
+        (a) =>
+          Promise.resolve({ ...a.claim, capabilitiesDigest: capabilitiesDigest({ other: {} }) }),
       ],
       [
         'attachment_ended',
@@ -261,7 +262,7 @@ describe('resume in the WebSocket handshake', () => {
       ],
       [
         'version_changed',
-        async (a) => ({ ...a.claim, nodeVersion: '2.1' as ResumeClaim['nodeVersion'] }),
+        (a) => Promise.resolve({ ...a.claim, nodeVersion: '2.1' as ResumeClaim['nodeVersion'] }),
       ],
       [
         'floor_raised',
