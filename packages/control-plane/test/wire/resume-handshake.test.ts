@@ -349,6 +349,26 @@ describe('resume in the WebSocket handshake', () => {
     expect(server.logs()).not.toContain(a.node.token);
   });
 
+  it("rejected credentials at the upgrade draw on the address's auth-failure budget: 429 once it is empty", async () => {
+    await using server = await startTestServer({
+      env: { TETHER_RATE_AUTH_FAILURES_PER_MINUTE: '2' },
+    });
+    const a = await attachedNode(server);
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const up = await upgrade(server, {
+        ...headersFor(a.node),
+        authorization: 'Bearer tnd_guessed-token-000000000000000000000000',
+      });
+      statuses.push(up.kind === 'refused' ? up.status : 101);
+    }
+    expect(statuses).toEqual([401, 401, 429]);
+    // A valid credential from the same address is not refused for others' failures.
+    const up = await upgrade(server, headersFor(a.node, a.claim));
+    expect(up.kind === 'open' && up.answer?.resumed).toBe(true);
+    if (up.kind === 'open') up.ws.close();
+  });
+
   it('a garbage resume header is a typed 400 refusal', async () => {
     await using server = await startTestServer();
     const a = await attachedNode(server);
