@@ -8,3 +8,4 @@ export * from './events.js';
 export * from './wire.js';
 export * from './compat/index.js';
 export * from './transport.js';
+export * from './resume.js';

@@ -11,6 +11,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CHANGELOG_FILE } from './compat/changelog.js';
+import { canonicalJson } from './resume.js';
 import type { RecordedRelease } from './compat/gate.js';
 import type { SnapshotSet } from './compat/snapshots.js';
 
@@ -89,4 +90,13 @@ export async function readContractFiles(root: string = CONTRACTS_ROOT): Promise<
     releases: await readReleases(join(root, 'releases')),
     changelog,
   };
+}
+
+/**
+ * SHA-256 (lowercase hex) of `canonicalJson(capabilities)`: the digest a node claims in its
+ * resume header and the server stores with the attachment (Node's hash; other clients hash the
+ * same canonical text with their own).
+ */
+export function capabilitiesDigest(capabilities: unknown): string {
+  return createHash('sha256').update(canonicalJson(capabilities), 'utf8').digest('hex');
 }

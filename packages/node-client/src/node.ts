@@ -4,16 +4,23 @@
  *   idle ─start()→ [enrolling →] connecting → attached → online ⇄ reconnecting … → stopped
  *                                                    any state ─terminal error→ terminated
  *
- * Each connection runs the same sequence: `system.info` (heartbeat cadence) → `runtimenode.attach`
- * (if a session is given: capabilities, client version, health) → `runtimenode.capabilityupdate`
- * with `healthChanges` (when capabilities are non-empty and the node is not read-only) → beats at
- * the advertised cadence ±10% jitter. A lost connection (closed, failed to open, the server's
+ * Each connection opens with the credential and, once the node has an attachment, a resume claim
+ * (attachment, session, node version, capabilities digest, health) in the upgrade request. The
+ * server answers in the 101 response what `system.info` would (heartbeat cadence…) and whether it
+ * resumed the attachment: resumed → online at once, no call; otherwise `runtimenode.attach` (if a
+ * session is given: capabilities, client version, health) → `runtimenode.capabilityupdate` with
+ * `healthChanges` (only when the attachment is not already at the node's health, capabilities are
+ * non-empty and the node is not read-only). Then beats at the advertised cadence ±10% jitter. A
+ * server that sends no handshake answer is asked `system.info` first, as before. A lost connection (closed, failed to open, the server's
  * reconnect notification, a call timeout) is retried after a full-jitter exponential backoff
  * (`backoff.ts`), and the whole sequence runs again. Terminal conditions stop every retry and
  * close the socket: a terminal WebSocket close code (`WS_CLOSE.CREDENTIAL_REVOKED`) and the
  * errors in `TERMINAL_CODES`.
  *
- * Secrets: the token goes only into `connectionParams`; it is never logged nor put in an event.
+ * A 401 at the upgrade (unknown or revoked credential) is terminal (`auth.unauthenticated`).
+ *
+ * Secrets: the token goes only into the upgrade's `Authorization` header; it is never logged nor
+ * put in an event.
  */
 import {
   Capabilities as CapabilitiesSchema,
@@ -32,9 +39,11 @@ import {
   type NodeCommandMessage,
   type HeartbeatMetrics,
   type NodeState,
+  type ResumeClaim,
   type RuntimeNodeHealthState,
   type SystemInfoOutput,
 } from '@tether/contracts';
+import { capabilitiesDigest } from '@tether/contracts/node';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import {
   CommandDispatcher,
@@ -165,11 +174,16 @@ export interface TetherNodeEvents {
   connecting: (e: { at: number; attempt: number; reconnect: boolean }) => void;
   /** The socket opened. */
   connected: (e: { at: number; attempt: number; connectMs: number }) => void;
-  /** Attached to the session (every connection). `downtimeMs`: since the connection was lost. */
+  /**
+   * Attached to the session (every connection). `downtimeMs`: since the connection was lost.
+   * `resumed`: the server resumed the same attachment in the connection's handshake (no attach
+   * call was made); false when this connection attached.
+   */
   attached: (e: {
     at: number;
     attachment: AttachOutput;
     reconnect: boolean;
+    resumed: boolean;
     downtimeMs: number | null;
   }) => void;
   /**
@@ -1034,6 +1048,7 @@ class TetherNodeImpl implements TetherNode {
       handshakeTimeoutMs: this.#connectTimeoutMs,
       keepAliveIntervalMs: this.#keepAliveIntervalMs,
       pongTimeoutMs: this.#pongTimeoutMs,
+      resume: this.#resumeClaim(),
     });
     this.#conn = conn;
     this.#ready = false;
@@ -1113,20 +1128,86 @@ class TetherNodeImpl implements TetherNode {
     return null;
   }
 
-  /** system.info → attach → capabilityupdate → beats. Throws ConnectionLost or TetherError. */
+  /**
+   * What this node was, for the next connection's upgrade request: its active attachment, the
+   * session, its version, the digest of its declared capabilities and its health. Null before
+   * the first attach (or without a session).
+   */
+  #resumeClaim(): ResumeClaim | null {
+    const attachment = this.#attachment;
+    const sessionId = this.#sessionId;
+    if (sessionId === undefined || attachment === null) return null;
+    if (!['registering', 'online', 'degraded'].includes(this.#attachmentState ?? '')) return null;
+    const parsedSession = SessionIdSchema.safeParse(sessionId);
+    const version = EventEnvelopeVersion.safeParse(this.#clientVersion);
+    const declared = CapabilitiesSchema.safeParse(this.#declared());
+    if (!parsedSession.success || !version.success || !declared.success) return null;
+    return {
+      attachmentId: attachment.attachmentId,
+      sessionId: parsedSession.data,
+      nodeVersion: version.data,
+      // The digest of what the server stores: the capabilities as its schema parses them.
+      capabilitiesDigest: capabilitiesDigest(declared.data),
+      healthState: this.#health,
+    };
+  }
+
+  /**
+   * The handshake answer (x-tether-handshake) replaces `system.info`; resumed → online at once;
+   * otherwise attach → capabilityupdate (only when needed) → beats. Throws ConnectionLost or
+   * TetherError.
+   */
   async #sequence(conn: Connection, attempt: number, startedAt: number): Promise<void> {
     const credentials = this.#credentials!;
     await this.#step(conn, () => conn.opened);
     this.#emitter.emit('connected', { at: Date.now(), attempt, connectMs: Date.now() - startedAt });
-    this.#info = await this.#step(conn, () => conn.client.system.info.query());
+    const handshake = conn.handshake;
+    if (handshake !== null) {
+      const { resumed: _r, reason: _why, state: _s, readOnly: _ro, ...info } = handshake;
+      this.#info = info;
+    } else {
+      // A server without the handshake answer: ask.
+      this.#info = await this.#step(conn, () => conn.client.system.info.query());
+    }
     if (this.#wake.signal.aborted) return;
     this.#connections++;
     const reconnect = this.#connections > 1;
     const downtime = (): number | null =>
       this.#lostAt === null ? null : Date.now() - this.#lostAt;
 
+    const resumed =
+      handshake?.resumed === true && conn.claim !== null && this.#attachment !== null
+        ? {
+            ...this.#attachment,
+            state: handshake.state ?? 'registering',
+            readOnly: handshake.readOnly,
+          }
+        : null;
+    if (handshake !== null && conn.claim !== null && resumed === null) {
+      this.#log.info(
+        { nodeId: credentials.nodeId, reason: handshake.reason },
+        'not resumed; attaching',
+      );
+    }
+    if (resumed !== null) {
+      // Checked and bound by the server in the handshake: same attachment, nothing to send.
+      this.#attachment = resumed;
+      this.#attachmentState = resumed.state;
+      this.#setReadOnly(resumed.readOnly);
+      this.#ready = true;
+      this.#setState('attached');
+      this.#emitter.emit('attached', {
+        at: Date.now(),
+        attachment: resumed,
+        reconnect,
+        resumed: true,
+        downtimeMs: downtime(),
+      });
+    }
     const sessionId = this.#sessionId;
-    if (sessionId !== undefined) {
+    if (resumed !== null) {
+      // Resumed: see above.
+    } else if (sessionId !== undefined) {
       const attachment = await this.#attach(conn, sessionId);
       this.#attachment = attachment;
       this.#attachmentState = attachment.state;
@@ -1137,6 +1218,7 @@ class TetherNodeImpl implements TetherNode {
         at: Date.now(),
         attachment,
         reconnect,
+        resumed: false,
         downtimeMs: downtime(),
       });
       // A re-attach of an attachment that is still online (e.g. after a server restart) keeps

@@ -12,12 +12,22 @@
  */
 import {
   createTetherClient,
-  createTetherWSClient,
   isTerminalCloseCode,
+  tetherEndpoints,
   type TetherClient,
   type TetherErrorCode,
 } from '@tether/client';
-import type { TRPCWebSocketClient } from '@trpc/client';
+import {
+  CLIENT_VERSION_HEADER,
+  CONTRACT_VERSION,
+  HANDSHAKE_HEADER,
+  HandshakeAnswer,
+  RESUME_HEADER,
+  decodeHeaderJson,
+  encodeHeaderJson,
+  type ResumeClaim,
+} from '@tether/contracts';
+import { createWSClient, type TRPCWebSocketClient } from '@trpc/client';
 import WebSocket from 'ws';
 
 export type { TetherClient };
@@ -52,6 +62,11 @@ export interface ConnectionOptions {
   /** Client-side keep-alive: ping after this much silence, drop the socket without a pong. */
   keepAliveIntervalMs: number;
   pongTimeoutMs: number;
+  /**
+   * What the node was (its attachment, session, version, capabilities digest, health), sent in
+   * the upgrade request's `x-tether-resume` header; absent when it has no attachment yet.
+   */
+  resume?: ResumeClaim | null;
 }
 
 /**
@@ -93,10 +108,22 @@ export class Connection {
   #retryAfterMs: number | undefined;
   readonly #openedPromise: Promise<void>;
   #resolveOpened!: () => void;
+  #handshake: HandshakeAnswer | null = null;
+  #unauthorized = false;
+  readonly #claim: ResumeClaim | null;
 
   constructor(options: ConnectionOptions) {
     this.lost = new Promise((resolve) => (this.#resolveLost = resolve));
     this.#openedPromise = new Promise((resolve) => (this.#resolveOpened = resolve));
+    this.#claim = options.resume ?? null;
+    // The credential, the contract version and the resume claim travel in the upgrade request
+    // (no connectionParams message): the server decides before answering, and answers in the
+    // 101 response's `x-tether-handshake` header.
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${options.token}`,
+      [CLIENT_VERSION_HEADER]: CONTRACT_VERSION,
+      ...(this.#claim !== null ? { [RESUME_HEADER]: encodeHeaderJson(this.#claim) } : {}),
+    };
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     // The WebSocket class tRPC instantiates: lets this connection see every socket it opens, its
@@ -107,8 +134,17 @@ export class Connection {
         super(address, protocols, {
           handshakeTimeout: options.handshakeTimeoutMs,
           perMessageDeflate: false,
+          headers,
         });
         self.#sockets.add(this);
+        this.on('upgrade', (res) => {
+          const raw = res.headers[HANDSHAKE_HEADER];
+          const text = Array.isArray(raw) ? raw[0] : raw;
+          if (text === undefined) return;
+          const decoded = decodeHeaderJson(HandshakeAnswer, text);
+          // An answer this SDK cannot read is treated as none: it attaches as before.
+          if (decoded.ok) self.#handshake = decoded.value;
+        });
         this.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
           if (isBinary) return;
           const text = Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
@@ -139,6 +175,8 @@ export class Connection {
             if (size <= 16_384) chunks.push(chunk);
           });
           res.on('end', () => {
+            // 401: the credential is unknown or revoked (decided at the upgrade): never again.
+            if (res.statusCode === 401) self.#unauthorized = true;
             const wait = refusalRetryAfterMs(res.headers['retry-after'], chunks);
             if (wait !== undefined) self.#retryAfterMs = wait;
             self.#openError ??= `the server refused the connection (HTTP ${res.statusCode ?? '?'})${wait !== undefined ? `; retry after ${wait} ms` : ''}`;
@@ -149,12 +187,11 @@ export class Connection {
       }
     }
 
-    // `clientVersion` (announced by @tether/client) is the contract this SDK speaks (the server
-    // refuses a higher MAJOR); the node's own version, compared with session floors, goes in
-    // `runtimenode.attach`.
-    this.#ws = createTetherWSClient({
-      url: options.url,
-      token: options.token,
+    // The contract version this SDK speaks goes in `x-tether-client-version` (the server refuses
+    // a higher MAJOR); the node's own version, compared with session floors, goes in the claim
+    // and in `runtimenode.attach`.
+    this.#ws = createWSClient({
+      url: tetherEndpoints(options.url).ws,
       WebSocket: TrackedWebSocket as unknown as typeof globalThis.WebSocket,
       keepAlive: {
         enabled: true,
@@ -179,6 +216,16 @@ export class Connection {
     return this.#openedPromise;
   }
 
+  /** The server's answer in the upgrade (null from a server that does not send one). */
+  get handshake(): HandshakeAnswer | null {
+    return this.#handshake;
+  }
+
+  /** The resume claim this connection sent, if any. */
+  get claim(): ResumeClaim | null {
+    return this.#claim;
+  }
+
   get isOpen(): boolean {
     return this.#opened && this.#lostCause === null;
   }
@@ -200,6 +247,13 @@ export class Connection {
     // A terminal close (credential revoked) wins over everything: it decides "never again".
     if (this.#closeCode !== undefined && isTerminalCloseCode(this.#closeCode)) return closed;
     if (this.#reconnectRequested) return { kind: 'reconnect_requested' };
+    if (!this.#opened && this.#unauthorized) {
+      return {
+        kind: 'call_failed',
+        code: 'auth.unauthenticated',
+        message: this.#openError ?? 'the server refused the credential (HTTP 401)',
+      };
+    }
     if (!this.#opened) {
       return {
         kind: 'open_failed',

@@ -14,6 +14,7 @@ import {
   enrolled,
   eventually,
   freePort,
+  metricTotal,
   nextEvent,
   operator,
   persistentDatabase,
@@ -23,14 +24,16 @@ import {
 } from './support.js';
 
 describe('reconnection', () => {
-  it('a dropped connection is retried after a backoff; the node re-attaches (declaring its capabilities in the attach) on its own', async () => {
+  it('a dropped connection is retried after a backoff; the node resumes its attachment in the handshake (no attach, no system.info) on its own', async () => {
     await using server = await startTestServer();
     const { sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
     const credentials = await enrolled(server.url, enrollmentKey);
     await using node = sessionNode(credentials, sessionId);
     await node.start();
     await node.waitFor('online');
+    const firstAttachment = node.snapshot().attachment?.attachmentId;
     const scheduled = nextEvent(node, 'reconnect_scheduled');
+    const reattached = nextEvent(node, 'attached');
     const back = nextEvent(node, 'online');
     const disconnected = nextEvent(node, 'disconnected');
     node.disconnect('test');
@@ -43,17 +46,39 @@ describe('reconnection', () => {
     expect(online.reconnect).toBe(true);
     expect(online.downtimeMs).toBeGreaterThanOrEqual(0);
     expect(node.snapshot()).toMatchObject({ reconnects: 1, connectAttempts: 2 });
-    // Re-attached (a second attach event); the still-online attachment kept its state, so no
-    // second capability update was needed to be online again.
+    // Resumed in the handshake: the same attachment, and the server served one attach and no
+    // system.info at all (the first connection's answer came in its handshake too).
+    const again = await reattached;
+    expect(again).toMatchObject({ reconnect: true, resumed: true });
+    expect(again.attachment.attachmentId).toBe(firstAttachment);
+    expect(node.snapshot().attachment?.attachmentId).toBe(firstAttachment);
+    expect(await metricTotal(server.url, 'tether_ws_handshakes_total', { result: 'resumed' })).toBe(
+      1,
+    );
+    expect(await metricTotal(server.url, 'tether_ws_handshakes_total', { result: 'fresh' })).toBe(
+      1,
+    );
+    const calls = (procedure: string) =>
+      metricTotal(server.url, 'tether_rpc_requests_total', { procedure });
+    expect(await calls('runtimenode.attach')).toBe(1);
+    expect(await calls('system.info')).toBe(0);
+    // One attach event (the first connection's) and one capability update; the reconnect wrote
+    // only what changed (presence, through the connection).
     const { rows } = await server.db.query<{ type: string; n: string }>(
       `SELECT type, count(*) AS n FROM fleet_events WHERE node_id = $1 AND type IN
          ('runtimenode.attached', 'runtimenode.capabilities_updated') GROUP BY type ORDER BY type`,
       [credentials.nodeId],
     );
     expect(rows.map((r) => [r.type, Number(r.n)])).toEqual([
-      ['runtimenode.attached', 2],
+      ['runtimenode.attached', 1],
       ['runtimenode.capabilities_updated', 1],
     ]);
+    const presence = await eventually(
+      () =>
+        operator(server.url, server.adminToken).node.isOnline.query({ nodeId: credentials.nodeId }),
+      (p) => p.online,
+    );
+    expect(presence.healthState).toBe('online');
     const roster = await operator(server.url, server.adminToken).runtimenode.roster.query({
       sessionId,
     });
@@ -118,8 +143,20 @@ describe('reconnection', () => {
         await expect(nodes[0]!.updateCapabilities({ shell: {}, gpu: {} })).resolves.toBeNull();
 
         const back = nodes.map((node) => nextEvent(node, 'online'));
+        const attached = nodes.map((node) => nextEvent(node, 'attached'));
         server = await startTestServer({ databaseUrl: database.url, env });
         for (const online of await Promise.all(back)) expect(online.reconnect).toBe(true);
+        // The node whose capabilities changed was not resumed and attached; the others resumed.
+        expect((await Promise.all(attached)).map((e) => e.resumed)).toEqual([false, true, true]);
+        const handshakes = (result: string) =>
+          metricTotal(server.url, 'tether_ws_handshakes_total', { result });
+        expect(await handshakes('resumed')).toBe(2);
+        expect(await handshakes('not_resumed:capabilities_changed')).toBe(1);
+        expect(
+          await metricTotal(server.url, 'tether_rpc_requests_total', {
+            procedure: 'runtimenode.attach',
+          }),
+        ).toBe(1);
 
         const roster = await operator(server.url, server.adminToken).runtimenode.roster.query({
           sessionId,
@@ -176,8 +213,24 @@ describe('reconnection', () => {
       const restartedAt = rows[0]!.now.getTime();
       const attached = nodes.map((node) => nextEvent(node, 'attached'));
       server = await spawnServer(env);
-      for (const e of await Promise.all(attached)) expect(e.reconnect).toBe(true);
+      for (const e of await Promise.all(attached)) {
+        expect(e).toMatchObject({ reconnect: true, resumed: true });
+      }
       for (const node of nodes) await node.waitFor('online');
+      // Resumed in the handshake: no attach and no system.info reached the new process.
+      expect(
+        await metricTotal(server.url, 'tether_ws_handshakes_total', { result: 'resumed' }),
+      ).toBe(3);
+      for (const procedure of [
+        'runtimenode.attach',
+        'system.info',
+        'runtimenode.capabilityupdate',
+      ]) {
+        expect(
+          await metricTotal(server.url, 'tether_rpc_requests_total', { procedure }),
+          procedure,
+        ).toBe(0);
+      }
 
       // The server's view: every node attached again after the restart and is online.
       const admin = operator(server.url, adminToken);

@@ -220,3 +220,24 @@ export async function runAgent(
   const code = await agent.exited;
   return { code, stdout: agent.stdout(), stderr: agent.stderr() };
 }
+
+/**
+ * The sum of the server's /metrics samples of `name` whose labels include `labels` (0 when none):
+ * what the server saw, e.g. how many `runtimenode.attach` calls it served.
+ */
+export async function metricTotal(
+  baseUrl: string,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const series = line.slice(0, line.lastIndexOf(' '));
+    if (Object.entries(labels).every(([k, v]) => series.includes(`${k}="${v}"`))) {
+      total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return total;
+}

@@ -10,6 +10,7 @@ import {
   countUpgrades,
   enrolled,
   events,
+  metricTotal,
   nextEvent,
   seed,
   startTestServer,
@@ -143,6 +144,40 @@ describe('terminal conditions stop every retry', () => {
     await expect(node.waitFor('online')).rejects.toThrow(/auth\.unauthenticated/);
     expect(node.termination).toMatchObject({ code: 'auth.unauthenticated' });
     await expectNoRetry(node, witness, upgrades, { upgrades: 2, connectAttempts: 1 });
+  });
+
+  it('revoked while disconnected: the next upgrade is refused with 401 before it becomes a socket; the agent stops, nothing is bound', async () => {
+    // No cached answer: the revocation below bypasses this replica's revocation bus.
+    await using server = await startTestServer({
+      env: { ...FAST_BEATS, TETHER_AUTH_CACHE_TTL_MS: '1' },
+    });
+    const upgrades = countUpgrades(server.host.server);
+    const { sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
+    await using witness = sessionNode(await enrolled(server.url, enrollmentKey), sessionId);
+    const credentials = await enrolled(server.url, enrollmentKey);
+    await using node = sessionNode(credentials, sessionId);
+    await witness.start();
+    await node.start();
+    await node.waitFor('online');
+    // Revoked while its socket is gone (no close code can tell it): the resume's upgrade says so.
+    const failed = nextEvent(node, 'connect_failed');
+    await revokeInDatabase(server, credentials.nodeId);
+    node.disconnect('test');
+    expect((await failed).cause).toMatchObject({
+      kind: 'call_failed',
+      code: 'auth.unauthenticated',
+    });
+    await expect(node.waitFor('online')).rejects.toThrow(/terminated/);
+    expect(node.termination).toMatchObject({ code: 'auth.unauthenticated' });
+    expect(
+      await metricTotal(server.url, 'tether_ws_handshakes_total', { result: 'refused_401' }),
+    ).toBe(1);
+    const { rows } = await server.db.query<{ connection_id: string | null }>(
+      `SELECT connection_id FROM runtime_node_presence WHERE node_id = $1`,
+      [credentials.nodeId],
+    );
+    expect(rows[0]?.connection_id ?? null).toBeNull();
+    await expectNoRetry(node, witness, upgrades, { upgrades: 3, connectAttempts: 2 });
   });
 
   it('auth.principal_mismatch (another node id with this token): stopped after one attempt', async () => {

@@ -46,6 +46,20 @@ const LOOKUP_PARTICIPANT = prepared(
       AND p.disabled_at IS NULL`,
 );
 
+/** Both lookups for many hashes at once (the upgrades of one event-loop turn). */
+const LOOKUP_MANY = prepared(
+  'tether_lookup_many',
+  `SELECT n.token_hash AS h, n.node_id, n.owner_participant_id,
+          NULL::uuid AS token_id, NULL::uuid AS participant_id, NULL::text AS role
+     FROM nodes n
+    WHERE n.token_hash = ANY($1) AND n.status = 'active'
+   UNION ALL
+   SELECT t.token_hash, NULL, NULL, t.id, t.participant_id, p.role
+     FROM api_tokens t JOIN participants p ON p.id = t.participant_id
+    WHERE t.token_hash = ANY($1) AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+      AND p.disabled_at IS NULL`,
+);
+
 export interface AuthServiceOptions {
   cacheTtlMs: number;
   revocations: RevocationBus;
@@ -84,6 +98,80 @@ export class AuthService {
     return principal;
   }
 
+  /**
+   * `authenticate` for many tokens at once (the WebSocket upgrades of one event-loop turn): cached
+   * answers first, then one statement for every miss, whatever its kind. Same answers, same cache.
+   */
+  async authenticateMany(tokens: readonly string[]): Promise<(Principal | null)[]> {
+    const now = Date.now();
+    const answers: (Principal | null | undefined)[] = tokens.map(() => undefined);
+    const misses = new Map<string, number[]>();
+    tokens.forEach((token, i) => {
+      if (!token.startsWith(PARTICIPANT_TOKEN_PREFIX) && !token.startsWith(NODE_TOKEN_PREFIX)) {
+        answers[i] = null;
+        return;
+      }
+      const key = hashToken(token).toString('hex');
+      const cached = this.#cache.get(key);
+      if (cached && cached.expiresAt > now) {
+        answers[i] = cached.principal;
+        return;
+      }
+      const at = misses.get(key);
+      if (at) at.push(i);
+      else misses.set(key, [i]);
+    });
+    if (misses.size > 0) {
+      const { rows } = await this.#db.query<{
+        h: Buffer;
+        node_id: string | null;
+        owner_participant_id: string | null;
+        token_id: string | null;
+        participant_id: string | null;
+        role: ParticipantRole | null;
+      }>(LOOKUP_MANY, [[...misses.keys()].map((k) => Buffer.from(k, 'hex'))]);
+      const found = new Map<string, Principal>();
+      for (const row of rows) {
+        const key = row.h.toString('hex');
+        if (row.node_id !== null) {
+          found.set(key, {
+            kind: 'node',
+            nodeId: row.node_id as NodeId,
+            ownerParticipantId: row.owner_participant_id as ParticipantId,
+            credentialHash: key,
+          });
+        } else {
+          found.set(key, {
+            kind: 'participant',
+            participantId: row.participant_id as ParticipantId,
+            role: row.role!,
+            tokenId: row.token_id!,
+            credentialHash: key,
+          });
+          this.#touch(row.token_id!);
+        }
+      }
+      if (this.#cache.size + misses.size >= CACHE_MAX_ENTRIES) this.#cache.clear();
+      for (const [key, indexes] of misses) {
+        const principal = found.get(key) ?? null;
+        this.#cache.set(key, { principal, expiresAt: now + this.#ttl });
+        for (const i of indexes) answers[i] = principal;
+      }
+    }
+    return answers.map((a) => a ?? null);
+  }
+
+  /** Throttled: at most one write per token per minute, never on the hot path's critical section. */
+  #touch(tokenId: string): void {
+    void this.#db
+      .query(
+        `UPDATE api_tokens SET last_used_at = now()
+          WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '${LAST_USED_RESOLUTION}')`,
+        [tokenId],
+      )
+      .catch(() => undefined);
+  }
+
   async #lookupNode(hash: Buffer, key: string): Promise<NodePrincipal | null> {
     const { rows } = await this.#db.query<{ node_id: string; owner_participant_id: string }>(
       LOOKUP_NODE,
@@ -107,14 +195,7 @@ export class AuthService {
     }>(LOOKUP_PARTICIPANT, [hash]);
     const row = rows[0];
     if (!row) return null;
-    // Throttled: at most one write per token per minute, never on the hot path's critical section.
-    void this.#db
-      .query(
-        `UPDATE api_tokens SET last_used_at = now()
-          WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '${LAST_USED_RESOLUTION}')`,
-        [row.id],
-      )
-      .catch(() => undefined);
+    this.#touch(row.id);
     return {
       kind: 'participant',
       participantId: row.participant_id as ParticipantId,

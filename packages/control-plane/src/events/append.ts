@@ -52,6 +52,7 @@ export type SqlWrittenEventType =
   | 'presence.changed'
   | 'runtimenode.attached'
   | 'runtimenode.detached'
+  | 'runtimenode.state_changed'
   | 'lease.expired'
   | 'command.state_changed';
 

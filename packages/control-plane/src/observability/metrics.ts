@@ -31,6 +31,8 @@ export interface Metrics {
   wsHeartbeatFastPath: Counter;
   wsConnections: Gauge;
   wsAdmissionRefused: Counter;
+  wsHandshakes: Counter<'result'>;
+  wsUpgradeBatchSize: Histogram;
   transportRefusals: Counter<'reason'>;
   wsUnauthenticatedClosed: Counter<'reason'>;
   sweepTransitions: Counter<'to'>;
@@ -191,6 +193,18 @@ export function createMetrics(db: Db, gauges: MetricsSources = {}): Metrics {
     wsAdmissionRefused: new Counter({
       name: 'tether_ws_admission_refused_total',
       help: 'WebSocket upgrades refused with a retry-after answer (over TETHER_WS_ADMIT_PER_SECOND)',
+      registers: [registry],
+    }),
+    wsHandshakes: new Counter({
+      name: 'tether_ws_handshakes_total',
+      help: 'WebSocket upgrades with a bearer token, by outcome: resumed, fresh (no resume claim), not_resumed:<reason>, refused_400 (bad claim), refused_401, refused_429 (auth-failure lockout), refused_503',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    wsUpgradeBatchSize: new Histogram({
+      name: 'tether_ws_upgrade_batch_size',
+      help: 'Upgrades with a bearer token decided per batch (one credential lookup and one resume statement each)',
+      buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
       registers: [registry],
     }),
     transportRefusals: new Counter({

@@ -33,6 +33,7 @@ import {
   type RosterOutput,
   type SessionId,
 } from '@tether/contracts';
+import { capabilitiesDigest } from '@tether/contracts/node';
 import { z } from 'zod';
 import type { NodePrincipal, ParticipantPrincipal } from '../auth/principal.js';
 import { assertNodeSelf, isAdmin } from '../auth/principal.js';
@@ -135,7 +136,8 @@ const ACTIVE_ATTACHMENT = prepared(
  * version; write presence (proof of life, the writePresence rules); then the events, presence
  * first. Each step reads the previous one's output, so the locks come first and the ids last.
  * $1 session, $2 owner, $3 node, $4 capabilities, $5 client version, $6 floor seen, $7 health,
- * $8 connection id, $9 read-only, $10 the stale attachment to supersede (or null).
+ * $8 connection id, $9 read-only, $10 the stale attachment to supersede (or null), $11 the
+ * capabilities digest (resume.ts compares it).
  */
 const ATTACH = prepared(
   'tether_attach',
@@ -167,12 +169,13 @@ WITH node AS (
   -- online without capabilities; an offline row is reactivated as registering. A revoked row
   -- is left untouched (the WHERE makes the upsert return nothing).
   INSERT INTO runtime_node_attachments AS a
-         (session_id, participant_id, node_id, capabilities, client_version, state)
-  SELECT $1, $2, $3, $4::jsonb, $5, 'registering' FROM ok LEFT JOIN previous ON true
+         (session_id, participant_id, node_id, capabilities, client_version, state, capabilities_digest)
+  SELECT $1, $2, $3, $4::jsonb, $5, 'registering', $11 FROM ok LEFT JOIN previous ON true
    -- The superseded row is ended first (this reads it), so the index no longer counts it.
    WHERE (SELECT count(*) FROM superseded) >= 0
   ON CONFLICT ON CONSTRAINT runtime_node_attachments_node_session_key DO UPDATE SET
     capabilities = EXCLUDED.capabilities,
+    capabilities_digest = EXCLUDED.capabilities_digest,
     client_version = EXCLUDED.client_version,
     participant_id = EXCLUDED.participant_id,
     state = CASE WHEN a.state IN ('online', 'degraded') AND EXCLUDED.capabilities <> '{}'::jsonb
@@ -299,6 +302,7 @@ export async function attach(
         origin.connectionId ?? null,
         readOnly,
         supersede,
+        capabilitiesDigest(input.capabilities),
       ]);
     } catch (error) {
       if (!(error instanceof TetherError) || error.code !== 'runtimenode.attach_conflict') {
@@ -443,8 +447,10 @@ export async function capabilityUpdate(
     );
     if (attachment) {
       await sql.query(
-        `UPDATE runtime_node_attachments SET capabilities = $2::jsonb, state = $3, updated_at = now() WHERE id = $1`,
-        [attachment.id, capabilities, nextState],
+        `UPDATE runtime_node_attachments
+            SET capabilities = $2::jsonb, capabilities_digest = $4, state = $3, updated_at = now()
+          WHERE id = $1`,
+        [attachment.id, capabilities, nextState, capabilitiesDigest(input.capabilities)],
       );
       if (nextState !== attachment.state) {
         await appendEvent(

@@ -7,7 +7,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ERROR_REGISTRY, TetherError } from '@tether/contracts';
+import {
+  CLIENT_VERSION_HEADER,
+  ERROR_REGISTRY,
+  HANDSHAKE_HEADER,
+  RESUME_HEADER,
+  TetherError,
+  encodeHeaderJson,
+} from '@tether/contracts';
 import { transformTRPCResponse } from '@trpc/server';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { getWSConnectionHandler, type WSSHandlerOptions } from '@trpc/server/adapters/ws';
@@ -31,6 +38,7 @@ import { createRestHandler, REST_PREFIX, sendRestError, TOO_LARGE } from './rest
 import { buildOpenApiDocument } from './rest/openapi.js';
 import { RestRoutes } from './rest/routes.js';
 import { createRequestLogger, requestIdOf } from './request-log.js';
+import { UpgradeHandshakes, type UpgradeOutcome } from './upgrade-handshake.js';
 import { WsGuard } from './ws-guard.js';
 import { WsHeartbeatFastPath } from './ws-heartbeat.js';
 
@@ -95,9 +103,9 @@ function peerAddress(req: IncomingMessage, trustProxy: boolean): string {
   return req.socket.remoteAddress ?? 'unknown';
 }
 
-function headerValue(value: string | string[] | undefined): string | null {
+function headerValue(value: string | string[] | undefined, max = 128): string | null {
   const v = Array.isArray(value) ? value[0] : value;
-  return v === undefined ? null : v.slice(0, 128);
+  return v === undefined ? null : v.slice(0, max);
 }
 
 function stringParam(
@@ -187,13 +195,13 @@ function batchTooLarge(calls: number, maxCalls: number): TetherError {
  * sockets per address): the status, `Retry-After` (whole seconds, as HTTP wants) and the typed
  * error as the formatter shapes it, with the exact wait in `retryAfterMs`.
  */
-function upgradeRefusal(statusLine: string, error: TetherError, retryAfterMs: number): string {
+function upgradeRefusal(statusLine: string, error: TetherError, retryAfterMs?: number): string {
   // Plain JSON, not the transformer's: this is an HTTP answer before any tRPC exchange, read by
   // clients that have no tRPC link yet (the SDK takes `retryAfterMs` from it).
   const body = JSON.stringify({ error: errorShape(error) });
   return [
     `HTTP/1.1 ${statusLine}`,
-    `Retry-After: ${Math.max(1, Math.ceil(retryAfterMs / 1_000))}`,
+    ...(retryAfterMs ? [`Retry-After: ${Math.max(1, Math.ceil(retryAfterMs / 1_000))}`] : []),
     'Content-Type: application/json',
     `Content-Length: ${Buffer.byteLength(body)}`,
     'Connection: close',
@@ -215,6 +223,12 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
   /** Each socket's connectionId (from its open line on) and who authenticated it. */
   const socketIds = new WeakMap<object, string>();
   const socketPrincipals = new WeakMap<object, Record<string, unknown>>();
+  /** Upgrades decided with their credential in the request (upgrade-handshake.ts), by request. */
+  const upgraded = new WeakMap<
+    IncomingMessage,
+    { connectionId: string; outcome: Extract<UpgradeOutcome, { kind: 'accepted' }> }
+  >();
+  const handshakes = new UpgradeHandshakes(deps);
 
   const httpContext = (
     req: IncomingMessage,
@@ -414,7 +428,48 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       refuse(upgradeRefusal('429 Too Many Requests', error, peerWait));
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    const token = bearerToken(req.headers.authorization);
+    if (token === null) {
+      wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+      return;
+    }
+    // The credential (and a node's resume claim) came with the request: decided before the
+    // upgrade is answered, the answer in the 101 response's headers.
+    const connectionId = randomUUID();
+    void handshakes
+      .check({
+        token,
+        resume: headerValue(req.headers[RESUME_HEADER], 8192),
+        clientVersion: headerValue(req.headers[CLIENT_VERSION_HEADER]),
+        peer: peerAddress(req, options.trustProxy),
+        connectionId,
+      })
+      .then((outcome) => {
+        if (outcome.kind === 'refused') {
+          refuse(upgradeRefusal(outcome.statusLine, outcome.error, outcome.retryAfterMs));
+          return;
+        }
+        const gone = socket.destroyed || !socket.writable;
+        if (gone || draining) {
+          // Bound by the resume for a socket that will never open: released at once.
+          if (outcome.bound && outcome.principal.kind === 'node') {
+            presence.adopt(outcome.principal.nodeId, connectionId);
+            presence.release(connectionId);
+          }
+          if (!gone) {
+            refuse(
+              'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+            );
+          }
+          return;
+        }
+        upgraded.set(req, { connectionId, outcome });
+        wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+      });
+  });
+  wss.on('headers', (headers, req) => {
+    const decided = upgraded.get(req);
+    if (decided) headers.push(`${HANDSHAKE_HEADER}: ${encodeHeaderJson(decided.outcome.answer)}`);
   });
 
   const heartbeatFastPath = new WsHeartbeatFastPath(connections);
@@ -449,9 +504,14 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
     createContext: async ({ req, res: socket, info }) => {
       guard.paramsReceived(socket);
       const connectionId = socketIds.get(socket) ?? randomUUID();
+      // Authenticated at the upgrade (credential in the request): no second lookup.
+      const decided = upgraded.get(req)?.outcome;
       const ctx = await buildContext(deps, {
-        token: stringParam(info.connectionParams, 'token', 4096),
-        clientVersion: stringParam(info.connectionParams, 'clientVersion', 128),
+        token: decided ? null : stringParam(info.connectionParams, 'token', 4096),
+        ...(decided ? { principal: decided.principal } : {}),
+        clientVersion: decided
+          ? decided.clientVersion
+          : stringParam(info.connectionParams, 'clientVersion', 128),
         transport: 'ws',
         peer: peerAddress(req, options.trustProxy),
         connectionId,
@@ -467,9 +527,15 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       guard.authenticated(socket, ctx.principal !== null);
       heartbeatFastPath.register(socket, ctx);
       if (ctx.principal?.kind === 'node' && socket.readyState === socket.OPEN) {
-        // Presence follows this socket from now on (see presence-bindings.ts).
-        presence.bind(ctx.principal.nodeId, connectionId);
+        // Presence follows this socket from now on (see presence-bindings.ts); a resume in the
+        // upgrade already bound it.
+        if (decided?.bound) presence.adopt(ctx.principal.nodeId, connectionId);
+        else presence.bind(ctx.principal.nodeId, connectionId);
         socket.once('close', () => presence.release(connectionId));
+      } else if (decided?.bound && ctx.principal?.kind === 'node') {
+        // Resumed for a socket already gone: its binding goes with it.
+        presence.adopt(ctx.principal.nodeId, connectionId);
+        presence.release(connectionId);
       }
       return ctx;
     },
@@ -478,7 +544,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
     deps.metrics.wsConnections.inc();
     // One line when a socket opens and one when it closes, under the socket's connectionId
     // (the id of its calls' lines too). Heartbeats on it are not logged one by one.
-    const connectionId = randomUUID();
+    const connectionId = upgraded.get(req)?.connectionId ?? randomUUID();
     socketIds.set(socket, connectionId);
     const opened = performance.now();
     const log = deps.log.child({ connectionId, transport: 'ws' });

@@ -70,6 +70,11 @@ export class PresenceBindings {
     const bound = new Promise<void>((resolve) => (done = resolve));
     this.#binds.push({ nodeId, connectionId, done });
     this.#bindings.set(connectionId, { nodeId, connectionId, bound });
+    this.#open(nodeId, connectionId);
+  }
+
+  /** Counts the connection among the node's open ones here (a second copy's is refused). */
+  #open(nodeId: string, connectionId: string): void {
     let open = this.#byNode.get(nodeId);
     if (!open) this.#byNode.set(nodeId, (open = new Set()));
     open.add(connectionId);
@@ -83,6 +88,16 @@ export class PresenceBindings {
     const open = this.#byNode.get(nodeId);
     if (!open) return false;
     return open.size > (connectionId !== null && open.has(connectionId) ? 1 : 0);
+  }
+
+  /**
+   * A connection the resume statement already bound (runtime-nodes/resume.ts): nothing to write
+   * now, released like any other when it closes.
+   */
+  adopt(nodeId: string, connectionId: string): void {
+    if (this.#stopped) return;
+    this.#bindings.set(connectionId, { nodeId, connectionId, bound: Promise.resolve() });
+    this.#open(nodeId, connectionId);
   }
 
   /** Resolves once every bind and release queued so far has been written (or has failed). */

@@ -86,6 +86,8 @@ export interface RawCredentials {
   transport: 'http' | 'ws';
   peer: string;
   connectionId?: string;
+  /** Already authenticated (a WebSocket upgrade with its credential in the request): no lookup. */
+  principal?: Principal;
   /** How long this context's credential is held (see `Context.credential`). */
   lifetime: ScopeLifetime;
 }
@@ -95,7 +97,9 @@ export async function buildContext(deps: Deps, raw: RawCredentials): Promise<Con
   const log = deps.log.child({ connectionId, transport: raw.transport });
   let principal: Principal | null = null;
   let credentialRejected = false;
-  if (raw.token !== null) {
+  if (raw.principal !== undefined) {
+    principal = raw.principal;
+  } else if (raw.token !== null) {
     principal = await deps.auth.authenticate(raw.token);
     credentialRejected = principal === null;
     // Every refused credential, on every transport, is decided here: one audit line each.

@@ -11,6 +11,7 @@ import {
   FleetEventType,
   PresenceCause,
   type FleetEventsFilter,
+  type EventEnvelopeVersion,
   type NodeId,
 } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
@@ -37,6 +38,8 @@ import {
 } from '../../src/pairing/service.js';
 import { HeartbeatBatcher } from '../../src/runtime-nodes/heartbeat-batch.js';
 import { bindConnections, releaseConnections } from '../../src/runtime-nodes/presence.js';
+import { resumeAttachments } from '../../src/runtime-nodes/resume.js';
+import { capabilitiesDigest } from '@tether/contracts/node';
 import {
   attach,
   capabilityUpdate,
@@ -146,6 +149,30 @@ async function writeEveryEvent(): Promise<void> {
   const moved = await attach(t.db, mover, attachInput(mover, elsewhere));
   expect(moved.superseded?.sessionId).toBe(session);
   await detachNode(t.db, owner, { nodeId: mover.nodeId, reason: 'moving' });
+  // A resume in the handshake (SQL: presence change and runtimenode.state_changed).
+  const resumer = await makeNode(t.db, owner);
+  const held = await attach(t.db, resumer, attachInput(resumer, session, { clientVersion: '1.2' }));
+  await capabilityUpdate(t.db, resumer, {
+    nodeId: resumer.nodeId,
+    capabilities: GPU,
+    healthChanges: { state: 'online' },
+  });
+  await releaseConnections(t.db, [{ nodeId: resumer.nodeId, connectionId: 'none' }]);
+  const resumed = await resumeAttachments(t.db, [
+    {
+      nodeId: resumer.nodeId,
+      ownerParticipantId: resumer.ownerParticipantId,
+      connectionId: 'r1',
+      claim: {
+        attachmentId: held.attachmentId,
+        sessionId: session,
+        nodeVersion: '1.2' as EventEnvelopeVersion,
+        capabilitiesDigest: capabilitiesDigest(GPU),
+        healthState: 'degraded',
+      },
+    },
+  ]);
+  expect(resumed.get('r1')).toEqual({ resumed: true, state: 'degraded', bound: true });
 
   // policy.changed; lease.granted, renewed, released (by its holder and broken), expired (the
   // expiry statement builds its payloads in SQL).
