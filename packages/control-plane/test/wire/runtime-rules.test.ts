@@ -135,12 +135,51 @@ describe('runtime-node rules over HTTP', () => {
     ).toBe(true);
   });
 
-  it('P6 heartbeat then isOnline-style roster read; P8 detach is idempotent and sets offline', async () => {
+  it('P6 a heartbeat shows in node.isOnline and the roster; P8 detach is idempotent and sets offline', async () => {
     await using server = await startTestServer();
     const owner = await participant(server);
     const session = await sessionOf(server, owner);
     const node = await nodeOf(server, owner);
     await attach(server, node, attachBody(node, session));
+    const isOnline = async () => {
+      const r = await query<{
+        online: boolean;
+        healthState: string;
+        lastHeartbeatAt: Date | null;
+      }>(server.url, 'node.isOnline', { nodeId: node.nodeId }, { token: owner.token });
+      expect(r.status).toBe(200);
+      return r.data;
+    };
+    const roster = async () =>
+      (
+        await query<{
+          nodes: { state: string; healthState: string; lastHeartbeatAt: Date | null }[];
+        }>(server.url, 'runtimenode.roster', { sessionId: session }, { token: owner.token })
+      ).data.nodes;
+    const attached = await isOnline();
+    expect(attached).toMatchObject({ online: true, healthState: 'online' });
+
+    // The node reports itself degraded: both reads show the beat (state and the database's time).
+    const beat = await mutate(
+      server.url,
+      'runtimenode.heartbeat',
+      { nodeId: node.nodeId, healthState: 'degraded' },
+      { token: node.token },
+    );
+    expect([beat.status, beat.data]).toEqual([200, null]);
+    const afterBeat = await isOnline();
+    expect(afterBeat).toMatchObject({ online: true, healthState: 'degraded' });
+    expect(afterBeat.lastHeartbeatAt!.getTime()).toBeGreaterThan(
+      attached.lastHeartbeatAt!.getTime(),
+    );
+    expect(await roster()).toEqual([
+      expect.objectContaining({
+        state: 'registering',
+        healthState: 'degraded',
+        lastHeartbeatAt: afterBeat.lastHeartbeatAt,
+      }),
+    ]);
+
     for (let i = 0; i < 3; i++) {
       const d = await mutate(
         server.url,
@@ -150,15 +189,10 @@ describe('runtime-node rules over HTTP', () => {
       );
       expect([d.status, d.data]).toEqual([200, null]);
     }
-    const roster = await query<{ nodes: { state: string; healthState: string }[] }>(
-      server.url,
-      'runtimenode.roster',
-      { sessionId: session },
-      { token: owner.token },
-    );
-    expect(roster.data.nodes).toEqual([
+    expect(await roster()).toEqual([
       expect.objectContaining({ state: 'offline', healthState: 'offline' }),
     ]);
+    expect(await isOnline()).toMatchObject({ online: false, healthState: 'offline' });
   });
 
   it('P9 second active session → attach_conflict 409; re-attach to the same session reactivates', async () => {
