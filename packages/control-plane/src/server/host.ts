@@ -73,8 +73,8 @@ export interface Host {
   setReady(ready: boolean): void;
   /**
    * Stops reading from every WebSocket (shutdown, after the reconnect notification): no new
-   * call is taken, and the clients' closing handshakes are not processed one by one — at 10 000
-   * sockets that alone kept a stopping server busy for seconds. Credential revalidation stops
+   * call is taken, and the clients' closing handshakes are not processed one by one — for a
+   * large fleet that alone kept a stopping server busy for seconds (docs/performance.md). Credential revalidation stops
    * too (it would query a pool that closes next).
    */
   pauseWebSockets(): void;
