@@ -402,6 +402,44 @@ describe('fleet.events', () => {
     expect(seen).toEqual(all);
   });
 
+  it('a tether_events notification wakes the hub whatever its payload (garbage, an old "first-last"), and the feed keeps flowing', async () => {
+    // The test server's safety poll is 10 minutes: only a notification delivers within the test.
+    await using server = await startTestServer();
+    const owner = await participant(server);
+    const node = await nodeOf(server, owner);
+    const sub = subscribeWs(server.wsUrl, server.adminToken);
+    try {
+      await eventually(
+        () => Promise.resolve(server.deps.feed.subscriberCount),
+        (n) => n === 1,
+      );
+      let expected = 0;
+      for (const payload of ['garbage', '1-1']) {
+        // Rows written without announcing them; then a stray notification on the channel.
+        await server.db.query(
+          `INSERT INTO fleet_events (type, node_id, payload)
+           VALUES ('node.updated', $1, jsonb_build_object('changed', jsonb_build_array('labels'),
+                   'by', jsonb_build_object('kind', 'node', 'nodeId', $1::text)))`,
+          [node.nodeId],
+        );
+        await server.db.query(`SELECT pg_notify('tether_events', $1)`, [payload]);
+        expected++;
+        await sub.until((events) => events.length === expected);
+      }
+      // And the ordinary path still works after them.
+      await beat(server, node);
+      await sub.until((events) => presenceOf(events, node.nodeId).length === 1);
+      expect(sub.events.map((e) => e.type)).toEqual([
+        'node.updated',
+        'node.updated',
+        'presence.changed',
+      ]);
+      expect(sub.error).toBeNull();
+    } finally {
+      await sub.close();
+    }
+  });
+
   it('presence reaches a subscriber on a second replica (same database), without polling', async () => {
     await using a = await startTestServer();
     await using b = await startTestServer({
