@@ -72,8 +72,6 @@ export class FeedHub {
   readonly #taps = new Set<(events: readonly FeedEvent[]) => void>();
   /** Every event up to here has been handed to the subscribers registered at the time. */
   #cursor = '0';
-  /** The highest id a notification announced. */
-  #announced = '0';
   readonly #reader: SingleFlight;
   #closed = false;
   /** When the oldest notification not yet served by a read arrived (performance.now()). */
@@ -94,7 +92,6 @@ export class FeedHub {
   /** Starts at the current end of the feed (earlier events are read as backlog, per subscriber). */
   async start(): Promise<void> {
     this.#cursor = await settledEventId(this.#db);
-    this.#announced = this.#cursor;
   }
 
   /**
@@ -115,13 +112,8 @@ export class FeedHub {
     return this.#cursor;
   }
 
-  /** A `tether_events` payload: "first-last" (ids); anything else just triggers a read. */
-  notify(payload = ''): void {
-    const last = /^\d+-(\d+)$/.exec(payload)?.[1];
-    if (last !== undefined) {
-      if (BigInt(last) <= BigInt(this.#cursor)) return;
-      this.#announced = maxId(this.#announced, last);
-    }
+  /** A `tether_events` notification: new events were committed (its payload carries nothing). */
+  notify(): void {
     this.#notifiedAt ??= performance.now();
     this.poke();
   }
@@ -164,7 +156,6 @@ export class FeedHub {
       }
       const visible = await visibleToViewers(this.#db, from, through, [...viewers]);
       this.#cursor = through;
-      this.#announced = maxId(this.#announced, through);
       let deliveries = 0;
       for (const s of targets) {
         const allowed = isAdmin(s.viewer) ? null : visible.get(s.viewer.participantId);
@@ -183,7 +174,7 @@ export class FeedHub {
           this.#options.onError?.(error);
         }
       }
-      if (!page.full && BigInt(this.#announced) <= BigInt(this.#cursor)) return;
+      if (!page.full) return;
     }
   }
 

@@ -34,7 +34,7 @@ export interface FleetSnapshot {
 
 /*
  * Every part reads an index or a small table, never the join of nodes × presence × attachments
- * (that took ~250 ms at 100 000 nodes): live presence and active attachments through their
+ * (slower than every part together at fleet size: decision 0016): live presence and active attachments through their
  * partial indexes (offline and unattached are what is left of the active nodes), and node
  * counts by status from one pass over `nodes`. Revoked nodes have neither live presence nor
  * active attachments (revocation ends both in its transaction).

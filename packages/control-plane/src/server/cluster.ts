@@ -54,7 +54,7 @@ export async function joinCluster(options: ClusterOptions): Promise<Cluster> {
     // meanwhile are caught by the periodic socket revalidation.
     onReconnect: () => feed.poke(),
   });
-  listener.on(FEED_CHANNEL, (payload) => feed.notify(payload));
+  listener.on(FEED_CHANNEL, () => feed.notify());
   listener.on(CONTROL_CHANNEL, (payload) => {
     let message: z.infer<typeof ControlMessage>;
     try {

@@ -81,8 +81,8 @@ export interface Host {
   setReady(ready: boolean): void;
   /**
    * Stops reading from every WebSocket (shutdown, after the reconnect notification): no new
-   * call is taken, and the clients' closing handshakes are not processed one by one — at 10 000
-   * sockets that alone kept a stopping server busy for seconds. Credential revalidation stops
+   * call is taken, and the clients' closing handshakes are not processed one by one — for a
+   * large fleet that alone kept a stopping server busy for seconds (docs/performance.md). Credential revalidation stops
    * too (it would query a pool that closes next).
    */
   pauseWebSockets(): void;
@@ -142,25 +142,32 @@ function requestUrl(req: IncomingMessage): URL | null {
   }
 }
 
-/** 413 for a body over the limit, as tRPC would shape it (formatter + transformer). */
+/** 413 for a body over the limit, as tRPC answers one (the formatter's shape, its path). */
 function tooLarge(res: ServerResponse): void {
-  const shape = formatError({
-    error: new TRPCError({
-      code: 'PAYLOAD_TOO_LARGE',
-      cause: new TetherError('request.too_large', 'The request body exceeds the size limit.'),
-    }),
-    path: undefined,
-  });
+  const error = new TetherError('request.too_large', 'The request body exceeds the size limit.');
+  const shape = errorShape(error, singleCallPath(res.req.url ?? '/'));
   sendJson(res, shape.data.httpStatus, transformTRPCResponse(rootConfig, { error: shape }));
   closeAfter(res);
 }
 
 /** A refused call's error as the error formatter shapes it. */
-function errorShape(error: TetherError): ReturnType<typeof formatError> {
+function errorShape(error: TetherError, path?: string): ReturnType<typeof formatError> {
   return formatError({
     error: new TRPCError({ code: ERROR_REGISTRY[error.code].trpcCode, cause: error }),
-    path: undefined,
+    path,
   });
+}
+
+/** The procedure a `/trpc/<path>` request calls; undefined for a batch or an unreadable path. */
+function singleCallPath(url: string): string | undefined {
+  const q = url.indexOf('?');
+  if (q >= 0 && new URLSearchParams(url.slice(q + 1)).get('batch') === '1') return undefined;
+  const path = (q < 0 ? url : url.slice(0, q)).slice('/trpc/'.length);
+  try {
+    return path === '' ? undefined : decodeURIComponent(path);
+  } catch {
+    return undefined;
+  }
 }
 
 /**

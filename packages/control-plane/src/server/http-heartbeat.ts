@@ -1,8 +1,8 @@
 /**
  * Heartbeats over plain HTTP (`POST /trpc/runtimenode.heartbeat`), the path of nodes that do not
  * keep a WebSocket. tRPC's standalone adapter turns every Node request into a fetch `Request` and
- * back (web streams, abort signals, header objects): that emulation was 43 % of the server's busy
- * time per HTTP beat (docs/performance.md). Here the request is read directly and the call goes
+ * back (web streams, abort signals, header objects): that emulation was most of the server's
+ * busy time per HTTP beat (figures: docs/performance.md). Here the request is read directly and the call goes
  * through the router's own caller — the same procedure, middleware chain (auth, version, draining,
  * rate limit, metrics), input validation and error formatter — so every rule and every error stays
  * in one place; only the HTTP emulation is skipped.

@@ -132,8 +132,8 @@ export class PresenceBindings {
     this.#bindings.clear();
     this.#byNode.clear();
     // Batches of 1 000 written side by side (each locks its rows in node order, so they cannot
-    // deadlock). Restart bench: 5 000 nodes took 317 ms this way, 2.4 s one batch after the
-    // other; 10 000 took 0.7–1.3 s (6 s before the stopping server stopped reading its sockets).
+    // deadlock): several times faster than one batch after the other, and a stopping server
+    // must release a whole fleet within its shutdown budget (figures: docs/performance.md).
     await Promise.all(remaining.map((b) => b.bound));
     const started = Date.now();
     const batches: Binding[][] = [];

@@ -2,8 +2,8 @@
  * The heartbeat fast path on WebSockets. A node's socket is authenticated once, at connect; most
  * of what it sends afterwards is `runtimenode.heartbeat`, thousands per second across a fleet.
  * Through tRPC each of those pays the generic call machinery (an AbortController, the middleware
- * chain with its context copies, input and output parsing, the response transform): about
- * 300 µs of server CPU per beat, which is what capped WebSocket ingest (docs/performance.md).
+ * chain with its context copies, input and output parsing, the response transform), which is
+ * what capped WebSocket ingest (figures: docs/performance.md, decision 0003).
  *
  * Here a frame is looked at right after JSON parsing, inside the connection's decoder (tRPC's
  * `experimental_encoder` hook, see ws-guard.ts). A heartbeat that is certain to succeed as far

@@ -1,7 +1,7 @@
 /**
  * How each `command.*` error code arises: the setup over the wire, then the one call that gets
- * the code, described by procedure so both faces can make it (test/wire/error-codes.test.ts over
- * tRPC, test/wire/rest-errors.test.ts over REST).
+ * the code, described by procedure so both faces can make it (test/wire/error-cases.ts drives
+ * it over tRPC and REST).
  */
 import { COMMAND_OPEN_PER_NODE_MAX, type TetherErrorCode } from '@tether/contracts';
 import { mutate } from '../http.js';
@@ -193,20 +193,3 @@ export const COMMAND_ERROR_CASES: Record<CommandErrorCode, (s: TestServer) => Pr
       };
     },
   };
-
-/** The REST request for a final call. */
-export function restRequest(call: FinalCall): { method: string; path: string; body?: unknown } {
-  const { commandId, ...body } = call.input;
-  switch (call.procedure) {
-    case 'command.invoke':
-      return { method: 'POST', path: '/commands', body: call.input };
-    case 'command.get':
-      return { method: 'GET', path: `/commands/${commandId}` };
-    case 'command.cancel':
-      return { method: 'POST', path: `/commands/${commandId}/cancel`, body };
-    case 'command.approve':
-      return { method: 'POST', path: `/commands/${commandId}/approve`, body };
-    case 'runtimenode.commandresult':
-      return { method: 'POST', path: `/runtime-nodes/commands/${commandId}/result`, body };
-  }
-}

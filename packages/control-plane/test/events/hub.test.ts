@@ -1,7 +1,8 @@
 /**
  * The replica's feed hub on real PostgreSQL, driven by hand (no LISTEN connection): a slow
  * subscriber is ended with a retryable error instead of buffering without limit, and resumes
- * exactly; closing the hub ends subscriptions; a credential that ended ends them with its error.
+ * exactly; closing the hub ends subscriptions; a credential that ended ends them with its error;
+ * a notification wakes a read.
  */
 import { TetherError } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
@@ -115,20 +116,29 @@ describe('FeedHub', () => {
     );
   });
 
-  it('ignores notifications for ids it has already passed, and reads on anything newer', async () => {
+  it('every notification wakes one read of what is new, and the hub keeps delivering after one that found nothing', async () => {
     const admin = await makeParticipant(t.db, 'admin');
     const hub = new FeedHub(t.db);
     await hub.start();
     const sub = hub.subscribe(admin, {});
-    const next = nextEvent(sub);
+    const first = nextEvent(sub);
     await insertEvents(1);
-    const { rows } = await t.db.query<{ id: string }>(
-      `SELECT max(id)::text AS id FROM fleet_events`,
-    );
-    hub.notify(`${rows[0]!.id}-${rows[0]!.id}`);
-    expect((await next).id).toBe(rows[0]!.id);
-    hub.notify('1-1');
-    hub.notify('garbage');
+    hub.notify();
+    const one = await first;
+    expect(one.data).toEqual({ n: 1 });
+
+    // A notification with nothing new behind it (a stray or late one) reads nothing…
+    hub.notify();
+    await hub.settle();
+    expect(hub.cursor).toBe(one.id);
+    // …and the next one still reaches the subscriber.
+    const second = nextEvent(sub);
+    await insertEvents(1);
+    hub.notify();
+    const two = await second;
+    expect(BigInt(two.id)).toBeGreaterThan(BigInt(one.id));
+    expect(two.data).toEqual({ n: 1 });
+    expect(hub.cursor).toBe(two.id);
     await sub.return(undefined);
     await hub.close();
   });

@@ -5,12 +5,13 @@
 import type { FleetEventView } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
 import { pruneEvents } from '../../src/events/feed.js';
+import { sweepPresence } from '../../src/runtime-nodes/sweep.js';
 import { feedWritten } from '../../src/events/append.js';
 import { eventually } from '../eventually.js';
 import { assertOrdered, subscribeSse, subscribeWs, type Collected } from '../feed.js';
 import { mutate, query } from '../http.js';
 import { rawNodeSocket } from '../raw-ws.js';
-import { FAST_PRESENCE_ENV, startTestServer, type TestServer } from '../server.js';
+import { startTestServer, type TestServer } from '../server.js';
 import { nodeOf, participant, sessionOf, type NodeActor } from './actors.js';
 
 type Transport = 'ws' | 'sse';
@@ -69,6 +70,32 @@ async function detach(server: TestServer, node: NodeActor): Promise<void> {
   if (r.status !== 200) throw new Error(r.raw);
 }
 
+/**
+ * Ages the node's presence by hand (its last sign of life moved back past the server's
+ * threshold for `to`), then runs the server's sweep statement: demotion by age without waiting
+ * for the clock, so the test does not depend on the machine's speed. (The server's own sweeper
+ * holds demotions for the offline threshold after start; had it run, it would make the same
+ * transitions: the sweep is transition-only.)
+ */
+async function ageAndSweep(
+  server: TestServer,
+  node: NodeActor,
+  to: 'degraded' | 'offline',
+): Promise<void> {
+  const { degradedAfterMs, offlineAfterMs } = server.config;
+  const ageMs = to === 'degraded' ? (degradedAfterMs + offlineAfterMs) / 2 : offlineAfterMs * 2;
+  await server.db.query(
+    `UPDATE runtime_node_presence
+        SET last_heartbeat_at = CASE WHEN last_heartbeat_at IS NULL THEN NULL ELSE now() - $2 * interval '1 ms' END,
+            online_since = CASE WHEN online_since IS NULL THEN NULL ELSE now() - $2 * interval '1 ms' END,
+            changed_at = now() - $2 * interval '1 ms'
+      WHERE node_id = $1`,
+    [node.nodeId, ageMs],
+  );
+  const transitions = await sweepPresence(server.db, { degradedAfterMs, offlineAfterMs });
+  expect(transitions.filter((t) => t.nodeId === node.nodeId).map((t) => t.to)).toEqual([to]);
+}
+
 async function dbEventIdsAfter(server: TestServer, afterId: string): Promise<string[]> {
   const { rows } = await server.db.query<{ id: string }>(
     `SELECT id::text AS id FROM fleet_events e WHERE e.id > $1 ORDER BY e.id`,
@@ -79,13 +106,15 @@ async function dbEventIdsAfter(server: TestServer, afterId: string): Promise<str
 
 describe('fleet.events', () => {
   it('a dashboard sees a node go online, degraded, offline and back, over WS and SSE at once', async () => {
-    await using server = await startTestServer({
-      env: FAST_PRESENCE_ENV,
-    });
+    await using server = await startTestServer();
     const owner = await participant(server);
     const node = await nodeOf(server, owner);
     const viaWs = subscribeWs(server.wsUrl, server.adminToken);
     const viaSse = subscribeSse(server.url, owner.token, { filter: { nodeId: node.nodeId } });
+    const reached = (n: number) => async () => {
+      const has = (events: FleetEventView[]) => presenceOf(events, node.nodeId).length >= n;
+      await Promise.all([viaWs.until(has), viaSse.until(has)]);
+    };
     try {
       // Live-only subscriptions start when the server registers them.
       await eventually(
@@ -93,10 +122,34 @@ describe('fleet.events', () => {
         (n) => n === 2,
       );
       await beat(server, node);
-      const live = (events: FleetEventView[]) => presenceOf(events, node.nodeId).length >= 1;
-      await Promise.all([viaWs.until(live), viaSse.until(live)]);
+      await reached(1)();
+      // No more beats: the sweep demotes it by age, degraded then offline.
+      await ageAndSweep(server, node, 'degraded');
+      await reached(2)();
+      await ageAndSweep(server, node, 'offline');
+      await reached(3)();
+      // Connecting brings it back; silence on the socket lets the sweep demote it again.
+      const socket = await rawNodeSocket(server.wsUrl, node.token);
+      await reached(4)();
+      await ageAndSweep(server, node, 'degraded');
+      await reached(5)();
+      await ageAndSweep(server, node, 'offline');
+      await reached(6)();
+      await socket.call('mutation', 'runtimenode.heartbeat', {
+        nodeId: node.nodeId,
+        healthState: 'online',
+      });
+      await reached(7)();
+      await socket.close();
+      await reached(8)();
 
-      const sequence = [
+      for (const sub of [viaWs, viaSse]) {
+        expect(sub.error).toBeNull();
+        assertOrdered(sub.events);
+      }
+      const wsSeq = presenceOf(viaWs.events, node.nodeId);
+      expect(presenceOf(viaSse.events, node.nodeId)).toEqual(wsSeq);
+      expect(wsSeq).toEqual([
         'online:heartbeat',
         'degraded:sweep',
         'offline:sweep',
@@ -105,30 +158,7 @@ describe('fleet.events', () => {
         'offline:sweep',
         'online:heartbeat',
         'offline:connection',
-      ];
-      const reached = (n: number) => (events: FleetEventView[]) =>
-        presenceOf(events, node.nodeId).length >= n;
-      // No more beats: the sweep demotes it by age, degraded then offline.
-      await Promise.all([viaWs.until(reached(3)), viaSse.until(reached(3))]);
-      // Connecting brings it back; silence on the socket lets the sweep demote it again.
-      const socket = await rawNodeSocket(server.wsUrl, node.token);
-      await Promise.all([viaWs.until(reached(4)), viaSse.until(reached(4))]);
-      await Promise.all([viaWs.until(reached(6)), viaSse.until(reached(6))]);
-      await socket.call('mutation', 'runtimenode.heartbeat', {
-        nodeId: node.nodeId,
-        healthState: 'online',
-      });
-      await Promise.all([viaWs.until(reached(7)), viaSse.until(reached(7))]);
-      await socket.close();
-      await Promise.all([viaWs.until(reached(8)), viaSse.until(reached(8))]);
-
-      for (const sub of [viaWs, viaSse]) {
-        expect(sub.error).toBeNull();
-        assertOrdered(sub.events);
-      }
-      const wsSeq = presenceOf(viaWs.events, node.nodeId);
-      expect(presenceOf(viaSse.events, node.nodeId)).toEqual(wsSeq);
-      expect(wsSeq).toEqual(sequence);
+      ]);
       // The filtered SSE subscriber got this node's events only.
       expect(viaSse.events.every((e) => e.nodeId === node.nodeId)).toBe(true);
     } finally {
@@ -144,6 +174,12 @@ describe('fleet.events', () => {
       const node = await nodeOf(server, owner);
 
       const first = subscribe(transport, server, server.adminToken);
+      // A live-only subscription sees what is written after the server registered it: a beat
+      // sent before that (a slow connect) would never reach it.
+      await eventually(
+        () => Promise.resolve(server.deps.feed.subscriberCount),
+        (n) => n === 1,
+      );
       await beat(server, node);
       await first.until((events) => events.length >= 1);
       const lastSeen = first.events.at(-1)!.id;
@@ -364,6 +400,44 @@ describe('fleet.events', () => {
     }
     // The owner sees every event of their node (all of them here).
     expect(seen).toEqual(all);
+  });
+
+  it('a tether_events notification wakes the hub whatever its payload (garbage, an old "first-last"), and the feed keeps flowing', async () => {
+    // The test server's safety poll is 10 minutes: only a notification delivers within the test.
+    await using server = await startTestServer();
+    const owner = await participant(server);
+    const node = await nodeOf(server, owner);
+    const sub = subscribeWs(server.wsUrl, server.adminToken);
+    try {
+      await eventually(
+        () => Promise.resolve(server.deps.feed.subscriberCount),
+        (n) => n === 1,
+      );
+      let expected = 0;
+      for (const payload of ['garbage', '1-1']) {
+        // Rows written without announcing them; then a stray notification on the channel.
+        await server.db.query(
+          `INSERT INTO fleet_events (type, node_id, payload)
+           VALUES ('node.updated', $1, jsonb_build_object('changed', jsonb_build_array('labels'),
+                   'by', jsonb_build_object('kind', 'node', 'nodeId', $1::text)))`,
+          [node.nodeId],
+        );
+        await server.db.query(`SELECT pg_notify('tether_events', $1)`, [payload]);
+        expected++;
+        await sub.until((events) => events.length === expected);
+      }
+      // And the ordinary path still works after them.
+      await beat(server, node);
+      await sub.until((events) => presenceOf(events, node.nodeId).length === 1);
+      expect(sub.events.map((e) => e.type)).toEqual([
+        'node.updated',
+        'node.updated',
+        'presence.changed',
+      ]);
+      expect(sub.error).toBeNull();
+    } finally {
+      await sub.close();
+    }
   });
 
   it('presence reaches a subscriber on a second replica (same database), without polling', async () => {

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../db.js';
 import { eventually } from '../eventually.js';
-import { mutate } from '../http.js';
+import { mutate, query } from '../http.js';
 import { rawNodeSocket } from '../raw-ws.js';
 import { FAST_PRESENCE_ENV, startTestServer, type TestServer } from '../server.js';
 import { nodeOf, participant, wsClient } from './actors.js';
@@ -57,9 +57,20 @@ describe('presence bound to the WebSocket', () => {
       { from: 'offline', to: 'online', cause: 'connection' },
       { from: 'online', to: 'offline', cause: 'connection' },
     ]);
-    // The identity and its presence row persist.
-    const listed = await mutate(server.url, 'node.isOnline', { nodeId: node.nodeId });
-    expect(listed.status).not.toBe(404);
+    // The identity and its presence row persist: its owner reads it as offline.
+    const read = await query<{ nodeId: string; online: boolean; healthState: string }>(
+      server.url,
+      'node.isOnline',
+      { nodeId: node.nodeId },
+      { token: owner.token },
+    );
+    expect(read.status).toBe(200);
+    expect(read.data).toMatchObject({
+      nodeId: node.nodeId,
+      online: false,
+      healthState: 'offline',
+      onlineSince: null,
+    });
   });
 
   it('a socket that stops answering keep-alive pings is terminated and the node goes offline', async () => {
