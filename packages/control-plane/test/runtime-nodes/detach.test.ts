@@ -49,7 +49,12 @@ describe('runtimenode.detach', () => {
     expect(rows).toEqual([
       {
         type: 'runtimenode.detached',
-        payload: { previousState: 'online', reason: 'shutting down' },
+        payload: {
+          previousState: 'online',
+          reason: 'shutting down',
+          attachmentId: rowAfterFirst?.id,
+          by: { kind: 'node', nodeId: node.nodeId },
+        },
       },
     ]);
   });
