@@ -9,7 +9,7 @@
  * events (`status()` is O(1)), nothing grows per event unless the caller subscribes `onEvent`
  * (distributions are HDR histograms of fixed size), and the nodes' timed work (beats, backoff
  * waits, call and handshake deadlines, keep-alive) runs on the process's one shared scheduler
- * (`scheduler.ts`); with churn each node has one churn timer. The process's own event-loop
+ * (`scheduler.ts`), as do the ramp and churn timers. The process's own event-loop
  * delay is measured (`loopDelay()`): a late loop delays every node's timestamps and timers.
  *
  * It measures what a bench needs: time until every node was first online, and for every
@@ -31,6 +31,7 @@ import {
   type TetherNode,
   type TetherNodeOptions,
 } from './node.js';
+import { processScheduler, type ScheduledTask } from './scheduler.js';
 import { createHttpClient } from './transport.js';
 import { normaliseBaseUrl, silentLogger, type TetherLogger } from './util.js';
 
@@ -284,7 +285,8 @@ class SimulationImpl implements Simulation {
   readonly #url: string;
   readonly #random: () => number;
   readonly #emit: ((event: SimEvent) => void) | undefined;
-  readonly #timers = new Set<NodeJS.Timeout>();
+  /** Ramp and churn timers, on the shared scheduler (no Node timer per node). */
+  readonly #timers = new Set<ScheduledTask>();
   readonly #waiters = new Set<() => void>();
   readonly #socketOpen = new Set<number>();
   readonly #degraded = new Set<number>();
@@ -600,10 +602,10 @@ class SimulationImpl implements Simulation {
   }
 
   #timer(ms: number, fn: () => void): void {
-    const timer = setTimeout(() => {
+    const timer = processScheduler().schedule(ms, () => {
       this.#timers.delete(timer);
       if (!this.#stopped) fn();
-    }, ms);
+    });
     this.#timers.add(timer);
   }
 
@@ -637,7 +639,7 @@ class SimulationImpl implements Simulation {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    for (const timer of this.#timers) clearTimeout(timer);
+    for (const timer of this.#timers) timer.cancel();
     this.#timers.clear();
     await Promise.all(this.nodes.map(({ node }) => node.stop({ reason: 'simulation ended' })));
     this.#loopTotal.disable();

@@ -185,6 +185,27 @@ describe('scheduler', () => {
     expect(scheduler.size).toBe(0);
   });
 
+  it('a turn also ends when its time budget is spent (slow tasks: a few per turn, at least one)', () => {
+    const { clock, scheduler } = setup({ batch: 1_000, budgetMs: 8 });
+    let ran = 0;
+    for (let i = 0; i < 10; i++) {
+      scheduler.schedule(10, () => {
+        ran++;
+        clock.t += 5; // each task takes 5 ms of the loop
+      });
+    }
+    const [timer] = [...clock.timers];
+    clock.t = 10;
+    clock.timers.clear();
+    timer!.fn();
+    clock.turn();
+    expect(ran).toBe(2);
+    clock.turn();
+    expect(ran).toBe(4);
+    while (clock.turn());
+    expect(ran).toBe(10);
+  });
+
   it('a deadline cancelled by what arrives before the deferred run never fires (an answer read first)', () => {
     const { clock, scheduler } = setup();
     let timedOut = false;
