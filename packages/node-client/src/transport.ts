@@ -266,12 +266,14 @@ export class Connection {
       open.map(
         (socket) =>
           new Promise<void>((resolve) => {
-            const timer = setTimeout(() => {
+            // On the shared scheduler: a server's reconnect notification disposes every
+            // connection of the process at once.
+            const timer = processScheduler().schedule(graceMs, () => {
               socket.terminate();
               resolve();
-            }, graceMs);
+            });
             socket.once('close', () => {
-              clearTimeout(timer);
+              timer.cancel();
               resolve();
             });
             if (socket.readyState === WebSocket.OPEN) socket.close(1000, 'node stopping');

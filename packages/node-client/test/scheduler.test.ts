@@ -57,7 +57,7 @@ class ManualClock implements SchedulerClock {
   }
 }
 
-function setup(options: { resolutionMs?: number; batch?: number } = {}) {
+function setup(options: { resolutionMs?: number; batch?: number; budgetMs?: number } = {}) {
   const clock = new ManualClock();
   const scheduler = new Scheduler({ clock, ...options });
   return { clock, scheduler };
