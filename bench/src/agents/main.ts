@@ -70,6 +70,7 @@ process.on('message', (message: ToHost) => {
         reply({
           type: 'report',
           report: tracker.report(message.refs, process.memoryUsage.rss(), {
+            p50Ms: loopDelay.percentile(50) / 1e6,
             p99Ms: loopDelay.percentile(99) / 1e6,
             maxMs: loopDelay.max / 1e6,
           }),

@@ -132,7 +132,7 @@ export interface HostReport {
    * This host's event-loop delay since the mark (ms): how late its agents may have seen and
    * timed things in the restart phase — the client side's own error bar.
    */
-  loopDelay: { p99Ms: number; maxMs: number };
+  loopDelay: { p50Ms: number; p99Ms: number; maxMs: number };
 }
 
 export type FromHost =

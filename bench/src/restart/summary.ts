@@ -86,6 +86,8 @@ export interface RestartRun {
   agentRssBytes: number;
   /** The agent hosts' worst event-loop delay in the restart phase, ms (p99 and max). */
   agentLoopDelay: { p99Ms: number; maxMs: number };
+  /** Each agent host's event-loop delay in the restart phase, ms, in host order. */
+  agentLoopDelays: HostReport['loopDelay'][];
   /** How the last server process ended when stopped (a crash shows here). */
   lastServer: ServerExit | null;
 }
@@ -175,6 +177,7 @@ function fleetFacts(reports: HostReport[]) {
       p99Ms: Math.max(0, ...reports.map((rep) => rep.loopDelay.p99Ms)),
       maxMs: Math.max(0, ...reports.map((rep) => rep.loopDelay.maxMs)),
     },
+    agentLoopDelays: reports.map((rep) => rep.loopDelay),
   };
 }
 

@@ -151,6 +151,8 @@ export function attemptsTable(runs: RestartRun[]): Table {
       'failure causes',
       'wave s',
       ...USAGE_HEADERS,
+      'agent hosts loop p99 ms (worst)',
+      'max ms',
     ],
     rows: withRestart(runs).map((r) => {
       const a = r.restart.attempts;
@@ -166,6 +168,8 @@ export function attemptsTable(runs: RestartRun[]): Table {
         topCauses(a),
         num(r.restart.wave?.seconds, 1),
         ...usageCells(r.restart.wave),
+        ms(r.agentLoopDelay.p99Ms),
+        ms(r.agentLoopDelay.maxMs),
       ];
     }),
   };
@@ -188,6 +192,9 @@ const METHOD_NOTES = [
     '`TETHER_WS_ADMIT_PER_SECOND`), which the agent obeys; error rate = the other failures / ' +
     'attempts that reached a server and were not deferred. CPU/RSS in the attempts ' +
     'table: from listening until everyone was back in both views.',
+  "Agent hosts' loop delay: each host's own event-loop delay from SIGTERM to its report " +
+    "(the client side's error bar: a late host sees, answers and times its agents' events " +
+    'late); the attempts table shows the worst host, the notes every host.',
 ];
 
 function sessionShares(sessions: Record<string, number>): string | null {
@@ -256,6 +263,15 @@ function runNotes(r: RestartRun): string[] {
       `after SIGTERM p99 ${ms(r.agentLoopDelay.p99Ms)} ms, max ${ms(r.agentLoopDelay.maxMs)} ms ` +
       `(worst host)`,
   );
+  if (r.agentLoopDelays.length > 0) {
+    const hosts = r.agentLoopDelays
+      .map((d, i) => `#${i + 1} ${ms(d.p50Ms)}/${ms(d.p99Ms)}/${ms(d.maxMs)}`)
+      .join(', ');
+    lines.push(
+      `${t}: event-loop delay per agent host after SIGTERM (p50/p99/max ms, ` +
+        `${num(Math.ceil(r.agents / r.hosts))} agents each at most): ${hosts}`,
+    );
+  }
   return lines;
 }
 

@@ -28,10 +28,12 @@ import type { BenchContext, Scenario, ScenarioResult } from './types.js';
 const HEARTBEAT_MS = 15_000;
 /**
  * At most this many agents per host process, so no host's event loop saturates: an agent that
- * answers the server's keep-alive PING late (2 s) has its socket dropped by the server, which
- * would be the bench's fault, not the server's.
+ * answers the server's keep-alive PING late (2 s) has its socket dropped by the server, and a
+ * host that reads an answer after its agent's deadline counts a failure — the bench's fault, not
+ * the server's. 2 500 SDK agents in one process stalled it for 2–5 s in a reconnect wave
+ * (docs/performance.md, "Agents' cost"); 1 250 per host halves each host's herd.
  */
-const AGENTS_PER_HOST = 2_500;
+const AGENTS_PER_HOST = 1_250;
 /**
  * Cold start: agents connecting at once, at most (as `ws-connections` keeps 100 handshakes in
  * flight). An open-loop ramp faster than the server can attach (≈ 100/s on the development

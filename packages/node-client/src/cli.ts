@@ -39,6 +39,7 @@ import {
   type Outage,
   type SimEvent,
   type SimStatus,
+  type LoopDelay,
   type Simulation,
 } from './simulate.js';
 import type { TetherLogger } from './util.js';
@@ -497,13 +498,19 @@ async function invokeCommand(args: string[]): Promise<number> {
   });
 }
 
-function statusLine(s: SimStatus): string {
+function statusLine(s: SimStatus, loop?: LoopDelay): string {
   return (
     `t=${(s.elapsedMs / 1000).toFixed(1)}s nodes=${s.total} enrolled=${s.enrolled}/${s.total} ` +
     `connected=${s.connected} attached=${s.attached} online=${s.online} degraded=${s.degraded} ` +
     `reconnects=${s.reconnects} deferred=${s.deferrals} connect_errors=${s.connectErrors} ` +
-    `terminated=${s.terminated}`
+    `terminated=${s.terminated}` +
+    (loop ? ` ${loopText(loop)}` : '')
   );
+}
+
+/** This process's event-loop delay: how late its nodes may see and time their events. */
+function loopText(loop: LoopDelay): string {
+  return `loop_delay_ms p50=${loop.p50Ms} p99=${loop.p99Ms} max=${loop.maxMs}`;
 }
 
 function outageLine(o: Outage, startedAt: number): string {
@@ -568,6 +575,7 @@ async function simulateCommand(args: string[]): Promise<number> {
 
   let simulation: Simulation | undefined;
   let ticker: NodeJS.Timeout | undefined;
+  const cpuAtStart = process.cpuUsage();
   return cancellable('simulation', async (signal, signalled) => {
     try {
       const reused = Math.min(identities.length, count);
@@ -590,7 +598,8 @@ async function simulateCommand(args: string[]): Promise<number> {
           out(`${t()} enrolling: enrolled=${enrolledSoFar}/${count}`);
           return;
         }
-        out(statusLine(simulation.status()));
+        // The loop delay of this status line's interval.
+        out(statusLine(simulation.status(), simulation.loopDelay({ reset: true })));
         showOutages(simulation.summary().outages, simulation.startedAt);
       }, intervalS * 1000);
       simulation = await startSimulation({
@@ -647,8 +656,11 @@ async function simulateCommand(args: string[]): Promise<number> {
       }
       await Promise.race(ended);
       clearInterval(ticker);
-      out(statusLine(simulation.status()));
+      out(statusLine(simulation.status(), simulation.loopDelay({ reset: true })));
       const summary = simulation.summary();
+      const cpu = process.cpuUsage(cpuAtStart);
+      const cpuPercent = ((cpu.user + cpu.system) / 1e3 / (Date.now() - started)) * 100;
+      const rss = process.memoryUsage.rss();
       await simulation.stop();
       showOutages(summary.outages, simulation.startedAt);
       out(
@@ -657,6 +669,10 @@ async function simulateCommand(args: string[]): Promise<number> {
           `connect_errors=${summary.status.connectErrors} ` +
           `reconnect_downtime_ms p50=${summary.reconnectDowntime.p50 ?? '-'} ` +
           `p95=${summary.reconnectDowntime.p95 ?? '-'} max=${summary.reconnectDowntime.max ?? '-'}`,
+      );
+      out(
+        `process: ${loopText(summary.loopDelay)} cpu=${cpuPercent.toFixed(1)}% of a core ` +
+          `rss=${(rss / 2 ** 20).toFixed(0)}MB (${(rss / 1024 / count).toFixed(0)}KB/node)`,
       );
       if (values.report) {
         await writeFile(values.report, JSON.stringify({ summary, events }, null, 1));

@@ -72,6 +72,7 @@ export {
   startSimulation,
   type ChurnOptions,
   type Distribution,
+  type LoopDelay,
   type Outage,
   type SimEvent,
   type SimEventType,
@@ -81,6 +82,14 @@ export {
   type SimulatedNode,
   type Simulation,
 } from './simulate.js';
+export {
+  Scheduler,
+  ScheduledTask,
+  processScheduler,
+  type SchedulerClock,
+  type SchedulerOptions,
+} from './scheduler.js';
+export { KeepAliveMonitor, processKeepAlive, type KeepAliveOptions } from './keepalive.js';
 export { createHttpClient, type LossCause, type TetherClient } from './transport.js';
 export { silentLogger, webSocketUrl, type TetherLogger } from './util.js';
 export { TetherError, WS_CLOSE, isTerminalCloseCode, isTetherError } from '@tether/contracts';

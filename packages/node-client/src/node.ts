@@ -63,6 +63,7 @@ import {
   transportError,
 } from './errors.js';
 import { MetricsCollector } from './metrics.js';
+import { processScheduler, type ScheduledTask } from './scheduler.js';
 import { Connection, type LossCause } from './transport.js';
 import { Emitter, delay, normaliseBaseUrl, silentLogger, type TetherLogger } from './util.js';
 
@@ -370,7 +371,10 @@ class TetherNodeImpl implements TetherNode {
   #attachmentState: NodeState | null = null;
   #readOnly = false;
   #termination: TerminationReason | null = null;
-  #beatTimer: NodeJS.Timeout | undefined;
+  /** The next beat, on the process's shared scheduler (one Node timer for every node). */
+  #beatTimer: ScheduledTask | null = null;
+  /** The connection the beat timer last beat for (its first beat's phase is drawn wider). */
+  #beatConn: Connection | null = null;
   #connectAttempts = 0;
   #connections = 0;
   #heartbeats = 0;
@@ -827,13 +831,13 @@ class TetherNodeImpl implements TetherNode {
   async #step<T>(conn: Connection, call: () => Promise<T>): Promise<T> {
     const lost = conn.lost.then((cause) => Promise.reject(new ConnectionLost(cause)));
     lost.catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
+    let timer: ScheduledTask | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
+      timer = processScheduler().schedule(this.#callTimeoutMs, () => {
         const cause: LossCause = { kind: 'dropped', reason: 'a call timed out' };
         conn.lose(cause);
         reject(new ConnectionLost(cause));
-      }, this.#callTimeoutMs);
+      });
     });
     try {
       return await Promise.race([
@@ -852,7 +856,7 @@ class TetherNodeImpl implements TetherNode {
         timeout,
       ]);
     } finally {
-      clearTimeout(timer);
+      timer?.cancel();
     }
   }
 
@@ -911,16 +915,25 @@ class TetherNodeImpl implements TetherNode {
   }
 
   #scheduleBeat(conn: Connection): void {
-    clearTimeout(this.#beatTimer);
-    const jitter = 1 + (this.#random() * 2 - 1) * this.#heartbeatJitter;
-    this.#beatTimer = setTimeout(
-      () => void this.#beat(conn),
-      Math.max(1, this.#heartbeatInterval() * jitter),
-    );
+    const interval = this.#heartbeatInterval();
+    // A connection's first beat comes up to half a cadence early (never late): nodes that
+    // attached together (a cold start, a reconnect wave) then beat spread over the cadence
+    // instead of in lockstep. Later beats: the cadence ± jitter.
+    const first = this.#beatConn !== conn;
+    this.#beatConn = conn;
+    const factor = first
+      ? 1 - Math.min(0.5, 5 * this.#heartbeatJitter) * this.#random()
+      : 1 + (this.#random() * 2 - 1) * this.#heartbeatJitter;
+    const wait = Math.max(1, interval * factor);
+    if (this.#beatTimer === null) {
+      this.#beatTimer = processScheduler().schedule(wait, () => void this.#beat(this.#beatConn!));
+    } else {
+      this.#beatTimer.reschedule(wait);
+    }
   }
 
   async #beat(conn: Connection): Promise<void> {
-    clearTimeout(this.#beatTimer);
+    this.#beatTimer?.cancel();
     if (this.#conn !== conn || !conn.isOpen) return;
     const credentials = this.#credentials!;
     let metrics = this.#pendingMetrics;
@@ -982,7 +995,7 @@ class TetherNodeImpl implements TetherNode {
       this.#setState('reconnecting');
       this.#emitter.emit('reconnect_scheduled', { at: Date.now(), attempt, delayMs: wait });
       this.#log.info({ nodeId: this.nodeId, attempt, delayMs: wait }, 'reconnecting after backoff');
-      await delay(wait, this.#wake.signal);
+      await processScheduler().delay(wait, this.#wake.signal);
       this.#nextAttemptAt = null;
     }
   }
@@ -1015,7 +1028,7 @@ class TetherNodeImpl implements TetherNode {
         // rate_limited says how long to wait; jitter on top keeps a crowd from returning at once.
         const wait = (retryAfterMs(error) ?? 0) + this.#backoff.next();
         this.#log.warn({ code: error.code, delayMs: wait }, 'enrollment failed; retrying');
-        if (!(await delay(wait, this.#wake.signal))) return false;
+        if (!(await processScheduler().delay(wait, this.#wake.signal))) return false;
         continue;
       }
       this.#credentials = credentials;
@@ -1074,7 +1087,8 @@ class TetherNodeImpl implements TetherNode {
         cause = conn.lostCause ?? cause;
       }
     }
-    clearTimeout(this.#beatTimer);
+    this.#beatTimer?.cancel();
+    this.#beatConn = null;
     if (this.#commands?.conn === conn) this.#commands = null;
     this.#serverWaitMs = cause.kind === 'open_failed' ? cause.retryAfterMs : undefined;
     const wasReady = this.#ready;

@@ -6,14 +6,19 @@
  * backoff → re-attach) and degraded periods.
  *
  * Built for thousands of nodes in one event loop: counts are kept incrementally from state
- * events (`status()` is O(1)), nothing grows per event unless the caller subscribes `onEvent`,
- * and the only per-node timers are the node's own heartbeat and, with churn, one churn timer.
+ * events (`status()` is O(1)), nothing grows per event unless the caller subscribes `onEvent`
+ * (distributions are HDR histograms of fixed size), and the nodes' timed work (beats, backoff
+ * waits, call and handshake deadlines, keep-alive) runs on the process's one shared scheduler
+ * (`scheduler.ts`), as do the ramp and churn timers. The process's own event-loop
+ * delay is measured (`loopDelay()`): a late loop delays every node's timestamps and timers.
  *
  * It measures what a bench needs: time until every node was first online, and for every
  * "outage" (fewer than all online after all had been, e.g. a server restart) when it began,
  * when the first and the last node came back, and the spread of their returns.
  */
 import { randomBytes } from 'node:crypto';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import * as hdr from 'hdr-histogram-js';
 import { DEVICE_ENROLL_BATCH_MAX, type Capabilities } from '@tether/contracts';
 import { echoCapability, systemMetricsCapability, type BuiltinCapability } from './builtins.js';
 import type { NodeCredentials } from './credentials.js';
@@ -26,6 +31,7 @@ import {
   type TetherNode,
   type TetherNodeOptions,
 } from './node.js';
+import { processScheduler, type ScheduledTask } from './scheduler.js';
 import { createHttpClient } from './transport.js';
 import { normaliseBaseUrl, silentLogger, type TetherLogger } from './util.js';
 
@@ -167,6 +173,13 @@ export interface Outage {
   minOnline: number;
 }
 
+/** This process's event-loop delay (milliseconds), over a window. */
+export interface LoopDelay {
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
 export interface SimSummary {
   runId: string;
   startedAt: number;
@@ -178,6 +191,8 @@ export interface SimSummary {
   reconnectDowntime: Distribution;
   /** Per scheduled retry: the backoff delay drawn. */
   backoffDelay: Distribution;
+  /** This process's event-loop delay since the simulation started. */
+  loopDelay: LoopDelay;
 }
 
 export interface SimulatedNode {
@@ -195,22 +210,43 @@ export interface Simulation {
   /** Resolves when `predicate(status)` holds (checked at every state change), or rejects on timeout. */
   waitUntil(predicate: (status: SimStatus) => boolean, timeoutMs?: number): Promise<SimStatus>;
   summary(): SimSummary;
+  /**
+   * This process's event-loop delay since the start, or since the previous call with
+   * `{ reset: true }` (e.g. one window per status line).
+   */
+  loopDelay(options?: { reset?: boolean }): LoopDelay;
   /** Stops churn and every node (each detaches). */
   stop(): Promise<void>;
 }
 
-export function distribution(values: readonly number[]): Distribution {
-  if (values.length === 0) return { count: 0, p50: null, p95: null, p99: null, max: null };
-  const sorted = Float64Array.from(values).sort();
-  const at = (q: number): number =>
-    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+/** An HDR histogram of milliseconds (3 significant digits: exact below 2 048 ms). */
+function histogram(): hdr.Histogram {
+  return hdr.build({ numberOfSignificantValueDigits: 3 });
+}
+
+function summarise(h: hdr.Histogram): Distribution {
+  if (h.totalCount === 0) return { count: 0, p50: null, p95: null, p99: null, max: null };
   return {
-    count: sorted.length,
-    p50: at(0.5),
-    p95: at(0.95),
-    p99: at(0.99),
-    max: sorted[sorted.length - 1]!,
+    count: h.totalCount,
+    p50: h.getValueAtPercentile(50),
+    p95: h.getValueAtPercentile(95),
+    p99: h.getValueAtPercentile(99),
+    max: h.maxValue,
   };
+}
+
+/** p50/p95/p99/max of `values` (milliseconds, rounded to integers; HDR histogram, 3 digits). */
+export function distribution(values: readonly number[]): Distribution {
+  const h = histogram();
+  for (const value of values) h.recordValue(Math.max(0, Math.round(value)));
+  return summarise(h);
+}
+
+function loopDelayOf(h: IntervalHistogram): LoopDelay {
+  // Before its first sample the histogram reports NaN/huge values: report 0 then.
+  if (h.count === 0) return { p50Ms: 0, p99Ms: 0, maxMs: 0 };
+  const ms = (ns: number): number => Math.round(ns / 1e4) / 100;
+  return { p50Ms: ms(h.percentile(50)), p99Ms: ms(h.percentile(99)), maxMs: ms(h.max) };
 }
 
 export function describeCause(cause: DisconnectCause): string {
@@ -249,13 +285,17 @@ class SimulationImpl implements Simulation {
   readonly #url: string;
   readonly #random: () => number;
   readonly #emit: ((event: SimEvent) => void) | undefined;
-  readonly #timers = new Set<NodeJS.Timeout>();
+  /** Ramp and churn timers, on the shared scheduler (no Node timer per node). */
+  readonly #timers = new Set<ScheduledTask>();
   readonly #waiters = new Set<() => void>();
   readonly #socketOpen = new Set<number>();
   readonly #degraded = new Set<number>();
   readonly #states = new Map<NodeConnectionState, number>();
-  readonly #downtimes: number[] = [];
-  readonly #backoffDelays: number[] = [];
+  readonly #downtimes = histogram();
+  readonly #backoffDelays = histogram();
+  /** This process's loop delay: since the start, and since the last windowed read. */
+  readonly #loopTotal = monitorEventLoopDelay({ resolution: 10 });
+  readonly #loopWindow = monitorEventLoopDelay({ resolution: 10 });
   readonly #outages: Outage[] = [];
   #open: OpenOutage | null = null;
   #enrolled = 0;
@@ -272,6 +312,15 @@ class SimulationImpl implements Simulation {
     this.runId = options.runId ?? randomBytes(3).toString('hex');
     this.#random = options.random ?? Math.random;
     this.#emit = options.onEvent;
+    this.#loopTotal.enable();
+    this.#loopWindow.enable();
+  }
+
+  loopDelay(options: { reset?: boolean } = {}): LoopDelay {
+    if (!options.reset) return loopDelayOf(this.#loopTotal);
+    const window = loopDelayOf(this.#loopWindow);
+    this.#loopWindow.reset();
+    return window;
   }
 
   #count(state: NodeConnectionState): number {
@@ -330,8 +379,9 @@ class SimulationImpl implements Simulation {
       status: this.status(),
       timeToAllOnlineMs: this.#allOnlineAt === null ? null : this.#allOnlineAt - this.startedAt,
       outages,
-      reconnectDowntime: distribution(this.#downtimes),
-      backoffDelay: distribution(this.#backoffDelays),
+      reconnectDowntime: summarise(this.#downtimes),
+      backoffDelay: summarise(this.#backoffDelays),
+      loopDelay: loopDelayOf(this.#loopTotal),
     };
   }
 
@@ -503,7 +553,7 @@ class SimulationImpl implements Simulation {
       }
     });
     node.on('online', (e) => {
-      if (e.downtimeMs !== null) this.#downtimes.push(e.downtimeMs);
+      if (e.downtimeMs !== null) this.#downtimes.recordValue(Math.max(0, Math.round(e.downtimeMs)));
       if (this.#emit) {
         this.#event({
           at: e.at,
@@ -516,7 +566,7 @@ class SimulationImpl implements Simulation {
       }
     });
     node.on('reconnect_scheduled', (e) => {
-      this.#backoffDelays.push(e.delayMs);
+      this.#backoffDelays.recordValue(Math.max(0, Math.round(e.delayMs)));
       if (this.#emit) {
         const { at, attempt, delayMs } = e;
         this.#event({ at, index, nodeId, type: 'reconnect_scheduled', attempt, delayMs });
@@ -552,10 +602,10 @@ class SimulationImpl implements Simulation {
   }
 
   #timer(ms: number, fn: () => void): void {
-    const timer = setTimeout(() => {
+    const timer = processScheduler().schedule(ms, () => {
       this.#timers.delete(timer);
       if (!this.#stopped) fn();
-    }, ms);
+    });
     this.#timers.add(timer);
   }
 
@@ -589,9 +639,11 @@ class SimulationImpl implements Simulation {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    for (const timer of this.#timers) clearTimeout(timer);
+    for (const timer of this.#timers) timer.cancel();
     this.#timers.clear();
     await Promise.all(this.nodes.map(({ node }) => node.stop({ reason: 'simulation ended' })));
+    this.#loopTotal.disable();
+    this.#loopWindow.disable();
     for (const waiter of [...this.#waiters]) waiter();
   }
 }

@@ -29,6 +29,8 @@ import {
 } from '@tether/contracts';
 import { createWSClient, type TRPCWebSocketClient } from '@trpc/client';
 import WebSocket from 'ws';
+import { processKeepAlive } from './keepalive.js';
+import { processScheduler } from './scheduler.js';
 
 export type { TetherClient };
 
@@ -57,9 +59,12 @@ export type LossCause =
 export interface ConnectionOptions {
   url: string;
   token: string;
-  /** WebSocket opening handshake timeout. */
+  /** WebSocket opening handshake timeout (on the process's shared scheduler). */
   handshakeTimeoutMs: number;
-  /** Client-side keep-alive: ping after this much silence, drop the socket without a pong. */
+  /**
+   * Client-side keep-alive, one check for every socket of the process (`keepalive.ts`): a
+   * protocol-level ping after this much silence, the socket dropped without an answer.
+   */
   keepAliveIntervalMs: number;
   pongTimeoutMs: number;
   /**
@@ -131,11 +136,7 @@ export class Connection {
     // notification, before tRPC's own listeners run.
     class TrackedWebSocket extends WebSocket {
       constructor(address: string | URL, protocols?: string | string[]) {
-        super(address, protocols, {
-          handshakeTimeout: options.handshakeTimeoutMs,
-          perMessageDeflate: false,
-          headers,
-        });
+        super(address, protocols, { perMessageDeflate: false, headers });
         self.#sockets.add(this);
         this.on('upgrade', (res) => {
           const raw = res.headers[HANDSHAKE_HEADER];
@@ -145,6 +146,27 @@ export class Connection {
           // An answer this SDK cannot read is treated as none: it attaches as before.
           if (decoded.ok) self.#handshake = decoded.value;
         });
+        // The handshake deadline and the keep-alive: the process's shared scheduler, not timers
+        // of this socket. A socket still connecting at the deadline is abandoned as ws would
+        // (same message); a silent open one is ended at once (a dead peer answers no close).
+        const deadline = processScheduler().schedule(options.handshakeTimeoutMs, () => {
+          if (this.readyState !== WebSocket.CONNECTING) return;
+          self.#openError ??= 'Opening handshake has timed out';
+          this.terminate();
+        });
+        this.once('open', () => deadline.cancel());
+        this.once('close', () => deadline.cancel());
+        processKeepAlive().watch(
+          this,
+          { intervalMs: options.keepAliveIntervalMs, pongTimeoutMs: options.pongTimeoutMs },
+          () => {
+            self.#lose({
+              kind: 'dropped',
+              reason: `keep-alive: nothing received within ${options.pongTimeoutMs} ms of a ping`,
+            });
+            this.terminate();
+          },
+        );
         this.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
           if (isBinary) return;
           const text = Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
@@ -193,11 +215,9 @@ export class Connection {
     this.#ws = createWSClient({
       url: tetherEndpoints(options.url).ws,
       WebSocket: TrackedWebSocket as unknown as typeof globalThis.WebSocket,
-      keepAlive: {
-        enabled: true,
-        intervalMs: options.keepAliveIntervalMs,
-        pongTimeoutMs: options.pongTimeoutMs,
-      },
+      // Done above for every socket of the process at once (tRPC's re-arms two timers per
+      // socket on every message). The server's text PING is still answered by tRPC.
+      keepAlive: { enabled: false },
       onOpen: () => {
         this.#opened = true;
         this.#resolveOpened();
@@ -299,12 +319,14 @@ export class Connection {
       open.map(
         (socket) =>
           new Promise<void>((resolve) => {
-            const timer = setTimeout(() => {
+            // On the shared scheduler: a server's reconnect notification disposes every
+            // connection of the process at once.
+            const timer = processScheduler().schedule(graceMs, () => {
               socket.terminate();
               resolve();
-            }, graceMs);
+            });
             socket.once('close', () => {
-              clearTimeout(timer);
+              timer.cancel();
               resolve();
             });
             if (socket.readyState === WebSocket.OPEN) socket.close(1000, 'node stopping');

@@ -3,9 +3,18 @@
  * in one process, each with its own identity and socket; identity reuse; churn; and the outage
  * summary a bench reads after a server restart.
  */
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { startSimulation, type NodeCredentials } from '../src/index.js';
+import { spawnServer } from '@tether/control-plane/testing';
 import {
+  processKeepAlive,
+  processScheduler,
+  startSimulation,
+  type NodeCredentials,
+} from '../src/index.js';
+import {
+  FAST_BEATS,
+  eventually,
   freePort,
   metricTotal,
   operator,
@@ -164,4 +173,65 @@ describe('simulate', () => {
       await server.stop();
     }
   });
+
+  it('many nodes in one process all beat on cadence against a real server, on one shared scheduler and keep-alive check (not timers per node)', async () => {
+    // The server in its own process: this process's timers are then the nodes' alone.
+    await using database = await persistentDatabase();
+    const adminToken = `tpt_${randomBytes(24).toString('hex')}`;
+    const server = await spawnServer({
+      DATABASE_URL: database.url,
+      TETHER_PORT: String(await freePort()),
+      TETHER_BOOTSTRAP_TOKEN: adminToken,
+      TETHER_RATE_PUBLIC_PER_MINUTE: '10000',
+      ...FAST_BEATS,
+    });
+    const count = 120;
+    try {
+      const { admin, sessionId, enrollmentKey } = await seed(server.url, adminToken);
+      const simulation = await startSimulation({
+        url: server.url,
+        enrollmentKey,
+        sessionId,
+        count,
+        runId: 'cadence',
+        commands: false,
+        nodeOptions: TEST_NODE_OPTIONS,
+      });
+      try {
+        await simulation.waitUntil((s) => s.online === count, 120_000);
+        // Every node beats again and again at the advertised cadence (150 ms here).
+        await eventually(
+          () =>
+            Promise.resolve(
+              Math.min(...simulation.nodes.map(({ node }) => node.snapshot().heartbeats)),
+            ),
+          (fewest) => fewest >= 5,
+          60_000,
+        );
+        expect(simulation.status()).toMatchObject({ online: count, terminated: 0 });
+        // One pending beat per node on the shared scheduler, one watched socket per node.
+        expect(processScheduler().size).toBeGreaterThanOrEqual(count);
+        expect(processKeepAlive().size).toBe(count);
+        // …and the process's Node timers do not grow with the nodes (before: a beat timer and
+        // tRPC's keep-alive timer per node, i.e. ≥ 240 here).
+        const timers = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+        expect(timers).toBeLessThan(count / 4);
+        const beating = await admin.node.list.query({
+          healthState: 'online',
+          label: 'tether.sim/run=cadence',
+          limit: 200,
+        });
+        expect(beating.items).toHaveLength(count);
+        const loop = simulation.loopDelay();
+        expect(loop.maxMs).toBeGreaterThan(0);
+        expect(loop.p99Ms).toBeLessThanOrEqual(loop.maxMs);
+      } finally {
+        await simulation.stop();
+      }
+      expect(processKeepAlive().size).toBe(0);
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  }, 240_000);
 });
