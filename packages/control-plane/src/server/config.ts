@@ -54,7 +54,8 @@ const EnvSchema = z.object({
   TETHER_SSE_KEEPALIVE_MS: ms(15_000),
   TETHER_AUTH_CACHE_TTL_MS: ms(1_000),
   TETHER_LISTEN_BACKLOG: z.coerce.number().int().min(1).max(65_535).default(4_096),
-  TETHER_WS_ADMIT_PER_SECOND: z.coerce.number().int().min(0).max(1_000_000).default(500),
+  TETHER_WS_ADMIT_PER_SECOND: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  TETHER_WS_MAX_HANDSHAKES: z.coerce.number().int().min(0).max(1_000_000).default(0),
   TETHER_DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(20),
   TETHER_SHUTDOWN_TIMEOUT_MS: ms(8_000),
   TETHER_PAIRING_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(600),
@@ -152,8 +153,10 @@ export interface Config {
   authCacheTtlMs: number;
   /** Pending TCP connections the kernel may queue for accept (capped by net.core.somaxconn). */
   listenBacklog: number;
-  /** New WebSocket sessions admitted per second (and per burst); 0 = no limit. */
+  /** Fixed cap on new WebSocket sessions per second (and per burst); 0 = none (adaptive only). */
   wsAdmitPerSecond: number;
+  /** Fixed cap on WebSocket handshakes in flight; 0 = the adaptive limit alone. */
+  wsMaxHandshakes: number;
   dbPoolMax: number;
   /** How long the server retries an unreachable database at start before exiting (0: once). */
   dbConnectTimeoutMs: number;
@@ -260,6 +263,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sseKeepAliveMs: e.TETHER_SSE_KEEPALIVE_MS,
     authCacheTtlMs: e.TETHER_AUTH_CACHE_TTL_MS,
     wsAdmitPerSecond: e.TETHER_WS_ADMIT_PER_SECOND,
+    wsMaxHandshakes: e.TETHER_WS_MAX_HANDSHAKES,
     listenBacklog: e.TETHER_LISTEN_BACKLOG,
     dbPoolMax: e.TETHER_DB_POOL_MAX,
     dbConnectTimeoutMs: e.TETHER_DB_CONNECT_TIMEOUT_MS,
