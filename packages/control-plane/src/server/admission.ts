@@ -12,7 +12,7 @@
  * How the limit moves (AIMD, evaluated once per control step, `update()`, every 100 ms):
  *  - **pressure** — the event loop's delay over the step above `loopDelayTargetMs`, or anyone
  *    waiting for a database pool connection — cuts the limit by a factor (`DECREASE`), never
- *    below `minLimit`;
+ *    below `minLimit` (64: at that floor the rate still falls as handshakes slow down);
  *  - no pressure while the limit was in use (handshakes in flight reached half of it, or an
  *    upgrade was refused) grows it: doubling until the first pressure after start (slow start,
  *    to find a large machine's capacity within a second), then by `INCREASE` per step;
@@ -49,9 +49,14 @@ export interface AdmissionOptions {
   maxHandshakes?: number;
   /** Fixed cap on sessions admitted per second (bursts of as many); 0 (default): none. */
   ratePerSecond?: number;
-  /** The limit at start (default 32). */
+  /** The limit at start (default 128). */
   initialLimit?: number;
-  /** The limit is never cut below this (default 4), so the server always makes progress. */
+  /**
+   * The limit is never cut below this (default 64). A handshake in flight costs the server
+   * nothing while it waits (for the client's connectionParams, a loop turn, a query); what costs
+   * is the rate, and at a given limit the rate falls as those waits lengthen. The floor keeps a
+   * slow network (100–300 ms round trips) from throttling a fleet's return to a few per second.
+   */
   minLimit?: number;
   /** Loop delay above which the server counts as under pressure (default 50 ms). */
   loopDelayTargetMs?: number;
@@ -68,7 +73,7 @@ export type AdmissionAnswer =
 
 /** One admitted handshake: `done()` once its first context is built (idempotent). */
 export interface Handshake {
-  done(): void;
+  readonly done: () => void;
 }
 
 export interface AdmissionSnapshot {
@@ -129,8 +134,8 @@ export class AdmissionController {
       throw new RangeError('admission: caps must be finite and ≥ 0');
     }
     this.#max = cap > 0 ? cap : CEILING;
-    this.#min = Math.min(this.#max, Math.max(1, options.minLimit ?? 4));
-    this.#limit = Math.min(this.#max, Math.max(this.#min, options.initialLimit ?? 32));
+    this.#min = Math.min(this.#max, Math.max(1, options.minLimit ?? 64));
+    this.#limit = Math.min(this.#max, Math.max(this.#min, options.initialLimit ?? 128));
     this.#loopDelayTargetMs = options.loopDelayTargetMs ?? 50;
     this.#maxRetryMs = options.maxRetryMs ?? 30_000;
     this.#now = options.now ?? (() => performance.now());

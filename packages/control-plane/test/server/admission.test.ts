@@ -18,12 +18,17 @@ const CALM = { loopDelayMs: 0, poolWaiting: 0 };
 
 function clocked(options: AdmissionOptions = {}) {
   let now = 1_000;
-  const admission = new AdmissionController({ now: () => now, random: () => 0.5, ...options });
+  const admission = new AdmissionController({
+    now: () => now,
+    random: () => 0.5,
+    minLimit: 4,
+    ...options,
+  });
   return {
     admission,
     advance: (ms: number) => void (now += ms),
     /** Admits until refused; returns the handshakes started. */
-    fill(): Handshake[] {
+    fill: (): Handshake[] => {
       const started: Handshake[] = [];
       while (admission.admit().admitted) started.push(admission.started());
       return started;
