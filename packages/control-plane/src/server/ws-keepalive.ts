@@ -47,6 +47,7 @@ export class KeepAlive {
   /** This round's visiting order, and where the walk is in it. */
   #order: Watched[] = [];
   #cursor = 0;
+  #roundStartedAt = -Infinity;
   /** Pings in the order they were sent (so are their deadlines). */
   #awaiting: { entry: Watched; sentAt: number }[] = [];
   #awaitingHead = 0;
@@ -112,16 +113,14 @@ export class KeepAlive {
       this.#awaitingHead = 0;
     }
 
-    let quota = Math.ceil((this.#watched.size * this.#tickMs) / this.#visitMs);
-    let rebuilt = false;
-    while (quota > 0) {
-      if (this.#cursor >= this.#order.length) {
-        if (rebuilt) break;
-        this.#order = [...this.#watched];
-        this.#cursor = 0;
-        rebuilt = true;
-        if (this.#order.length === 0) break;
-      }
+    // One round visits every socket once, spread over `visitMs`; the next starts after it.
+    if (this.#cursor >= this.#order.length && now - this.#roundStartedAt >= this.#visitMs) {
+      this.#order = [...this.#watched];
+      this.#cursor = 0;
+      this.#roundStartedAt = now;
+    }
+    let quota = Math.ceil((this.#order.length * this.#tickMs) / this.#visitMs);
+    while (quota > 0 && this.#cursor < this.#order.length) {
       const entry = this.#order[this.#cursor++]!;
       quota--;
       if (entry.closed || entry.pingedAt > entry.lastSeen) continue;
