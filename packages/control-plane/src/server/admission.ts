@@ -12,10 +12,11 @@
  * How the limit moves (AIMD, evaluated once per control step, `update()`, every 100 ms):
  *  - **pressure** — the event loop's delay over the step above `loopDelayTargetMs`, or anyone
  *    waiting for a database pool connection — cuts the limit by a factor (`DECREASE`), never
- *    below `minLimit` (64: at that floor the rate still falls as handshakes slow down);
+ *    below `minLimit` (32: at that floor the rate still falls as handshakes slow down);
  *  - no pressure while the limit was in use (handshakes in flight reached half of it, or an
- *    upgrade was refused) grows it: doubling until the first pressure after start (slow start,
- *    to find a large machine's capacity within a second), then by `INCREASE` per step;
+ *    upgrade was refused) grows it by `INCREASE` per step. No slow start: a restarted server is
+ *    calm until the herd arrives, and doubling per step let a whole 1 000-agent wave in before
+ *    the first loop delay was measured (docs/performance.md, "Admission");
  *  - an idle server keeps its limit (nothing measured says it could take more).
  * Signals are the server's own: the handshake's duration also contains the client's time to send
  * its connectionParams, which a stalled client host would otherwise charge to the server.
@@ -49,10 +50,10 @@ export interface AdmissionOptions {
   maxHandshakes?: number;
   /** Fixed cap on sessions admitted per second (bursts of as many); 0 (default): none. */
   ratePerSecond?: number;
-  /** The limit at start (default 128). */
+  /** The limit at start (default 64). */
   initialLimit?: number;
   /**
-   * The limit is never cut below this (default 64). A handshake in flight costs the server
+   * The limit is never cut below this (default 32). A handshake in flight costs the server
    * nothing while it waits (for the client's connectionParams, a loop turn, a query); what costs
    * is the rate, and at a given limit the rate falls as those waits lengthen. The floor keeps a
    * slow network (100–300 ms round trips) from throttling a fleet's return to a few per second.
@@ -90,7 +91,7 @@ export interface AdmissionSnapshot {
 
 /** Multiplicative cut under pressure. */
 export const DECREASE = 0.75;
-/** Additive growth per calm, used step after slow start. */
+/** Additive growth per calm step in which the limit was used. */
 export const INCREASE = 4;
 /** The adaptive limit's own ceiling when no fixed cap is configured. */
 const CEILING = 10_000;
@@ -112,7 +113,6 @@ export class AdmissionController {
   #tat = 0;
 
   #limit: number;
-  #slowStart = true;
   #inFlight = 0;
   /** The most handshakes in flight since the last step, and refusals since then. */
   #peak = 0;
@@ -134,8 +134,8 @@ export class AdmissionController {
       throw new RangeError('admission: caps must be finite and ≥ 0');
     }
     this.#max = cap > 0 ? cap : CEILING;
-    this.#min = Math.min(this.#max, Math.max(1, options.minLimit ?? 64));
-    this.#limit = Math.min(this.#max, Math.max(this.#min, options.initialLimit ?? 128));
+    this.#min = Math.min(this.#max, Math.max(1, options.minLimit ?? 32));
+    this.#limit = Math.min(this.#max, Math.max(this.#min, options.initialLimit ?? 64));
     this.#loopDelayTargetMs = options.loopDelayTargetMs ?? 50;
     this.#maxRetryMs = options.maxRetryMs ?? 30_000;
     this.#now = options.now ?? (() => performance.now());
@@ -206,11 +206,9 @@ export class AdmissionController {
     const pressure = signals.loopDelayMs > this.#loopDelayTargetMs || signals.poolWaiting > 0;
     const used = this.#peak * 2 >= this.#limit || this.#refusedInStep > 0;
     if (pressure) {
-      this.#slowStart = false;
       this.#limit = Math.max(this.#min, this.#limit * DECREASE);
     } else if (used) {
-      const grown = this.#slowStart ? this.#limit * 2 : this.#limit + INCREASE;
-      this.#limit = Math.min(this.#max, grown);
+      this.#limit = Math.min(this.#max, this.#limit + INCREASE);
     }
     this.#peak = this.#inFlight;
     this.#refusedInStep = 0;

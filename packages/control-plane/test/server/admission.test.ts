@@ -54,7 +54,7 @@ describe('WebSocket admission controller', () => {
     expect(admission.admit().admitted).toBe(false);
   });
 
-  it('grows while calm and in use: doubling until the first pressure, then additively', () => {
+  it('grows additively while calm and in use; pressure cuts it multiplicatively', () => {
     const { admission, advance, fill } = clocked({ initialLimit: 8 });
     let limits: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -63,10 +63,10 @@ describe('WebSocket admission controller', () => {
       admission.update(CALM);
       limits.push(admission.snapshot().limit);
     }
-    expect(limits).toEqual([16, 32, 64]);
-    // Pressure: cut by DECREASE; afterwards growth is additive.
+    expect(limits).toEqual([8 + INCREASE, 8 + 2 * INCREASE, 8 + 3 * INCREASE]);
+    const before = 8 + 3 * INCREASE;
     admission.update({ loopDelayMs: 500, poolWaiting: 0 });
-    const cut = Math.floor(64 * DECREASE);
+    const cut = Math.floor(before * DECREASE);
     expect(admission.snapshot().limit).toBe(cut);
     limits = [];
     for (let i = 0; i < 2; i++) {
@@ -75,7 +75,10 @@ describe('WebSocket admission controller', () => {
       admission.update(CALM);
       limits.push(admission.snapshot().limit);
     }
-    expect(limits).toEqual([cut + INCREASE, cut + 2 * INCREASE]);
+    expect(limits).toEqual([
+      Math.floor(before * DECREASE + INCREASE),
+      Math.floor(before * DECREASE + 2 * INCREASE),
+    ]);
   });
 
   it('an idle server keeps its limit: nothing measured says it could take more', () => {

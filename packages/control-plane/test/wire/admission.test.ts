@@ -84,14 +84,14 @@ async function refusedTotal(url: string): Promise<number> {
   return Number(/^tether_ws_admission_refused_total (\d+)/m.exec(text)?.[1] ?? NaN);
 }
 
-/** Handshakes held in flight by the busy pool: above the adaptive limit's floor of 64. */
-const IN_FLIGHT = 70;
+/** Handshakes held in flight by the busy pool: above the adaptive limit's floor of 32. */
+const IN_FLIGHT = 40;
 
 describe('WebSocket admission', () => {
   it('under pressure (pool held busy, no fixed cap): 503 + retryAfterMs; when it subsides every client connects by following retryAfterMs', async () => {
     await using server = await startTestServer({ env: { TETHER_DB_POOL_MAX: '1' } });
     // Sockets whose handshake is in flight: admitted, connectionParams not sent yet. More than
-    // the adaptive limit's floor (64); nothing presses yet, so none is refused.
+    // the adaptive limit's floor (32); nothing presses yet, so none is refused.
     const waiting = await Promise.all(
       Array.from({ length: IN_FLIGHT }, async () => {
         const ws = new WebSocket(`${server.wsUrl}?connectionParams=1`);
