@@ -10,8 +10,9 @@
  * cores than on sixteen idle ones, with no rate to tune.
  *
  * How the limit moves (AIMD, evaluated once per control step, `update()`, every 100 ms):
- *  - **pressure** — the event loop's delay over the step above `loopDelayTargetMs`, or anyone
- *    waiting for a database pool connection — cuts the limit by a factor (`DECREASE`), never
+ *  - **pressure** — the event loop's delay over the step above `loopDelayTargetMs` while the
+ *    process itself is busy (half a core or more: a loop late because other processes hold the
+ *    cores is not relieved by admitting fewer), or anyone waiting for a pool connection — cuts the limit by a factor (`DECREASE`), never
  *    below `minLimit` (32: at that floor the rate still falls as handshakes slow down);
  *  - no pressure while the limit was in use (handshakes in flight reached half of it, or an
  *    upgrade was refused) grows it by `INCREASE` per step. No slow start: a restarted server is
@@ -43,6 +44,12 @@ export interface AdmissionSignals {
   loopDelayMs: number;
   /** Requests waiting for a database pool connection now. */
   poolWaiting: number;
+  /**
+   * This process's CPU over the step, in cores (1 = one core busy the whole step). A late loop
+   * counts as pressure only while the process itself is busy (≥ `BUSY_CORES`): a loop that is
+   * late because other processes hold the cores is not relieved by admitting fewer. Absent: 1.
+   */
+  cpuCores?: number;
 }
 
 export interface AdmissionOptions {
@@ -89,6 +96,8 @@ export interface AdmissionSnapshot {
   refused: number;
 }
 
+/** The process's own CPU (cores) from which a late loop is its own doing. */
+export const BUSY_CORES = 0.5;
 /** Multiplicative cut under pressure. */
 export const DECREASE = 0.75;
 /** Additive growth per calm step in which the limit was used. */
@@ -203,7 +212,9 @@ export class AdmissionController {
       this.#handshakeMs =
         this.#handshakeMs === null ? mean : this.#handshakeMs * (1 - SMOOTHING) + mean * SMOOTHING;
     }
-    const pressure = signals.loopDelayMs > this.#loopDelayTargetMs || signals.poolWaiting > 0;
+    const lateLoop =
+      signals.loopDelayMs > this.#loopDelayTargetMs && (signals.cpuCores ?? 1) >= BUSY_CORES;
+    const pressure = lateLoop || signals.poolWaiting > 0;
     const used = this.#peak * 2 >= this.#limit || this.#refusedInStep > 0;
     if (pressure) {
       this.#limit = Math.max(this.#min, this.#limit * DECREASE);
@@ -246,14 +257,16 @@ export interface AdmissionSamplerOptions {
   intervalMs?: number;
 }
 
+const now = (): number => performance.now();
+
 /** The event-loop delay histogram's resolution (ms). */
 const LOOP_RESOLUTION_MS = 10;
 
 /**
  * Feeds `controller` its signals every `intervalMs`: the event loop's mean delay over the step
  * (Node's histogram, which samples every 10 ms and costs nothing between samples; or the step's
- * own timer lateness when that is larger — a loop stalled for the whole step records no sample)
- * and the pool's waiting requests. Returns a stop function.
+ * own timer lateness when that is larger — a loop stalled for the whole step records no sample),
+ * the process's own CPU over the step, and the pool's waiting requests. Returns a stop function.
  */
 export function startAdmissionSampler(
   controller: AdmissionController,
@@ -263,16 +276,23 @@ export function startAdmissionSampler(
   const histogram = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   histogram.enable();
   let due = performance.now() + intervalMs;
+  let last = now();
+  let lastCpu = process.cpuUsage();
   const timer = setInterval(() => {
-    const now = performance.now();
-    const lateMs = Math.max(0, now - due);
-    due = now + intervalMs;
+    const at = now();
+    const lateMs = Math.max(0, at - due);
+    due = at + intervalMs;
+    const cpu = process.cpuUsage(lastCpu);
+    const cpuCores = (cpu.user + cpu.system) / 1_000 / Math.max(1, at - last);
+    last = at;
+    lastCpu = process.cpuUsage();
     const meanMs =
       histogram.count > 0 ? Math.max(0, histogram.mean / 1e6 - LOOP_RESOLUTION_MS) : lateMs;
     histogram.reset();
     controller.update({
       loopDelayMs: Math.max(meanMs, lateMs),
       poolWaiting: options.poolWaiting(),
+      cpuCores,
     });
   }, intervalMs);
   timer.unref();

@@ -81,6 +81,16 @@ describe('WebSocket admission controller', () => {
     ]);
   });
 
+  it('a late loop while the process itself is nearly idle (other processes hold the cores) is not pressure', () => {
+    const { admission, advance, fill } = clocked({ initialLimit: 8 });
+    for (const h of fill()) h.done();
+    advance(100);
+    admission.update({ loopDelayMs: 300, poolWaiting: 0, cpuCores: 0.2 });
+    expect(admission.snapshot().limit).toBe(8 + INCREASE);
+    admission.update({ loopDelayMs: 300, poolWaiting: 0, cpuCores: 0.9 });
+    expect(admission.snapshot().limit).toBe(Math.floor((8 + INCREASE) * DECREASE));
+  });
+
   it('an idle server keeps its limit: nothing measured says it could take more', () => {
     const { admission, advance } = clocked({ initialLimit: 8 });
     for (let i = 0; i < 10; i++) {
