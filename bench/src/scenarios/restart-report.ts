@@ -188,8 +188,8 @@ const METHOD_NOTES = [
     'rows written since then — it keeps no connection state).',
   'Connection attempts after SIGTERM: refused = ECONNREFUSED at TCP level (no process listened ' +
     'on the port: between the old server closing its listener and the new one opening it); ' +
-    "deferred = answered 503 with a time to come back (Tether's admission limit, " +
-    '`TETHER_WS_ADMIT_PER_SECOND`), which the agent obeys; error rate = the other failures / ' +
+    "deferred = answered 503 with a time to come back (Tether's adaptive admission, " +
+    'docs/performance.md "Admission"), which the agent obeys; error rate = the other failures / ' +
     'attempts that reached a server and were not deferred. CPU/RSS in the attempts ' +
     'table: from listening until everyone was back in both views.',
   "Agent hosts' loop delay: each host's own event-loop delay from SIGTERM to its report " +

@@ -28,6 +28,13 @@ export interface BeatTransport {
 
 const HEARTBEAT = 'runtimenode.heartbeat';
 const CONNECT_ATTEMPTS = 3;
+/** Upgrades deferred by the server's admission are retried at the time it gave, this often. */
+const MAX_DEFERRALS = 100;
+const DEFERRED = 'deferred: retry after ms ';
+
+function deferredMs(error: string): number | null {
+  return error.startsWith(DEFERRED) ? Number(error.slice(DEFERRED.length)) : null;
+}
 
 /** The registry code from a tRPC error shape, or the tRPC code, or a fallback. */
 /** The Tether (or tRPC) code of a superjson-encoded error shape (`{ json: shape }`). */
@@ -73,6 +80,15 @@ export class WsTransport implements BeatTransport {
         const index = nextNode++;
         const t0 = preciseNow();
         let error = await this.openOne(index);
+        // An upgrade the server's admission deferred comes back when it was told to, as the
+        // SDK does (not counted as a failed attempt; reported as retried).
+        for (let deferrals = 0; error !== null && deferrals < MAX_DEFERRALS; deferrals++) {
+          const wait = deferredMs(error);
+          if (wait === null) break;
+          retried++;
+          await new Promise((resolve) => setTimeout(resolve, wait));
+          error = await this.openOne(index);
+        }
         // A socket the server closed while connecting is retried (and reported as such), so
         // the steady-state measurements run with the full fleet.
         for (let attempt = 1; error !== null && attempt < CONNECT_ATTEMPTS; attempt++) {
@@ -129,6 +145,18 @@ export class WsTransport implements BeatTransport {
         if (!sent) finish('socket closed');
       });
       socket.on('message', (data, isBinary) => this.#onMessage(index, data, isBinary));
+      socket.on('unexpected-response', (_req, res) => {
+        // Admission's answer: 503 with `system.unavailable` and `retryAfterMs` in the body.
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const match = /"retryAfterMs":(\d+)/.exec(Buffer.concat(chunks).toString('utf8'));
+          finish(
+            match ? `${DEFERRED}${match[1]}` : `Unexpected server response: ${res.statusCode}`,
+          );
+        });
+        res.on('error', () => finish(`Unexpected server response: ${res.statusCode}`));
+      });
       socket.on('error', (error) => finish(error.message));
       socket.on('close', (code, reason) => {
         finish(`closed ${code} ${reason.toString('utf8')}`.trim());

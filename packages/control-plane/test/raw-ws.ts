@@ -43,7 +43,10 @@ export async function rawNodeSocket(
   token: string,
   options: { answerPings?: boolean } = {},
 ): Promise<RawNodeSocket> {
-  const ws = new WebSocket(`${wsUrl}?connectionParams=1`);
+  // `answerPings: false` answers neither the server's ping frames nor a text PING.
+  const ws = new WebSocket(`${wsUrl}?connectionParams=1`, {
+    autoPong: options.answerPings !== false,
+  });
   const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
   await once(ws, 'open');
   ws.send(

@@ -86,32 +86,59 @@ describe('reconnection', () => {
   });
 
   it('over the server admission limit: a refused node waits the time the server gave (not its backoff), then comes online', async () => {
-    // One new session per second, burst 1: of three nodes starting together, two are refused.
-    await using server = await startTestServer({ env: { TETHER_WS_ADMIT_PER_SECOND: '1' } });
+    // Real pressure instead of a race against the clock: the pool's only connection is held, so
+    // the first node's handshake stays in flight (its credential lookup waits) and, with one
+    // handshake allowed at a time, the others are refused however slowly they start. The rate
+    // cap (1/s) paces the server's answers a second apart, far above the test backoff's cap.
+    await using server = await startTestServer({
+      env: {
+        TETHER_DB_POOL_MAX: '1',
+        TETHER_WS_MAX_HANDSHAKES: '1',
+        TETHER_WS_ADMIT_PER_SECOND: '1',
+      },
+    });
     const { sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
     const nodes = await Promise.all(
       [0, 1, 2].map(async () => sessionNode(await enrolled(server.url, enrollmentKey), sessionId)),
     );
     const waits: { serverWaitMs: number; delayMs: number }[] = [];
+    const refusedNodes = new Set<TetherNode>();
     for (const node of nodes) {
       let serverWait: number | undefined;
       node.on('connect_failed', ({ cause }) => {
         serverWait = cause.kind === 'open_failed' ? cause.retryAfterMs : undefined;
+        if (serverWait !== undefined) refusedNodes.add(node);
       });
       node.on('reconnect_scheduled', ({ delayMs }) => {
         if (serverWait !== undefined) waits.push({ serverWaitMs: serverWait, delayMs });
       });
     }
+    let release!: () => void;
+    const held = server.db.withClient(() => new Promise<void>((resolve) => (release = resolve)));
     try {
-      await Promise.all(nodes.map((node) => node.start()));
+      // One after the other, however long that takes: the first holds the only handshake slot.
+      await nodes[0]!.start();
+      await eventually(
+        () => Promise.resolve(server.admission.snapshot().inFlight),
+        (n) => n === 1,
+      );
+      await nodes[1]!.start();
+      await nodes[2]!.start();
+      await eventually(
+        () => Promise.resolve(refusedNodes.size),
+        (n) => n >= 2,
+      );
+      release();
+      await held;
       await Promise.all(nodes.map((node) => node.waitFor('online')));
     } finally {
+      release();
       await Promise.all(nodes.map((node) => node.stop()));
     }
     expect(waits.length).toBeGreaterThanOrEqual(2);
     for (const { serverWaitMs, delayMs } of waits) {
-      // The server's slot (about a second per refused node), far above the test backoff's
-      // 300 ms cap, plus at most one base window of jitter.
+      // The server's slot (a second apart at the 1/s cap), far above the test backoff's 300 ms
+      // cap, plus at most one base window of jitter.
       expect(serverWaitMs).toBeGreaterThan(TEST_BACKOFF.capMs);
       expect(delayMs).toBeGreaterThanOrEqual(serverWaitMs);
       expect(delayMs).toBeLessThan(serverWaitMs + TEST_BACKOFF.baseMs);

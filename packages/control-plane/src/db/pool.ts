@@ -223,3 +223,8 @@ export function createDb(options: DbOptions): Db {
     },
   };
 }
+
+/** The pool's connections now: open, idle, and requests waiting for one (admission's signal). */
+export function poolStats(db: Db): { total: number; idle: number; waiting: number } {
+  return { total: db.pool.totalCount, idle: db.pool.idleCount, waiting: db.pool.waitingCount };
+}

@@ -22,6 +22,8 @@ export interface MetricsSources {
   wsSessions?: () => WsSessionCounts;
   /** Milliseconds between fleet statements (default fleet.ts `FLEET_REFRESH_MS`). */
   fleetRefreshMs?: number;
+  /** WebSocket admission's state (server/admission.ts). */
+  admission?: () => { limit: number; inFlight: number; loopDelayMs: number };
 }
 
 export interface Metrics {
@@ -63,6 +65,33 @@ export function createMetrics(db: Db, gauges: MetricsSources = {}): Metrics {
       this.set({ state: 'waiting' }, pool.waitingCount);
     },
   });
+  if (gauges.admission) {
+    const admission = gauges.admission;
+    new Gauge({
+      name: 'tether_ws_admission_limit',
+      help: 'WebSocket handshakes allowed in flight now (adaptive; capped by TETHER_WS_MAX_HANDSHAKES)',
+      registers: [registry],
+      collect() {
+        this.set(admission().limit);
+      },
+    });
+    new Gauge({
+      name: 'tether_ws_handshakes_in_flight',
+      help: 'WebSocket upgrades admitted whose first context is not built yet',
+      registers: [registry],
+      collect() {
+        this.set(admission().inFlight);
+      },
+    });
+    new Gauge({
+      name: 'tether_ws_admission_loop_delay_seconds',
+      help: "Event-loop delay over admission's last control step (mean beyond the 10 ms resolution)",
+      registers: [registry],
+      collect() {
+        this.set(admission().loopDelayMs / 1_000);
+      },
+    });
+  }
   new Gauge({
     name: 'tether_feed_subscribers',
     help: 'Open fleet.events subscriptions on this replica',
@@ -192,7 +221,7 @@ export function createMetrics(db: Db, gauges: MetricsSources = {}): Metrics {
     }),
     wsAdmissionRefused: new Counter({
       name: 'tether_ws_admission_refused_total',
-      help: 'WebSocket upgrades refused with a retry-after answer (over TETHER_WS_ADMIT_PER_SECOND)',
+      help: 'WebSocket upgrades refused with a retry-after answer (handshakes in flight at the admission limit, or over TETHER_WS_ADMIT_PER_SECOND)',
       registers: [registry],
     }),
     wsHandshakes: new Counter({

@@ -106,10 +106,15 @@ const SETTINGS = {
     'TETHER_LISTEN_BACKLOG',
     z.coerce.number().int().min(1).max(65_535).default(4_096),
   ),
-  /** New WebSocket sessions admitted per second (and per burst); 0 = no limit. */
+  /** Fixed cap on new WebSocket sessions per second (and per burst); 0 = none (adaptive only). */
   wsAdmitPerSecond: fromEnv(
     'TETHER_WS_ADMIT_PER_SECOND',
-    z.coerce.number().int().min(0).max(1_000_000).default(500),
+    z.coerce.number().int().min(0).max(1_000_000).default(0),
+  ),
+  /** Fixed cap on WebSocket handshakes in flight; 0 = the adaptive limit alone. */
+  wsMaxHandshakes: fromEnv(
+    'TETHER_WS_MAX_HANDSHAKES',
+    z.coerce.number().int().min(0).max(1_000_000).default(0),
   ),
   dbPoolMax: fromEnv('TETHER_DB_POOL_MAX', z.coerce.number().int().min(1).max(200).default(20)),
   shutdownTimeoutMs: fromEnv('TETHER_SHUTDOWN_TIMEOUT_MS', ms(8_000)),

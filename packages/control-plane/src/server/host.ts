@@ -24,7 +24,7 @@ import { formatError, TRPCError } from '../trpc/error-formatter.js';
 import { actorOf } from '../trpc/audit.js';
 import { rootConfig } from '../trpc/init.js';
 import { appRouter } from '../trpc/root.js';
-import type { Admission } from './admission.js';
+import type { AdmissionController, Handshake } from './admission.js';
 import { ConnectionRegistry } from './connections.js';
 import type { Cors } from './cors.js';
 import { createDashboardHandler, isDashboardPath, type DashboardFiles } from './dashboard.js';
@@ -41,6 +41,7 @@ import { createRequestLogger, requestIdOf } from './request-log.js';
 import { UpgradeHandshakes, type UpgradeOutcome } from './upgrade-handshake.js';
 import { WsGuard } from './ws-guard.js';
 import { WsHeartbeatFastPath } from './ws-heartbeat.js';
+import { KeepAlive } from './ws-keepalive.js';
 
 export interface HostOptions {
   maxBodyBytes: number;
@@ -51,8 +52,11 @@ export interface HostOptions {
   sseKeepAliveMs: number;
   trustProxy: boolean;
   revalidateEveryMs: number;
-  /** New WebSocket sessions over this limit are told when to come back (admission.ts). */
-  admission: Admission;
+  /**
+   * New WebSocket sessions beyond what the server can take now are told when to come back
+   * (admission.ts); an admitted upgrade is a handshake in flight until its first context.
+   */
+  admission: AdmissionController;
   /** Whether /metrics is served on this port, and behind which token (metrics-http.ts). */
   metrics: MetricsExposure;
   /** Calls in one HTTP `?batch=1` request or one WebSocket frame. */
@@ -401,6 +405,11 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
   });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxWsPayloadBytes });
+  /** Admitted upgrades not yet served their first context (admission.ts). */
+  const inFlight = new WeakMap<IncomingMessage, Handshake>();
+  // One timer pings every idle socket with a protocol ping frame (ws-keepalive.ts).
+  const keepAlive = new KeepAlive({ pingMs: options.wsPingMs, pongWaitMs: options.wsPongWaitMs });
+  keepAlive.start();
   server.on('upgrade', (req, socket, head) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     // Once handed over for an upgrade, the socket is ours alone: nobody else listens for its
@@ -419,7 +428,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       deps.metrics.wsAdmissionRefused.inc();
       const error = new TetherError(
         'system.unavailable',
-        'The server is admitting new connections at its limit; retry after retryAfterMs.',
+        'The server is admitting new connections as fast as it can take them; retry after retryAfterMs.',
         { retryAfterMs: admission.retryAfterMs },
       );
       refuse(upgradeRefusal('503 Service Unavailable', error, admission.retryAfterMs));
@@ -435,6 +444,11 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       refuse(upgradeRefusal('429 Too Many Requests', error, peerWait));
       return;
     }
+    // In flight from here until the connection's first context is built (createContext), or
+    // until the socket closes, whichever comes first.
+    const handshake = options.admission.started();
+    inFlight.set(req, handshake);
+    socket.once('close', handshake.done);
     const token = bearerToken(req.headers.authorization);
     if (token === null) {
       wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
@@ -507,7 +521,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
   const wsOptions: WSSHandlerOptions<typeof appRouter> = {
     wss,
     router: appRouter,
-    keepAlive: { enabled: true, pingMs: options.wsPingMs, pongWaitMs: options.wsPongWaitMs },
+    // Keep-alive is ours (ws-keepalive.ts); tRPC still answers a client's text PING with PONG.
     createContext: async ({ req, res: socket, info }) => {
       guard.paramsReceived(socket);
       const connectionId = socketIds.get(socket) ?? randomUUID();
@@ -525,6 +539,8 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
         // Held for the whole connection; the registry releases it when the socket closes.
         lifetime: { eager: true, onClose: () => undefined },
       });
+      // The handshake is over: admission may let the next one in.
+      inFlight.get(req)?.done();
       connections.add(socket, {
         principal: ctx.principal,
         connectionId,
@@ -574,6 +590,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
   // first (ws-heartbeat.ts); everything else is served by tRPC as usual.
   wss.on('connection', (socket, req) => {
     trackSocket(socket, req);
+    keepAlive.watch(socket);
     // As tRPC decides whether to wait for a connectionParams message.
     const awaitsParams =
       new URL(req.url ?? '/', 'http://localhost').searchParams.get('connectionParams') === '1';
@@ -615,6 +632,8 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
     pauseWebSockets: () => {
       // Revalidation queries the database every second: it stops here, before the pool closes.
       clearInterval(revalidateTimer);
+      // Paused sockets read no pongs: the keep-alive must not cut them while the server stops.
+      keepAlive.stop();
       for (const socket of wss.clients) socket.pause();
     },
     httpIdle: () =>
@@ -631,6 +650,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
     },
     closeWebSockets: () => {
       clearInterval(revalidateTimer);
+      keepAlive.stop();
       for (const socket of wss.clients) socket.terminate();
       wss.close();
     },

@@ -14,14 +14,14 @@ import { LiveCredentials } from '../auth/live-credentials.js';
 import { ensureBootstrapAdmin, AuthService } from '../auth/service.js';
 import { RevocationBus } from '../auth/revocations.js';
 import { runMigrations } from '../db/migrate.js';
-import { createDb, type Db } from '../db/pool.js';
+import { createDb, poolStats, type Db } from '../db/pool.js';
 import { CommandSignals } from '../commands/signals.js';
 import { FeedHub } from '../events/hub.js';
 import { HeartbeatBatcher } from '../runtime-nodes/heartbeat-batch.js';
 import type { Deps } from '../trpc/context.js';
 import { describeConfig, type Config } from './config.js';
 import { openDatabase } from './database.js';
-import { Admission } from './admission.js';
+import { AdmissionController, startAdmissionSampler } from './admission.js';
 import { Cors } from './cors.js';
 import { DEFAULT_DASHBOARD_DIR, loadDashboard } from './dashboard.js';
 import { createHost, type Host } from './host.js';
@@ -53,6 +53,8 @@ export interface RunningTether {
   sweeper: Sweeper;
   cluster: Cluster;
   presence: PresenceBindings;
+  /** WebSocket admission (its state: `snapshot()`). */
+  admission: AdmissionController;
   /** Graceful stop; resolves when everything is closed. Idempotent. */
   stop(): Promise<void>;
 }
@@ -131,11 +133,20 @@ export async function startTether(
   });
   // The host is created below; sessions are counted only once it exists.
   const sessions: { count?: () => WsSessionCounts } = {};
+  // WebSocket admission follows the loop delay and the pool's waiters (admission.ts).
+  const admission = new AdmissionController({
+    maxHandshakes: config.wsMaxHandshakes,
+    ratePerSecond: config.wsAdmitPerSecond,
+  });
+  const stopAdmissionSampler = startAdmissionSampler(admission, {
+    poolWaiting: () => poolStats(database).waiting,
+  });
   const metrics = createMetrics(database, {
     feedSubscribers: () => feed.subscriberCount,
     feedCursor: () => feed.cursor,
     wsSessions: () => sessions.count?.() ?? { node: 0, participant: 0, unauthenticated: 0 },
     fleetRefreshMs: config.metricsFleetRefreshMs,
+    admission: () => admission.snapshot(),
   });
   // Command streams wake on command events, whichever replica wrote them (commands/signals.ts).
   const commandSignals = new CommandSignals();
@@ -152,6 +163,7 @@ export async function startTether(
       feedPollMs: config.feedPollMs,
     });
   } catch (error) {
+    stopAdmissionSampler();
     await database.close();
     await opened.close();
     throw error;
@@ -223,7 +235,7 @@ export async function startTether(
     sseKeepAliveMs: config.sseKeepAliveMs,
     trustProxy: config.trustProxy,
     revalidateEveryMs: config.authCacheTtlMs,
-    admission: new Admission({ ratePerSecond: config.wsAdmitPerSecond }),
+    admission,
     metrics: exposure,
     maxBatchCalls: config.maxBatchCalls,
     ws: {
@@ -277,6 +289,7 @@ export async function startTether(
       });
     } catch (error) {
       // The address is taken or not ours: nothing keeps running.
+      stopAdmissionSampler();
       await sweeper.stop();
       host.server.close();
       host.closeWebSockets();
@@ -351,6 +364,7 @@ export async function startTether(
       // caller's event loop processes them later, with presence already released).
       host.closeWebSockets();
       host.server.closeAllConnections();
+      stopAdmissionSampler();
       deps.credentials.close();
       metricsServer?.close();
       metricsServer?.closeAllConnections();
@@ -370,6 +384,7 @@ export async function startTether(
     sweeper,
     cluster,
     presence,
+    admission,
     stop,
   };
 }

@@ -80,11 +80,15 @@ describe('presence bound to the WebSocket', () => {
     const owner = await participant(server);
     const node = await nodeOf(server, owner);
     const silent = await rawNodeSocket(server.wsUrl, node.token, { answerPings: false });
+    // It is pinged with protocol ping frames, and answers nothing.
+    let pinged = 0;
+    silent.ws.on('ping', () => pinged++);
     await eventually(() => presence(server, node.nodeId), bound);
 
     // Nothing is closed by the client: the server's keep-alive gives up and terminates.
     const code = await silent.closed;
     expect(code).toBe(1006);
+    expect(pinged).toBeGreaterThan(0);
     await eventually(() => presence(server, node.nodeId), released, 5_000);
     expect((await presenceEvents(server, node.nodeId)).at(-1)).toEqual({
       from: 'online',
@@ -101,14 +105,14 @@ describe('presence bound to the WebSocket', () => {
     const node = await nodeOf(server, owner);
     const socket = await rawNodeSocket(server.wsUrl, node.token);
     await eventually(() => presence(server, node.nodeId), bound);
+    // Protocol ping frames, answered by the client library (autoPong).
     let pings = 0;
-    socket.ws.on('message', (data: Buffer) => {
-      if (data.toString() === 'PING') pings++;
-    });
+    socket.ws.on('ping', () => pings++);
     await eventually(
       () => Promise.resolve(pings),
       (n) => n >= 5,
     );
+    expect(socket.ws.readyState).toBe(socket.ws.OPEN);
     expect(bound(await presence(server, node.nodeId))).toBe(true);
     await socket.close();
   });
