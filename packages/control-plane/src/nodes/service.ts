@@ -18,7 +18,6 @@ import { randomUUID } from 'node:crypto';
 import {
   TetherError,
   fleetEvent,
-  type AttachmentId,
   type NodeState,
   type NodeUpdatedField,
   type Capabilities,
@@ -34,6 +33,7 @@ import type { RevocationBus } from '../auth/revocations.js';
 import { generateToken, hashToken } from '../auth/tokens.js';
 import type { Db, Sql } from '../db/pool.js';
 import { appendEvent } from '../events/append.js';
+import { endActiveAttachment } from '../runtime-nodes/end-attachment.js';
 import { insertOfflinePresence, writePresence } from '../runtime-nodes/presence.js';
 import { loadNodeView } from './queries.js';
 
@@ -323,31 +323,10 @@ export async function detachNode(
 ): Promise<null> {
   await db.tx(async (sql) => {
     await requireNodeOwner(sql, actor, input.nodeId, '');
-    const { rows } = await sql.query<{
-      id: AttachmentId;
-      session_id: string;
-      previous_state: NodeState;
-    }>(
-      `UPDATE runtime_node_attachments a SET state = 'offline', updated_at = now()
-         FROM (SELECT id, state FROM runtime_node_attachments
-                WHERE node_id = $1 AND state IN ('registering', 'online', 'degraded')
-                FOR UPDATE) prev
-        WHERE a.id = prev.id
-        RETURNING a.id, a.session_id, prev.state AS previous_state`,
-      [input.nodeId],
-    );
-    for (const row of rows) {
-      await appendEvent(
-        sql,
-        fleetEvent('runtimenode.detached', {
-          previousState: row.previous_state,
-          reason: input.reason ?? null,
-          attachmentId: row.id,
-          by: { kind: 'participant', participantId: actor.participantId },
-        }),
-        { nodeId: input.nodeId, sessionId: row.session_id },
-      );
-    }
+    await endActiveAttachment(sql, input.nodeId, input.reason ?? null, {
+      kind: 'participant',
+      participantId: actor.participantId,
+    });
   });
   return null;
 }

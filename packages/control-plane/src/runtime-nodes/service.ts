@@ -40,6 +40,7 @@ import { assertNodeSelf, isAdmin } from '../auth/principal.js';
 import { prepared, type Db, type Sql } from '../db/pool.js';
 import { parseRow } from '../db/rows.js';
 import { appendEvent, eventPayloadSql, feedWritten } from '../events/append.js';
+import { endActiveAttachment } from './end-attachment.js';
 import type { HeartbeatBatcher } from './heartbeat-batch.js';
 import { DEFAULT_METRICS_HISTORY, metricsReportedAtSql } from './metrics-history.js';
 import { isReadOnly } from '../sessions/floor.js';
@@ -519,33 +520,15 @@ export async function heartbeat(
 /** Idempotent: the active attachment (if any) goes offline, presence goes offline. */
 export async function detach(db: Db, principal: NodePrincipal, input: DetachInput): Promise<null> {
   assertNodeSelf(principal, input);
-  await db.tx(async (sql) => {
-    const { rows } = await sql.query<{
-      id: AttachmentId;
-      session_id: string;
-      previous_state: NodeState;
-    }>(
-      `UPDATE runtime_node_attachments a SET state = 'offline', updated_at = now()
-         FROM (SELECT id, state FROM runtime_node_attachments WHERE node_id = $1 AND state IN ${ACTIVE} FOR UPDATE) prev
-        WHERE a.id = prev.id
-        RETURNING a.id, a.session_id, prev.state AS previous_state`,
-      [input.nodeId],
-    );
-    // Row locks first, events last (see events/append.ts).
-    await writePresence(sql, input.nodeId, { health: 'offline', beat: false, cause: 'detach' });
-    for (const row of rows) {
-      await appendEvent(
-        sql,
-        fleetEvent('runtimenode.detached', {
-          previousState: row.previous_state,
-          reason: input.reason ?? null,
-          attachmentId: row.id,
-          by: { kind: 'node', nodeId: input.nodeId },
-        }),
-        { nodeId: input.nodeId, sessionId: row.session_id },
-      );
-    }
-  });
+  await db.tx((sql) =>
+    endActiveAttachment(
+      sql,
+      input.nodeId,
+      input.reason ?? null,
+      { kind: 'node', nodeId: input.nodeId },
+      () => writePresence(sql, input.nodeId, { health: 'offline', beat: false, cause: 'detach' }),
+    ),
+  );
   return null;
 }
 

@@ -10,10 +10,8 @@
  * rejected credential is; with that budget empty the answer is `rate_limited` (429).
  */
 import {
-  CONTRACT_VERSION,
   ResumeClaim,
   RESUME_HEADER_MAX_LENGTH,
-  SUPPORTED_CONTRACT_MAJORS,
   TetherError,
   decodeHeaderJson,
   type HandshakeAnswer,
@@ -29,6 +27,7 @@ import {
 } from '../runtime-nodes/resume.js';
 import { auditAuthFailure, credentialKind } from '../trpc/audit.js';
 import type { Deps } from '../trpc/context.js';
+import { systemInfo } from '../trpc/system-info.js';
 
 const BATCH = 1_000;
 
@@ -117,24 +116,13 @@ export class UpgradeHandshakes {
     reason: ResumeRefusalReason | undefined,
     state: NodeState | null,
   ): HandshakeAnswer {
-    const s = this.#deps.settings;
     return {
+      // What system.info answers this caller.
+      ...systemInfo(this.#deps.settings, principal),
       resumed,
       ...(reason !== undefined ? { reason } : {}),
       state,
       readOnly: false,
-      // What system.info answers this caller.
-      serverVersion: s.serverVersion,
-      contractVersion: CONTRACT_VERSION,
-      supportedContractMajors: { ...SUPPORTED_CONTRACT_MAJORS },
-      heartbeatIntervalMs: s.heartbeatIntervalMs,
-      degradedAfterMs: s.degradedAfterMs,
-      offlineAfterMs: s.offlineAfterMs,
-      sweepIntervalMs: s.sweepIntervalMs,
-      caller:
-        principal.kind === 'node'
-          ? { kind: 'node', nodeId: principal.nodeId }
-          : { kind: 'participant', participantId: principal.participantId, role: principal.role },
     };
   }
 

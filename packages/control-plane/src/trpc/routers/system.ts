@@ -1,12 +1,8 @@
-import {
-  CONTRACT_VERSION,
-  SUPPORTED_CONTRACT_MAJORS,
-  SystemInfoInput,
-  SystemInfoOutput,
-} from '@tether/contracts';
+import { SystemInfoInput, SystemInfoOutput } from '@tether/contracts';
 import { router } from '../init.js';
 import { rest } from '../rest-meta.js';
 import { chargeRejectedCredential, publicProcedure } from '../procedures.js';
+import { systemInfo } from '../system-info.js';
 
 export const systemRouter = router({
   info: publicProcedure
@@ -25,25 +21,6 @@ export const systemRouter = router({
       // A token the server does not accept costs the address a failure, as on every other call:
       // `caller: null` must not become a way to test guesses without the lockout.
       await chargeRejectedCredential(ctx);
-      const s = ctx.deps.settings;
-      return {
-        serverVersion: s.serverVersion,
-        contractVersion: CONTRACT_VERSION,
-        supportedContractMajors: { ...SUPPORTED_CONTRACT_MAJORS },
-        heartbeatIntervalMs: s.heartbeatIntervalMs,
-        degradedAfterMs: s.degradedAfterMs,
-        offlineAfterMs: s.offlineAfterMs,
-        sweepIntervalMs: s.sweepIntervalMs,
-        caller:
-          ctx.principal === null
-            ? null
-            : ctx.principal.kind === 'participant'
-              ? {
-                  kind: 'participant' as const,
-                  participantId: ctx.principal.participantId,
-                  role: ctx.principal.role,
-                }
-              : { kind: 'node' as const, nodeId: ctx.principal.nodeId },
-      };
+      return systemInfo(ctx.deps.settings, ctx.principal);
     }),
 });
