@@ -182,7 +182,7 @@ const METHOD_NOTES = [
   'Times are from SIGTERM to the old server. Listening = the new process accepts TCP ' +
     'connections (50 ms probe); ready probe = its HTTP readiness answered (200 ms polling, late ' +
     'when the server is flooded). "Back" = online again in the agent\'s own view (Tether: ' +
-    're-attached and online through the SDK; baseline: first beat acknowledged); recovery = ' +
+    'resumed in the handshake or re-attached, online through the SDK; baseline: first beat acknowledged); recovery = ' +
     'SIGTERM → back, per agent. The DB view is polled every 250 ms: rows the new process wrote ' +
     '(Tether: presence `online` with a beat or attach since the old process exited; baseline: ' +
     'rows written since then — it keeps no connection state).',
