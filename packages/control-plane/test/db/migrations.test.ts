@@ -142,6 +142,8 @@ const SPEC_COLUMNS: Record<string, string[]> = {
     'state text NO',
     'attached_at timestamptz NO',
     'updated_at timestamptz NO',
+    // Migration 13: the digest of the declared capabilities, compared with a resume claim.
+    'capabilities_digest text YES',
   ],
   runtime_node_presence: [
     'node_id text NO',
