@@ -8,7 +8,7 @@
  *
  * Pure (no `node:` imports): the capabilities digest is SHA-256 (hex) of
  * `canonicalJson(capabilities)`, computed with each side's own hash function
- * (`capabilitiesDigest` in `@tether/contracts/node` for Node).
+ * (in Node: `capabilitiesDigest`, exported by the contracts package's `node` entry).
  */
 import { z } from 'zod';
 import { AttachmentId, SessionId } from './ids.js';
