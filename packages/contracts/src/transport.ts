@@ -20,3 +20,23 @@ export const WS_CLOSE = {
 export function isTerminalCloseCode(code: number): boolean {
   return code === WS_CLOSE.CREDENTIAL_REVOKED;
 }
+
+/**
+ * Why a credential ended while in use, as `details.reason` of the `auth.unauthenticated` error a
+ * stream or call on its socket ends with (just before the socket is closed with
+ * `WS_CLOSE.CREDENTIAL_REVOKED`): revoked, rotated, its node revoked, its participant suspended,
+ * or found invalid (expired, changed in the database) by revalidation.
+ */
+export const CREDENTIAL_END_REASONS = [
+  'node_revoked',
+  'token_rotated',
+  'token_revoked',
+  'participant_suspended',
+  'credential_invalid',
+] as const;
+export type CredentialEndReason = (typeof CREDENTIAL_END_REASONS)[number];
+
+/** True when an error's `details.reason` says the credential ended while in use. */
+export function isCredentialEndReason(reason: unknown): reason is CredentialEndReason {
+  return (CREDENTIAL_END_REASONS as readonly unknown[]).includes(reason);
+}

@@ -2,12 +2,12 @@
  * @tether/node-client: the SDK a runtime node (daemon, desktop agent, edge device) embeds, and
  * the simulator behind `tether-agent simulate` (a load generator for benches and demos).
  */
+export type { TerminationReason } from './termination.js';
 export {
   createTetherNode,
   type DisconnectCause,
   type EnrollmentOptions,
   type NodeConnectionState,
-  type TerminationReason,
   type TetherNode,
   type TetherNodeEvents,
   type TetherNodeOptions,

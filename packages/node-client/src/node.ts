@@ -30,7 +30,6 @@ import {
   EventEnvelopeVersion,
   SessionId as SessionIdSchema,
   TetherError,
-  isTerminalCloseCode,
   type AttachOutput,
   type Capabilities,
   type CapabilityUpdateOutput,
@@ -64,6 +63,7 @@ import {
 } from './errors.js';
 import { MetricsCollector } from './metrics.js';
 import { processScheduler, type ScheduledTask } from './scheduler.js';
+import { terminationFor, type TerminationReason } from './termination.js';
 import { Connection, type LossCause } from './transport.js';
 import { Emitter, delay, normaliseBaseUrl, silentLogger, type TetherLogger } from './util.js';
 
@@ -76,20 +76,6 @@ export type NodeConnectionState =
   | 'reconnecting'
   | 'stopped'
   | 'terminated';
-
-/** Why a node stopped for good on its own. */
-export interface TerminationReason {
-  /**
-   * The registry code of the error, or `credential_revoked` when the server closed the socket
-   * with a terminal close code (`WS_CLOSE.CREDENTIAL_REVOKED`), or `enrollment_not_saved` when
-   * `onEnrolled` threw (the node does not enroll a second identity).
-   */
-  code: TetherError['code'] | 'credential_revoked' | 'enrollment_not_saved';
-  message: string;
-  /** Set when a WebSocket close code decided it. */
-  closeCode?: number;
-  error?: TetherError;
-}
 
 /** Enroll on `start()` with an enrollment key (the node's identity is created then). */
 export type EnrollmentOptions = Omit<
@@ -1121,25 +1107,7 @@ class TetherNodeImpl implements TetherNode {
     else await conn.dispose(cause.kind === 'stopped');
     if (this.#conn === conn) this.#conn = null;
 
-    if (
-      cause.kind === 'closed' &&
-      cause.closeCode !== undefined &&
-      isTerminalCloseCode(cause.closeCode)
-    ) {
-      const detail = cause.closeReason ? ` (${cause.closeReason})` : '';
-      return {
-        code: 'credential_revoked',
-        closeCode: cause.closeCode,
-        message: `the server closed the connection with code ${cause.closeCode}: this node's credential was revoked or is no longer valid${detail}; not reconnecting`,
-      };
-    }
-    if (cause.kind === 'call_failed') {
-      const error = failure ?? new TetherError(cause.code, cause.message);
-      if (isTerminal(error)) {
-        return { code: error.code, message: `${error.code}: ${error.message}`, error };
-      }
-    }
-    return null;
+    return terminationFor(cause, failure);
   }
 
   /**

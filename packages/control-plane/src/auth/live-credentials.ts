@@ -16,13 +16,13 @@
  * comes back, even if the credential becomes valid again (a suspended participant resumed):
  * the client reconnects and authenticates anew.
  */
-import { TetherError } from '@tether/contracts';
+import { TetherError, type CredentialEndReason } from '@tether/contracts';
 import type { Principal } from './principal.js';
-import type { Revocation, RevocationBus, RevocationReason } from './revocations.js';
+import type { Revocation, RevocationBus } from './revocations.js';
 import type { AuthService } from './service.js';
 
 /** Why a hold ended: a published revocation, or revalidation found the credential invalid. */
-export type HoldEndReason = RevocationReason | 'credential_invalid';
+export type HoldEndReason = CredentialEndReason;
 
 const MESSAGES: Record<HoldEndReason, string> = {
   token_revoked: 'The credential was revoked.',

@@ -1,3 +1,4 @@
+import type { CredentialEndReason } from '@tether/contracts';
 /**
  * Fan-out of credential revocations, so the transport can close live sockets at once without
  * services importing it. `publish` delivers in this process and hands the revocation to the
@@ -15,13 +16,8 @@ export interface Revocation {
   reason: RevocationReason;
 }
 
-export const REVOCATION_REASONS = [
-  'node_revoked',
-  'token_rotated',
-  'token_revoked',
-  'participant_suspended',
-] as const;
-export type RevocationReason = (typeof REVOCATION_REASONS)[number];
+/** A published revocation: every credential end reason but revalidation's `credential_invalid`. */
+export type RevocationReason = Exclude<CredentialEndReason, 'credential_invalid'>;
 
 export type RevocationListener = (revocation: Revocation) => void;
 

@@ -7,8 +7,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { CREDENTIAL_END_REASONS } from '@tether/contracts';
 import { z } from 'zod';
-import { REVOCATION_REASONS, type Revocation, type RevocationBus } from '../auth/revocations.js';
+import type { Revocation, RevocationBus } from '../auth/revocations.js';
 import { PgListener, NOTIFY_SQL } from '../db/listener.js';
 import type { Db } from '../db/pool.js';
 import { FEED_CHANNEL } from '../events/append.js';
@@ -25,7 +26,7 @@ const ControlMessage = z.object({
   credentialHashes: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(HASHES_PER_MESSAGE),
   nodeId: z.string().max(256).optional(),
   participantId: z.uuid().optional(),
-  reason: z.enum(REVOCATION_REASONS),
+  reason: z.enum(CREDENTIAL_END_REASONS).exclude(['credential_invalid']),
 });
 
 export interface Cluster {
