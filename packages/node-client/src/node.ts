@@ -25,7 +25,6 @@
 import {
   Capabilities as CapabilitiesSchema,
   CapabilityName as CapabilityNameSchema,
-  type CapabilityDescriptor,
   CONTRACT_VERSION,
   EventEnvelopeVersion,
   SessionId as SessionIdSchema,
@@ -33,9 +32,6 @@ import {
   type AttachOutput,
   type Capabilities,
   type CapabilityUpdateOutput,
-  type CommandId,
-  type CommandResultInput,
-  type NodeCommandMessage,
   type HeartbeatMetrics,
   type NodeState,
   type ResumeClaim,
@@ -43,270 +39,39 @@ import {
   type SystemInfoOutput,
 } from '@tether/contracts';
 import { capabilitiesDigest } from '@tether/contracts/node';
-import { Backoff, type BackoffOptions } from './backoff.js';
-import {
-  CommandDispatcher,
-  DispatchRefused,
-  type CommandEvents,
-  type CommandHandler,
-  type CommandHandlerOptions,
-  type CommandOutcome,
-} from './commands.js';
+import { Backoff } from './backoff.js';
+import { ConnectionLost, callOn, publicError } from './call.js';
+import type { CommandHandler } from './commands.js';
 import type { NodeCredentials } from './credentials.js';
-import { enrollWithKey, type EnrollWithKeyOptions } from './enroll.js';
-import {
-  isTerminal,
-  isTransportError,
-  retryAfterMs,
-  toTetherError,
-  transportError,
-} from './errors.js';
-import { MetricsCollector } from './metrics.js';
-import { processScheduler, type ScheduledTask } from './scheduler.js';
+import { enrollWithKey } from './enroll.js';
+import { isTransportError, retryAfterMs, toTetherError } from './errors.js';
+import { Heartbeats } from './heartbeat.js';
+import { NodeCommands } from './node-commands.js';
+import type {
+  EnrollmentOptions,
+  NodeConnectionState,
+  OnCommandOptions,
+  TetherNode,
+  TetherNodeEvents,
+  TetherNodeOptions,
+  TetherNodeSnapshot,
+} from './node-types.js';
+import { FINAL_STATES, stateChanges, waitForState } from './node-wait.js';
+import { processScheduler } from './scheduler.js';
 import { terminationFor, type TerminationReason } from './termination.js';
 import { Connection, type LossCause } from './transport.js';
 import { Emitter, delay, normaliseBaseUrl, silentLogger, type TetherLogger } from './util.js';
 
-export type NodeConnectionState =
-  | 'idle'
-  | 'enrolling'
-  | 'connecting'
-  | 'attached'
-  | 'online'
-  | 'reconnecting'
-  | 'stopped'
-  | 'terminated';
-
-/** Enroll on `start()` with an enrollment key (the node's identity is created then). */
-export type EnrollmentOptions = Omit<
-  EnrollWithKeyOptions,
-  'url' | 'signal' | 'client' | 'capabilities' | 'clientVersion' | 'retry'
->;
-
-interface CommonOptions {
-  /** Server base URL, http(s)://host:port. */
-  url: string;
-  /**
-   * This node's version (`MAJOR.MINOR`), sent with every attach and compared with the session's
-   * floor: below it, the node is admitted read-only. Default: the SDK's CONTRACT_VERSION.
-   */
-  clientVersion?: string;
-  /** Declared at every (re)connect. Default `{}`. */
-  capabilities?: Capabilities;
-  /** Attach to this session on every (re)connect. Without it the node only declares and beats. */
-  sessionId?: string;
-  /** Initial reported health. Default 'online'. */
-  health?: RuntimeNodeHealthState;
-  /** Structured logger (pino-compatible). Default: silent. */
-  logger?: TetherLogger;
-  /** Reconnect backoff (full jitter). Defaults: base 250 ms, cap 30 s, stable after 10 s. */
-  backoff?: Omit<BackoffOptions, 'random' | 'now'>;
-  /** Uniform random source in [0, 1) for backoff and heartbeat jitter (tests, simulations). */
-  random?: () => number;
-  /** Override the server-advertised heartbeat cadence (milliseconds). */
-  heartbeatIntervalMs?: number;
-  /** Heartbeat jitter as a fraction of the cadence. Default 0.1 (±10%). */
-  heartbeatJitter?: number;
-  /** Collect machine metrics (CPU, memory, uptime) for every beat. Default false. */
-  autoMetrics?: boolean;
-  /** Bound on every call; a call that takes longer drops the connection. Default 15 s. */
-  callTimeoutMs?: number;
-  /** WebSocket opening handshake timeout. Default 10 s. */
-  connectTimeoutMs?: number;
-  /** Client keep-alive: ping after this much silence. Default 10 s (the server pings every 3 s). */
-  keepAliveIntervalMs?: number;
-  /** Close the socket when a ping gets no pong in this time. Default 5 s. */
-  pongTimeoutMs?: number;
-  /** Called with the new credentials after enrolling with `enrollment` (persist them!). */
-  onEnrolled?: (credentials: NodeCredentials) => void | Promise<void>;
-  /** Finished command ids (and results) remembered to deduplicate redeliveries. Default 1 000. */
-  commandMemory?: number;
-}
-
-/** `onCommand` options: the handler's limits and the capability's declaration. */
-export interface OnCommandOptions<I = unknown> extends CommandHandlerOptions<I> {
-  /**
-   * The capability's descriptor (description, `inputSchema`, `commands` allow-list…), declared
-   * with the node's capabilities. Default `{}`; a descriptor passed in `capabilities` for the
-   * same name wins.
-   */
-  descriptor?: CapabilityDescriptor;
-}
-
-/** An existing identity (from `enrollWithKey`, `pair` or `loadCredentials`)… */
-interface TokenIdentity {
-  /** The node token (`tnd_…`). */
-  token: string;
-  nodeId: string;
-  ownerParticipantId: string;
-  enrollment?: undefined;
-}
-
-/** …or an enrollment key, used once on `start()`. */
-interface EnrollmentIdentity {
-  enrollment: EnrollmentOptions;
-  token?: undefined;
-  nodeId?: undefined;
-  ownerParticipantId?: undefined;
-}
-
-export type TetherNodeOptions = CommonOptions & (TokenIdentity | EnrollmentIdentity);
-
-export type DisconnectCause = LossCause;
-
-export interface TetherNodeEvents {
-  state: (state: NodeConnectionState, previous: NodeConnectionState) => void;
-  enrolled: (e: { at: number; nodeId: string }) => void;
-  /** A connection attempt starts (one per socket). */
-  connecting: (e: { at: number; attempt: number; reconnect: boolean }) => void;
-  /** The socket opened. */
-  connected: (e: { at: number; attempt: number; connectMs: number }) => void;
-  /**
-   * Attached to the session (every connection). `downtimeMs`: since the connection was lost.
-   * `resumed`: the server resumed the same attachment in the connection's handshake (no attach
-   * call was made); false when this connection attached.
-   */
-  attached: (e: {
-    at: number;
-    attachment: AttachOutput;
-    reconnect: boolean;
-    resumed: boolean;
-    downtimeMs: number | null;
-  }) => void;
-  /**
-   * This attach ended the node's own stale attachment to another session (its earlier process
-   * is gone: presence offline, or held only by this connection); the server recorded it as
-   * `runtimenode.detached` with reason `superseded`.
-   */
-  superseded: (e: { at: number; attachmentId: string; sessionId: string }) => void;
-  /**
-   * The attach was refused with `runtimenode.attach_conflict`: `live` — another copy of this
-   * node (same credential) is connected and attached to `sessionId`; the node retries after
-   * the reconnect backoff (up to its cap) until that attachment ends (the other copy stops or
-   * detaches, or an owner calls `node.detach`). Not live (the old attachment went stale while
-   * the attach ran): the node attaches once more at once, which supersedes it.
-   */
-  attach_conflict: (e: {
-    at: number;
-    attachmentId: string | null;
-    sessionId: string | null;
-    live: boolean;
-  }) => void;
-  /** The node is online (capabilities declared with health, or beating without a session). */
-  online: (e: { at: number; reconnect: boolean; downtimeMs: number | null }) => void;
-  /** A connection attempt failed before the node was attached/online. */
-  connect_failed: (e: {
-    at: number;
-    attempt: number;
-    cause: LossCause;
-    error?: TetherError;
-  }) => void;
-  /** An established connection was lost. */
-  disconnected: (e: { at: number; cause: LossCause; wasOnline: boolean }) => void;
-  reconnect_scheduled: (e: { at: number; attempt: number; delayMs: number }) => void;
-  heartbeat: (e: {
-    at: number;
-    healthState: RuntimeNodeHealthState;
-    metrics?: HeartbeatMetrics;
-  }) => void;
-  heartbeat_failed: (e: { at: number; error: TetherError }) => void;
-  /** A command was delivered (`duplicate`: already known, not run again). */
-  command_received: (e: Parameters<CommandEvents['received']>[0] & { at: number }) => void;
-  /** A command's handler started (after its acknowledgement). */
-  command_started: (e: Parameters<CommandEvents['started']>[0] & { at: number }) => void;
-  /** A command's handler ended; `reported`: the server has its result. */
-  command_finished: (e: Parameters<CommandEvents['finished']>[0] & { at: number }) => void;
-  /** The server cancelled a command this node had (its handler's signal aborts). */
-  command_cancelled: (e: Parameters<CommandEvents['cancelled']>[0] & { at: number }) => void;
-  /** Read-only: the session's floor is above this node's client version. */
-  read_only: (e: { at: number }) => void;
-  terminated: (reason: TerminationReason) => void;
-}
-
-export interface TetherNodeSnapshot {
-  state: NodeConnectionState;
-  nodeId: string | null;
-  sessionId: string | null;
-  health: RuntimeNodeHealthState;
-  readOnly: boolean;
-  attachment: AttachOutput | null;
-  /** The attachment state the server last reported. */
-  attachmentState: NodeState | null;
-  capabilities: Capabilities;
-  serverInfo: SystemInfoOutput | null;
-  connectAttempts: number;
-  /** Successful connections after the first one. */
-  reconnects: number;
-  heartbeats: number;
-  lastHeartbeatAt: number | null;
-  /** Capabilities with a command handler. */
-  commandCapabilities: string[];
-  /** Commands queued or running on this node now. */
-  activeCommands: number;
-  /** Sockets not yet closed (0 when stopped or terminated). */
-  openSockets: number;
-  /** When the next connection attempt is due (epoch ms), while waiting out a backoff. */
-  nextAttemptAt: number | null;
-  termination: TerminationReason | null;
-}
-
-export interface TetherNode {
-  readonly state: NodeConnectionState;
-  readonly nodeId: string | null;
-  readonly termination: TerminationReason | null;
-  /** Connects (enrolling first if needed); resolves once the first attempt has begun. */
-  start(): Promise<void>;
-  /** Detaches (if connected), closes the socket, stops every timer. Idempotent. */
-  stop(options?: { detach?: boolean; reason?: string }): Promise<void>;
-  /**
-   * Replaces the declared capabilities. Connected: sends them now and resolves with the server's
-   * answer (errors surface as TetherError, e.g. `version.floor_exceeded` when read-only — the
-   * node keeps running). Not connected: kept and declared at the next connection (resolves null).
-   */
-  updateCapabilities(capabilities: Capabilities): Promise<CapabilityUpdateOutput | null>;
-  /** Reported health for attachment and beats; sent now when connected. */
-  setHealth(
-    health: RuntimeNodeHealthState,
-    reason?: string,
-  ): Promise<CapabilityUpdateOutput | null>;
-  /** Collects CPU %, memory used/total and uptime (+ custom gauges) for the next beat. */
-  reportMetrics(gauges?: Record<string, number>): HeartbeatMetrics;
-  /** Drops the current connection without detaching (as a network failure would); it reconnects. */
-  disconnect(reason?: string): void;
-  /**
-   * Handles `capability`'s commands: declares the capability (with `options.descriptor`),
-   * receives its commands over the node's connection (resumed after every reconnect), runs at
-   * most `options.concurrency` at once (default 1; the rest wait), and reports what `handler`
-   * returns — or throws, as `{ code, message }` — as the command's result. The handler's
-   * `signal` aborts when the command is cancelled or its deadline passes. A command delivered
-   * again (after a reconnect or a server restart) is never run twice. Returns a function that
-   * removes the handler (and the capability, unless `capabilities` declares it).
-   */
-  onCommand<I = unknown>(
-    capability: string,
-    handler: CommandHandler<I>,
-    options?: OnCommandOptions<I>,
-  ): () => void;
-  on<K extends keyof TetherNodeEvents>(event: K, listener: TetherNodeEvents[K]): () => void;
-  once<K extends keyof TetherNodeEvents>(event: K, listener: TetherNodeEvents[K]): () => void;
-  /** Resolves when the state is one of `states` (at once if it already is). */
-  waitFor(
-    states: NodeConnectionState | readonly NodeConnectionState[],
-    options?: { timeoutMs?: number; signal?: AbortSignal },
-  ): Promise<NodeConnectionState>;
-  /** The current state, then every change, until stopped/terminated or `signal` aborts. */
-  states(signal?: AbortSignal): AsyncIterableIterator<NodeConnectionState>;
-  snapshot(): TetherNodeSnapshot;
-}
-
-/** Thrown inside a connection's steps when its socket is gone. */
-class ConnectionLost extends Error {
-  constructor(readonly loss: LossCause) {
-    super(`connection lost (${loss.kind})`);
-  }
-}
-
-const FINAL_STATES: readonly NodeConnectionState[] = ['stopped', 'terminated'];
+export type {
+  DisconnectCause,
+  EnrollmentOptions,
+  NodeConnectionState,
+  OnCommandOptions,
+  TetherNode,
+  TetherNodeEvents,
+  TetherNodeOptions,
+  TetherNodeSnapshot,
+} from './node-types.js';
 
 function isOnlineAttachment(state: NodeState | null): boolean {
   return state === 'online' || state === 'degraded';
@@ -319,16 +84,11 @@ class TetherNodeImpl implements TetherNode {
   readonly #clientVersion: string;
   readonly #sessionId: string | undefined;
   readonly #enrollment: EnrollmentOptions | undefined;
-  readonly #onEnrolled: CommonOptions['onEnrolled'];
+  readonly #onEnrolled: TetherNodeOptions['onEnrolled'];
   readonly #random: () => number;
   readonly #backoff: Backoff;
   /** How long the server asked the last refused connection attempt to wait, if it did. */
   #serverWaitMs: number | undefined;
-  /** Created on first use: a simulator runs thousands of nodes that never report metrics. */
-  #metricsCollector: MetricsCollector | undefined;
-  readonly #autoMetrics: boolean;
-  readonly #heartbeatOverride: number | undefined;
-  readonly #heartbeatJitter: number;
   readonly #callTimeoutMs: number;
   readonly #connectTimeoutMs: number;
   readonly #keepAliveIntervalMs: number;
@@ -337,13 +97,9 @@ class TetherNodeImpl implements TetherNode {
   #credentials: NodeCredentials | undefined;
   #state: NodeConnectionState = 'idle';
   #capabilities: Capabilities;
-  /** Descriptors of the capabilities with a command handler (declared with `#capabilities`). */
-  readonly #handled = new Map<string, CapabilityDescriptor>();
-  readonly #dispatcher: CommandDispatcher;
-  /** The commands subscription and the connection it runs on. */
-  #commands: { conn: Connection; unsubscribe(): void } | null = null;
+  readonly #commands: NodeCommands;
+  readonly #heartbeats: Heartbeats;
   #health: RuntimeNodeHealthState;
-  #pendingMetrics: HeartbeatMetrics | undefined;
   #conn: Connection | null = null;
   /** The connection is past its connect sequence (attached or beating). */
   #ready = false;
@@ -357,14 +113,8 @@ class TetherNodeImpl implements TetherNode {
   #attachmentState: NodeState | null = null;
   #readOnly = false;
   #termination: TerminationReason | null = null;
-  /** The next beat, on the process's shared scheduler (one Node timer for every node). */
-  #beatTimer: ScheduledTask | null = null;
-  /** The connection the beat timer last beat for (its first beat's phase is drawn wider). */
-  #beatConn: Connection | null = null;
   #connectAttempts = 0;
   #connections = 0;
-  #heartbeats = 0;
-  #lastHeartbeatAt: number | null = null;
   #nextAttemptAt: number | null = null;
   #lostAt: number | null = null;
 
@@ -407,60 +157,27 @@ class TetherNodeImpl implements TetherNode {
     this.#onEnrolled = options.onEnrolled;
     this.#random = options.random ?? Math.random;
     this.#backoff = new Backoff({ ...options.backoff, random: this.#random });
-    this.#autoMetrics = options.autoMetrics ?? false;
-    this.#heartbeatOverride = options.heartbeatIntervalMs;
-    this.#heartbeatJitter = Math.min(0.5, Math.max(0, options.heartbeatJitter ?? 0.1));
     this.#callTimeoutMs = options.callTimeoutMs ?? 15_000;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.#keepAliveIntervalMs = options.keepAliveIntervalMs ?? 10_000;
     this.#pongTimeoutMs = options.pongTimeoutMs ?? 5_000;
-    this.#dispatcher = new CommandDispatcher(
-      {
-        ack: async (commandId) => {
-          const { state } = await this.#commandCall((client) =>
-            client.runtimenode.commandack.mutate({ commandId: commandId }),
-          );
-          // Anything but running (cancelled, expired…): the server does not want it run.
-          if (state !== 'running') {
-            throw new DispatchRefused('command.not_open', `the command is ${state}`);
-          }
-        },
-        report: (commandId, outcome) =>
-          this.#commandCall((client) =>
-            client.runtimenode.commandresult.mutate(resultInput(commandId, outcome)),
-          ).then(() => undefined),
-        emit: (event, arg) => {
-          const at = Date.now();
-          switch (event) {
-            case 'received':
-              this.#emitter.emit('command_received', {
-                ...(arg as Parameters<CommandEvents['received']>[0]),
-                at,
-              });
-              break;
-            case 'started':
-              this.#emitter.emit('command_started', {
-                ...(arg as Parameters<CommandEvents['started']>[0]),
-                at,
-              });
-              break;
-            case 'finished':
-              this.#emitter.emit('command_finished', {
-                ...(arg as Parameters<CommandEvents['finished']>[0]),
-                at,
-              });
-              break;
-            case 'cancelled':
-              this.#emitter.emit('command_cancelled', {
-                ...(arg as Parameters<CommandEvents['cancelled']>[0]),
-                at,
-              });
-              break;
-          }
-        },
-      },
-      options.commandMemory !== undefined ? { finishedMemory: options.commandMemory } : {},
-    );
+    const host = {
+      emitter: this.#emitter,
+      log: this.#log,
+      isCurrent: (conn: Connection) => this.#conn === conn,
+      readyConnection: () => this.#readyConnection(),
+      call: <T>(conn: Connection, call: () => Promise<T>) => this.#step(conn, call),
+      nodeId: () => this.#credentials!.nodeId,
+      health: () => this.#health,
+      serverIntervalMs: () => this.#info?.heartbeatIntervalMs,
+    };
+    this.#commands = new NodeCommands(host, options.commandMemory);
+    this.#heartbeats = new Heartbeats(host, {
+      intervalMs: options.heartbeatIntervalMs,
+      jitter: Math.min(0.5, Math.max(0, options.heartbeatJitter ?? 0.1)),
+      random: this.#random,
+      autoMetrics: options.autoMetrics ?? false,
+    });
   }
 
   get state(): NodeConnectionState {
@@ -496,10 +213,10 @@ class TetherNodeImpl implements TetherNode {
       serverInfo: this.#info,
       connectAttempts: this.#connectAttempts,
       reconnects: Math.max(0, this.#connections - 1),
-      heartbeats: this.#heartbeats,
-      lastHeartbeatAt: this.#lastHeartbeatAt,
-      commandCapabilities: this.#dispatcher.capabilities,
-      activeCommands: this.#dispatcher.activeCount,
+      heartbeats: this.#heartbeats.count,
+      lastHeartbeatAt: this.#heartbeats.lastAt,
+      commandCapabilities: this.#commands.dispatcher.capabilities,
+      activeCommands: this.#commands.dispatcher.activeCount,
       openSockets: this.#conn?.openSockets ?? 0,
       nextAttemptAt: this.#nextAttemptAt,
       termination: this.#termination,
@@ -532,7 +249,7 @@ class TetherNodeImpl implements TetherNode {
     }
     this.#wake.abort();
     // Running handlers are told (their signal aborts); what they report still goes out below.
-    this.#dispatcher.stop();
+    this.#commands.dispatcher.stop();
     const conn = this.#conn;
     if (conn && conn.isOpen && options.detach !== false && this.#credentials) {
       // Let an attach in flight land first, so the detach is the last word.
@@ -569,15 +286,15 @@ class TetherNodeImpl implements TetherNode {
     }
     const { descriptor = {}, ...handlerOptions } = options;
     const merged = checkCapabilities({ ...this.#declared(), [capability]: descriptor });
-    this.#dispatcher.register(capability, handler, handlerOptions);
-    this.#handled.set(capability, merged[capability]!);
+    this.#commands.dispatcher.register(capability, handler, handlerOptions);
+    this.#commands.descriptors.set(capability, merged[capability]!);
     this.#handlersChanged();
     let removed = false;
     return () => {
       if (removed) return;
       removed = true;
-      this.#dispatcher.unregister(capability);
-      this.#handled.delete(capability);
+      this.#commands.dispatcher.unregister(capability);
+      this.#commands.descriptors.delete(capability);
       this.#handlersChanged();
     };
   }
@@ -595,7 +312,7 @@ class TetherNodeImpl implements TetherNode {
     try {
       return await this.#declare(conn);
     } catch (raw) {
-      const error = this.#publicError(raw);
+      const error = publicError(raw);
       // A refusal leaves the server's view unchanged, so ours goes back too (a later re-attach
       // must not declare what the server refused). Unconfirmed (transport) stays: it is
       // declared at the next connection.
@@ -617,97 +334,36 @@ class TetherNodeImpl implements TetherNode {
         result = await this.#declare(conn, reason);
       }
     } catch (raw) {
-      throw this.#publicError(raw);
+      throw publicError(raw);
     } finally {
       // Presence follows beats: report the new health now rather than at the next tick.
-      if (conn.isOpen) await this.#beat(conn);
+      if (conn.isOpen) await this.#heartbeats.beat(conn);
     }
     return result;
   }
 
   reportMetrics(gauges?: Record<string, number>): HeartbeatMetrics {
-    const metrics = this.#metrics().collect(gauges);
-    this.#pendingMetrics = metrics;
-    return metrics;
+    return this.#heartbeats.reportMetrics(gauges);
   }
 
-  async waitFor(
+  waitFor(
     states: NodeConnectionState | readonly NodeConnectionState[],
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<NodeConnectionState> {
-    const wanted: readonly NodeConnectionState[] = typeof states === 'string' ? [states] : states;
-    if (wanted.includes(this.#state)) return this.#state;
-    if (FINAL_STATES.includes(this.#state)) throw this.#finalStateError(wanted);
-    return new Promise((resolve, reject) => {
-      const cleanup = (): void => {
-        off();
-        if (timer) clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
-      };
-      const off = this.#emitter.on('state', (state) => {
-        if (wanted.includes(state)) {
-          cleanup();
-          resolve(state);
-        } else if (FINAL_STATES.includes(state)) {
-          cleanup();
-          reject(this.#finalStateError(wanted));
-        }
-      });
-      const timer =
-        options.timeoutMs === undefined
-          ? undefined
-          : setTimeout(() => {
-              cleanup();
-              reject(
-                new Error(
-                  `node did not reach ${wanted.join('|')} within ${options.timeoutMs} ms (state: ${this.#state})`,
-                ),
-              );
-            }, options.timeoutMs);
-      const onAbort = (): void => {
-        cleanup();
-        reject(
-          options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted'),
-        );
-      };
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    return waitForState(this, states, options);
   }
 
-  async *states(signal?: AbortSignal): AsyncIterableIterator<NodeConnectionState> {
-    const queue: NodeConnectionState[] = [];
-    let notify: (() => void) | undefined;
-    const off = this.#emitter.on('state', (state) => {
-      queue.push(state);
-      notify?.();
-    });
-    const onAbort = (): void => notify?.();
-    signal?.addEventListener('abort', onAbort);
-    try {
-      yield this.#state;
-      if (FINAL_STATES.includes(this.#state)) return;
-      for (;;) {
-        while (queue.length > 0) {
-          const state = queue.shift()!;
-          yield state;
-          if (FINAL_STATES.includes(state)) return;
-        }
-        if (signal?.aborted) return;
-        await new Promise<void>((resolve) => (notify = resolve));
-        notify = undefined;
-      }
-    } finally {
-      off();
-      signal?.removeEventListener('abort', onAbort);
-    }
+  states(signal?: AbortSignal): AsyncIterableIterator<NodeConnectionState> {
+    return stateChanges(this, signal);
   }
 
   // ── internals ────────────────────────────────────────────────────────────────────────────
 
   /** What the node declares: its capabilities plus those it has handlers for. */
   #declared(): Capabilities {
-    if (this.#handled.size === 0) return this.#capabilities;
-    return { ...Object.fromEntries(this.#handled), ...this.#capabilities };
+    const handled = this.#commands.descriptors;
+    if (handled.size === 0) return this.#capabilities;
+    return { ...Object.fromEntries(handled), ...this.#capabilities };
   }
 
   /** A handler was added or removed: declare the new set now, and (un)subscribe. */
@@ -718,7 +374,7 @@ class TetherNodeImpl implements TetherNode {
       this.#declare(conn).catch((raw: unknown) => {
         if (raw instanceof ConnectionLost) return; // declared at the next connection
         this.#log.warn(
-          { nodeId: this.nodeId, code: this.#publicError(raw).code },
+          { nodeId: this.nodeId, code: publicError(raw).code },
           'declaring the command capabilities failed',
         );
       });
@@ -728,64 +384,7 @@ class TetherNodeImpl implements TetherNode {
 
   /** Subscribes to commands on `conn` when there are handlers (once per connection). */
   #syncCommands(conn: Connection): void {
-    if (!this.#dispatcher.hasHandlers) {
-      this.#commands?.unsubscribe();
-      this.#commands = null;
-      return;
-    }
-    if (this.#commands?.conn === conn) return;
-    this.#commands?.unsubscribe();
-    const nodeId = this.#credentials!.nodeId;
-    const subscription = conn.client.runtimenode.commands.subscribe(
-      { nodeId: nodeId },
-      {
-        onStarted: () => {
-          // Results finished while the connection was down go out now.
-          this.#dispatcher.flush();
-        },
-        onData: ({ data }) => this.#onCommandMessage(data),
-        onError: (raw) => {
-          if (this.#conn !== conn || !conn.isOpen) return; // the connection's loss says it all
-          const error = toTetherError(raw);
-          this.#log.warn({ nodeId, code: error.code }, 'commands subscription failed');
-          if (this.#commands?.conn === conn) this.#commands = null;
-          if (isTerminal(error))
-            conn.lose({ kind: 'call_failed', code: error.code, message: error.message });
-        },
-      },
-    );
-    this.#commands = { conn, unsubscribe: () => subscription.unsubscribe() };
-  }
-
-  #onCommandMessage(message: NodeCommandMessage): void {
-    if (message.kind === 'cancel') this.#dispatcher.cancel(message.commandId, message.reason);
-    else this.#dispatcher.deliver(message.command);
-  }
-
-  /**
-   * A command call on the ready connection. Not connected / lost → a plain Error (not sent: a
-   * redelivery will come). The server's refusal of a command that is over → DispatchRefused.
-   */
-  async #commandCall<T>(call: (client: Connection['client']) => Promise<T>): Promise<T> {
-    const conn = this.#readyConnection();
-    if (!conn) throw new Error('not connected');
-    try {
-      return await this.#step(conn, () => call(conn.client));
-    } catch (raw) {
-      if (raw instanceof ConnectionLost) throw new Error('connection lost');
-      const error = toTetherError(raw);
-      if (isTransportError(error) || error.retryable) throw error;
-      throw new DispatchRefused(error.code, error.message);
-    }
-  }
-
-  #metrics(): MetricsCollector {
-    return (this.#metricsCollector ??= new MetricsCollector());
-  }
-
-  #finalStateError(wanted: readonly NodeConnectionState[]): Error {
-    const why = this.#termination ? `: ${this.#termination.message}` : '';
-    return new Error(`node is ${this.#state}${why} (waiting for ${wanted.join('|')})`);
+    this.#commands.sync(conn, this.#credentials!.nodeId);
   }
 
   #setState(next: NodeConnectionState): void {
@@ -814,45 +413,8 @@ class TetherNodeImpl implements TetherNode {
   }
 
   /** A call on `conn`: TetherError on refusal, ConnectionLost if the socket goes first. */
-  async #step<T>(conn: Connection, call: () => Promise<T>): Promise<T> {
-    const lost = conn.lost.then((cause) => Promise.reject(new ConnectionLost(cause)));
-    lost.catch(() => undefined);
-    let timer: ScheduledTask | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = processScheduler().schedule(this.#callTimeoutMs, () => {
-        const cause: LossCause = { kind: 'dropped', reason: 'a call timed out' };
-        conn.lose(cause);
-        reject(new ConnectionLost(cause));
-      });
-    });
-    try {
-      return await Promise.race([
-        call().catch((raw: unknown) => {
-          const error = toTetherError(raw);
-          // The socket failed under the call: the connection is over, say so precisely.
-          if (isTransportError(error)) {
-            conn.lose({ kind: 'dropped', reason: error.message });
-            return Promise.reject(
-              new ConnectionLost(conn.lostCause ?? { kind: 'dropped', reason: error.message }),
-            );
-          }
-          return Promise.reject(error);
-        }),
-        lost,
-        timeout,
-      ]);
-    } finally {
-      timer?.cancel();
-    }
-  }
-
-  #publicError(raw: unknown): TetherError {
-    if (raw instanceof ConnectionLost) {
-      return transportError(
-        `The connection was lost (${raw.loss.kind}); not confirmed by the server.`,
-      );
-    }
-    return toTetherError(raw);
+  #step<T>(conn: Connection, call: () => Promise<T>): Promise<T> {
+    return callOn(conn, this.#callTimeoutMs, call);
   }
 
   /** capabilityupdate with the current capabilities (+ health when attached and declared). */
@@ -894,67 +456,6 @@ class TetherNodeImpl implements TetherNode {
       }
     }
     return result;
-  }
-
-  #heartbeatInterval(): number {
-    return this.#heartbeatOverride ?? this.#info?.heartbeatIntervalMs ?? 15_000;
-  }
-
-  #scheduleBeat(conn: Connection): void {
-    const interval = this.#heartbeatInterval();
-    // A connection's first beat comes up to half a cadence early (never late): nodes that
-    // attached together (a cold start, a reconnect wave) then beat spread over the cadence
-    // instead of in lockstep. Later beats: the cadence ± jitter.
-    const first = this.#beatConn !== conn;
-    this.#beatConn = conn;
-    const factor = first
-      ? 1 - Math.min(0.5, 5 * this.#heartbeatJitter) * this.#random()
-      : 1 + (this.#random() * 2 - 1) * this.#heartbeatJitter;
-    const wait = Math.max(1, interval * factor);
-    if (this.#beatTimer === null) {
-      this.#beatTimer = processScheduler().schedule(wait, () => void this.#beat(this.#beatConn!));
-    } else {
-      this.#beatTimer.reschedule(wait);
-    }
-  }
-
-  async #beat(conn: Connection): Promise<void> {
-    this.#beatTimer?.cancel();
-    if (this.#conn !== conn || !conn.isOpen) return;
-    const credentials = this.#credentials!;
-    let metrics = this.#pendingMetrics;
-    this.#pendingMetrics = undefined;
-    if (metrics === undefined && this.#autoMetrics) metrics = this.#metrics().collect();
-    const healthState = this.#health;
-    try {
-      await this.#step(conn, () =>
-        conn.client.runtimenode.heartbeat.mutate({
-          nodeId: credentials.nodeId,
-          healthState,
-          ...(metrics !== undefined ? { metrics } : {}),
-        }),
-      );
-      this.#heartbeats++;
-      this.#lastHeartbeatAt = Date.now();
-      this.#emitter.emit('heartbeat', {
-        at: this.#lastHeartbeatAt,
-        healthState,
-        ...(metrics !== undefined ? { metrics } : {}),
-      });
-    } catch (raw) {
-      if (raw instanceof ConnectionLost) return;
-      const error = toTetherError(raw);
-      // Unsent metrics wait for the next beat unless newer ones were reported meanwhile.
-      this.#pendingMetrics ??= metrics;
-      this.#emitter.emit('heartbeat_failed', { at: Date.now(), error });
-      if (isTerminal(error)) {
-        conn.lose({ kind: 'call_failed', code: error.code, message: error.message });
-        return;
-      }
-      // rate_limited, system.unavailable (draining: the socket goes next), system.internal: beat on.
-      this.#log.warn({ nodeId: credentials.nodeId, code: error.code }, 'heartbeat failed');
-    }
-    if (this.#conn === conn && conn.isOpen) this.#scheduleBeat(conn);
   }
 
   async #run(): Promise<void> {
@@ -1073,9 +574,8 @@ class TetherNodeImpl implements TetherNode {
         cause = conn.lostCause ?? cause;
       }
     }
-    this.#beatTimer?.cancel();
-    this.#beatConn = null;
-    if (this.#commands?.conn === conn) this.#commands = null;
+    this.#heartbeats.stop();
+    this.#commands.connectionEnded(conn);
     this.#serverWaitMs = cause.kind === 'open_failed' ? cause.retryAfterMs : undefined;
     const wasReady = this.#ready;
     const wasOnline = this.#state === 'online' || this.#state === 'attached';
@@ -1236,8 +736,8 @@ class TetherNodeImpl implements TetherNode {
     }
     this.#backoff.connected();
     // Beat once now without a session (presence); with one, attach was the proof of life.
-    if (this.#sessionId === undefined) await this.#beat(conn);
-    else this.#scheduleBeat(conn);
+    if (this.#sessionId === undefined) await this.#heartbeats.beat(conn);
+    else this.#heartbeats.schedule(conn);
     const online = this.#sessionId === undefined || isOnlineAttachment(this.#attachmentState);
     if (online) {
       this.#setState('online');
@@ -1311,16 +811,6 @@ class TetherNodeImpl implements TetherNode {
     }
   }
 }
-
-/** `runtimenode.commandresult`'s input for an outcome. */
-function resultInput(commandId: string, outcome: CommandOutcome): CommandResultInput {
-  const id = commandId as CommandId;
-  return outcome.ok
-    ? { commandId: id, ok: true, output: outcome.output as CommandResultJson }
-    : { commandId: id, ok: false, error: outcome.error };
-}
-
-type CommandResultJson = CommandResultInput['output'];
 
 function checkCapabilities(capabilities: Capabilities): Capabilities {
   const parsed = CapabilitiesSchema.safeParse(capabilities);
