@@ -47,6 +47,7 @@ export async function runNode(core: NodeCore): Promise<void> {
     core.setState('reconnecting');
     core.emitter.emit('reconnect_scheduled', { at: Date.now(), attempt, delayMs: wait });
     core.log.info({ nodeId: core.nodeId, attempt, delayMs: wait }, 'reconnecting after backoff');
+    // On the shared scheduler: after an outage every node of the process waits out a backoff.
     await processScheduler().delay(wait, core.wake.signal);
     core.nextAttemptAt = null;
   }

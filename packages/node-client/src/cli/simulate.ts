@@ -1,5 +1,6 @@
 /** `tether-agent simulate`: N simulated nodes in this process, a status line every interval. */
 import { access, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DEVICE_ENROLL_BATCH_MAX } from '@tether/contracts';
 import { loadCredentialsList, saveCredentialsList, type NodeCredentials } from '../credentials.js';
 import {
@@ -173,7 +174,7 @@ export async function simulateCommand(args: string[]): Promise<number> {
         signalled.then((name) => out(`${name}: stopping the simulation...`)),
       ];
       if (durationS !== undefined) {
-        ended.push(new Promise((resolve) => setTimeout(resolve, durationS * 1000).unref()));
+        ended.push(sleep(durationS * 1000, undefined, { ref: false }));
       }
       if (values['until-online']) {
         ended.push(
