@@ -20,12 +20,20 @@ export interface TestServer extends RunningTether {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Presence thresholds short enough to watch a node age within a test (sweep every 100 ms). */
-export const FAST_PRESENCE_ENV = {
-  TETHER_DEGRADED_AFTER_MS: '300',
-  TETHER_OFFLINE_AFTER_MS: '600',
-  TETHER_SWEEP_INTERVAL_MS: '100',
-};
+/**
+ * Presence thresholds short enough to watch a node age within a test: degraded after
+ * `degradedAfterMs` without a beat, offline after twice that, a sweep every 100 ms.
+ */
+export function fastPresenceEnv(degradedAfterMs: number): Record<string, string> {
+  return {
+    TETHER_DEGRADED_AFTER_MS: String(degradedAfterMs),
+    TETHER_OFFLINE_AFTER_MS: String(2 * degradedAfterMs),
+    TETHER_SWEEP_INTERVAL_MS: '100',
+  };
+}
+
+/** The usual fast presence: degraded after 300 ms, offline after 600 ms. */
+export const FAST_PRESENCE_ENV = fastPresenceEnv(300);
 
 export interface TestServerOptions {
   env?: Record<string, string>;

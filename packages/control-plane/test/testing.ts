@@ -11,6 +11,7 @@ export { freePort } from './postgres.js';
 export { spawnServer, type ServerProcess } from './process-server.js';
 export {
   FAST_PRESENCE_ENV,
+  fastPresenceEnv,
   startTestServer,
   type TestServer,
   type TestServerOptions,

@@ -11,6 +11,7 @@ import {
   enrolled,
   eventually,
   events,
+  fastPresenceEnv,
   nextEvent,
   operator,
   seed,
@@ -108,9 +109,7 @@ describe('node lifecycle against a real server', () => {
     await using server = await startTestServer({
       env: {
         ...FAST_BEATS,
-        TETHER_DEGRADED_AFTER_MS: '600',
-        TETHER_OFFLINE_AFTER_MS: '1200',
-        TETHER_SWEEP_INTERVAL_MS: '100',
+        ...fastPresenceEnv(600),
       },
     });
     const { sessionId, enrollmentKey } = await seed(server.url, server.adminToken);

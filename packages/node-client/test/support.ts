@@ -25,6 +25,7 @@ import { createTestDatabase, type TestDatabase } from '@tether/control-plane/tes
 
 export {
   eventually,
+  fastPresenceEnv,
   freePort,
   startTestServer,
   type TestServer,

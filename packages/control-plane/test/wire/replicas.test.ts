@@ -13,14 +13,13 @@ import { subscribeSse, type Collected } from '../feed.js';
 import { mutate } from '../http.js';
 import { spawnServer, type ServerProcess } from '../process-server.js';
 import { rawNodeSocket } from '../raw-ws.js';
+import { fastPresenceEnv } from '../server.js';
 
 const ADMIN = 'tpt_replicas-test-bootstrap-admin-token-001';
 
 const ENV = {
   TETHER_BOOTSTRAP_TOKEN: ADMIN,
-  TETHER_DEGRADED_AFTER_MS: '400',
-  TETHER_OFFLINE_AFTER_MS: '800',
-  TETHER_SWEEP_INTERVAL_MS: '100',
+  ...fastPresenceEnv(400),
   // Revocations must travel by NOTIFY, not by the periodic revalidation.
   TETHER_AUTH_CACHE_TTL_MS: '600000',
   TETHER_FEED_POLL_MS: '600000',

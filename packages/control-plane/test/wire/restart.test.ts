@@ -8,6 +8,7 @@ import { createTestDatabase } from '../db.js';
 import { eventually } from '../eventually.js';
 import { mutate, query } from '../http.js';
 import { spawnServer } from '../process-server.js';
+import { fastPresenceEnv } from '../server.js';
 
 const ADMIN = 'tpt_restart-test-bootstrap-admin-token-0001';
 
@@ -175,9 +176,7 @@ describe('restart loses nothing', () => {
       const env = {
         DATABASE_URL: database.url,
         TETHER_BOOTSTRAP_TOKEN: ADMIN,
-        TETHER_DEGRADED_AFTER_MS: '400',
-        TETHER_OFFLINE_AFTER_MS: '800',
-        TETHER_SWEEP_INTERVAL_MS: '100',
+        ...fastPresenceEnv(400),
       };
       try {
         const first = await spawnServer(env);
