@@ -129,7 +129,7 @@ export class Heartbeats {
       this.#pendingMetrics ??= metrics;
       this.#host.emitter.emit('heartbeat_failed', { at: Date.now(), error });
       if (isTerminal(error)) {
-        conn.lose({ kind: 'call_failed', code: error.code, message: error.message });
+        conn.lose({ kind: 'call_failed', code: error.code, message: error.message, error });
         return;
       }
       // rate_limited, system.unavailable (draining: the socket goes next), system.internal: beat on.

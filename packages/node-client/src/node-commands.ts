@@ -118,7 +118,7 @@ export class NodeCommands {
           this.#host.log.warn({ nodeId, code: error.code }, 'commands subscription failed');
           if (this.#subscription?.conn === conn) this.#subscription = null;
           if (isTerminal(error))
-            conn.lose({ kind: 'call_failed', code: error.code, message: error.message });
+            conn.lose({ kind: 'call_failed', code: error.code, message: error.message, error });
         },
       },
     );

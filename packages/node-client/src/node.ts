@@ -147,7 +147,13 @@ class TetherNodeImpl implements TetherNode {
     if (conn && conn.isOpen && options.detach !== false && core.credentials) {
       // Let an attach in flight land first, so the detach is the last word.
       if (core.connecting) {
-        await Promise.race([core.connecting.catch(() => undefined), delay(core.callTimeoutMs)]);
+        // The bounded wait is cancelled once the attach lands: it must not keep the process up.
+        const landed = new AbortController();
+        await Promise.race([
+          core.connecting.catch(() => undefined),
+          delay(core.callTimeoutMs, landed.signal),
+        ]);
+        landed.abort();
       }
       if (conn.isOpen) {
         const nodeId = core.credentials.nodeId;

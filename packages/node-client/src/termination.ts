@@ -45,7 +45,7 @@ export function terminationFor(
     };
   }
   if (cause.kind !== 'call_failed') return null;
-  const error = failure ?? new TetherError(cause.code, cause.message);
+  const error = failure ?? cause.error ?? new TetherError(cause.code, cause.message);
   if (error.code === 'auth.unauthenticated' && isCredentialEndReason(error.details?.reason)) {
     return {
       code: 'credential_revoked',

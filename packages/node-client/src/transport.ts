@@ -15,6 +15,7 @@ import {
   isTerminalCloseCode,
   tetherEndpoints,
   type TetherClient,
+  type TetherError,
   type TetherErrorCode,
 } from '@tether/client';
 import {
@@ -52,7 +53,13 @@ export type LossCause =
       /** The server refused the session for now (admission limit) and said when to return. */
       retryAfterMs?: number;
     }
-  | { kind: 'call_failed'; code: TetherErrorCode; message: string }
+  | {
+      kind: 'call_failed';
+      code: TetherErrorCode;
+      message: string;
+      /** The refusal itself, when a call or stream on the socket failed (its details count). */
+      error?: TetherError;
+    }
   | { kind: 'dropped'; reason: string }
   | { kind: 'stopped' };
 
@@ -102,6 +109,7 @@ export class Connection {
   readonly client: TetherClient;
   readonly #ws: TRPCWebSocketClient;
   readonly #sockets = new Set<WebSocket>();
+  #disposed = false;
   readonly lost: Promise<LossCause>;
   #resolveLost!: (cause: LossCause) => void;
   #lostCause: LossCause | null = null;
@@ -206,6 +214,9 @@ export class Connection {
           });
           res.on('error', () => this.terminate());
         });
+        // tRPC opens its socket a few microtasks after being asked to: one born after dispose()
+        // would otherwise live (watched by the keep-alive) until its handshake deadline.
+        if (self.#disposed) this.terminate();
       }
     }
 
@@ -308,6 +319,7 @@ export class Connection {
    * terminate. Not graceful: terminate at once (the peer is gone or must be abandoned).
    */
   async dispose(graceful: boolean, graceMs = 1_000): Promise<void> {
+    this.#disposed = true;
     this.#lose({ kind: 'stopped' });
     const open = [...this.#sockets].filter((s) => s.readyState !== WebSocket.CLOSED);
     if (open.length === 0) return;

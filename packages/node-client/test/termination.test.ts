@@ -27,6 +27,18 @@ describe('terminationFor: when a lost connection ends the node for good', () => 
     },
   );
 
+  it('the commands stream or a beat refused the same way (the error rides on the loss) ends it the same way', () => {
+    const error = new TetherError('auth.unauthenticated', 'The node token was rotated.', {
+      reason: 'token_rotated',
+    });
+    expect(
+      terminationFor(
+        { kind: 'call_failed', code: error.code, message: error.message, error },
+        undefined,
+      ),
+    ).toMatchObject({ code: 'credential_revoked', error });
+  });
+
   it('auth.unauthenticated without a credential-end reason keeps its own code', () => {
     const error = new TetherError('auth.unauthenticated', 'Unknown token.');
     expect(
