@@ -61,6 +61,8 @@ function upgradeRefusal(statusLine: string, error: TetherError, retryAfterMs?: n
  * one of its calls is answered, which the server cannot foresee; this is a short hint.
  */
 const IN_FLIGHT_RETRY_MS = 100;
+
+/** The WebSocket server and what the host stops or reads of it. */
 export interface WebSocketPath {
   wss: WebSocketServer;
   heartbeatFastPath: WsHeartbeatFastPath;
