@@ -152,7 +152,7 @@ export async function launch(
     {
       ...(account ?? {}),
       env: CHILD_ENV,
-      // Its own process group: the owner decides when it stops (see the file header).
+      // Its own process group: the owner decides when it stops (see embedded.ts's header).
       detached: true,
       stdio: ['ignore', 'ignore', 'pipe'],
     },
