@@ -4,7 +4,7 @@
  * helpers (256-bit tokens, SHA-256 at rest), the issuing of a participant token, the heartbeat batcher (the WAL probe) and the
  * staleness sweep (timed directly against PostgreSQL). Not an API for anything else.
  */
-export { issueParticipantToken } from './auth/service.js';
+export { issueParticipantToken } from './auth/participant-tokens.js';
 export { generateToken, hashToken } from './auth/tokens.js';
 export { startEmbeddedPostgres } from './db/embedded.js';
 export { runMigrations } from './db/migrate.js';

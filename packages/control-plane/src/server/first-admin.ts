@@ -1,5 +1,5 @@
 /**
- * A server nobody can sign in to creates its first admin (auth/service.ts `ensureFirstAdmin`)
+ * A server nobody can sign in to creates its first admin (auth/participant-tokens.ts `ensureFirstAdmin`)
  * and writes the token to `<data dir>/first-admin-token` (mode 0600, written whole and renamed
  * into place). The log names the file and never the token.
  */
@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { ensureFirstAdmin, FIRST_ADMIN_NAME } from '../auth/service.js';
+import { ensureFirstAdmin, FIRST_ADMIN_NAME } from '../auth/participant-tokens.js';
 import type { Db } from '../db/pool.js';
 
 export const FIRST_ADMIN_FILE = 'first-admin-token';

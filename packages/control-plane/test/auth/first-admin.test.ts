@@ -4,7 +4,7 @@
  * with an active admin gets none.
  */
 import { describe, expect, it } from 'vitest';
-import { ensureFirstAdmin } from '../../src/auth/service.js';
+import { ensureFirstAdmin } from '../../src/auth/participant-tokens.js';
 import { createDb } from '../../src/db/pool.js';
 import { useTestDatabase } from '../db.js';
 import { eventually } from '../eventually.js';

@@ -10,7 +10,7 @@ import {
   issueParticipantToken,
   revokeParticipantToken,
   type IssuedToken,
-} from '../../src/auth/service.js';
+} from '../../src/auth/participant-tokens.js';
 import { hashToken } from '../../src/auth/tokens.js';
 import { useTestDatabase } from '../db.js';
 import { eventually } from '../eventually.js';

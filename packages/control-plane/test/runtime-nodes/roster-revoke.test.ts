@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { attach, heartbeat, revokeAttachment, roster } from '../../src/runtime-nodes/service.js';
+import { attach, heartbeat, revokeAttachment } from '../../src/runtime-nodes/service.js';
+import { roster } from '../../src/runtime-nodes/roster.js';
 import { getNode } from '../../src/nodes/queries.js';
 import { raiseFloor } from '../../src/sessions/service.js';
 import { useTestDatabase } from '../db.js';

@@ -3,7 +3,7 @@ import type { NodeId, ParticipantId, SessionId } from '@tether/contracts';
 import { createTRPCClient, createWSClient, wsLink, type TRPCClient } from '@trpc/client';
 import superjson from 'superjson';
 import WebSocket from 'ws';
-import { createParticipantWithToken } from '../../src/auth/service.js';
+import { createParticipantWithToken } from '../../src/auth/participant-tokens.js';
 import { generateToken, hashToken } from '../../src/auth/tokens.js';
 import { registerNode } from '../../src/nodes/service.js';
 import type { AppRouter } from '../../src/trpc/root.js';

@@ -4,7 +4,7 @@ import { createTRPCClient, createWSClient, wsLink } from '@trpc/client';
 import superjson from 'superjson';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createParticipantWithToken } from '../../src/auth/service.js';
+import { createParticipantWithToken } from '../../src/auth/participant-tokens.js';
 import { generateToken, hashToken } from '../../src/auth/tokens.js';
 import { registerNode } from '../../src/nodes/service.js';
 import { CLOSE_CREDENTIAL_REVOKED } from '../../src/server/connections.js';

@@ -11,6 +11,7 @@ import {
   CommandWatchInput,
 } from '@tether/contracts';
 import { tracked } from '@trpc/server';
+import * as queries from '../../commands/queries.js';
 import * as commands from '../../commands/service.js';
 import { router } from '../init.js';
 import { participantProcedure, streamSignal } from '../procedures.js';
@@ -35,12 +36,12 @@ export const commandRouter = router({
     .meta(rest('GET', '/commands/{commandId}', 'commands', 'Get a command: state, result'))
     .input(CommandIdInput)
     .output(CommandView)
-    .query(({ ctx, input }) => commands.getCommand(ctx.deps.db, ctx.principal, input.commandId)),
+    .query(({ ctx, input }) => queries.getCommand(ctx.deps.db, ctx.principal, input.commandId)),
   list: participantProcedure
     .meta(rest('GET', '/commands', 'commands', 'List the commands you may see, newest first'))
     .input(CommandListInput)
     .output(CommandListOutput)
-    .query(({ ctx, input }) => commands.listCommands(ctx.deps.db, ctx.principal, input)),
+    .query(({ ctx, input }) => queries.listCommands(ctx.deps.db, ctx.principal, input)),
   cancel: participantProcedure
     .meta(rest('POST', '/commands/{commandId}/cancel', 'commands', 'Cancel an open command'))
     .input(CommandCancelInput)
@@ -85,7 +86,7 @@ export const commandRouter = router({
     .meta({ eventOutput: CommandWatchEvent })
     .subscription(async function* ({ ctx, input, signal }) {
       const until = streamSignal(ctx, signal) ?? new AbortController().signal;
-      for await (const update of commands.watchCommand(
+      for await (const update of queries.watchCommand(
         ctx.deps.db,
         ctx.deps.commands,
         ctx.principal,

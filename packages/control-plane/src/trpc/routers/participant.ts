@@ -17,7 +17,7 @@ import {
   createParticipantWithToken,
   listTokens,
   revokeParticipantToken,
-} from '../../auth/service.js';
+} from '../../auth/participant-tokens.js';
 import {
   listParticipants,
   resumeParticipant,

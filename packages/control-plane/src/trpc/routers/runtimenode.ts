@@ -22,6 +22,7 @@ import {
   RosterOutput,
 } from '@tether/contracts';
 import * as delivery from '../../commands/delivery.js';
+import { roster } from '../../runtime-nodes/roster.js';
 import * as runtimeNodes from '../../runtime-nodes/service.js';
 import type { Context } from '../context.js';
 import { router } from '../init.js';
@@ -124,7 +125,7 @@ export const runtimenodeRouter = router({
     )
     .input(RosterInput)
     .output(RosterOutput)
-    .query(({ ctx, input }) => runtimeNodes.roster(ctx.deps.db, ctx.principal, input)),
+    .query(({ ctx, input }) => roster(ctx.deps.db, ctx.principal, input)),
 
   /**
    * The calling node's commands (WebSocket or SSE): every open one first (again after any
