@@ -56,7 +56,7 @@ Commands:
             Ask to join: prints a pairing code, waits for an operator's approval, saves the token.
             enroll and pair refuse to replace an existing credential file without --force.
   run       [--session SESSION_ID] [--capability NAME ...] [--credentials PATH] [--url URL]
-            [--client-version MAJOR.MINOR] [--degraded] [--log-level debug|info|warn|error]
+            [--node-version MAJOR.MINOR] [--degraded] [--log-level debug|info|warn|error]
             [--allow-exec "CMD[,CMD...]" ...]
             Run this machine as a node (CPU, memory, uptime with every beat); Ctrl-C detaches.
             Answers the commands echo and system.metrics; --allow-exec adds shell.exec, which
@@ -67,7 +67,7 @@ Commands:
             it (in session ID), wait for the result and print it as JSON. --token may come from
             TETHER_TOKEN. Exit 0 succeeded, 1 failed/expired/cancelled/denied or refused.
   simulate  --url URL --count N --session SESSION_ID --key KEY [--identities PATH] [--churn]
-            [--churn-interval S] [--capability NAME ...] [--client-version V] [--ramp S]
+            [--churn-interval S] [--capability NAME ...] [--node-version V] [--ramp S]
             [--duration S] [--until-online] [--interval S] [--report PATH] [--batch N]
             N simulated nodes in this process, each with its own identity and socket.
             Enrolls in batches of --batch (default 500) with one reusable key (a single-use
@@ -318,7 +318,7 @@ async function runCommand(args: string[]): Promise<number> {
     capability: { type: 'string', multiple: true },
     credentials: { type: 'string' },
     url: { type: 'string' },
-    'client-version': { type: 'string' },
+    'node-version': { type: 'string' },
     degraded: { type: 'boolean' },
     'log-level': { type: 'string' },
     'allow-exec': { type: 'string', multiple: true },
@@ -326,7 +326,7 @@ async function runCommand(args: string[]): Promise<number> {
   const level = values['log-level'] ?? 'info';
   if (!isLevel(level)) throw new UsageError('--log-level must be debug, info, warn or error');
   const sessionId = values.session === undefined ? undefined : uuid(values.session, '--session');
-  const clientVersion = version(values['client-version'], '--client-version');
+  const nodeVersion = version(values['node-version'], '--node-version');
   const caps = capabilities(values.capability);
   const allowExec = parseAllowList(values['allow-exec'] ?? []);
   if (values['allow-exec'] !== undefined && allowExec.length === 0) {
@@ -344,7 +344,7 @@ async function runCommand(args: string[]): Promise<number> {
     autoMetrics: true,
     logger: stderrLogger(level),
     ...(sessionId !== undefined ? { sessionId } : {}),
-    ...(clientVersion !== undefined ? { clientVersion } : {}),
+    ...(nodeVersion !== undefined ? { nodeVersion } : {}),
   });
   for (const builtin of builtinCapabilities({ allowExec })) {
     node.onCommand(builtin.name, builtin.handler, {
@@ -543,7 +543,7 @@ async function simulateCommand(args: string[]): Promise<number> {
     churn: { type: 'boolean' },
     'churn-interval': { type: 'string' },
     capability: { type: 'string', multiple: true },
-    'client-version': { type: 'string' },
+    'node-version': { type: 'string' },
     ramp: { type: 'string' },
     duration: { type: 'string' },
     interval: { type: 'string' },
@@ -558,7 +558,7 @@ async function simulateCommand(args: string[]): Promise<number> {
   const intervalS = positiveNumber(values.interval, '--interval') ?? 5;
   const churnS = positiveNumber(values['churn-interval'], '--churn-interval');
   const rampS = positiveNumber(values.ramp, '--ramp');
-  const clientVersion = version(values['client-version'], '--client-version');
+  const nodeVersion = version(values['node-version'], '--node-version');
   const caps = capabilities(values.capability);
   const identities = values.identities ? await loadIdentities(values.identities) : [];
   const key = identities.length >= count ? undefined : enrollmentKey(values.key);
@@ -636,7 +636,7 @@ async function simulateCommand(args: string[]): Promise<number> {
           if (event.type === 'terminated') firstTermination ??= event.cause;
         },
         ...(rampS !== undefined ? { rampMs: rampS * 1000 } : {}),
-        ...(clientVersion !== undefined ? { clientVersion } : {}),
+        ...(nodeVersion !== undefined ? { nodeVersion } : {}),
         ...(Object.keys(caps).length > 0 ? { capabilities: caps } : {}),
       });
       if (values.identities) await saveIdentities(values.identities);

@@ -8,7 +8,7 @@
  * (attachment, session, node version, capabilities digest, health) in the upgrade request. The
  * server answers in the 101 response what `system.info` would (heartbeat cadence…) and whether it
  * resumed the attachment: resumed → online at once, no call; otherwise `runtimenode.attach` (if a
- * session is given: capabilities, client version, health) → `runtimenode.capabilityupdate` with
+ * session is given: capabilities, node version, health) → `runtimenode.capabilityupdate` with
  * `healthChanges` (only when the attachment is not already at the node's health, capabilities are
  * non-empty and the node is not read-only). Then beats at the advertised cadence ±10% jitter. A
  * server that sends no handshake answer is asked `system.info` first, as before. A lost connection (closed, failed to open, the server's
@@ -37,7 +37,7 @@ import {
   type CommandResultInput,
   type NodeCommandMessage,
   type HeartbeatMetrics,
-  type NodeState,
+  type AttachmentState,
   type ResumeClaim,
   type RuntimeNodeHealthState,
   type SystemInfoOutput,
@@ -80,7 +80,7 @@ export type NodeConnectionState =
 /** Enroll on `start()` with an enrollment key (the node's identity is created then). */
 export type EnrollmentOptions = Omit<
   EnrollWithKeyOptions,
-  'url' | 'signal' | 'client' | 'capabilities' | 'clientVersion' | 'retry'
+  'url' | 'signal' | 'client' | 'capabilities' | 'nodeVersion' | 'retry'
 >;
 
 interface CommonOptions {
@@ -90,7 +90,7 @@ interface CommonOptions {
    * This node's version (`MAJOR.MINOR`), sent with every attach and compared with the session's
    * floor: below it, the node is admitted read-only. Default: the SDK's CONTRACT_VERSION.
    */
-  clientVersion?: string;
+  nodeVersion?: string;
   /** Declared at every (re)connect. Default `{}`. */
   capabilities?: Capabilities;
   /** Attach to this session on every (re)connect. Without it the node only declares and beats. */
@@ -218,7 +218,7 @@ export interface TetherNodeEvents {
   command_finished: (e: Parameters<CommandEvents['finished']>[0] & { at: number }) => void;
   /** The server cancelled a command this node had (its handler's signal aborts). */
   command_cancelled: (e: Parameters<CommandEvents['cancelled']>[0] & { at: number }) => void;
-  /** Read-only: the session's floor is above this node's client version. */
+  /** Read-only: the session's floor is above this node's version. */
   read_only: (e: { at: number }) => void;
   terminated: (reason: TerminationReason) => void;
 }
@@ -231,7 +231,7 @@ export interface TetherNodeSnapshot {
   readOnly: boolean;
   attachment: AttachOutput | null;
   /** The attachment state the server last reported. */
-  attachmentState: NodeState | null;
+  attachmentState: AttachmentState | null;
   capabilities: Capabilities;
   serverInfo: SystemInfoOutput | null;
   connectAttempts: number;
@@ -308,7 +308,7 @@ class ConnectionLost extends Error {
 
 const FINAL_STATES: readonly NodeConnectionState[] = ['stopped', 'terminated'];
 
-function isOnlineAttachment(state: NodeState | null): boolean {
+function isOnlineAttachment(state: AttachmentState | null): boolean {
   return state === 'online' || state === 'degraded';
 }
 
@@ -316,7 +316,7 @@ class TetherNodeImpl implements TetherNode {
   readonly #emitter: Emitter<TetherNodeEvents>;
   readonly #log: TetherLogger;
   readonly #url: string;
-  readonly #clientVersion: string;
+  readonly #nodeVersion: string;
   readonly #sessionId: string | undefined;
   readonly #enrollment: EnrollmentOptions | undefined;
   readonly #onEnrolled: CommonOptions['onEnrolled'];
@@ -354,7 +354,7 @@ class TetherNodeImpl implements TetherNode {
   readonly #wake = new AbortController();
   #info: SystemInfoOutput | null = null;
   #attachment: AttachOutput | null = null;
-  #attachmentState: NodeState | null = null;
+  #attachmentState: AttachmentState | null = null;
   #readOnly = false;
   #termination: TerminationReason | null = null;
   /** The next beat, on the process's shared scheduler (one Node timer for every node). */
@@ -375,10 +375,10 @@ class TetherNodeImpl implements TetherNode {
     );
     if (!options.url) throw new TypeError('createTetherNode: `url` is required');
     this.#url = normaliseBaseUrl(options.url);
-    this.#clientVersion = options.clientVersion ?? CONTRACT_VERSION;
-    if (!EventEnvelopeVersion.safeParse(this.#clientVersion).success) {
+    this.#nodeVersion = options.nodeVersion ?? CONTRACT_VERSION;
+    if (!EventEnvelopeVersion.safeParse(this.#nodeVersion).success) {
       throw new TypeError(
-        `createTetherNode: clientVersion must be MAJOR.MINOR (got ${this.#clientVersion})`,
+        `createTetherNode: nodeVersion must be MAJOR.MINOR (got ${this.#nodeVersion})`,
       );
     }
     if (options.sessionId !== undefined && !SessionIdSchema.safeParse(options.sessionId).success) {
@@ -995,7 +995,7 @@ class TetherNodeImpl implements TetherNode {
         credentials = await enrollWithKey({
           ...enrollment,
           url: this.#url,
-          clientVersion: this.#clientVersion,
+          nodeVersion: this.#nodeVersion,
           ...(Object.keys(this.#declared()).length > 0 ? { capabilities: this.#declared() } : {}),
           signal: this.#wake.signal,
           retry: { attempts: 1 },
@@ -1121,7 +1121,7 @@ class TetherNodeImpl implements TetherNode {
     if (sessionId === undefined || attachment === null) return null;
     if (!['registering', 'online', 'degraded'].includes(this.#attachmentState ?? '')) return null;
     const parsedSession = SessionIdSchema.safeParse(sessionId);
-    const version = EventEnvelopeVersion.safeParse(this.#clientVersion);
+    const version = EventEnvelopeVersion.safeParse(this.#nodeVersion);
     const declared = CapabilitiesSchema.safeParse(this.#declared());
     if (!parsedSession.success || !version.success || !declared.success) return null;
     return {
@@ -1262,7 +1262,7 @@ class TetherNodeImpl implements TetherNode {
           sessionId,
           participantId: credentials.ownerParticipantId,
           nodeId: credentials.nodeId,
-          clientVersion: this.#clientVersion,
+          nodeVersion: this.#nodeVersion,
           capabilities: this.#declared(),
           healthState: this.#health,
         }),
@@ -1304,8 +1304,8 @@ class TetherNodeImpl implements TetherNode {
     this.#readOnly = readOnly;
     if (readOnly && !was) {
       this.#log.warn(
-        { nodeId: this.nodeId, clientVersion: this.#clientVersion },
-        "read-only: the session's minimum client version is above this node's; it keeps beating but may not write",
+        { nodeId: this.nodeId, nodeVersion: this.#nodeVersion },
+        "read-only: the session's minimum node version is above this node's; it keeps beating but may not write",
       );
       this.#emitter.emit('read_only', { at: Date.now() });
     }

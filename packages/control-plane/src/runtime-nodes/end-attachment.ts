@@ -5,16 +5,16 @@
  * Row locks are taken here before the events are written (see events/append.ts).
  */
 import {
-  ACTIVE_NODE_STATES,
+  ACTIVE_ATTACHMENT_STATES,
   fleetEvent,
   type AttachmentId,
   type FleetEventPayloads,
-  type NodeState,
+  type AttachmentState,
 } from '@tether/contracts';
 import type { Sql } from '../db/pool.js';
 import { appendEvent } from '../events/append.js';
 
-const ACTIVE = `(${ACTIVE_NODE_STATES.map((state) => `'${state}'`).join(', ')})`;
+const ACTIVE = `(${ACTIVE_ATTACHMENT_STATES.map((state) => `'${state}'`).join(', ')})`;
 
 type DetachedBy = NonNullable<FleetEventPayloads['runtimenode.detached']['by']>;
 
@@ -33,7 +33,7 @@ export async function endActiveAttachment(
   const { rows } = await sql.query<{
     id: AttachmentId;
     session_id: string;
-    previous_state: NodeState;
+    previous_state: AttachmentState;
   }>(
     `UPDATE runtime_node_attachments a SET state = 'offline', updated_at = now()
        FROM (SELECT id, state FROM runtime_node_attachments

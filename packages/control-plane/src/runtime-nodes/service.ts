@@ -4,17 +4,17 @@
  *  - at most one active attachment per node: the partial unique index decides (23505 →
  *    runtimenode.attach_conflict), never a read-then-write check;
  *  - a revoked attachment row is terminal (runtimenode.attach_revoked);
- *  - read-only is derived at write time from the stored client version and the session's
+ *  - read-only is derived at write time from the stored node version and the session's
  *    current floor; a read-only node's capability update changes nothing (version.floor_exceeded);
  *  - an attachment is online/degraded only with a non-empty declared capability set;
  *  - nothing here writes sessions or session_memberships;
  *  - times come from the database clock.
  */
 import {
-  ACTIVE_NODE_STATES,
+  ACTIVE_ATTACHMENT_STATES,
   Capabilities as CapabilitiesSchema,
   NodeMetrics,
-  NodeState,
+  AttachmentState,
   PresenceHealthState,
   TetherError,
   fleetEvent,
@@ -46,7 +46,7 @@ import { DEFAULT_METRICS_HISTORY, metricsReportedAtSql } from './metrics-history
 import { isReadOnly } from '../sessions/floor.js';
 import { presenceChangedPayloadSql, presenceChangeSetSql, writePresence } from './presence.js';
 
-const ACTIVE = `(${ACTIVE_NODE_STATES.map((state) => `'${state}'`).join(', ')})`;
+const ACTIVE = `(${ACTIVE_ATTACHMENT_STATES.map((state) => `'${state}'`).join(', ')})`;
 const ATTACHING_ROLES_SQL = `('owner', 'collaborator', 'runtime contributor')`;
 
 async function assertNodeActive(sql: Sql, nodeId: string): Promise<void> {
@@ -63,7 +63,7 @@ async function assertNodeActive(sql: Sql, nodeId: string): Promise<void> {
 
 const AttachRow = z.object({
   id: z.string(),
-  state: NodeState,
+  state: AttachmentState,
   attached_at: z.date(),
   previous_state: z.string().nullable(),
 });
@@ -101,7 +101,7 @@ function attachmentIsLive(
 const ATTACH_PRECHECK = prepared(
   'tether_attach_precheck',
   `SELECT n.status AS node_status,
-          s.min_client_version,
+          s.min_node_version,
           EXISTS (SELECT 1 FROM session_memberships m
                    WHERE m.session_id = s.id AND m.participant_id = $2
                      AND m.state = 'active' AND m.role IN ${ATTACHING_ROLES_SQL}) AS allowed,
@@ -136,7 +136,7 @@ const ACTIVE_ATTACHMENT = prepared(
  * attachment; refresh the node's capabilities and
  * version; write presence (proof of life, the writePresence rules); then the events, presence
  * first. Each step reads the previous one's output, so the locks come first and the ids last.
- * $1 session, $2 owner, $3 node, $4 capabilities, $5 client version, $6 floor seen, $7 health,
+ * $1 session, $2 owner, $3 node, $4 capabilities, $5 node version, $6 floor seen, $7 health,
  * $8 connection id, $9 read-only, $10 the stale attachment to supersede (or null), $11 the
  * capabilities digest (resume.ts compares it).
  */
@@ -146,7 +146,7 @@ const ATTACH = prepared(
 WITH node AS (
   SELECT n.node_id FROM nodes n WHERE n.node_id = $3 AND n.status = 'active' FOR NO KEY UPDATE
 ), access AS (
-  SELECT s.min_client_version IS NOT DISTINCT FROM $6::text AS same_floor
+  SELECT s.min_node_version IS NOT DISTINCT FROM $6::text AS same_floor
     FROM sessions s JOIN session_memberships m ON m.session_id = s.id AND m.participant_id = $2
    WHERE s.id = $1 AND m.state = 'active' AND m.role IN ${ATTACHING_ROLES_SQL}
      AND EXISTS (SELECT 1 FROM node)
@@ -170,14 +170,14 @@ WITH node AS (
   -- online without capabilities; an offline row is reactivated as registering. A revoked row
   -- is left untouched (the WHERE makes the upsert return nothing).
   INSERT INTO runtime_node_attachments AS a
-         (session_id, participant_id, node_id, capabilities, client_version, state, capabilities_digest)
+         (session_id, participant_id, node_id, capabilities, node_version, state, capabilities_digest)
   SELECT $1, $2, $3, $4::jsonb, $5, 'registering', $11 FROM ok LEFT JOIN previous ON true
    -- The superseded row is ended first (this reads it), so the index no longer counts it.
    WHERE (SELECT count(*) FROM superseded) >= 0
   ON CONFLICT ON CONSTRAINT runtime_node_attachments_node_session_key DO UPDATE SET
     capabilities = EXCLUDED.capabilities,
     capabilities_digest = EXCLUDED.capabilities_digest,
-    client_version = EXCLUDED.client_version,
+    node_version = EXCLUDED.node_version,
     participant_id = EXCLUDED.participant_id,
     state = CASE WHEN a.state IN ('online', 'degraded') AND EXCLUDED.capabilities <> '{}'::jsonb
                  THEN a.state ELSE 'registering' END,
@@ -185,7 +185,7 @@ WITH node AS (
   WHERE a.state <> 'revoked'
   RETURNING a.id, a.state, a.attached_at
 ), touched AS (
-  UPDATE nodes SET capabilities = $4::jsonb, client_version = $5, updated_at = now()
+  UPDATE nodes SET capabilities = $4::jsonb, node_version = $5, updated_at = now()
    WHERE node_id = $3 AND EXISTS (SELECT 1 FROM att)
 ), presence_prev AS (
   SELECT p.node_id, p.health_state FROM runtime_node_presence p
@@ -222,7 +222,7 @@ WITH node AS (
                state: 'att.state',
                previousState: '(SELECT state FROM previous)',
                readOnly: '$9::boolean',
-               clientVersion: '$5::text',
+               nodeVersion: '$5::text',
              })}
         FROM att
        ORDER BY 1
@@ -257,7 +257,7 @@ export async function attach(
   for (let attempt = 0; ; attempt++) {
     const { rows: pre } = await db.query<{
       node_status: string | null;
-      min_client_version: string | null;
+      min_node_version: string | null;
       allowed: boolean;
       other_id: string | null;
       presence_health: string | null;
@@ -267,8 +267,8 @@ export async function attach(
     if (check.node_status !== 'active') throw unauthenticatedNode();
     // Identical answer for "no such session" and "not an attaching member": no existence oracle.
     if (!check.allowed) throw attachDenied();
-    const floor = check.min_client_version;
-    const readOnly = isReadOnly(input.clientVersion, floor);
+    const floor = check.min_node_version;
+    const readOnly = isReadOnly(input.nodeVersion, floor);
     // A live other attachment is left alone: the write then fails on the index (attach_conflict).
     const supersede =
       check.other_id !== null &&
@@ -297,7 +297,7 @@ export async function attach(
         principal.ownerParticipantId,
         input.nodeId,
         capabilities,
-        input.clientVersion,
+        input.nodeVersion,
         floor,
         input.healthState,
         origin.connectionId ?? null,
@@ -389,9 +389,9 @@ async function describeConflict(
 const ActiveAttachmentRow = z.object({
   id: z.string(),
   session_id: z.string(),
-  state: NodeState,
-  client_version: z.string(),
-  min_client_version: z.string().nullable(),
+  state: AttachmentState,
+  node_version: z.string(),
+  min_node_version: z.string().nullable(),
 });
 
 export async function capabilityUpdate(
@@ -403,7 +403,7 @@ export async function capabilityUpdate(
   return db.tx(async (sql) => {
     await assertNodeActive(sql, input.nodeId);
     const { rows } = await sql.query(
-      `SELECT a.id, a.session_id, a.state, a.client_version, s.min_client_version
+      `SELECT a.id, a.session_id, a.state, a.node_version, s.min_node_version
          FROM runtime_node_attachments a JOIN sessions s ON s.id = a.session_id
         WHERE a.node_id = $1 AND a.state IN ${ACTIVE}
         FOR UPDATE OF a`,
@@ -411,19 +411,19 @@ export async function capabilityUpdate(
     );
     const attachment = rows[0] ? parseRow(ActiveAttachmentRow, rows[0], 'attachment') : undefined;
 
-    if (attachment && isReadOnly(attachment.client_version, attachment.min_client_version)) {
+    if (attachment && isReadOnly(attachment.node_version, attachment.min_node_version)) {
       throw new TetherError(
         'version.floor_exceeded',
-        'The node is read-only in this session: its client version is below the floor.',
+        'The node is read-only in this session: its node version is below the floor.',
         {
-          clientVersion: attachment.client_version,
-          minClientVersion: attachment.min_client_version,
+          nodeVersion: attachment.node_version,
+          minNodeVersion: attachment.min_node_version,
         },
       );
     }
 
     const declared = Object.keys(input.capabilities).length > 0;
-    let nextState: NodeState = attachment?.state ?? 'offline';
+    let nextState: AttachmentState = attachment?.state ?? 'offline';
     if (input.healthChanges) {
       if (!attachment) {
         throw new TetherError(
@@ -555,7 +555,7 @@ export async function revokeAttachment(
         );
       }
     }
-    const { rows } = await sql.query<{ previous_state: NodeState }>(
+    const { rows } = await sql.query<{ previous_state: AttachmentState }>(
       `UPDATE runtime_node_attachments a SET state = 'revoked', updated_at = now()
          FROM (SELECT id, state FROM runtime_node_attachments WHERE node_id = $1 AND session_id = $2 FOR UPDATE) prev
         WHERE a.id = prev.id
@@ -582,11 +582,11 @@ export async function revokeAttachment(
 const RosterRow = z.object({
   node_id: z.string(),
   participant_id: z.string(),
-  state: NodeState,
+  state: AttachmentState,
   health_state: PresenceHealthState,
   last_heartbeat_at: z.date().nullable(),
   capabilities: z.unknown(),
-  client_version: z.string(),
+  node_version: z.string(),
   attached_at: z.date(),
   metrics: NodeMetrics.nullable(),
   metrics_reported_at: z.date().nullable(),
@@ -600,10 +600,10 @@ export async function roster(
 ): Promise<RosterOutput> {
   return db.tx(async (sql) => {
     const { rows: access } = await sql.query<{
-      min_client_version: string | null;
+      min_node_version: string | null;
       member: boolean;
     }>(
-      `SELECT s.min_client_version,
+      `SELECT s.min_node_version,
               EXISTS (SELECT 1 FROM session_memberships m
                        WHERE m.session_id = s.id AND m.participant_id = $2 AND m.state = 'active') AS member
          FROM sessions s WHERE s.id = $1`,
@@ -618,7 +618,7 @@ export async function roster(
     }
     const { rows } = await sql.query(
       `SELECT a.node_id, a.participant_id, a.state, COALESCE(p.health_state, 'offline') AS health_state,
-              p.last_heartbeat_at, a.capabilities, a.client_version, a.attached_at,
+              p.last_heartbeat_at, a.capabilities, a.node_version, a.attached_at,
               p.metrics, ${metricsReportedAtSql('p')} AS metrics_reported_at
          FROM runtime_node_attachments a
          LEFT JOIN runtime_node_presence p ON p.node_id = a.node_id
@@ -634,9 +634,9 @@ export async function roster(
         state: r.state,
         healthState: r.health_state,
         lastHeartbeatAt: r.last_heartbeat_at,
-        readOnly: isReadOnly(r.client_version, session.min_client_version),
+        readOnly: isReadOnly(r.node_version, session.min_node_version),
         capabilities: parseRow(CapabilitiesSchema, r.capabilities, 'capabilities'),
-        clientVersion: r.client_version as EventEnvelopeVersion,
+        nodeVersion: r.node_version as EventEnvelopeVersion,
         attachedAt: r.attached_at,
         metrics: r.metrics,
         metricsReportedAt: r.metrics_reported_at,

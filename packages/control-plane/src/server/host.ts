@@ -250,7 +250,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       // SSE subscriptions from a browser cannot set headers: tRPC's connectionParams (in the
       // URL) may carry the token instead.
       token: bearerToken(req.headers.authorization) ?? stringParam(connectionParams, 'token', 4096),
-      clientVersion:
+      clientContractVersion:
         headerValue(req.headers['x-tether-client-version']) ??
         stringParam(connectionParams, 'clientVersion', 128),
       transport: 'http',
@@ -461,7 +461,7 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       .check({
         token,
         resume: headerValue(req.headers[RESUME_HEADER], 8192),
-        clientVersion: headerValue(req.headers[CLIENT_VERSION_HEADER]),
+        clientContractVersion: headerValue(req.headers[CLIENT_VERSION_HEADER]),
         peer: peerAddress(req, options.trustProxy),
         connectionId,
       })
@@ -530,8 +530,8 @@ export function createHost(deps: Deps, presence: PresenceBindings, options: Host
       const ctx = await buildContext(deps, {
         token: decided ? null : stringParam(info.connectionParams, 'token', 4096),
         ...(decided ? { principal: decided.principal } : {}),
-        clientVersion: decided
-          ? decided.clientVersion
+        clientContractVersion: decided
+          ? decided.clientContractVersion
           : stringParam(info.connectionParams, 'clientVersion', 128),
         transport: 'ws',
         peer: peerAddress(req, options.trustProxy),
