@@ -137,7 +137,7 @@ export const ERROR_REGISTRY = {
   'session.floor_not_monotonic': spec(
     'CONFLICT',
     false,
-    'The new minimum client version is lower than the current floor; floors only rise.',
+    'The new minimum node version is lower than the current floor; floors only rise.',
   ),
   'membership.not_found': spec(
     'NOT_FOUND',
@@ -191,7 +191,7 @@ export const ERROR_REGISTRY = {
   'version.floor_exceeded': spec(
     'CONFLICT',
     false,
-    "The node's client version is below the session's floor: it is read-only and may not write.",
+    "The node's version is below the session's floor: it is read-only and may not write.",
   ),
   'version.ceiling_exceeded': spec(
     'CONFLICT',
@@ -206,7 +206,7 @@ export const ERROR_REGISTRY = {
   'version.floor_malformed': spec(
     'INTERNAL_SERVER_ERROR',
     false,
-    "The session's stored minimum client version is not a valid MAJOR.MINOR; nothing is admitted against it.",
+    "The session's stored minimum node version is not a valid MAJOR.MINOR; nothing is admitted against it.",
   ),
   'policy.not_owner': spec(
     'FORBIDDEN',

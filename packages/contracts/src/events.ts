@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { CapabilityName } from './capabilities.js';
 import { AttachmentId, CommandId, NodeId, ParticipantId } from './ids.js';
 import { CapabilityPolicy } from './schemas/access-policy.js';
-import { CommandState, NodeState, PresenceHealthState } from './states.js';
+import { CommandState, AttachmentState, PresenceHealthState } from './states.js';
 import { EventEnvelopeVersion } from './version.js';
 
 /** Why presence changed. */
@@ -86,10 +86,10 @@ export type PresenceChangedPayload = z.infer<typeof PresenceChangedPayload>;
 /** `runtimenode.attached`: an attachment was created or reactivated (`previousState` null: created). */
 export const RuntimeNodeAttachedPayload = z.object({
   attachmentId: AttachmentId,
-  state: NodeState,
-  previousState: NodeState.nullable(),
+  state: AttachmentState,
+  previousState: AttachmentState.nullable(),
   readOnly: z.boolean(),
-  clientVersion: EventEnvelopeVersion,
+  nodeVersion: EventEnvelopeVersion,
 });
 export type RuntimeNodeAttachedPayload = z.infer<typeof RuntimeNodeAttachedPayload>;
 
@@ -101,7 +101,7 @@ export type RuntimeNodeAttachedPayload = z.infer<typeof RuntimeNodeAttachedPaylo
  * before they existed.
  */
 export const RuntimeNodeDetachedPayload = z.object({
-  previousState: NodeState,
+  previousState: AttachmentState,
   reason: Reason,
   attachmentId: AttachmentId.optional(),
   by: NodeChangeActor.optional(),
@@ -111,8 +111,8 @@ export type RuntimeNodeDetachedPayload = z.infer<typeof RuntimeNodeDetachedPaylo
 
 /** `runtimenode.state_changed`: a capability update's health change moved the attachment. */
 export const RuntimeNodeStateChangedPayload = z.object({
-  from: NodeState,
-  to: NodeState,
+  from: AttachmentState,
+  to: AttachmentState,
   reason: Reason,
 });
 export type RuntimeNodeStateChangedPayload = z.infer<typeof RuntimeNodeStateChangedPayload>;
@@ -127,14 +127,14 @@ export type RuntimeNodeCapabilitiesUpdatedPayload = z.infer<
 
 /** `runtimenode.revoked`: one attachment revoked for good (`reason: 'node_revoked'` by node.revoke). */
 export const RuntimeNodeRevokedPayload = z.object({
-  previousState: NodeState,
+  previousState: AttachmentState,
   reason: Reason,
   by: ParticipantId,
 });
 export type RuntimeNodeRevokedPayload = z.infer<typeof RuntimeNodeRevokedPayload>;
 
 /**
- * `session.floor_raised`: the session's minimum client version. `from` is the previous floor as
+ * `session.floor_raised`: the session's minimum node version. `from` is the previous floor as
  * it was stored (null: there was none; a malformed stored floor is shown as it was).
  */
 export const SessionFloorRaisedPayload = z.object({

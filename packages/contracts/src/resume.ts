@@ -12,7 +12,7 @@
  */
 import { z } from 'zod';
 import { AttachmentId, SessionId } from './ids.js';
-import { NodeState, RuntimeNodeHealthState } from './states.js';
+import { AttachmentState, RuntimeNodeHealthState } from './states.js';
 import { SystemInfoOutput } from './schemas/system.js';
 import { EventEnvelopeVersion } from './version.js';
 
@@ -93,7 +93,7 @@ export const HandshakeAnswer = SystemInfoOutput.extend({
   /** Set when not resumed. */
   reason: ResumeRefusalReason.optional(),
   /** The resumed attachment's state (null when not resumed). */
-  state: NodeState.nullable(),
+  state: AttachmentState.nullable(),
   /** The resumed attachment's read-only flag (false when not resumed: attach reports it). */
   readOnly: z.boolean(),
 });

@@ -2,15 +2,15 @@
 import { z } from 'zod';
 
 /** Lifecycle of a runtime-node attachment to a session. */
-export const NodeState = z.enum(['registering', 'online', 'degraded', 'offline', 'revoked']);
-export type NodeState = z.infer<typeof NodeState>;
+export const AttachmentState = z.enum(['registering', 'online', 'degraded', 'offline', 'revoked']);
+export type AttachmentState = z.infer<typeof AttachmentState>;
 
 /** Attachment states that count as active (at most one per node, enforced by the database). */
-export const ACTIVE_NODE_STATES = [
+export const ACTIVE_ATTACHMENT_STATES = [
   'registering',
   'online',
   'degraded',
-] as const satisfies readonly NodeState[];
+] as const satisfies readonly AttachmentState[];
 
 /** What a node may report about itself: never `offline` (that is the server's conclusion). */
 export const RuntimeNodeHealthState = z.enum(['online', 'degraded']);

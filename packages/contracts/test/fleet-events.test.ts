@@ -51,7 +51,7 @@ const SAMPLES: { [T in FleetEventType]: Payloads[T] } = {
     state: 'registering',
     previousState: null,
     readOnly: false,
-    clientVersion: '1.4' as never,
+    nodeVersion: '1.4' as never,
   },
   'runtimenode.detached': { previousState: 'online', reason: null },
   'runtimenode.state_changed': { from: 'registering', to: 'online', reason: 'ready' },

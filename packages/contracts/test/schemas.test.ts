@@ -37,7 +37,7 @@ const validAttach = {
   sessionId: SESSION,
   participantId: PARTICIPANT,
   nodeId: 'node-1',
-  clientVersion: '1.0',
+  nodeVersion: '1.0',
   capabilities: { 'fs.read': { description: 'read files' } },
   healthState: 'online',
 };
@@ -50,7 +50,7 @@ const rosterEntry = {
   lastHeartbeatAt: null,
   readOnly: false,
   capabilities: {},
-  clientVersion: '1.2',
+  nodeVersion: '1.2',
   attachedAt: NOW,
   metrics: null,
   metricsReportedAt: null,
@@ -60,7 +60,7 @@ const sessionView = {
   sessionId: SESSION,
   name: 'demo',
   state: 'active',
-  minClientVersion: null,
+  minNodeVersion: null,
   createdBy: PARTICIPANT,
   createdAt: NOW,
   updatedAt: NOW,
@@ -89,11 +89,7 @@ const SAMPLES: ReadonlyArray<readonly [string, z.ZodType, Record<string, unknown
   ['RevokeAttachmentInput', RevokeAttachmentInput, { sessionId: SESSION, nodeId: 'node-1' }],
   ['SessionCreateInput', SessionCreateInput, { name: 'demo' }],
   ['SessionView', SessionView, sessionView],
-  [
-    'SessionRaiseFloorInput',
-    SessionRaiseFloorInput,
-    { sessionId: SESSION, minClientVersion: '2.0' },
-  ],
+  ['SessionRaiseFloorInput', SessionRaiseFloorInput, { sessionId: SESSION, minNodeVersion: '2.0' }],
   [
     'MembershipView',
     MembershipView,
@@ -305,23 +301,21 @@ describe('heartbeat', () => {
   });
 });
 
-describe('client version on the wire', () => {
-  it('an invalid clientVersion is rejected', () => {
-    for (const clientVersion of ['1', '1.0.0', '01.0', 'v1.0', '', ' 1.0', 1]) {
+describe('node version on the wire', () => {
+  it('an invalid nodeVersion is rejected', () => {
+    for (const nodeVersion of ['1', '1.0.0', '01.0', 'v1.0', '', ' 1.0', 1]) {
       expect(
-        AttachInput.safeParse({ ...validAttach, clientVersion }).success,
-        String(clientVersion),
+        AttachInput.safeParse({ ...validAttach, nodeVersion }).success,
+        String(nodeVersion),
       ).toBe(false);
     }
-    expect(AttachInput.safeParse({ ...validAttach, clientVersion: '12.345' }).success).toBe(true);
+    expect(AttachInput.safeParse({ ...validAttach, nodeVersion: '12.345' }).success).toBe(true);
   });
 
-  it('an invalid minClientVersion is rejected when creating a session or raising its floor', () => {
-    expect(SessionCreateInput.safeParse({ name: 'x', minClientVersion: '1.01' }).success).toBe(
-      false,
-    );
+  it('an invalid minNodeVersion is rejected when creating a session or raising its floor', () => {
+    expect(SessionCreateInput.safeParse({ name: 'x', minNodeVersion: '1.01' }).success).toBe(false);
     expect(
-      SessionRaiseFloorInput.safeParse({ sessionId: SESSION, minClientVersion: '2' }).success,
+      SessionRaiseFloorInput.safeParse({ sessionId: SESSION, minNodeVersion: '2' }).success,
     ).toBe(false);
   });
 });

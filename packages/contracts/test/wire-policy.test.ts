@@ -73,7 +73,7 @@ describe('wire object policy', () => {
       sessionId: '3f0b7f4e-8a4b-4c1e-9d2a-1b2c3d4e5f60',
       participantId: '9a1c2b3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d',
       nodeId: 'node-1',
-      clientVersion: '1.0',
+      nodeVersion: '1.0',
       capabilities: {},
       healthState: 'online',
     };

@@ -22,9 +22,9 @@ export async function makeParticipant(
 export async function makeSession(
   db: Db,
   owner: ParticipantPrincipal,
-  minClientVersion?: string,
+  minNodeVersion?: string,
 ): Promise<SessionId> {
-  const session = await createSession(db, owner, { name: uniqueName('session'), minClientVersion });
+  const session = await createSession(db, owner, { name: uniqueName('session'), minNodeVersion });
   return session.sessionId;
 }
 
@@ -59,13 +59,13 @@ export const GPU: Capabilities = { gpu: { description: 'CUDA device', version: '
 export function attachInput(
   node: NodePrincipal,
   sessionId: SessionId,
-  overrides: { clientVersion?: string; capabilities?: Capabilities } = {},
+  overrides: { nodeVersion?: string; capabilities?: Capabilities } = {},
 ) {
   return {
     sessionId,
     participantId: node.ownerParticipantId,
     nodeId: node.nodeId,
-    clientVersion: (overrides.clientVersion ?? '1.0') as never,
+    nodeVersion: (overrides.nodeVersion ?? '1.0') as never,
     capabilities: overrides.capabilities ?? GPU,
     healthState: 'online' as const,
   };

@@ -33,8 +33,8 @@ async function membershipRows(sessionId: string) {
 }
 
 async function sessionRow(sessionId: string) {
-  const { rows } = await t.db.query<{ min_client_version: string | null; updated_at: Date }>(
-    `SELECT min_client_version, updated_at FROM sessions WHERE id = $1`,
+  const { rows } = await t.db.query<{ min_node_version: string | null; updated_at: Date }>(
+    `SELECT min_node_version, updated_at FROM sessions WHERE id = $1`,
     [sessionId],
   );
   return rows[0];
@@ -54,26 +54,26 @@ describe('session.create', () => {
   it('makes the creator an active owner and stores the floor', async () => {
     const owner = await makeParticipant(t.db);
     const name = uniqueName('created');
-    const view = await createSession(t.db, owner, { name, minClientVersion: '1.2' });
+    const view = await createSession(t.db, owner, { name, minNodeVersion: '1.2' });
     expect(view).toMatchObject({
       name,
       state: 'active',
-      minClientVersion: '1.2',
+      minNodeVersion: '1.2',
       createdBy: owner.participantId,
     });
     expect(await membershipRows(view.sessionId)).toEqual([
       { participant_id: owner.participantId, role: 'owner', state: 'active' },
     ]);
-    expect((await sessionRow(view.sessionId))?.min_client_version).toBe('1.2');
+    expect((await sessionRow(view.sessionId))?.min_node_version).toBe('1.2');
   });
 
   it('stores a NULL floor when none is given', async () => {
     const owner = await makeParticipant(t.db);
     const view = await createSession(t.db, owner, { name: uniqueName('no-floor') });
-    expect(view.minClientVersion).toBeNull();
+    expect(view.minNodeVersion).toBeNull();
     const row = await sessionRow(view.sessionId);
     expect(row).toBeDefined();
-    expect(row!.min_client_version).toBeNull();
+    expect(row!.min_node_version).toBeNull();
   });
 
   it('session and owner membership are one transaction: if the membership insert fails, no session remains', async () => {
@@ -109,7 +109,7 @@ describe('session.create', () => {
     for (const floor of ['01.0', '1', '1.2.3', 'v1.0', '', ' 1.0', `1${'0'.repeat(63)}.0`]) {
       const name = uniqueName('bad-floor');
       const error = await expectTetherError(
-        createSession(t.db, owner, { name, minClientVersion: floor }),
+        createSession(t.db, owner, { name, minNodeVersion: floor }),
         'request.invalid',
       );
       expect(error.httpStatus, floor).toBe(400);
@@ -126,7 +126,7 @@ describe('session.get', () => {
       const view = await getSession(t.db, who, session);
       expect(view).toMatchObject({
         sessionId: session,
-        minClientVersion: '1.0',
+        minNodeVersion: '1.0',
         createdBy: owner.participantId,
       });
     }
@@ -377,34 +377,33 @@ describe('session.raiseFloor', () => {
   it('NULL → 1.2 → 1.10 rises numerically', async () => {
     const { owner, session } = await cast();
     expect(
-      (await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '1.2' }))
-        .minClientVersion,
+      (await raiseFloor(t.db, owner, { sessionId: session, minNodeVersion: '1.2' })).minNodeVersion,
     ).toBe('1.2');
     // Lexically "1.10" < "1.2"; numerically it is higher, so this is a raise.
     expect(
-      (await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '1.10' }))
-        .minClientVersion,
+      (await raiseFloor(t.db, owner, { sessionId: session, minNodeVersion: '1.10' }))
+        .minNodeVersion,
     ).toBe('1.10');
-    expect((await sessionRow(session))?.min_client_version).toBe('1.10');
+    expect((await sessionRow(session))?.min_node_version).toBe('1.10');
   });
 
   it('1.10 → 1.9 is session.floor_not_monotonic (409) and the row is unchanged', async () => {
     const { owner, session } = await cast('1.10');
     const before = await sessionRow(session);
     const error = await expectTetherError(
-      raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '1.9' }),
+      raiseFloor(t.db, owner, { sessionId: session, minNodeVersion: '1.9' }),
       'session.floor_not_monotonic',
     );
     expect(error.httpStatus).toBe(409);
-    expect(error.details).toEqual({ currentMinClientVersion: '1.10' });
+    expect(error.details).toEqual({ currentMinNodeVersion: '1.10' });
     expect(await sessionRow(session)).toEqual(before);
   });
 
   it('an equal floor is an idempotent no-op: updated_at does not move', async () => {
     const { owner, session } = await cast('2.5');
     const before = await sessionRow(session);
-    const view = await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '2.5' });
-    expect(view.minClientVersion).toBe('2.5');
+    const view = await raiseFloor(t.db, owner, { sessionId: session, minNodeVersion: '2.5' });
+    expect(view.minNodeVersion).toBe('2.5');
     expect(view.updatedAt).toEqual(before!.updated_at);
     expect(await sessionRow(session)).toEqual(before);
   });
@@ -412,7 +411,7 @@ describe('session.raiseFloor', () => {
   it('a real raise moves updated_at forward', async () => {
     const { owner, session } = await cast('2.5');
     const before = await sessionRow(session);
-    await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '2.6' });
+    await raiseFloor(t.db, owner, { sessionId: session, minNodeVersion: '2.6' });
     const after = await sessionRow(session);
     expect(after!.updated_at.getTime()).toBeGreaterThan(before!.updated_at.getTime());
   });
@@ -421,11 +420,11 @@ describe('session.raiseFloor', () => {
     const { session, collaborator, stranger } = await cast('1.0');
     const before = await sessionRow(session);
     await expectTetherError(
-      raiseFloor(t.db, collaborator, { sessionId: session, minClientVersion: '2.0' }),
+      raiseFloor(t.db, collaborator, { sessionId: session, minNodeVersion: '2.0' }),
       'session.permission_denied',
     );
     await expectTetherError(
-      raiseFloor(t.db, stranger, { sessionId: session, minClientVersion: '2.0' }),
+      raiseFloor(t.db, stranger, { sessionId: session, minNodeVersion: '2.0' }),
       'session.not_found',
     );
     expect(await sessionRow(session)).toEqual(before);
@@ -436,21 +435,21 @@ describe('session.raiseFloor', () => {
     const viewer = await makeParticipant(t.db);
     await addMemberAs(t.db, owner, session, viewer, 'viewer');
     await expectTetherError(
-      raiseFloor(t.db, viewer, { sessionId: session, minClientVersion: '2.0' }),
+      raiseFloor(t.db, viewer, { sessionId: session, minNodeVersion: '2.0' }),
       'session.permission_denied',
     );
-    expect((await sessionRow(session))?.min_client_version).toBe('1.0');
+    expect((await sessionRow(session))?.min_node_version).toBe('1.0');
   });
 
   it('malformed input is request.invalid and the floor stays', async () => {
     const { owner, session } = await cast('1.0');
     for (const floor of ['01.0', '2', '2.0.0', 'latest', '', `9${'9'.repeat(63)}.0`]) {
       await expectTetherError(
-        raiseFloor(t.db, owner, { sessionId: session, minClientVersion: floor }),
+        raiseFloor(t.db, owner, { sessionId: session, minNodeVersion: floor }),
         'request.invalid',
       );
     }
-    expect((await sessionRow(session))?.min_client_version).toBe('1.0');
+    expect((await sessionRow(session))?.min_node_version).toBe('1.0');
   });
 });
 

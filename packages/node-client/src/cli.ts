@@ -23,7 +23,7 @@ Commands:
             Ask to join: prints a pairing code, waits for an operator's approval, saves the token.
             enroll and pair refuse to replace an existing credential file without --force.
   run       [--session SESSION_ID] [--capability NAME ...] [--credentials PATH] [--url URL]
-            [--client-version MAJOR.MINOR] [--degraded] [--log-level debug|info|warn|error]
+            [--node-version MAJOR.MINOR] [--degraded] [--log-level debug|info|warn|error]
             [--allow-exec "CMD[,CMD...]" ...]
             Run this machine as a node (CPU, memory, uptime with every beat); Ctrl-C detaches.
             Answers the commands echo and system.metrics; --allow-exec adds shell.exec, which
@@ -34,7 +34,7 @@ Commands:
             it (in session ID), wait for the result and print it as JSON. --token may come from
             TETHER_TOKEN. Exit 0 succeeded, 1 failed/expired/cancelled/denied or refused.
   simulate  --url URL --count N --session SESSION_ID --key KEY [--identities PATH] [--churn]
-            [--churn-interval S] [--capability NAME ...] [--client-version V] [--ramp S]
+            [--churn-interval S] [--capability NAME ...] [--node-version V] [--ramp S]
             [--duration S] [--until-online] [--interval S] [--report PATH] [--batch N]
             N simulated nodes in this process, each with its own identity and socket.
             Enrolls in batches of --batch (default 500) with one reusable key (a single-use

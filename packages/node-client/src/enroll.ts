@@ -82,7 +82,7 @@ export interface EnrollWithKeyOptions {
   location?: string;
   labels?: Labels;
   capabilities?: Capabilities;
-  clientVersion?: string;
+  nodeVersion?: string;
   retry?: RetryOptions;
   signal?: AbortSignal;
   /** Reuse a client (e.g. many enrollments from one process). */
@@ -97,7 +97,7 @@ export async function enrollWithKey(options: EnrollWithKeyOptions): Promise<Node
     enrollmentKey: options.enrollmentKey,
     name: options.name,
     nodeType: options.nodeType,
-    clientVersion: options.clientVersion ?? CONTRACT_VERSION,
+    nodeVersion: options.nodeVersion ?? CONTRACT_VERSION,
     ...(options.nodeId !== undefined ? { nodeId: options.nodeId } : {}),
     ...(options.platform !== undefined ? { platform: options.platform } : {}),
     ...(options.location !== undefined ? { location: options.location } : {}),
@@ -149,7 +149,7 @@ export async function enrollBatch(options: EnrollBatchOptions): Promise<NodeCred
     nodes: options.nodes.map((node) => ({
       name: node.name,
       nodeType: node.nodeType,
-      clientVersion: node.clientVersion ?? CONTRACT_VERSION,
+      nodeVersion: node.nodeVersion ?? CONTRACT_VERSION,
       ...(node.nodeId !== undefined ? { nodeId: node.nodeId } : {}),
       ...(node.platform !== undefined ? { platform: node.platform } : {}),
       ...(node.location !== undefined ? { location: node.location } : {}),

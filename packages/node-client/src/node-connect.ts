@@ -62,7 +62,7 @@ async function enroll(core: NodeCore): Promise<boolean> {
       credentials = await enrollWithKey({
         ...enrollment,
         url: core.url,
-        clientVersion: core.clientVersion,
+        nodeVersion: core.nodeVersion,
         ...(Object.keys(core.declared()).length > 0 ? { capabilities: core.declared() } : {}),
         signal: core.wake.signal,
         retry: { attempts: 1 },
@@ -187,7 +187,7 @@ function resumeClaim(core: NodeCore): ResumeClaim | null {
   if (sessionId === undefined || attachment === null) return null;
   if (!['registering', 'online', 'degraded'].includes(core.attachmentState ?? '')) return null;
   const parsedSession = SessionIdSchema.safeParse(sessionId);
-  const version = EventEnvelopeVersion.safeParse(core.clientVersion);
+  const version = EventEnvelopeVersion.safeParse(core.nodeVersion);
   const declared = CapabilitiesSchema.safeParse(core.declared());
   if (!parsedSession.success || !version.success || !declared.success) return null;
   return {
@@ -329,7 +329,7 @@ async function attach(core: NodeCore, conn: Connection, sessionId: string): Prom
         sessionId,
         participantId: credentials.ownerParticipantId,
         nodeId: credentials.nodeId,
-        clientVersion: core.clientVersion,
+        nodeVersion: core.nodeVersion,
         capabilities: core.declared(),
         healthState: core.health,
       }),

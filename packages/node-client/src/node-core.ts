@@ -14,7 +14,7 @@ import {
   type AttachOutput,
   type Capabilities,
   type CapabilityUpdateOutput,
-  type NodeState,
+  type AttachmentState,
   type RuntimeNodeHealthState,
   type SystemInfoOutput,
 } from '@tether/contracts';
@@ -38,7 +38,7 @@ export class NodeCore {
   readonly emitter: Emitter<TetherNodeEvents>;
   readonly log: TetherLogger;
   readonly url: string;
-  readonly clientVersion: string;
+  readonly nodeVersion: string;
   readonly sessionId: string | undefined;
   readonly enrollment: EnrollmentOptions | undefined;
   readonly onEnrolled: TetherNodeOptions['onEnrolled'];
@@ -65,7 +65,7 @@ export class NodeCore {
   connecting: Promise<unknown> | null = null;
   info: SystemInfoOutput | null = null;
   attachment: AttachOutput | null = null;
-  attachmentState: NodeState | null = null;
+  attachmentState: AttachmentState | null = null;
   readOnly = false;
   termination: TerminationReason | null = null;
   connectAttempts = 0;
@@ -82,10 +82,10 @@ export class NodeCore {
     );
     if (!options.url) throw new TypeError('createTetherNode: `url` is required');
     this.url = normaliseBaseUrl(options.url);
-    this.clientVersion = options.clientVersion ?? CONTRACT_VERSION;
-    if (!EventEnvelopeVersion.safeParse(this.clientVersion).success) {
+    this.nodeVersion = options.nodeVersion ?? CONTRACT_VERSION;
+    if (!EventEnvelopeVersion.safeParse(this.nodeVersion).success) {
       throw new TypeError(
-        `createTetherNode: clientVersion must be MAJOR.MINOR (got ${this.clientVersion})`,
+        `createTetherNode: nodeVersion must be MAJOR.MINOR (got ${this.nodeVersion})`,
       );
     }
     if (options.sessionId !== undefined && !SessionIdSchema.safeParse(options.sessionId).success) {
@@ -245,15 +245,15 @@ export class NodeCore {
     this.readOnly = readOnly;
     if (readOnly && !was) {
       this.log.warn(
-        { nodeId: this.nodeId, clientVersion: this.clientVersion },
-        "read-only: the session's minimum client version is above this node's; it keeps beating but may not write",
+        { nodeId: this.nodeId, nodeVersion: this.nodeVersion },
+        "read-only: the session's minimum node version is above this node's; it keeps beating but may not write",
       );
       this.emitter.emit('read_only', { at: Date.now() });
     }
   }
 }
 
-export function isOnlineAttachment(state: NodeState | null): boolean {
+export function isOnlineAttachment(state: AttachmentState | null): boolean {
   return state === 'online' || state === 'degraded';
 }
 

@@ -9,7 +9,7 @@ import type {
   CapabilityDescriptor,
   CapabilityUpdateOutput,
   HeartbeatMetrics,
-  NodeState,
+  AttachmentState,
   RuntimeNodeHealthState,
   SystemInfoOutput,
   TetherError,
@@ -35,7 +35,7 @@ export type NodeConnectionState =
 /** Enroll on `start()` with an enrollment key (the node's identity is created then). */
 export type EnrollmentOptions = Omit<
   EnrollWithKeyOptions,
-  'url' | 'signal' | 'client' | 'capabilities' | 'clientVersion' | 'retry'
+  'url' | 'signal' | 'client' | 'capabilities' | 'nodeVersion' | 'retry'
 >;
 
 interface CommonOptions {
@@ -45,7 +45,7 @@ interface CommonOptions {
    * This node's version (`MAJOR.MINOR`), sent with every attach and compared with the session's
    * floor: below it, the node is admitted read-only. Default: the SDK's CONTRACT_VERSION.
    */
-  clientVersion?: string;
+  nodeVersion?: string;
   /** Declared at every (re)connect. Default `{}`. */
   capabilities?: Capabilities;
   /** Attach to this session on every (re)connect. Without it the node only declares and beats. */
@@ -173,7 +173,7 @@ export interface TetherNodeEvents {
   command_finished: (e: Parameters<CommandEvents['finished']>[0] & { at: number }) => void;
   /** The server cancelled a command this node had (its handler's signal aborts). */
   command_cancelled: (e: Parameters<CommandEvents['cancelled']>[0] & { at: number }) => void;
-  /** Read-only: the session's floor is above this node's client version. */
+  /** Read-only: the session's floor is above this node's version. */
   read_only: (e: { at: number }) => void;
   terminated: (reason: TerminationReason) => void;
 }
@@ -186,7 +186,7 @@ export interface TetherNodeSnapshot {
   readOnly: boolean;
   attachment: AttachOutput | null;
   /** The attachment state the server last reported. */
-  attachmentState: NodeState | null;
+  attachmentState: AttachmentState | null;
   capabilities: Capabilities;
   serverInfo: SystemInfoOutput | null;
   connectAttempts: number;

@@ -8,7 +8,7 @@
  * (attachment, session, node version, capabilities digest, health) in the upgrade request. The
  * server answers in the 101 response what `system.info` would (heartbeat cadence…) and whether it
  * resumed the attachment: resumed → online at once, no call; otherwise `runtimenode.attach` (if a
- * session is given: capabilities, client version, health) → `runtimenode.capabilityupdate` with
+ * session is given: capabilities, node version, health) → `runtimenode.capabilityupdate` with
  * `healthChanges` (only when the attachment is not already at the node's health, capabilities are
  * non-empty and the node is not read-only). Then beats at the advertised cadence ±10% jitter. A
  * server that sends no handshake answer is asked `system.info` first, as before. A lost connection (closed, failed to open, the server's

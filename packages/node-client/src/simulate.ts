@@ -62,7 +62,7 @@ export interface SimulateOptions {
    */
   commands?: boolean;
   churn?: boolean | ChurnOptions;
-  clientVersion?: string;
+  nodeVersion?: string;
   nodeType?: string;
   /** Identifies this run in node ids (`sim-<runId>-<i>`). Default 6 random hex characters. */
   runId?: string;
@@ -467,7 +467,7 @@ class SimulationImpl implements Simulation {
           nodeType: options.nodeType ?? 'simulated',
           platform: 'tether-agent simulate',
           labels: { 'tether.sim/run': this.runId },
-          ...(options.clientVersion !== undefined ? { clientVersion: options.clientVersion } : {}),
+          ...(options.nodeVersion !== undefined ? { nodeVersion: options.nodeVersion } : {}),
         })),
         // The public rate limit counts a batch once; should it still be met (other calls from
         // this address), wait as told, forever, and say so.
@@ -502,7 +502,7 @@ class SimulationImpl implements Simulation {
       capabilities: options.capabilities ?? DEFAULT_CAPABILITIES,
       random: this.#random,
       logger: options.logger ?? silentLogger,
-      ...(options.clientVersion !== undefined ? { clientVersion: options.clientVersion } : {}),
+      ...(options.nodeVersion !== undefined ? { nodeVersion: options.nodeVersion } : {}),
       ...options.nodeOptions,
     });
     if (options.commands !== false) {

@@ -269,7 +269,7 @@ describe('tether-agent CLI', () => {
     expect(usage.stderr).toMatch(/--url is required/);
   });
 
-  it('--session and --client-version are checked with the contract schemas (usage error, exit 2)', async () => {
+  it('--session and --node-version are checked with the contract schemas (usage error, exit 2)', async () => {
     await using dir = await tempDir();
     const file = join(dir.path, 'absent.json');
     // Hex in UUID shape but no RFC 9562 variant, and a version longer than the contract's 64
@@ -277,8 +277,8 @@ describe('tether-agent CLI', () => {
     for (const [flag, value, message] of [
       ['--session', 'not-a-uuid', /--session must be a session UUID/],
       ['--session', '12345678-1234-1234-1234-123456789012', /--session must be a session UUID/],
-      ['--client-version', '1.02', /--client-version must be MAJOR\.MINOR/],
-      ['--client-version', `1${'0'.repeat(63)}.0`, /--client-version must be MAJOR\.MINOR/],
+      ['--node-version', '1.02', /--node-version must be MAJOR\.MINOR/],
+      ['--node-version', `1${'0'.repeat(63)}.0`, /--node-version must be MAJOR\.MINOR/],
     ] as const) {
       const run = await runAgent(['run', '--credentials', file, flag, value]);
       expect(run.code, `${flag} ${value}: ${run.stderr}`).toBe(2);

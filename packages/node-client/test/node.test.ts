@@ -250,12 +250,12 @@ describe('node lifecycle against a real server', () => {
   it('read-only agent (session floor above its version) keeps beating and gets version.floor_exceeded on capability updates, without being disconnected', async () => {
     await using server = await startTestServer({ env: FAST_BEATS });
     const { sessionId, enrollmentKey } = await seed(server.url, server.adminToken, {
-      minClientVersion: '1.5',
+      minNodeVersion: '1.5',
     });
     const credentials = await enrolled(server.url, enrollmentKey);
     await using node = testNode(credentials, {
       sessionId,
-      clientVersion: '1.2',
+      nodeVersion: '1.2',
       capabilities: { shell: {} },
     });
     const readOnly = nextEvent(node, 'read_only');
@@ -264,7 +264,7 @@ describe('node lifecycle against a real server', () => {
     await readOnly;
     expect(node.snapshot()).toMatchObject({ readOnly: true, state: 'attached' });
     expect(await roster(server, sessionId)).toEqual([
-      expect.objectContaining({ readOnly: true, clientVersion: '1.2' }),
+      expect.objectContaining({ readOnly: true, nodeVersion: '1.2' }),
     ]);
 
     const error = await node.updateCapabilities({ shell: {}, gpu: {} }).catch((e: unknown) => e);

@@ -63,7 +63,7 @@ describe('resume fallbacks', () => {
     expect(node.snapshot().readOnly).toBe(false);
 
     // Raised while it is connected (its attachment keeps what it had), then its socket drops.
-    await admin.session.raiseFloor.mutate({ sessionId, minClientVersion: '99.0' });
+    await admin.session.raiseFloor.mutate({ sessionId, minNodeVersion: '99.0' });
     const readOnly = nextEvent(node, 'read_only');
     const attached = nextEvent(node, 'attached');
     node.disconnect('test');

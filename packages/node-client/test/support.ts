@@ -77,12 +77,12 @@ export interface Seeded {
 export async function seed(
   url: string,
   token: string,
-  options: { minClientVersion?: string } = {},
+  options: { minNodeVersion?: string } = {},
 ): Promise<Seeded> {
   const admin = operator(url, token);
   const session = await admin.session.create.mutate({
     name: `node-client ${randomBytes(3).toString('hex')}`,
-    ...(options.minClientVersion ? { minClientVersion: options.minClientVersion } : {}),
+    ...(options.minNodeVersion ? { minNodeVersion: options.minNodeVersion } : {}),
   });
   const key = await admin.enrollment.createKey.mutate({ reusable: true });
   return { admin, sessionId: session.sessionId, enrollmentKey: key.enrollmentKey };

@@ -53,7 +53,7 @@ export const DeviceEnrollInput = z.strictObject({
   location: Location.optional(),
   labels: Labels.optional(),
   capabilities: Capabilities.optional(),
-  clientVersion: EventEnvelopeVersion.optional(),
+  nodeVersion: EventEnvelopeVersion.optional(),
 });
 export type DeviceEnrollInput = z.infer<typeof DeviceEnrollInput>;
 

@@ -9,7 +9,7 @@ import {
   Timestamp,
   TimestampInput,
 } from '../ids.js';
-import { NodeState, PresenceHealthState } from '../states.js';
+import { AttachmentState, PresenceHealthState } from '../states.js';
 import { DisplayName, Labels, Location, Metadata, PageInput, page } from './common.js';
 import { TokenString } from './participants.js';
 
@@ -41,9 +41,9 @@ export const NodePresenceView = z.object({
 export const NodeAttachmentView = z.object({
   attachmentId: AttachmentId,
   sessionId: SessionId,
-  state: NodeState,
+  state: AttachmentState,
   attachedAt: Timestamp,
-  /** The node's client version is below the session's floor (as in the roster). */
+  /** The node's version is below the session's floor (as in the roster). */
   readOnly: z.boolean(),
 });
 
@@ -57,7 +57,7 @@ export const NodeView = z.object({
   labels: z.record(z.string(), z.string()),
   metadata: z.record(z.string(), z.json()),
   capabilities: Capabilities,
-  clientVersion: z.string().nullable(),
+  nodeVersion: z.string().nullable(),
   status: NodeStatus,
   enrolledAt: Timestamp,
   updatedAt: Timestamp,

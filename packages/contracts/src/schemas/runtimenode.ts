@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { Capabilities } from '../capabilities.js';
 import { AttachmentId, NodeId, ParticipantId, SessionId, Timestamp } from '../ids.js';
-import { NodeState, PresenceHealthState, RuntimeNodeHealthState } from '../states.js';
+import { AttachmentState, PresenceHealthState, RuntimeNodeHealthState } from '../states.js';
 import { EventEnvelopeVersion } from '../version.js';
 import { NodeMetrics } from './nodes.js';
 
@@ -15,7 +15,7 @@ export const AttachInput = z.strictObject({
   sessionId: SessionId,
   participantId: ParticipantId,
   nodeId: NodeId,
-  clientVersion: EventEnvelopeVersion,
+  nodeVersion: EventEnvelopeVersion,
   capabilities: Capabilities,
   healthState: RuntimeNodeHealthState,
 });
@@ -23,7 +23,7 @@ export type AttachInput = z.infer<typeof AttachInput>;
 
 export const AttachOutput = z.object({
   attachmentId: AttachmentId,
-  state: NodeState,
+  state: AttachmentState,
   readOnly: z.boolean(),
   attachedAt: Timestamp,
   /**
@@ -77,7 +77,7 @@ export type CapabilityUpdateInput = z.infer<typeof CapabilityUpdateInput>;
 
 export const CapabilityUpdateOutput = z.object({
   nodeId: NodeId,
-  state: NodeState,
+  state: AttachmentState,
   updatedAt: Timestamp,
 });
 export type CapabilityUpdateOutput = z.infer<typeof CapabilityUpdateOutput>;
@@ -106,12 +106,12 @@ export type RosterInput = z.infer<typeof RosterInput>;
 export const RosterEntry = z.object({
   nodeId: NodeId,
   participantId: ParticipantId,
-  state: NodeState,
+  state: AttachmentState,
   healthState: PresenceHealthState,
   lastHeartbeatAt: Timestamp.nullable(),
   readOnly: z.boolean(),
   capabilities: Capabilities,
-  clientVersion: EventEnvelopeVersion,
+  nodeVersion: EventEnvelopeVersion,
   attachedAt: Timestamp,
   /** The node's latest reported metrics (as in the node view's presence). */
   metrics: NodeMetrics.nullable(),

@@ -9,7 +9,7 @@ export const SessionName = z.string().trim().min(1).max(200);
 
 export const SessionCreateInput = z.strictObject({
   name: SessionName,
-  minClientVersion: EventEnvelopeVersion.optional(),
+  minNodeVersion: EventEnvelopeVersion.optional(),
 });
 export type SessionCreateInput = z.infer<typeof SessionCreateInput>;
 
@@ -17,7 +17,7 @@ export const SessionView = z.object({
   sessionId: SessionId,
   name: z.string(),
   state: z.string(),
-  minClientVersion: EventEnvelopeVersion.nullable(),
+  minNodeVersion: EventEnvelopeVersion.nullable(),
   createdBy: ParticipantId,
   createdAt: Timestamp,
   updatedAt: Timestamp,
@@ -26,7 +26,7 @@ export type SessionView = z.infer<typeof SessionView>;
 
 export const SessionRaiseFloorInput = z.strictObject({
   sessionId: SessionId,
-  minClientVersion: EventEnvelopeVersion,
+  minNodeVersion: EventEnvelopeVersion,
 });
 export type SessionRaiseFloorInput = z.infer<typeof SessionRaiseFloorInput>;
 

@@ -7,12 +7,12 @@
  * A node the caller cannot see (the registry's visibility rule), a revoked one and one that does
  * not exist are all `node.not_found`: the answer never tells a stranger that a node id exists.
  */
-import { ACTIVE_NODE_STATES, ATTACHING_ROLES, TetherError } from '@tether/contracts';
+import { ACTIVE_ATTACHMENT_STATES, ATTACHING_ROLES, TetherError } from '@tether/contracts';
 import { isAdmin, type ParticipantPrincipal } from '../auth/principal.js';
 import { visibleNode } from '../auth/visibility.js';
 import type { Sql } from '../db/pool.js';
 
-const ACTIVE_STATES_SQL = `(${ACTIVE_NODE_STATES.map((s) => `'${s}'`).join(', ')})`;
+const ACTIVE_STATES_SQL = `(${ACTIVE_ATTACHMENT_STATES.map((s) => `'${s}'`).join(', ')})`;
 const ATTACHING_ROLES_SQL = `(${ATTACHING_ROLES.map((r) => `'${r}'`).join(', ')})`;
 
 export interface NodeAccess {

@@ -80,9 +80,9 @@ interface TargetRow {
   descriptor: unknown;
   declared: boolean;
   visible: boolean;
-  client_version: string | null;
+  node_version: string | null;
   session_id: string | null;
-  min_client_version: string | null;
+  min_node_version: string | null;
   open_count: number;
 }
 
@@ -90,7 +90,7 @@ interface TargetRow {
 function targetSql(where: string, lock: string): string {
   return `SELECT n.node_id, n.status, n.capabilities -> $1::text AS descriptor, n.capabilities ? $1::text AS declared,
                  $2::boolean OR ${visibleNode('$3::uuid')} AS visible,
-                 a.client_version, a.session_id, s.min_client_version,
+                 a.node_version, a.session_id, s.min_node_version,
                  (SELECT count(*)::int FROM node_commands oc
                    WHERE oc.node_id = n.node_id AND oc.state IN ${OPEN_SQL}) AS open_count
             FROM nodes n
@@ -101,9 +101,9 @@ function targetSql(where: string, lock: string): string {
 }
 
 function readOnly(row: TargetRow): boolean {
-  if (row.client_version === null) return false;
+  if (row.node_version === null) return false;
   try {
-    return isReadOnly(row.client_version, row.min_client_version);
+    return isReadOnly(row.node_version, row.min_node_version);
   } catch {
     // A malformed floor admits nothing (sessions/floor.ts): the node takes no commands.
     return true;
@@ -156,7 +156,7 @@ async function resolveNode(
   if (readOnly(row)) {
     throw new TetherError(
       'command.node_unavailable',
-      "The node is attached read-only (its client version is below its session's floor).",
+      "The node is attached read-only (its node version is below its session's floor).",
       { reason: 'read_only' },
     );
   }

@@ -233,7 +233,7 @@ async function enrollOne(
     location: input.location,
     labels: { ...key.labels, ...input.labels },
     capabilities: input.capabilities,
-    clientVersion: input.clientVersion,
+    nodeVersion: input.nodeVersion,
     tokenHash: hashToken(nodeToken),
   });
   await appendEvent(

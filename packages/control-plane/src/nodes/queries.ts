@@ -12,7 +12,7 @@
  *  - pages are ordered by node_id with keyset cursors (stable under concurrent inserts).
  */
 import {
-  ACTIVE_NODE_STATES,
+  ACTIVE_ATTACHMENT_STATES,
   AttachmentId,
   Capabilities,
   compareEventEnvelopeVersion,
@@ -20,7 +20,7 @@ import {
   LABEL_KEY_PATTERN,
   NodeId,
   NodeMetrics,
-  NodeState,
+  AttachmentState,
   NodeStatus,
   ParticipantId,
   PresenceHealthState,
@@ -50,16 +50,16 @@ export interface NodePage {
   nextCursor: string | null;
 }
 
-const ACTIVE = `(${ACTIVE_NODE_STATES.map((state) => `'${state}'`).join(', ')})`;
+const ACTIVE = `(${ACTIVE_ATTACHMENT_STATES.map((state) => `'${state}'`).join(', ')})`;
 
 const VIEW_COLUMNS = `
   n.node_id, n.owner_participant_id, n.name, n.node_type, n.platform, n.location, n.labels, n.metadata,
-  n.capabilities, n.client_version, n.status, n.enrolled_at, n.updated_at, n.revoked_at,
+  n.capabilities, n.node_version, n.status, n.enrolled_at, n.updated_at, n.revoked_at,
   COALESCE(p.health_state, 'offline') AS health_state, p.last_heartbeat_at, p.online_since,
   p.metrics, ${metricsReportedAtSql('p')} AS metrics_reported_at,
   a.id AS attachment_id, a.session_id AS attachment_session_id, a.state AS attachment_state,
-  a.attached_at AS attachment_attached_at, a.client_version AS attachment_client_version,
-  (SELECT s.min_client_version FROM sessions s WHERE s.id = a.session_id) AS attachment_floor`;
+  a.attached_at AS attachment_attached_at, a.node_version AS attachment_node_version,
+  (SELECT s.min_node_version FROM sessions s WHERE s.id = a.session_id) AS attachment_floor`;
 
 // The active-attachment join matches the partial unique index, so it yields at most one row per node.
 const VIEW_FROM = `
@@ -89,7 +89,7 @@ const NodeRow = z.object({
   labels: z.record(z.string(), z.string()),
   metadata: z.record(z.string(), z.json()),
   capabilities: Capabilities,
-  client_version: z.string().nullable(),
+  node_version: z.string().nullable(),
   status: NodeStatus,
   enrolled_at: z.date(),
   updated_at: z.date(),
@@ -101,20 +101,20 @@ const NodeRow = z.object({
   metrics_reported_at: z.date().nullable(),
   attachment_id: AttachmentId.nullable(),
   attachment_session_id: SessionId.nullable(),
-  attachment_state: NodeState.nullable(),
+  attachment_state: AttachmentState.nullable(),
   attachment_attached_at: z.date().nullable(),
-  attachment_client_version: z.string().nullable(),
+  attachment_node_version: z.string().nullable(),
   attachment_floor: z.string().nullable(),
 });
 
 /** Below the session's floor, an attachment is read-only (as the roster says). */
-function attachmentReadOnly(clientVersion: string | null, floor: string | null): boolean {
+function attachmentReadOnly(nodeVersion: string | null, floor: string | null): boolean {
   return (
-    clientVersion !== null &&
+    nodeVersion !== null &&
     floor !== null &&
-    isEventEnvelopeVersion(clientVersion) &&
+    isEventEnvelopeVersion(nodeVersion) &&
     isEventEnvelopeVersion(floor) &&
-    compareEventEnvelopeVersion(clientVersion, floor) < 0
+    compareEventEnvelopeVersion(nodeVersion, floor) < 0
   );
 }
 
@@ -130,7 +130,7 @@ function toNodeView(raw: unknown): NodeView {
     labels: r.labels,
     metadata: r.metadata,
     capabilities: r.capabilities,
-    clientVersion: r.client_version,
+    nodeVersion: r.node_version,
     status: r.status,
     enrolledAt: r.enrolled_at,
     updatedAt: r.updated_at,
@@ -152,7 +152,7 @@ function toNodeView(raw: unknown): NodeView {
             sessionId: r.attachment_session_id,
             state: r.attachment_state,
             attachedAt: r.attachment_attached_at,
-            readOnly: attachmentReadOnly(r.attachment_client_version, r.attachment_floor),
+            readOnly: attachmentReadOnly(r.attachment_node_version, r.attachment_floor),
           }
         : null,
   };

@@ -18,7 +18,7 @@ import { randomUUID } from 'node:crypto';
 import {
   TetherError,
   fleetEvent,
-  type NodeState,
+  type AttachmentState,
   type NodeUpdatedField,
   type Capabilities,
   type NodeId,
@@ -47,7 +47,7 @@ export interface RegisterNodeInput {
   labels?: Record<string, string> | undefined;
   metadata?: Record<string, unknown> | undefined;
   capabilities?: Capabilities | undefined;
-  clientVersion?: string | undefined;
+  nodeVersion?: string | undefined;
   /** SHA-256 of the node token; NULL until a pairing is claimed. */
   tokenHash?: Buffer | null | undefined;
 }
@@ -102,7 +102,7 @@ export async function insertNode(sql: Sql, input: RegisterNodeInput): Promise<Re
       enrolled_at: Date;
     }>(
       `INSERT INTO nodes (node_id, owner_participant_id, name, node_type, platform, location, labels, metadata,
-                          capabilities, client_version, token_hash)
+                          capabilities, node_version, token_hash)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
        RETURNING node_id, owner_participant_id, enrolled_at`,
       [
@@ -115,7 +115,7 @@ export async function insertNode(sql: Sql, input: RegisterNodeInput): Promise<Re
         JSON.stringify(input.labels ?? {}),
         JSON.stringify(input.metadata ?? {}),
         JSON.stringify(input.capabilities ?? {}),
-        input.clientVersion ?? null,
+        input.nodeVersion ?? null,
         input.tokenHash ?? null,
       ],
     );
@@ -258,7 +258,7 @@ export async function revokeNode(
     await requireNodeOwner(sql, actor, input.nodeId, '');
     const { rows: attachments } = await sql.query<{
       session_id: string;
-      previous_state: NodeState;
+      previous_state: AttachmentState;
     }>(
       `UPDATE runtime_node_attachments a SET state = 'revoked', updated_at = now()
          FROM (SELECT id, state FROM runtime_node_attachments

@@ -5,12 +5,12 @@
  *    runtimenode.attach_conflict), never a read-then-write check; a stale active attachment to
  *    another session (nothing live speaks for it) is superseded by the attach instead;
  *  - a revoked attachment row is terminal (runtimenode.attach_revoked);
- *  - read-only is derived at write time from the client version and the session's current floor;
+ *  - read-only is derived at write time from the node version and the session's current floor;
  *  - attaching is proof of life: presence takes the reported health (writePresence's rules);
  *  - nothing here writes sessions or session_memberships; times come from the database clock.
  */
 import {
-  NodeState,
+  AttachmentState,
   TetherError,
   type AttachInput,
   type AttachOutput,
@@ -32,7 +32,7 @@ const ATTACHING_ROLES_SQL = `('owner', 'collaborator', 'runtime contributor')`;
 
 const AttachRow = z.object({
   id: z.string(),
-  state: NodeState,
+  state: AttachmentState,
   attached_at: z.date(),
   previous_state: z.string().nullable(),
 });
@@ -70,7 +70,7 @@ function attachmentIsLive(
 const ATTACH_PRECHECK = prepared(
   'tether_attach_precheck',
   `SELECT n.status AS node_status,
-          s.min_client_version,
+          s.min_node_version,
           EXISTS (SELECT 1 FROM session_memberships m
                    WHERE m.session_id = s.id AND m.participant_id = $2
                      AND m.state = 'active' AND m.role IN ${ATTACHING_ROLES_SQL}) AS allowed,
@@ -105,7 +105,7 @@ const ACTIVE_ATTACHMENT = prepared(
  * attachment; refresh the node's capabilities and
  * version; write presence (proof of life, the writePresence rules); then the events, presence
  * first. Each step reads the previous one's output, so the locks come first and the ids last.
- * $1 session, $2 owner, $3 node, $4 capabilities, $5 client version, $6 floor seen, $7 health,
+ * $1 session, $2 owner, $3 node, $4 capabilities, $5 node version, $6 floor seen, $7 health,
  * $8 connection id, $9 read-only, $10 the stale attachment to supersede (or null), $11 the
  * capabilities digest (resume.ts compares it).
  */
@@ -115,7 +115,7 @@ const ATTACH = prepared(
 WITH node AS (
   SELECT n.node_id FROM nodes n WHERE n.node_id = $3 AND n.status = 'active' FOR NO KEY UPDATE
 ), access AS (
-  SELECT s.min_client_version IS NOT DISTINCT FROM $6::text AS same_floor
+  SELECT s.min_node_version IS NOT DISTINCT FROM $6::text AS same_floor
     FROM sessions s JOIN session_memberships m ON m.session_id = s.id AND m.participant_id = $2
    WHERE s.id = $1 AND m.state = 'active' AND m.role IN ${ATTACHING_ROLES_SQL}
      AND EXISTS (SELECT 1 FROM node)
@@ -139,14 +139,14 @@ WITH node AS (
   -- online without capabilities; an offline row is reactivated as registering. A revoked row
   -- is left untouched (the WHERE makes the upsert return nothing).
   INSERT INTO runtime_node_attachments AS a
-         (session_id, participant_id, node_id, capabilities, client_version, state, capabilities_digest)
+         (session_id, participant_id, node_id, capabilities, node_version, state, capabilities_digest)
   SELECT $1, $2, $3, $4::jsonb, $5, 'registering', $11 FROM ok LEFT JOIN previous ON true
    -- The superseded row is ended first (this reads it), so the index no longer counts it.
    WHERE (SELECT count(*) FROM superseded) >= 0
   ON CONFLICT ON CONSTRAINT runtime_node_attachments_node_session_key DO UPDATE SET
     capabilities = EXCLUDED.capabilities,
     capabilities_digest = EXCLUDED.capabilities_digest,
-    client_version = EXCLUDED.client_version,
+    node_version = EXCLUDED.node_version,
     participant_id = EXCLUDED.participant_id,
     state = CASE WHEN a.state IN ('online', 'degraded') AND EXCLUDED.capabilities <> '{}'::jsonb
                  THEN a.state ELSE 'registering' END,
@@ -154,7 +154,7 @@ WITH node AS (
   WHERE a.state <> 'revoked'
   RETURNING a.id, a.state, a.attached_at
 ), touched AS (
-  UPDATE nodes SET capabilities = $4::jsonb, client_version = $5, updated_at = now()
+  UPDATE nodes SET capabilities = $4::jsonb, node_version = $5, updated_at = now()
    WHERE node_id = $3 AND EXISTS (SELECT 1 FROM att)
 ), presence_prev AS (
   SELECT p.node_id, p.health_state FROM runtime_node_presence p
@@ -191,7 +191,7 @@ WITH node AS (
                state: 'att.state',
                previousState: '(SELECT state FROM previous)',
                readOnly: '$9::boolean',
-               clientVersion: '$5::text',
+               nodeVersion: '$5::text',
              })}
         FROM att
        ORDER BY 1
@@ -226,7 +226,7 @@ export async function attach(
   for (let attempt = 0; ; attempt++) {
     const { rows: pre } = await db.query<{
       node_status: string | null;
-      min_client_version: string | null;
+      min_node_version: string | null;
       allowed: boolean;
       other_id: string | null;
       presence_health: string | null;
@@ -236,8 +236,8 @@ export async function attach(
     if (check.node_status !== 'active') throw unauthenticatedNode();
     // Identical answer for "no such session" and "not an attaching member": no existence oracle.
     if (!check.allowed) throw attachDenied();
-    const floor = check.min_client_version;
-    const readOnly = isReadOnly(input.clientVersion, floor);
+    const floor = check.min_node_version;
+    const readOnly = isReadOnly(input.nodeVersion, floor);
     // A live other attachment is left alone: the write then fails on the index (attach_conflict).
     const supersede =
       check.other_id !== null &&
@@ -266,7 +266,7 @@ export async function attach(
         principal.ownerParticipantId,
         input.nodeId,
         capabilities,
-        input.clientVersion,
+        input.nodeVersion,
         floor,
         input.healthState,
         origin.connectionId ?? null,

@@ -5,17 +5,17 @@
  * Row locks are taken here before the events are written (see events/append.ts).
  */
 import {
-  ACTIVE_NODE_STATES,
+  ACTIVE_ATTACHMENT_STATES,
   fleetEvent,
   type AttachmentId,
   type FleetEventPayloads,
-  type NodeState,
+  type AttachmentState,
 } from '@tether/contracts';
 import type { Sql } from '../db/pool.js';
 import { appendEvent } from '../events/append.js';
 
 /** The active attachment states, as an SQL list (`state IN ${ACTIVE}`). */
-export const ACTIVE = `(${ACTIVE_NODE_STATES.map((state) => `'${state}'`).join(', ')})`;
+export const ACTIVE = `(${ACTIVE_ATTACHMENT_STATES.map((state) => `'${state}'`).join(', ')})`;
 
 type DetachedBy = NonNullable<FleetEventPayloads['runtimenode.detached']['by']>;
 
@@ -34,7 +34,7 @@ export async function endActiveAttachment(
   const { rows } = await sql.query<{
     id: AttachmentId;
     session_id: string;
-    previous_state: NodeState;
+    previous_state: AttachmentState;
   }>(
     `UPDATE runtime_node_attachments a SET state = 'offline', updated_at = now()
        FROM (SELECT id, state FROM runtime_node_attachments

@@ -14,7 +14,7 @@
  * order attach takes them), so concurrent batches and attaches cannot deadlock. No attachment
  * is created here: the single-active-attachment rule is untouched.
  */
-import type { ResumeClaim, ResumeRefusalReason, NodeState } from '@tether/contracts';
+import type { ResumeClaim, ResumeRefusalReason, AttachmentState } from '@tether/contracts';
 import { prepared, type Sql } from '../db/pool.js';
 import { eventPayloadSql, feedWritten } from '../events/append.js';
 import { presenceChangedPayloadSql } from './presence.js';
@@ -42,8 +42,8 @@ WITH req AS (
    FOR NO KEY UPDATE OF n
 ), att AS (
   -- The claimed attachment only when it is this node's: another node's is as good as absent.
-  SELECT a.id, a.node_id, a.session_id, a.state, a.client_version, a.capabilities_digest,
-         a.capabilities <> '{}'::jsonb AS declared, s.min_client_version
+  SELECT a.id, a.node_id, a.session_id, a.state, a.node_version, a.capabilities_digest,
+         a.capabilities <> '{}'::jsonb AS declared, s.min_node_version
     FROM runtime_node_attachments a
     JOIN req ON req.attachment_id = a.id AND req.node_id = a.node_id
     JOIN node ON node.node_id = a.node_id
@@ -60,9 +60,9 @@ WITH req AS (
                         WHERE m.session_id = att.session_id AND m.participant_id = req.owner_id
                           AND m.state = 'active' AND m.role IN ${ATTACHING_ROLES_SQL})
         THEN 'access_changed'
-      WHEN att.client_version <> req.node_version THEN 'version_changed'
-      WHEN att.min_client_version IS NOT NULL
-       AND ${versionSql('req.node_version')} < ${versionSql('att.min_client_version')}
+      WHEN att.node_version <> req.node_version THEN 'version_changed'
+      WHEN att.min_node_version IS NOT NULL
+       AND ${versionSql('req.node_version')} < ${versionSql('att.min_node_version')}
         THEN 'floor_raised'
       WHEN att.capabilities_digest IS DISTINCT FROM req.digest THEN 'capabilities_changed'
     END AS reason
@@ -128,7 +128,7 @@ export interface ResumeRequest {
 }
 
 export type ResumeResult =
-  | { resumed: true; state: NodeState; bound: boolean }
+  | { resumed: true; state: AttachmentState; bound: boolean }
   | { resumed: false; reason: ResumeRefusalReason };
 
 /**
@@ -153,7 +153,7 @@ export async function resumeAttachments(
     node_id: string;
     connection_id: string;
     reason: ResumeRefusalReason | null;
-    state: NodeState | null;
+    state: AttachmentState | null;
     events: number;
     bound: boolean;
   }>(RESUME, [

@@ -5,7 +5,7 @@
 import {
   Capabilities as CapabilitiesSchema,
   NodeMetrics,
-  NodeState,
+  AttachmentState,
   PresenceHealthState,
   TetherError,
   type EventEnvelopeVersion,
@@ -25,11 +25,11 @@ import { metricsReportedAtSql } from './metrics-history.js';
 const RosterRow = z.object({
   node_id: z.string(),
   participant_id: z.string(),
-  state: NodeState,
+  state: AttachmentState,
   health_state: PresenceHealthState,
   last_heartbeat_at: z.date().nullable(),
   capabilities: z.unknown(),
-  client_version: z.string(),
+  node_version: z.string(),
   attached_at: z.date(),
   metrics: NodeMetrics.nullable(),
   metrics_reported_at: z.date().nullable(),
@@ -43,10 +43,10 @@ export async function roster(
 ): Promise<RosterOutput> {
   return db.tx(async (sql) => {
     const { rows: access } = await sql.query<{
-      min_client_version: string | null;
+      min_node_version: string | null;
       member: boolean;
     }>(
-      `SELECT s.min_client_version,
+      `SELECT s.min_node_version,
               EXISTS (SELECT 1 FROM session_memberships m
                        WHERE m.session_id = s.id AND m.participant_id = $2 AND m.state = 'active') AS member
          FROM sessions s WHERE s.id = $1`,
@@ -61,7 +61,7 @@ export async function roster(
     }
     const { rows } = await sql.query(
       `SELECT a.node_id, a.participant_id, a.state, COALESCE(p.health_state, 'offline') AS health_state,
-              p.last_heartbeat_at, a.capabilities, a.client_version, a.attached_at,
+              p.last_heartbeat_at, a.capabilities, a.node_version, a.attached_at,
               p.metrics, ${metricsReportedAtSql('p')} AS metrics_reported_at
          FROM runtime_node_attachments a
          LEFT JOIN runtime_node_presence p ON p.node_id = a.node_id
@@ -77,9 +77,9 @@ export async function roster(
         state: r.state,
         healthState: r.health_state,
         lastHeartbeatAt: r.last_heartbeat_at,
-        readOnly: isReadOnly(r.client_version, session.min_client_version),
+        readOnly: isReadOnly(r.node_version, session.min_node_version),
         capabilities: parseRow(CapabilitiesSchema, r.capabilities, 'capabilities'),
-        clientVersion: r.client_version as EventEnvelopeVersion,
+        nodeVersion: r.node_version as EventEnvelopeVersion,
         attachedAt: r.attached_at,
         metrics: r.metrics,
         metricsReportedAt: r.metrics_reported_at,

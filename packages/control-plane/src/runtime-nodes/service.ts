@@ -3,14 +3,14 @@
  * detach, revoke. The roster, a read, is roster.ts.
  * Invariants held here or by the schema:
  *  - a revoked attachment row is terminal: only revokeAttachment writes `revoked`;
- *  - read-only is derived at write time from the stored client version and the session's
+ *  - read-only is derived at write time from the stored node version and the session's
  *    current floor; a read-only node's capability update changes nothing (version.floor_exceeded);
  *  - an attachment is online/degraded only with a non-empty declared capability set;
  *  - nothing here writes sessions or session_memberships;
  *  - times come from the database clock.
  */
 import {
-  NodeState,
+  AttachmentState,
   TetherError,
   fleetEvent,
   type CapabilityUpdateInput,
@@ -50,9 +50,9 @@ async function assertNodeActive(sql: Sql, nodeId: string): Promise<void> {
 const ActiveAttachmentRow = z.object({
   id: z.string(),
   session_id: z.string(),
-  state: NodeState,
-  client_version: z.string(),
-  min_client_version: z.string().nullable(),
+  state: AttachmentState,
+  node_version: z.string(),
+  min_node_version: z.string().nullable(),
 });
 
 export async function capabilityUpdate(
@@ -64,7 +64,7 @@ export async function capabilityUpdate(
   return db.tx(async (sql) => {
     await assertNodeActive(sql, input.nodeId);
     const { rows } = await sql.query(
-      `SELECT a.id, a.session_id, a.state, a.client_version, s.min_client_version
+      `SELECT a.id, a.session_id, a.state, a.node_version, s.min_node_version
          FROM runtime_node_attachments a JOIN sessions s ON s.id = a.session_id
         WHERE a.node_id = $1 AND a.state IN ${ACTIVE}
         FOR UPDATE OF a`,
@@ -72,19 +72,19 @@ export async function capabilityUpdate(
     );
     const attachment = rows[0] ? parseRow(ActiveAttachmentRow, rows[0], 'attachment') : undefined;
 
-    if (attachment && isReadOnly(attachment.client_version, attachment.min_client_version)) {
+    if (attachment && isReadOnly(attachment.node_version, attachment.min_node_version)) {
       throw new TetherError(
         'version.floor_exceeded',
-        'The node is read-only in this session: its client version is below the floor.',
+        'The node is read-only in this session: its node version is below the floor.',
         {
-          clientVersion: attachment.client_version,
-          minClientVersion: attachment.min_client_version,
+          nodeVersion: attachment.node_version,
+          minNodeVersion: attachment.min_node_version,
         },
       );
     }
 
     const declared = Object.keys(input.capabilities).length > 0;
-    let nextState: NodeState = attachment?.state ?? 'offline';
+    let nextState: AttachmentState = attachment?.state ?? 'offline';
     if (input.healthChanges) {
       if (!attachment) {
         throw new TetherError(
@@ -216,7 +216,7 @@ export async function revokeAttachment(
         );
       }
     }
-    const { rows } = await sql.query<{ previous_state: NodeState }>(
+    const { rows } = await sql.query<{ previous_state: AttachmentState }>(
       `UPDATE runtime_node_attachments a SET state = 'revoked', updated_at = now()
          FROM (SELECT id, state FROM runtime_node_attachments WHERE node_id = $1 AND session_id = $2 FOR UPDATE) prev
         WHERE a.id = prev.id

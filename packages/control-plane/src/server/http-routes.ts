@@ -117,7 +117,7 @@ export function createHttpRouting(
       // SSE subscriptions from a browser cannot set headers: tRPC's connectionParams (in the
       // URL) may carry the token instead.
       token: bearerToken(req.headers.authorization) ?? stringParam(connectionParams, 'token', 4096),
-      clientVersion:
+      clientContractVersion:
         headerValue(req.headers['x-tether-client-version']) ??
         stringParam(connectionParams, 'clientVersion', 128),
       transport: 'http',

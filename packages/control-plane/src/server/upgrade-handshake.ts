@@ -16,7 +16,7 @@ import {
   decodeHeaderJson,
   type HandshakeAnswer,
   type ResumeRefusalReason,
-  type NodeState,
+  type AttachmentState,
 } from '@tether/contracts';
 import type { Principal } from '../auth/principal.js';
 import { BatchQueue } from '../lib/single-flight.js';
@@ -36,7 +36,7 @@ export interface UpgradeClaim {
   token: string;
   /** The raw `x-tether-resume` header, if any. */
   resume: string | null;
-  clientVersion: string | null;
+  clientContractVersion: string | null;
   peer: string;
   connectionId: string;
 }
@@ -51,7 +51,7 @@ export type UpgradeOutcome =
   | {
       kind: 'accepted';
       principal: Principal;
-      clientVersion: string | null;
+      clientContractVersion: string | null;
       /** Presence was bound to this connection by the resume. */
       bound: boolean;
       answer: HandshakeAnswer;
@@ -114,7 +114,7 @@ export class UpgradeHandshakes {
     principal: Principal,
     resumed: boolean,
     reason: ResumeRefusalReason | undefined,
-    state: NodeState | null,
+    state: AttachmentState | null,
   ): HandshakeAnswer {
     return {
       // What system.info answers this caller.
@@ -201,7 +201,7 @@ export class UpgradeHandshakes {
       p.settle({
         kind: 'accepted',
         principal,
-        clientVersion: p.claim.clientVersion,
+        clientContractVersion: p.claim.clientContractVersion,
         bound,
         answer,
       });

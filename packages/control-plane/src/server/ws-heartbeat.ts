@@ -22,7 +22,7 @@ import { heartbeat } from '../runtime-nodes/service.js';
 import type { Context } from '../trpc/context.js';
 import { formatError, TRPCError } from '../trpc/error-formatter.js';
 import { rootConfig } from '../trpc/init.js';
-import { clientVersionError, recordCall } from '../trpc/procedures.js';
+import { contractVersionError, recordCall } from '../trpc/procedures.js';
 import type { ConnectionRegistry } from './connections.js';
 
 const PATH = 'runtimenode.heartbeat';
@@ -60,7 +60,10 @@ export class WsHeartbeatFastPath {
   /** Called from createContext: from now on this socket's heartbeats may take the fast path. */
   register(socket: WebSocket, ctx: Context): void {
     // A client announcing an unusable version gets every call refused by tRPC, heartbeats too.
-    if (ctx.principal?.kind === 'node' && clientVersionError(ctx.clientVersion) === null) {
+    if (
+      ctx.principal?.kind === 'node' &&
+      contractVersionError(ctx.clientContractVersion) === null
+    ) {
       this.#contexts.set(socket, ctx);
     }
   }

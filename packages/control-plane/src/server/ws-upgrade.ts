@@ -145,7 +145,7 @@ export function attachWebSockets(
       .check({
         token,
         resume: headerValue(req.headers[RESUME_HEADER], 8192),
-        clientVersion: headerValue(req.headers[CLIENT_VERSION_HEADER]),
+        clientContractVersion: headerValue(req.headers[CLIENT_VERSION_HEADER]),
         peer: peerAddress(req, options.trustProxy),
         connectionId,
       })
@@ -214,8 +214,8 @@ export function attachWebSockets(
       const ctx = await buildContext(deps, {
         token: decided ? null : stringParam(info.connectionParams, 'token', 4096),
         ...(decided ? { principal: decided.principal } : {}),
-        clientVersion: decided
-          ? decided.clientVersion
+        clientContractVersion: decided
+          ? decided.clientContractVersion
           : stringParam(info.connectionParams, 'clientVersion', 128),
         transport: 'ws',
         peer: peerAddress(req, options.trustProxy),

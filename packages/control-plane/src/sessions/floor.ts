@@ -13,16 +13,16 @@ export function assertValidFloor(floor: string | null): void {
   if (floor !== null && !isEventEnvelopeVersion(floor)) {
     throw new TetherError(
       'version.floor_malformed',
-      "The session's minimum client version is malformed.",
+      "The session's minimum node version is malformed.",
     );
   }
 }
 
-export function isReadOnly(clientVersion: string, floor: string | null): boolean {
+export function isReadOnly(nodeVersion: string, floor: string | null): boolean {
   if (floor === null) return false;
   assertValidFloor(floor);
-  if (!isEventEnvelopeVersion(clientVersion)) {
-    throw new TetherError('system.internal', 'A stored client version is malformed.');
+  if (!isEventEnvelopeVersion(nodeVersion)) {
+    throw new TetherError('system.internal', 'A stored node version is malformed.');
   }
-  return compareEventEnvelopeVersion(clientVersion, floor) < 0;
+  return compareEventEnvelopeVersion(nodeVersion, floor) < 0;
 }

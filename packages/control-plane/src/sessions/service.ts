@@ -25,13 +25,13 @@ import type { Db, Sql } from '../db/pool.js';
 import { cursorTimestamp, decodeCursor, pageLimit, toPage } from '../db/pagination.js';
 import { parseRow } from '../db/rows.js';
 
-const SESSION_COLUMNS = 'id, name, state, min_client_version, created_by, created_at, updated_at';
+const SESSION_COLUMNS = 'id, name, state, min_node_version, created_by, created_at, updated_at';
 
 const SessionRow = z.object({
   id: z.string(),
   name: z.string(),
   state: z.string(),
-  min_client_version: z.string().nullable(),
+  min_node_version: z.string().nullable(),
   created_by: z.string(),
   created_at: z.date(),
   updated_at: z.date(),
@@ -44,7 +44,7 @@ export function toSessionView(row: unknown): SessionView {
     name: r.name,
     state: r.state,
     // A malformed floor is reported as stored; writes against it fail with version.floor_malformed.
-    minClientVersion: r.min_client_version as SessionView['minClientVersion'],
+    minNodeVersion: r.min_node_version as SessionView['minNodeVersion'],
     createdBy: r.created_by as ParticipantId,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
@@ -79,15 +79,15 @@ function toMembershipView(row: unknown): MembershipView {
 export async function createSession(
   db: Db,
   actor: ParticipantPrincipal,
-  input: { name: string; minClientVersion?: string | undefined },
+  input: { name: string; minNodeVersion?: string | undefined },
 ): Promise<SessionView> {
-  if (input.minClientVersion !== undefined && !isEventEnvelopeVersion(input.minClientVersion)) {
-    throw new TetherError('request.invalid', 'minClientVersion must be MAJOR.MINOR.');
+  if (input.minNodeVersion !== undefined && !isEventEnvelopeVersion(input.minNodeVersion)) {
+    throw new TetherError('request.invalid', 'minNodeVersion must be MAJOR.MINOR.');
   }
   return db.tx(async (sql) => {
     const { rows } = await sql.query(
-      `INSERT INTO sessions (name, min_client_version, created_by) VALUES ($1, $2, $3) RETURNING ${SESSION_COLUMNS}`,
-      [input.name, input.minClientVersion ?? null, actor.participantId],
+      `INSERT INTO sessions (name, min_node_version, created_by) VALUES ($1, $2, $3) RETURNING ${SESSION_COLUMNS}`,
+      [input.name, input.minNodeVersion ?? null, actor.participantId],
     );
     const session = toSessionView(rows[0]);
     await sql.query(
@@ -111,7 +111,7 @@ async function loadAccess(
   lock: '' | 'FOR UPDATE OF s' = '',
 ): Promise<{ session: SessionView; access: Access }> {
   const { rows } = await sql.query<Record<string, unknown>>(
-    `SELECT s.id, s.name, s.state, s.min_client_version, s.created_by, s.created_at, s.updated_at,
+    `SELECT s.id, s.name, s.state, s.min_node_version, s.created_by, s.created_at, s.updated_at,
             m.role AS member_role, m.state AS member_state
        FROM sessions s
        LEFT JOIN session_memberships m ON m.session_id = s.id AND m.participant_id = $2
@@ -161,34 +161,34 @@ export async function getSession(
 export async function raiseFloor(
   db: Db,
   actor: ParticipantPrincipal,
-  input: { sessionId: string; minClientVersion: string },
+  input: { sessionId: string; minNodeVersion: string },
 ): Promise<SessionView> {
-  if (!isEventEnvelopeVersion(input.minClientVersion)) {
-    throw new TetherError('request.invalid', 'minClientVersion must be MAJOR.MINOR.');
+  if (!isEventEnvelopeVersion(input.minNodeVersion)) {
+    throw new TetherError('request.invalid', 'minNodeVersion must be MAJOR.MINOR.');
   }
   return db.tx(async (sql) => {
     const session = await requireOwner(sql, actor, input.sessionId, 'FOR UPDATE OF s');
-    const current = session.minClientVersion;
+    const current = session.minNodeVersion;
     // A malformed stored floor cannot be compared; any valid floor replaces it (the repair path).
     if (current !== null && isEventEnvelopeVersion(current)) {
-      const order = compareEventEnvelopeVersion(input.minClientVersion, current);
+      const order = compareEventEnvelopeVersion(input.minNodeVersion, current);
       if (order < 0) {
         throw new TetherError('session.floor_not_monotonic', 'The floor can only be raised.', {
-          currentMinClientVersion: current,
+          currentMinNodeVersion: current,
         });
       }
       if (order === 0) return session;
     }
     const { rows } = await sql.query(
-      `UPDATE sessions SET min_client_version = $2, updated_at = now() WHERE id = $1 RETURNING ${SESSION_COLUMNS}`,
-      [input.sessionId, input.minClientVersion],
+      `UPDATE sessions SET min_node_version = $2, updated_at = now() WHERE id = $1 RETURNING ${SESSION_COLUMNS}`,
+      [input.sessionId, input.minNodeVersion],
     );
     await appendEvent(
       sql,
       fleetEvent('session.floor_raised', {
         from: current,
         // Checked by isEventEnvelopeVersion above.
-        to: input.minClientVersion as EventEnvelopeVersion,
+        to: input.minNodeVersion as EventEnvelopeVersion,
         by: actor.participantId,
       }),
       { sessionId: input.sessionId },

@@ -47,7 +47,7 @@ const TARGET_FIELDS = [
   'ownerParticipantId',
   'role',
   'state',
-  'minClientVersion',
+  'minNodeVersion',
   'reusable',
 ] as const;
 

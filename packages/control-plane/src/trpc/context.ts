@@ -72,7 +72,7 @@ export interface Context {
    */
   credential: HeldCredentialScope | null;
   /** `MAJOR.MINOR` the client announced (header or connectionParams), if any. */
-  clientVersion: string | null;
+  clientContractVersion: string | null;
   transport: 'http' | 'ws';
   /** The real peer address (never a forwarded header unless TETHER_TRUST_PROXY). */
   peer: string;
@@ -82,7 +82,7 @@ export interface Context {
 
 export interface RawCredentials {
   token: string | null;
-  clientVersion: string | null;
+  clientContractVersion: string | null;
   transport: 'http' | 'ws';
   peer: string;
   connectionId?: string;
@@ -113,7 +113,7 @@ export async function buildContext(deps: Deps, raw: RawCredentials): Promise<Con
     credentialRejected,
     credential:
       principal === null ? null : credentialScope(deps.credentials, principal, raw.lifetime),
-    clientVersion: raw.clientVersion,
+    clientContractVersion: raw.clientContractVersion,
     transport: raw.transport,
     peer: raw.peer,
     connectionId,

@@ -82,11 +82,11 @@ const MAX_MAJOR = BigInt(SUPPORTED_CONTRACT_MAJORS.max);
  * below the supported range → `version.unsupported`, above it → `version.ceiling_exceeded`,
  * both naming the range. Returns the error, or null (no announcement, or a supported MAJOR).
  */
-export function clientVersionError(announced: string | null): TetherError | null {
+export function contractVersionError(announced: string | null): TetherError | null {
   if (announced === null) return null;
   if (!isEventEnvelopeVersion(announced)) {
     return new TetherError('request.invalid', 'x-tether-client-version must be MAJOR.MINOR.', {
-      clientVersion: announced.slice(0, 64),
+      clientContractVersion: announced.slice(0, 64),
     });
   }
   const major = parseEventEnvelopeVersion(announced).major;
@@ -98,7 +98,7 @@ export function clientVersionError(announced: string | null): TetherError | null
   const details = {
     serverContractVersion: CONTRACT_VERSION,
     supportedContractMajors: { ...SUPPORTED_CONTRACT_MAJORS },
-    clientVersion: announced,
+    clientContractVersion: announced,
   };
   return major < MIN_MAJOR
     ? new TetherError(
@@ -114,7 +114,7 @@ export function clientVersionError(announced: string | null): TetherError | null
 }
 
 const versionGate = middleware(({ ctx, next }) => {
-  const error = clientVersionError(ctx.clientVersion);
+  const error = contractVersionError(ctx.clientContractVersion);
   if (error) throw error;
   return next();
 });

@@ -60,7 +60,7 @@ export const COMMAND_ERROR_CASES: Record<CommandErrorCode, (s: TestServer) => Pr
           sessionId: session,
           participantId: owner.participantId,
           nodeId: node.nodeId,
-          clientVersion: '2.0',
+          nodeVersion: '2.0',
           capabilities: SHELL,
           healthState: 'online',
         },

@@ -260,7 +260,7 @@ describe('targeting by capability', () => {
         sessionId: session,
         participantId: owner.participantId,
         nodeId: offline.nodeId,
-        clientVersion: '2.0',
+        nodeVersion: '2.0',
         capabilities: cap,
         healthState: 'online',
       },
@@ -277,7 +277,7 @@ describe('targeting by capability', () => {
     await mutate(
       server.url,
       'session.raiseFloor',
-      { sessionId: session, minClientVersion: '9.0' },
+      { sessionId: session, minNodeVersion: '9.0' },
       { token: owner.token },
     );
     expect(details(await call(owner, session))).toMatchObject({ reason: 'none_online' });

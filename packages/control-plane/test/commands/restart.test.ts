@@ -148,7 +148,7 @@ describe('commands across kill -9', () => {
             sessionId: session.sessionId,
             participantId: owner.ownerParticipantId,
             nodeId: node.nodeId,
-            clientVersion: CONTRACT_VERSION,
+            nodeVersion: CONTRACT_VERSION,
             capabilities: { work: {}, door: {} },
             healthState: 'online',
           },

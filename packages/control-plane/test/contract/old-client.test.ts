@@ -75,7 +75,7 @@ class SchemaClient {
   readonly covered = new Set<string>();
   readonly #baseline: Baseline;
   readonly #server: TestServer;
-  /** The contract version this client announces (and sends as its attach clientVersion). */
+  /** The contract version this client announces (and sends as its attach nodeVersion). */
   readonly version: string;
 
   constructor(baseline: Baseline, server: TestServer) {
@@ -171,7 +171,7 @@ async function scenario(client: SchemaClient, server: TestServer): Promise<void>
   const sessionId = session.sessionId;
   await client.call('session.get', { sessionId }, admin);
   await client.call('session.list', {}, admin);
-  await client.call('session.raiseFloor', { sessionId, minClientVersion: '1.0' }, admin);
+  await client.call('session.raiseFloor', { sessionId, minNodeVersion: '1.0' }, admin);
   const membership = { sessionId, participantId: member.participantId };
   await client.call('membership.add', { ...membership, role: 'viewer' }, admin);
   await client.call('membership.update', { ...membership, role: 'collaborator' }, admin);
@@ -233,7 +233,7 @@ async function scenario(client: SchemaClient, server: TestServer): Promise<void>
     sessionId,
     participantId: enrolled.ownerParticipantId,
     nodeId,
-    clientVersion: client.version,
+    nodeVersion: client.version,
     capabilities: { gpu: { description: 'a GPU' } },
     healthState: 'online',
   };

@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { TetherError } from '@tether/contracts';
 import pg from 'pg';
+import { migrate } from 'postgres-migrations';
 import { describe, expect, inject, it } from 'vitest';
 import { MIGRATIONS_DIR, runMigrations } from '../../src/db/migrate.js';
 import type { Db } from '../../src/db/pool.js';
@@ -41,7 +44,7 @@ const SPEC_COLUMNS: Record<string, string[]> = {
     'id uuid NO',
     'name text NO',
     'state text NO',
-    'min_client_version text YES',
+    'min_node_version text YES',
     'created_by uuid NO',
     'created_at timestamptz NO',
     'updated_at timestamptz NO',
@@ -65,7 +68,7 @@ const SPEC_COLUMNS: Record<string, string[]> = {
     'labels jsonb NO',
     'metadata jsonb NO',
     'capabilities jsonb NO',
-    'client_version text YES',
+    'node_version text YES',
     'token_hash bytea YES',
     'status text NO',
     'enrolled_at timestamptz NO',
@@ -138,7 +141,7 @@ const SPEC_COLUMNS: Record<string, string[]> = {
     'participant_id uuid NO',
     'node_id text NO',
     'capabilities jsonb NO',
-    'client_version text NO',
+    'node_version text NO',
     'state text NO',
     'attached_at timestamptz NO',
     'updated_at timestamptz NO',
@@ -248,7 +251,7 @@ describe('schema: CHECK constraints reject values outside their enums and format
     const insert = async (state: string) => {
       const session = await makeSession(t.db, owner);
       return t.db.query(
-        `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, client_version, state)
+        `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, node_version, state)
          VALUES ($1, $2, $3, '1.0', $4)`,
         [session, owner.participantId, node.nodeId, state],
       );
@@ -321,13 +324,13 @@ describe('schema: CHECK constraints reject values outside their enums and format
     for (const good of ['a'.repeat(256), 'x', 'node-1.host:9_a']) await insert(good);
   });
 
-  it("sessions.min_client_version rejects '01.0' and other non-MAJOR.MINOR floors", async () => {
+  it("sessions.min_node_version rejects '01.0' and other non-MAJOR.MINOR floors", async () => {
     const owner = await makeParticipant(t.db);
     const insert = (floor: string) =>
-      t.db.query(
-        `INSERT INTO sessions (name, min_client_version, created_by) VALUES ('s', $1, $2)`,
-        [floor, owner.participantId],
-      );
+      t.db.query(`INSERT INTO sessions (name, min_node_version, created_by) VALUES ('s', $1, $2)`, [
+        floor,
+        owner.participantId,
+      ]);
     for (const bad of [
       '01.0',
       '1.01',
@@ -341,13 +344,13 @@ describe('schema: CHECK constraints reject values outside their enums and format
     ]) {
       expect(await pgFailure(insert(bad)), bad).toMatchObject({
         code: '23514',
-        constraint: 'sessions_min_client_version_format',
+        constraint: 'sessions_min_node_version_format',
       });
     }
     // 64 characters is the longest floor allowed; the 65-character one above is refused.
     for (const good of ['0.0', '1.10', '10.0', `1${'0'.repeat(61)}.0`]) await insert(good);
     await t.db.query(
-      `INSERT INTO sessions (name, min_client_version, created_by) VALUES ('s', NULL, $1)`,
+      `INSERT INTO sessions (name, min_node_version, created_by) VALUES ('s', NULL, $1)`,
       [owner.participantId],
     );
   });
@@ -386,7 +389,7 @@ describe('schema: attachment uniqueness', () => {
     const node = await makeNode(t.db, owner);
     const insert = async (state: string) =>
       t.db.query(
-        `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, client_version, state)
+        `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, node_version, state)
          VALUES ($1, $2, $3, '1.0', $4)`,
         [await makeSession(t.db, owner), owner.participantId, node.nodeId, state],
       );
@@ -410,7 +413,7 @@ describe('schema: attachment uniqueness', () => {
     const session = await makeSession(t.db, owner);
     const insert = (state: string) =>
       t.db.query(
-        `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, client_version, state)
+        `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, node_version, state)
          VALUES ($1, $2, $3, '1.0', $4)`,
         [session, owner.participantId, node.nodeId, state],
       );
@@ -473,19 +476,19 @@ describe('schema: foreign keys reject orphans', () => {
       },
       {
         constraint: 'runtime_node_attachments_session_id_fkey',
-        text: `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, client_version)
+        text: `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, node_version)
                VALUES ($1, $2, $3, '1.0')`,
         params: [MISSING_UUID, owner.participantId, node.nodeId],
       },
       {
         constraint: 'runtime_node_attachments_participant_id_fkey',
-        text: `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, client_version)
+        text: `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, node_version)
                VALUES ($1, $2, $3, '1.0')`,
         params: [session, MISSING_UUID, node.nodeId],
       },
       {
         constraint: 'runtime_node_attachments_node_id_fkey',
-        text: `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, client_version)
+        text: `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, node_version)
                VALUES ($1, $2, 'no-such-node', '1.0')`,
         params: [session, owner.participantId],
       },
@@ -551,6 +554,59 @@ describe('migrations: idempotence and concurrency', () => {
         await client.end();
       }
     } finally {
+      await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    }
+  });
+});
+
+describe('migration 14: the node software version is nodeVersion', () => {
+  it('renames the columns and rewrites stored runtimenode.attached payloads, leaving other events alone', async () => {
+    const adminUrl = inject('pgAdminUrl');
+    const runId = inject('pgTemplateDatabase').replace('tether_template_', '');
+    const name = `tether_t_${runId}_m14_${randomBytes(4).toString('hex')}`;
+    await adminQuery(adminUrl, `CREATE DATABASE ${name}`);
+    const url = databaseUrl(adminUrl, name);
+    // The migrations before 14, applied from a copy of the directory.
+    const before = await mkdtemp(join(tmpdir(), 'tether-m13-'));
+    const files = await migrationFiles();
+    for (const file of files.filter((f) => parseInt(f, 10) < 14)) {
+      await copyFile(join(MIGRATIONS_DIR, file), join(before, file));
+    }
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await migrate({ client }, before, { logger: () => undefined });
+      await client.query(
+        `INSERT INTO fleet_events (type, node_id, payload) VALUES
+           ('runtimenode.attached', 'n1', '{"attachmentId":"a","state":"registering","previousState":null,"readOnly":false,"nodeVersion":"1.4"}'),
+           ('runtimenode.detached', 'n1', '{"nodeVersion":"kept"}')`,
+      );
+      expect((await runMigrations(url)).applied).toEqual(
+        files.filter((f) => parseInt(f, 10) >= 14),
+      );
+      const { rows } = await client.query<{ type: string; payload: Record<string, unknown> }>(
+        `SELECT type, payload FROM fleet_events ORDER BY id`,
+      );
+      expect(rows[0]!.payload).toEqual({
+        attachmentId: 'a',
+        state: 'registering',
+        previousState: null,
+        readOnly: false,
+        nodeVersion: '1.4',
+      });
+      expect(rows[1]!.payload).toEqual({ nodeVersion: 'kept' });
+      const columns = await client.query<{ c: string }>(
+        `SELECT table_name || '.' || column_name AS c FROM information_schema.columns
+          WHERE table_schema = 'public' AND column_name LIKE '%_version' ORDER BY 1`,
+      );
+      expect(columns.rows.map((r) => r.c)).toEqual([
+        'nodes.node_version',
+        'runtime_node_attachments.node_version',
+        'sessions.min_node_version',
+      ]);
+    } finally {
+      await client.end();
+      await rm(before, { recursive: true, force: true });
       await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     }
   });

@@ -203,7 +203,7 @@ describe('SQLSTATE translation', () => {
     const node = await makeNode(t.db, owner);
     const insert = (sql: Sql, sessionId: string) =>
       sql.query(
-        `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, client_version, state)
+        `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, node_version, state)
          VALUES ($1, $2, $3, '1.0', 'online')`,
         [sessionId, owner.participantId, node.nodeId],
       );

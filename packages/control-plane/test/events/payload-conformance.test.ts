@@ -85,8 +85,8 @@ async function writeEveryEvent(): Promise<void> {
     { kind: 'node', nodeId: enrolled.nodeId, ownerParticipantId: owner.participantId },
     new RevocationBus(),
   );
-  await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '1.0' });
-  await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '1.2' });
+  await raiseFloor(t.db, owner, { sessionId: session, minNodeVersion: '1.0' });
+  await raiseFloor(t.db, owner, { sessionId: session, minNodeVersion: '1.2' });
 
   // pairing.requested (new and refreshed), approved + node.enrolled (pairing), claim → node.updated,
   // rejected, expired
@@ -124,7 +124,7 @@ async function writeEveryEvent(): Promise<void> {
   // (state_changed + capabilities_updated), beats (batch and single path), sweep, connection
   // bind and release, detach, attachment revoke, node revoke.
   const node = await makeNode(t.db, owner);
-  await attach(t.db, node, attachInput(node, session, { clientVersion: '1.2' }));
+  await attach(t.db, node, attachInput(node, session, { nodeVersion: '1.2' }));
   await capabilityUpdate(t.db, node, {
     nodeId: node.nodeId,
     capabilities: GPU,
@@ -142,7 +142,7 @@ async function writeEveryEvent(): Promise<void> {
   // A stale attachment (presence offline) superseded by the node's attach to another session
   // (runtimenode.detached built inside the attach statement), then the owner's node.detach.
   const mover = await makeNode(t.db, owner);
-  await attach(t.db, mover, attachInput(mover, session, { clientVersion: '1.2' }));
+  await attach(t.db, mover, attachInput(mover, session, { nodeVersion: '1.2' }));
   await bindConnections(t.db, [{ nodeId: mover.nodeId, connectionId: 'c2' }]);
   await releaseConnections(t.db, [{ nodeId: mover.nodeId, connectionId: 'c2' }]);
   const elsewhere = await makeSession(t.db, owner);
@@ -151,7 +151,7 @@ async function writeEveryEvent(): Promise<void> {
   await detachNode(t.db, owner, { nodeId: mover.nodeId, reason: 'moving' });
   // A resume in the handshake (SQL: presence change and runtimenode.state_changed).
   const resumer = await makeNode(t.db, owner);
-  const held = await attach(t.db, resumer, attachInput(resumer, session, { clientVersion: '1.2' }));
+  const held = await attach(t.db, resumer, attachInput(resumer, session, { nodeVersion: '1.2' }));
   await capabilityUpdate(t.db, resumer, {
     nodeId: resumer.nodeId,
     capabilities: GPU,
@@ -217,7 +217,7 @@ async function writeEveryEvent(): Promise<void> {
   const worker = await makeNode(t.db, owner);
   const member = await makeParticipant(t.db);
   await addMemberAs(t.db, owner, session, member, 'collaborator');
-  await attach(t.db, worker, attachInput(worker, session, { clientVersion: '1.2' }));
+  await attach(t.db, worker, attachInput(worker, session, { nodeVersion: '1.2' }));
   await capabilityUpdate(t.db, worker, { nodeId: worker.nodeId, capabilities: GPU });
   const call = (key: string, timeoutMs?: number) => ({
     target: { nodeId: worker.nodeId },
@@ -273,7 +273,7 @@ describe('fleet event payload conformance', () => {
         state: 'registering',
         previousState: null,
         readOnly: false,
-        clientVersion: expect.stringMatching(/^\d+\.\d+$/) as unknown,
+        nodeVersion: expect.stringMatching(/^\d+\.\d+$/) as unknown,
       });
     }
   });

@@ -90,7 +90,7 @@ describe('node.get visibility', () => {
       labels: {},
       metadata: {},
       capabilities: { gpu: { description: 'CUDA device', version: '12.0' } },
-      clientVersion: '1.0',
+      nodeVersion: '1.0',
       status: 'active',
       revokedAt: null,
       presence: { healthState: 'online' },

@@ -71,7 +71,7 @@ describe('fleet gauges on /metrics', () => {
         sessionId: session,
         participantId: owner.participantId,
         nodeId: attached.nodeId,
-        clientVersion: '1.0',
+        nodeVersion: '1.0',
         capabilities: {},
         healthState: 'online',
       },

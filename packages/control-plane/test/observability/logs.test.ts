@@ -220,7 +220,7 @@ describe('audit lines', () => {
         await mutate(
           server.url,
           'session.raiseFloor',
-          { sessionId, minClientVersion: '1.1' },
+          { sessionId, minNodeVersion: '1.1' },
           { token: owner.token },
         )
       ).status,
@@ -264,7 +264,7 @@ describe('audit lines', () => {
     expectLine('node.revoke', { nodeId: enrolled.data.nodeId }, byAdmin);
     expectLine(
       'session.raiseFloor',
-      { sessionId, minClientVersion: '1.1' },
+      { sessionId, minNodeVersion: '1.1' },
       { participantId: owner.participantId },
     );
 

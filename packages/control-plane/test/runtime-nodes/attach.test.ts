@@ -22,9 +22,9 @@ describe('runtimenode.attach', () => {
   it('P1 NULL floor admits every version read-write, starting registering', async () => {
     const owner = await makeParticipant(t.db);
     const session = await makeSession(t.db, owner);
-    for (const clientVersion of ['0.0', '0.1', '1.0', '99.99']) {
+    for (const nodeVersion of ['0.0', '0.1', '1.0', '99.99']) {
       const node = await makeNode(t.db, owner);
-      const result = await attach(t.db, node, attachInput(node, session, { clientVersion }));
+      const result = await attach(t.db, node, attachInput(node, session, { nodeVersion }));
       expect(result.readOnly).toBe(false);
       expect(result.state).toBe('registering');
       expect(result.attachmentId).toMatch(/^[0-9a-f-]{36}$/);
@@ -35,10 +35,10 @@ describe('runtimenode.attach', () => {
   it('P2 a client at or above the floor is read-write', async () => {
     const owner = await makeParticipant(t.db);
     const session = await makeSession(t.db, owner, '2.3');
-    for (const clientVersion of ['2.3', '2.4', '2.10', '3.0', '10.0']) {
+    for (const nodeVersion of ['2.3', '2.4', '2.10', '3.0', '10.0']) {
       const node = await makeNode(t.db, owner);
-      const result = await attach(t.db, node, attachInput(node, session, { clientVersion }));
-      expect(result, clientVersion).toMatchObject({ readOnly: false, state: 'registering' });
+      const result = await attach(t.db, node, attachInput(node, session, { nodeVersion }));
+      expect(result, nodeVersion).toMatchObject({ readOnly: false, state: 'registering' });
     }
   });
 
@@ -46,7 +46,7 @@ describe('runtimenode.attach', () => {
     const owner = await makeParticipant(t.db);
     const session = await makeSession(t.db, owner, '1.10');
     // Lexically "1.9" > "1.10"; numerically it is below, so read-only.
-    for (const [clientVersion, readOnly] of [
+    for (const [nodeVersion, readOnly] of [
       ['1.9', true],
       ['1.2', true],
       ['0.99', true],
@@ -54,9 +54,9 @@ describe('runtimenode.attach', () => {
       ['1.11', false],
     ] as const) {
       const node = await makeNode(t.db, owner);
-      const result = await attach(t.db, node, attachInput(node, session, { clientVersion }));
-      expect({ clientVersion, readOnly: result.readOnly, state: result.state }).toEqual({
-        clientVersion,
+      const result = await attach(t.db, node, attachInput(node, session, { nodeVersion }));
+      expect({ nodeVersion, readOnly: result.readOnly, state: result.state }).toEqual({
+        nodeVersion,
         readOnly,
         state: 'registering',
       });
@@ -64,7 +64,7 @@ describe('runtimenode.attach', () => {
     const session10 = await makeSession(t.db, owner, '10.0');
     const old = await makeNode(t.db, owner);
     expect(
-      (await attach(t.db, old, attachInput(old, session10, { clientVersion: '9.9' }))).readOnly,
+      (await attach(t.db, old, attachInput(old, session10, { nodeVersion: '9.9' }))).readOnly,
     ).toBe(true);
   });
 
@@ -72,19 +72,19 @@ describe('runtimenode.attach', () => {
     const owner = await makeParticipant(t.db);
     const session = await makeSession(t.db, owner);
     // Simulate a row written by something that bypassed the schema's CHECK.
-    await t.db.query(`ALTER TABLE sessions DROP CONSTRAINT sessions_min_client_version_format`);
+    await t.db.query(`ALTER TABLE sessions DROP CONSTRAINT sessions_min_node_version_format`);
     try {
-      await t.db.query(`UPDATE sessions SET min_client_version = '1.x' WHERE id = $1`, [session]);
+      await t.db.query(`UPDATE sessions SET min_node_version = '1.x' WHERE id = $1`, [session]);
       const node = await makeNode(t.db, owner);
       await expectCode(attach(t.db, node, attachInput(node, session)), 'version.floor_malformed');
       expect(await attachmentRow(t.db, node.nodeId, session)).toBeUndefined();
     } finally {
       await t.db.query(
-        `UPDATE sessions SET min_client_version = NULL WHERE min_client_version = '1.x'`,
+        `UPDATE sessions SET min_node_version = NULL WHERE min_node_version = '1.x'`,
       );
       await t.db.query(
-        `ALTER TABLE sessions ADD CONSTRAINT sessions_min_client_version_format
-           CHECK (min_client_version ~ '^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)$' AND char_length(min_client_version) <= 64)`,
+        `ALTER TABLE sessions ADD CONSTRAINT sessions_min_node_version_format
+           CHECK (min_node_version ~ '^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)$' AND char_length(min_node_version) <= 64)`,
       );
     }
   });
@@ -142,7 +142,7 @@ describe('runtimenode.attach', () => {
     await attach(t.db, node, attachInput(node, a));
     const raw = await t.db
       .query(
-        `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, client_version, state)
+        `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, node_version, state)
          VALUES ($1, $2, $3, '1.0', 'online')`,
         [b, owner.participantId, node.nodeId],
       )
@@ -248,13 +248,13 @@ describe('runtimenode.attach', () => {
     );
   });
 
-  it('a floor raised to exactly the client version keeps it read-write on re-attach', async () => {
+  it('a floor raised to exactly the node version keeps it read-write on re-attach', async () => {
     const owner = await makeParticipant(t.db);
     const session = await makeSession(t.db, owner, '1.0');
-    await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '1.5' });
+    await raiseFloor(t.db, owner, { sessionId: session, minNodeVersion: '1.5' });
     const node = await makeNode(t.db, owner);
     expect(
-      (await attach(t.db, node, attachInput(node, session, { clientVersion: '1.5' }))).readOnly,
+      (await attach(t.db, node, attachInput(node, session, { nodeVersion: '1.5' }))).readOnly,
     ).toBe(false);
   });
 });

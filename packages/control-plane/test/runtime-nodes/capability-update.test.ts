@@ -27,7 +27,7 @@ describe('runtimenode.capabilityupdate', () => {
     const owner = await makeParticipant(t.db);
     const session = await makeSession(t.db, owner, '2.0');
     const node = await makeNode(t.db, owner);
-    const attached = await attach(t.db, node, attachInput(node, session, { clientVersion: '1.9' }));
+    const attached = await attach(t.db, node, attachInput(node, session, { nodeVersion: '1.9' }));
     expect(attached.readOnly).toBe(true);
     const beforeAttachment = await attachmentRow(t.db, node.nodeId, session);
     const beforeNode = await nodeRow(node.nodeId);
@@ -54,7 +54,7 @@ describe('runtimenode.capabilityupdate', () => {
     const owner = await makeParticipant(t.db);
     const session = await makeSession(t.db, owner, '1.0');
     const node = await makeNode(t.db, owner);
-    await attach(t.db, node, attachInput(node, session, { clientVersion: '1.4' }));
+    await attach(t.db, node, attachInput(node, session, { nodeVersion: '1.4' }));
     const first = await capabilityUpdate(t.db, node, {
       nodeId: node.nodeId,
       capabilities: GPU,
@@ -62,7 +62,7 @@ describe('runtimenode.capabilityupdate', () => {
     });
     expect(first.state).toBe('online');
 
-    await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '1.5' });
+    await raiseFloor(t.db, owner, { sessionId: session, minNodeVersion: '1.5' });
     const before = await attachmentRow(t.db, node.nodeId, session);
     await expectTetherError(
       capabilityUpdate(t.db, node, { nodeId: node.nodeId, capabilities: { shell: {} } }),

@@ -22,15 +22,15 @@ describe('runtimenode.roster', () => {
     const session = await makeSession(t.db, owner, '1.5');
     const modern = await makeNode(t.db, owner);
     const legacy = await makeNode(t.db, owner);
-    await attach(t.db, modern, attachInput(modern, session, { clientVersion: '1.6' }));
-    await attach(t.db, legacy, attachInput(legacy, session, { clientVersion: '1.4' }));
+    await attach(t.db, modern, attachInput(modern, session, { nodeVersion: '1.6' }));
+    await attach(t.db, legacy, attachInput(legacy, session, { nodeVersion: '1.4' }));
     await t.db.query(
       `UPDATE runtime_node_presence SET last_heartbeat_at = NULL WHERE node_id = $1`,
       [legacy.nodeId],
     );
 
     const { nodes } = await roster(t.db, owner, { sessionId: session });
-    expect(nodes.map((n) => [n.nodeId, n.state, n.readOnly, n.clientVersion])).toEqual([
+    expect(nodes.map((n) => [n.nodeId, n.state, n.readOnly, n.nodeVersion])).toEqual([
       [modern.nodeId, 'registering', false, '1.6'],
       [legacy.nodeId, 'registering', true, '1.4'],
     ]);
@@ -42,7 +42,7 @@ describe('runtimenode.roster', () => {
     expect((await getNode(t.db, owner, legacy.nodeId)).activeAttachment?.readOnly).toBe(true);
 
     // Raising the floor flips readOnly on the next read; nobody is disconnected.
-    await raiseFloor(t.db, owner, { sessionId: session, minClientVersion: '1.7' });
+    await raiseFloor(t.db, owner, { sessionId: session, minNodeVersion: '1.7' });
     const again = await roster(t.db, owner, { sessionId: session });
     expect(again.nodes.map((n) => [n.readOnly, n.state])).toEqual([
       [true, 'registering'],

@@ -51,7 +51,7 @@ export async function attachedNode(
         sessionId,
         participantId: owner.participantId,
         nodeId: node.nodeId,
-        clientVersion: '1.0',
+        nodeVersion: '1.0',
         capabilities,
         healthState: 'online',
       },

@@ -551,7 +551,7 @@ describe('restart', () => {
           sessionId: session.data.sessionId,
           participantId: owner.data.participantId,
           nodeId,
-          clientVersion: '2.0',
+          nodeVersion: '2.0',
           capabilities: { arm: {} },
           healthState: 'online',
         },

@@ -49,12 +49,12 @@ export async function nodeOf(
 export async function sessionOf(
   server: TestServer,
   owner: ParticipantActor,
-  minClientVersion?: string,
+  minNodeVersion?: string,
 ): Promise<SessionId> {
   const created = await mutate<{ sessionId: SessionId }>(
     server.url,
     'session.create',
-    { name: uniqueName('s'), ...(minClientVersion ? { minClientVersion } : {}) },
+    { name: uniqueName('s'), ...(minNodeVersion ? { minNodeVersion } : {}) },
     { token: owner.token },
   );
   if (created.status !== 200) throw new Error(`session.create failed: ${created.raw}`);

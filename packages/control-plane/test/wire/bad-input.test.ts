@@ -23,7 +23,7 @@ describe('bad input', () => {
       sessionId: session,
       participantId: node.ownerParticipantId,
       nodeId: node.nodeId,
-      clientVersion: '1.0',
+      nodeVersion: '1.0',
       capabilities: {},
       healthState: 'online',
     };
@@ -73,18 +73,18 @@ describe('bad input', () => {
       {
         name: 'invalid version 1.01',
         call: () =>
-          mutate(server.url, 'runtimenode.attach', { ...attach, clientVersion: '1.01' }, asNode),
+          mutate(server.url, 'runtimenode.attach', { ...attach, nodeVersion: '1.01' }, asNode),
         status: 400,
         code: 'request.invalid',
-        field: 'clientVersion',
+        field: 'nodeVersion',
       },
       {
         name: 'invalid version 1.2.3',
         call: () =>
-          mutate(server.url, 'runtimenode.attach', { ...attach, clientVersion: '1.2.3' }, asNode),
+          mutate(server.url, 'runtimenode.attach', { ...attach, nodeVersion: '1.2.3' }, asNode),
         status: 400,
         code: 'request.invalid',
-        field: 'clientVersion',
+        field: 'nodeVersion',
       },
       {
         name: 'invalid node id',

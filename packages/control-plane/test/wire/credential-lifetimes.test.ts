@@ -58,7 +58,7 @@ async function sessionEvent(server: TestServer, owner: ParticipantActor, session
   const r = await mutate(
     server.url,
     'session.raiseFloor',
-    { sessionId, minClientVersion: `1.${floor}` },
+    { sessionId, minNodeVersion: `1.${floor}` },
     { token: owner.token },
   );
   if (r.status !== 200) throw new Error(`raiseFloor failed: ${r.raw}`);

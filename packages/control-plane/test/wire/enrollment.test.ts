@@ -270,7 +270,7 @@ describe('device.enroll', () => {
       platform: 'linux-arm64',
       location: 'rack 4',
       capabilities: { gpu: { description: 'CUDA device' } },
-      clientVersion: '1.0',
+      nodeVersion: '1.0',
     });
     expect(enrolled.status, enrolled.raw).toBe(200);
     expect(enrolled.data.ownerParticipantId).toBe(alice.participantId);
@@ -282,7 +282,7 @@ describe('device.enroll', () => {
       token_hash: Buffer;
       platform: string;
       location: string;
-      client_version: string;
+      node_version: string;
       capabilities: unknown;
       status: string;
     }>(`SELECT * FROM nodes WHERE node_id = $1`, [enrolled.data.nodeId]);
@@ -291,7 +291,7 @@ describe('device.enroll', () => {
       owner_participant_id: alice.participantId,
       platform: 'linux-arm64',
       location: 'rack 4',
-      client_version: '1.0',
+      node_version: '1.0',
       capabilities: { gpu: { description: 'CUDA device' } },
       status: 'active',
     });

@@ -164,7 +164,7 @@ const attachCall = (owner: ParticipantActor, node: NodeActor, sessionId: string)
     sessionId,
     participantId: owner.participantId,
     nodeId: node.nodeId,
-    clientVersion: '1.0',
+    nodeVersion: '1.0',
     capabilities: {},
     healthState: 'online',
   },
@@ -238,7 +238,7 @@ export const ERROR_CASES: Record<TetherErrorCode, ErrorCase> = {
     const session = await sessionOf(s, owner);
     const node = await nodeOf(s, owner);
     await s.db.query(
-      `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, client_version, capabilities)
+      `INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, node_version, capabilities)
        VALUES ($1, $2, $3, '1.0', '{"Not A Capability": 1}')`,
       [session, owner.participantId, node.nodeId],
     );
@@ -362,7 +362,7 @@ export const ERROR_CASES: Record<TetherErrorCode, ErrorCase> = {
     });
     return {
       procedure: 'session.raiseFloor',
-      input: { sessionId: session, minClientVersion: '2.0' },
+      input: { sessionId: session, minNodeVersion: '2.0' },
       token: collaborator.token,
     };
   },
@@ -371,7 +371,7 @@ export const ERROR_CASES: Record<TetherErrorCode, ErrorCase> = {
     const session = await sessionOf(s, owner, '2.0');
     return {
       procedure: 'session.raiseFloor',
-      input: { sessionId: session, minClientVersion: '1.9' },
+      input: { sessionId: session, minNodeVersion: '1.9' },
       token: owner.token,
     };
   },
@@ -580,8 +580,8 @@ export const ERROR_CASES: Record<TetherErrorCode, ErrorCase> = {
     const owner = await participant(s);
     const node = await nodeOf(s, owner);
     const session = await sessionOf(s, owner);
-    await s.db.query(`ALTER TABLE sessions DROP CONSTRAINT sessions_min_client_version_format`);
-    await s.db.query(`UPDATE sessions SET min_client_version = 'one.two' WHERE id = $1`, [session]);
+    await s.db.query(`ALTER TABLE sessions DROP CONSTRAINT sessions_min_node_version_format`);
+    await s.db.query(`UPDATE sessions SET min_node_version = 'one.two' WHERE id = $1`, [session]);
     return attachCall(owner, node, session);
   },
 };

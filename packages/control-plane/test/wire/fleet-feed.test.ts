@@ -275,7 +275,7 @@ describe('fleet.events', () => {
         sessionId: session,
         participantId: owner.participantId,
         nodeId: node.nodeId,
-        clientVersion: '1.0',
+        nodeVersion: '1.0',
         capabilities: { shell: {} },
         healthState: 'online',
       },

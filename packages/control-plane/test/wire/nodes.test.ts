@@ -93,7 +93,7 @@ async function attachOverHttp(
       sessionId,
       participantId: owner.participantId,
       nodeId: node.nodeId,
-      clientVersion: '1.0',
+      nodeVersion: '1.0',
       capabilities: { gpu: {} },
       healthState: 'online',
     },

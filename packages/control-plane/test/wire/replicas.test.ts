@@ -205,7 +205,7 @@ describe('several replicas on one PostgreSQL', () => {
           await mutate(
             a.url,
             'session.raiseFloor',
-            { sessionId: session.data.sessionId, minClientVersion: `1.${floor}` },
+            { sessionId: session.data.sessionId, minNodeVersion: `1.${floor}` },
             { token: member.data.token },
           );
           return stream!.events.length;

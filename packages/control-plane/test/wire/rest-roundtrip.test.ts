@@ -62,7 +62,7 @@ describe('REST round trip through /api/v1', () => {
         nodeId: 'rest-mac-01',
         name: 'Mac mini',
         nodeType: 'desktop',
-        clientVersion: '1.0',
+        nodeVersion: '1.0',
       },
     );
     expect(enrolled.status).toBe(200);
@@ -84,7 +84,7 @@ describe('REST round trip through /api/v1', () => {
         sessionId,
         participantId: ownerParticipantId,
         nodeId,
-        clientVersion: '1.0',
+        nodeVersion: '1.0',
         capabilities: {},
         healthState: 'online',
       },

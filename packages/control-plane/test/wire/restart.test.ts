@@ -60,7 +60,7 @@ async function seed(url: string) {
       sessionId: session.data.sessionId,
       participantId: enrolled.data.ownerParticipantId,
       nodeId: 'press-7',
-      clientVersion: '1.0',
+      nodeVersion: '1.0',
       capabilities: { plc: {} },
       healthState: 'online',
     },

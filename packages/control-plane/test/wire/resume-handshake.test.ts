@@ -101,7 +101,7 @@ async function attachedNode(server: TestServer): Promise<Attached> {
       sessionId,
       participantId: owner.participantId,
       nodeId: node.nodeId,
-      clientVersion: '2.0',
+      nodeVersion: '2.0',
       capabilities: CAPABILITIES,
       healthState: 'online',
     },
@@ -270,7 +270,7 @@ describe('resume in the WebSocket handshake', () => {
           const raised = await mutate(
             server.url,
             'session.raiseFloor',
-            { sessionId: a.sessionId, minClientVersion: '3.0' },
+            { sessionId: a.sessionId, minNodeVersion: '3.0' },
             { token: a.owner.token },
           );
           expect(raised.status).toBe(200);

@@ -14,14 +14,14 @@ import { nodeOf, participant, sessionOf, type NodeActor, type ParticipantActor }
 function attachBody(
   node: NodeActor,
   sessionId: SessionId,
-  clientVersion = '1.0',
+  nodeVersion = '1.0',
   capabilities: object = { gpu: {} },
 ) {
   return {
     sessionId,
     participantId: node.ownerParticipantId,
     nodeId: node.nodeId,
-    clientVersion,
+    nodeVersion,
     capabilities,
     healthState: 'online',
   };

@@ -26,7 +26,7 @@ function attachBody(node: NodeActor, sessionId: SessionId) {
     sessionId,
     participantId: node.ownerParticipantId,
     nodeId: node.nodeId,
-    clientVersion: '2.0',
+    nodeVersion: '2.0',
     capabilities: { gpu: {} },
     healthState: 'online' as const,
   };

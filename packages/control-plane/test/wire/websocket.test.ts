@@ -24,7 +24,7 @@ describe('tRPC over WebSocket', () => {
         sessionId: session,
         participantId: node.ownerParticipantId,
         nodeId: node.nodeId,
-        clientVersion: '1.0',
+        nodeVersion: '1.0',
         capabilities: { shell: {} },
         healthState: 'online',
       });
@@ -146,7 +146,7 @@ describe('tRPC over WebSocket', () => {
       expect(http.error?.data.tetherError.details).toEqual({
         serverContractVersion: CONTRACT_VERSION,
         supportedContractMajors: { min, max },
-        clientVersion: old,
+        clientContractVersion: old,
       });
       expect(http.error?.data.tetherError.message).toContain(`contract MAJOR`);
       const ws = await wsBeat(server, node, old);

@@ -79,7 +79,7 @@ describe('tRPC WebSocket frames for non-TypeScript daemons (superjson)', () => {
             sessionId,
             participantId: owner.participantId,
             nodeId: node.nodeId,
-            clientVersion: CONTRACT_VERSION,
+            nodeVersion: CONTRACT_VERSION,
             capabilities: {},
             healthState: 'online',
           },

@@ -329,7 +329,7 @@ function FleetRow({ node, now }: { node: NodeView; now: number }) {
         )}
       </span>
       <span className="cell" role="cell" data-label="Version">
-        {node.clientVersion ?? '—'}
+        {node.nodeVersion ?? '—'}
       </span>
       <span className="cell" role="cell" title={caps.join(', ')} data-label="Capabilities">
         {caps.length === 0 ? (

@@ -88,7 +88,7 @@ function NodeDetails({ node }: { node: NodeView }) {
           <dt>Location</dt>
           <dd>{node.location ?? '—'}</dd>
           <dt>Client version</dt>
-          <dd>{node.clientVersion ?? '—'}</dd>
+          <dd>{node.nodeVersion ?? '—'}</dd>
           <dt>Attachment</dt>
           <dd>
             {att === null ? (

@@ -41,14 +41,14 @@ export function SessionPage({ sessionId }: { sessionId: string }) {
           </dd>
           <dt>State</dt>
           <dd>{s.state}</dd>
-          <dt>Minimum client version</dt>
-          <dd data-testid="floor">{s.minClientVersion ?? 'none'}</dd>
+          <dt>Minimum node version</dt>
+          <dd data-testid="floor">{s.minNodeVersion ?? 'none'}</dd>
           <dt>Created</dt>
           <dd>{dateTime(s.createdAt)}</dd>
         </dl>
       </div>
       <Roster sessionId={sessionId} />
-      <RaiseFloor sessionId={sessionId} current={s.minClientVersion} />
+      <RaiseFloor sessionId={sessionId} current={s.minNodeVersion} />
       <Members sessionId={sessionId} />
     </section>
   );
@@ -92,12 +92,12 @@ function Roster({ sessionId }: { sessionId: string }) {
                     <Presence state={n.healthState} />
                   </td>
                   <td>
-                    {n.clientVersion}
+                    {n.nodeVersion}
                     {n.readOnly && (
                       <span
                         className="badge warn"
                         data-testid="read-only"
-                        title="Below the session's minimum client version"
+                        title="Below the session's minimum node version"
                       >
                         read-only
                       </span>
@@ -134,7 +134,7 @@ function RaiseFloor({ sessionId, current }: { sessionId: string; current: string
         queryClient.setQueryData(trpc.session.get.queryKey({ sessionId }), session);
         void queryClient.invalidateQueries(trpc.runtimenode.roster.queryFilter({ sessionId }));
         void queryClient.invalidateQueries(trpc.session.list.pathFilter());
-        setDone(`The floor is now ${session.minClientVersion ?? version}.`);
+        setDone(`The floor is now ${session.minNodeVersion ?? version}.`);
         setVersion('');
       },
     }),
@@ -142,19 +142,19 @@ function RaiseFloor({ sessionId, current }: { sessionId: string; current: string
   const submit = (e: FormEvent) => {
     e.preventDefault();
     setDone(null);
-    raise.mutate({ sessionId, minClientVersion: version.trim() });
+    raise.mutate({ sessionId, minNodeVersion: version.trim() });
   };
   return (
     <form className="panel" aria-label="Raise floor" onSubmit={submit}>
       <h2>Version floor</h2>
       <p id={`${id}-help`} className="muted">
         The floor only goes up: a version at or below the current one ({current ?? 'none yet'}) is
-        refused. Nodes attached with an older client version stay attached but become read-only;
+        refused. Nodes attached with an older node version stay attached but become read-only;
         nobody is disconnected. Versions are MAJOR.MINOR, e.g. 2.1.
       </p>
       <div className="form-row">
         <div className="field">
-          <label htmlFor={`${id}-version`}>Minimum client version</label>
+          <label htmlFor={`${id}-version`}>Minimum node version</label>
           <input
             id={`${id}-version`}
             value={version}

@@ -28,7 +28,7 @@ export function SessionsPage() {
               <tr>
                 <th scope="col">Name</th>
                 <th scope="col">State</th>
-                <th scope="col">Minimum client version</th>
+                <th scope="col">Minimum node version</th>
                 <th scope="col">Created</th>
               </tr>
             </thead>
@@ -39,7 +39,7 @@ export function SessionsPage() {
                     <Link href={`/sessions/${s.sessionId}`}>{s.name}</Link>
                   </td>
                   <td>{s.state}</td>
-                  <td>{s.minClientVersion ?? 'none'}</td>
+                  <td>{s.minNodeVersion ?? 'none'}</td>
                   <td>{dateTime(s.createdAt)}</td>
                 </tr>
               ))}

@@ -37,7 +37,7 @@ type Seeded = ReturnType<typeof seeded>;
 
 const SEED_NODES = `
   INSERT INTO nodes (node_id, owner_participant_id, name, node_type, platform, location, labels,
-                     capabilities, client_version, token_hash)
+                     capabilities, node_version, token_hash)
   SELECT 'fleet-' || lpad(i::text, 5, '0'), $1, 'machine ' || i,
          (ARRAY['daemon', 'desktop', 'edge'])[i % 3 + 1], 'linux',
          (ARRAY['lab-a', 'lab-b', 'lab-c', 'lab-d', 'lab-e'])[i % 5 + 1],
@@ -60,7 +60,7 @@ const SEED_PRESENCE = `
 
 const SEED_ATTACHMENTS = `
   INSERT INTO runtime_node_attachments (session_id, participant_id, node_id, capabilities,
-                                        client_version, state)
+                                        node_version, state)
   SELECT $1, $2, 'fleet-' || lpad(i::text, 5, '0'), '{"shell": {}}', '2.0', 'offline'
     FROM generate_series(0, $3::int - 1, 20) AS i`;
 

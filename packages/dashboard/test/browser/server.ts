@@ -118,11 +118,11 @@ export interface Seeded {
 /** As the operator: a session and a reusable enrollment key (so the nodes are the operator's). */
 export async function seedSession(
   server: DashboardServer,
-  options: { name?: string; minClientVersion?: string } = {},
+  options: { name?: string; minNodeVersion?: string } = {},
 ): Promise<Seeded> {
   const session = await server.operator.client.session.create.mutate({
     name: options.name ?? `browser ${randomBytes(3).toString('hex')}`,
-    ...(options.minClientVersion ? { minClientVersion: options.minClientVersion } : {}),
+    ...(options.minNodeVersion ? { minNodeVersion: options.minNodeVersion } : {}),
   });
   const key = await server.operator.client.enrollment.createKey.mutate({ reusable: true });
   return { sessionId: session.sessionId, enrollmentKey: key.enrollmentKey };
@@ -149,7 +149,7 @@ export function enrollNode(
 export function startNode(
   server: DashboardServer,
   credentials: NodeCredentials,
-  options: { sessionId?: string; clientVersion?: string; capabilities?: Capabilities },
+  options: { sessionId?: string; nodeVersion?: string; capabilities?: Capabilities },
 ): TetherNode & AsyncDisposable {
   const node = createTetherNode({
     ...credentials,
@@ -158,7 +158,7 @@ export function startNode(
     capabilities: options.capabilities ?? { shell: {} },
     backoff: { baseMs: 50, capMs: 500, stableAfterMs: 1_000 },
     ...(options.sessionId ? { sessionId: options.sessionId } : {}),
-    ...(options.clientVersion ? { clientVersion: options.clientVersion } : {}),
+    ...(options.nodeVersion ? { nodeVersion: options.nodeVersion } : {}),
   });
   return Object.assign(node, { [Symbol.asyncDispose]: () => node.stop() });
 }

@@ -119,11 +119,11 @@ describe('dashboard: operator workflows', () => {
     const { page } = browser;
     const older = await enrollNode(server, seeded.enrollmentKey, 'older agent');
     const newer = await enrollNode(server, seeded.enrollmentKey, 'newer agent');
-    for (const [credentials, clientVersion] of [
+    for (const [credentials, nodeVersion] of [
       [older, '2.0'],
       [newer, '2.7'],
     ] as const) {
-      const node = startNode(server, credentials, { sessionId: seeded.sessionId, clientVersion });
+      const node = startNode(server, credentials, { sessionId: seeded.sessionId, nodeVersion });
       nodes.push(node);
       await node.start();
       await node.waitFor('online');
@@ -139,7 +139,7 @@ describe('dashboard: operator workflows', () => {
     await newerRow.waitFor();
     expect(await olderRow.getByTestId('read-only').count()).toBe(0);
 
-    await page.getByLabel('Minimum client version').fill('2.5');
+    await page.getByLabel('Minimum node version').fill('2.5');
     await page.getByRole('button', { name: 'Raise floor' }).click();
     await olderRow.getByTestId('read-only').waitFor();
     expect(await newerRow.getByTestId('read-only').count()).toBe(0);
@@ -244,7 +244,7 @@ describe('dashboard: operator workflows', () => {
     const { page } = browser;
     const credentials = await enrollNode(server, seeded.enrollmentKey, 'rotated agent');
     // Above the floor the floor test may have raised: a read-only node cannot come online.
-    const attach = { sessionId: seeded.sessionId, clientVersion: '2.7' };
+    const attach = { sessionId: seeded.sessionId, nodeVersion: '2.7' };
     const first = startNode(server, credentials, attach);
     nodes.push(first);
     await first.start();

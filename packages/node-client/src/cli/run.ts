@@ -47,7 +47,7 @@ export async function runCommand(args: string[]): Promise<number> {
     capability: { type: 'string', multiple: true },
     credentials: { type: 'string' },
     url: { type: 'string' },
-    'client-version': { type: 'string' },
+    'node-version': { type: 'string' },
     degraded: { type: 'boolean' },
     'log-level': { type: 'string' },
     'allow-exec': { type: 'string', multiple: true },
@@ -55,7 +55,7 @@ export async function runCommand(args: string[]): Promise<number> {
   const level = values['log-level'] ?? 'info';
   if (!isLevel(level)) throw new UsageError('--log-level must be debug, info, warn or error');
   const sessionId = values.session === undefined ? undefined : uuid(values.session, '--session');
-  const clientVersion = version(values['client-version'], '--client-version');
+  const nodeVersion = version(values['node-version'], '--node-version');
   const caps = capabilities(values.capability);
   const allowExec = parseAllowList(values['allow-exec'] ?? []);
   if (values['allow-exec'] !== undefined && allowExec.length === 0) {
@@ -73,7 +73,7 @@ export async function runCommand(args: string[]): Promise<number> {
     autoMetrics: true,
     logger: stderrLogger(level),
     ...(sessionId !== undefined ? { sessionId } : {}),
-    ...(clientVersion !== undefined ? { clientVersion } : {}),
+    ...(nodeVersion !== undefined ? { nodeVersion } : {}),
   });
   for (const builtin of builtinCapabilities({ allowExec })) {
     node.onCommand(builtin.name, builtin.handler, {

@@ -72,7 +72,7 @@ export async function simulateCommand(args: string[]): Promise<number> {
     churn: { type: 'boolean' },
     'churn-interval': { type: 'string' },
     capability: { type: 'string', multiple: true },
-    'client-version': { type: 'string' },
+    'node-version': { type: 'string' },
     ramp: { type: 'string' },
     duration: { type: 'string' },
     interval: { type: 'string' },
@@ -87,7 +87,7 @@ export async function simulateCommand(args: string[]): Promise<number> {
   const intervalS = positiveNumber(values.interval, '--interval') ?? 5;
   const churnS = positiveNumber(values['churn-interval'], '--churn-interval');
   const rampS = positiveNumber(values.ramp, '--ramp');
-  const clientVersion = version(values['client-version'], '--client-version');
+  const nodeVersion = version(values['node-version'], '--node-version');
   const caps = capabilities(values.capability);
   const identities = values.identities ? await loadIdentities(values.identities) : [];
   const key = identities.length >= count ? undefined : enrollmentKey(values.key);
@@ -165,7 +165,7 @@ export async function simulateCommand(args: string[]): Promise<number> {
           if (event.type === 'terminated') firstTermination ??= event.cause;
         },
         ...(rampS !== undefined ? { rampMs: rampS * 1000 } : {}),
-        ...(clientVersion !== undefined ? { clientVersion } : {}),
+        ...(nodeVersion !== undefined ? { nodeVersion } : {}),
         ...(Object.keys(caps).length > 0 ? { capabilities: caps } : {}),
       });
       if (values.identities) await saveIdentities(values.identities);

@@ -1,7 +1,7 @@
 /**
  * The REST surface under `/api/v1`: plain JSON in and out, one operation per query and mutation
  * (routes.ts). Each request is served by the same procedure as its tRPC twin, through the
- * router's caller: the same context builder (bearer token, client version, peer address), the
+ * router's caller: the same context builder (bearer token, announced contract version, peer address), the
  * same middleware chain (auth, version ceiling, draining, rate limits, metrics), the same input
  * validation and the same error projection. Only the envelope differs: the answer is the
  * procedure's output itself, and an error is `{ "error": { code, message, details? } }` with

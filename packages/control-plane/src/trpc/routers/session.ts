@@ -39,7 +39,7 @@ export const sessionRouter = router({
         'POST',
         '/sessions/{sessionId}/raise-floor',
         'sessions',
-        'Raise the minimum client version (floors only rise)',
+        'Raise the minimum node version (floors only rise)',
       ),
     )
     .input(SessionRaiseFloorInput)
