@@ -7,12 +7,12 @@
  * A node the caller cannot see (the registry's visibility rule), a revoked one and one that does
  * not exist are all `node.not_found`: the answer never tells a stranger that a node id exists.
  */
-import { ACTIVE_ATTACHMENT_STATES, ATTACHING_ROLES, TetherError } from '@tether/contracts';
+import { ATTACHING_ROLES, TetherError } from '@tether/contracts';
 import { isAdmin, type ParticipantPrincipal } from '../auth/principal.js';
 import { visibleNode } from '../auth/visibility.js';
 import type { Sql } from '../db/pool.js';
+import { ACTIVE_ATTACHMENT_STATES_SQL } from '../db/sql-lists.js';
 
-const ACTIVE_STATES_SQL = `(${ACTIVE_ATTACHMENT_STATES.map((s) => `'${s}'`).join(', ')})`;
 const ATTACHING_ROLES_SQL = `(${ATTACHING_ROLES.map((r) => `'${r}'`).join(', ')})`;
 
 export interface NodeAccess {
@@ -31,7 +31,7 @@ export function attachedMemberSql(viewer: string): string {
   return `EXISTS (
     SELECT 1 FROM runtime_node_attachments aa
       JOIN session_memberships am ON am.session_id = aa.session_id
-     WHERE aa.node_id = n.node_id AND aa.state IN ${ACTIVE_STATES_SQL}
+     WHERE aa.node_id = n.node_id AND aa.state IN ${ACTIVE_ATTACHMENT_STATES_SQL}
        AND am.participant_id = ${viewer} AND am.state = 'active' AND am.role IN ${ATTACHING_ROLES_SQL})`;
 }
 

@@ -127,13 +127,7 @@ export async function* streamCommands(
   let first = true;
   try {
     for (;;) {
-      await wakeup.next(signal);
-      if (signals.closed) await signals.shutdown(transport, signal);
-      if (signal.aborted) {
-        if (signal.reason instanceof TetherError) throw signal.reason;
-        return;
-      }
-      if (signals.closed) return;
+      if (!(await signals.next(wakeup, transport, signal))) return;
       const rows = await takeForDelivery(
         db,
         nodeId,

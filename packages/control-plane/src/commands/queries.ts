@@ -117,13 +117,7 @@ export async function* watchCommand(
   let last = input.lastEventId == null ? 0 : Number(input.lastEventId);
   try {
     for (;;) {
-      await wakeup.next(signal);
-      if (signals.closed) await signals.shutdown(transport, signal);
-      if (signal.aborted) {
-        if (signal.reason instanceof TetherError) throw signal.reason;
-        return;
-      }
-      if (signals.closed) return;
+      if (!(await signals.next(wakeup, transport, signal))) return;
       const { row } = await findVisible(db, actor, input.commandId, false);
       if (row.revision > last) {
         last = row.revision;

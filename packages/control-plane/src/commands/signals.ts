@@ -9,7 +9,7 @@
  * the only source of what to send: a wake-up carries nothing but "look again", so a lost or
  * duplicated one costs a read, never a command.
  */
-import type { FleetEvent } from '@tether/contracts';
+import { TetherError, type FleetEvent } from '@tether/contracts';
 
 /** A level-triggered flag: set by `wake`, cleared by `next`; a wake before `next` is not lost. */
 export class Wakeup {
@@ -90,11 +90,26 @@ export class CommandSignals {
    * client resubscribes everything that was open on a socket that closed, while a stream the
    * server completed would stay completed.
    */
-  async shutdown(transport: 'http' | 'ws', signal: AbortSignal): Promise<void> {
+  async #shutdown(transport: 'http' | 'ws', signal: AbortSignal): Promise<void> {
     if (transport === 'http' || signal.aborted) return;
     await new Promise<void>((resolve) =>
       signal.addEventListener('abort', () => resolve(), { once: true }),
     );
+  }
+
+  /**
+   * A stream's wait for its next look at the database: true to look again; false when the
+   * stream ends quietly (its client went, or the server shut down). A credential that ended
+   * aborts with its error, which is thrown.
+   */
+  async next(wakeup: Wakeup, transport: 'http' | 'ws', signal: AbortSignal): Promise<boolean> {
+    await wakeup.next(signal);
+    if (this.#closed) await this.#shutdown(transport, signal);
+    if (signal.aborted) {
+      if (signal.reason instanceof TetherError) throw signal.reason;
+      return false;
+    }
+    return !this.#closed;
   }
 
   /** Registers a node's stream; returns the unregister function. */

@@ -12,7 +12,6 @@
  *  - pages are ordered by node_id with keyset cursors (stable under concurrent inserts).
  */
 import {
-  ACTIVE_ATTACHMENT_STATES,
   AttachmentId,
   Capabilities,
   compareEventEnvelopeVersion,
@@ -44,13 +43,12 @@ import type { Sql } from '../db/pool.js';
 import { decodeCursor, pageLimit, Params, toPage, type CursorList } from '../db/pagination.js';
 import { parseRow } from '../db/rows.js';
 import { metricsReportedAtSql } from '../runtime-nodes/metrics-history.js';
+import { ACTIVE_ATTACHMENT_STATES_SQL } from '../db/sql-lists.js';
 
 export interface NodePage {
   items: NodeView[];
   nextCursor: string | null;
 }
-
-const ACTIVE = `(${ACTIVE_ATTACHMENT_STATES.map((state) => `'${state}'`).join(', ')})`;
 
 const VIEW_COLUMNS = `
   n.node_id, n.owner_participant_id, n.name, n.node_type, n.platform, n.location, n.labels, n.metadata,
@@ -65,7 +63,7 @@ const VIEW_COLUMNS = `
 const VIEW_FROM = `
   FROM nodes n
   LEFT JOIN runtime_node_presence p ON p.node_id = n.node_id
-  LEFT JOIN runtime_node_attachments a ON a.node_id = n.node_id AND a.state IN ${ACTIVE}`;
+  LEFT JOIN runtime_node_attachments a ON a.node_id = n.node_id AND a.state IN ${ACTIVE_ATTACHMENT_STATES_SQL}`;
 
 function visibleSet(viewer: string): string {
   return `n.node_id IN (${visibleNodeIdsSql(viewer)})`;

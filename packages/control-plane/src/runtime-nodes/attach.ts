@@ -25,8 +25,8 @@ import { prepared, type Db } from '../db/pool.js';
 import { parseRow } from '../db/rows.js';
 import { eventPayloadSql, feedWritten } from '../events/append.js';
 import { isReadOnly } from '../sessions/floor.js';
-import { ACTIVE } from './end-attachment.js';
 import { presenceChangedPayloadSql, presenceChangeSetSql, writePresence } from './presence.js';
+import { ACTIVE_ATTACHMENT_STATES_SQL } from '../db/sql-lists.js';
 
 const ATTACHING_ROLES_SQL = `('owner', 'collaborator', 'runtime contributor')`;
 
@@ -81,7 +81,7 @@ const ATTACH_PRECHECK = prepared(
      LEFT JOIN nodes n ON n.node_id = $3
      LEFT JOIN sessions s ON s.id = $1
      LEFT JOIN runtime_node_attachments o
-            ON o.node_id = $3 AND o.session_id <> $1 AND o.state IN ${ACTIVE}
+            ON o.node_id = $3 AND o.session_id <> $1 AND o.state IN ${ACTIVE_ATTACHMENT_STATES_SQL}
      LEFT JOIN runtime_node_presence p ON p.node_id = $3`,
 );
 
@@ -92,7 +92,7 @@ const ACTIVE_ATTACHMENT = prepared(
           p.connection_id AS presence_connection
      FROM runtime_node_attachments a
      LEFT JOIN runtime_node_presence p ON p.node_id = a.node_id
-    WHERE a.node_id = $1 AND a.session_id <> $2 AND a.state IN ${ACTIVE}`,
+    WHERE a.node_id = $1 AND a.session_id <> $2 AND a.state IN ${ACTIVE_ATTACHMENT_STATES_SQL}`,
 );
 
 /**
@@ -129,7 +129,7 @@ WITH node AS (
   UPDATE runtime_node_attachments a SET state = 'offline', updated_at = now()
     FROM (SELECT o.id, o.state FROM runtime_node_attachments o
            WHERE o.id = $10::uuid AND o.node_id = $3 AND o.session_id <> $1
-             AND o.state IN ${ACTIVE} AND EXISTS (SELECT 1 FROM ok)
+             AND o.state IN ${ACTIVE_ATTACHMENT_STATES_SQL} AND EXISTS (SELECT 1 FROM ok)
              AND NOT EXISTS (SELECT 1 FROM previous WHERE previous.state = 'revoked')
            FOR UPDATE) prev
    WHERE a.id = prev.id

@@ -5,7 +5,6 @@
  * Row locks are taken here before the events are written (see events/append.ts).
  */
 import {
-  ACTIVE_ATTACHMENT_STATES,
   fleetEvent,
   type AttachmentId,
   type FleetEventPayloads,
@@ -13,9 +12,9 @@ import {
 } from '@tether/contracts';
 import type { Sql } from '../db/pool.js';
 import { appendEvent } from '../events/append.js';
+import { ACTIVE_ATTACHMENT_STATES_SQL } from '../db/sql-lists.js';
 
-/** The active attachment states, as an SQL list (`state IN ${ACTIVE}`). */
-export const ACTIVE = `(${ACTIVE_ATTACHMENT_STATES.map((state) => `'${state}'`).join(', ')})`;
+/** The active attachment states, as an SQL list (`state IN ${ACTIVE_ATTACHMENT_STATES_SQL}`). */
 
 type DetachedBy = NonNullable<FleetEventPayloads['runtimenode.detached']['by']>;
 
@@ -38,7 +37,7 @@ export async function endActiveAttachment(
   }>(
     `UPDATE runtime_node_attachments a SET state = 'offline', updated_at = now()
        FROM (SELECT id, state FROM runtime_node_attachments
-              WHERE node_id = $1 AND state IN ${ACTIVE}
+              WHERE node_id = $1 AND state IN ${ACTIVE_ATTACHMENT_STATES_SQL}
               FOR UPDATE) prev
       WHERE a.id = prev.id
       RETURNING a.id, a.session_id, prev.state AS previous_state`,

@@ -27,7 +27,8 @@ import type { Db, Sql } from '../db/pool.js';
 import { parseRow } from '../db/rows.js';
 import { appendEvent } from '../events/append.js';
 import type { CallOrigin } from './attach.js';
-import { ACTIVE, endActiveAttachment } from './end-attachment.js';
+import { ACTIVE_ATTACHMENT_STATES_SQL } from '../db/sql-lists.js';
+import { endActiveAttachment } from './end-attachment.js';
 import type { HeartbeatBatcher } from './heartbeat-batch.js';
 import { DEFAULT_METRICS_HISTORY } from './metrics-history.js';
 import { isReadOnly } from '../sessions/floor.js';
@@ -66,7 +67,7 @@ export async function capabilityUpdate(
     const { rows } = await sql.query(
       `SELECT a.id, a.session_id, a.state, a.node_version, s.min_node_version
          FROM runtime_node_attachments a JOIN sessions s ON s.id = a.session_id
-        WHERE a.node_id = $1 AND a.state IN ${ACTIVE}
+        WHERE a.node_id = $1 AND a.state IN ${ACTIVE_ATTACHMENT_STATES_SQL}
         FOR UPDATE OF a`,
       [input.nodeId],
     );
