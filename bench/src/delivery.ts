@@ -14,13 +14,49 @@
  * apart, never as latency.
  */
 import { Histogram, type HistogramData } from './histogram.js';
-import type {
-  ByHealth,
-  DeliverySummary,
-  Health,
-  MatchRule,
-  PresenceChange,
-} from './presence-protocol.js';
+
+export type Health = 'online' | 'degraded' | 'offline';
+
+/** One value per changed-to health, and one for all changes together. */
+export type ByHealth<T> = Record<Health | 'all', T>;
+
+/** What the presence driver did to a node's presence, and when (the latency's reference). */
+export interface PresenceChange {
+  /** Index into the tracked node list (the driver's and the dashboards' `nodeIds`). */
+  node: number;
+  health: Health;
+  /** When the driver acted: beat handed to the socket, socket opened, `close()` called. */
+  at: number;
+  /** The `presence.changed` cause a feed delivery of this change carries (null: any). */
+  cause: string | null;
+  /** The driver saw its action succeed (beat acknowledged, socket open); failed ones are not expected. */
+  ok: boolean;
+  /** Driver-side latency of the action (beat → acknowledgement, open → first beat acknowledged). */
+  ackMs: number | null;
+  error?: string;
+}
+
+/** `every`: each change must arrive, in order (a feed); `latest`: a poll sees the newest state. */
+export type MatchRule = 'every' | 'latest';
+
+export interface DeliverySummary {
+  dashboards: number;
+  /** Changes the driver made successfully × dashboards. */
+  expected: number;
+  /** Of those, observed by a dashboard. */
+  received: number;
+  /** Observations matching no change (another cause, e.g. the sweep; or a duplicate). */
+  unexpected: number;
+  /** Change → dashboard. */
+  latency: ByHealth<HistogramData>;
+  /** Feed only: the event's database timestamp (`at`, transaction start) → dashboard. */
+  fromEventAt: ByHealth<HistogramData>;
+  /** Feed only: change → the event's `at` (how long until the writing transaction started). */
+  toEventAt: ByHealth<HistogramData>;
+  /** Subscription or poll errors (first few), and their count. */
+  errors: string[];
+  errorCount: number;
+}
 
 const HEALTHS: Health[] = ['offline', 'online', 'degraded'];
 
@@ -92,23 +128,13 @@ export class DashboardView {
   }
 }
 
-function byHealth(): Record<Health | 'all', Histogram> {
-  return {
-    all: new Histogram(),
-    online: new Histogram(),
-    degraded: new Histogram(),
-    offline: new Histogram(),
-  };
-}
+export const BY_HEALTH = ['all', 'online', 'degraded', 'offline'] as const;
 
-function toData(h: Record<Health | 'all', Histogram>): ByHealth<HistogramData> {
-  return {
-    all: h.all.toData(),
-    online: h.online.toData(),
-    degraded: h.degraded.toData(),
-    offline: h.offline.toData(),
-  };
-}
+/** `make(key)` for each of `all` and the three healths. */
+export const byHealth = <T>(make: (key: Health | 'all') => T): ByHealth<T> =>
+  Object.fromEntries(BY_HEALTH.map((k) => [k, make(k)])) as ByHealth<T>;
+
+const toData = (h: ByHealth<Histogram>): ByHealth<HistogramData> => byHealth((k) => h[k].toData());
 
 /** Matches every dashboard's observations against the driver's successful changes. */
 export function matchDeliveries(
@@ -123,9 +149,9 @@ export function matchDeliveries(
   for (const list of perNode) list.sort((a, b) => a.at - b.at);
   const made = perNode.reduce((sum, list) => sum + list.length, 0);
 
-  const latency = byHealth();
-  const fromEventAt = byHealth();
-  const toEventAt = byHealth();
+  const latency = byHealth(() => new Histogram());
+  const fromEventAt = byHealth(() => new Histogram());
+  const toEventAt = byHealth(() => new Histogram());
   let received = 0;
   let unexpected = 0;
   for (const view of views) {

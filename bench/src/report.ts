@@ -1,6 +1,7 @@
 /** Formatting: aligned text tables for the terminal, Markdown for the results file. */
-import type { StepResult } from './load.js';
-import type { Table } from './scenarios/types.js';
+import type { MachineFacts } from './environment.js';
+import { failedOf, type StepResult } from './load.js';
+import { columns, type FloorCheck, type ScenarioResult, type Table } from './scenario.js';
 
 export function num(value: number | null | undefined, digits = 0): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return '–';
@@ -29,31 +30,10 @@ export function ratio(t: number | null | undefined, b: number | null | undefined
   return `${num(t / b, 2)}×`;
 }
 
-export const LOAD_HEADERS = [
-  'step',
-  'server',
-  'offered/s',
-  'achieved/s',
-  'p50 ms',
-  'p95 ms',
-  'p99 ms',
-  'max ms',
-  'failed',
-  'backlog',
-  'srv CPU %',
-  'srv RSS MB',
-  'loop p99 ms',
-  'PG CPU %',
-  'gen CPU %',
-  'others CPU %',
-  'HOT %',
-  'WAL B/beat',
-  'xact/beat',
-];
-
-export function failedOf(step: StepResult): number {
-  return Object.values(step.errors).reduce((a, b) => a + b, 0) + step.timeouts;
-}
+export const LOAD_HEADERS = columns(
+  'step|server|offered/s|achieved/s|p50 ms|p95 ms|p99 ms|max ms|failed|backlog|srv CPU %|' +
+    'srv RSS MB|loop p99 ms|PG CPU %|gen CPU %|others CPU %|HOT %|WAL B/beat|xact/beat',
+);
 
 function loadRow(label: string, server: string, s: StepResult): string[] {
   return [
@@ -139,4 +119,53 @@ export function renderMarkdown(table: Table): string {
     `| ${table.headers.map((_, i) => (numericColumn(table, i) ? '---:' : '---')).join(' | ')} |`,
     ...table.rows.map((r) => `| ${r.map(escape).join(' | ')} |`),
   ].join('\n');
+}
+
+export interface BenchResults {
+  mode: 'quick' | 'full';
+  startedAt: string;
+  finishedAt: string;
+  machine: MachineFacts;
+  setup: Record<string, unknown>;
+  scenarios: ScenarioResult[];
+  failures: { name: string; error: string }[];
+  floors: (FloorCheck & { scenario: string })[];
+}
+
+function machineLine(m: MachineFacts): string {
+  const pg = m.postgresSettings;
+  return (
+    `${m.cores} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}; PostgreSQL ${m.postgres} ` +
+    `(shared_buffers ${pg.shared_buffers ?? '?'}, synchronous_commit ${pg.synchronous_commit ?? '?'}, ` +
+    `fsync ${pg.fsync ?? '?'}); commit ${m.commit ?? 'unknown'}`
+  );
+}
+
+export function renderReport(results: BenchResults, format: 'text' | 'markdown'): string {
+  const md = format === 'markdown';
+  const render = md ? renderMarkdown : renderText;
+  const heading = (text: string, level: number): string =>
+    md ? `${'#'.repeat(level)} ${text}` : level === 1 ? `\n=== ${text} ===` : `\n--- ${text} ---`;
+  const parts = [
+    heading(`Tether bench (${results.mode}) ${results.startedAt}`, 1),
+    '',
+    `Machine: ${machineLine(results.machine)}`,
+  ];
+  for (const s of results.scenarios) {
+    parts.push('', heading(`${s.name}: ${s.title}`, 2));
+    for (const table of s.tables) parts.push('', render(table));
+    if (s.notes.length > 0) parts.push('', ...s.notes.map((n) => `${md ? '- ' : '  * '}${n}`));
+  }
+  for (const f of results.failures) parts.push('', `FAILED ${f.name}: ${f.error}`);
+  const floors: Table = {
+    headers: columns('scenario|floor|measured|met'),
+    rows: results.floors.map((f) => [
+      f.scenario,
+      f.floor,
+      f.measured,
+      `${f.met ? 'yes' : 'NO'}${f.scaled ? ` (${f.scaled})` : ''}`,
+    ]),
+  };
+  parts.push('', heading('Floors', 2), '', render(floors));
+  return parts.join('\n');
 }

@@ -4,10 +4,17 @@
  * pings answered. Reports the connect burst, the server's RSS per connection (RSS after the
  * window minus RSS before connecting, over the open sockets), loop delay and beat latency.
  */
-import type { ConnectResult, LoadResult } from '../load.js';
-import { LOAD_HEADERS, failedOf, loadRows, mb, ms, num, ratio } from '../report.js';
-import { connectNotes, crashNotes, runBoth } from './run-both.js';
-import type { FloorCheck, Scenario, ScenarioResult } from './types.js';
+import { failedOf, type ConnectResult, type LoadResult } from '../load.js';
+import { LOAD_HEADERS, loadRows, mb, ms, num, ratio } from '../report.js';
+import {
+  columns,
+  connectNotes,
+  crashNotes,
+  runBoth,
+  type FloorCheck,
+  type Scenario,
+  type ScenarioResult,
+} from '../scenario.js';
 
 const CADENCE_MS = 15_000;
 
@@ -34,9 +41,9 @@ function connectRow(server: string, c: ConnectResult, perConnKb: number | null):
 export const wsConnections: Scenario = {
   name: 'ws-connections',
   title: 'Concurrent WebSocket nodes beating at 15 s',
-  nodesNeeded: (quick) => (quick ? 1_000 : 10_000),
+  needs: (quick) => ({ nodes: quick ? 1_000 : 10_000 }),
   async run(ctx): Promise<ScenarioResult> {
-    const nodes = this.nodesNeeded(ctx.quick);
+    const nodes = this.needs(ctx.quick).nodes;
     const step = {
       cadenceMs: CADENCE_MS,
       payload: 'plain' as const,
@@ -55,16 +62,9 @@ export const wsConnections: Scenario = {
     const tKb = perConnectionKb(t);
     const bKb = perConnectionKb(b);
     const connectTable = {
-      headers: [
-        'server',
-        'connected',
-        'connect s',
-        'open→1st ack p50 ms',
-        'p99 ms',
-        'RSS before MB',
-        'RSS connected MB',
-        'RSS/conn KB',
-      ],
+      headers: columns(
+        'server|connected|connect s|open→1st ack p50 ms|p99 ms|RSS before MB|RSS connected MB|RSS/conn KB',
+      ),
       rows: [
         connectRow('tether', t.connect, tKb),
         connectRow('baseline', b.connect, bKb),

@@ -14,23 +14,31 @@
  * writing transaction's start) splits it into write and delivery. Every change must reach every
  * dashboard (matched per dashboard and node, in order: see delivery.ts).
  */
-import type { DriverReport, Health } from '../presence-protocol.js';
+import type { Health } from '../delivery.js';
+import { preciseNow, sleep } from '../ipc.js';
 import {
   createWatchedFleet,
   DashboardGroup,
-  PresenceDriver,
-  sampleWindow,
+  startDriver,
   summariseDriver,
-  withFreshServer,
   type Delivery,
   type DriverSummary,
   type WatchedFleet,
-  type WindowUsage,
-} from '../presence-run.js';
-import { preciseNow } from '../protocol.js';
+} from '../presence.js';
+import { sampleUsage, type UsageWindow } from '../proc.js';
 import { mb, ms, num, ratio } from '../report.js';
+import type { DriverReport } from '../roles/presence-driver.js';
+import {
+  columns,
+  TARGETS,
+  withServer,
+  type BenchContext,
+  type FloorCheck,
+  type Scenario,
+  type ScenarioResult,
+  type Table,
+} from '../scenario.js';
 import type { ServerExit, ServerProcess, Target } from '../servers.js';
-import type { BenchContext, FloorCheck, Scenario, ScenarioResult, Table } from './types.js';
 
 interface Shape {
   /** Nodes whose health flips (each changes every nodes / rate seconds). */
@@ -75,7 +83,7 @@ interface FanoutRun {
   settledMs: number | null;
   driver: DriverSummary;
   delivery: Delivery;
-  usage: WindowUsage;
+  usage: UsageWindow;
   loopLag: { p99Ms: number; maxMs: number } | null;
   /** Tether: `presence.changed` events with cause heartbeat of the tracked nodes in the feed. */
   feedEvents: number | null;
@@ -119,13 +127,13 @@ async function measure(
 ): Promise<Omit<FanoutRun, 'serverExit'>> {
   ctx.log(`  ${subscribers} dashboards`);
   let dashboards: DashboardGroup | null = null;
-  let driver: PresenceDriver | null = null;
+  let driver: Awaited<ReturnType<typeof startDriver>> | null = null;
   try {
     // The nodes connect first, the dashboards subscribe after: subscribing at the live edge,
     // they do not receive the connect burst (nodes × dashboards deliveries at once, a reconnect
     // storm, not the steady fan-out measured here). Like a dashboard that loads the fleet's
     // state and then follows the feed, they start knowing every node online.
-    driver = await PresenceDriver.start({
+    driver = await startDriver({
       mode: 'flip',
       baseUrl: server.baseUrl,
       nodes: fleet.nodes,
@@ -135,8 +143,7 @@ async function measure(
       requestTimeoutMs: 10_000,
     });
     const online: Health[] = fleet.nodes.map(() => 'online');
-    dashboards = await DashboardGroup.start({
-      processes: ctx.generators,
+    dashboards = await DashboardGroup.start(ctx.generators, {
       mode: target === 'tether' ? 'feed' : 'poll',
       baseUrl: server.baseUrl,
       token: fleet.token,
@@ -148,7 +155,7 @@ async function measure(
     // Pollers learn the state from their first polls; subscriptions are registered with the
     // feed just after tRPC confirms them.
     const readyMs = await dashboards.waitFor(online, 30_000);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
     ctx.log(
       `  ${driver.opened}/${fleet.nodes.length} nodes, ${dashboards.opened}/${subscribers} dashboards; ` +
         (readyMs === null
@@ -157,12 +164,13 @@ async function measure(
     );
 
     await server.loopLag(); // resets the server's delay histogram
-    const sampler = await sampleWindow(server.pid, ctx.postmasterPid, [
-      ...dashboards.pids,
-      driver.pid,
-    ]);
+    const sampler = await sampleUsage({
+      server: server.pid,
+      postmaster: ctx.postmasterPid,
+      clients: [...dashboards.pids, driver.child.pid],
+    });
     const startAt = preciseNow() + 200;
-    const report = await driver.run(startAt);
+    const report = await driver.child.call('run', startAt);
     const settledMs = await dashboards.waitFor(
       finalStates(report, fleet.nodes.length),
       shape.settleMs,
@@ -194,32 +202,16 @@ async function measure(
       feedEvents,
     };
   } finally {
-    await driver?.exit();
+    await driver?.child.exit();
     await dashboards?.exit();
   }
 }
 
-const HEADERS = [
-  'dashboards',
-  'server',
-  'changes',
-  'expected',
-  'received',
-  'not seen',
-  'p50 ms',
-  'p95 ms',
-  'p99 ms',
-  'max ms',
-  'at→dash p99 ms',
-  'beat p99 ms',
-  'srv CPU %',
-  'srv µs/delivery',
-  'srv RSS MB',
-  'loop p99 ms',
-  'PG CPU %',
-  'dash CPU %',
-  'others CPU %',
-];
+const HEADERS = columns(
+  'dashboards|server|changes|expected|received|not seen|p50 ms|p95 ms|p99 ms|max ms|' +
+    'at→dash p99 ms|beat p99 ms|srv CPU %|srv µs/delivery|srv RSS MB|loop p99 ms|PG CPU %|' +
+    'dash CPU %|others CPU %',
+);
 
 /** Server CPU time over the window per change delivered to a dashboard (µs). */
 function cpuPerDeliveryUs(r: FanoutRun): number | null {
@@ -250,7 +242,7 @@ function row(label: string, r: FanoutRun): string[] {
     ms(r.loopLag?.p99Ms),
     num(r.usage.postgresCpuPercent),
     // The children are the dashboard processes, then the driver (see measure()).
-    num(Math.max(...r.usage.childrenCpuPercent.slice(0, -1))),
+    num(Math.max(...r.usage.clientsCpuPercent.slice(0, -1))),
     num(r.usage.othersCpuPercent),
   ];
 }
@@ -354,17 +346,17 @@ function floorsOf(runs: FanoutRun[], quick: boolean, shape: Shape): FloorCheck[]
 export const fanout: Scenario = {
   name: 'fanout',
   title: 'Presence change → dashboards: fleet.events fan-out (baseline: polling every second)',
-  nodesNeeded: () => 0, // registers its own nodes, untouched by other scenarios
+  needs: () => ({ nodes: 0 }), // registers its own nodes, untouched by other scenarios
   async run(ctx): Promise<ScenarioResult> {
     const shape = ctx.quick ? QUICK : FULL;
     const runs: FanoutRun[] = [];
     const notes: string[] = [];
     for (const subscribers of shape.subscribers) {
       const fleet = await createWatchedFleet(ctx.db, `fanout${subscribers}`, shape.nodes);
-      for (const target of ['tether', 'baseline'] as const) {
+      for (const target of TARGETS) {
         try {
           runs.push(
-            await withFreshServer(ctx, target, `fanout-${subscribers}`, (server) =>
+            await withServer(ctx, target, `fanout-${subscribers}`, (server) =>
               measure(ctx, server, target, subscribers, shape, fleet),
             ),
           );

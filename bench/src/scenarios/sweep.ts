@@ -10,10 +10,10 @@
  */
 import { BASELINE_SCHEMA, BASELINE_TABLE } from '../baseline/schema.js';
 import { createFleet } from '../identities.js';
-import { preciseNow } from '../protocol.js';
+import { preciseNow } from '../ipc.js';
 import { ms, num, ratio } from '../report.js';
+import { columns, scaledFloors, type Scenario, type ScenarioResult } from '../scenario.js';
 import { createDb, runMigrations, sweepPresence, type Db } from '../tether-internals.js';
-import type { FloorCheck, Scenario, ScenarioResult } from './types.js';
 
 const DATABASE = 'tether_bench_sweep';
 const DEGRADED_AFTER_MS = 30_000;
@@ -97,7 +97,7 @@ const worst = (values: number[]): number => Math.max(...values);
 export const sweep: Scenario = {
   name: 'sweep',
   title: 'Staleness sweep over the registry, timed against PostgreSQL',
-  nodesNeeded: () => 0,
+  needs: () => ({ nodes: 0 }),
   async run(ctx): Promise<ScenarioResult> {
     const rows = ctx.quick ? 20_000 : 100_000;
     const repeats: Record<FleetState, number> = ctx.quick
@@ -171,18 +171,21 @@ export const sweep: Scenario = {
     const onePct = byState('one-percent');
     const mass = byState('all-stale');
     const massTransitions = cases.find((c) => c.state === 'all-stale')?.tether[0]?.transitions ?? 0;
-    const floors: FloorCheck[] = [
-      {
-        floor: `sweep over ${num(rows)} rows, 1 % stale: ≤ 50 ms`,
-        measured: `median ${ms(median(onePct))} ms, worst ${ms(worst(onePct))} ms of ${onePct.length}`,
-        met: worst(onePct) <= 50,
-      },
-      {
-        floor: `mass demotion of ${num(rows)} with its events: ≤ 2 s`,
-        measured: `median ${ms(median(mass))} ms, worst ${ms(worst(mass))} ms (${num(massTransitions)} transitions + events)`,
-        met: worst(mass) <= 2_000 && massTransitions === rows,
-      },
-    ].map((c) => (scaled ? { ...c, scaled } : c));
+    const floors = scaledFloors(
+      [
+        {
+          floor: `sweep over ${num(rows)} rows, 1 % stale: ≤ 50 ms`,
+          measured: `median ${ms(median(onePct))} ms, worst ${ms(worst(onePct))} ms of ${onePct.length}`,
+          met: worst(onePct) <= 50,
+        },
+        {
+          floor: `mass demotion of ${num(rows)} with its events: ≤ 2 s`,
+          measured: `median ${ms(median(mass))} ms, worst ${ms(worst(mass))} ms (${num(massTransitions)} transitions + events)`,
+          met: worst(mass) <= 2_000 && massTransitions === rows,
+        },
+      ],
+      scaled,
+    );
     return {
       name: this.name,
       title: this.title,
@@ -194,7 +197,7 @@ export const sweep: Scenario = {
       },
       tables: [
         {
-          headers: ['fleet state', 'server', 'transitions', 'median ms', 'worst ms', 'runs'],
+          headers: columns('fleet state|server|transitions|median ms|worst ms|runs'),
           rows: tableRows,
         },
       ],

@@ -12,15 +12,92 @@
  * server deferred with a time to come back (its admission limit). Online is the SDK's
  * `online` state (attached and declared), or the raw agent's first acknowledged beat.
  */
-import { Histogram } from '../histogram.js';
-import type {
-  AttemptCounts,
-  ConnectPhaseReport,
-  HostReport,
-  HostStatus,
-  RestartPhaseReport,
-  RestartRefs,
-} from './protocol.js';
+import { Histogram, type HistogramData } from './histogram.js';
+
+/** Reference instants of the restart, known to the orchestrator only afterwards. */
+export interface RestartRefs {
+  sigtermAt: number;
+  /** The new process accepted a TCP connection on the port (null: it never did). */
+  listeningAt: number | null;
+}
+
+export interface HostStatus {
+  /** Agents online now. */
+  online: number;
+  /** Agents online again after losing their connection in the restart phase. */
+  back: number;
+  /** Agents that stopped for good (terminal error): must stay 0. */
+  terminated: number;
+}
+
+/** Connection attempts that ended (attached/acknowledged, or failed) in one phase. */
+export interface AttemptCounts {
+  attempts: number;
+  /** Refused at TCP level (ECONNREFUSED): no process listened on the port. */
+  refused: number;
+  /**
+   * Answered by the server with a time to come back (Tether's admission limit: 503 with
+   * `retryAfterMs`): flow control the agent obeys, counted apart from failures.
+   */
+  deferred: number;
+  /** Failed otherwise, after reaching a server (timeouts, closes, 503, error answers). */
+  failed: number;
+  /** Those failures' causes (transport message, close code or Tether error code), counted. */
+  causes: Record<string, number>;
+}
+
+export interface ConnectPhaseReport {
+  /** Agents online at least once. */
+  online: number;
+  firstOnlineAt: number | null;
+  lastOnlineAt: number | null;
+  /** Per agent: its start → first online. */
+  startToOnline: HistogramData;
+  attempts: AttemptCounts;
+}
+
+export interface RestartPhaseReport {
+  /** Agents that lost their connection after the mark. */
+  lost: number;
+  /** Of them, online again. */
+  back: number;
+  firstBackAt: number | null;
+  lastBackAt: number | null;
+  /** Per agent: SIGTERM → its connection lost (how fast the shutdown reached it). */
+  lostSinceSigterm: HistogramData;
+  /** Per agent: SIGTERM → online again. */
+  sinceSigterm: HistogramData;
+  /** Per agent: new process listening → online again. */
+  sinceListening: HistogramData;
+  /** Per agent: its own connection loss → online again. */
+  downtime: HistogramData;
+  /** Attempts started after the mark. */
+  attempts: AttemptCounts;
+  /** Attempts still in flight when the report was taken. */
+  pending: number;
+  /** Connections lost again after an agent was back (an unstable recovery). */
+  disconnectsAfterBack: number;
+  /** Why established connections were lost after the mark (SIGTERM's, and any later). */
+  disconnectCauses: Record<string, number>;
+  beatsOk: number;
+  beatsFailed: number;
+  beatFailures: Record<string, number>;
+}
+
+export interface HostReport {
+  agents: number;
+  connect: ConnectPhaseReport;
+  restart: RestartPhaseReport;
+  terminated: number;
+  /** Termination reasons (e.g. `credential_revoked`) and their counts. */
+  terminations: Record<string, number>;
+  rssBytes: number;
+  /**
+   * This host's event-loop delay since the mark (ms): how late its agents may have seen and
+   * timed things in the restart phase — the client side's own error bar.
+   */
+  loopDelay: { p50Ms: number; p99Ms: number; maxMs: number };
+}
 
 /** Distinct failure causes kept by name; the rest are counted as `other`. */
 const MAX_CAUSES = 40;

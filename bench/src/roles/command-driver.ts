@@ -19,12 +19,36 @@ import {
   isTetherError,
 } from '@tether/client';
 import WebSocket from 'ws';
-import { Histogram } from '../histogram.js';
-import { preciseNow } from '../protocol.js';
-import type { DriverReport, DriverSpec, FromDriver, ToDriver } from './protocol.js';
+import { Histogram, type HistogramData } from '../histogram.js';
+import { preciseNow } from '../ipc.js';
+import type { Target } from '../servers.js';
 
-function reply(message: FromDriver): void {
-  process.send?.(message);
+export interface DriverSpec {
+  target: Target;
+  baseUrl: string;
+  /** A participant token of the nodes' owner (Tether). */
+  token: string;
+  nodeIds: string[];
+  /** Invocations in flight at once (closed loop). */
+  concurrency: number;
+  warmupMs: number;
+  durationMs: number;
+  /** Baseline: the caller polls for the result this often. */
+  callerPollMs: number;
+  /** A command's deadline (Tether `timeoutMs`). */
+  timeoutMs: number;
+}
+
+export interface DriverReport {
+  /** Completed (succeeded) in the measured window. */
+  ok: number;
+  failed: number;
+  failures: Record<string, number>;
+  /** Call → result, measured window only. */
+  latency: HistogramData;
+  /** Measured window length (ms). */
+  windowMs: number;
+  loopDelay: { p99Ms: number; maxMs: number };
 }
 
 const loopDelay = monitorEventLoopDelay({ resolution: 20 });
@@ -137,17 +161,9 @@ async function run(spec: DriverSpec): Promise<DriverReport> {
   };
 }
 
-process.on('message', (message: ToDriver) => {
-  if (message.type === 'run') {
+export const handlers = {
+  run(spec: DriverSpec): Promise<DriverReport> {
     loopDelay.reset();
-    run(message.spec).then(
-      (report) => reply({ type: 'report', report }),
-      (error: unknown) =>
-        reply({ type: 'fatal', message: error instanceof Error ? error.message : String(error) }),
-    );
-  } else if (message.type === 'exit') {
-    process.exit(0);
-  }
-});
-
-process.on('disconnect', () => process.exit(0));
+    return run(spec);
+  },
+};
