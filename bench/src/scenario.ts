@@ -68,6 +68,10 @@ export interface Scenario {
   run(ctx: BenchContext): Promise<ScenarioResult>;
 }
 
+/** The lines that apply (a note is written as `condition && text`). */
+export const lines = (...items: (string | false | null | undefined)[]): string[] =>
+  items.filter((item): item is string => typeof item === 'string');
+
 /** Table headers written as one `|`-separated string. */
 export const columns = (headers: string): string[] => headers.split('|');
 

@@ -20,12 +20,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Backoff, startSimulation, type Simulation } from '@tether/node-client';
 import { WebSocket } from 'ws';
-import {
-  FleetTracker,
-  type HostReport,
-  type HostStatus,
-  type RestartRefs,
-} from '../agent-tracker.js';
+import { FleetTracker, type AgentLog, type HostStatus } from '../agent-tracker.js';
 import { callFrame, errorCode, frameOf, HEARTBEAT, paramsFrame, wsUrl } from '../wire.js';
 
 /** What an SDK node's credentials need (`NodeCredentials` minus the URL). */
@@ -271,10 +266,10 @@ export const handlers = {
     tracker?.mark(at);
     loopDelay.reset();
   },
-  /** Per-agent times against the restart's instants, known to the orchestrator only now. */
-  report(refs: RestartRefs): HostReport {
-    if (!tracker) throw new Error('report before init');
-    return tracker.report(refs, process.memoryUsage.rss(), {
+  /** What each agent saw (the orchestrator sets it against the restart's instants). */
+  log(): AgentLog {
+    if (!tracker) throw new Error('log before init');
+    return tracker.log(process.memoryUsage.rss(), {
       p50Ms: loopDelay.percentile(50) / 1e6,
       p99Ms: loopDelay.percentile(99) / 1e6,
       maxMs: loopDelay.max / 1e6,

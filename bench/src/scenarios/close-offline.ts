@@ -28,6 +28,7 @@ import { mb, ms, num } from '../report.js';
 import type { DriverReport } from '../roles/presence-driver.js';
 import {
   columns,
+  lines,
   withServer,
   type BenchContext,
   type FloorCheck,
@@ -206,30 +207,22 @@ function notesOf(r: CloseRun | null, shape: Shape): string[] {
       '(60 s of silence, and its server runs none); nothing to compare',
   ];
   if (!r) return notes;
-  if (r.serverExit.crashed) notes.push(`tether server crashed (exit code ${r.serverExit.code})`);
-  if (r.driver.failed > 0) {
-    notes.push(
-      `driver: ${r.driver.failed} opens/closes failed, e.g. ${r.driver.failures.slice(0, 2).join('; ')}`,
-    );
-  }
-  if (r.settledMs === null)
-    notes.push('not every dashboard showed every closed node offline within 10 s');
-  if (r.delivery.unexpected > 0) {
-    notes.push(`${num(r.delivery.unexpected)} observations matched no open/close (e.g. a sweep)`);
-  }
-  if (r.delivery.errorCount > 0) {
-    notes.push(
-      `${r.delivery.errorCount} dashboard errors, e.g. ${r.delivery.errors.slice(0, 2).join('; ')}`,
-    );
-  }
-  if (failedOf(r.background) > 0) {
-    notes.push(`background: ${num(failedOf(r.background))} beats failed in the window`);
-  }
-  if (r.driver.lagMaxMs > 100)
-    notes.push(`the driver ran up to ${ms(r.driver.lagMaxMs)} ms behind its schedule`);
-  const opens = r.driver.actionLatency.online;
-  notes.push(`driver: open → first beat acknowledged p99 ${ms(opens.p99Ms)} ms`);
-  return notes;
+  const { driver, delivery } = r;
+  return lines(
+    ...notes,
+    r.serverExit.crashed && `tether server crashed (exit code ${r.serverExit.code})`,
+    driver.failed > 0 &&
+      `driver: ${driver.failed} opens/closes failed, e.g. ${driver.failures.slice(0, 2).join('; ')}`,
+    r.settledMs === null && 'not every dashboard showed every closed node offline within 10 s',
+    delivery.unexpected > 0 &&
+      `${num(delivery.unexpected)} observations matched no open/close (e.g. a sweep)`,
+    delivery.errorCount > 0 &&
+      `${delivery.errorCount} dashboard errors, e.g. ${delivery.errors.slice(0, 2).join('; ')}`,
+    failedOf(r.background) > 0 &&
+      `background: ${num(failedOf(r.background))} beats failed in the window`,
+    driver.lagMaxMs > 100 && `the driver ran up to ${ms(driver.lagMaxMs)} ms behind its schedule`,
+    `driver: open → first beat acknowledged p99 ${ms(driver.actionLatency.online.p99Ms)} ms`,
+  );
 }
 
 function floorsOf(r: CloseRun | null, shape: Shape, quick: boolean): FloorCheck[] {

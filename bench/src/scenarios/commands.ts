@@ -14,12 +14,11 @@
  */
 import { Histogram } from '../histogram.js';
 import { Child, children, exitAll, sleep } from '../ipc.js';
-import { ms, num, ratio } from '../report.js';
+import { compareRows, metric, ms, num, type Column } from '../report.js';
 import type { DriverReport, handlers as driverHandlers } from '../roles/command-driver.js';
 import type { handlers as nodeHandlers } from '../roles/command-nodes.js';
 import {
   closeSession,
-  columns,
   createSession,
   type BenchContext,
   type FloorCheck,
@@ -125,20 +124,19 @@ async function runTarget(
   }
 }
 
-function row(run: TargetRun): string[] {
-  const l = Histogram.from([run.driver.latency]).summary();
-  return [
-    run.target,
-    num(run.nodesOnline),
-    num(run.driver.ok),
-    num(run.driver.failed),
-    num(run.driver.ok / (run.driver.windowMs / 1000), 1),
-    ms(l.p50Ms),
-    ms(l.p99Ms),
-    ms(l.maxMs),
-    ms(run.serverLoopLag?.p99Ms),
-  ];
-}
+const rate = (r: TargetRun): number => r.driver.ok / (r.driver.windowMs / 1000);
+const latency = (r: TargetRun) => Histogram.from([r.driver.latency]).summary();
+
+const COMMANDS: Column<TargetRun>[] = [
+  metric('nodes online', num, (r) => r.nodesOnline, false),
+  metric('ok', num, (r) => r.driver.ok, false),
+  metric('failed', num, (r) => r.driver.failed, false),
+  metric('invocations/s', (v) => num(v, 1), rate),
+  metric('round trip p50 ms', ms, (r) => latency(r).p50Ms),
+  metric('p99 ms', ms, (r) => latency(r).p99Ms),
+  metric('max ms', ms, (r) => latency(r).maxMs),
+  metric('server loop p99 ms', ms, (r) => r.serverLoopLag?.p99Ms, false),
+];
 
 export const commands: Scenario = {
   name: 'commands',
@@ -153,9 +151,7 @@ export const commands: Scenario = {
     );
     const tether = await runTarget(ctx, 'tether', shape, issued.token);
     const baseline = await runTarget(ctx, 'baseline', shape, issued.token);
-    const t = Histogram.from([tether.driver.latency]).summary();
-    const b = Histogram.from([baseline.driver.latency]).summary();
-    const rate = (r: TargetRun): number => r.driver.ok / (r.driver.windowMs / 1000);
+    const t = latency(tether);
     const scaled = ctx.quick ? `--quick: ${num(shape.nodes)} nodes` : undefined;
     const floors: FloorCheck[] = [
       {
@@ -182,24 +178,8 @@ export const commands: Scenario = {
       parameters: { ...shape, pollMs: POLL_MS, tetherEnv: TETHER_COMMANDS_ENV },
       tables: [
         {
-          headers: columns(
-            'server|nodes online|ok|failed|invocations/s|round trip p50 ms|p99 ms|max ms|server loop p99 ms',
-          ),
-          rows: [
-            row(tether),
-            row(baseline),
-            [
-              'ratio T/B',
-              '',
-              '',
-              '',
-              ratio(rate(tether), rate(baseline)),
-              ratio(t.p50Ms, b.p50Ms),
-              ratio(t.p99Ms, b.p99Ms),
-              ratio(t.maxMs, b.maxMs),
-              '',
-            ],
-          ],
+          headers: ['server', ...COMMANDS.map((c) => c.header)],
+          rows: compareRows(COMMANDS, [['tether'], ['baseline'], ['ratio T/B']], tether, baseline),
         },
       ],
       notes,

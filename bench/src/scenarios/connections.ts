@@ -5,9 +5,17 @@
  * window minus RSS before connecting, over the open sockets), loop delay and beat latency.
  */
 import { failedOf, type ConnectResult, type LoadResult } from '../load.js';
-import { LOAD_HEADERS, loadRows, mb, ms, num, ratio } from '../report.js';
 import {
-  columns,
+  compareRows,
+  LOAD_HEADERS,
+  loadRows,
+  mb,
+  metric,
+  ms,
+  num,
+  type Column,
+} from '../report.js';
+import {
   connectNotes,
   crashNotes,
   runBoth,
@@ -25,18 +33,25 @@ function perConnectionKb(result: LoadResult): number | null {
   return (after - before) / result.connect.opened / 1024;
 }
 
-function connectRow(server: string, c: ConnectResult, perConnKb: number | null): string[] {
-  return [
-    server,
-    `${num(c.opened)}/${num(c.opened + c.failed)}`,
-    num(c.durationMs / 1000, 1),
-    ms(c.latency.p50Ms),
-    ms(c.latency.p99Ms),
-    mb(c.serverRssBeforeBytes),
-    mb(c.serverRssAfterBytes),
-    num(perConnKb, 1),
-  ];
-}
+type Connected = ConnectResult & { kb: number | null };
+
+const CONNECT: Column<Connected>[] = [
+  { header: 'connected', cell: (c) => `${num(c.opened)}/${num(c.opened + c.failed)}` },
+  metric(
+    'connect s',
+    (v) => num(v, 1),
+    (c) => c.durationMs / 1000,
+  ),
+  metric('open→1st ack p50 ms', ms, (c) => c.latency.p50Ms),
+  metric('p99 ms', ms, (c) => c.latency.p99Ms),
+  metric('RSS before MB', mb, (c) => c.serverRssBeforeBytes, false),
+  metric('RSS connected MB', mb, (c) => c.serverRssAfterBytes, false),
+  metric(
+    'RSS/conn KB',
+    (v) => num(v, 1),
+    (c) => c.kb,
+  ),
+];
 
 export const wsConnections: Scenario = {
   name: 'ws-connections',
@@ -62,23 +77,13 @@ export const wsConnections: Scenario = {
     const tKb = perConnectionKb(t);
     const bKb = perConnectionKb(b);
     const connectTable = {
-      headers: columns(
-        'server|connected|connect s|open→1st ack p50 ms|p99 ms|RSS before MB|RSS connected MB|RSS/conn KB',
+      headers: ['server', ...CONNECT.map((c) => c.header)],
+      rows: compareRows(
+        CONNECT,
+        [['tether'], ['baseline'], ['ratio T/B']],
+        { ...t.connect, kb: tKb },
+        { ...b.connect, kb: bKb },
       ),
-      rows: [
-        connectRow('tether', t.connect, tKb),
-        connectRow('baseline', b.connect, bKb),
-        [
-          'ratio T/B',
-          '',
-          ratio(t.connect.durationMs, b.connect.durationMs),
-          ratio(t.connect.latency.p50Ms, b.connect.latency.p50Ms),
-          ratio(t.connect.latency.p99Ms, b.connect.latency.p99Ms),
-          '',
-          '',
-          ratio(tKb, bKb),
-        ],
-      ],
     };
     const steady = t.steps[0]!;
     const scaled = ctx.quick ? `--quick: ${num(nodes)} sockets` : undefined;

@@ -3,8 +3,8 @@
  * counts) and set against what the orchestrator observed (SIGTERM, exit, listening, readiness,
  * the database's count, CPU and memory); then its tables, notes and floor checks.
  */
-import type { AttemptCounts, HostReport } from '../agent-tracker.js';
-import { Histogram, type HistogramData, type LatencySummary } from '../histogram.js';
+import { countInto, DEFERRED, OK, REFUSED, type AgentLog } from '../agent-tracker.js';
+import { Histogram, type LatencySummary } from '../histogram.js';
 import type { UsageWindow } from '../proc.js';
 import { mb, ms, num } from '../report.js';
 import type { AgentKind } from '../roles/agents.js';
@@ -27,6 +27,19 @@ export interface AttachWave {
   /** First and last `runtimenode.attached` event, ms after SIGTERM (database clock). */
   firstMs: number | null;
   lastMs: number | null;
+}
+
+/** Connection attempts that ended (attached/acknowledged, or failed) in one phase. */
+export interface AttemptCounts {
+  attempts: number;
+  /** Refused at TCP level (ECONNREFUSED): no process listened on the port. */
+  refused: number;
+  /** Answered with a time to come back (admission: 503 with `retryAfterMs`), not a failure. */
+  deferred: number;
+  /** Failed otherwise, after reaching a server (timeouts, closes, 503, error answers). */
+  failed: number;
+  /** Those failures' causes (transport message, close code or Tether error code), counted. */
+  causes: Record<string, number>;
 }
 
 /** The cold start: the fleet connecting to a fresh server, at most `connectConcurrency` at once. */
@@ -106,12 +119,12 @@ export interface RestartRun {
   /** The agent hosts' worst event-loop delay in the restart phase, ms (p99 and max). */
   agentLoopDelay: { p99Ms: number; maxMs: number };
   /** Each agent host's event-loop delay in the restart phase, ms, in host order. */
-  agentLoopDelays: HostReport['loopDelay'][];
+  agentLoopDelays: AgentLog['loopDelay'][];
   /** How the last server process ended when stopped (a crash shows here). */
   lastServer: ServerExit | null;
 }
 
-/** What the orchestrator saw, to set the hosts' reports against. */
+/** What the orchestrator saw of the cold start, to set the hosts' logs against. */
 export interface Observed {
   target: Target;
   kind: AgentKind;
@@ -119,6 +132,10 @@ export interface Observed {
   connectConcurrency: number;
   startAt: number;
   connectUsage: UsageWindow;
+}
+
+/** …and of the restart. */
+export interface RestartObserved {
   steady: UsageWindow;
   sigtermAt: number;
   exitedAt: number;
@@ -130,160 +147,123 @@ export interface Observed {
   timeline: TimelinePoint[];
   sessions: Record<string, number>;
   serverAttaches: AttachWave | null;
-  newServer: ServerExit | null;
 }
 
-export function mergeCounts(parts: AttemptCounts[]): AttemptCounts {
-  const merged: AttemptCounts = { attempts: 0, refused: 0, deferred: 0, failed: 0, causes: {} };
-  for (const p of parts) {
-    merged.attempts += p.attempts;
-    merged.refused += p.refused;
-    merged.deferred += p.deferred;
-    merged.failed += p.failed;
-    for (const [cause, n] of Object.entries(p.causes)) {
-      merged.causes[cause] = (merged.causes[cause] ?? 0) + n;
+const since = (at: number | null | undefined, ref: number | null): number | null =>
+  at === null || at === undefined || ref === null ? null : at - ref;
+
+/** Connection attempts started in [from, to). */
+function attemptsIn(attempts: [number, string][], from: number, to: number): AttemptCounts {
+  const counts: AttemptCounts = { attempts: 0, refused: 0, deferred: 0, failed: 0, causes: {} };
+  for (const [start, outcome] of attempts) {
+    if (start < from || start >= to) continue;
+    counts.attempts++;
+    if (outcome === REFUSED) counts.refused++;
+    else if (outcome === DEFERRED) counts.deferred++;
+    else if (outcome !== OK) {
+      counts.failed++;
+      countInto(counts.causes, outcome);
     }
   }
-  return merged;
+  return counts;
 }
 
-function mergeRecords(parts: Record<string, number>[]): Record<string, number> {
-  return mergeCounts(
-    parts.map((causes) => ({ attempts: 0, refused: 0, deferred: 0, failed: 0, causes })),
-  ).causes;
-}
-
-const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
-
-function extreme(values: (number | null)[], pick: (a: number, b: number) => number) {
-  const known = values.filter((v): v is number => v !== null);
-  return known.length > 0 ? known.reduce((a, b) => pick(a, b)) : null;
-}
-
-const since = (at: number | null, ref: number | null): number | null =>
-  at === null || ref === null ? null : at - ref;
-
-function coldStart(
-  n: number,
-  connectConcurrency: number,
-  startAt: number,
-  usage: UsageWindow,
-  reports: HostReport[],
-): ColdStart {
-  const c = reports.map((r) => r.connect);
-  const online = sum(c.map((x) => x.online));
-  const lastOnline = extreme(
-    c.map((x) => x.lastOnlineAt),
-    Math.max,
-  );
-  return {
-    connectConcurrency,
-    durationMs: online === n ? since(lastOnline, startAt) : null,
-    online,
-    startToOnline: Histogram.from(reports.map((r) => r.connect.startToOnline)).summary(),
-    attempts: mergeCounts(c.map((x) => x.attempts)),
-    usage,
-  };
-}
-
-/** Agent-wide facts, whichever phases ran. */
-function fleetFacts(reports: HostReport[]) {
-  return {
-    terminated: sum(reports.map((rep) => rep.terminated)),
-    terminations: mergeRecords(reports.map((rep) => rep.terminations)),
-    agentRssBytes: sum(reports.map((rep) => rep.rssBytes)),
-    agentLoopDelay: {
-      p99Ms: Math.max(0, ...reports.map((rep) => rep.loopDelay.p99Ms)),
-      maxMs: Math.max(0, ...reports.map((rep) => rep.loopDelay.maxMs)),
-    },
-    agentLoopDelays: reports.map((rep) => rep.loopDelay),
-  };
-}
-
-/** The fleet never was all online: the cold start is the whole result. */
-export function summariseColdStartOnly(
-  plan: { target: Target; kind: AgentKind; agents: unknown[]; connectConcurrency: number },
-  connect: { startAt: number; usage: UsageWindow },
-  hosts: number,
-  reports: HostReport[],
+/** The hosts' logs set against the cold start's and (if it ran) the restart's instants. */
+export function summarise(
+  o: Observed,
+  logs: AgentLog[],
   lastServer: ServerExit | null,
+  r: RestartObserved | null,
 ): RestartRun {
-  const n = plan.agents.length;
-  return {
-    target: plan.target,
-    kind: plan.kind,
-    agents: n,
-    hosts,
-    connect: coldStart(n, plan.connectConcurrency, connect.startAt, connect.usage, reports),
-    steady: null,
-    restart: null,
-    ...fleetFacts(reports),
-    lastServer,
-  };
-}
-
-export function summarise(o: Observed, hosts: number, reports: HostReport[]): RestartRun {
   const n = o.agents;
-  const r = reports.map((rep) => rep.restart);
-  const histogram = (pick: (rep: HostReport) => HistogramData): LatencySummary =>
-    Histogram.from(reports.map(pick)).summary();
-  const back = sum(r.map((x) => x.back));
-  const lastBack = extreme(
-    r.map((x) => x.lastBackAt),
-    Math.max,
-  );
-  const listeningT = since(o.listeningAt, o.sigtermAt);
-  const dbAll = o.timeline.find((p) => p.db === n);
-  const presence = o.timeline.map((p) => p.presence).filter((v): v is number => v !== null);
-  const attempts = mergeCounts(r.map((x) => x.attempts));
-  // Deferred attempts (the server said when to come back) are neither failures nor successes:
-  // left out of both sides of the error rate, so they cannot dilute it.
-  const reached = attempts.attempts - attempts.refused - attempts.deferred;
-  return {
+  const all = <T>(pick: (log: AgentLog) => T[]): T[] => logs.flatMap(pick);
+  const total = (pick: (log: AgentLog) => number): number =>
+    logs.reduce((sum, log) => sum + pick(log), 0);
+  const merged = (pick: (log: AgentLog) => Record<string, number>): Record<string, number> => {
+    const into: Record<string, number> = {};
+    for (const log of logs) for (const [k, v] of Object.entries(pick(log))) countInto(into, k, v);
+    return into;
+  };
+  const histogram = (values: (number | null)[]): LatencySummary => {
+    const h = new Histogram();
+    for (const v of values) if (v !== null) h.recordMs(v);
+    return h.summary();
+  };
+  const [startAt, firstOnline] = [all((l) => l.startAt), all((l) => l.firstOnlineAt)];
+  const [lostAt, backAt] = [all((l) => l.lostAt), all((l) => l.backAt)];
+  const attempts = all((l) => l.attempts);
+  const known = (values: (number | null)[]): number[] => values.filter((v) => v !== null);
+  const online = known(firstOnline);
+  const back = known(backAt);
+  const markAt = r?.sigtermAt ?? Infinity;
+  const run: RestartRun = {
     target: o.target,
     kind: o.kind,
     agents: n,
-    hosts,
-    connect: coldStart(n, o.connectConcurrency, o.startAt, o.connectUsage, reports),
-    steady: o.steady,
-    restart: {
-      oldServer: o.oldServer,
-      sigtermToExitMs: o.exitedAt - o.sigtermAt,
-      sigtermToListeningMs: listeningT,
-      sigtermToReadyMs: since(o.readyAt, o.sigtermAt),
-      startError: o.startError,
-      lost: sum(r.map((x) => x.lost)),
-      back,
-      firstBackMs: since(
-        extreme(
-          r.map((x) => x.firstBackAt),
-          Math.min,
-        ),
-        o.sigtermAt,
-      ),
-      allBackMs: back === n ? since(lastBack, o.sigtermAt) : null,
-      dbAllOnlineMs: dbAll?.t ?? null,
-      presenceMin: presence.length > 0 ? Math.min(...presence) : null,
-      lostSinceSigterm: histogram((rep) => rep.restart.lostSinceSigterm),
-      sinceSigterm: histogram((rep) => rep.restart.sinceSigterm),
-      sinceListening: histogram((rep) => rep.restart.sinceListening),
-      downtime: histogram((rep) => rep.restart.downtime),
-      attempts,
-      errorRate: reached > 0 ? attempts.failed / reached : null,
-      pending: sum(r.map((x) => x.pending)),
-      disconnectsAfterBack: sum(r.map((x) => x.disconnectsAfterBack)),
-      disconnectCauses: mergeRecords(r.map((x) => x.disconnectCauses)),
-      beatsOk: sum(r.map((x) => x.beatsOk)),
-      beatsFailed: sum(r.map((x) => x.beatsFailed)),
-      beatFailures: mergeRecords(r.map((x) => x.beatFailures)),
-      wave: o.wave,
-      sessions: o.sessions,
-      serverAttaches: o.serverAttaches,
-      timeline: o.timeline,
+    hosts: logs.length,
+    connect: {
+      connectConcurrency: o.connectConcurrency,
+      durationMs: online.length === n ? since(Math.max(...online), o.startAt) : null,
+      online: online.length,
+      startToOnline: histogram(firstOnline.map((at, i) => since(at, startAt[i]!))),
+      attempts: attemptsIn(attempts, -Infinity, markAt),
+      usage: o.connectUsage,
     },
-    ...fleetFacts(reports),
-    lastServer: o.newServer,
+    steady: r?.steady ?? null,
+    restart: null,
+    terminated: total((l) => l.terminated),
+    terminations: merged((l) => l.terminations),
+    agentRssBytes: total((l) => l.rssBytes),
+    agentLoopDelay: {
+      p99Ms: Math.max(0, ...logs.map((l) => l.loopDelay.p99Ms)),
+      maxMs: Math.max(0, ...logs.map((l) => l.loopDelay.maxMs)),
+    },
+    agentLoopDelays: logs.map((l) => l.loopDelay),
+    lastServer,
   };
+  if (!r) return run;
+  const sigterm = r.sigtermAt;
+  const presence = known(r.timeline.map((p) => p.presence));
+  const after = attemptsIn(attempts, sigterm, Infinity);
+  // Deferred attempts (the server said when to come back) are neither failures nor successes:
+  // left out of both sides of the error rate, so they cannot dilute it.
+  const reached = after.attempts - after.refused - after.deferred;
+  run.restart = {
+    oldServer: r.oldServer,
+    sigtermToExitMs: r.exitedAt - sigterm,
+    sigtermToListeningMs: since(r.listeningAt, sigterm),
+    sigtermToReadyMs: since(r.readyAt, sigterm),
+    startError: r.startError,
+    lost: known(lostAt).length,
+    back: back.length,
+    firstBackMs: back.length > 0 ? Math.min(...back) - sigterm : null,
+    allBackMs: back.length === n ? Math.max(...back) - sigterm : null,
+    dbAllOnlineMs: r.timeline.find((p) => p.db === n)?.t ?? null,
+    presenceMin: presence.length > 0 ? Math.min(...presence) : null,
+    lostSinceSigterm: histogram(
+      lostAt.map((at) => (at === null ? null : Math.max(0, at - sigterm))),
+    ),
+    sinceSigterm: histogram(backAt.map((at) => since(at, sigterm))),
+    sinceListening: histogram(
+      backAt
+        .map((at) => (r.listeningAt === null ? null : since(at, r.listeningAt)))
+        .map((v) => (v === null ? null : Math.max(0, v))),
+    ),
+    downtime: histogram(backAt.map((at, i) => since(at, lostAt[i]!))),
+    attempts: after,
+    errorRate: reached > 0 ? after.failed / reached : null,
+    pending: total((l) => l.pending),
+    disconnectsAfterBack: total((l) => l.disconnectsAfterBack),
+    disconnectCauses: merged((l) => l.disconnectCauses),
+    beatsOk: total((l) => l.beatsOk),
+    beatsFailed: total((l) => l.beatsFailed),
+    beatFailures: merged((l) => l.beatFailures),
+    wave: r.wave,
+    sessions: r.sessions,
+    serverAttaches: r.serverAttaches,
+    timeline: r.timeline,
+  };
+  return run;
 }
 
 const FLOOR_ALL_ONLINE_MS = 30_000;

@@ -18,7 +18,7 @@ import { BASELINE_TABLE } from '../baseline/schema.js';
 import { children, exitAll, sleep, type Child } from '../ipc.js';
 import { sampleUsage, type UsageWindow } from '../proc.js';
 import type { AgentIdentity, AgentKind, handlers } from '../roles/agents.js';
-import type { HostReport, HostStatus } from '../agent-tracker.js';
+import type { HostStatus } from '../agent-tracker.js';
 import {
   closeSession,
   createSession,
@@ -36,7 +36,6 @@ import {
   restartNotes,
   steadyTable,
   summarise,
-  summariseColdStartOnly,
   type AttachWave,
   type Observed,
   type RestartRun,
@@ -471,13 +470,15 @@ export async function runRestart(plan: RestartPlan, env: RestartEnvironment): Pr
   const rig = new RestartRig(plan, env, first);
   try {
     const connect = await connectFleet(rig, first.baseUrl, first.pid);
+    const observed: Observed = {
+      ...{ target: plan.target, kind: plan.kind, agents: n },
+      ...{ connectConcurrency: plan.connectConcurrency, startAt: connect.startAt },
+      connectUsage: connect.usage,
+    };
     if (!connect.all) {
       env.log(`  restart not run: the fleet never was all online`);
-      const reports = await Promise.all(
-        rig.hosts.map((h) => h.call('report', { sigtermAt: Date.now(), listeningAt: null })),
-      );
-      const server = await rig.shutdown();
-      return summariseColdStartOnly(plan, connect, rig.hosts.length, reports, server);
+      const logs = await Promise.all(rig.hosts.map((h) => h.call('log')));
+      return summarise(observed, logs, await rig.shutdown(), null);
     }
 
     // 2. Steady state: every agent beating, its backoff counter reset (stable after 10 s).
@@ -514,35 +515,18 @@ export async function runRestart(plan: RestartPlan, env: RestartEnvironment): Pr
       await observer.stop();
     }
 
-    // 5. Per-agent times from the hosts, then everything stopped.
-    const listeningAt = restarted?.listeningAt ?? null;
-    const reports: HostReport[] = await Promise.all(
-      rig.hosts.map((h) => h.call('report', { sigtermAt, listeningAt })),
-    );
+    // 5. What every agent saw, from the hosts; then everything stopped.
+    const logs = await Promise.all(rig.hosts.map((h) => h.call('log')));
     const serverAttaches =
       plan.sessionId !== null ? await attachWave(env.probe, plan.sessionId, sigtermAt) : null;
-    const newServer = await rig.shutdown();
-    const observed: Observed = {
-      target: plan.target,
-      kind: plan.kind,
-      agents: n,
-      connectConcurrency: plan.connectConcurrency,
-      startAt: connect.startAt,
-      connectUsage: connect.usage,
-      steady,
-      sigtermAt,
-      exitedAt,
-      listeningAt,
+    return summarise(observed, logs, await rig.shutdown(), {
+      ...{ steady, sigtermAt, exitedAt, oldServer, startError, serverAttaches },
+      listeningAt: restarted?.listeningAt ?? null,
       readyAt: restarted?.readyAt ?? null,
-      oldServer,
-      startError,
       wave: restarted?.wave ?? null,
       timeline: observer.timeline,
       sessions: observer.sessions,
-      serverAttaches,
-      newServer,
-    };
-    return summarise(observed, rig.hosts.length, reports);
+    });
   } finally {
     await rig.shutdown();
   }

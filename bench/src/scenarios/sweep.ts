@@ -11,8 +11,8 @@
 import { BASELINE_SCHEMA, BASELINE_TABLE } from '../baseline/schema.js';
 import { createFleet } from '../identities.js';
 import { preciseNow } from '../ipc.js';
-import { ms, num, ratio } from '../report.js';
-import { columns, scaledFloors, type Scenario, type ScenarioResult } from '../scenario.js';
+import { compareRows, metric, ms, num, stepLead, type Column } from '../report.js';
+import { scaledFloors, type Scenario, type ScenarioResult } from '../scenario.js';
 import { createDb, runMigrations, sweepPresence, type Db } from '../tether-internals.js';
 
 const DATABASE = 'tether_bench_sweep';
@@ -94,6 +94,14 @@ const median = (values: number[]): number => {
 };
 const worst = (values: number[]): number => Math.max(...values);
 
+const times = (runs: Timing[]): number[] => runs.map((x) => x.ms);
+const SWEEP: Column<Timing[]>[] = [
+  metric('transitions', num, (runs) => runs[0]?.transitions, false),
+  metric('median ms', ms, (runs) => median(times(runs))),
+  metric('worst ms', ms, (runs) => worst(times(runs))),
+  metric('runs', num, (runs) => runs.length, false),
+];
+
 export const sweep: Scenario = {
   name: 'sweep',
   title: 'Staleness sweep over the registry, timed against PostgreSQL',
@@ -142,29 +150,9 @@ export const sweep: Scenario = {
       'one-percent': '1 % stale',
       'all-stale': 'mass demotion (100 %)',
     };
-    const tableRows = cases.flatMap((c) => {
-      const t = c.tether.map((x) => x.ms);
-      const b = c.baseline.map((x) => x.ms);
-      return [
-        [
-          label[c.state],
-          'tether',
-          num(c.tether[0]?.transitions),
-          ms(median(t)),
-          ms(worst(t)),
-          num(t.length),
-        ],
-        [
-          '',
-          'baseline',
-          num(c.baseline[0]?.transitions),
-          ms(median(b)),
-          ms(worst(b)),
-          num(b.length),
-        ],
-        ['', 'ratio T/B', '', ratio(median(t), median(b)), ratio(worst(t), worst(b)), ''],
-      ];
-    });
+    const tableRows = cases.flatMap((c) =>
+      compareRows(SWEEP, stepLead(label[c.state]), c.tether, c.baseline),
+    );
     const scaled = ctx.quick ? `--quick: ${num(rows)} rows` : undefined;
     const byState = (s: FleetState): number[] =>
       cases.find((c) => c.state === s)?.tether.map((x) => x.ms) ?? [];
@@ -197,7 +185,7 @@ export const sweep: Scenario = {
       },
       tables: [
         {
-          headers: columns('fleet state|server|transitions|median ms|worst ms|runs'),
+          headers: ['fleet state', 'server', ...SWEEP.map((c) => c.header)],
           rows: tableRows,
         },
       ],
