@@ -64,12 +64,13 @@ const HEALTHS: Health[] = ['offline', 'online', 'degraded'];
 export class DashboardView {
   /** Last known health per node (index into HEALTHS), −1 while unknown. */
   readonly current: Int8Array;
-  readonly #node: number[] = [];
-  readonly #health: number[] = [];
-  readonly #arrival: number[] = [];
+  /** Observations, one entry per array each (compact: a run may hold millions). */
+  readonly node: number[] = [];
+  readonly health: number[] = [];
+  readonly arrival: number[] = [];
   /** The event's database timestamp (ms), NaN for poll observations. */
-  readonly #eventAt: number[] = [];
-  readonly #cause: (string | null)[] = [];
+  readonly eventAt: number[] = [];
+  readonly cause: (string | null)[] = [];
 
   constructor(nodes: number, initial: Health | null = null) {
     this.current = new Int8Array(nodes).fill(initial === null ? -1 : HEALTHS.indexOf(initial));
@@ -87,11 +88,11 @@ export class DashboardView {
     // A feed delivers each transition once; a poll repeats the current state every time.
     if (Number.isNaN(eventAt) && this.current[node] === code) return;
     this.current[node] = code;
-    this.#node.push(node);
-    this.#health.push(code);
-    this.#arrival.push(arrival);
-    this.#eventAt.push(eventAt);
-    this.#cause.push(cause);
+    this.node.push(node);
+    this.health.push(code);
+    this.arrival.push(arrival);
+    this.eventAt.push(eventAt);
+    this.cause.push(cause);
   }
 
   /** True when every node's last known health is the expected one. */
@@ -105,26 +106,10 @@ export class DashboardView {
   /** Observation indices per node, arrival order, from `since` on. */
   byNode(nodes: number, since: number): number[][] {
     const groups: number[][] = Array.from({ length: nodes }, () => []);
-    for (let i = 0; i < this.#node.length; i++) {
-      if (this.#arrival[i]! >= since) groups[this.#node[i]!]!.push(i);
+    for (let i = 0; i < this.node.length; i++) {
+      if (this.arrival[i]! >= since) groups[this.node[i]!]!.push(i);
     }
     return groups;
-  }
-
-  health(i: number): Health {
-    return HEALTHS[this.#health[i]!]!;
-  }
-
-  arrival(i: number): number {
-    return this.#arrival[i]!;
-  }
-
-  eventAt(i: number): number {
-    return this.#eventAt[i]!;
-  }
-
-  cause(i: number): string | null {
-    return this.#cause[i]!;
   }
 }
 
@@ -160,9 +145,9 @@ export function matchDeliveries(
       const list = perNode[node]!;
       let next = 0; // first change of this node not matched yet
       for (const i of groups[node]!) {
-        const health = view.health(i);
-        const arrival = view.arrival(i);
-        const cause = view.cause(i);
+        const health = HEALTHS[view.health[i]!]!;
+        const arrival = view.arrival[i]!;
+        const cause = view.cause[i]!;
         let match = -1;
         for (let j = next; j < list.length && list[j]!.at <= arrival; j++) {
           const c = list[j]!;
@@ -179,7 +164,7 @@ export function matchDeliveries(
         received++;
         for (const key of ['all', health] as const) {
           latency[key].recordMs(arrival - change.at);
-          const eventAt = view.eventAt(i);
+          const eventAt = view.eventAt[i]!;
           if (!Number.isNaN(eventAt)) {
             fromEventAt[key].recordMs(arrival - eventAt);
             toEventAt[key].recordMs(eventAt - change.at);

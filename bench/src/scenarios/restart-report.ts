@@ -8,7 +8,7 @@ import { Histogram, type LatencySummary } from '../histogram.js';
 import type { UsageWindow } from '../proc.js';
 import { mb, ms, num } from '../report.js';
 import type { AgentKind } from '../roles/agents.js';
-import type { FloorCheck, Table } from '../scenario.js';
+import { columns, type FloorCheck, type Table } from '../scenario.js';
 import type { ServerExit, Target } from '../servers.js';
 
 export interface TimelinePoint {
@@ -301,18 +301,9 @@ function withRestart(runs: RestartRun[]): (RestartRun & { restart: RestartResult
 export function coldStartTable(runs: RestartRun[]): Table {
   return {
     headers: [
-      'server',
-      'online',
-      'hosts',
-      'connecting at once',
-      'all online s',
-      'agents/s',
-      'start→online p50 ms',
-      'p99 ms',
-      'max ms',
-      'attempts',
-      'refused',
-      'failed',
+      ...columns(
+        'server|online|hosts|connecting at once|all online s|agents/s|start→online p50 ms|p99 ms|max ms|attempts|refused|failed',
+      ),
       ...USAGE_HEADERS,
     ],
     rows: runs.map((r) => {
@@ -356,24 +347,9 @@ export function steadyTable(runs: RestartRun[]): Table {
 
 export function recoveryTable(runs: RestartRun[]): Table {
   return {
-    headers: [
-      'server',
-      'SIGTERM→exit s',
-      '→listening s',
-      '→ready probe s',
-      '→first back s',
-      '→all back (agents) s',
-      '→all online (DB) s',
-      'recovery p50 s',
-      'p95 s',
-      'p99 s',
-      'max s',
-      'listening→back p50 s',
-      'p99 s',
-      'back',
-      'stopped',
-      'dropped again',
-    ],
+    headers: columns(
+      'server|SIGTERM→exit s|→listening s|→ready probe s|→first back s|→all back (agents) s|→all online (DB) s|recovery p50 s|p95 s|p99 s|max s|listening→back p50 s|p99 s|back|stopped|dropped again',
+    ),
     rows: withRestart(runs).map((r) => {
       const x = r.restart;
       return [
@@ -401,19 +377,11 @@ export function recoveryTable(runs: RestartRun[]): Table {
 export function attemptsTable(runs: RestartRun[]): Table {
   return {
     headers: [
-      'server',
-      'attempts',
-      'per agent',
-      'refused (no listener)',
-      'deferred (retry-after)',
-      'reached a server, not deferred',
-      'failed',
-      'error rate %',
-      'failure causes',
-      'wave s',
+      ...columns(
+        'server|attempts|per agent|refused (no listener)|deferred (retry-after)|reached a server, not deferred|failed|error rate %|failure causes|wave s',
+      ),
       ...USAGE_HEADERS,
-      'agent hosts loop p99 ms (worst)',
-      'max ms',
+      ...columns('agent hosts loop p99 ms (worst)|max ms'),
     ],
     rows: withRestart(runs).map((r) => {
       const a = r.restart.attempts;

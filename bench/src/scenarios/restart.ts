@@ -138,47 +138,30 @@ async function waitListening(port: number, signal: AbortSignal): Promise<number 
 }
 
 /**
- * The agents the database counts back: online, with a sign of life the new process wrote —
- * presence written since `sinceMs` (the old process's exit). Tether: presence rows `online`
- * whose last beat is that recent (an attach is proof of life and writes it, as every beat
- * does); a row the old process left `online` does not count. The baseline keeps no connection
- * state: its rows written since then. Null until the exit is known.
+ * The database's view of the fleet. `db`: the agents it counts back — online, with a sign of
+ * life the new process wrote, i.e. presence written since `sinceMs` (the old process's exit;
+ * null until it is known). Tether: presence rows `online` whose last beat is that recent (an
+ * attach is proof of life and writes it, as every beat does); a row the old process left
+ * `online` does not count. The baseline keeps no connection state: its rows written since then.
+ * `presence`: Tether's presence rows `online`, whatever wrote them (its shutdown should turn the
+ * nodes it held offline; a connect binds a node online again before it attaches); null for the
+ * baseline.
  */
-async function dbBack(
+async function dbView(
   probe: pg.ClientBase,
   target: Target,
   nodeIds: string[],
   sinceMs: number | null,
-): Promise<number | null> {
-  if (sinceMs === null) return null;
-  const sql =
-    target === 'tether'
-      ? `SELECT count(*)::int AS n FROM runtime_node_presence
-          WHERE node_id = ANY($1) AND health_state = 'online'
-            AND last_heartbeat_at > to_timestamp($2::float8 / 1000)`
-      : `SELECT count(*)::int AS n FROM ${BASELINE_TABLE}
-          WHERE node_id = ANY($1) AND last_heartbeat_at > to_timestamp($2::float8 / 1000)`;
-  const { rows } = await probe.query<{ n: number }>(sql, [nodeIds, sinceMs]);
-  return rows[0]?.n ?? 0;
-}
-
-/**
- * Tether's presence rows `online`, whatever wrote them: its shutdown should turn the nodes it
- * held offline, and a connect binds a node online again before it attaches. Null for the
- * baseline (no such state).
- */
-async function presenceOnline(
-  probe: pg.ClientBase,
-  target: Target,
-  nodeIds: string[],
-): Promise<number | null> {
-  if (target !== 'tether') return null;
-  const { rows } = await probe.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM runtime_node_presence
-      WHERE node_id = ANY($1) AND health_state = 'online'`,
-    [nodeIds],
+): Promise<{ db: number | null; presence: number | null }> {
+  const tether = target === 'tether';
+  const { rows } = await probe.query<{ db: number | null; presence: number | null }>(
+    `SELECT count(*) FILTER (WHERE ${tether ? "health_state = 'online' AND " : ''}
+                              last_heartbeat_at > to_timestamp($2::float8 / 1000))::int AS db,
+            ${tether ? "count(*) FILTER (WHERE health_state = 'online')::int" : 'NULL::int'} AS presence
+       FROM ${tether ? 'runtime_node_presence' : BASELINE_TABLE} WHERE node_id = ANY($1)`,
+    [nodeIds, sinceMs ?? 0],
   );
-  return rows[0]?.n ?? 0;
+  return { db: sinceMs === null ? null : (rows[0]?.db ?? 0), presence: rows[0]?.presence ?? null };
 }
 
 /** The `application_name` of each server's connection pool. */
@@ -250,8 +233,10 @@ class RestartObserver {
     this.#loop = (async () => {
       while (this.#running) {
         // A failed probe query is a gap in the record, not the end of the run.
-        const db = await dbBack(probe, target, nodeIds, this.dbSince).catch(() => null);
-        const presence = await presenceOnline(probe, target, nodeIds).catch(() => null);
+        const { db, presence } = await dbView(probe, target, nodeIds, this.dbSince).catch(() => ({
+          db: null,
+          presence: null,
+        }));
         const { online, back } = agents();
         this.timeline.push({
           t: Date.now() - sigtermAt,
