@@ -100,11 +100,11 @@ describe('simulate', () => {
     }
   });
 
-  it('closed-loop start: at most startConcurrency nodes started and not yet online; everyEvent reports starts, attempts and beats', async () => {
+  it('closed-loop start: at most startConcurrency nodes started and not yet online; everyEvent reports starts, attempts and beats; stop without detaching leaves the attachments', async () => {
     await using server = await startTestServer({
       env: { TETHER_RATE_PUBLIC_PER_MINUTE: '10000', ...FAST_BEATS },
     });
-    const { sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
+    const { admin, sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
     const events: SimEvent[] = [];
     let waiting = 0;
     let mostWaiting = 0;
@@ -137,8 +137,11 @@ describe('simulate', () => {
       expect(started.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
       expect(events.filter((e) => e.type === 'connecting').length).toBeGreaterThanOrEqual(8);
     } finally {
-      await simulation.stop();
+      await simulation.stop({ detach: false });
     }
+    // Daemons gone, not leaving: their attachments are still active (a detaching stop ends them).
+    const roster = await admin.runtimenode.roster.query({ sessionId });
+    expect(roster.nodes.map((n) => n.state)).toEqual(Array(8).fill('online'));
   });
 
   it('churn: random disconnects and degraded periods; every dropped node comes back on its own (resumed or re-attached)', async () => {
