@@ -15,8 +15,7 @@
 import { Histogram } from '../histogram.js';
 import { Child, children, exitAll, sleep } from '../ipc.js';
 import { compareRows, metric, ms, num, type Column } from '../report.js';
-import type { DriverReport, handlers as driverHandlers } from '../roles/command-driver.js';
-import type { handlers as nodeHandlers } from '../roles/command-nodes.js';
+import type { DriverReport, handlers } from '../roles/commands.js';
 import {
   closeSession,
   createSession,
@@ -68,8 +67,8 @@ async function runTarget(
     ...(target === 'tether' ? { env: TETHER_COMMANDS_ENV } : {}),
   });
   ctx.log(` ${target} (pid ${server.pid}): ${num(nodes.length)} nodes`);
-  const hosts = children<typeof nodeHandlers>('command-nodes', ctx.generators);
-  let driver: Child<typeof driverHandlers> | null = null;
+  const hosts = children<typeof handlers>('commands', ctx.generators);
+  let driver: Child<typeof handlers> | null = null;
   let serverExit: ServerExit | null = null;
   try {
     const per = Math.ceil(nodes.length / ctx.generators);
@@ -95,7 +94,7 @@ async function runTarget(
     const onlineMs = performance.now() - started;
     ctx.log(`  ${num(online)} online in ${num(onlineMs / 1000, 1)} s; invoking`);
     await server.loopLag(); // reset the server's window
-    driver = new Child<typeof driverHandlers>('command-driver');
+    driver = new Child<typeof handlers>('commands', 'commands driver');
     const report = await driver.call('run', {
       ...{ target, baseUrl: server.baseUrl, token, nodeIds: nodes.map((n) => n.nodeId) },
       ...{ concurrency: shape.concurrency, warmupMs: shape.warmupMs },

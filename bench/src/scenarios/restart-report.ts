@@ -42,88 +42,6 @@ export interface AttemptCounts {
   causes: Record<string, number>;
 }
 
-/** The cold start: the fleet connecting to a fresh server, at most `connectConcurrency` at once. */
-export interface ColdStart {
-  connectConcurrency: number;
-  /** Start instant → every agent online (agents' clocks), null if not all made it. */
-  durationMs: number | null;
-  online: number;
-  /** Per agent: its start → first online. */
-  startToOnline: LatencySummary;
-  attempts: AttemptCounts;
-  usage: UsageWindow;
-}
-
-export interface RestartResult {
-  oldServer: ServerExit;
-  sigtermToExitMs: number;
-  /** SIGTERM → the new process accepts TCP connections on the port. */
-  sigtermToListeningMs: number | null;
-  /** SIGTERM → the new process answered its readiness probe (HTTP, every 200 ms). */
-  sigtermToReadyMs: number | null;
-  /** Why the new server did not come up, if it did not. */
-  startError: string | null;
-  lost: number;
-  back: number;
-  firstBackMs: number | null;
-  /** SIGTERM → the last agent online again (agents' view); null if some never came back. */
-  allBackMs: number | null;
-  /** SIGTERM → the database counts every agent back (null: never within the wait). */
-  dbAllOnlineMs: number | null;
-  /**
-   * Tether: lowest count of presence rows `online` after SIGTERM — 0 when the shutdown released
-   * every node it held; the agents' count when it left them `online`.
-   */
-  presenceMin: number | null;
-  /** Per agent: SIGTERM → its connection lost. */
-  lostSinceSigterm: LatencySummary;
-  /** Per agent: SIGTERM → back. */
-  sinceSigterm: LatencySummary;
-  /** Per agent: new process listening → back. */
-  sinceListening: LatencySummary;
-  /** Per agent: its own connection loss → back. */
-  downtime: LatencySummary;
-  /** Connection attempts started after SIGTERM. */
-  attempts: AttemptCounts;
-  /** Failed / attempts that reached a server (refused at TCP level and deferred excluded). */
-  errorRate: number | null;
-  pending: number;
-  disconnectsAfterBack: number;
-  /** Why established connections were lost after SIGTERM. */
-  disconnectCauses: Record<string, number>;
-  beatsOk: number;
-  beatsFailed: number;
-  beatFailures: Record<string, number>;
-  /** New process listening → everyone online in both views (or the wait's end). */
-  wave: UsageWindow | null;
-  /** The server's PostgreSQL sessions during the wave, by state / wait (250 ms samples). */
-  sessions: Record<string, number>;
-  serverAttaches: AttachWave | null;
-  timeline: TimelinePoint[];
-}
-
-export interface RestartRun {
-  target: Target;
-  kind: AgentKind;
-  agents: number;
-  hosts: number;
-  connect: ColdStart;
-  /** The hold before SIGTERM (null: the restart was not run). */
-  steady: UsageWindow | null;
-  /** Null when the cold start never completed (the restart was not run). */
-  restart: RestartResult | null;
-  /** Agents stopped for good (terminal errors), over the whole run. */
-  terminated: number;
-  terminations: Record<string, number>;
-  agentRssBytes: number;
-  /** The agent hosts' worst event-loop delay in the restart phase, ms (p99 and max). */
-  agentLoopDelay: { p99Ms: number; maxMs: number };
-  /** Each agent host's event-loop delay in the restart phase, ms, in host order. */
-  agentLoopDelays: AgentLog['loopDelay'][];
-  /** How the last server process ended when stopped (a crash shows here). */
-  lastServer: ServerExit | null;
-}
-
 /** What the orchestrator saw of the cold start, to set the hosts' logs against. */
 export interface Observed {
   target: Target;
@@ -149,8 +67,8 @@ export interface RestartObserved {
   serverAttaches: AttachWave | null;
 }
 
-const since = (at: number | null | undefined, ref: number | null): number | null =>
-  at === null || at === undefined || ref === null ? null : at - ref;
+const since = (at: number | null | undefined, ref: number | null | undefined): number | null =>
+  at === null || at === undefined || ref === null || ref === undefined ? null : at - ref;
 
 /** Connection attempts started in [from, to). */
 function attemptsIn(attempts: [number, string][], from: number, to: number): AttemptCounts {
@@ -168,14 +86,8 @@ function attemptsIn(attempts: [number, string][], from: number, to: number): Att
   return counts;
 }
 
-/** The hosts' logs set against the cold start's and (if it ran) the restart's instants. */
-export function summarise(
-  o: Observed,
-  logs: AgentLog[],
-  lastServer: ServerExit | null,
-  r: RestartObserved | null,
-): RestartRun {
-  const n = o.agents;
+/** Every host's log gathered: per-agent instants concatenated, counts summed. */
+function gather(logs: AgentLog[]) {
   const all = <T>(pick: (log: AgentLog) => T[]): T[] => logs.flatMap(pick);
   const total = (pick: (log: AgentLog) => number): number =>
     logs.reduce((sum, log) => sum + pick(log), 0);
@@ -184,36 +96,94 @@ export function summarise(
     for (const log of logs) for (const [k, v] of Object.entries(pick(log))) countInto(into, k, v);
     return into;
   };
-  const histogram = (values: (number | null)[]): LatencySummary => {
-    const h = new Histogram();
-    for (const v of values) if (v !== null) h.recordMs(v);
-    return h.summary();
+  return {
+    ...{ startAt: all((l) => l.startAt), firstOnlineAt: all((l) => l.firstOnlineAt) },
+    ...{ lostAt: all((l) => l.lostAt), backAt: all((l) => l.backAt) },
+    attempts: all((l) => l.attempts),
+    ...{
+      pending: total((l) => l.pending),
+      disconnectsAfterBack: total((l) => l.disconnectsAfterBack),
+    },
+    ...{ beatsOk: total((l) => l.beatsOk), beatsFailed: total((l) => l.beatsFailed) },
+    ...{ terminated: total((l) => l.terminated), rssBytes: total((l) => l.rssBytes) },
+    disconnectCauses: merged((l) => l.disconnectCauses),
+    beatFailures: merged((l) => l.beatFailures),
+    terminations: merged((l) => l.terminations),
   };
-  const [startAt, firstOnline] = [all((l) => l.startAt), all((l) => l.firstOnlineAt)];
-  const [lostAt, backAt] = [all((l) => l.lostAt), all((l) => l.backAt)];
-  const attempts = all((l) => l.attempts);
-  const known = (values: (number | null)[]): number[] => values.filter((v) => v !== null);
-  const online = known(firstOnline);
-  const back = known(backAt);
-  const markAt = r?.sigtermAt ?? Infinity;
-  const run: RestartRun = {
-    target: o.target,
-    kind: o.kind,
-    agents: n,
-    hosts: logs.length,
+}
+
+const histogram = (values: (number | null)[]): LatencySummary => {
+  const h = new Histogram();
+  for (const v of values) if (v !== null) h.recordMs(Math.max(0, v));
+  return h.summary();
+};
+
+const known = (values: (number | null)[]): number[] => values.filter((v) => v !== null);
+
+/** The restart phase: times from SIGTERM, per agent and for the fleet. */
+function restartResult(n: number, g: ReturnType<typeof gather>, r: RestartObserved) {
+  const sigterm = r.sigtermAt;
+  const back = known(g.backAt);
+  const presence = known(r.timeline.map((p) => p.presence));
+  const attempts = attemptsIn(g.attempts, sigterm, Infinity);
+  // Deferred attempts (the server said when to come back) are neither failures nor successes:
+  // left out of both sides of the error rate, so they cannot dilute it.
+  const reached = attempts.attempts - attempts.refused - attempts.deferred;
+  return {
+    ...{ oldServer: r.oldServer, sigtermToExitMs: r.exitedAt - sigterm },
+    /** SIGTERM → the new process accepts TCP connections; answered its readiness probe. */
+    sigtermToListeningMs: since(r.listeningAt, sigterm),
+    sigtermToReadyMs: since(r.readyAt, sigterm),
+    startError: r.startError,
+    ...{ lost: known(g.lostAt).length, back: back.length },
+    firstBackMs: back.length > 0 ? Math.min(...back) - sigterm : null,
+    /** The last agent online again (agents' view); the database counts all back (null: never). */
+    allBackMs: back.length === n ? Math.max(...back) - sigterm : null,
+    dbAllOnlineMs: r.timeline.find((p) => p.db === n)?.t ?? null,
+    /** Tether: lowest count of presence rows `online` after SIGTERM (0: the shutdown released all). */
+    presenceMin: presence.length > 0 ? Math.min(...presence) : null,
+    /** Per agent: SIGTERM → connection lost; SIGTERM → back; listening → back; own loss → back. */
+    lostSinceSigterm: histogram(g.lostAt.map((at) => since(at, sigterm))),
+    sinceSigterm: histogram(g.backAt.map((at) => since(at, sigterm))),
+    sinceListening: histogram(g.backAt.map((at) => since(at, r.listeningAt))),
+    downtime: histogram(g.backAt.map((at, i) => since(at, g.lostAt[i]))),
+    attempts,
+    errorRate: reached > 0 ? attempts.failed / reached : null,
+    ...{ pending: g.pending, disconnectsAfterBack: g.disconnectsAfterBack },
+    ...{ disconnectCauses: g.disconnectCauses, beatsOk: g.beatsOk, beatsFailed: g.beatsFailed },
+    beatFailures: g.beatFailures,
+    /** New process listening → everyone online in both views; PostgreSQL sessions meanwhile. */
+    ...{ wave: r.wave, sessions: r.sessions, serverAttaches: r.serverAttaches },
+    timeline: r.timeline,
+  };
+}
+
+/** The hosts' logs set against the cold start's and (if it ran) the restart's instants. */
+export function summarise(
+  o: Observed,
+  logs: AgentLog[],
+  lastServer: ServerExit | null,
+  r: RestartObserved | null,
+) {
+  const n = o.agents;
+  const g = gather(logs);
+  const online = known(g.firstOnlineAt);
+  return {
+    ...{ target: o.target, kind: o.kind, agents: n, hosts: logs.length },
     connect: {
       connectConcurrency: o.connectConcurrency,
+      /** Start instant → every agent online (agents' clocks), null if not all made it. */
       durationMs: online.length === n ? since(Math.max(...online), o.startAt) : null,
       online: online.length,
-      startToOnline: histogram(firstOnline.map((at, i) => since(at, startAt[i]!))),
-      attempts: attemptsIn(attempts, -Infinity, markAt),
+      startToOnline: histogram(g.firstOnlineAt.map((at, i) => since(at, g.startAt[i]))),
+      attempts: attemptsIn(g.attempts, -Infinity, r?.sigtermAt ?? Infinity),
       usage: o.connectUsage,
     },
+    /** The hold before SIGTERM, and the restart (null: not run, the cold start never completed). */
     steady: r?.steady ?? null,
-    restart: null,
-    terminated: total((l) => l.terminated),
-    terminations: merged((l) => l.terminations),
-    agentRssBytes: total((l) => l.rssBytes),
+    restart: r ? restartResult(n, g, r) : null,
+    ...{ terminated: g.terminated, terminations: g.terminations, agentRssBytes: g.rssBytes },
+    /** The agent hosts' event-loop delay after SIGTERM: the worst, and each host's. */
     agentLoopDelay: {
       p99Ms: Math.max(0, ...logs.map((l) => l.loopDelay.p99Ms)),
       maxMs: Math.max(0, ...logs.map((l) => l.loopDelay.maxMs)),
@@ -221,50 +191,10 @@ export function summarise(
     agentLoopDelays: logs.map((l) => l.loopDelay),
     lastServer,
   };
-  if (!r) return run;
-  const sigterm = r.sigtermAt;
-  const presence = known(r.timeline.map((p) => p.presence));
-  const after = attemptsIn(attempts, sigterm, Infinity);
-  // Deferred attempts (the server said when to come back) are neither failures nor successes:
-  // left out of both sides of the error rate, so they cannot dilute it.
-  const reached = after.attempts - after.refused - after.deferred;
-  run.restart = {
-    oldServer: r.oldServer,
-    sigtermToExitMs: r.exitedAt - sigterm,
-    sigtermToListeningMs: since(r.listeningAt, sigterm),
-    sigtermToReadyMs: since(r.readyAt, sigterm),
-    startError: r.startError,
-    lost: known(lostAt).length,
-    back: back.length,
-    firstBackMs: back.length > 0 ? Math.min(...back) - sigterm : null,
-    allBackMs: back.length === n ? Math.max(...back) - sigterm : null,
-    dbAllOnlineMs: r.timeline.find((p) => p.db === n)?.t ?? null,
-    presenceMin: presence.length > 0 ? Math.min(...presence) : null,
-    lostSinceSigterm: histogram(
-      lostAt.map((at) => (at === null ? null : Math.max(0, at - sigterm))),
-    ),
-    sinceSigterm: histogram(backAt.map((at) => since(at, sigterm))),
-    sinceListening: histogram(
-      backAt
-        .map((at) => (r.listeningAt === null ? null : since(at, r.listeningAt)))
-        .map((v) => (v === null ? null : Math.max(0, v))),
-    ),
-    downtime: histogram(backAt.map((at, i) => since(at, lostAt[i]!))),
-    attempts: after,
-    errorRate: reached > 0 ? after.failed / reached : null,
-    pending: total((l) => l.pending),
-    disconnectsAfterBack: total((l) => l.disconnectsAfterBack),
-    disconnectCauses: merged((l) => l.disconnectCauses),
-    beatsOk: total((l) => l.beatsOk),
-    beatsFailed: total((l) => l.beatsFailed),
-    beatFailures: merged((l) => l.beatFailures),
-    wave: r.wave,
-    sessions: r.sessions,
-    serverAttaches: r.serverAttaches,
-    timeline: r.timeline,
-  };
-  return run;
 }
+
+export type RestartRun = ReturnType<typeof summarise>;
+type RestartResult = ReturnType<typeof restartResult>;
 
 const FLOOR_ALL_ONLINE_MS = 30_000;
 const FLOOR_ERROR_RATE = 0.01;

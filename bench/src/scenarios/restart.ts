@@ -3,7 +3,7 @@
  * error rate ≤ 1 %). Tether's agents are real daemons — `@tether/node-client` nodes attached to a
  * session, in ≥ 2 agent-host processes — and the server is restarted the way an operator does
  * it: SIGTERM, wait for the exit, start a new process on the same port and database. See
- * `restart/run.ts` for the flow and what is measured.
+ * `runRestart` below for the flow and what is measured.
  *
  * The baseline has no node protocol (no attach, no session), so the SDK cannot talk to it; its
  * agents are raw tRPC-wire agents with the SDK's reconnection policy (`Backoff`: the same full
