@@ -1,19 +1,12 @@
 /**
- * A mergeable latency histogram with bounded relative error (log buckets with 64 linear
- * sub-buckets per power of two: ≤ 1.6 % error above 128 µs, exact below). Values are recorded
- * in microseconds; percentiles report the upper edge of their bucket (never flattering), the
- * maximum is exact. Workers ship it to the orchestrator as sparse [bucket, count] pairs.
+ * Latency histograms: HDR histograms (`hdr-histogram-js`, 3 significant digits) of microseconds.
+ * Child processes ship them to the orchestrator compressed (`toData`), where they are merged.
+ * Percentiles of an empty histogram are NaN (rendered "–"), never a flattering 0.
  */
+import * as hdr from 'hdr-histogram-js';
 
-const LINEAR_LIMIT = 128; // values below this many µs get one bucket each
-const SUB_BUCKET_BITS = 6; // 64 sub-buckets per octave above the linear range
-
-export interface HistogramData {
-  buckets: [number, number][];
-  count: number;
-  sumUs: number;
-  maxUs: number;
-}
+/** A histogram as it travels between processes (HDR compressed base64). */
+export type HistogramData = string;
 
 export interface LatencySummary {
   count: number;
@@ -24,86 +17,40 @@ export interface LatencySummary {
   maxMs: number;
 }
 
-function bucketOf(us: number): number {
-  if (us < LINEAR_LIMIT) return us;
-  const octave = 31 - Math.clz32(us); // ≥ 7
-  const shift = octave - SUB_BUCKET_BITS;
-  const mantissa = us >>> shift; // in [64, 127]
-  return LINEAR_LIMIT + (shift - 1) * 64 + (mantissa - 64);
-}
-
-function upperEdgeOf(bucket: number): number {
-  if (bucket < LINEAR_LIMIT) return bucket;
-  const offset = bucket - LINEAR_LIMIT;
-  const shift = Math.floor(offset / 64) + 1;
-  const mantissa = (offset % 64) + 64;
-  return (mantissa + 1) * 2 ** shift - 1;
-}
-
-const MAX_US = 2 ** 31 - 1;
-
 export class Histogram {
-  readonly #counts = new Map<number, number>();
-  #count = 0;
-  #sumUs = 0;
-  #maxUs = 0;
+  readonly #h = hdr.build({ numberOfSignificantValueDigits: 3 });
 
   recordMs(ms: number): void {
-    const us = Math.min(MAX_US, Math.max(0, Math.round(ms * 1000)));
-    const bucket = bucketOf(us);
-    this.#counts.set(bucket, (this.#counts.get(bucket) ?? 0) + 1);
-    this.#count++;
-    this.#sumUs += us;
-    if (us > this.#maxUs) this.#maxUs = us;
+    this.#h.recordValue(Math.max(0, Math.round(ms * 1000)));
   }
 
   get count(): number {
-    return this.#count;
+    return this.#h.totalCount;
   }
 
   merge(data: HistogramData): void {
-    for (const [bucket, n] of data.buckets) {
-      this.#counts.set(bucket, (this.#counts.get(bucket) ?? 0) + n);
-    }
-    this.#count += data.count;
-    this.#sumUs += data.sumUs;
-    if (data.maxUs > this.#maxUs) this.#maxUs = data.maxUs;
+    this.#h.add(hdr.decodeFromCompressedBase64(data));
   }
 
-  /** The value (ms) at or below which `p` percent of the recordings fall. */
-  percentileMs(p: number): number {
-    if (this.#count === 0) return 0;
-    const rank = Math.ceil((p / 100) * this.#count);
-    let seen = 0;
-    for (const bucket of [...this.#counts.keys()].sort((a, b) => a - b)) {
-      seen += this.#counts.get(bucket) ?? 0;
-      if (seen >= rank) return Math.min(upperEdgeOf(bucket), this.#maxUs) / 1000;
-    }
-    return this.#maxUs / 1000;
-  }
-
-  /** Percentiles of an empty histogram are NaN (rendered "–"), never a flattering 0. */
   summary(): LatencySummary {
-    if (this.#count === 0) {
+    const h = this.#h;
+    if (h.totalCount === 0) {
       return { count: 0, meanMs: NaN, p50Ms: NaN, p95Ms: NaN, p99Ms: NaN, maxMs: NaN };
     }
+    const at = (p: number): number => h.getValueAtPercentile(p) / 1000;
+    const count = h.totalCount;
     return {
-      count: this.#count,
-      meanMs: this.#count === 0 ? 0 : this.#sumUs / this.#count / 1000,
-      p50Ms: this.percentileMs(50),
-      p95Ms: this.percentileMs(95),
-      p99Ms: this.percentileMs(99),
-      maxMs: this.#maxUs / 1000,
+      count,
+      meanMs: h.mean / 1000,
+      p50Ms: at(50),
+      p95Ms: at(95),
+      p99Ms: at(99),
+      maxMs: h.maxValue / 1000,
     };
   }
 
   toData(): HistogramData {
-    return {
-      buckets: [...this.#counts.entries()],
-      count: this.#count,
-      sumUs: this.#sumUs,
-      maxUs: this.#maxUs,
-    };
+    return hdr.encodeIntoCompressedBase64(this.#h);
   }
 
   static from(parts: Iterable<HistogramData>): Histogram {

@@ -6,7 +6,7 @@
  * `hashToken`) and an `offline` presence row — in a few multi-row statements. The tokens stay in
  * the orchestrator's memory and go to the load generators; nothing stores them in clear.
  */
-import type { NodeIdentity } from './protocol.js';
+import type { NodeIdentity } from './wire.js';
 import { generateToken, hashToken, type Db } from './tether-internals.js';
 
 const CHUNK = 5_000;

@@ -152,50 +152,34 @@ export interface PgSnapshot {
    * exactly and at once, unlike the statistics counters, which backends flush about once a second.
    */
   nextXid: number;
-  tables: Record<string, { inserts: number; updates: number; hotUpdates: number }>;
+  tables: Record<string, TableCounts>;
 }
 
 export async function pgSnapshot(client: pg.ClientBase, tables: string[]): Promise<PgSnapshot> {
-  const wal = await client.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
-  const stats = await client.query<{ relname: string; ins: string; upd: string; hot: string }>(
-    `SELECT relname, n_tup_ins::text AS ins, n_tup_upd::text AS upd, n_tup_hot_upd::text AS hot
-       FROM pg_stat_user_tables WHERE relname = ANY($1)`,
+  const { rows } = await client.query<{ lsn: string; xid: string; stats: TableCounts[] | null }>(
+    `SELECT pg_current_wal_lsn()::text AS lsn,
+            pg_snapshot_xmax(pg_current_snapshot())::text AS xid,
+            (SELECT json_agg(json_build_object('table', relname, 'inserts', n_tup_ins,
+                      'updates', n_tup_upd, 'hotUpdates', n_tup_hot_upd))
+               FROM pg_stat_user_tables WHERE relname = ANY($1)) AS stats`,
     [tables],
   );
-  const xid = await client.query<{ xid: string }>(
-    `SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xid`,
-  );
-  const result: PgSnapshot = {
-    walLsn: wal.rows[0]!.lsn,
-    nextXid: Number(xid.rows[0]!.xid),
-    tables: {},
-  };
-  for (const row of stats.rows) {
-    result.tables[row.relname] = {
-      inserts: Number(row.ins),
-      updates: Number(row.upd),
-      hotUpdates: Number(row.hot),
-    };
-  }
-  return result;
+  const row = rows[0]!;
+  const counts = Object.fromEntries((row.stats ?? []).map((t) => [t.table!, t] as const));
+  return { walLsn: row.lsn, nextXid: Number(row.xid), tables: counts };
 }
 
-export interface PgDelta {
-  walBytes: number;
-  /** Write transactions started (xids assigned) in the window, in the whole cluster. */
-  writeTransactions: number;
+interface TableCounts {
+  table?: string;
+  inserts: number;
   updates: number;
   hotUpdates: number;
 }
 
 /** Row counters of one table over a window (statistics counters: see PgSnapshot). */
-export function tableDelta(
-  before: PgSnapshot,
-  after: PgSnapshot,
-  table: string,
-): { inserts: number; updates: number; hotUpdates: number } {
-  const b = before.tables[table] ?? { inserts: 0, updates: 0, hotUpdates: 0 };
-  const a = after.tables[table] ?? { inserts: 0, updates: 0, hotUpdates: 0 };
+export function tableDelta(before: PgSnapshot, after: PgSnapshot, table: string): TableCounts {
+  const none = { inserts: 0, updates: 0, hotUpdates: 0 };
+  const [b, a] = [before.tables[table] ?? none, after.tables[table] ?? none];
   return {
     inserts: a.inserts - b.inserts,
     updates: a.updates - b.updates,
@@ -203,21 +187,18 @@ export function tableDelta(
   };
 }
 
+/** WAL bytes, write transactions (xids assigned, whole cluster) and `table`'s updates between two snapshots. */
 export async function pgDelta(
   client: pg.ClientBase,
   before: PgSnapshot,
   after: PgSnapshot,
   table: string,
-): Promise<PgDelta> {
+): Promise<{ walBytes: number; writeTransactions: number; updates: number; hotUpdates: number }> {
   const { rows } = await client.query<{ bytes: string }>(
     `SELECT pg_wal_lsn_diff($2::pg_lsn, $1::pg_lsn)::text AS bytes`,
     [before.walLsn, after.walLsn],
   );
   const { updates, hotUpdates } = tableDelta(before, after, table);
-  return {
-    walBytes: Number(rows[0]!.bytes),
-    writeTransactions: after.nextXid - before.nextXid,
-    updates,
-    hotUpdates,
-  };
+  const writeTransactions = after.nextXid - before.nextXid;
+  return { walBytes: Number(rows[0]!.bytes), writeTransactions, updates, hotUpdates };
 }

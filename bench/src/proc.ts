@@ -1,8 +1,10 @@
 /**
  * Process probes from /proc (Linux): CPU time from `/proc/<pid>/stat` (utime + stime, in clock
- * ticks) and resident memory from `/proc/<pid>/status` (VmRSS). A sampler reads them once a
- * second over a measurement window; CPU is reported in percent of one core (a process can
- * exceed 100 % with its helper threads).
+ * ticks) and resident memory from `/proc/<pid>/status` (VmRSS), sampled over a window for
+ * everything involved: the server under test, PostgreSQL (postmaster and its backends), the
+ * bench's client processes and the whole machine, so the CPU left over — other people's work on
+ * a shared machine — is reported next to the result. CPU is in percent of one core (a process
+ * can exceed 100 % with its helper threads).
  */
 import { execFileSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
@@ -82,62 +84,93 @@ export interface ProcessUsage {
   rssMaxBytes: number;
 }
 
-export interface Sampler {
-  stop(): Promise<ProcessUsage | null>;
-}
-
-export async function sampleProcess(pid: number, withChildren = false): Promise<Sampler> {
+async function sampleProcess(pid: number, withChildren = false) {
   const startedAt = performance.now();
   const cpuStart = await cpuSeconds(pid, withChildren);
   const rssStart = (await rssBytes(pid)) ?? 0;
-  let rssMax = rssStart;
-  let rssLast = rssStart;
+  let [rssMax, rssLast] = [rssStart, rssStart];
   const timer = setInterval(() => {
     void rssBytes(pid).then((rss) => {
       if (rss === null) return;
       rssLast = rss;
-      if (rss > rssMax) rssMax = rss;
+      rssMax = Math.max(rssMax, rss);
     });
   }, 1_000);
-  return {
-    async stop() {
-      clearInterval(timer);
-      const cpuEnd = await cpuSeconds(pid, withChildren);
-      const rssEnd = (await rssBytes(pid)) ?? rssLast;
-      if (cpuStart === null || cpuEnd === null) return null;
-      const seconds = (performance.now() - startedAt) / 1000;
-      return {
-        cpuPercent: seconds > 0 ? ((cpuEnd - cpuStart) / seconds) * 100 : 0,
-        rssStartBytes: rssStart,
-        rssEndBytes: rssEnd,
-        rssMaxBytes: Math.max(rssMax, rssEnd),
-      };
-    },
+  return async (): Promise<ProcessUsage | null> => {
+    clearInterval(timer);
+    const cpuEnd = await cpuSeconds(pid, withChildren);
+    const rssEndBytes = (await rssBytes(pid)) ?? rssLast;
+    if (cpuStart === null || cpuEnd === null) return null;
+    const seconds = (performance.now() - startedAt) / 1000;
+    return {
+      cpuPercent: seconds > 0 ? ((cpuEnd - cpuStart) / seconds) * 100 : 0,
+      rssStartBytes: rssStart,
+      rssEndBytes,
+      rssMaxBytes: Math.max(rssMax, rssEndBytes),
+    };
   };
 }
 
 async function machineTicks(): Promise<{ busy: number; total: number }> {
   const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
   // cpu user nice system idle iowait irq softirq steal guest guest_nice
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = line
-    .trim()
-    .split(/\s+/)
-    .slice(1)
-    .map(Number);
-  const busy =
-    (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
-  return { busy, total: busy + (idle ?? 0) + (iowait ?? 0) };
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] =
+    line.trim().split(/\s+/).slice(1).map(Number);
+  const busy = user + nice + system + irq + softirq + steal;
+  return { busy, total: busy + idle + iowait };
 }
 
-/** Busy CPU of the whole machine over a window, in percent of one core (2 cores: 0–200). */
-export async function sampleMachine(): Promise<{ stop(): Promise<number> }> {
-  const start = await machineTicks();
-  const cores = cpus().length;
+export interface UsageWindow {
+  seconds: number;
+  server: ProcessUsage | null;
+  postgresCpuPercent: number | null;
+  /** Each client process (generators, dashboards, agent hosts…), percent of one core. */
+  clientsCpuPercent: number[];
+  /** The client processes' RSS summed, at the window's end. */
+  clientsRssBytes: number | null;
+  machineCpuPercent: number;
+  /** Machine CPU minus server, PostgreSQL and clients (null when one is unknown). */
+  othersCpuPercent: number | null;
+}
+
+export interface UsagePids {
+  server: number;
+  postmaster: number | null;
+  clients: number[];
+}
+
+/** Samples the server, PostgreSQL, the clients and the whole machine until `stop()`. */
+export async function sampleUsage(pids: UsagePids): Promise<{ stop(): Promise<UsageWindow> }> {
+  const started = performance.now();
+  const server = await sampleProcess(pids.server);
+  const postgres = pids.postmaster === null ? null : await sampleProcess(pids.postmaster, true);
+  const clients = await Promise.all(pids.clients.map((pid) => sampleProcess(pid)));
+  const machineStart = await machineTicks();
   return {
     async stop() {
+      const serverUsage = await server();
+      const postgresUsage = postgres ? await postgres() : null;
+      const clientsCpuPercent = (await Promise.all(clients.map((c) => c()))).map(
+        (u) => u?.cpuPercent ?? 0,
+      );
       const end = await machineTicks();
-      const total = end.total - start.total;
-      return total > 0 ? ((end.busy - start.busy) / total) * cores * 100 : 0;
+      const total = end.total - machineStart.total;
+      const machine =
+        total > 0 ? ((end.busy - machineStart.busy) / total) * cpus().length * 100 : 0;
+      const rss = await Promise.all(pids.clients.map((pid) => rssBytes(pid)));
+      const known =
+        (serverUsage?.cpuPercent ?? 0) +
+        (postgresUsage?.cpuPercent ?? 0) +
+        clientsCpuPercent.reduce((a, b) => a + b, 0);
+      return {
+        seconds: (performance.now() - started) / 1000,
+        server: serverUsage,
+        postgresCpuPercent: postgresUsage?.cpuPercent ?? null,
+        clientsCpuPercent,
+        clientsRssBytes: rss.every((r) => r !== null) ? rss.reduce((a, b) => a + b, 0) : null,
+        machineCpuPercent: machine,
+        othersCpuPercent: serverUsage && postgresUsage ? Math.max(0, machine - known) : null,
+      };
     },
   };
 }

@@ -1,6 +1,7 @@
 /** Formatting: aligned text tables for the terminal, Markdown for the results file. */
-import type { StepResult } from './load.js';
-import type { Table } from './scenarios/types.js';
+import type { MachineFacts } from './environment.js';
+import { failedOf, type StepResult } from './load.js';
+import { columns, type FloorCheck, type ScenarioResult, type Table } from './scenario.js';
 
 export function num(value: number | null | undefined, digits = 0): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return '–';
@@ -29,84 +30,76 @@ export function ratio(t: number | null | undefined, b: number | null | undefined
   return `${num(t / b, 2)}×`;
 }
 
-export const LOAD_HEADERS = [
-  'step',
-  'server',
-  'offered/s',
-  'achieved/s',
-  'p50 ms',
-  'p95 ms',
-  'p99 ms',
-  'max ms',
-  'failed',
-  'backlog',
-  'srv CPU %',
-  'srv RSS MB',
-  'loop p99 ms',
-  'PG CPU %',
-  'gen CPU %',
-  'others CPU %',
-  'HOT %',
-  'WAL B/beat',
-  'xact/beat',
+/** A column of a Tether-vs-baseline table: its cell, and the value its ratio row compares. */
+export interface Column<R> {
+  header: string;
+  cell(r: R): string;
+  compare?(r: R): number | null | undefined;
+}
+
+type Value = number | null | undefined;
+
+/** A column showing `pick(r)` with `format`, compared in the ratio row unless `compare` is false. */
+export function metric<R>(
+  header: string,
+  format: (v: Value) => string,
+  pick: (r: R) => Value,
+  compare = true,
+): Column<R> {
+  return { header, cell: (r) => format(pick(r)), ...(compare ? { compare: pick } : {}) };
+}
+
+/** Tether's row, the baseline's row, and their ratios (Tether / baseline), after `lead` cells. */
+export function compareRows<R>(
+  cols: Column<R>[],
+  lead: [string[], string[], string[]],
+  t: R,
+  b: R,
+): string[][] {
+  return [
+    [...lead[0], ...cols.map((c) => c.cell(t))],
+    [...lead[1], ...cols.map((c) => c.cell(b))],
+    [...lead[2], ...cols.map((c) => (c.compare ? ratio(c.compare(t), c.compare(b)) : ''))],
+  ];
+}
+
+/** The lead cells of a step's rows: its label, then the server. */
+export const stepLead = (label: string, tether = 'tether', baseline = 'baseline') =>
+  [
+    [label, tether],
+    ['', baseline],
+    ['', 'ratio T/B'],
+  ] as [string[], string[], string[]];
+
+const LOAD: Column<StepResult>[] = [
+  metric('offered/s', num, (s) => s.offeredRate, false),
+  metric('achieved/s', num, (s) => s.achievedRate),
+  metric('p50 ms', ms, (s) => s.latency.p50Ms),
+  metric('p95 ms', ms, (s) => s.latency.p95Ms),
+  metric('p99 ms', ms, (s) => s.latency.p99Ms),
+  metric('max ms', ms, (s) => s.latency.maxMs),
+  metric('failed', num, failedOf, false),
+  metric('backlog', num, (s) => s.backlog.end, false),
+  metric('srv CPU %', num, (s) => s.server?.cpuPercent),
+  metric('srv RSS MB', mb, (s) => s.server?.rssMaxBytes),
+  metric('loop p99 ms', ms, (s) => s.loopLag?.p99Ms),
+  metric('PG CPU %', num, (s) => s.postgresCpuPercent),
+  metric('gen CPU %', num, (s) => Math.max(...s.generatorCpuPercent), false),
+  metric('others CPU %', num, (s) => s.othersCpuPercent, false),
+  metric('HOT %', pct, (s) => s.writes.hotShare),
+  metric('WAL B/beat', num, (s) => s.writes.walBytesPerBeat),
+  metric(
+    'xact/beat',
+    (v) => num(v, 2),
+    (s) => s.writes.transactionsPerBeat,
+  ),
 ];
 
-export function failedOf(step: StepResult): number {
-  return Object.values(step.errors).reduce((a, b) => a + b, 0) + step.timeouts;
-}
+export const LOAD_HEADERS = ['step', 'server', ...LOAD.map((c) => c.header)];
 
-function loadRow(label: string, server: string, s: StepResult): string[] {
-  return [
-    label,
-    server,
-    num(s.offeredRate),
-    num(s.achievedRate),
-    ms(s.latency.p50Ms),
-    ms(s.latency.p95Ms),
-    ms(s.latency.p99Ms),
-    ms(s.latency.maxMs),
-    num(failedOf(s)),
-    num(s.backlog.end),
-    num(s.server?.cpuPercent),
-    mb(s.server?.rssMaxBytes),
-    ms(s.loopLag?.p99Ms),
-    num(s.postgresCpuPercent),
-    num(s.generatorCpuPercent.length ? Math.max(...s.generatorCpuPercent) : null),
-    num(s.othersCpuPercent),
-    pct(s.writes.hotShare),
-    num(s.writes.walBytesPerBeat),
-    num(s.writes.transactionsPerBeat, 2),
-  ];
-}
-
-/** Tether's row, the baseline's row, and their ratios (Tether / baseline). */
-export function loadRows(label: string, t: StepResult, b: StepResult): string[][] {
-  return [
-    loadRow(label, 'tether', t),
-    loadRow('', 'baseline', b),
-    [
-      '',
-      'ratio T/B',
-      '',
-      ratio(t.achievedRate, b.achievedRate),
-      ratio(t.latency.p50Ms, b.latency.p50Ms),
-      ratio(t.latency.p95Ms, b.latency.p95Ms),
-      ratio(t.latency.p99Ms, b.latency.p99Ms),
-      ratio(t.latency.maxMs, b.latency.maxMs),
-      '',
-      '',
-      ratio(t.server?.cpuPercent, b.server?.cpuPercent),
-      ratio(t.server?.rssMaxBytes, b.server?.rssMaxBytes),
-      ratio(t.loopLag?.p99Ms, b.loopLag?.p99Ms),
-      ratio(t.postgresCpuPercent, b.postgresCpuPercent),
-      '',
-      '',
-      ratio(t.writes.hotShare, b.writes.hotShare),
-      ratio(t.writes.walBytesPerBeat, b.writes.walBytesPerBeat),
-      ratio(t.writes.transactionsPerBeat, b.writes.transactionsPerBeat),
-    ],
-  ];
-}
+/** A load step's rows: Tether, baseline, ratios. */
+export const loadRows = (label: string, t: StepResult, b: StepResult): string[][] =>
+  compareRows(LOAD, stepLead(label), t, b);
 
 const isNumeric = (cell: string): boolean => /^[-–0-9.,×%]+$/.test(cell) && cell !== '';
 
@@ -139,4 +132,53 @@ export function renderMarkdown(table: Table): string {
     `| ${table.headers.map((_, i) => (numericColumn(table, i) ? '---:' : '---')).join(' | ')} |`,
     ...table.rows.map((r) => `| ${r.map(escape).join(' | ')} |`),
   ].join('\n');
+}
+
+export interface BenchResults {
+  mode: 'quick' | 'full';
+  startedAt: string;
+  finishedAt: string;
+  machine: MachineFacts;
+  setup: Record<string, unknown>;
+  scenarios: ScenarioResult[];
+  failures: { name: string; error: string }[];
+  floors: (FloorCheck & { scenario: string })[];
+}
+
+function machineLine(m: MachineFacts): string {
+  const pg = m.postgresSettings;
+  return (
+    `${m.cores} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}; PostgreSQL ${m.postgres} ` +
+    `(shared_buffers ${pg.shared_buffers ?? '?'}, synchronous_commit ${pg.synchronous_commit ?? '?'}, ` +
+    `fsync ${pg.fsync ?? '?'}); commit ${m.commit ?? 'unknown'}`
+  );
+}
+
+export function renderReport(results: BenchResults, format: 'text' | 'markdown'): string {
+  const md = format === 'markdown';
+  const render = md ? renderMarkdown : renderText;
+  const heading = (text: string, level: number): string =>
+    md ? `${'#'.repeat(level)} ${text}` : level === 1 ? `\n=== ${text} ===` : `\n--- ${text} ---`;
+  const parts = [
+    heading(`Tether bench (${results.mode}) ${results.startedAt}`, 1),
+    '',
+    `Machine: ${machineLine(results.machine)}`,
+  ];
+  for (const s of results.scenarios) {
+    parts.push('', heading(`${s.name}: ${s.title}`, 2));
+    for (const table of s.tables) parts.push('', render(table));
+    if (s.notes.length > 0) parts.push('', ...s.notes.map((n) => `${md ? '- ' : '  * '}${n}`));
+  }
+  for (const f of results.failures) parts.push('', `FAILED ${f.name}: ${f.error}`);
+  const floors: Table = {
+    headers: columns('scenario|floor|measured|met'),
+    rows: results.floors.map((f) => [
+      f.scenario,
+      f.floor,
+      f.measured,
+      `${f.met ? 'yes' : 'NO'}${f.scaled ? ` (${f.scaled})` : ''}`,
+    ]),
+  };
+  parts.push('', heading('Floors', 2), '', render(floors));
+  return parts.join('\n');
 }

@@ -1,55 +1,42 @@
 /**
- * The orchestrator: PostgreSQL (embedded or DATABASE_URL) → a fresh `tether_bench` database,
- * migrated, with the baseline's table and the run's node identities → Tether and the baseline
- * as separate server processes → each scenario (which forks its own load generators) → the
- * results file (`bench/results/<date>.json` and `.md`) and the summary on stdout. Everything it
- * started is stopped on the way out, also on Ctrl-C.
+ * `pnpm bench [--quick] [--only a,b] [--generators N] [--list]`, the one orchestrator (see
+ * docs/performance.md): PostgreSQL (embedded or DATABASE_URL) → a fresh `tether_bench` database,
+ * migrated, with the baseline's tables and the node identities the scenarios need → each
+ * scenario (which starts fresh servers and child processes through its context) → the results
+ * (`bench/results/<date>.json` and `.md`) and the summary on stdout. Everything it started is
+ * stopped on the way out, also on Ctrl-C. Exit codes: 0 every scenario ran (floors are reported,
+ * not enforced), 1 a scenario or the harness failed, 2 usage error.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { BASELINE_SCHEMA, BASELINE_TABLE } from './baseline/schema.js';
-import { machineFacts, type MachineFacts } from './environment.js';
+import { BASELINE_COMMANDS_SCHEMA, BASELINE_SCHEMA, BASELINE_TABLE } from './baseline/schema.js';
+import { machineFacts } from './environment.js';
 import { createFleet } from './identities.js';
-import { startBenchPostgres, type BenchPostgres } from './postgres.js';
-import { renderMarkdown, renderText } from './report.js';
+import { BENCH_DIR, message } from './ipc.js';
+import { startBenchPostgres } from './postgres.js';
+import { renderReport, type BenchResults } from './report.js';
+import type { BenchContext } from './scenario.js';
 import { SCENARIOS } from './scenarios/index.js';
-import type { BenchContext, FloorCheck, ScenarioResult, Table } from './scenarios/types.js';
-import {
-  startServer as launchServer,
-  TETHER_BENCH_ENV,
-  type ServerProcess,
-  type StartOptions,
-  type Target,
-} from './servers.js';
-import { createDb, runMigrations, type Db } from './tether-internals.js';
+import { startServer, TETHER_BENCH_ENV, type ServerProcess } from './servers.js';
+import { createDb, runMigrations } from './tether-internals.js';
 
-const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
 const DATA_DIR = join(BENCH_DIR, '.data');
 const RESULTS_DIR = join(BENCH_DIR, 'results');
 const DATABASE = 'tether_bench';
 
-export interface RunOptions {
+const USAGE = `Usage: pnpm bench [options]
+  --quick            every scenario scaled down (about a minute): a smoke test, not a measurement
+  --only a,b         run only these scenarios (${SCENARIOS.map((s) => s.name).join(', ')})
+  --generators N     load-generator processes per load run (default 2, at least 2)
+  --list             list the scenarios and exit
+PostgreSQL: DATABASE_URL if set (needs CREATE DATABASE), else embedded under bench/.data.`;
+
+interface RunOptions {
   quick: boolean;
   only: string[] | null;
   generators: number;
-}
-
-interface ScenarioFailure {
-  name: string;
-  error: string;
-}
-
-export interface BenchResults {
-  mode: 'quick' | 'full';
-  startedAt: string;
-  finishedAt: string;
-  machine: MachineFacts;
-  setup: Record<string, unknown>;
-  scenarios: ScenarioResult[];
-  failures: ScenarioFailure[];
-  floors: (FloorCheck & { scenario: string })[];
 }
 
 function logger(): (line: string) => void {
@@ -60,85 +47,32 @@ function logger(): (line: string) => void {
   };
 }
 
-function floorTable(results: BenchResults): Table {
-  return {
-    headers: ['scenario', 'floor', 'measured', 'met'],
-    rows: results.floors.map((f) => [
-      f.scenario,
-      f.floor,
-      f.measured,
-      `${f.met ? 'yes' : 'NO'}${f.scaled ? ` (${f.scaled})` : ''}`,
-    ]),
-  };
-}
-
-function machineLine(m: MachineFacts): string {
-  return (
-    `${m.cores} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}; PostgreSQL ${m.postgres} ` +
-    `(shared_buffers ${m.postgresSettings.shared_buffers ?? '?'}, synchronous_commit ${m.postgresSettings.synchronous_commit ?? '?'}, ` +
-    `fsync ${m.postgresSettings.fsync ?? '?'}); commit ${m.commit ?? 'unknown'}`
-  );
-}
-
-export function renderReport(results: BenchResults, format: 'text' | 'markdown'): string {
-  const md = format === 'markdown';
-  const render = md ? renderMarkdown : renderText;
-  const heading = (text: string, level: number): string =>
-    md ? `${'#'.repeat(level)} ${text}` : level === 1 ? `\n=== ${text} ===` : `\n--- ${text} ---`;
-  const parts = [
-    heading(`Tether bench (${results.mode}) ${results.startedAt}`, 1),
-    '',
-    `Machine: ${machineLine(results.machine)}`,
-  ];
-  for (const s of results.scenarios) {
-    parts.push('', heading(`${s.name}: ${s.title}`, 2));
-    for (const table of s.tables) parts.push('', render(table));
-    if (s.notes.length > 0) parts.push('', ...s.notes.map((n) => `${md ? '- ' : '  * '}${n}`));
-  }
-  for (const f of results.failures) parts.push('', `FAILED ${f.name}: ${f.error}`);
-  parts.push('', heading('Floors', 2), '', render(floorTable(results)));
-  return parts.join('\n');
-}
-
-async function setUpDatabase(postgres: BenchPostgres): Promise<{ url: string; db: Db }> {
-  await postgres.recreate(DATABASE);
-  const url = postgres.urlFor(DATABASE);
-  await runMigrations(url);
-  const db = createDb({ connectionString: url, max: 4, applicationName: 'tether-bench' });
-  await db.query(BASELINE_SCHEMA);
-  return { url, db };
-}
-
-export async function runBench(options: RunOptions): Promise<number> {
+async function runBench(options: RunOptions): Promise<number> {
   const log = logger();
   const scenarios = SCENARIOS.filter((s) => !options.only || options.only.includes(s.name));
-  if (scenarios.length === 0) throw new Error(`no scenario matches ${options.only?.join(', ')}`);
   const startedAt = new Date();
   await mkdir(DATA_DIR, { recursive: true });
   await mkdir(RESULTS_DIR, { recursive: true });
 
-  const cleanups: (() => Promise<void>)[] = [];
+  const cleanups: (() => Promise<unknown>)[] = [];
   const cleanUp = async (): Promise<void> => {
-    while (cleanups.length > 0) {
-      const step = cleanups.pop()!;
+    for (let step = cleanups.pop(); step; step = cleanups.pop()) {
       await step().catch((error: unknown) => log(`cleanup: ${String(error)}`));
     }
   };
   let interrupted = false;
-  const onSignal = (): void => {
+  const stop = (why: string, code: number) => (): void => {
     if (interrupted) return;
     interrupted = true;
-    log('interrupted: stopping servers and PostgreSQL');
-    void cleanUp().finally(() => process.exit(130));
+    log(why);
+    void cleanUp().finally(() => process.exit(code));
   };
-  const onCrash = (error: unknown): void => {
-    log(
+  const onSignal = stop('interrupted: stopping servers and PostgreSQL', 130);
+  const onCrash = (error: unknown): void =>
+    stop(
       `harness error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
-    );
-    if (interrupted) return;
-    interrupted = true;
-    void cleanUp().finally(() => process.exit(1));
-  };
+      1,
+    )();
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('uncaughtException', onCrash);
@@ -147,45 +81,28 @@ export async function runBench(options: RunOptions): Promise<number> {
   try {
     const postgres = await startBenchPostgres(DATA_DIR, log);
     cleanups.push(() => postgres.stop());
-    const { url, db } = await setUpDatabase(postgres);
+    await postgres.recreate(DATABASE);
+    const url = postgres.urlFor(DATABASE);
+    await runMigrations(url);
+    const db = createDb({ connectionString: url, max: 4, applicationName: 'tether-bench' });
     cleanups.push(() => db.close());
+    await db.query(BASELINE_SCHEMA);
+    await db.query(BASELINE_COMMANDS_SCHEMA);
     const probe = new pg.Client({ connectionString: url, application_name: 'tether-bench-probe' });
     await probe.connect();
     cleanups.push(() => probe.end());
 
-    const fleetSize = Math.max(0, ...scenarios.map((s) => s.nodesNeeded(options.quick)));
+    const fleetSize = Math.max(0, ...scenarios.map((s) => s.needs(options.quick).nodes));
     const fleetStarted = performance.now();
     const fleet = await createFleet(db, 'bench', fleetSize);
     await db.query(`VACUUM (ANALYZE) nodes, runtime_node_presence`);
-    log(
-      `${fleetSize} node identities registered in ${((performance.now() - fleetStarted) / 1000).toFixed(1)} s`,
-    );
+    const took = ((performance.now() - fleetStarted) / 1000).toFixed(1);
+    log(`${fleetSize} node identities registered in ${took} s`);
 
-    // Servers are started per load run (see scenarios/run-both.ts); any still running on the
-    // way out (an interrupted run) are stopped here.
+    // Servers are started per run; any still running on the way out (an interrupted run) are
+    // stopped here.
     const running = new Set<ServerProcess>();
-    cleanups.push(async () => {
-      await Promise.all([...running].map((s) => s.stop()));
-    });
-    const startServer = async (
-      target: Target,
-      label: string,
-      options: StartOptions = {},
-    ): Promise<ServerProcess> => {
-      const logFile = join(DATA_DIR, `${label}-${target}.log`);
-      const server = await launchServer(target, url, logFile, options);
-      running.add(server);
-      const stop = server.stop.bind(server);
-      return {
-        ...server,
-        stop: () => {
-          running.delete(server);
-          return stop();
-        },
-      };
-    };
-
-    const machine = await machineFacts(probe);
+    cleanups.push(() => Promise.all([...running].map((s) => s.stop())));
     const ctx: BenchContext = {
       quick: options.quick,
       generators: Math.max(2, options.generators),
@@ -193,7 +110,13 @@ export async function runBench(options: RunOptions): Promise<number> {
       postmasterPid: await postgres.postmasterPid(),
       db,
       probe,
-      startServer,
+      async startServer(target, label, startOptions = {}) {
+        const logFile = join(DATA_DIR, `${label}-${target}.log`);
+        const server = await startServer(target, url, logFile, startOptions);
+        running.add(server);
+        const stopServer = server.stop.bind(server);
+        return { ...server, stop: () => (running.delete(server), stopServer()) };
+      },
       presenceTables: { tether: 'runtime_node_presence', baseline: BASELINE_TABLE },
       fleet,
       log,
@@ -203,7 +126,7 @@ export async function runBench(options: RunOptions): Promise<number> {
       mode: options.quick ? 'quick' : 'full',
       startedAt: startedAt.toISOString(),
       finishedAt: '',
-      machine,
+      machine: await machineFacts(probe),
       setup: {
         generators: ctx.generators,
         tetherEnv: TETHER_BENCH_ENV,
@@ -221,9 +144,9 @@ export async function runBench(options: RunOptions): Promise<number> {
         results.scenarios.push(result);
         results.floors.push(...result.floors.map((f) => ({ scenario: scenario.name, ...f })));
       } catch (error) {
-        const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-        log(`${scenario.name} failed: ${message}`);
-        results.failures.push({ name: scenario.name, error: message });
+        const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+        log(`${scenario.name} failed: ${text}`);
+        results.failures.push({ name: scenario.name, error: text });
       }
     }
     results.finishedAt = new Date().toISOString();
@@ -244,3 +167,47 @@ export async function runBench(options: RunOptions): Promise<number> {
     if (!interrupted) await cleanUp();
   }
 }
+
+function parse(argv: string[]): RunOptions | number {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      // pnpm forwards a literal "--" in front of the arguments when run through the root script.
+      args: argv.filter((a) => a !== '--'),
+      options: {
+        quick: { type: 'boolean', default: false },
+        only: { type: 'string' },
+        generators: { type: 'string', default: '2' },
+        list: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+    }));
+  } catch (error) {
+    console.error(`${message(error)}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) console.log(USAGE);
+  if (values.list) for (const s of SCENARIOS) console.log(`${s.name.padEnd(16)} ${s.title}`);
+  if (values.help || values.list) return 0;
+  const generators = Number.parseInt(values.generators, 10);
+  if (!Number.isInteger(generators) || generators < 2) {
+    console.error(`--generators must be an integer ≥ 2\n\n${USAGE}`);
+    return 2;
+  }
+  const only = values.only ? values.only.split(',').map((s) => s.trim()) : null;
+  const unknown = only?.filter((name) => !SCENARIOS.some((s) => s.name === name)) ?? [];
+  if (unknown.length > 0) {
+    console.error(`unknown scenario: ${unknown.join(', ')}\n\n${USAGE}`);
+    return 2;
+  }
+  return { quick: values.quick, only, generators };
+}
+
+const parsed = parse(process.argv.slice(2));
+(typeof parsed === 'number' ? Promise.resolve(parsed) : runBench(parsed)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+    process.exit(1);
+  },
+);

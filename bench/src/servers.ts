@@ -8,6 +8,7 @@ import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BENCH_DIR, sleep } from './ipc.js';
 import { freeLoopbackPort } from './postgres.js';
 import { CONTROL_PLANE_DIR } from './tether-internals.js';
 
@@ -35,8 +36,6 @@ export interface ServerExit {
   logTail: string | null;
 }
 
-const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
-
 /**
  * The Tether server's configuration for the bench (documented in docs/performance.md):
  * the bench compresses time (nodes beat every 0.5–1 s instead of 15 s), so the per-node
@@ -59,112 +58,35 @@ function metricValue(text: string, suffix: string): number | null {
 }
 
 async function waitReady(baseUrl: string, path: string, child: ChildProcess, log: string) {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(200)) {
     if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}); see ${log}`);
-    try {
-      const res = await fetch(`${baseUrl}${path}`, { signal: AbortSignal.timeout(2_000) });
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    const res = await fetch(`${baseUrl}${path}`, { signal: AbortSignal.timeout(2_000) }).catch(
+      () => null, // not listening yet
+    );
+    if (res?.ok) return;
   }
   throw new Error(`server at ${baseUrl} not ready within 60 s; see ${log}`);
 }
 
-async function launch(
-  target: Target,
-  spec: LaunchSpec,
-  env: Record<string, string>,
-  port: number,
-  logFile: string,
-  onSpawn?: (pid: number) => void,
-): Promise<ServerProcess> {
-  const out = createWriteStream(logFile);
-  // BENCH_CPU_PROF=1: V8 CPU profiles of the servers, written next to the log when they exit.
-  const profile = process.env.BENCH_CPU_PROF
-    ? ['--cpu-prof', `--cpu-prof-dir=${join(dirname(logFile), 'profiles', target)}`]
-    : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...spec.args], {
-    cwd: spec.cwd,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  if (child.pid !== undefined) onSpawn?.(child.pid);
-  child.stdout?.pipe(out);
-  child.stderr?.pipe(out);
-  const baseUrl = `http://127.0.0.1:${port}`;
-  let exit: { code: number | null; signal: string | null } | null = null;
-  const exited = new Promise<void>((resolve) =>
-    child.once('exit', (code, signal) => {
-      exit = { code, signal };
-      resolve();
-    }),
-  );
-  await waitReady(baseUrl, spec.readyPath, child, logFile);
-  return {
-    target,
-    baseUrl,
-    pid: child.pid!,
-    logFile,
-    async loopLag() {
-      try {
-        // A server drowning in its backlog may not answer: no number rather than a stalled run.
-        const res = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(3_000) });
-        const text = await res.text();
-        const p99 = metricValue(text, 'nodejs_eventloop_lag_p99_seconds');
-        const max = metricValue(text, 'nodejs_eventloop_lag_max_seconds');
-        if (p99 === null || max === null) return null;
-        return { p99Ms: p99 * 1000, maxMs: max * 1000 };
-      } catch {
-        return null;
-      }
-    },
-    exit: () => exit,
-    async stop() {
-      const crashed = exit !== null;
-      if (!crashed) {
-        child.kill('SIGTERM');
-        const hard = setTimeout(() => child.kill('SIGKILL'), 15_000);
-        await exited;
-        clearTimeout(hard);
-      }
-      await new Promise<void>((resolve) => out.end(resolve));
-      const ended = exit ?? { code: null, signal: null };
-      return {
-        crashed,
-        ...ended,
-        logTail: crashed ? (await readFile(logFile, 'utf8')).slice(-1_500) : null,
-      };
-    },
-  };
-}
-
-interface LaunchSpec {
-  args: string[];
-  cwd: string;
-  env(databaseUrl: string, port: number): Record<string, string>;
-  readyPath: string;
-}
-
-const SPECS: Record<Target, LaunchSpec> = {
+/** How each kind is started: its entry (run by tsx), directory, settings and readiness path. */
+const SPECS: Record<
+  Target,
+  { args: string[]; cwd: string; readyPath: string; env(url: string, port: number): object }
+> = {
   tether: {
     args: ['src/server/cli.ts', 'serve'],
     cwd: fileURLToPath(CONTROL_PLANE_DIR),
-    env: (databaseUrl, port) => ({
-      ...TETHER_BENCH_ENV,
-      DATABASE_URL: databaseUrl,
-      TETHER_PORT: String(port),
-      TETHER_HOST: '127.0.0.1',
-    }),
     readyPath: '/readyz',
+    env: (url, port) => ({
+      ...{ ...TETHER_BENCH_ENV, DATABASE_URL: url },
+      ...{ TETHER_PORT: String(port), TETHER_HOST: '127.0.0.1' },
+    }),
   },
   baseline: {
     args: ['src/baseline/server.ts'],
     cwd: BENCH_DIR,
-    env: (databaseUrl, port) => ({ DATABASE_URL: databaseUrl, BASELINE_PORT: String(port) }),
     readyPath: '/livez',
+    env: (url, port) => ({ DATABASE_URL: url, BASELINE_PORT: String(port) }),
   },
 };
 
@@ -186,6 +108,56 @@ export async function startServer(
 ): Promise<ServerProcess> {
   const spec = SPECS[target];
   const port = options.port ?? (await freeLoopbackPort());
-  const env = { ...spec.env(databaseUrl, port), ...options.env };
-  return launch(target, spec, env, port, logFile, options.onSpawn);
+  const out = createWriteStream(logFile);
+  // BENCH_CPU_PROF=1: V8 CPU profiles of the servers, written next to the log when they exit.
+  const profile = process.env.BENCH_CPU_PROF
+    ? ['--cpu-prof', `--cpu-prof-dir=${join(dirname(logFile), 'profiles', target)}`]
+    : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...spec.args], {
+    cwd: spec.cwd,
+    env: { ...process.env, ...spec.env(databaseUrl, port), ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  if (child.pid !== undefined) options.onSpawn?.(child.pid);
+  child.stdout?.pipe(out);
+  child.stderr?.pipe(out);
+  const baseUrl = `http://127.0.0.1:${port}`;
+  let exit: { code: number | null; signal: string | null } | null = null;
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      exit = { code, signal };
+      resolve();
+    }),
+  );
+  await waitReady(baseUrl, spec.readyPath, child, logFile);
+  return {
+    target,
+    baseUrl,
+    pid: child.pid!,
+    logFile,
+    async loopLag() {
+      // A server drowning in its backlog may not answer: no number rather than a stalled run.
+      const res = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(3_000) }).catch(
+        () => null,
+      );
+      const text = (await res?.text().catch(() => null)) ?? '';
+      const p99 = metricValue(text, 'nodejs_eventloop_lag_p99_seconds');
+      const max = metricValue(text, 'nodejs_eventloop_lag_max_seconds');
+      return p99 === null || max === null ? null : { p99Ms: p99 * 1000, maxMs: max * 1000 };
+    },
+    exit: () => exit,
+    async stop() {
+      const crashed = exit !== null;
+      if (!crashed) {
+        child.kill('SIGTERM');
+        const hard = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        await exited;
+        clearTimeout(hard);
+      }
+      await new Promise<void>((resolve) => out.end(resolve));
+      const { code, signal } = exit ?? { code: null, signal: null };
+      const logTail = crashed ? (await readFile(logFile, 'utf8')).slice(-1_500) : null;
+      return { crashed, code, signal, logTail };
+    },
+  };
 }

@@ -7,7 +7,7 @@
  */
 import { rm } from 'node:fs/promises';
 import pg from 'pg';
-import { freeLoopbackPort } from './postgres.js';
+import { freeLoopbackPort, pgDelta, pgSnapshot, tableDelta, type PgSnapshot } from './postgres.js';
 import {
   createDb,
   HeartbeatBatcher,
@@ -70,21 +70,10 @@ try {
       ),
     );
   };
-  const snapshot = async () => {
-    const { rows } = await admin.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
-    const stats = await admin.query<{ relname: string; ins: string; upd: string; hot: string }>(
-      `SELECT relname, n_tup_ins::text ins, n_tup_upd::text upd, n_tup_hot_upd::text hot
-         FROM pg_stat_user_tables WHERE relname IN ('runtime_node_presence', 'runtime_node_metrics')`,
-    );
-    return { lsn: rows[0]!.lsn, stats: Object.fromEntries(stats.rows.map((r) => [r.relname, r])) };
-  };
-  const walBetween = async (a: string, b: string): Promise<number> => {
-    const { rows } = await admin.query<{ d: string }>(
-      `SELECT pg_wal_lsn_diff($2::pg_lsn, $1::pg_lsn)::text AS d`,
-      [a, b],
-    );
-    return Number(rows[0]!.d);
-  };
+  const tables = ['runtime_node_presence', 'runtime_node_metrics'];
+  const snapshot = () => pgSnapshot(admin, tables);
+  const walBetween = async (a: PgSnapshot, b: PgSnapshot): Promise<number> =>
+    (await pgDelta(admin, a, b, tables[0]!)).walBytes;
   for (let i = 0; i < WARMUP_ROUNDS; i++) await round();
   // Statistics are flushed about once a second by busy backends: wait for them to settle.
   await new Promise((r) => setTimeout(r, 1_500));
@@ -92,22 +81,18 @@ try {
   for (let i = 0; i < ROUNDS; i++) await round();
   await new Promise((r) => setTimeout(r, 1_500));
   const after = await snapshot();
-  const steady = (await walBetween(before.lsn, after.lsn)) / (ROUNDS * NODES);
+  const steady = (await walBetween(before, after)) / (ROUNDS * NODES);
 
   await admin.query('CHECKPOINT');
   const cpBefore = await snapshot();
   await round();
   const cpAfter = await snapshot();
-  const firstAfterCheckpoint = (await walBetween(cpBefore.lsn, cpAfter.lsn)) / NODES;
+  const firstAfterCheckpoint = (await walBetween(cpBefore, cpAfter)) / NODES;
 
-  const delta = (table: string) => {
-    const a = after.stats[table];
-    const b = before.stats[table];
-    if (!a || !b) return 'n/a';
-    const upd = Number(a.upd) - Number(b.upd);
-    const hot = Number(a.hot) - Number(b.hot);
-    const ins = Number(a.ins) - Number(b.ins);
-    return `ins ${ins} upd ${upd} hot ${upd > 0 ? ((hot / upd) * 100).toFixed(1) : '–'} %`;
+  const delta = (table: string): string => {
+    const { inserts, updates, hotUpdates } = tableDelta(before, after, table);
+    const hot = updates > 0 ? ((hotUpdates / updates) * 100).toFixed(1) : '–';
+    return `ins ${inserts} upd ${updates} hot ${hot} %`;
   };
   const sizes = await admin.query<{ rel: string; bytes: string }>(
     `SELECT relname AS rel, pg_total_relation_size(oid)::text AS bytes FROM pg_class

@@ -13,22 +13,29 @@
  * The baseline binds no connection: a closed node stays online there until a staleness sweep
  * (which its server does not even run), so it has no close → offline latency to compare.
  */
-import { runLoad, type StepResult } from '../load.js';
-import type { DriverReport, Health } from '../presence-protocol.js';
+import type { Health } from '../delivery.js';
+import { failedOf, runLoad, type Step, type StepResult } from '../load.js';
 import {
   createWatchedFleet,
   DashboardGroup,
-  PresenceDriver,
+  startDriver,
   summariseDriver,
-  withFreshServer,
   type Delivery,
   type DriverSummary,
   type WatchedFleet,
-} from '../presence-run.js';
-import type { Step } from '../protocol.js';
-import { failedOf, mb, ms, num } from '../report.js';
+} from '../presence.js';
+import { mb, ms, num } from '../report.js';
+import type { DriverReport } from '../roles/presence-driver.js';
+import {
+  columns,
+  lines,
+  withServer,
+  type BenchContext,
+  type FloorCheck,
+  type Scenario,
+  type ScenarioResult,
+} from '../scenario.js';
 import type { ServerExit, ServerProcess } from '../servers.js';
-import type { BenchContext, FloorCheck, Scenario, ScenarioResult } from './types.js';
 
 interface Shape {
   /** Background fleet: nodes beating at `step.cadenceMs` (nodes × 1000 / cadence beats/s). */
@@ -81,10 +88,9 @@ async function measure(
   fleet: WatchedFleet,
 ): Promise<Omit<CloseRun, 'serverExit'>> {
   let dashboards: DashboardGroup | null = null;
-  let driver: PresenceDriver | null = null;
+  let driver: Awaited<ReturnType<typeof startDriver>> | null = null;
   try {
-    dashboards = await DashboardGroup.start({
-      processes: 2,
+    dashboards = await DashboardGroup.start(2, {
       mode: 'feed',
       baseUrl: server.baseUrl,
       token: fleet.token,
@@ -95,7 +101,7 @@ async function measure(
     // Opens at a steady rate so that the closes, holdMs later, span the window.
     const span = shape.step.measureMs - LEAD_IN_MS - LEAD_OUT_MS;
     const rate = ((shape.closes - 1) * 1000) / span;
-    driver = await PresenceDriver.start({
+    driver = await startDriver({
       mode: 'churn',
       baseUrl: server.baseUrl,
       nodes: fleet.nodes,
@@ -104,7 +110,7 @@ async function measure(
       holdMs: shape.holdMs,
       requestTimeoutMs: 10_000,
     });
-    const churn = driver;
+    const churn = driver.child;
     // Started from inside runLoad, once the step's window is known; awaited after it.
     const schedule: { startAt: number; run: Promise<DriverReport> | null } = {
       startAt: 0,
@@ -124,9 +130,9 @@ async function measure(
         pg: ctx.probe,
         postmasterPid: ctx.postmasterPid,
         log: ctx.log,
-        onStep: (_step, window) => {
+        onStep: (window) => {
           schedule.startAt = window.windowStart + LEAD_IN_MS - shape.holdMs;
-          schedule.run = churn.run(schedule.startAt);
+          schedule.run = churn.call('run', schedule.startAt);
           schedule.run.catch(() => undefined); // handled when awaited below, not a crash
         },
       },
@@ -144,30 +150,16 @@ async function measure(
     );
     return { background: step, driver: summariseDriver(report), delivery, settledMs };
   } finally {
-    await driver?.exit();
+    await driver?.child.exit();
     await dashboards?.exit();
   }
 }
 
-const HEADERS = [
-  'server',
-  'background offered/s',
-  'achieved/s',
-  'beat p99 ms',
-  'closes',
-  'offline seen',
-  'p50 ms',
-  'p95 ms',
-  'p99 ms',
-  'max ms',
-  'close→at p99 ms',
-  'open→online p99 ms',
-  'srv CPU %',
-  'srv RSS MB',
-  'loop p99 ms',
-  'PG CPU %',
-  'others CPU %',
-];
+const HEADERS = columns(
+  'server|background offered/s|achieved/s|beat p99 ms|closes|offline seen|p50 ms|p95 ms|' +
+    'p99 ms|max ms|close→at p99 ms|open→online p99 ms|srv CPU %|srv RSS MB|loop p99 ms|' +
+    'PG CPU %|others CPU %',
+);
 
 /** Dashboards × successful closes, and how many of those offline deliveries arrived. */
 function offlineCounts(r: CloseRun): { closes: number; expected: number; seen: number } {
@@ -215,30 +207,22 @@ function notesOf(r: CloseRun | null, shape: Shape): string[] {
       '(60 s of silence, and its server runs none); nothing to compare',
   ];
   if (!r) return notes;
-  if (r.serverExit.crashed) notes.push(`tether server crashed (exit code ${r.serverExit.code})`);
-  if (r.driver.failed > 0) {
-    notes.push(
-      `driver: ${r.driver.failed} opens/closes failed, e.g. ${r.driver.failures.slice(0, 2).join('; ')}`,
-    );
-  }
-  if (r.settledMs === null)
-    notes.push('not every dashboard showed every closed node offline within 10 s');
-  if (r.delivery.unexpected > 0) {
-    notes.push(`${num(r.delivery.unexpected)} observations matched no open/close (e.g. a sweep)`);
-  }
-  if (r.delivery.errorCount > 0) {
-    notes.push(
-      `${r.delivery.errorCount} dashboard errors, e.g. ${r.delivery.errors.slice(0, 2).join('; ')}`,
-    );
-  }
-  if (failedOf(r.background) > 0) {
-    notes.push(`background: ${num(failedOf(r.background))} beats failed in the window`);
-  }
-  if (r.driver.lagMaxMs > 100)
-    notes.push(`the driver ran up to ${ms(r.driver.lagMaxMs)} ms behind its schedule`);
-  const opens = r.driver.actionLatency.online;
-  notes.push(`driver: open → first beat acknowledged p99 ${ms(opens.p99Ms)} ms`);
-  return notes;
+  const { driver, delivery } = r;
+  return lines(
+    ...notes,
+    r.serverExit.crashed && `tether server crashed (exit code ${r.serverExit.code})`,
+    driver.failed > 0 &&
+      `driver: ${driver.failed} opens/closes failed, e.g. ${driver.failures.slice(0, 2).join('; ')}`,
+    r.settledMs === null && 'not every dashboard showed every closed node offline within 10 s',
+    delivery.unexpected > 0 &&
+      `${num(delivery.unexpected)} observations matched no open/close (e.g. a sweep)`,
+    delivery.errorCount > 0 &&
+      `${delivery.errorCount} dashboard errors, e.g. ${delivery.errors.slice(0, 2).join('; ')}`,
+    failedOf(r.background) > 0 &&
+      `background: ${num(failedOf(r.background))} beats failed in the window`,
+    driver.lagMaxMs > 100 && `the driver ran up to ${ms(driver.lagMaxMs)} ms behind its schedule`,
+    `driver: open → first beat acknowledged p99 ${ms(driver.actionLatency.online.p99Ms)} ms`,
+  );
 }
 
 function floorsOf(r: CloseRun | null, shape: Shape, quick: boolean): FloorCheck[] {
@@ -276,14 +260,14 @@ function floorsOf(r: CloseRun | null, shape: Shape, quick: boolean): FloorCheck[
 export const closeOffline: Scenario = {
   name: 'close-offline',
   title: 'WebSocket close → offline seen on fleet.events, under WebSocket ingest load',
-  nodesNeeded: (quick) => (quick ? QUICK : FULL).background,
+  needs: (quick) => ({ nodes: (quick ? QUICK : FULL).background }),
   async run(ctx): Promise<ScenarioResult> {
     const shape = ctx.quick ? QUICK : FULL;
     let run: CloseRun | null = null;
     let failure: string | null = null;
     try {
       const fleet = await createWatchedFleet(ctx.db, 'closeoff', shape.closes);
-      run = await withFreshServer(ctx, 'tether', 'close-offline', (server) =>
+      run = await withServer(ctx, 'tether', 'close-offline', (server) =>
         measure(ctx, server, shape, fleet),
       );
     } catch (error) {

@@ -12,24 +12,20 @@
  * round-robin, so invocations/s = what completes while the round trip is what it is. Round trip
  * = call → the caller holds the node's result. Every result is checked (echo returns its input).
  */
-import { BenchChild } from '../child.js';
-import { BASELINE_COMMANDS_SCHEMA } from '../baseline/schema.js';
-import type {
-  FromDriver,
-  FromHost,
-  DriverReport,
-  HostStatus,
-  ToDriver,
-  ToHost,
-} from '../commands/protocol.js';
 import { Histogram } from '../histogram.js';
-import { ms, num, ratio } from '../report.js';
+import { Child, children, exitAll, sleep } from '../ipc.js';
+import { compareRows, metric, ms, num, type Column } from '../report.js';
+import type { DriverReport, handlers } from '../roles/commands.js';
+import {
+  closeSession,
+  createSession,
+  type BenchContext,
+  type FloorCheck,
+  type Scenario,
+  type ScenarioResult,
+} from '../scenario.js';
 import type { ServerExit, Target } from '../servers.js';
 import { issueParticipantToken } from '../tether-internals.js';
-import type { BenchContext, FloorCheck, Scenario, ScenarioResult } from './types.js';
-
-const HOST = new URL('../commands/host.ts', import.meta.url);
-const DRIVER = new URL('../commands/driver.ts', import.meta.url);
 
 interface Shape {
   nodes: number;
@@ -55,38 +51,8 @@ interface TargetRun {
   nodesOnline: number;
   onlineMs: number;
   driver: DriverReport;
-  answered: number;
   serverLoopLag: { p99Ms: number; maxMs: number } | null;
   serverExit: ServerExit;
-}
-
-async function createSession(ctx: BenchContext): Promise<string> {
-  return ctx.db.tx(async (sql) => {
-    const { rows } = await sql.query<{ id: string }>(
-      `INSERT INTO sessions (name, created_by) VALUES ('bench commands', $1) RETURNING id`,
-      [ctx.fleet.ownerParticipantId],
-    );
-    const id = rows[0]!.id;
-    await sql.query(
-      `INSERT INTO session_memberships (session_id, participant_id, role, state)
-       VALUES ($1, $2, 'owner', 'active')`,
-      [id, ctx.fleet.ownerParticipantId],
-    );
-    return id;
-  });
-}
-
-async function closeSession(ctx: BenchContext, sessionId: string): Promise<void> {
-  await ctx.db.query(
-    `UPDATE runtime_node_attachments SET state = 'offline', updated_at = now()
-      WHERE session_id = $1 AND state IN ('registering', 'online', 'degraded')`,
-    [sessionId],
-  );
-  await ctx.db.query(`UPDATE sessions SET state = 'archived' WHERE id = $1`, [sessionId]);
-}
-
-async function statuses(hosts: BenchChild<ToHost, FromHost>[]): Promise<HostStatus[]> {
-  return (await Promise.all(hosts.map((h) => h.next('status')))).map((m) => m.status);
 }
 
 async function runTarget(
@@ -96,66 +62,45 @@ async function runTarget(
   token: string,
 ): Promise<TargetRun> {
   const nodes = ctx.fleet.nodes.slice(0, shape.nodes);
-  const sessionId = target === 'tether' ? await createSession(ctx) : null;
+  const sessionId = target === 'tether' ? await createSession(ctx, 'bench commands') : null;
   const server = await ctx.startServer(target, 'commands', {
     ...(target === 'tether' ? { env: TETHER_COMMANDS_ENV } : {}),
   });
   ctx.log(` ${target} (pid ${server.pid}): ${num(nodes.length)} nodes`);
-  const hosts: BenchChild<ToHost, FromHost>[] = [];
-  let driver: BenchChild<ToDriver, FromDriver> | null = null;
+  const hosts = children<typeof handlers>('commands', ctx.generators);
+  let driver: Child<typeof handlers> | null = null;
   let serverExit: ServerExit | null = null;
   try {
     const per = Math.ceil(nodes.length / ctx.generators);
     const started = performance.now();
-    for (let h = 0; h < ctx.generators; h++) {
-      const slice = nodes.slice(h * per, (h + 1) * per);
-      if (slice.length === 0) continue;
-      const host = new BenchChild<ToHost, FromHost>(HOST, `commands host ${h}`);
-      hosts.push(host);
-      host.send({
-        type: 'init',
-        spec: {
-          target,
-          baseUrl: server.baseUrl,
-          ownerParticipantId: ctx.fleet.ownerParticipantId,
-          sessionId,
-          nodes: slice,
-          connectConcurrency: 50,
-          pollIntervalMs: POLL_MS,
-        },
-      });
-    }
+    await Promise.all(
+      hosts.map((host, h) =>
+        host.call('init', {
+          ...{ target, baseUrl: server.baseUrl, ownerParticipantId: ctx.fleet.ownerParticipantId },
+          ...{ sessionId, nodes: nodes.slice(h * per, (h + 1) * per) },
+          ...{ connectConcurrency: 50, pollIntervalMs: POLL_MS },
+        }),
+      ),
+    );
     let online = 0;
     for (;;) {
-      online = (await statuses(hosts)).reduce((sum, s) => sum + s.online, 0);
+      online = (await Promise.all(hosts.map((h) => h.call('online')))).reduce((a, b) => a + b, 0);
       if (online >= nodes.length) break;
       if (performance.now() - started > 180_000) {
         throw new Error(`only ${online}/${nodes.length} nodes online after 180 s`);
       }
+      await sleep(250);
     }
     const onlineMs = performance.now() - started;
     ctx.log(`  ${num(online)} online in ${num(onlineMs / 1000, 1)} s; invoking`);
     await server.loopLag(); // reset the server's window
-    driver = new BenchChild<ToDriver, FromDriver>(DRIVER, `commands driver (${target})`);
-    const { report } = await driver.request(
-      {
-        type: 'run',
-        spec: {
-          target,
-          baseUrl: server.baseUrl,
-          token,
-          nodeIds: nodes.map((n) => n.nodeId),
-          concurrency: shape.concurrency,
-          warmupMs: shape.warmupMs,
-          durationMs: shape.durationMs,
-          callerPollMs: POLL_MS,
-          timeoutMs: 60_000,
-        },
-      },
-      'report',
-    );
+    driver = new Child<typeof handlers>('commands', 'commands driver');
+    const report = await driver.call('run', {
+      ...{ target, baseUrl: server.baseUrl, token, nodeIds: nodes.map((n) => n.nodeId) },
+      ...{ concurrency: shape.concurrency, warmupMs: shape.warmupMs },
+      ...{ durationMs: shape.durationMs, callerPollMs: POLL_MS, timeoutMs: 60_000 },
+    });
     const serverLoopLag = await server.loopLag();
-    const answered = (await statuses(hosts)).reduce((sum, s) => sum + s.answered, 0);
     const latency = Histogram.from([report.latency]).summary();
     ctx.log(
       `  ${num(report.ok)} ok, ${num(report.failed)} failed: ${num(report.ok / (report.windowMs / 1000), 1)}/s, ` +
@@ -167,40 +112,37 @@ async function runTarget(
       nodesOnline: online,
       onlineMs,
       driver: report,
-      answered,
       serverLoopLag,
       serverExit,
     };
   } finally {
     await driver?.exit();
-    await Promise.all(hosts.map((h) => h.exit()));
+    await exitAll(hosts);
     if (!serverExit) await server.stop();
     if (sessionId) await closeSession(ctx, sessionId);
   }
 }
 
-function row(run: TargetRun): string[] {
-  const l = Histogram.from([run.driver.latency]).summary();
-  return [
-    run.target,
-    num(run.nodesOnline),
-    num(run.driver.ok),
-    num(run.driver.failed),
-    num(run.driver.ok / (run.driver.windowMs / 1000), 1),
-    ms(l.p50Ms),
-    ms(l.p99Ms),
-    ms(l.maxMs),
-    ms(run.serverLoopLag?.p99Ms),
-  ];
-}
+const rate = (r: TargetRun): number => r.driver.ok / (r.driver.windowMs / 1000);
+const latency = (r: TargetRun) => Histogram.from([r.driver.latency]).summary();
+
+const COMMANDS: Column<TargetRun>[] = [
+  metric('nodes online', num, (r) => r.nodesOnline, false),
+  metric('ok', num, (r) => r.driver.ok, false),
+  metric('failed', num, (r) => r.driver.failed, false),
+  metric('invocations/s', (v) => num(v, 1), rate),
+  metric('round trip p50 ms', ms, (r) => latency(r).p50Ms),
+  metric('p99 ms', ms, (r) => latency(r).p99Ms),
+  metric('max ms', ms, (r) => latency(r).maxMs),
+  metric('server loop p99 ms', ms, (r) => r.serverLoopLag?.p99Ms, false),
+];
 
 export const commands: Scenario = {
   name: 'commands',
   title: 'Commands to online SDK nodes: invocations/s and round trip (echo)',
-  nodesNeeded: (quick) => (quick ? QUICK.nodes : FULL.nodes),
+  needs: (quick) => ({ nodes: (quick ? QUICK : FULL).nodes }),
   async run(ctx): Promise<ScenarioResult> {
     const shape = ctx.quick ? QUICK : FULL;
-    await ctx.db.query(BASELINE_COMMANDS_SCHEMA);
     const issued = await issueParticipantToken(
       ctx.db,
       ctx.fleet.ownerParticipantId,
@@ -208,9 +150,7 @@ export const commands: Scenario = {
     );
     const tether = await runTarget(ctx, 'tether', shape, issued.token);
     const baseline = await runTarget(ctx, 'baseline', shape, issued.token);
-    const t = Histogram.from([tether.driver.latency]).summary();
-    const b = Histogram.from([baseline.driver.latency]).summary();
-    const rate = (r: TargetRun): number => r.driver.ok / (r.driver.windowMs / 1000);
+    const t = latency(tether);
     const scaled = ctx.quick ? `--quick: ${num(shape.nodes)} nodes` : undefined;
     const floors: FloorCheck[] = [
       {
@@ -237,32 +177,8 @@ export const commands: Scenario = {
       parameters: { ...shape, pollMs: POLL_MS, tetherEnv: TETHER_COMMANDS_ENV },
       tables: [
         {
-          headers: [
-            'server',
-            'nodes online',
-            'ok',
-            'failed',
-            'invocations/s',
-            'round trip p50 ms',
-            'p99 ms',
-            'max ms',
-            'server loop p99 ms',
-          ],
-          rows: [
-            row(tether),
-            row(baseline),
-            [
-              'ratio T/B',
-              '',
-              '',
-              '',
-              ratio(rate(tether), rate(baseline)),
-              ratio(t.p50Ms, b.p50Ms),
-              ratio(t.p99Ms, b.p99Ms),
-              ratio(t.maxMs, b.maxMs),
-              '',
-            ],
-          ],
+          headers: ['server', ...COMMANDS.map((c) => c.header)],
+          rows: compareRows(COMMANDS, [['tether'], ['baseline'], ['ratio T/B']], tether, baseline),
         },
       ],
       notes,

@@ -4,10 +4,25 @@
  * pings answered. Reports the connect burst, the server's RSS per connection (RSS after the
  * window minus RSS before connecting, over the open sockets), loop delay and beat latency.
  */
-import type { ConnectResult, LoadResult } from '../load.js';
-import { LOAD_HEADERS, failedOf, loadRows, mb, ms, num, ratio } from '../report.js';
-import { connectNotes, crashNotes, runBoth } from './run-both.js';
-import type { FloorCheck, Scenario, ScenarioResult } from './types.js';
+import { failedOf, type ConnectResult, type LoadResult } from '../load.js';
+import {
+  compareRows,
+  LOAD_HEADERS,
+  loadRows,
+  mb,
+  metric,
+  ms,
+  num,
+  type Column,
+} from '../report.js';
+import {
+  connectNotes,
+  crashNotes,
+  runBoth,
+  type FloorCheck,
+  type Scenario,
+  type ScenarioResult,
+} from '../scenario.js';
 
 const CADENCE_MS = 15_000;
 
@@ -18,25 +33,32 @@ function perConnectionKb(result: LoadResult): number | null {
   return (after - before) / result.connect.opened / 1024;
 }
 
-function connectRow(server: string, c: ConnectResult, perConnKb: number | null): string[] {
-  return [
-    server,
-    `${num(c.opened)}/${num(c.opened + c.failed)}`,
-    num(c.durationMs / 1000, 1),
-    ms(c.latency.p50Ms),
-    ms(c.latency.p99Ms),
-    mb(c.serverRssBeforeBytes),
-    mb(c.serverRssAfterBytes),
-    num(perConnKb, 1),
-  ];
-}
+type Connected = ConnectResult & { kb: number | null };
+
+const CONNECT: Column<Connected>[] = [
+  { header: 'connected', cell: (c) => `${num(c.opened)}/${num(c.opened + c.failed)}` },
+  metric(
+    'connect s',
+    (v) => num(v, 1),
+    (c) => c.durationMs / 1000,
+  ),
+  metric('open→1st ack p50 ms', ms, (c) => c.latency.p50Ms),
+  metric('p99 ms', ms, (c) => c.latency.p99Ms),
+  metric('RSS before MB', mb, (c) => c.serverRssBeforeBytes, false),
+  metric('RSS connected MB', mb, (c) => c.serverRssAfterBytes, false),
+  metric(
+    'RSS/conn KB',
+    (v) => num(v, 1),
+    (c) => c.kb,
+  ),
+];
 
 export const wsConnections: Scenario = {
   name: 'ws-connections',
   title: 'Concurrent WebSocket nodes beating at 15 s',
-  nodesNeeded: (quick) => (quick ? 1_000 : 10_000),
+  needs: (quick) => ({ nodes: quick ? 1_000 : 10_000 }),
   async run(ctx): Promise<ScenarioResult> {
-    const nodes = this.nodesNeeded(ctx.quick);
+    const nodes = this.needs(ctx.quick).nodes;
     const step = {
       cadenceMs: CADENCE_MS,
       payload: 'plain' as const,
@@ -55,30 +77,13 @@ export const wsConnections: Scenario = {
     const tKb = perConnectionKb(t);
     const bKb = perConnectionKb(b);
     const connectTable = {
-      headers: [
-        'server',
-        'connected',
-        'connect s',
-        'open→1st ack p50 ms',
-        'p99 ms',
-        'RSS before MB',
-        'RSS connected MB',
-        'RSS/conn KB',
-      ],
-      rows: [
-        connectRow('tether', t.connect, tKb),
-        connectRow('baseline', b.connect, bKb),
-        [
-          'ratio T/B',
-          '',
-          ratio(t.connect.durationMs, b.connect.durationMs),
-          ratio(t.connect.latency.p50Ms, b.connect.latency.p50Ms),
-          ratio(t.connect.latency.p99Ms, b.connect.latency.p99Ms),
-          '',
-          '',
-          ratio(tKb, bKb),
-        ],
-      ],
+      headers: ['server', ...CONNECT.map((c) => c.header)],
+      rows: compareRows(
+        CONNECT,
+        [['tether'], ['baseline'], ['ratio T/B']],
+        { ...t.connect, kb: tKb },
+        { ...b.connect, kb: bKb },
+      ),
     };
     const steady = t.steps[0]!;
     const scaled = ctx.quick ? `--quick: ${num(nodes)} sockets` : undefined;

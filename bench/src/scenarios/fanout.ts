@@ -14,23 +14,31 @@
  * writing transaction's start) splits it into write and delivery. Every change must reach every
  * dashboard (matched per dashboard and node, in order: see delivery.ts).
  */
-import type { DriverReport, Health } from '../presence-protocol.js';
+import type { Health } from '../delivery.js';
+import { preciseNow, sleep } from '../ipc.js';
 import {
   createWatchedFleet,
   DashboardGroup,
-  PresenceDriver,
-  sampleWindow,
+  startDriver,
   summariseDriver,
-  withFreshServer,
   type Delivery,
   type DriverSummary,
   type WatchedFleet,
-  type WindowUsage,
-} from '../presence-run.js';
-import { preciseNow } from '../protocol.js';
-import { mb, ms, num, ratio } from '../report.js';
+} from '../presence.js';
+import { sampleUsage, type UsageWindow } from '../proc.js';
+import { compareRows, mb, metric, ms, num, stepLead, type Column } from '../report.js';
+import type { DriverReport } from '../roles/presence-driver.js';
+import {
+  lines,
+  TARGETS,
+  withServer,
+  type BenchContext,
+  type FloorCheck,
+  type Scenario,
+  type ScenarioResult,
+  type Table,
+} from '../scenario.js';
 import type { ServerExit, ServerProcess, Target } from '../servers.js';
-import type { BenchContext, FloorCheck, Scenario, ScenarioResult, Table } from './types.js';
 
 interface Shape {
   /** Nodes whose health flips (each changes every nodes / rate seconds). */
@@ -75,7 +83,7 @@ interface FanoutRun {
   settledMs: number | null;
   driver: DriverSummary;
   delivery: Delivery;
-  usage: WindowUsage;
+  usage: UsageWindow;
   loopLag: { p99Ms: number; maxMs: number } | null;
   /** Tether: `presence.changed` events with cause heartbeat of the tracked nodes in the feed. */
   feedEvents: number | null;
@@ -119,13 +127,13 @@ async function measure(
 ): Promise<Omit<FanoutRun, 'serverExit'>> {
   ctx.log(`  ${subscribers} dashboards`);
   let dashboards: DashboardGroup | null = null;
-  let driver: PresenceDriver | null = null;
+  let driver: Awaited<ReturnType<typeof startDriver>> | null = null;
   try {
     // The nodes connect first, the dashboards subscribe after: subscribing at the live edge,
     // they do not receive the connect burst (nodes × dashboards deliveries at once, a reconnect
     // storm, not the steady fan-out measured here). Like a dashboard that loads the fleet's
     // state and then follows the feed, they start knowing every node online.
-    driver = await PresenceDriver.start({
+    driver = await startDriver({
       mode: 'flip',
       baseUrl: server.baseUrl,
       nodes: fleet.nodes,
@@ -135,8 +143,7 @@ async function measure(
       requestTimeoutMs: 10_000,
     });
     const online: Health[] = fleet.nodes.map(() => 'online');
-    dashboards = await DashboardGroup.start({
-      processes: ctx.generators,
+    dashboards = await DashboardGroup.start(ctx.generators, {
       mode: target === 'tether' ? 'feed' : 'poll',
       baseUrl: server.baseUrl,
       token: fleet.token,
@@ -148,7 +155,7 @@ async function measure(
     // Pollers learn the state from their first polls; subscriptions are registered with the
     // feed just after tRPC confirms them.
     const readyMs = await dashboards.waitFor(online, 30_000);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
     ctx.log(
       `  ${driver.opened}/${fleet.nodes.length} nodes, ${dashboards.opened}/${subscribers} dashboards; ` +
         (readyMs === null
@@ -157,12 +164,13 @@ async function measure(
     );
 
     await server.loopLag(); // resets the server's delay histogram
-    const sampler = await sampleWindow(server.pid, ctx.postmasterPid, [
-      ...dashboards.pids,
-      driver.pid,
-    ]);
+    const sampler = await sampleUsage({
+      server: server.pid,
+      postmaster: ctx.postmasterPid,
+      clients: [...dashboards.pids, driver.child.pid],
+    });
     const startAt = preciseNow() + 200;
-    const report = await driver.run(startAt);
+    const report = await driver.child.call('run', startAt);
     const settledMs = await dashboards.waitFor(
       finalStates(report, fleet.nodes.length),
       shape.settleMs,
@@ -194,32 +202,10 @@ async function measure(
       feedEvents,
     };
   } finally {
-    await driver?.exit();
+    await driver?.child.exit();
     await dashboards?.exit();
   }
 }
-
-const HEADERS = [
-  'dashboards',
-  'server',
-  'changes',
-  'expected',
-  'received',
-  'not seen',
-  'p50 ms',
-  'p95 ms',
-  'p99 ms',
-  'max ms',
-  'at→dash p99 ms',
-  'beat p99 ms',
-  'srv CPU %',
-  'srv µs/delivery',
-  'srv RSS MB',
-  'loop p99 ms',
-  'PG CPU %',
-  'dash CPU %',
-  'others CPU %',
-];
 
 /** Server CPU time over the window per change delivered to a dashboard (µs). */
 function cpuPerDeliveryUs(r: FanoutRun): number | null {
@@ -228,103 +214,55 @@ function cpuPerDeliveryUs(r: FanoutRun): number | null {
   return ((cpu / 100) * r.usage.seconds * 1e6) / r.delivery.received;
 }
 
-function row(label: string, r: FanoutRun): string[] {
-  const d = r.delivery;
-  const made = r.driver.made.all;
-  return [
-    label,
-    r.target === 'tether' ? 'tether (feed)' : `baseline (poll ${POLL_INTERVAL_MS / 1000} s)`,
-    num(made),
-    num(d.expected),
-    num(d.received),
-    num(d.lost),
-    ms(d.latency.all.p50Ms),
-    ms(d.latency.all.p95Ms),
-    ms(d.latency.all.p99Ms),
-    ms(d.latency.all.maxMs),
-    ms(d.fromEventAt.all.count > 0 ? d.fromEventAt.all.p99Ms : null),
-    ms(r.driver.actionLatency.all.p99Ms),
-    num(r.usage.server?.cpuPercent),
-    num(cpuPerDeliveryUs(r)),
-    mb(r.usage.server?.rssMaxBytes),
-    ms(r.loopLag?.p99Ms),
-    num(r.usage.postgresCpuPercent),
-    // The children are the dashboard processes, then the driver (see measure()).
-    num(Math.max(...r.usage.childrenCpuPercent.slice(0, -1))),
-    num(r.usage.othersCpuPercent),
-  ];
-}
+const FANOUT: Column<FanoutRun>[] = [
+  metric('changes', num, (r) => r.driver.made.all, false),
+  metric('expected', num, (r) => r.delivery.expected, false),
+  metric('received', num, (r) => r.delivery.received, false),
+  metric('not seen', num, (r) => r.delivery.lost, false),
+  metric('p50 ms', ms, (r) => r.delivery.latency.all.p50Ms),
+  metric('p95 ms', ms, (r) => r.delivery.latency.all.p95Ms),
+  metric('p99 ms', ms, (r) => r.delivery.latency.all.p99Ms),
+  metric('max ms', ms, (r) => r.delivery.latency.all.maxMs),
+  metric('at→dash p99 ms', ms, (r) => r.delivery.fromEventAt.all.p99Ms, false),
+  metric('beat p99 ms', ms, (r) => r.driver.actionLatency.all.p99Ms),
+  metric('srv CPU %', num, (r) => r.usage.server?.cpuPercent),
+  metric('srv µs/delivery', num, cpuPerDeliveryUs),
+  metric('srv RSS MB', mb, (r) => r.usage.server?.rssMaxBytes),
+  metric('loop p99 ms', ms, (r) => r.loopLag?.p99Ms),
+  metric('PG CPU %', num, (r) => r.usage.postgresCpuPercent),
+  // The clients are the dashboard processes, then the driver (see measure()).
+  metric('dash CPU %', num, (r) => Math.max(...r.usage.clientsCpuPercent.slice(0, -1)), false),
+  metric('others CPU %', num, (r) => r.usage.othersCpuPercent, false),
+];
 
-function ratioRow(t: FanoutRun, b: FanoutRun): string[] {
-  const tl = t.delivery.latency.all;
-  const bl = b.delivery.latency.all;
-  return [
-    '',
-    'ratio T/B',
-    '',
-    '',
-    '',
-    '',
-    ratio(tl.p50Ms, bl.p50Ms),
-    ratio(tl.p95Ms, bl.p95Ms),
-    ratio(tl.p99Ms, bl.p99Ms),
-    ratio(tl.maxMs, bl.maxMs),
-    '',
-    ratio(t.driver.actionLatency.all.p99Ms, b.driver.actionLatency.all.p99Ms),
-    ratio(t.usage.server?.cpuPercent, b.usage.server?.cpuPercent),
-    ratio(cpuPerDeliveryUs(t), cpuPerDeliveryUs(b)),
-    ratio(t.usage.server?.rssMaxBytes, b.usage.server?.rssMaxBytes),
-    ratio(t.loopLag?.p99Ms, b.loopLag?.p99Ms),
-    ratio(t.usage.postgresCpuPercent, b.usage.postgresCpuPercent),
-    '',
-    '',
-  ];
-}
+const serverLabel = (r: FanoutRun): string =>
+  r.target === 'tether' ? 'tether (feed)' : `baseline (poll ${POLL_INTERVAL_MS / 1000} s)`;
 
 function runNotes(r: FanoutRun): string[] {
   const who = `${r.target}, ${num(r.subscribers)} dashboards`;
-  const notes: string[] = [];
-  if (r.serverExit.crashed) {
-    notes.push(
+  const { driver, delivery } = r;
+  const made = driver.made.all;
+  return lines(
+    r.serverExit.crashed &&
       `${who}: the server crashed (exit code ${r.serverExit.code}, signal ${r.serverExit.signal})`,
-    );
-  }
-  if (r.dashboardsOpen < r.subscribers) {
-    notes.push(
+    r.dashboardsOpen < r.subscribers &&
       `${who}: only ${num(r.dashboardsOpen)} dashboards subscribed (${r.dashboardFailures.slice(0, 2).join('; ')})`,
-    );
-  }
-  if (r.readyMs === null) {
-    notes.push(`${who}: not every dashboard showed the nodes online within 30 s`);
-  }
-  if (r.settledMs === null) {
-    notes.push(`${who}: not every dashboard showed the final state within the settle time`);
-  }
-  if (r.driver.failed > 0 || r.driver.skipped > 0) {
-    notes.push(
-      `${who}: driver: ${r.driver.failed} beats failed, ${r.driver.skipped} turns skipped (node's previous beat unanswered); ` +
-        r.driver.failures.slice(0, 2).join('; '),
-    );
-  }
-  if (r.delivery.unexpected > 0) {
-    notes.push(
-      `${who}: ${num(r.delivery.unexpected)} observations matched no change of the driver`,
-    );
-  }
-  if (r.delivery.errorCount > 0) {
-    notes.push(
-      `${who}: ${r.delivery.errorCount} dashboard errors, e.g. ${r.delivery.errors.slice(0, 2).join('; ')}`,
-    );
-  }
-  const made = r.driver.made.all;
-  if (r.feedEvents !== null && r.feedEvents !== made) {
-    notes.push(
+    r.readyMs === null && `${who}: not every dashboard showed the nodes online within 30 s`,
+    r.settledMs === null &&
+      `${who}: not every dashboard showed the final state within the settle time`,
+    (driver.failed > 0 || driver.skipped > 0) &&
+      `${who}: driver: ${driver.failed} beats failed, ${driver.skipped} turns skipped (node's previous beat unanswered); ` +
+        driver.failures.slice(0, 2).join('; '),
+    delivery.unexpected > 0 &&
+      `${who}: ${num(delivery.unexpected)} observations matched no change of the driver`,
+    delivery.errorCount > 0 &&
+      `${who}: ${delivery.errorCount} dashboard errors, e.g. ${delivery.errors.slice(0, 2).join('; ')}`,
+    r.feedEvents !== null &&
+      r.feedEvents !== made &&
       `${who}: the feed holds ${num(r.feedEvents)} heartbeat transitions of the nodes, the driver made ${num(made)}`,
-    );
-  }
-  if (r.driver.lagMaxMs > 100)
-    notes.push(`${who}: the driver ran up to ${ms(r.driver.lagMaxMs)} ms behind its schedule`);
-  return notes;
+    driver.lagMaxMs > 100 &&
+      `${who}: the driver ran up to ${ms(driver.lagMaxMs)} ms behind its schedule`,
+  );
 }
 
 function floorsOf(runs: FanoutRun[], quick: boolean, shape: Shape): FloorCheck[] {
@@ -354,17 +292,17 @@ function floorsOf(runs: FanoutRun[], quick: boolean, shape: Shape): FloorCheck[]
 export const fanout: Scenario = {
   name: 'fanout',
   title: 'Presence change → dashboards: fleet.events fan-out (baseline: polling every second)',
-  nodesNeeded: () => 0, // registers its own nodes, untouched by other scenarios
+  needs: () => ({ nodes: 0 }), // registers its own nodes, untouched by other scenarios
   async run(ctx): Promise<ScenarioResult> {
     const shape = ctx.quick ? QUICK : FULL;
     const runs: FanoutRun[] = [];
     const notes: string[] = [];
     for (const subscribers of shape.subscribers) {
       const fleet = await createWatchedFleet(ctx.db, `fanout${subscribers}`, shape.nodes);
-      for (const target of ['tether', 'baseline'] as const) {
+      for (const target of TARGETS) {
         try {
           runs.push(
-            await withFreshServer(ctx, target, `fanout-${subscribers}`, (server) =>
+            await withServer(ctx, target, `fanout-${subscribers}`, (server) =>
               measure(ctx, server, target, subscribers, shape, fleet),
             ),
           );
@@ -375,13 +313,22 @@ export const fanout: Scenario = {
         }
       }
     }
-    const table: Table = { headers: HEADERS, rows: [] };
+    const table: Table = {
+      headers: ['dashboards', 'server', ...FANOUT.map((c) => c.header)],
+      rows: [],
+    };
     for (const subscribers of shape.subscribers) {
-      const t = runs.find((r) => r.target === 'tether' && r.subscribers === subscribers);
-      const b = runs.find((r) => r.target === 'baseline' && r.subscribers === subscribers);
-      if (t) table.rows.push(row(num(subscribers), t));
-      if (b) table.rows.push(row(t ? '' : num(subscribers), b));
-      if (t && b) table.rows.push(ratioRow(t, b));
+      const [t, b] = TARGETS.map((target) =>
+        runs.find((r) => r.target === target && r.subscribers === subscribers),
+      );
+      const label = num(subscribers);
+      if (t && b)
+        table.rows.push(
+          ...compareRows(FANOUT, stepLead(label, serverLabel(t), serverLabel(b)), t, b),
+        );
+      else
+        for (const r of [t ?? b])
+          if (r) table.rows.push([label, serverLabel(r), ...FANOUT.map((c) => c.cell(r))]);
     }
     notes.push(
       `${num(shape.nodes)} nodes flip online ↔ degraded by WebSocket heartbeat, ${num(shape.changes)} changes at ${num(shape.rate)}/s ` +

@@ -6,7 +6,7 @@ import { fanout } from './fanout.js';
 import { httpIngest, wsIngest, writeAmplification } from './ingest.js';
 import { restart } from './restart.js';
 import { sweep } from './sweep.js';
-import type { Scenario } from './types.js';
+import type { Scenario } from '../scenario.js';
 
 export const SCENARIOS: Scenario[] = [
   wsIngest,

@@ -4,11 +4,17 @@
  * amplification scenario: the same over WebSocket with a metrics object that changes every beat.
  * PostgreSQL's HOT share and WAL per beat are measured for every step.
  */
-import type { StepResult } from '../load.js';
-import type { Step, Transport } from '../protocol.js';
-import { LOAD_HEADERS, failedOf, loadRows, ms, num, pct } from '../report.js';
-import { connectNotes, crashNotes, runBoth } from './run-both.js';
-import type { FloorCheck, Scenario, ScenarioResult } from './types.js';
+import { failedOf, type Step, type StepResult, type Transport } from '../load.js';
+import { LOAD_HEADERS, loadRows, ms, num, pct } from '../report.js';
+import {
+  connectNotes,
+  crashNotes,
+  runBoth,
+  scaledFloors,
+  type FloorCheck,
+  type Scenario,
+  type ScenarioResult,
+} from '../scenario.js';
 
 interface Shape {
   nodes: number;
@@ -58,7 +64,7 @@ export function ingestFloors(
       met: growth <= Math.max(10, step.offeredRate * 0.1),
     },
   ];
-  return checks.map((c) => (scaled ? { ...c, scaled } : c));
+  return scaledFloors(checks, scaled);
 }
 
 export function writeFloors(
@@ -79,7 +85,7 @@ export function writeFloors(
       met: (step.writes.walBytesPerBeat ?? Infinity) <= 250,
     },
   ];
-  return checks.map((c) => (scaled ? { ...c, scaled } : c));
+  return scaledFloors(checks, scaled);
 }
 
 /** Tether's metrics history writes per step (inserts fill a node's ring, updates overwrite it). */
@@ -98,7 +104,7 @@ function defineIngest(def: IngestDefinition): Scenario {
   return {
     name: def.name,
     title: def.title,
-    nodesNeeded: (quick) => (quick ? def.quick : def.full).nodes,
+    needs: (quick) => ({ nodes: (quick ? def.quick : def.full).nodes }),
     async run(ctx): Promise<ScenarioResult> {
       const shape = ctx.quick ? def.quick : def.full;
       const pair = await runBoth(ctx, def.name, {

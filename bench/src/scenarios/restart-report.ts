@@ -1,9 +1,200 @@
-/** The `restart` scenario's tables, notes and floor checks, from its two runs. */
-import type { AttemptCounts } from '../agents/protocol.js';
+/**
+ * The `restart` scenario's result: the agent hosts' per-agent reports merged (histograms,
+ * counts) and set against what the orchestrator observed (SIGTERM, exit, listening, readiness,
+ * the database's count, CPU and memory); then its tables, notes and floor checks.
+ */
+import { countInto, DEFERRED, OK, REFUSED, type AgentLog } from '../agent-tracker.js';
+import { Histogram, type LatencySummary } from '../histogram.js';
+import type { UsageWindow } from '../proc.js';
 import { mb, ms, num } from '../report.js';
-import type { RestartResult, RestartRun } from '../restart/summary.js';
-import type { UsageWindow } from '../usage-window.js';
-import type { FloorCheck, Table } from './types.js';
+import type { AgentKind } from '../roles/agents.js';
+import { columns, type FloorCheck, type Table } from '../scenario.js';
+import type { ServerExit, Target } from '../servers.js';
+
+export interface TimelinePoint {
+  /** Milliseconds since SIGTERM. */
+  t: number;
+  agentsOnline: number;
+  agentsBack: number;
+  /** Agents back in the database's view (null until the old process has exited: `dbBack`). */
+  db: number | null;
+  /** Tether's presence rows `online`, stale ones included (`presenceOnline`). */
+  presence: number | null;
+}
+
+export interface AttachWave {
+  count: number;
+  /** First and last `runtimenode.attached` event, ms after SIGTERM (database clock). */
+  firstMs: number | null;
+  lastMs: number | null;
+}
+
+/** Connection attempts that ended (attached/acknowledged, or failed) in one phase. */
+export interface AttemptCounts {
+  attempts: number;
+  /** Refused at TCP level (ECONNREFUSED): no process listened on the port. */
+  refused: number;
+  /** Answered with a time to come back (admission: 503 with `retryAfterMs`), not a failure. */
+  deferred: number;
+  /** Failed otherwise, after reaching a server (timeouts, closes, 503, error answers). */
+  failed: number;
+  /** Those failures' causes (transport message, close code or Tether error code), counted. */
+  causes: Record<string, number>;
+}
+
+/** What the orchestrator saw of the cold start, to set the hosts' logs against. */
+export interface Observed {
+  target: Target;
+  kind: AgentKind;
+  agents: number;
+  connectConcurrency: number;
+  startAt: number;
+  connectUsage: UsageWindow;
+}
+
+/** …and of the restart. */
+export interface RestartObserved {
+  steady: UsageWindow;
+  sigtermAt: number;
+  exitedAt: number;
+  listeningAt: number | null;
+  readyAt: number | null;
+  oldServer: ServerExit;
+  startError: string | null;
+  wave: UsageWindow | null;
+  timeline: TimelinePoint[];
+  sessions: Record<string, number>;
+  serverAttaches: AttachWave | null;
+}
+
+const since = (at: number | null | undefined, ref: number | null | undefined): number | null =>
+  at === null || at === undefined || ref === null || ref === undefined ? null : at - ref;
+
+/** Connection attempts started in [from, to). */
+function attemptsIn(attempts: [number, string][], from: number, to: number): AttemptCounts {
+  const counts: AttemptCounts = { attempts: 0, refused: 0, deferred: 0, failed: 0, causes: {} };
+  for (const [start, outcome] of attempts) {
+    if (start < from || start >= to) continue;
+    counts.attempts++;
+    if (outcome === REFUSED) counts.refused++;
+    else if (outcome === DEFERRED) counts.deferred++;
+    else if (outcome !== OK) {
+      counts.failed++;
+      countInto(counts.causes, outcome);
+    }
+  }
+  return counts;
+}
+
+/** Every host's log gathered: per-agent instants concatenated, counts summed. */
+function gather(logs: AgentLog[]) {
+  const all = <T>(pick: (log: AgentLog) => T[]): T[] => logs.flatMap(pick);
+  const total = (pick: (log: AgentLog) => number): number =>
+    logs.reduce((sum, log) => sum + pick(log), 0);
+  const merged = (pick: (log: AgentLog) => Record<string, number>): Record<string, number> => {
+    const into: Record<string, number> = {};
+    for (const log of logs) for (const [k, v] of Object.entries(pick(log))) countInto(into, k, v);
+    return into;
+  };
+  return {
+    ...{ startAt: all((l) => l.startAt), firstOnlineAt: all((l) => l.firstOnlineAt) },
+    ...{ lostAt: all((l) => l.lostAt), backAt: all((l) => l.backAt) },
+    attempts: all((l) => l.attempts),
+    ...{
+      pending: total((l) => l.pending),
+      disconnectsAfterBack: total((l) => l.disconnectsAfterBack),
+    },
+    ...{ beatsOk: total((l) => l.beatsOk), beatsFailed: total((l) => l.beatsFailed) },
+    ...{ terminated: total((l) => l.terminated), rssBytes: total((l) => l.rssBytes) },
+    disconnectCauses: merged((l) => l.disconnectCauses),
+    beatFailures: merged((l) => l.beatFailures),
+    terminations: merged((l) => l.terminations),
+  };
+}
+
+const histogram = (values: (number | null)[]): LatencySummary => {
+  const h = new Histogram();
+  for (const v of values) if (v !== null) h.recordMs(Math.max(0, v));
+  return h.summary();
+};
+
+const known = (values: (number | null)[]): number[] => values.filter((v) => v !== null);
+
+/** The restart phase: times from SIGTERM, per agent and for the fleet. */
+function restartResult(n: number, g: ReturnType<typeof gather>, r: RestartObserved) {
+  const sigterm = r.sigtermAt;
+  const back = known(g.backAt);
+  const presence = known(r.timeline.map((p) => p.presence));
+  const attempts = attemptsIn(g.attempts, sigterm, Infinity);
+  // Deferred attempts (the server said when to come back) are neither failures nor successes:
+  // left out of both sides of the error rate, so they cannot dilute it.
+  const reached = attempts.attempts - attempts.refused - attempts.deferred;
+  return {
+    ...{ oldServer: r.oldServer, sigtermToExitMs: r.exitedAt - sigterm },
+    /** SIGTERM → the new process accepts TCP connections; answered its readiness probe. */
+    sigtermToListeningMs: since(r.listeningAt, sigterm),
+    sigtermToReadyMs: since(r.readyAt, sigterm),
+    startError: r.startError,
+    ...{ lost: known(g.lostAt).length, back: back.length },
+    firstBackMs: back.length > 0 ? Math.min(...back) - sigterm : null,
+    /** The last agent online again (agents' view); the database counts all back (null: never). */
+    allBackMs: back.length === n ? Math.max(...back) - sigterm : null,
+    dbAllOnlineMs: r.timeline.find((p) => p.db === n)?.t ?? null,
+    /** Tether: lowest count of presence rows `online` after SIGTERM (0: the shutdown released all). */
+    presenceMin: presence.length > 0 ? Math.min(...presence) : null,
+    /** Per agent: SIGTERM → connection lost; SIGTERM → back; listening → back; own loss → back. */
+    lostSinceSigterm: histogram(g.lostAt.map((at) => since(at, sigterm))),
+    sinceSigterm: histogram(g.backAt.map((at) => since(at, sigterm))),
+    sinceListening: histogram(g.backAt.map((at) => since(at, r.listeningAt))),
+    downtime: histogram(g.backAt.map((at, i) => since(at, g.lostAt[i]))),
+    attempts,
+    errorRate: reached > 0 ? attempts.failed / reached : null,
+    ...{ pending: g.pending, disconnectsAfterBack: g.disconnectsAfterBack },
+    ...{ disconnectCauses: g.disconnectCauses, beatsOk: g.beatsOk, beatsFailed: g.beatsFailed },
+    beatFailures: g.beatFailures,
+    /** New process listening → everyone online in both views; PostgreSQL sessions meanwhile. */
+    ...{ wave: r.wave, sessions: r.sessions, serverAttaches: r.serverAttaches },
+    timeline: r.timeline,
+  };
+}
+
+/** The hosts' logs set against the cold start's and (if it ran) the restart's instants. */
+export function summarise(
+  o: Observed,
+  logs: AgentLog[],
+  lastServer: ServerExit | null,
+  r: RestartObserved | null,
+) {
+  const n = o.agents;
+  const g = gather(logs);
+  const online = known(g.firstOnlineAt);
+  return {
+    ...{ target: o.target, kind: o.kind, agents: n, hosts: logs.length },
+    connect: {
+      connectConcurrency: o.connectConcurrency,
+      /** Start instant → every agent online (agents' clocks), null if not all made it. */
+      durationMs: online.length === n ? since(Math.max(...online), o.startAt) : null,
+      online: online.length,
+      startToOnline: histogram(g.firstOnlineAt.map((at, i) => since(at, g.startAt[i]))),
+      attempts: attemptsIn(g.attempts, -Infinity, r?.sigtermAt ?? Infinity),
+      usage: o.connectUsage,
+    },
+    /** The hold before SIGTERM, and the restart (null: not run, the cold start never completed). */
+    steady: r?.steady ?? null,
+    restart: r ? restartResult(n, g, r) : null,
+    ...{ terminated: g.terminated, terminations: g.terminations, agentRssBytes: g.rssBytes },
+    /** The agent hosts' event-loop delay after SIGTERM: the worst, and each host's. */
+    agentLoopDelay: {
+      p99Ms: Math.max(0, ...logs.map((l) => l.loopDelay.p99Ms)),
+      maxMs: Math.max(0, ...logs.map((l) => l.loopDelay.maxMs)),
+    },
+    agentLoopDelays: logs.map((l) => l.loopDelay),
+    lastServer,
+  };
+}
+
+export type RestartRun = ReturnType<typeof summarise>;
+type RestartResult = ReturnType<typeof restartResult>;
 
 const FLOOR_ALL_ONLINE_MS = 30_000;
 const FLOOR_ERROR_RATE = 0.01;
@@ -28,7 +219,7 @@ function usageCells(u: UsageWindow | null): string[] {
     num(u?.server?.cpuPercent),
     mb(u?.server?.rssMaxBytes),
     num(u?.postgresCpuPercent),
-    num(u?.clientsCpuPercent),
+    num(u ? u.clientsCpuPercent.reduce((a, b) => a + b, 0) : null),
     num(u?.othersCpuPercent),
   ];
 }
@@ -40,18 +231,9 @@ function withRestart(runs: RestartRun[]): (RestartRun & { restart: RestartResult
 export function coldStartTable(runs: RestartRun[]): Table {
   return {
     headers: [
-      'server',
-      'online',
-      'hosts',
-      'connecting at once',
-      'all online s',
-      'agents/s',
-      'start→online p50 ms',
-      'p99 ms',
-      'max ms',
-      'attempts',
-      'refused',
-      'failed',
+      ...columns(
+        'server|online|hosts|connecting at once|all online s|agents/s|start→online p50 ms|p99 ms|max ms|attempts|refused|failed',
+      ),
       ...USAGE_HEADERS,
     ],
     rows: runs.map((r) => {
@@ -95,24 +277,9 @@ export function steadyTable(runs: RestartRun[]): Table {
 
 export function recoveryTable(runs: RestartRun[]): Table {
   return {
-    headers: [
-      'server',
-      'SIGTERM→exit s',
-      '→listening s',
-      '→ready probe s',
-      '→first back s',
-      '→all back (agents) s',
-      '→all online (DB) s',
-      'recovery p50 s',
-      'p95 s',
-      'p99 s',
-      'max s',
-      'listening→back p50 s',
-      'p99 s',
-      'back',
-      'stopped',
-      'dropped again',
-    ],
+    headers: columns(
+      'server|SIGTERM→exit s|→listening s|→ready probe s|→first back s|→all back (agents) s|→all online (DB) s|recovery p50 s|p95 s|p99 s|max s|listening→back p50 s|p99 s|back|stopped|dropped again',
+    ),
     rows: withRestart(runs).map((r) => {
       const x = r.restart;
       return [
@@ -140,19 +307,11 @@ export function recoveryTable(runs: RestartRun[]): Table {
 export function attemptsTable(runs: RestartRun[]): Table {
   return {
     headers: [
-      'server',
-      'attempts',
-      'per agent',
-      'refused (no listener)',
-      'deferred (retry-after)',
-      'reached a server, not deferred',
-      'failed',
-      'error rate %',
-      'failure causes',
-      'wave s',
+      ...columns(
+        'server|attempts|per agent|refused (no listener)|deferred (retry-after)|reached a server, not deferred|failed|error rate %|failure causes|wave s',
+      ),
       ...USAGE_HEADERS,
-      'agent hosts loop p99 ms (worst)',
-      'max ms',
+      ...columns('agent hosts loop p99 ms (worst)|max ms'),
     ],
     rows: withRestart(runs).map((r) => {
       const a = r.restart.attempts;

@@ -10,10 +10,10 @@
  */
 import { BASELINE_SCHEMA, BASELINE_TABLE } from '../baseline/schema.js';
 import { createFleet } from '../identities.js';
-import { preciseNow } from '../protocol.js';
-import { ms, num, ratio } from '../report.js';
+import { preciseNow } from '../ipc.js';
+import { compareRows, metric, ms, num, stepLead, type Column } from '../report.js';
+import { scaledFloors, type Scenario, type ScenarioResult } from '../scenario.js';
 import { createDb, runMigrations, sweepPresence, type Db } from '../tether-internals.js';
-import type { FloorCheck, Scenario, ScenarioResult } from './types.js';
 
 const DATABASE = 'tether_bench_sweep';
 const DEGRADED_AFTER_MS = 30_000;
@@ -94,10 +94,18 @@ const median = (values: number[]): number => {
 };
 const worst = (values: number[]): number => Math.max(...values);
 
+const times = (runs: Timing[]): number[] => runs.map((x) => x.ms);
+const SWEEP: Column<Timing[]>[] = [
+  metric('transitions', num, (runs) => runs[0]?.transitions, false),
+  metric('median ms', ms, (runs) => median(times(runs))),
+  metric('worst ms', ms, (runs) => worst(times(runs))),
+  metric('runs', num, (runs) => runs.length, false),
+];
+
 export const sweep: Scenario = {
   name: 'sweep',
   title: 'Staleness sweep over the registry, timed against PostgreSQL',
-  nodesNeeded: () => 0,
+  needs: () => ({ nodes: 0 }),
   async run(ctx): Promise<ScenarioResult> {
     const rows = ctx.quick ? 20_000 : 100_000;
     const repeats: Record<FleetState, number> = ctx.quick
@@ -142,47 +150,30 @@ export const sweep: Scenario = {
       'one-percent': '1 % stale',
       'all-stale': 'mass demotion (100 %)',
     };
-    const tableRows = cases.flatMap((c) => {
-      const t = c.tether.map((x) => x.ms);
-      const b = c.baseline.map((x) => x.ms);
-      return [
-        [
-          label[c.state],
-          'tether',
-          num(c.tether[0]?.transitions),
-          ms(median(t)),
-          ms(worst(t)),
-          num(t.length),
-        ],
-        [
-          '',
-          'baseline',
-          num(c.baseline[0]?.transitions),
-          ms(median(b)),
-          ms(worst(b)),
-          num(b.length),
-        ],
-        ['', 'ratio T/B', '', ratio(median(t), median(b)), ratio(worst(t), worst(b)), ''],
-      ];
-    });
+    const tableRows = cases.flatMap((c) =>
+      compareRows(SWEEP, stepLead(label[c.state]), c.tether, c.baseline),
+    );
     const scaled = ctx.quick ? `--quick: ${num(rows)} rows` : undefined;
     const byState = (s: FleetState): number[] =>
       cases.find((c) => c.state === s)?.tether.map((x) => x.ms) ?? [];
     const onePct = byState('one-percent');
     const mass = byState('all-stale');
     const massTransitions = cases.find((c) => c.state === 'all-stale')?.tether[0]?.transitions ?? 0;
-    const floors: FloorCheck[] = [
-      {
-        floor: `sweep over ${num(rows)} rows, 1 % stale: ≤ 50 ms`,
-        measured: `median ${ms(median(onePct))} ms, worst ${ms(worst(onePct))} ms of ${onePct.length}`,
-        met: worst(onePct) <= 50,
-      },
-      {
-        floor: `mass demotion of ${num(rows)} with its events: ≤ 2 s`,
-        measured: `median ${ms(median(mass))} ms, worst ${ms(worst(mass))} ms (${num(massTransitions)} transitions + events)`,
-        met: worst(mass) <= 2_000 && massTransitions === rows,
-      },
-    ].map((c) => (scaled ? { ...c, scaled } : c));
+    const floors = scaledFloors(
+      [
+        {
+          floor: `sweep over ${num(rows)} rows, 1 % stale: ≤ 50 ms`,
+          measured: `median ${ms(median(onePct))} ms, worst ${ms(worst(onePct))} ms of ${onePct.length}`,
+          met: worst(onePct) <= 50,
+        },
+        {
+          floor: `mass demotion of ${num(rows)} with its events: ≤ 2 s`,
+          measured: `median ${ms(median(mass))} ms, worst ${ms(worst(mass))} ms (${num(massTransitions)} transitions + events)`,
+          met: worst(mass) <= 2_000 && massTransitions === rows,
+        },
+      ],
+      scaled,
+    );
     return {
       name: this.name,
       title: this.title,
@@ -194,7 +185,7 @@ export const sweep: Scenario = {
       },
       tables: [
         {
-          headers: ['fleet state', 'server', 'transitions', 'median ms', 'worst ms', 'runs'],
+          headers: ['fleet state', 'server', ...SWEEP.map((c) => c.header)],
           rows: tableRows,
         },
       ],

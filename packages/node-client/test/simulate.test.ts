@@ -11,6 +11,7 @@ import {
   processScheduler,
   startSimulation,
   type NodeCredentials,
+  type SimEvent,
 } from '../src/index.js';
 import {
   FAST_BEATS,
@@ -97,6 +98,50 @@ describe('simulate', () => {
     } finally {
       await second.stop();
     }
+  });
+
+  it('closed-loop start: at most startConcurrency nodes started and not yet online; everyEvent reports starts, attempts and beats; stop without detaching leaves the attachments', async () => {
+    await using server = await startTestServer({
+      env: { TETHER_RATE_PUBLIC_PER_MINUTE: '10000', ...FAST_BEATS },
+    });
+    const { admin, sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
+    const events: SimEvent[] = [];
+    let waiting = 0;
+    let mostWaiting = 0;
+    const firstOnline = new Set<number>();
+    const simulation = await startSimulation({
+      url: server.url,
+      enrollmentKey,
+      sessionId,
+      count: 8,
+      startConcurrency: 2,
+      everyEvent: true,
+      nodeOptions: TEST_NODE_OPTIONS,
+      onEvent: (e) => {
+        events.push(e);
+        if (e.type === 'started') mostWaiting = Math.max(mostWaiting, ++waiting);
+        if (e.type === 'online' && !firstOnline.has(e.index)) {
+          firstOnline.add(e.index);
+          waiting--;
+        }
+      },
+    });
+    try {
+      await simulation.waitUntil((s) => s.online === 8);
+      await eventually(
+        () => Promise.resolve(events.filter((e) => e.type === 'heartbeat').length),
+        (beats) => beats >= 8,
+      );
+      expect(mostWaiting).toBe(2);
+      const started = events.filter((e) => e.type === 'started').map((e) => e.index);
+      expect(started.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+      expect(events.filter((e) => e.type === 'connecting').length).toBeGreaterThanOrEqual(8);
+    } finally {
+      await simulation.stop({ detach: false });
+    }
+    // Daemons gone, not leaving: their attachments are still active (a detaching stop ends them).
+    const roster = await admin.runtimenode.roster.query({ sessionId });
+    expect(roster.nodes.map((n) => n.state)).toEqual(Array(8).fill('online'));
   });
 
   it('churn: random disconnects and degraded periods; every dropped node comes back on its own (resumed or re-attached)', async () => {

@@ -16,16 +16,41 @@
  */
 import { Agent, request } from 'node:http';
 import { WebSocket } from 'ws';
-import { DashboardView, matchDeliveries } from '../delivery.js';
-import { preciseNow } from '../protocol.js';
-import type { DashboardSpec, FromDashboard, Health, ToDashboard } from '../presence-protocol.js';
-import { settleOnce } from '../settle.js';
+import {
+  DashboardView,
+  matchDeliveries,
+  type DeliverySummary,
+  type Health,
+  type MatchRule,
+  type PresenceChange,
+} from '../delivery.js';
+import { preciseNow } from '../ipc.js';
+import { closeSockets, frameOf, paramsFrame, settleOnce, wsUrl } from '../wire.js';
 
 const SUBSCRIPTION_ID = 1;
 const MAX_ERRORS_KEPT = 5;
 
-function reply(message: FromDashboard): void {
-  process.send?.(message);
+/** `feed`: `fleet.events` subscriptions (Tether); `poll`: `presence.list` every interval (baseline). */
+export type DashboardMode = 'feed' | 'poll';
+
+export interface DashboardSpec {
+  mode: DashboardMode;
+  baseUrl: string;
+  /** Participant token (feed mode). */
+  token: string;
+  dashboards: number;
+  /** The nodes whose presence the dashboards track (a contiguous, zero-padded id range). */
+  nodeIds: string[];
+  /** What a dashboard knows of every node before its first observation (null: nothing). */
+  initial: Health | null;
+  pollIntervalMs: number;
+  connectConcurrency: number;
+}
+
+export interface Ready {
+  opened: number;
+  failed: number;
+  failures: string[];
 }
 
 interface FleetEventFrame {
@@ -71,10 +96,10 @@ class Dashboards {
     if (this.errors.length < MAX_ERRORS_KEPT) this.errors.push(message);
   }
 
-  async start(): Promise<FromDashboard> {
+  async start(): Promise<Ready> {
     if (this.#spec.mode === 'poll') {
       this.#startPolling();
-      return { type: 'ready', opened: this.views.length, failed: 0, failures: [] };
+      return { opened: this.views.length, failed: 0, failures: [] };
     }
     let next = 0;
     let failed = 0;
@@ -91,21 +116,18 @@ class Dashboards {
     };
     const lanes = Math.max(1, Math.min(this.#spec.connectConcurrency, this.views.length));
     await Promise.all(Array.from({ length: lanes }, lane));
-    return { type: 'ready', opened: this.views.length - failed, failed, failures };
+    return { opened: this.views.length - failed, failed, failures };
   }
 
   /** Opens dashboard `i`'s socket and subscription; resolves null once tRPC says `started`. */
   #subscribe(i: number): Promise<string | null> {
     const view = this.views[i]!;
-    const url = `${this.#spec.baseUrl.replace(/^http/, 'ws')}/trpc?connectionParams=1`;
     return new Promise((resolve) => {
       const settle = settleOnce<string | null>(resolve, 30_000, 'subscribe timeout');
-      const socket = new WebSocket(url, { perMessageDeflate: false });
+      const socket = new WebSocket(wsUrl(this.#spec.baseUrl), { perMessageDeflate: false });
       this.#sockets.push(socket);
       socket.on('open', () => {
-        socket.send(
-          JSON.stringify({ method: 'connectionParams', data: { token: this.#spec.token } }),
-        );
+        socket.send(paramsFrame(this.#spec.token));
         socket.send(
           JSON.stringify({
             id: SUBSCRIPTION_ID,
@@ -119,26 +141,8 @@ class Dashboards {
       });
       socket.on('message', (data, isBinary) => {
         const arrival = preciseNow();
-        if (isBinary) return;
-        const text = (
-          Array.isArray(data)
-            ? Buffer.concat(data)
-            : Buffer.isBuffer(data)
-              ? data
-              : Buffer.from(data)
-        ).toString('utf8');
-        if (text === 'PING') {
-          socket.send('PONG');
-          return;
-        }
-        if (text === 'PONG' || text === '') return;
-        let frame: FleetEventFrame;
-        try {
-          frame = JSON.parse(text) as FleetEventFrame;
-        } catch {
-          return;
-        }
-        if (frame.id !== SUBSCRIPTION_ID) return; // reconnect notifications
+        const frame = frameOf(socket, data, isBinary) as FleetEventFrame | null;
+        if (frame?.id !== SUBSCRIPTION_ID) return; // reconnect notifications
         if (frame.error) {
           const shape = frame.error.json;
           const code = shape?.data?.tetherError?.code ?? shape?.message ?? 'error';
@@ -222,60 +226,24 @@ class Dashboards {
     this.#stopped = true;
     for (const timer of this.#timers) clearTimeout(timer);
     this.#agent?.destroy();
-    const closing = this.#sockets.map(
-      (socket) =>
-        new Promise<void>((resolve) => {
-          if (socket.readyState === WebSocket.CLOSED) return resolve();
-          socket.once('close', () => resolve());
-          socket.close(1000, 'bench done');
-        }),
-    );
-    await Promise.race([
-      Promise.all(closing),
-      new Promise((resolve) => setTimeout(resolve, 3_000).unref()),
-    ]);
+    await closeSockets(this.#sockets);
   }
 }
 
 let dashboards: Dashboards | null = null;
 
-process.on('message', (message: ToDashboard) => {
-  const fail = (error: unknown): void =>
-    reply({ type: 'fatal', message: error instanceof Error ? error.message : String(error) });
-  try {
-    switch (message.type) {
-      case 'init':
-        dashboards = new Dashboards(message.spec);
-        dashboards.start().then(reply, fail);
-        break;
-      case 'probe': {
-        const caughtUp = dashboards?.views.filter((v) => v.shows(message.expect)).length ?? 0;
-        reply({ type: 'probed', caughtUp });
-        break;
-      }
-      case 'match': {
-        if (!dashboards) throw new Error('match before init');
-        const summary = matchDeliveries(
-          dashboards.views,
-          message.changes,
-          dashboards.nodeCount,
-          message.since,
-          message.rule,
-        );
-        reply({
-          type: 'matched',
-          summary: { ...summary, errors: dashboards.errors, errorCount: dashboards.errorCount },
-        });
-        break;
-      }
-      case 'exit':
-        void (dashboards?.close() ?? Promise.resolve()).finally(() => process.exit(0));
-        break;
-    }
-  } catch (error) {
-    fail(error);
-  }
-});
-
-// The orchestrator going away must not leave dashboards behind.
-process.on('disconnect', () => process.exit(0));
+export const handlers = {
+  init(spec: DashboardSpec): Promise<Ready> {
+    dashboards = new Dashboards(spec);
+    return dashboards.start();
+  },
+  /** How many dashboards show every tracked node in the `expect`ed health right now. */
+  probe: (expect: Health[]): number => dashboards?.views.filter((v) => v.shows(expect)).length ?? 0,
+  /** Matches every dashboard's observations against the driver's changes (delivery.ts). */
+  match(changes: PresenceChange[], since: number, rule: MatchRule): DeliverySummary {
+    if (!dashboards) throw new Error('match before init');
+    const { views, nodeCount, errors, errorCount } = dashboards;
+    return { ...matchDeliveries(views, changes, nodeCount, since, rule), errors, errorCount };
+  },
+  close: () => dashboards?.close(),
+};

@@ -11,27 +11,34 @@
  *   the change's instant is the open) and closes it (`close(1000)`) `holdMs` later (the instant
  *   of `close()`): the server must then mark it offline.
  */
-import { preciseNow, type WorkerSpec } from '../protocol.js';
-import type {
-  DriverReport,
-  DriverSpec,
-  FromDriver,
-  Health,
-  PresenceChange,
-  ToDriver,
-} from '../presence-protocol.js';
-import { WsTransport } from './transport.js';
-import { settleOnce } from '../settle.js';
+import type { Health, PresenceChange } from '../delivery.js';
+import { preciseNow, sleepUntil } from '../ipc.js';
+import { HEARTBEAT, settleOnce, WsTransport, type NodeIdentity } from '../wire.js';
 
-const HEARTBEAT = 'runtimenode.heartbeat';
 const MAX_FAILURES_KEPT = 5;
 
-function reply(message: FromDriver): void {
-  process.send?.(message);
+export interface DriverSpec {
+  mode: 'flip' | 'churn';
+  baseUrl: string;
+  nodes: NodeIdentity[];
+  /** Flip: changes to make; churn: one open/close pair per node. */
+  changes: number;
+  /** Changes (flip) or opens (churn) per second. */
+  rate: number;
+  /** Churn: how long a socket stays open before it is closed. */
+  holdMs: number;
+  requestTimeoutMs: number;
 }
 
-const sleepUntil = (at: number): Promise<void> =>
-  new Promise((resolve) => setTimeout(resolve, Math.max(0, at - preciseNow())));
+export interface DriverReport {
+  changes: PresenceChange[];
+  /** Flip: turns skipped because the node's previous change was unanswered. */
+  skipped: number;
+  /** Connect failures (flip: initial connect; churn: opens). */
+  failures: string[];
+  /** How late the driver acted versus its schedule (ms): a saturated driver shows here. */
+  lagMaxMs: number;
+}
 
 class Driver {
   readonly #spec: DriverSpec;
@@ -42,16 +49,11 @@ class Driver {
 
   constructor(spec: DriverSpec) {
     this.#spec = spec;
-    const transportSpec: WorkerSpec = {
-      workerIndex: 0,
-      transport: 'ws',
-      baseUrl: spec.baseUrl,
-      nodes: spec.nodes,
-      connectConcurrency: 32,
-      httpMaxSockets: 1,
-      requestTimeoutMs: spec.requestTimeoutMs,
-    };
-    this.#transport = new WsTransport(transportSpec);
+    const { baseUrl, nodes, requestTimeoutMs } = spec;
+    this.#transport = new WsTransport({
+      ...{ baseUrl, nodes, requestTimeoutMs },
+      ...{ connectConcurrency: 32, httpMaxSockets: 1 },
+    });
   }
 
   #failure(message: string): void {
@@ -59,27 +61,16 @@ class Driver {
   }
 
   /** Flip mode connects every node up front; churn mode connects them on schedule. */
-  async connect(): Promise<FromDriver> {
-    if (this.#spec.mode === 'churn') return { type: 'ready', opened: 0, failed: 0, failures: [] };
-    const report = await this.#transport.connect();
-    return {
-      type: 'ready',
-      opened: report.opened,
-      failed: report.failed,
-      failures: report.failures,
-    };
+  async connect(): Promise<{ opened: number; failures: string[] }> {
+    if (this.#spec.mode === 'churn') return { opened: 0, failures: [] };
+    const { opened, failures } = await this.#transport.connect();
+    return { opened, failures };
   }
 
-  async run(startAt: number): Promise<FromDriver> {
+  async run(startAt: number): Promise<DriverReport> {
     const skipped =
       this.#spec.mode === 'flip' ? await this.#flip(startAt) : await this.#churn(startAt);
-    const report: DriverReport = {
-      changes: this.#changes,
-      skipped,
-      failures: this.#failures,
-      lagMaxMs: this.#lagMaxMs,
-    };
-    return { type: 'done', report };
+    return { changes: this.#changes, skipped, failures: this.#failures, lagMaxMs: this.#lagMaxMs };
   }
 
   #late(due: number): void {
@@ -195,23 +186,15 @@ class Driver {
 
 let driver: Driver | null = null;
 
-process.on('message', (message: ToDriver) => {
-  const fail = (error: unknown): void =>
-    reply({ type: 'fatal', message: error instanceof Error ? error.message : String(error) });
-  switch (message.type) {
-    case 'init':
-      driver = new Driver(message.spec);
-      driver.connect().then(reply, fail);
-      break;
-    case 'start':
-      if (!driver) fail(new Error('start before init'));
-      else driver.run(message.startAt).then(reply, fail);
-      break;
-    case 'exit':
-      void (driver?.close() ?? Promise.resolve()).finally(() => process.exit(0));
-      break;
-  }
-});
-
-// The orchestrator going away must not leave the driver behind.
-process.on('disconnect', () => process.exit(0));
+export const handlers = {
+  init(spec: DriverSpec) {
+    driver = new Driver(spec);
+    return driver.connect();
+  },
+  /** Runs the schedule from `startAt`; resolves once every change has been answered. */
+  run(startAt: number): Promise<DriverReport> {
+    if (!driver) throw new Error('run before init');
+    return driver.run(startAt);
+  },
+  close: () => driver?.close(),
+};

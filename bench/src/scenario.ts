@@ -1,0 +1,195 @@
+/**
+ * The plugin shape of a scenario and what the orchestrator (run.ts) gives it. Adding one means
+ * writing a `Scenario` in `scenarios/` and listing it in `scenarios/index.ts`: the orchestrator
+ * registers the node identities it `needs`, provides PostgreSQL, fresh server processes
+ * (`withServer`), load runs against both servers (`runBoth`), and renders the tables it returns.
+ * Child processes of its own are roles (`roles/`) started through `ipc.ts`.
+ */
+import type pg from 'pg';
+import type { Fleet } from './identities.js';
+import { runLoad, type LoadPlan, type LoadResult } from './load.js';
+import type { BenchPostgres } from './postgres.js';
+import type { ServerExit, ServerProcess, StartOptions, Target } from './servers.js';
+import type { Db } from './tether-internals.js';
+
+export const TARGETS = ['tether', 'baseline'] as const;
+
+export interface BenchContext {
+  quick: boolean;
+  /** Client processes per run (load generators, dashboard processes; at least 2). */
+  generators: number;
+  postgres: BenchPostgres;
+  postmasterPid: number | null;
+  /** The database both servers use. */
+  db: Db;
+  /** A dedicated connection for probes (WAL position, table counters). */
+  probe: pg.Client;
+  /** Starts a fresh server process of this kind (its log: `.data/<label>-<target>.log`). */
+  startServer(target: Target, label: string, options?: StartOptions): Promise<ServerProcess>;
+  /** Presence table per target. */
+  presenceTables: Record<Target, string>;
+  /** Identities registered for the run (as many as the largest scenario needs). */
+  fleet: Fleet;
+  log: (line: string) => void;
+}
+
+export interface FloorCheck {
+  floor: string;
+  /** What was measured, formatted. */
+  measured: string;
+  met: boolean;
+  /** Set when the scenario ran scaled down (--quick): the check is indicative only. */
+  scaled?: string;
+}
+
+export interface Table {
+  headers: string[];
+  rows: string[][];
+}
+
+export interface ScenarioResult {
+  name: string;
+  title: string;
+  parameters: Record<string, unknown>;
+  /** The rows of the report's tables. */
+  tables: Table[];
+  /** Remarks printed under the tables (a server crashed, sockets were retried, …). */
+  notes: string[];
+  floors: FloorCheck[];
+  /** Everything measured, for the JSON file. */
+  data: unknown;
+}
+
+export interface Scenario {
+  name: string;
+  title: string;
+  /** What it needs started: registered identities from the shared fleet (0: its own or none). */
+  needs(quick: boolean): { nodes: number };
+  run(ctx: BenchContext): Promise<ScenarioResult>;
+}
+
+/** The lines that apply (a note is written as `condition && text`). */
+export const lines = (...items: (string | false | null | undefined)[]): string[] =>
+  items.filter((item): item is string => typeof item === 'string');
+
+/** Table headers written as one `|`-separated string. */
+export const columns = (headers: string): string[] => headers.split('|');
+
+/** Marks floor checks as scaled down when `scaled` is set (a --quick run). */
+export const scaledFloors = (checks: FloorCheck[], scaled: string | undefined): FloorCheck[] =>
+  scaled ? checks.map((c) => ({ ...c, scaled })) : checks;
+
+/**
+ * Runs `measure` against a fresh server process of `target`, then stops it (also when `measure`
+ * failed) and adds how it ended: a crash under load is part of the result.
+ */
+export async function withServer<T extends object>(
+  ctx: BenchContext,
+  target: Target,
+  label: string,
+  measure: (server: ServerProcess) => Promise<T>,
+  options: StartOptions & { quiet?: boolean } = {},
+): Promise<T & { serverExit: ServerExit }> {
+  const server = await ctx.startServer(target, label, options);
+  if (!options.quiet) ctx.log(` ${target} (pid ${server.pid}):`);
+  let outcome: { ok: true; value: T } | { ok: false; error: unknown };
+  try {
+    outcome = { ok: true, value: await measure(server) };
+  } catch (error) {
+    outcome = { ok: false, error };
+  }
+  const serverExit = await server.stop();
+  if (serverExit.crashed) {
+    ctx.log(
+      `  ${target} server CRASHED (code ${serverExit.code}, signal ${serverExit.signal}); see ${server.logFile}`,
+    );
+  }
+  if (!outcome.ok) throw outcome.error;
+  return { ...outcome.value, serverExit };
+}
+
+export type Pair = Record<Target, LoadResult & { serverExit: ServerExit }>;
+
+/**
+ * Runs one load plan against a fresh Tether process, then the same plan against a fresh baseline
+ * process: one server at a time, so neither competes with the other's leftovers (a backlog still
+ * draining, a grown heap) and RSS is measured from a clean start.
+ */
+export async function runBoth(
+  ctx: BenchContext,
+  label: string,
+  plan: Omit<LoadPlan, 'generators'>,
+): Promise<Pair> {
+  const pair: Partial<Pair> = {};
+  for (const target of TARGETS) {
+    pair[target] = await withServer(ctx, target, label, (server) =>
+      runLoad(
+        { ...plan, generators: ctx.generators },
+        {
+          server,
+          presenceTable: ctx.presenceTables[target],
+          ...(target === 'tether' ? { historyTable: 'runtime_node_metrics' } : {}),
+          pg: ctx.probe,
+          postmasterPid: ctx.postmasterPid,
+          log: ctx.log,
+        },
+      ),
+    );
+  }
+  return pair as Pair;
+}
+
+/** Lines for the report about servers that died under the load. */
+export function crashNotes(pair: Pair): string[] {
+  return TARGETS.filter((t) => pair[t].serverExit.crashed).map((t) => {
+    const e = pair[t].serverExit;
+    const oom = /heap out of memory/.test(e.logTail ?? '')
+      ? ' — JavaScript heap out of memory'
+      : '';
+    return `${t} server crashed during the run (exit code ${e.code}, signal ${e.signal})${oom}`;
+  });
+}
+
+/** Lines for the report about sockets the server closed while the fleet was connecting. */
+export function connectNotes(pair: Pair): string[] {
+  return TARGETS.filter((t) => pair[t].connect.retried > 0 || pair[t].connect.failed > 0).map(
+    (t) => {
+      const c = pair[t].connect;
+      return (
+        `${t}: ${c.retried} socket(s) closed by the server while connecting were retried, ` +
+        `${c.failed} never connected; e.g. ${c.failures.slice(0, 2).join('; ')}`
+      );
+    },
+  );
+}
+
+/** A session owned by the fleet's owner, for SDK nodes to attach to. */
+export function createSession(ctx: BenchContext, name: string): Promise<string> {
+  return ctx.db.tx(async (sql) => {
+    const { rows } = await sql.query<{ id: string }>(
+      `INSERT INTO sessions (name, created_by) VALUES ($1, $2) RETURNING id`,
+      [name, ctx.fleet.ownerParticipantId],
+    );
+    const id = rows[0]!.id;
+    await sql.query(
+      `INSERT INTO session_memberships (session_id, participant_id, role, state)
+       VALUES ($1, $2, 'owner', 'active')`,
+      [id, ctx.fleet.ownerParticipantId],
+    );
+    return id;
+  });
+}
+
+/**
+ * Nodes stopped without detaching (daemons killed, not leaving) keep their attachments active:
+ * close them and archive the session, so the nodes are free for later scenarios (a node has at
+ * most one active attachment).
+ */
+export async function closeSession(ctx: BenchContext, sessionId: string): Promise<void> {
+  await ctx.db.query(
+    `UPDATE runtime_node_attachments SET state = 'offline', updated_at = now()
+      WHERE session_id = $1 AND state IN ('registering', 'online', 'degraded')`,
+    [sessionId],
+  );
+  await ctx.db.query(`UPDATE sessions SET state = 'archived' WHERE id = $1`, [sessionId]);
+}

@@ -1,0 +1,327 @@
+/**
+ * The raw tRPC wire the bench's own clients speak (no client library, so one process holds
+ * thousands of nodes cheaply): used by the load generators, the presence driver, the dashboards
+ * and the baseline's agents.
+ *
+ * - WebSocket: `/trpc?connectionParams=1`; the first frame carries `{ token }` (tRPC
+ *   connectionParams), then JSON-RPC frames `{id, method, params: {path, input}}`, answered by
+ *   `{id, result}` or `{id, error}`. Text `PING` frames (tRPC keep-alive) are answered `PONG`.
+ * - HTTP: `POST /trpc/<path>` with the input as the JSON body and `Authorization: Bearer`, over a
+ *   keep-alive agent shared by the process's nodes.
+ * Inputs and outputs are superjson-encoded: `{ json }` for plain JSON values.
+ */
+import { Agent, request } from 'node:http';
+import { WebSocket } from 'ws';
+import { Histogram, type HistogramData } from './histogram.js';
+import { preciseNow, sleep } from './ipc.js';
+
+export const HEARTBEAT = 'runtimenode.heartbeat';
+
+export interface NodeIdentity {
+  nodeId: string;
+  token: string;
+}
+
+export const wsUrl = (baseUrl: string): string =>
+  `${baseUrl.replace(/^http/, 'ws')}/trpc?connectionParams=1`;
+
+export const paramsFrame = (token: string): string =>
+  JSON.stringify({ method: 'connectionParams', data: { token } });
+
+export const callFrame = (id: number, method: string, path: string, input: unknown): string =>
+  JSON.stringify({ id, method, params: { path, input: { json: input } } });
+
+/**
+ * A text frame's JSON (null for binary, keep-alive and unparsable frames); answers `PING`.
+ */
+export function frameOf(socket: WebSocket, data: WebSocket.RawData, isBinary: boolean): unknown {
+  if (isBinary) return null; // tRPC's JSON encoding uses text frames only
+  const bytes = Array.isArray(data)
+    ? Buffer.concat(data)
+    : Buffer.isBuffer(data)
+      ? data
+      : Buffer.from(data);
+  const text = bytes.toString('utf8');
+  if (text === 'PING') socket.send('PONG');
+  if (text === 'PING' || text === 'PONG' || text === '') return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+/** The Tether (or tRPC) code of a superjson-encoded error shape (`{ json: shape }`). */
+export function errorCode(encoded: unknown, fallback: string): string {
+  const error = (encoded as { json?: unknown } | null)?.json ?? encoded;
+  const data = (error as { data?: { code?: unknown; tetherError?: { code?: unknown } } } | null)
+    ?.data;
+  const code = data?.tetherError?.code ?? data?.code;
+  return typeof code === 'string' ? code : fallback;
+}
+
+/**
+ * A one-shot answer with a deadline: the returned `settle` passes the first value to `resolve`;
+ * when the deadline passes first, it settles with `timeoutValue` and runs `onTimeout`.
+ */
+export function settleOnce<T>(
+  resolve: (value: T) => void,
+  timeoutMs: number,
+  timeoutValue: T,
+  onTimeout?: () => void,
+): (value: T) => void {
+  let settled = false;
+  const settle = (value: T): void => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    resolve(value);
+  };
+  const timer = setTimeout(() => {
+    settle(timeoutValue);
+    onTimeout?.();
+  }, timeoutMs);
+  return settle;
+}
+
+/** `null` when the call succeeded, else a short error code (a Tether error code when known). */
+export type Done = (error: string | null) => void;
+
+export interface TransportSpec {
+  baseUrl: string;
+  nodes: NodeIdentity[];
+  /** WebSocket handshakes in flight at once while connecting. */
+  connectConcurrency: number;
+  /** HTTP keep-alive sockets per process. */
+  httpMaxSockets: number;
+  /** A call without an answer after this long counts as a timeout. */
+  requestTimeoutMs: number;
+}
+
+export interface ConnectReport {
+  opened: number;
+  failed: number;
+  /** Open-to-first-acknowledged-beat latency per socket (WS only). */
+  connect: HistogramData;
+  /** First failure messages (including retried ones), for the report. */
+  failures: string[];
+  /** Connection attempts repeated because the server closed, refused or deferred the first. */
+  retried: number;
+  durationMs: number;
+}
+
+export interface BeatTransport {
+  connect(): Promise<ConnectReport>;
+  /** Sends one call for node `index`; false (and `done` never called) if it cannot be sent. */
+  send(index: number, path: string, input: unknown, done: Done): boolean;
+  socketsOpen(): number;
+  close(): Promise<void>;
+}
+
+const CONNECT_ATTEMPTS = 3;
+/** Upgrades deferred by the server's admission are retried at the time it gave, this often. */
+const MAX_DEFERRALS = 100;
+const DEFERRED = 'deferred: retry after ms ';
+
+export class WsTransport implements BeatTransport {
+  readonly #sockets: (WebSocket | null)[];
+  readonly #pending = new Map<number, { socket: number; done: Done }>();
+  #nextId = 1;
+  #open = 0;
+
+  constructor(readonly spec: TransportSpec) {
+    this.#sockets = spec.nodes.map(() => null);
+  }
+
+  socketsOpen(): number {
+    return this.#open;
+  }
+
+  async connect(): Promise<ConnectReport> {
+    const started = preciseNow();
+    const connect = new Histogram();
+    const failures: string[] = [];
+    let [failed, nextNode, retried] = [0, 0, 0];
+    const lane = async (): Promise<void> => {
+      while (nextNode < this.spec.nodes.length) {
+        const index = nextNode++;
+        const nodeId = this.spec.nodes[index]!.nodeId;
+        const t0 = preciseNow();
+        let error = await this.openOne(index);
+        // An upgrade the server's admission deferred comes back when it was told to, as the
+        // SDK does (not a failed attempt; reported as retried).
+        for (let n = 0; error?.startsWith(DEFERRED) && n < MAX_DEFERRALS; n++) {
+          retried++;
+          await sleep(Number(error.slice(DEFERRED.length)));
+          error = await this.openOne(index);
+        }
+        // A socket the server closed while connecting is retried (and reported as such), so
+        // the steady-state measurements run with the full fleet.
+        for (let attempt = 1; error !== null && attempt < CONNECT_ATTEMPTS; attempt++) {
+          if (failures.length < 5) failures.push(`${nodeId}: ${error} (retried)`);
+          retried++;
+          await sleep(100 * attempt);
+          error = await this.openOne(index);
+        }
+        if (error === null) connect.recordMs(preciseNow() - t0);
+        else {
+          failed++;
+          if (failures.length < 10) failures.push(`${nodeId}: ${error}`);
+        }
+      }
+    };
+    const lanes = Math.max(1, Math.min(this.spec.connectConcurrency, this.spec.nodes.length));
+    await Promise.all(Array.from({ length: lanes }, lane));
+    const opened = this.spec.nodes.length - failed;
+    const durationMs = preciseNow() - started;
+    return { opened, failed, connect: connect.toData(), failures, retried, durationMs };
+  }
+
+  /** Opens node `index`'s socket and waits for its first acknowledged beat: null, or why not. */
+  openOne(index: number): Promise<string | null> {
+    const node = this.spec.nodes[index]!;
+    return new Promise((resolve) => {
+      const finish = settleOnce<string | null>(
+        resolve,
+        this.spec.requestTimeoutMs,
+        'connect timeout',
+        () => socket.terminate(),
+      );
+      const socket = new WebSocket(wsUrl(this.spec.baseUrl), { perMessageDeflate: false });
+      socket.on('open', () => {
+        this.#open++;
+        this.#sockets[index] = socket;
+        socket.send(paramsFrame(node.token));
+        const input = { nodeId: node.nodeId, healthState: 'online' };
+        if (!this.send(index, HEARTBEAT, input, finish)) finish('socket closed');
+      });
+      socket.on('message', (data, isBinary) => {
+        const message = frameOf(socket, data, isBinary) as { id?: unknown; error?: unknown };
+        const call = typeof message?.id === 'number' ? this.#pending.get(message.id) : undefined;
+        if (!call) return; // reconnect notifications, connection errors
+        this.#pending.delete(message.id as number);
+        call.done(message.error === undefined ? null : errorCode(message.error, 'error'));
+      });
+      socket.on('unexpected-response', (_req, res) => {
+        // Admission's answer: 503 with `system.unavailable` and `retryAfterMs` in the body.
+        const chunks: Buffer[] = [];
+        const refused = `Unexpected server response: ${res.statusCode}`;
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const match = /"retryAfterMs":(\d+)/.exec(Buffer.concat(chunks).toString('utf8'));
+          finish(match ? `${DEFERRED}${match[1]}` : refused);
+        });
+        res.on('error', () => finish(refused));
+      });
+      socket.on('error', (error) => finish(error.message));
+      socket.on('close', (code, reason) => {
+        finish(`closed ${code} ${reason.toString('utf8')}`.trim());
+        if (this.#sockets[index] === socket) {
+          this.#sockets[index] = null;
+          this.#open--;
+        }
+        for (const [id, call] of this.#pending) {
+          if (call.socket !== index) continue;
+          this.#pending.delete(id);
+          call.done(`socket_closed_${code}`);
+        }
+      });
+    });
+  }
+
+  send(index: number, path: string, input: unknown, done: Done): boolean {
+    const socket = this.#sockets[index];
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    const id = this.#nextId++;
+    this.#pending.set(id, { socket: index, done });
+    socket.send(callFrame(id, 'mutation', path, input));
+    return true;
+  }
+
+  /** Closes node `index`'s socket normally (1000); false if it was not open. */
+  closeOne(index: number, reason = 'bench close'): boolean {
+    const socket = this.#sockets[index];
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    socket.close(1000, reason);
+    return true;
+  }
+
+  close(): Promise<void> {
+    return closeSockets(this.#sockets);
+  }
+}
+
+/** Closes sockets normally, waiting at most 3 s for them to close. */
+export async function closeSockets(sockets: (WebSocket | null)[]): Promise<void> {
+  const closing = sockets.map((socket) =>
+    !socket || socket.readyState === WebSocket.CLOSED
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          socket.once('close', () => resolve());
+          socket.close(1000, 'bench done');
+        }),
+  );
+  await Promise.race([Promise.all(closing), sleep(3_000)]);
+}
+
+export class HttpTransport implements BeatTransport {
+  readonly #agent: Agent;
+  readonly #url: URL;
+
+  constructor(readonly spec: TransportSpec) {
+    this.#agent = new Agent({ keepAlive: true, maxSockets: spec.httpMaxSockets });
+    this.#url = new URL(spec.baseUrl);
+  }
+
+  connect(): Promise<ConnectReport> {
+    const connect = new Histogram().toData();
+    const opened = this.spec.nodes.length;
+    return Promise.resolve({ opened, failed: 0, connect, failures: [], retried: 0, durationMs: 0 });
+  }
+
+  socketsOpen(): number {
+    const count = (lists: NodeJS.Dict<unknown[]>): number =>
+      Object.values(lists).reduce((n, list) => n + (list?.length ?? 0), 0);
+    return count(this.#agent.sockets) + count(this.#agent.freeSockets);
+  }
+
+  send(index: number, path: string, input: unknown, done: Done): boolean {
+    const body = JSON.stringify({ json: input });
+    const req = request(
+      {
+        agent: this.#agent,
+        hostname: this.#url.hostname,
+        port: this.#url.port,
+        method: 'POST',
+        path: `/trpc/${path}`,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          authorization: `Bearer ${this.spec.nodes[index]!.token}`,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          if (res.statusCode === 200) return done(null);
+          const status = `http_${res.statusCode ?? 0}`;
+          try {
+            const text = Buffer.concat(chunks).toString('utf8');
+            done(errorCode((JSON.parse(text) as { error?: unknown }).error, status));
+          } catch {
+            done(status); // not JSON: keep the status
+          }
+        });
+      },
+    );
+    req.on('error', (error: NodeJS.ErrnoException) => done(error.code ?? 'network'));
+    req.end(body);
+    return true;
+  }
+
+  close(): Promise<void> {
+    this.#agent.destroy();
+    return Promise.resolve();
+  }
+}
