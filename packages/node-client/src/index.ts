@@ -3,17 +3,17 @@
  * the simulator behind `tether-agent simulate` (a load generator for benches and demos).
  */
 export type { TerminationReason } from './termination.js';
-export {
-  createTetherNode,
-  type DisconnectCause,
-  type EnrollmentOptions,
-  type NodeConnectionState,
-  type TetherNode,
-  type TetherNodeEvents,
-  type TetherNodeOptions,
-  type TetherNodeSnapshot,
-  type OnCommandOptions,
-} from './node.js';
+export { createTetherNode } from './node.js';
+export type {
+  DisconnectCause,
+  EnrollmentOptions,
+  NodeConnectionState,
+  TetherNode,
+  TetherNodeEvents,
+  TetherNodeOptions,
+  TetherNodeSnapshot,
+  OnCommandOptions,
+} from './node-types.js';
 export {
   CommandAbortedError,
   type CommandContext,
@@ -69,7 +69,6 @@ export { MetricsCollector, validateMetrics, type CpuTimes, type MetricsSource } 
 export {
   describeCause,
   distribution,
-  startSimulation,
   type ChurnOptions,
   type Distribution,
   type LoopDelay,
@@ -81,7 +80,8 @@ export {
   type SimulateOptions,
   type SimulatedNode,
   type Simulation,
-} from './simulate.js';
+} from './simulate-types.js';
+export { startSimulation } from './simulate.js';
 export {
   Scheduler,
   ScheduledTask,

@@ -50,17 +50,6 @@ import { FINAL_STATES, stateChanges, waitForState } from './node-wait.js';
 import type { TerminationReason } from './termination.js';
 import { delay } from './util.js';
 
-export type {
-  DisconnectCause,
-  EnrollmentOptions,
-  NodeConnectionState,
-  OnCommandOptions,
-  TetherNode,
-  TetherNodeEvents,
-  TetherNodeOptions,
-  TetherNodeSnapshot,
-} from './node-types.js';
-
 class TetherNodeImpl implements TetherNode {
   /** Private: it holds the credentials, which must not show in an inspected or logged handle. */
   readonly #core: NodeCore;

@@ -7,7 +7,7 @@ import type { IntervalHistogram } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
 import type { Capabilities } from '@tether/contracts';
 import type { NodeCredentials } from './credentials.js';
-import type { DisconnectCause, TetherNode, TetherNodeOptions } from './node.js';
+import type { DisconnectCause, TetherNode, TetherNodeOptions } from './node-types.js';
 import type { TetherLogger } from './util.js';
 
 export interface ChurnOptions {

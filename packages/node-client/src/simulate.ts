@@ -23,7 +23,8 @@ import { echoCapability, systemMetricsCapability, type BuiltinCapability } from 
 import type { NodeCredentials } from './credentials.js';
 import { enrollBatch } from './enroll.js';
 import { toTetherError } from './errors.js';
-import { createTetherNode, type NodeConnectionState, type TetherNode } from './node.js';
+import { createTetherNode } from './node.js';
+import type { NodeConnectionState, TetherNode } from './node-types.js';
 import { processScheduler, type ScheduledTask } from './scheduler.js';
 import {
   describeCause,
@@ -43,22 +44,6 @@ import {
 } from './simulate-types.js';
 import { createHttpClient } from './transport.js';
 import { normaliseBaseUrl, silentLogger } from './util.js';
-
-export {
-  describeCause,
-  distribution,
-  type ChurnOptions,
-  type Distribution,
-  type LoopDelay,
-  type Outage,
-  type SimEvent,
-  type SimEventType,
-  type SimStatus,
-  type SimSummary,
-  type SimulateOptions,
-  type SimulatedNode,
-  type Simulation,
-} from './simulate-types.js';
 
 const DEFAULT_CAPABILITIES: Capabilities = { sim: { description: 'simulated node' } };
 /** One handler shared by every simulated node (it keeps no state). */

@@ -3,14 +3,8 @@ import { access, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEVICE_ENROLL_BATCH_MAX } from '@tether/contracts';
 import { loadCredentialsList, saveCredentialsList, type NodeCredentials } from '../credentials.js';
-import {
-  startSimulation,
-  type LoopDelay,
-  type Outage,
-  type SimEvent,
-  type SimStatus,
-  type Simulation,
-} from '../simulate.js';
+import type { LoopDelay, Outage, SimEvent, SimStatus, Simulation } from '../simulate-types.js';
+import { startSimulation } from '../simulate.js';
 import {
   UsageError,
   cancellable,
