@@ -1,16 +1,7 @@
 /**
  * What an agent host records about its agents, whichever kind they are: per agent a handful of
  * instants in typed arrays (10 000 agents cost a few hundred kilobytes), one entry per finished
- * connection attempt, and counters. The orchestrator gathers every host's record (`AgentLog`)
- * and turns it into histograms once it knows when SIGTERM was sent and when the new server
- * process began to listen (restart-report.ts).
- *
- * An attempt succeeds when the agent is attached (SDK) or its first beat is acknowledged (raw),
- * and fails when the agent gives it up before that (closed, timed out, refused by the server);
- * an attempt refused at TCP level (ECONNREFUSED: nothing listens on the port, the server is
- * down) is counted apart from failures of attempts that reached a server, and so is one the
- * server deferred with a time to come back (its admission limit). Online is the SDK's
- * `online` state (attached and declared), or the raw agent's first acknowledged beat.
+ * connection attempt, and counters.
  */
 
 /** Distinct causes kept by name; the rest are counted as `other`. */
@@ -113,8 +104,8 @@ export class FleetTracker {
   }
 
   /**
-   * The attempt in flight failed: `refused` at TCP level (no server listening), `deferred` by
-   * the server with a time to come back, otherwise `failed` with `cause`.
+   * The attempt in flight failed: `refused` at TCP level (no server listening), `deferred` by the
+   * server with a time to come back, otherwise `failed` with `cause`.
    */
   connectFailed(i: number, cause: string, how: 'refused' | 'deferred' | 'failed'): void {
     if (how !== 'failed') return this.#finishAttempt(i, how);

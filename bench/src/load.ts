@@ -1,10 +1,8 @@
 /**
  * The orchestrator's side of a load run: forks the generator processes (nodes dealt round-robin),
  * connects them, then for each step starts open-loop beating at a common instant, and over the
- * measurement window (after the warm-up) samples the server and PostgreSQL (CPU, RSS, WAL
- * position, the presence table's update counters), the generators and the server's event-loop
- * delay. PostgreSQL's counters are read while the load still runs, so both ends of the window
- * carry the same (≈ 1 s) statistics-flush delay and it cancels out.
+ * measurement window (after the warm-up) samples the server and PostgreSQL (CPU, RSS, WAL position,
+ * the presence table's update counters), the generators and the server's event-loop delay.
  */
 import type pg from 'pg';
 import { Histogram, type LatencySummary } from './histogram.js';

@@ -1,8 +1,6 @@
 /**
  * PostgreSQL for the bench: `DATABASE_URL` if set (a role that may create databases), else the
- * control plane's embedded PostgreSQL in `bench/.data/pg` on a free loopback port. Each run
- * recreates its databases, so numbers never depend on a previous run's bloat. Also the
- * PostgreSQL-side probes: WAL position and per-table update counters.
+ * control plane's embedded PostgreSQL in `bench/.data/pg` on a free loopback port.
  */
 import { readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -97,7 +95,7 @@ export async function startBenchPostgres(
 /**
  * A `DATABASE_URL` server that runs on this machine (a PostgreSQL of one's own, as when the
  * embedded one is busy): its postmaster is the parent of our backend process, so its CPU can be
- * sampled like the embedded one's. Null for a remote server (no such local `postgres` process).
+ * sampled like the embedded one's.
  */
 async function localPostmaster(url: string): Promise<number | null> {
   const client = new pg.Client({ connectionString: url, application_name: 'tether-bench' });
@@ -140,11 +138,7 @@ async function refuseIfRunning(pgDir: string): Promise<void> {
   );
 }
 
-/**
- * Cumulative counters to diff over a measurement window. The table counters come from
- * PostgreSQL's statistics, which busy backends flush about once a second: read under steady
- * load at both ends of the window, the delay cancels out in ratios (HOT share), not in counts.
- */
+/** Cumulative counters to diff over a measurement window. */
 export interface PgSnapshot {
   walLsn: string;
   /**

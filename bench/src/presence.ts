@@ -1,7 +1,7 @@
 /**
  * What the presence-latency scenarios (fanout, close-offline) share: their own fresh nodes and
- * dashboard token, dashboard processes (dashboards split between them, every one tracking all
- * the nodes) and the presence driver's log summed up. See delivery.ts for the matching.
+ * dashboard token, dashboard processes (dashboards split between them, every one tracking all the
+ * nodes) and the presence driver's log summed up.
  */
 import {
   byHealth,
@@ -38,8 +38,8 @@ export interface WatchedFleet {
 }
 
 /**
- * Fresh nodes for a presence scenario (offline, never touched by another scenario, so every
- * change is the driver's) and a dashboard token of their owner, issued as `token.create` does.
+ * Fresh nodes for a presence scenario (offline, never touched by another scenario, so every change
+ * is the driver's) and a dashboard token of their owner, issued as `token.create` does.
  */
 export async function createWatchedFleet(
   db: Db,

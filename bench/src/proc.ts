@@ -1,10 +1,9 @@
 /**
  * Process probes from /proc (Linux): CPU time from `/proc/<pid>/stat` (utime + stime, in clock
  * ticks) and resident memory from `/proc/<pid>/status` (VmRSS), sampled over a window for
- * everything involved: the server under test, PostgreSQL (postmaster and its backends), the
- * bench's client processes and the whole machine, so the CPU left over — other people's work on
- * a shared machine — is reported next to the result. CPU is in percent of one core (a process
- * can exceed 100 % with its helper threads).
+ * everything involved: the server under test, PostgreSQL (postmaster and its backends), the bench's
+ * client processes and the whole machine, so the CPU left over — other people's work on a shared
+ * machine — is reported next to the result.
  */
 import { execFileSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
@@ -59,9 +58,9 @@ export async function rssBytes(pid: number): Promise<number | null> {
 }
 
 /**
- * CPU seconds of a process, or of it and all its direct children (PostgreSQL's backends): the
- * live ones, plus those that exited meanwhile (a pool closing idle connections), which the
- * parent's cutime/cstime accumulate once reaped — else the sum could shrink over a window.
+ * CPU seconds of a process, or of it and all its direct children (PostgreSQL's backends): the live
+ * ones, plus those that exited meanwhile (a pool closing idle connections), which the parent's
+ * cutime/cstime accumulate once reaped — else the sum could shrink over a window.
  */
 async function cpuSeconds(pid: number, withChildren: boolean): Promise<number | null> {
   const own = await readStat(pid);

@@ -1,7 +1,7 @@
 /**
  * The two servers under test, each a separate process on its own port, both on the bench's
  * PostgreSQL: Tether (`tether-server serve`, the real CLI) and the naive baseline
- * (`baseline/server.ts`). Their output goes to log files in the bench data directory.
+ * (`baseline/server.ts`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -37,11 +37,11 @@ export interface ServerExit {
 }
 
 /**
- * The Tether server's configuration for the bench (documented in docs/performance.md):
- * the bench compresses time (nodes beat every 0.5–1 s instead of 15 s), so the per-node
- * heartbeat throttle is raised to stay out of the way, and the load generators open their
- * fleets as fast as they can (set-up, not what they measure), so the WebSocket admission limit
- * is off — except in `restart`, which measures it; everything else keeps its default.
+ * The Tether server's configuration for the bench (documented in docs/performance.md): the bench
+ * compresses time (nodes beat every 0.5–1 s instead of 15 s), so the per-node heartbeat throttle is
+ * raised to stay out of the way, and the load generators open their fleets as fast as they can
+ * (set-up, not what they measure), so the WebSocket admission limit is off — except in `restart`,
+ * which measures it; everything else keeps its default.
  */
 export const TETHER_BENCH_ENV: Record<string, string> = {
   TETHER_RATE_HEARTBEATS_PER_MINUTE: '600',

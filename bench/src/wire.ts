@@ -1,14 +1,7 @@
 /**
  * The raw tRPC wire the bench's own clients speak (no client library, so one process holds
- * thousands of nodes cheaply): used by the load generators, the presence driver, the dashboards
- * and the baseline's agents.
- *
- * - WebSocket: `/trpc?connectionParams=1`; the first frame carries `{ token }` (tRPC
- *   connectionParams), then JSON-RPC frames `{id, method, params: {path, input}}`, answered by
- *   `{id, result}` or `{id, error}`. Text `PING` frames (tRPC keep-alive) are answered `PONG`.
- * - HTTP: `POST /trpc/<path>` with the input as the JSON body and `Authorization: Bearer`, over a
- *   keep-alive agent shared by the process's nodes.
- * Inputs and outputs are superjson-encoded: `{ json }` for plain JSON values.
+ * thousands of nodes cheaply): used by the load generators, the presence driver, the dashboards and
+ * the baseline's agents.
  */
 import { Agent, request } from 'node:http';
 import { WebSocket } from 'ws';
@@ -31,9 +24,7 @@ export const paramsFrame = (token: string): string =>
 export const callFrame = (id: number, method: string, path: string, input: unknown): string =>
   JSON.stringify({ id, method, params: { path, input: { json: input } } });
 
-/**
- * A text frame's JSON (null for binary, keep-alive and unparsable frames); answers `PING`.
- */
+/** A text frame's JSON (null for binary, keep-alive and unparsable frames); answers `PING`. */
 export function frameOf(socket: WebSocket, data: WebSocket.RawData, isBinary: boolean): unknown {
   if (isBinary) return null; // tRPC's JSON encoding uses text frames only
   const bytes = Array.isArray(data)

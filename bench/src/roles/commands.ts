@@ -1,22 +1,6 @@
 /**
- * The `commands` scenario's child processes (one role, two uses):
- *
- * - node hosts (`init`, `online`): a slice of the fleet, as the nodes of each server get their
- *   work. Tether: real SDK nodes, `tether-agent simulate`'s simulator (`startSimulation`,
- *   attached to the session), each answering `echo` (and `system.metrics`) — commands arrive over
- *   the node's WebSocket as they are invoked; a cold start at the server's pace (at most
- *   `connectConcurrency` nodes started and not yet online). Baseline: each node asks the
- *   baseline server for its pending commands every second (a random phase each, so the fleet's
- *   polls are spread) and posts each result back — the naive way to hand work to nodes without a
- *   connection to push on.
- * - the driver (`run`), the invoking operator: `concurrency` invocations in flight at once
- *   (closed loop: each finished one starts the next), addressed round-robin over the fleet, each
- *   timed from the call until the caller has the node's result. Tether: `invoke()` from
- *   `@tether/client` as the nodes' owner (`command.invoke`, then `command.watch` until the
- *   command ends), over one WebSocket per `PER_SOCKET` invocations in flight: a socket may hold
- *   `TETHER_WS_MAX_IN_FLIGHT` (64) unanswered calls, and each invocation holds up to two (its
- *   watch and, briefly, its invoke). Baseline: `POST /cmd/invoke` (one INSERT), then `GET
- *   /cmd/get` every `callerPollMs` until the row says succeeded.
+ * The `commands` scenario's child processes: node hosts (`init`, `online`: SDK simulator nodes for
+ * Tether, 1 s pollers for the baseline) and the invoking driver (`run`). See docs/performance.md.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import {

@@ -1,18 +1,6 @@
 /**
- * A dashboard child process: many dashboards tracking the presence of the same nodes, each on
- * its own connection, recording when it learns of every change (see delivery.ts).
- *
- * - feed (Tether): raw tRPC wire, like the load generators. Per dashboard one WebSocket at
- *   `/trpc?connectionParams=1`, `{ token }` as connectionParams, then one subscription
- *   `{ id: 1, method: 'subscription', params: { path: 'fleet.events', input: { filter: { types:
- *   ['presence.changed'] } } } }`. Tracked events arrive as `{ id: 1, result: { type: 'data', id,
- *   data: { id, data: FleetEventView } } }`. PINGs are answered. No reconnect: a dashboard whose
- *   socket or subscription ends stops receiving, and its missing deliveries show as lost.
- * - poll (baseline, which has no feed): every `pollIntervalMs`, from a random phase, `GET
- *   /trpc/presence.list` of the tracked range over a keep-alive agent; a dashboard waits for its
- *   answer before polling again (a slow server stretches its interval instead of stacking).
- *
- * Arrival times are taken when the message (or the poll's whole answer) has been read.
+ * A dashboard child process: many dashboards tracking the presence of the same nodes, each on its
+ * own connection, recording when it learns of every change (see delivery.ts).
  */
 import { Agent, request } from 'node:http';
 import { WebSocket } from 'ws';

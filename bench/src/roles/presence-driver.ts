@@ -1,15 +1,7 @@
 /**
- * The presence driver, a child process of its own (apart from the server and the dashboards):
- * it changes nodes' presence on a steady schedule over WebSocket and logs when it did each
- * change — the reference instant of the fan-out and close → offline latencies.
- *
- * - flip: the nodes stay connected; change i, due at `start + i / rate`, is a heartbeat of node
- *   i mod n with the other health (online ↔ degraded). The change's instant is when the beat is
- *   handed to the socket. A node never has two changes in flight (its turn is skipped instead),
- *   so its changes are committed, and delivered, in the order they were made.
- * - churn: node i opens its socket at `start + i / rate` (bound and online once authenticated;
- *   the change's instant is the open) and closes it (`close(1000)`) `holdMs` later (the instant
- *   of `close()`): the server must then mark it offline.
+ * The presence driver, a child process of its own (apart from the server and the dashboards): it
+ * changes nodes' presence on a steady schedule over WebSocket and logs when it did each change —
+ * the reference instant of the fan-out and close → offline latencies.
  */
 import type { Health, PresenceChange } from '../delivery.js';
 import { preciseNow, sleepUntil } from '../ipc.js';

@@ -1,18 +1,4 @@
-/**
- * WS close → offline under ingest load. The load generators keep a fleet beating over
- * WebSocket (open loop, as in ws-ingest); inside the measurement window a driver process opens
- * sockets for other nodes at a steady rate and closes each (`close(1000)`) a few seconds later;
- * two dashboards (separate processes) subscribed to `fleet.events` as the nodes' owner see each
- * node go offline (`presence.changed`, cause `connection`).
- *
- * Latency = the dashboard has the event − the driver called `close()` (one machine clock): an
- * upper bound of "presence is offline", since it adds the feed's delivery to the commit. The
- * event's timestamp (`at`, the releasing transaction's start) gives the lower bound. The opens
- * are measured the same way (open → online seen).
- *
- * The baseline binds no connection: a closed node stays online there until a staleness sweep
- * (which its server does not even run), so it has no close → offline latency to compare.
- */
+/** WS close → offline under ingest load. */
 import type { Health } from '../delivery.js';
 import { failedOf, runLoad, type Step, type StepResult } from '../load.js';
 import {
@@ -48,9 +34,8 @@ interface Shape {
 }
 
 /**
- * 2 000 beats/s: the fastest rate the server sustains with headroom on the development machine
- * (ws-ingest holds 2 500/s, collapses at 5 000/s), so the closes meet a loaded, not a drowning,
- * server.
+ * 2 000 beats/s: the fastest rate the server sustains with headroom on the development machine,
+ * so the closes meet a loaded, not a drowning, server.
  */
 const FULL: Shape = {
   background: 2_000,

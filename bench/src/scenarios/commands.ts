@@ -1,17 +1,4 @@
-/**
- * Commands: an operator invokes `echo` on online nodes and waits for each result.
- *
- * - Tether: real SDK nodes (`createTetherNode` + `node.onCommand('echo')`, attached to a
- *   session) in ≥ 2 host processes; the driver calls `invoke()` of `@tether/client` over one
- *   WebSocket (`command.invoke`, delivered over the node's socket, acknowledged, answered,
- *   followed with `command.watch` until it succeeded).
- * - baseline: a row inserted per invocation; every node polls for its pending rows every second
- *   and posts the result; the caller polls for the result every second too.
- *
- * Closed loop: the driver keeps `concurrency` invocations in flight, each on the next node
- * round-robin, so invocations/s = what completes while the round trip is what it is. Round trip
- * = call → the caller holds the node's result. Every result is checked (echo returns its input).
- */
+/** Commands: an operator invokes `echo` on online nodes and waits for each result. */
 import { Histogram } from '../histogram.js';
 import { Child, children, exitAll, sleep } from '../ipc.js';
 import { compareRows, metric, ms, num, type Column } from '../report.js';
@@ -41,8 +28,8 @@ const QUICK: Shape = { nodes: 100, concurrency: 20, warmupMs: 2_000, durationMs:
 const POLL_MS = 1_000;
 
 /**
- * One operator invokes hundreds of commands a second, and every node acknowledges and answers
- * each: the per-principal mutation limit (600/min by default) is raised out of the way.
+ * One operator invokes hundreds of commands a second, and every node acknowledges and answers each:
+ * the per-principal mutation limit (600/min by default) is raised out of the way.
  */
 const TETHER_COMMANDS_ENV = { TETHER_RATE_MUTATIONS_PER_MINUTE: '10000000' };
 

@@ -1,8 +1,7 @@
 /**
  * Concurrent WebSocket nodes: N sockets opened (each authenticates and has its first beat
- * acknowledged), then beating at the production cadence (15 s) with the server's keep-alive
- * pings answered. Reports the connect burst, the server's RSS per connection (RSS after the
- * window minus RSS before connecting, over the open sockets), loop delay and beat latency.
+ * acknowledged), then beating at the production cadence (15 s) with the server's keep-alive pings
+ * answered.
  */
 import { failedOf, type ConnectResult, type LoadResult } from '../load.js';
 import {

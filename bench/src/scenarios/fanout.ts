@@ -1,19 +1,4 @@
-/**
- * Event fan-out: presence change → dashboard. A driver process changes the health of a set of
- * connected nodes at a steady rate (heartbeats flipping online ↔ degraded over WebSocket);
- * dashboards in ≥ 2 other processes learn of each change:
- *
- * - Tether: each dashboard holds a `fleet.events` subscription (its own WebSocket, a member
- *   token of the nodes' owner in connectionParams, filter `presence.changed`).
- * - baseline: it has no feed, so each dashboard polls it every second (`presence.list` of the
- *   tracked nodes, read by primary key) — what a dashboard without push does.
- *
- * Latency = the moment a dashboard has the change − the moment the driver sent the beat (both
- * `preciseNow()` on the one machine clock), so it includes the write, its commit, the feed's
- * read and the fan-out. For Tether the event's own timestamp (`at`, the database clock at the
- * writing transaction's start) splits it into write and delivery. Every change must reach every
- * dashboard (matched per dashboard and node, in order: see delivery.ts).
- */
+/** Event fan-out: presence change → dashboard. */
 import type { Health } from '../delivery.js';
 import { preciseNow, sleep } from '../ipc.js';
 import {
@@ -53,9 +38,9 @@ interface Shape {
 }
 
 /**
- * 10 changes/s at both dashboard counts, so the 1 000-dashboard run has ten times the fan-out
- * work (10 000 deliveries/s); 100 nodes, so each node beats every 10 s, well inside the sweep's
- * 30 s (no sweep transitions mix in).
+ * 10 changes/s at both dashboard counts, so the 1 000-dashboard run has ten times the fan-out work
+ * (10 000 deliveries/s); 100 nodes, so each node beats every 10 s, well inside the sweep's 30 s (no
+ * sweep transitions mix in).
  */
 const FULL: Shape = {
   nodes: 100,
@@ -91,9 +76,8 @@ interface FanoutRun {
 }
 
 /**
- * The nodes' heartbeat transitions in the feed since `since` (epoch ms; the database clock is
- * the machine's). Earlier ones belong to the warm-up: a node's first beat may overtake its
- * connection's bind and bring it online itself.
+ * The nodes' heartbeat transitions in the feed since `since` (epoch ms; the database clock is the
+ * machine's).
  */
 async function feedEventCount(
   ctx: BenchContext,
@@ -129,10 +113,9 @@ async function measure(
   let dashboards: DashboardGroup | null = null;
   let driver: Awaited<ReturnType<typeof startDriver>> | null = null;
   try {
-    // The nodes connect first, the dashboards subscribe after: subscribing at the live edge,
-    // they do not receive the connect burst (nodes × dashboards deliveries at once, a reconnect
-    // storm, not the steady fan-out measured here). Like a dashboard that loads the fleet's
-    // state and then follows the feed, they start knowing every node online.
+    // The nodes connect first, the dashboards subscribe after: subscribing at the live edge, they
+    // do not receive the connect burst (nodes × dashboards deliveries at once, a reconnect storm,
+    // not the steady fan-out measured here).
     driver = await startDriver({
       mode: 'flip',
       baseUrl: server.baseUrl,

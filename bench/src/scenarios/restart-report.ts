@@ -1,7 +1,7 @@
 /**
- * The `restart` scenario's result: the agent hosts' per-agent reports merged (histograms,
- * counts) and set against what the orchestrator observed (SIGTERM, exit, listening, readiness,
- * the database's count, CPU and memory); then its tables, notes and floor checks.
+ * The `restart` scenario's result: the agent hosts' per-agent reports merged (histograms, counts)
+ * and set against what the orchestrator observed (SIGTERM, exit, listening, readiness, the
+ * database's count, CPU and memory); then its tables, notes and floor checks.
  */
 import { countInto, DEFERRED, OK, REFUSED, type AgentLog } from '../agent-tracker.js';
 import { Histogram, type LatencySummary } from '../histogram.js';
@@ -485,8 +485,8 @@ function allBack(x: RestartResult): number | null {
 }
 
 /**
- * The comparisons with the baseline (reconnect at fleet scale): all back no later than the
- * baseline after the restart, and a cold start at most twice the baseline's.
+ * The comparisons with the baseline (reconnect at fleet scale): all back no later than the baseline
+ * after the restart, and a cold start at most twice the baseline's.
  */
 export function baselineFloors(t: RestartRun, b: RestartRun | null, quick: boolean): FloorCheck[] {
   const scaled = quick ? { scaled: `--quick: ${num(t.agents)} agents` } : {};

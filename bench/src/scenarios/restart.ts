@@ -1,16 +1,6 @@
 /**
- * Server restart with N connected agents (target: 10 000 agents all online again ≤ 30 s, connect
- * error rate ≤ 1 %). Tether's agents are real daemons — `@tether/node-client` nodes attached to a
- * session, in ≥ 2 agent-host processes — and the server is restarted the way an operator does
- * it: SIGTERM, wait for the exit, start a new process on the same port and database. See
- * `runRestart` below for the flow and what is measured.
- *
- * The baseline has no node protocol (no attach, no session), so the SDK cannot talk to it; its
- * agents are raw tRPC-wire agents with the SDK's reconnection policy (`Backoff`: the same full
- * jitter, timeouts and cadence), for whom "attached" is the first acknowledged beat. The
- * comparison is therefore "a restart of the same size, clients reconnecting the same way", with
- * Tether doing its real per-connection work (auth, presence binding, attach) and the baseline its
- * minimum (a token lookup, one UPSERT).
+ * Server restart with N connected agents (SDK daemons; the baseline: raw agents with the SDK's
+ * backoff). See docs/performance.md, "Server restart".
  */
 import { connect } from 'node:net';
 import type pg from 'pg';
@@ -45,17 +35,14 @@ import {
 const HEARTBEAT_MS = 15_000;
 /**
  * At most this many agents per host process, so no host's event loop saturates: an agent that
- * answers the server's keep-alive PING late (2 s) has its socket dropped by the server, and a
- * host that reads an answer after its agent's deadline counts a failure — the bench's fault, not
- * the server's. 2 500 SDK agents in one process stalled it for 2–5 s in a reconnect wave
- * (docs/performance.md, "Agents' cost"); 1 250 per host halves each host's herd.
+ * answers the server's keep-alive PING late (2 s) has its socket dropped by the server, and a host
+ * that reads an answer after its agent's deadline counts a failure — the bench's fault, not the
+ * server's.
  */
 const AGENTS_PER_HOST = 1_250;
 /**
  * Cold start: agents connecting at once, at most (as `ws-connections` keeps 100 handshakes in
- * flight). An open-loop ramp faster than the server can attach (≈ 100/s on the development
- * machine, less with 10 000 connections to keep) piles up calls past the SDK's 15 s timeout, and
- * the retries keep it from ever converging: the restart, not the setup, is the herd to measure.
+ * flight).
  */
 const CONNECT_CONCURRENCY = 100;
 
@@ -96,9 +83,8 @@ function parameters(quick: boolean): Parameters {
 }
 
 /**
- * Admission adapts to what the server can take (docs/performance.md "Admission"): nothing is
- * sized for this machine. `BENCH_RESTART_ADMIT=R` adds the optional fixed rate cap of R new
- * sessions per second (`0`, the default: none), to compare with the fixed limit of before.
+ * Admission adapts to what the server can take (docs/performance.md "Admission"): nothing is sized
+ * for this machine. `BENCH_RESTART_ADMIT=R` adds a fixed cap of R new sessions/s.
  */
 const RESTART_TETHER_ENV = {
   TETHER_WS_ADMIT_PER_SECOND: process.env.BENCH_RESTART_ADMIT ?? '0',
@@ -137,16 +123,7 @@ async function waitListening(port: number, signal: AbortSignal): Promise<number 
   return null;
 }
 
-/**
- * The database's view of the fleet. `db`: the agents it counts back — online, with a sign of
- * life the new process wrote, i.e. presence written since `sinceMs` (the old process's exit;
- * null until it is known). Tether: presence rows `online` whose last beat is that recent (an
- * attach is proof of life and writes it, as every beat does); a row the old process left
- * `online` does not count. The baseline keeps no connection state: its rows written since then.
- * `presence`: Tether's presence rows `online`, whatever wrote them (its shutdown should turn the
- * nodes it held offline; a connect binds a node online again before it attaches); null for the
- * baseline.
- */
+/** The database's view of the fleet. */
 async function dbView(
   probe: pg.ClientBase,
   target: Target,
@@ -169,9 +146,8 @@ const POOL_NAMES: Record<Target, string> = { tether: 'tether-server', baseline: 
 
 /**
  * What the server's PostgreSQL sessions are doing right now, one label per session: `running`,
- * `idle`, `idle in transaction` (PostgreSQL waits for the server), or what an active session
- * waits on (`Lock:advisory`, `IO:WalSync`, …). Summed over the wave, it shows where the
- * database side of a reconnect goes.
+ * `idle`, `idle in transaction` (PostgreSQL waits for the server), or what an active session waits
+ * on (`Lock:advisory`, `IO:WalSync`, …).
  */
 async function sessionStates(probe: pg.ClientBase, target: Target): Promise<[string, number][]> {
   const { rows } = await probe.query<{ what: string; n: number }>(
@@ -260,20 +236,7 @@ class RestartObserver {
   }
 }
 
-/*
- * One restart run, for one server kind:
- *
- *  1. a fresh server; agent hosts (≥ 2 child processes) start the fleet, at most
- *     `connectConcurrency` agents connecting at once; wait until every agent is online (the
- *     cold start, measured; if it never completes, the restart is not run and that is the result);
- *  2. hold, so every agent is in steady state (beating; its backoff counter reset);
- *  3. mark the hosts, SIGTERM the server, wait for it to exit, start a new server process on
- *     the same port and database (the agents only know that URL);
- *  4. from the moment the new process listens, wait until every agent is online again in its
- *     own view *and* in the database's, sampling the new server, PostgreSQL, the agents and the
- *     machine; then observe a little longer for agents dropping again;
- *  5. collect per-agent times from the hosts, against SIGTERM and the new process listening.
- */
+/** One restart run, for one server kind (phases in docs/performance.md, "Server restart"). */
 export interface RestartPlan {
   target: Target;
   kind: AgentKind;
