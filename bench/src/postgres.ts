@@ -163,7 +163,7 @@ export async function pgSnapshot(client: pg.ClientBase, tables: string[]): Promi
   return { walLsn: row.lsn, nextXid: Number(row.xid), tables: counts };
 }
 
-interface TableCounts {
+export interface TableCounts {
   table?: string;
   inserts: number;
   updates: number;

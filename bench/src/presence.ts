@@ -134,16 +134,32 @@ export class DashboardGroup {
   }
 }
 
-/** The presence driver's process, connected (flip mode) and ready to run its schedule. */
-export async function startDriver(
-  spec: DriverSpec,
-): Promise<{ child: Child<typeof driverHandlers>; opened: number; failures: string[] }> {
-  const child = new Child<typeof driverHandlers>('presence-driver');
+type Driver = Child<typeof driverHandlers>;
+
+/**
+ * One presence run against `baseUrl`: the driver (in flip mode its nodes connect first, so the
+ * dashboards subscribe at the live edge), then the dashboards; both exit after `body`.
+ */
+export async function presenceRun<T>(
+  baseUrl: string,
+  fleet: WatchedFleet,
+  drive: Pick<DriverSpec, 'mode' | 'changes' | 'rate' | 'holdMs'>,
+  watch: Pick<DashboardSpec, 'mode' | 'dashboards'> &
+    Partial<DashboardSpec> & { processes: number },
+  body: (driver: Driver, opened: number, dashboards: DashboardGroup) => Promise<T>,
+): Promise<T> {
+  const driver = new Child<typeof driverHandlers>('presence-driver');
+  let dashboards: DashboardGroup | null = null;
   try {
-    return { child, ...(await child.call('init', spec)) };
-  } catch (error) {
-    await child.exit();
-    throw error;
+    const spec = { ...drive, baseUrl, nodes: fleet.nodes, requestTimeoutMs: 10_000 };
+    const { opened } = await driver.call('init', spec);
+    const { processes, ...rest } = watch;
+    const common = { baseUrl, token: fleet.token, nodeIds: fleet.nodeIds };
+    dashboards = await DashboardGroup.start(processes, { ...common, ...rest });
+    return await body(driver, opened, dashboards);
+  } finally {
+    await driver.exit();
+    await dashboards?.exit();
   }
 }
 

@@ -1,13 +1,10 @@
 /** WS close → offline under ingest load. */
 import type { Health } from '../delivery.js';
-import { failedOf, runLoad, type Step, type StepResult } from '../load.js';
+import { failedOf, runLoad, type Step } from '../load.js';
 import {
   createWatchedFleet,
-  DashboardGroup,
-  startDriver,
+  presenceRun,
   summariseDriver,
-  type Delivery,
-  type DriverSummary,
   type WatchedFleet,
 } from '../presence.js';
 import { mb, ms, num } from '../report.js';
@@ -55,47 +52,18 @@ const FLOOR_MS = 1_000;
 const LEAD_IN_MS = 1_000;
 const LEAD_OUT_MS = 2_000;
 
-interface CloseRun {
-  background: StepResult;
-  driver: DriverSummary;
-  delivery: Delivery;
-  /** ms after the window until every dashboard showed every node offline; null: never. */
-  settledMs: number | null;
-  serverExit: ServerExit;
-}
+type CloseRun = Awaited<ReturnType<typeof measure>> & { serverExit: ServerExit };
 
 const backgroundRate = (shape: Shape): number => (shape.background * 1000) / shape.step.cadenceMs;
 
-async function measure(
-  ctx: BenchContext,
-  server: ServerProcess,
-  shape: Shape,
-  fleet: WatchedFleet,
-): Promise<Omit<CloseRun, 'serverExit'>> {
-  let dashboards: DashboardGroup | null = null;
-  let driver: Awaited<ReturnType<typeof startDriver>> | null = null;
-  try {
-    dashboards = await DashboardGroup.start(2, {
-      mode: 'feed',
-      baseUrl: server.baseUrl,
-      token: fleet.token,
-      dashboards: 2,
-      nodeIds: fleet.nodeIds,
-      initial: 'offline', // fresh identities, never connected
-    });
-    // Opens at a steady rate so that the closes, holdMs later, span the window.
-    const span = shape.step.measureMs - LEAD_IN_MS - LEAD_OUT_MS;
-    const rate = ((shape.closes - 1) * 1000) / span;
-    driver = await startDriver({
-      mode: 'churn',
-      baseUrl: server.baseUrl,
-      nodes: fleet.nodes,
-      changes: shape.closes,
-      rate,
-      holdMs: shape.holdMs,
-      requestTimeoutMs: 10_000,
-    });
-    const churn = driver.child;
+function measure(ctx: BenchContext, server: ServerProcess, shape: Shape, fleet: WatchedFleet) {
+  // Opens at a steady rate so that the closes, holdMs later, span the window.
+  const span = shape.step.measureMs - LEAD_IN_MS - LEAD_OUT_MS;
+  const rate = ((shape.closes - 1) * 1000) / span;
+  const drive = { mode: 'churn', changes: shape.closes, rate, holdMs: shape.holdMs } as const;
+  // Fresh identities, never connected: offline.
+  const watch = { processes: 2, mode: 'feed', dashboards: 2, initial: 'offline' } as const;
+  return presenceRun(server.baseUrl, fleet, drive, watch, async (churn, _opened, dashboards) => {
     // Started from inside runLoad, once the step's window is known; awaited after it.
     const schedule: { startAt: number; run: Promise<DriverReport> | null } = {
       startAt: 0,
@@ -134,10 +102,7 @@ async function measure(
         `${delivery.received}/${delivery.expected} changes seen`,
     );
     return { background: step, driver: summariseDriver(report), delivery, settledMs };
-  } finally {
-    await driver?.child.exit();
-    await dashboards?.exit();
-  }
+  });
 }
 
 const HEADERS = columns(

@@ -3,7 +3,7 @@
  * acknowledged), then beating at the production cadence (15 s) with the server's keep-alive pings
  * answered.
  */
-import { failedOf, type ConnectResult, type LoadResult } from '../load.js';
+import { failedOf, type LoadResult } from '../load.js';
 import {
   compareRows,
   LOAD_HEADERS,
@@ -32,7 +32,7 @@ function perConnectionKb(result: LoadResult): number | null {
   return (after - before) / result.connect.opened / 1024;
 }
 
-type Connected = ConnectResult & { kb: number | null };
+type Connected = LoadResult['connect'] & { kb: number | null };
 
 const CONNECT: Column<Connected>[] = [
   { header: 'connected', cell: (c) => `${num(c.opened)}/${num(c.opened + c.failed)}` },

@@ -3,14 +3,11 @@ import type { Health } from '../delivery.js';
 import { preciseNow, sleep } from '../ipc.js';
 import {
   createWatchedFleet,
-  DashboardGroup,
-  startDriver,
+  presenceRun,
   summariseDriver,
-  type Delivery,
-  type DriverSummary,
   type WatchedFleet,
 } from '../presence.js';
-import { sampleUsage, type UsageWindow } from '../proc.js';
+import { sampleUsage } from '../proc.js';
 import { compareRows, mb, metric, ms, num, stepLead, type Column } from '../report.js';
 import type { DriverReport } from '../roles/presence-driver.js';
 import {
@@ -57,23 +54,7 @@ const P99_FLOOR_MS: Record<number, number> = { 100: 100, 1_000: 250 };
 
 const POLL_INTERVAL_MS = 1_000;
 
-interface FanoutRun {
-  target: Target;
-  subscribers: number;
-  dashboardsOpen: number;
-  dashboardFailures: string[];
-  /** ms until every dashboard showed every node online after subscribing; null: never. */
-  readyMs: number | null;
-  /** ms after the last change until every dashboard showed the final state; null: never. */
-  settledMs: number | null;
-  driver: DriverSummary;
-  delivery: Delivery;
-  usage: UsageWindow;
-  loopLag: { p99Ms: number; maxMs: number } | null;
-  /** Tether: `presence.changed` events with cause heartbeat of the tracked nodes in the feed. */
-  feedEvents: number | null;
-  serverExit: ServerExit;
-}
+type FanoutRun = Awaited<ReturnType<typeof measure>> & { serverExit: ServerExit };
 
 /**
  * The nodes' heartbeat transitions in the feed since `since` (epoch ms; the database clock is the
@@ -101,46 +82,34 @@ function finalStates(report: DriverReport, nodes: number): Health[] {
   return states;
 }
 
-async function measure(
+function measure(
   ctx: BenchContext,
   server: ServerProcess,
   target: Target,
   subscribers: number,
   shape: Shape,
   fleet: WatchedFleet,
-): Promise<Omit<FanoutRun, 'serverExit'>> {
+) {
   ctx.log(`  ${subscribers} dashboards`);
-  let dashboards: DashboardGroup | null = null;
-  let driver: Awaited<ReturnType<typeof startDriver>> | null = null;
-  try {
-    // The nodes connect first, the dashboards subscribe after: subscribing at the live edge, they
-    // do not receive the connect burst (nodes × dashboards deliveries at once, a reconnect storm,
-    // not the steady fan-out measured here).
-    driver = await startDriver({
-      mode: 'flip',
-      baseUrl: server.baseUrl,
-      nodes: fleet.nodes,
-      changes: shape.changes,
-      rate: shape.rate,
-      holdMs: 0,
-      requestTimeoutMs: 10_000,
-    });
-    const online: Health[] = fleet.nodes.map(() => 'online');
-    dashboards = await DashboardGroup.start(ctx.generators, {
-      mode: target === 'tether' ? 'feed' : 'poll',
-      baseUrl: server.baseUrl,
-      token: fleet.token,
-      dashboards: subscribers,
-      nodeIds: fleet.nodeIds,
-      initial: target === 'tether' ? 'online' : null,
-      pollIntervalMs: POLL_INTERVAL_MS,
-    });
+  const tether = target === 'tether';
+  const drive = { mode: 'flip', changes: shape.changes, rate: shape.rate, holdMs: 0 } as const;
+  const watch = {
+    processes: ctx.generators,
+    mode: tether ? ('feed' as const) : ('poll' as const),
+    dashboards: subscribers,
+    initial: tether ? ('online' as const) : null,
+    pollIntervalMs: POLL_INTERVAL_MS,
+  };
+  return presenceRun(server.baseUrl, fleet, drive, watch, async (driver, opened, dashboards) => {
     // Pollers learn the state from their first polls; subscriptions are registered with the
     // feed just after tRPC confirms them.
-    const readyMs = await dashboards.waitFor(online, 30_000);
+    const readyMs = await dashboards.waitFor(
+      fleet.nodes.map(() => 'online'),
+      30_000,
+    );
     await sleep(500);
     ctx.log(
-      `  ${driver.opened}/${fleet.nodes.length} nodes, ${dashboards.opened}/${subscribers} dashboards; ` +
+      `  ${opened}/${fleet.nodes.length} nodes, ${dashboards.opened}/${subscribers} dashboards; ` +
         (readyMs === null
           ? 'NOT all dashboards show the nodes online'
           : `ready in ${ms(readyMs)} ms`),
@@ -150,23 +119,18 @@ async function measure(
     const sampler = await sampleUsage({
       server: server.pid,
       postmaster: ctx.postmasterPid,
-      clients: [...dashboards.pids, driver.child.pid],
+      clients: [...dashboards.pids, driver.pid],
     });
     const startAt = preciseNow() + 200;
-    const report = await driver.child.call('run', startAt);
+    const report = await driver.call('run', startAt);
     const settledMs = await dashboards.waitFor(
       finalStates(report, fleet.nodes.length),
       shape.settleMs,
     );
     const usage = await sampler.stop();
     const loopLag = await server.loopLag();
-    const delivery = await dashboards.match(
-      report.changes,
-      startAt,
-      target === 'tether' ? 'every' : 'latest',
-    );
-    const feedEvents =
-      target === 'tether' ? await feedEventCount(ctx, fleet.nodeIds, startAt) : null;
+    const delivery = await dashboards.match(report.changes, startAt, tether ? 'every' : 'latest');
+    const feedEvents = tether ? await feedEventCount(ctx, fleet.nodeIds, startAt) : null;
     ctx.log(
       `  ${report.changes.filter((c) => c.ok).length} changes: received ${delivery.received}/${delivery.expected}, ` +
         `p99 ${ms(delivery.latency.all.p99Ms)} ms, max ${ms(delivery.latency.all.maxMs)} ms`,
@@ -184,10 +148,7 @@ async function measure(
       loopLag,
       feedEvents,
     };
-  } finally {
-    await driver?.child.exit();
-    await dashboards?.exit();
-  }
+  });
 }
 
 /** Server CPU time over the window per change delivered to a dashboard (µs). */
