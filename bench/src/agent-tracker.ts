@@ -16,37 +16,8 @@ export function countInto(map: Record<string, number>, key: string, n = 1): void
   map[key] = (map[key] ?? 0) + n;
 }
 
-export interface HostStatus {
-  /** Agents online now. */
-  online: number;
-  /** Agents online again after losing their connection in the restart phase. */
-  back: number;
-}
-
-/** A host's record (instants are epoch ms; null: never). */
-export interface AgentLog {
-  /** Per agent: started, first online, first connection lost after the mark, online after it. */
-  startAt: (number | null)[];
-  firstOnlineAt: (number | null)[];
-  lostAt: (number | null)[];
-  backAt: (number | null)[];
-  /** Finished attempts: start instant and outcome (`ok`, `refused`, `deferred` or a cause). */
-  attempts: [number, string][];
-  /** Attempts still in flight. */
-  pending: number;
-  /** Connections lost again after an agent was back (an unstable recovery). */
-  disconnectsAfterBack: number;
-  /** After the mark: why established connections were lost; beats answered. */
-  disconnectCauses: Record<string, number>;
-  beatsOk: number;
-  beatsFailed: number;
-  beatFailures: Record<string, number>;
-  terminated: number;
-  terminations: Record<string, number>;
-  rssBytes: number;
-  /** The host's event-loop delay since the mark (ms): the client side's own error bar. */
-  loopDelay: { p50Ms: number; p99Ms: number; maxMs: number };
-}
+export type HostStatus = ReturnType<FleetTracker['status']>;
+export type AgentLog = ReturnType<FleetTracker['log']>;
 
 const instants = (values: Float64Array): (number | null)[] =>
   Array.from(values, (v) => (Number.isNaN(v) ? null : v));
@@ -170,11 +141,17 @@ export class FleetTracker {
     }
   }
 
-  status(): HostStatus {
+  /** Agents online now, and online again after losing their connection after the mark. */
+  status() {
     return { online: this.#onlineCount, back: this.#backCount };
   }
 
-  log(rssBytes: number, loopDelay: AgentLog['loopDelay']): AgentLog {
+  /**
+   * The host's record: per agent its instants (epoch ms, null: never) — started, first online,
+   * first lost after the mark, online again — then every finished attempt with its outcome, and
+   * counters; `loopDelay` is the host's own event-loop delay since the mark (its error bar).
+   */
+  log(rssBytes: number, loopDelay: { p50Ms: number; p99Ms: number; maxMs: number }) {
     return {
       startAt: instants(this.#startAt),
       firstOnlineAt: instants(this.#firstOnlineAt),

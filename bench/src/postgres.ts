@@ -8,17 +8,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { startEmbeddedPostgres } from './tether-internals.js';
 
-export interface BenchPostgres {
-  /** URL of a database on the same server (any database: only the path is replaced). */
-  urlFor(database: string): string;
-  /** Drops (if present) and creates a database. */
-  recreate(database: string): Promise<void>;
-  drop(database: string): Promise<void>;
-  /** The postmaster's pid when it runs on this machine (for CPU sampling), embedded or not. */
-  postmasterPid(): Promise<number | null>;
-  embedded: boolean;
-  stop(): Promise<void>;
-}
+export type BenchPostgres = Awaited<ReturnType<typeof startBenchPostgres>>;
 
 export function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -47,10 +37,7 @@ async function maintenance(url: string, statements: string[]): Promise<void> {
   }
 }
 
-export async function startBenchPostgres(
-  dataDir: string,
-  log: (line: string) => void,
-): Promise<BenchPostgres> {
+export async function startBenchPostgres(dataDir: string, log: (line: string) => void) {
   const external = process.env.DATABASE_URL;
   let adminUrl: string;
   let stop: () => Promise<void> = () => Promise.resolve();
@@ -74,12 +61,12 @@ export async function startBenchPostgres(
   const drop = (database: string): Promise<void> =>
     maintenance(adminUrl, [`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`]);
   return {
-    urlFor: (database) => withDatabase(adminUrl, database),
-    recreate: (database) =>
-      maintenance(adminUrl, [
-        `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`,
-        `CREATE DATABASE ${database}`,
-      ]),
+    /** A database on the same server (only the URL's path is replaced). */
+    urlFor: (database: string) => withDatabase(adminUrl, database),
+    recreate: async (database: string) => {
+      await drop(database);
+      await maintenance(adminUrl, [`CREATE DATABASE ${database}`]);
+    },
     drop,
     postmasterPid: async () => {
       if (!pidFile) return localPostmaster(adminUrl);

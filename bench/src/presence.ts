@@ -164,19 +164,9 @@ export async function presenceRun<T>(
 }
 
 /** The driver's log, summed up for the report and the results file (the log itself is long). */
-export interface DriverSummary {
-  /** Successful changes, by the health they changed to, and all. */
-  made: ByHealth<number>;
-  failed: number;
-  /** Flip turns skipped because the node's previous change was unanswered. */
-  skipped: number;
-  failures: string[];
-  lagMaxMs: number;
-  /** Driver-side latency of the successful actions (beat → ack, open → first beat acked). */
-  actionLatency: ByHealth<LatencySummary>;
-}
+export type DriverSummary = ReturnType<typeof summariseDriver>;
 
-export function summariseDriver(report: DriverReport): DriverSummary {
+export function summariseDriver(report: DriverReport) {
   const made = byHealth(() => 0);
   const latency = byHealth(() => new Histogram());
   for (const c of report.changes) {

@@ -46,20 +46,12 @@ const AGENTS_PER_HOST = 1_250;
  */
 const CONNECT_CONCURRENCY = 100;
 
-interface Parameters {
-  agents: number;
-  connectTimeoutMs: number;
-  holdMs: number;
-  waveTimeoutMs: number;
-  observeMs: number;
-}
-
 function restartAgents(): number {
   const requested = Number.parseInt(process.env.BENCH_RESTART_AGENTS ?? '', 10);
   return Number.isInteger(requested) && requested > 0 ? requested : 10_000;
 }
 
-function parameters(quick: boolean): Parameters {
+function parameters(quick: boolean) {
   return quick
     ? {
         agents: 1_000,
@@ -90,18 +82,13 @@ const RESTART_TETHER_ENV = {
   TETHER_WS_ADMIT_PER_SECOND: process.env.BENCH_RESTART_ADMIT ?? '0',
 };
 
-function environment(ctx: BenchContext, target: Target, label: string): RestartEnvironment {
-  return {
-    startServer: (name, options) =>
-      ctx.startServer(target, name, {
-        ...options,
-        ...(target === 'tether' ? { env: RESTART_TETHER_ENV } : {}),
-      }),
-    label,
-    probe: ctx.probe,
-    postmasterPid: ctx.postmasterPid,
-    log: ctx.log,
-  };
+/** Starts a `target` server process for the restart (Tether with its admission setting). */
+function starter(ctx: BenchContext, target: Target) {
+  return (label: string, options: StartOptions = {}): Promise<ServerProcess> =>
+    ctx.startServer(target, label, {
+      ...options,
+      ...(target === 'tether' ? { env: RESTART_TETHER_ENV } : {}),
+    });
 }
 
 const LISTEN_PROBE_MS = 50;
@@ -237,7 +224,7 @@ class RestartObserver {
 }
 
 /** One restart run, for one server kind (phases in docs/performance.md, "Server restart"). */
-export interface RestartPlan {
+type RestartPlan = Omit<ReturnType<typeof parameters>, 'agents'> & {
   target: Target;
   kind: AgentKind;
   agents: AgentIdentity[];
@@ -246,24 +233,9 @@ export interface RestartPlan {
   hosts: number;
   /** Cold start: agents connecting at once, at most (across hosts). */
   connectConcurrency: number;
-  connectTimeoutMs: number;
-  /** Steady state between "all online" and SIGTERM. */
-  holdMs: number;
-  /** From SIGTERM: how long to wait for every agent to be back. */
-  waveTimeoutMs: number;
-  /** After everyone is back: watch for agents dropping again. */
-  observeMs: number;
   /** Raw agents' beat cadence. */
   heartbeatMs: number;
-}
-
-export interface RestartEnvironment {
-  startServer(label: string, options?: StartOptions): Promise<ServerProcess>;
-  label: string;
-  probe: pg.ClientBase;
-  postmasterPid: number | null;
-  log: (line: string) => void;
-}
+};
 
 const secondsSince = (from: number, to = Date.now()): string => ((to - from) / 1000).toFixed(1);
 
@@ -284,7 +256,7 @@ class RestartRig {
 
   constructor(
     readonly plan: RestartPlan,
-    readonly env: RestartEnvironment,
+    readonly ctx: BenchContext,
     first: ServerProcess,
   ) {
     this.server = first;
@@ -303,7 +275,7 @@ class RestartRig {
   sample(serverPid: number) {
     return sampleUsage({
       server: serverPid,
-      postmaster: this.env.postmasterPid,
+      postmaster: this.ctx.postmasterPid,
       clients: this.hosts.map((h) => h.pid),
     });
   }
@@ -351,7 +323,7 @@ async function connectFleet(rig: RestartRig, baseUrl: string, serverPid: number)
   const window = await rig.sample(serverPid);
   const all = await rig.waitUntil(() => rig.online() === n, startAt + plan.connectTimeoutMs);
   const usage = await window.stop();
-  rig.env.log(`  cold start: ${rig.online()}/${n} online after ${secondsSince(startAt)} s`);
+  rig.ctx.log(`  cold start: ${rig.online()}/${n} online after ${secondsSince(startAt)} s`);
   return { startAt, usage, all };
 }
 
@@ -362,26 +334,27 @@ async function restartAndWait(
   port: number,
   sigtermAt: number,
 ) {
-  const { plan, env } = rig;
+  const { plan, ctx } = rig;
   const n = plan.agents.length;
   const spawned: { pid: number | null } = { pid: null };
   const stopProbe = new AbortController();
   const listening = waitListening(port, stopProbe.signal);
-  const starting = env
-    .startServer(`${env.label}-restarted`, { port, onSpawn: (pid) => (spawned.pid = pid) })
-    .catch((error: unknown) => {
-      // Not ready in time, or died: end the probe, and leave no process behind.
-      stopProbe.abort();
-      if (spawned.pid !== null) killQuietly(spawned.pid);
-      throw error;
-    });
+  const starting = starter(ctx, plan.target)(`restart-restarted`, {
+    port,
+    onSpawn: (pid) => (spawned.pid = pid),
+  }).catch((error: unknown) => {
+    // Not ready in time, or died: end the probe, and leave no process behind.
+    stopProbe.abort();
+    if (spawned.pid !== null) killQuietly(spawned.pid);
+    throw error;
+  });
   starting.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
   const listeningAt = await listening;
   let wave: UsageWindow | null = null;
   let readyAt: number | null = null;
   const pid = spawned.pid;
   if (listeningAt !== null && pid !== null) {
-    env.log(
+    ctx.log(
       `  new server (pid ${pid}) listening ${secondsSince(sigtermAt, listeningAt)} s after SIGTERM`,
     );
     const window = await rig.sample(pid);
@@ -399,7 +372,7 @@ async function restartAndWait(
     }
     const db = observer.timeline.at(-1)?.db ?? '–';
     const ready = readyAt === null ? '–' : secondsSince(sigtermAt, readyAt);
-    env.log(
+    ctx.log(
       `  wave: ${rig.back()}/${n} agents back, database ${db}/${n}, ` +
         `${secondsSince(sigtermAt)} s after SIGTERM (ready probe answered at ${ready} s)`,
     );
@@ -410,12 +383,12 @@ async function restartAndWait(
   return { listeningAt, readyAt, wave };
 }
 
-export async function runRestart(plan: RestartPlan, env: RestartEnvironment): Promise<RestartRun> {
+async function runRestart(plan: RestartPlan, ctx: BenchContext): Promise<RestartRun> {
   const n = plan.agents.length;
-  const first = await env.startServer(env.label);
+  const first = await starter(ctx, plan.target)('restart');
   const port = Number(new URL(first.baseUrl).port);
-  env.log(`  ${plan.target} (pid ${first.pid}, port ${port}): ${n} ${plan.kind} agents`);
-  const rig = new RestartRig(plan, env, first);
+  ctx.log(`  ${plan.target} (pid ${first.pid}, port ${port}): ${n} ${plan.kind} agents`);
+  const rig = new RestartRig(plan, ctx, first);
   try {
     const connect = await connectFleet(rig, first.baseUrl, first.pid);
     const observed: Observed = {
@@ -424,7 +397,7 @@ export async function runRestart(plan: RestartPlan, env: RestartEnvironment): Pr
       connectUsage: connect.usage,
     };
     if (!connect.all) {
-      env.log(`  restart not run: the fleet never was all online`);
+      ctx.log(`  restart not run: the fleet never was all online`);
       const logs = await Promise.all(rig.hosts.map((h) => h.call('log')));
       return summarise(observed, logs, await rig.shutdown(), null);
     }
@@ -438,7 +411,7 @@ export async function runRestart(plan: RestartPlan, env: RestartEnvironment): Pr
     const sigtermAt = Date.now();
     await Promise.all(rig.hosts.map((host) => host.call('mark', sigtermAt)));
     const observer = new RestartObserver(
-      env.probe,
+      ctx.probe,
       plan.target,
       plan.agents.map((a) => a.nodeId),
       sigtermAt,
@@ -452,12 +425,12 @@ export async function runRestart(plan: RestartPlan, env: RestartEnvironment): Pr
       oldServer = (await rig.stopServer())!;
       exitedAt = Date.now();
       observer.dbSince = exitedAt;
-      env.log(`  SIGTERM → exit ${secondsSince(sigtermAt)} s`);
+      ctx.log(`  SIGTERM → exit ${secondsSince(sigtermAt)} s`);
       try {
         restarted = await restartAndWait(rig, observer, port, sigtermAt);
       } catch (error) {
         startError = error instanceof Error ? error.message : String(error);
-        env.log(`  restart failed: ${startError}`);
+        ctx.log(`  restart failed: ${startError}`);
       }
     } finally {
       await observer.stop();
@@ -466,7 +439,7 @@ export async function runRestart(plan: RestartPlan, env: RestartEnvironment): Pr
     // 5. What every agent saw, from the hosts; then everything stopped.
     const logs = await Promise.all(rig.hosts.map((h) => h.call('log')));
     const serverAttaches =
-      plan.sessionId !== null ? await attachWave(env.probe, plan.sessionId, sigtermAt) : null;
+      plan.sessionId !== null ? await attachWave(ctx.probe, plan.sessionId, sigtermAt) : null;
     return summarise(observed, logs, await rig.shutdown(), {
       ...{ steady, sigtermAt, exitedAt, oldServer, startError, serverAttaches },
       listeningAt: restarted?.listeningAt ?? null,
@@ -500,16 +473,13 @@ export const restart: Scenario = {
     const sessionId = await createSession(ctx, 'bench restart');
     let tether;
     try {
-      tether = await runRestart(
-        { ...plan, target: 'tether', kind: 'sdk', sessionId },
-        environment(ctx, 'tether', this.name),
-      );
+      tether = await runRestart({ ...plan, target: 'tether', kind: 'sdk', sessionId }, ctx);
     } finally {
       await closeSession(ctx, sessionId);
     }
     const baseline = await runRestart(
       { ...plan, target: 'baseline', kind: 'raw', sessionId: null },
-      environment(ctx, 'baseline', this.name),
+      ctx,
     );
     const runs = [tether, baseline];
     return {
