@@ -119,3 +119,16 @@ export function serve(handlers: Handlers & { close?: () => Promise<void> | void 
   // The orchestrator going away must not leave children behind.
   process.on('disconnect', () => process.exit(0));
 }
+
+/** Runs `work(i)` for every i below `count`, in order, at most `concurrency` at once. */
+export async function inLanes(
+  count: number,
+  concurrency: number,
+  work: (i: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < count) await work(next++);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, lane));
+}

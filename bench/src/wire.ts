@@ -6,7 +6,7 @@
 import { Agent, request } from 'node:http';
 import { WebSocket } from 'ws';
 import { Histogram, type HistogramData } from './histogram.js';
-import { preciseNow, sleep } from './ipc.js';
+import { inLanes, preciseNow, sleep } from './ipc.js';
 
 export const HEARTBEAT = 'runtimenode.heartbeat';
 
@@ -132,38 +132,34 @@ export class WsTransport implements BeatTransport {
     const started = preciseNow();
     const connect = new Histogram();
     const failures: string[] = [];
-    let [failed, nextNode, retried] = [0, 0, 0];
-    const lane = async (): Promise<void> => {
-      while (nextNode < this.spec.nodes.length) {
-        const index = nextNode++;
-        const nodeId = this.spec.nodes[index]!.nodeId;
-        const t0 = preciseNow();
-        let error = await this.openOne(index);
-        // An upgrade the server's admission deferred comes back when it was told to, as the
-        // SDK does (not a failed attempt; reported as retried).
-        for (let n = 0; error?.startsWith(DEFERRED) && n < MAX_DEFERRALS; n++) {
-          retried++;
-          await sleep(Number(error.slice(DEFERRED.length)));
-          error = await this.openOne(index);
-        }
-        // A socket the server closed while connecting is retried (and reported as such), so
-        // the steady-state measurements run with the full fleet.
-        for (let attempt = 1; error !== null && attempt < CONNECT_ATTEMPTS; attempt++) {
-          if (failures.length < 5) failures.push(`${nodeId}: ${error} (retried)`);
-          retried++;
-          await sleep(100 * attempt);
-          error = await this.openOne(index);
-        }
-        if (error === null) connect.recordMs(preciseNow() - t0);
-        else {
-          failed++;
-          if (failures.length < 10) failures.push(`${nodeId}: ${error}`);
-        }
+    let [failed, retried] = [0, 0];
+    const { nodes, connectConcurrency } = this.spec;
+    await inLanes(nodes.length, connectConcurrency, async (index) => {
+      const nodeId = nodes[index]!.nodeId;
+      const t0 = preciseNow();
+      let error = await this.openOne(index);
+      // An upgrade the server's admission deferred comes back when it was told to, as the
+      // SDK does (not a failed attempt; reported as retried).
+      for (let n = 0; error?.startsWith(DEFERRED) && n < MAX_DEFERRALS; n++) {
+        retried++;
+        await sleep(Number(error.slice(DEFERRED.length)));
+        error = await this.openOne(index);
       }
-    };
-    const lanes = Math.max(1, Math.min(this.spec.connectConcurrency, this.spec.nodes.length));
-    await Promise.all(Array.from({ length: lanes }, lane));
-    const opened = this.spec.nodes.length - failed;
+      // A socket the server closed while connecting is retried (and reported as such), so
+      // the steady-state measurements run with the full fleet.
+      for (let attempt = 1; error !== null && attempt < CONNECT_ATTEMPTS; attempt++) {
+        if (failures.length < 5) failures.push(`${nodeId}: ${error} (retried)`);
+        retried++;
+        await sleep(100 * attempt);
+        error = await this.openOne(index);
+      }
+      if (error === null) connect.recordMs(preciseNow() - t0);
+      else {
+        failed++;
+        if (failures.length < 10) failures.push(`${nodeId}: ${error}`);
+      }
+    });
+    const opened = nodes.length - failed;
     const durationMs = preciseNow() - started;
     return { opened, failed, connect: connect.toData(), failures, retried, durationMs };
   }

@@ -12,7 +12,7 @@ import {
   type MatchRule,
   type PresenceChange,
 } from '../delivery.js';
-import { preciseNow } from '../ipc.js';
+import { inLanes, preciseNow } from '../ipc.js';
 import { closeSockets, frameOf, paramsFrame, settleOnce, wsUrl } from '../wire.js';
 
 const SUBSCRIPTION_ID = 1;
@@ -89,21 +89,15 @@ class Dashboards {
       this.#startPolling();
       return { opened: this.views.length, failed: 0, failures: [] };
     }
-    let next = 0;
     let failed = 0;
     const failures: string[] = [];
-    const lane = async (): Promise<void> => {
-      while (next < this.views.length) {
-        const i = next++;
-        const error = await this.#subscribe(i);
-        if (error !== null) {
-          failed++;
-          if (failures.length < MAX_ERRORS_KEPT) failures.push(`dashboard ${i}: ${error}`);
-        }
+    await inLanes(this.views.length, this.#spec.connectConcurrency, async (i) => {
+      const error = await this.#subscribe(i);
+      if (error !== null) {
+        failed++;
+        if (failures.length < MAX_ERRORS_KEPT) failures.push(`dashboard ${i}: ${error}`);
       }
-    };
-    const lanes = Math.max(1, Math.min(this.#spec.connectConcurrency, this.views.length));
-    await Promise.all(Array.from({ length: lanes }, lane));
+    });
     return { opened: this.views.length - failed, failed, failures };
   }
 
