@@ -7,10 +7,9 @@ import {
   summariseDriver,
   type WatchedFleet,
 } from '../presence.js';
-import { mb, ms, num } from '../report.js';
+import { mb, metric, ms, num, type Column } from '../report.js';
 import type { DriverReport } from '../roles/presence-driver.js';
 import {
-  columns,
   lines,
   withServer,
   type BenchContext,
@@ -105,12 +104,6 @@ function measure(ctx: BenchContext, server: ServerProcess, shape: Shape, fleet: 
   });
 }
 
-const HEADERS = columns(
-  'server|background offered/s|achieved/s|beat p99 ms|closes|offline seen|p50 ms|p95 ms|' +
-    'p99 ms|max ms|close→at p99 ms|open→online p99 ms|srv CPU %|srv RSS MB|loop p99 ms|' +
-    'PG CPU %|others CPU %',
-);
-
 /** Dashboards × successful closes, and how many of those offline deliveries arrived. */
 function offlineCounts(r: CloseRun): { closes: number; expected: number; seen: number } {
   const closes = r.driver.made.offline;
@@ -121,30 +114,27 @@ function offlineCounts(r: CloseRun): { closes: number; expected: number; seen: n
   };
 }
 
-function tetherRow(r: CloseRun): string[] {
-  const s = r.background;
-  const off = r.delivery.latency.offline;
-  const counts = offlineCounts(r);
-  return [
-    'tether',
-    num(s.offeredRate),
-    num(s.achievedRate),
-    ms(s.latency.p99Ms),
-    num(counts.closes),
-    `${num(counts.seen)}/${num(counts.expected)}`,
-    ms(off.p50Ms),
-    ms(off.p95Ms),
-    ms(off.p99Ms),
-    ms(off.maxMs),
-    ms(r.delivery.toEventAt.offline.p99Ms),
-    ms(r.delivery.latency.online.p99Ms),
-    num(s.server?.cpuPercent),
-    mb(s.server?.rssMaxBytes),
-    ms(s.loopLag?.p99Ms),
-    num(s.postgresCpuPercent),
-    num(s.othersCpuPercent),
-  ];
-}
+const COLUMNS: Column<CloseRun>[] = [
+  metric('background offered/s', num, (r) => r.background.offeredRate),
+  metric('achieved/s', num, (r) => r.background.achievedRate),
+  metric('beat p99 ms', ms, (r) => r.background.latency.p99Ms),
+  metric('closes', num, (r) => offlineCounts(r).closes),
+  {
+    header: 'offline seen',
+    cell: (r) => `${num(offlineCounts(r).seen)}/${num(offlineCounts(r).expected)}`,
+  },
+  metric('p50 ms', ms, (r) => r.delivery.latency.offline.p50Ms),
+  metric('p95 ms', ms, (r) => r.delivery.latency.offline.p95Ms),
+  metric('p99 ms', ms, (r) => r.delivery.latency.offline.p99Ms),
+  metric('max ms', ms, (r) => r.delivery.latency.offline.maxMs),
+  metric('close→at p99 ms', ms, (r) => r.delivery.toEventAt.offline.p99Ms),
+  metric('open→online p99 ms', ms, (r) => r.delivery.latency.online.p99Ms),
+  metric('srv CPU %', num, (r) => r.background.server?.cpuPercent),
+  metric('srv RSS MB', mb, (r) => r.background.server?.rssMaxBytes),
+  metric('loop p99 ms', ms, (r) => r.background.loopLag?.p99Ms),
+  metric('PG CPU %', num, (r) => r.background.postgresCpuPercent),
+  metric('others CPU %', num, (r) => r.background.othersCpuPercent),
+];
 
 function notesOf(r: CloseRun | null, shape: Shape): string[] {
   const notes = [
@@ -224,13 +214,13 @@ export const closeOffline: Scenario = {
       failure = error instanceof Error ? error.message : String(error);
       ctx.log(`  close-offline failed: ${failure}`);
     }
-    const rows = run ? [tetherRow(run)] : [];
-    rows.push(['baseline', ...HEADERS.slice(1).map(() => 'n/a')]);
+    const rows = run ? [['tether', ...COLUMNS.map((c) => c.cell(run))]] : [];
+    rows.push(['baseline', ...COLUMNS.map(() => 'n/a')]);
     return {
       name: this.name,
       title: this.title,
       parameters: { ...shape, backgroundRate: backgroundRate(shape) },
-      tables: [{ headers: HEADERS, rows }],
+      tables: [{ headers: ['server', ...COLUMNS.map((c) => c.header)], rows }],
       notes: [...(failure ? [`run failed: ${failure}`] : []), ...notesOf(run, shape)],
       floors: floorsOf(run, shape, ctx.quick),
       data: run,
