@@ -12,7 +12,7 @@ import {
 } from '@tether/client';
 import { startSimulation, type Simulation } from '@tether/node-client';
 import WebSocket from 'ws';
-import { Histogram, type HistogramData } from '../histogram.js';
+import { Histogram } from '../histogram.js';
 import { preciseNow } from '../ipc.js';
 import type { Target } from '../servers.js';
 import type { NodeIdentity } from '../wire.js';
@@ -88,18 +88,6 @@ export interface DriverSpec {
   timeoutMs: number;
 }
 
-export interface DriverReport {
-  /** Completed (succeeded) in the measured window. */
-  ok: number;
-  failed: number;
-  failures: Record<string, number>;
-  /** Call → result, measured window only. */
-  latency: HistogramData;
-  /** Measured window length (ms). */
-  windowMs: number;
-  loopDelay: { p99Ms: number; maxMs: number };
-}
-
 const loopDelay = monitorEventLoopDelay({ resolution: 20 });
 loopDelay.enable();
 
@@ -165,7 +153,8 @@ function failureCode(error: unknown): string {
   return error instanceof Error ? error.message.slice(0, 80) : String(error);
 }
 
-async function run(spec: DriverSpec): Promise<DriverReport> {
+/** Invocations completed in the measured window (`ok`) and their call → result latency. */
+async function run(spec: DriverSpec) {
   const caller = spec.target === 'tether' ? tetherCall(spec) : baselineCall(spec);
   const call = caller.call;
   const latency = new Histogram();
@@ -200,18 +189,12 @@ async function run(spec: DriverSpec): Promise<DriverReport> {
   await Promise.all(Array.from({ length: spec.concurrency }, (_, i) => worker(i)));
   const lag = { p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6 };
   await caller.close().catch(() => undefined);
-  return {
-    ok,
-    failed,
-    failures,
-    latency: latency.toData(),
-    windowMs: spec.durationMs,
-    loopDelay: lag,
-  };
+  const windowMs = spec.durationMs;
+  return { ok, failed, failures, latency: latency.toData(), windowMs, loopDelay: lag };
 }
 
 export const handlers = {
-  run(spec: DriverSpec): Promise<DriverReport> {
+  run(spec: DriverSpec) {
     loopDelay.reset();
     return run(spec);
   },
