@@ -35,12 +35,6 @@ export interface DashboardSpec {
   connectConcurrency: number;
 }
 
-export interface Ready {
-  opened: number;
-  failed: number;
-  failures: string[];
-}
-
 interface FleetEventFrame {
   id?: unknown;
   result?: {
@@ -84,7 +78,7 @@ class Dashboards {
     if (this.errors.length < MAX_ERRORS_KEPT) this.errors.push(message);
   }
 
-  async start(): Promise<Ready> {
+  async start() {
     if (this.#spec.mode === 'poll') {
       this.#startPolling();
       return { opened: this.views.length, failed: 0, failures: [] };
@@ -215,7 +209,7 @@ class Dashboards {
 let dashboards: Dashboards | null = null;
 
 export const handlers = {
-  init(spec: DashboardSpec): Promise<Ready> {
+  init(spec: DashboardSpec) {
     dashboards = new Dashboards(spec);
     return dashboards.start();
   },

@@ -22,15 +22,7 @@ export interface DriverSpec {
   requestTimeoutMs: number;
 }
 
-export interface DriverReport {
-  changes: PresenceChange[];
-  /** Flip: turns skipped because the node's previous change was unanswered. */
-  skipped: number;
-  /** Connect failures (flip: initial connect; churn: opens). */
-  failures: string[];
-  /** How late the driver acted versus its schedule (ms): a saturated driver shows here. */
-  lagMaxMs: number;
-}
+export type DriverReport = Awaited<ReturnType<Driver['run']>>;
 
 class Driver {
   readonly #spec: DriverSpec;
@@ -59,7 +51,11 @@ class Driver {
     return { opened, failures };
   }
 
-  async run(startAt: number): Promise<DriverReport> {
+  /**
+   * The changes made, flip turns skipped (the node's previous change unanswered), connect
+   * failures, and how late the driver acted versus its schedule (ms).
+   */
+  async run(startAt: number) {
     const skipped =
       this.#spec.mode === 'flip' ? await this.#flip(startAt) : await this.#churn(startAt);
     return { changes: this.#changes, skipped, failures: this.#failures, lagMaxMs: this.#lagMaxMs };
@@ -184,7 +180,7 @@ export const handlers = {
     return driver.connect();
   },
   /** Runs the schedule from `startAt`; resolves once every change has been answered. */
-  run(startAt: number): Promise<DriverReport> {
+  run(startAt: number) {
     if (!driver) throw new Error('run before init');
     return driver.run(startAt);
   },
