@@ -5,7 +5,7 @@
  */
 import { Agent, request } from 'node:http';
 import { WebSocket } from 'ws';
-import { Histogram, type HistogramData } from './histogram.js';
+import { Histogram } from './histogram.js';
 import { inLanes, preciseNow, sleep } from './ipc.js';
 
 export const HEARTBEAT = 'runtimenode.heartbeat';
@@ -89,17 +89,8 @@ export interface TransportSpec {
   requestTimeoutMs: number;
 }
 
-export interface ConnectReport {
-  opened: number;
-  failed: number;
-  /** Open-to-first-acknowledged-beat latency per socket (WS only). */
-  connect: HistogramData;
-  /** First failure messages (including retried ones), for the report. */
-  failures: string[];
-  /** Connection attempts repeated because the server closed, refused or deferred the first. */
-  retried: number;
-  durationMs: number;
-}
+/** Sockets opened and failed, open → first acknowledged beat (WS), failures (retried ones too). */
+export type ConnectReport = Awaited<ReturnType<WsTransport['connect']>>;
 
 export interface BeatTransport {
   connect(): Promise<ConnectReport>;
@@ -128,7 +119,7 @@ export class WsTransport implements BeatTransport {
     return this.#open;
   }
 
-  async connect(): Promise<ConnectReport> {
+  async connect() {
     const started = preciseNow();
     const connect = new Histogram();
     const failures: string[] = [];
