@@ -75,14 +75,6 @@ async function cpuSeconds(pid: number, withChildren: boolean): Promise<number | 
   return total;
 }
 
-export interface ProcessUsage {
-  /** Mean CPU over the window, percent of one core. */
-  cpuPercent: number;
-  rssStartBytes: number;
-  rssEndBytes: number;
-  rssMaxBytes: number;
-}
-
 async function sampleProcess(pid: number, withChildren = false) {
   const startedAt = performance.now();
   const cpuStart = await cpuSeconds(pid, withChildren);
@@ -95,7 +87,8 @@ async function sampleProcess(pid: number, withChildren = false) {
       rssMax = Math.max(rssMax, rss);
     });
   }, 1_000);
-  return async (): Promise<ProcessUsage | null> => {
+  // Mean CPU over the window (percent of one core) and RSS; null when the process is gone.
+  return async () => {
     clearInterval(timer);
     const cpuEnd = await cpuSeconds(pid, withChildren);
     const rssEndBytes = (await rssBytes(pid)) ?? rssLast;
@@ -119,18 +112,12 @@ async function machineTicks(): Promise<{ busy: number; total: number }> {
   return { busy, total: busy + idle + iowait };
 }
 
-export interface UsageWindow {
-  seconds: number;
-  server: ProcessUsage | null;
-  postgresCpuPercent: number | null;
-  /** Each client process (generators, dashboards, agent hosts…), percent of one core. */
-  clientsCpuPercent: number[];
-  /** The client processes' RSS summed, at the window's end. */
-  clientsRssBytes: number | null;
-  machineCpuPercent: number;
-  /** Machine CPU minus server, PostgreSQL and clients (null when one is unknown). */
-  othersCpuPercent: number | null;
-}
+/**
+ * CPU (percent of one core) and RSS over a window: the server, PostgreSQL, each client process
+ * (generators, dashboards, agent hosts…), the machine, and the others' CPU (machine minus the rest;
+ * null when one is unknown).
+ */
+export type UsageWindow = Awaited<ReturnType<Awaited<ReturnType<typeof sampleUsage>>['stop']>>;
 
 export interface UsagePids {
   server: number;
@@ -139,7 +126,7 @@ export interface UsagePids {
 }
 
 /** Samples the server, PostgreSQL, the clients and the whole machine until `stop()`. */
-export async function sampleUsage(pids: UsagePids): Promise<{ stop(): Promise<UsageWindow> }> {
+export async function sampleUsage(pids: UsagePids) {
   const started = performance.now();
   const server = await sampleProcess(pids.server);
   const postgres = pids.postmaster === null ? null : await sampleProcess(pids.postmaster, true);
