@@ -19,26 +19,19 @@ import {
 } from '../scenario.js';
 import type { ServerExit, ServerProcess } from '../servers.js';
 
-interface Shape {
-  /** Background fleet: nodes beating at `step.cadenceMs` (nodes × 1000 / cadence beats/s). */
-  background: number;
-  step: Step;
-  /** Nodes opened and closed by the driver, spread over the window. */
-  closes: number;
-  /** How long each of them stays connected before its close. */
-  holdMs: number;
-}
-
 /**
- * 2 000 beats/s: the fastest rate the server sustains with headroom on the development machine,
- * so the closes meet a loaded, not a drowning, server.
+ * A `background` fleet beats at `step.cadenceMs`; `closes` other nodes are opened and closed by the
+ * driver, spread over the window, each connected `holdMs`. 2 000 beats/s: the fastest rate the
+ * server sustains with headroom on the development machine, so the closes meet a loaded, not a
+ * drowning, server.
  */
-const FULL: Shape = {
+const FULL = {
   background: 2_000,
-  step: { cadenceMs: 1_000, payload: 'plain', warmupMs: 5_000, measureMs: 40_000 },
+  step: { cadenceMs: 1_000, payload: 'plain', warmupMs: 5_000, measureMs: 40_000 } satisfies Step,
   closes: 300,
   holdMs: 3_000,
 };
+type Shape = typeof FULL;
 const QUICK: Shape = {
   background: 500,
   step: { cadenceMs: 500, payload: 'plain', warmupMs: 1_500, measureMs: 8_000 },

@@ -22,30 +22,14 @@ import {
 } from '../scenario.js';
 import type { ServerExit, ServerProcess, Target } from '../servers.js';
 
-interface Shape {
-  /** Nodes whose health flips (each changes every nodes / rate seconds). */
-  nodes: number;
-  /** Changes per subscriber count. */
-  changes: number;
-  /** Changes per second. */
-  rate: number;
-  subscribers: number[];
-  /** How long dashboards may take to show the final state after the last change. */
-  settleMs: number;
-}
-
 /**
- * 10 changes/s at both dashboard counts, so the 1 000-dashboard run has ten times the fan-out work
- * (10 000 deliveries/s); 100 nodes, so each node beats every 10 s, well inside the sweep's 30 s (no
- * sweep transitions mix in).
+ * `nodes` flip online ↔ degraded, `changes` per subscriber count at `rate`/s; dashboards may take
+ * `settleMs` to show the final state. 10 changes/s at both dashboard counts, so the 1 000-dashboard
+ * run has ten times the fan-out work (10 000 deliveries/s); 100 nodes, so each node beats every
+ * 10 s, well inside the sweep's 30 s (no sweep transitions mix in).
  */
-const FULL: Shape = {
-  nodes: 100,
-  changes: 1_000,
-  rate: 10,
-  subscribers: [100, 1_000],
-  settleMs: 15_000,
-};
+const FULL = { nodes: 100, changes: 1_000, rate: 10, subscribers: [100, 1_000], settleMs: 15_000 };
+type Shape = typeof FULL;
 /** The same rate, scaled down: 120 changes (12 s) to 100 dashboards. */
 const QUICK: Shape = { nodes: 60, changes: 120, rate: 10, subscribers: [100], settleMs: 5_000 };
 
