@@ -1,16 +1,7 @@
 /**
  * What an agent host records about its agents, whichever kind they are: per agent a handful of
  * instants in typed arrays (10 000 agents cost a few hundred kilobytes), one entry per finished
- * connection attempt, and counters. The orchestrator gathers every host's record (`AgentLog`)
- * and turns it into histograms once it knows when SIGTERM was sent and when the new server
- * process began to listen (restart-report.ts).
- *
- * An attempt succeeds when the agent is attached (SDK) or its first beat is acknowledged (raw),
- * and fails when the agent gives it up before that (closed, timed out, refused by the server);
- * an attempt refused at TCP level (ECONNREFUSED: nothing listens on the port, the server is
- * down) is counted apart from failures of attempts that reached a server, and so is one the
- * server deferred with a time to come back (its admission limit). Online is the SDK's
- * `online` state (attached and declared), or the raw agent's first acknowledged beat.
+ * connection attempt, and counters.
  */
 
 /** Distinct causes kept by name; the rest are counted as `other`. */
@@ -25,37 +16,8 @@ export function countInto(map: Record<string, number>, key: string, n = 1): void
   map[key] = (map[key] ?? 0) + n;
 }
 
-export interface HostStatus {
-  /** Agents online now. */
-  online: number;
-  /** Agents online again after losing their connection in the restart phase. */
-  back: number;
-}
-
-/** A host's record (instants are epoch ms; null: never). */
-export interface AgentLog {
-  /** Per agent: started, first online, first connection lost after the mark, online after it. */
-  startAt: (number | null)[];
-  firstOnlineAt: (number | null)[];
-  lostAt: (number | null)[];
-  backAt: (number | null)[];
-  /** Finished attempts: start instant and outcome (`ok`, `refused`, `deferred` or a cause). */
-  attempts: [number, string][];
-  /** Attempts still in flight. */
-  pending: number;
-  /** Connections lost again after an agent was back (an unstable recovery). */
-  disconnectsAfterBack: number;
-  /** After the mark: why established connections were lost; beats answered. */
-  disconnectCauses: Record<string, number>;
-  beatsOk: number;
-  beatsFailed: number;
-  beatFailures: Record<string, number>;
-  terminated: number;
-  terminations: Record<string, number>;
-  rssBytes: number;
-  /** The host's event-loop delay since the mark (ms): the client side's own error bar. */
-  loopDelay: { p50Ms: number; p99Ms: number; maxMs: number };
-}
+export type HostStatus = ReturnType<FleetTracker['status']>;
+export type AgentLog = ReturnType<FleetTracker['log']>;
 
 const instants = (values: Float64Array): (number | null)[] =>
   Array.from(values, (v) => (Number.isNaN(v) ? null : v));
@@ -113,8 +75,8 @@ export class FleetTracker {
   }
 
   /**
-   * The attempt in flight failed: `refused` at TCP level (no server listening), `deferred` by
-   * the server with a time to come back, otherwise `failed` with `cause`.
+   * The attempt in flight failed: `refused` at TCP level (no server listening), `deferred` by the
+   * server with a time to come back, otherwise `failed` with `cause`.
    */
   connectFailed(i: number, cause: string, how: 'refused' | 'deferred' | 'failed'): void {
     if (how !== 'failed') return this.#finishAttempt(i, how);
@@ -179,11 +141,17 @@ export class FleetTracker {
     }
   }
 
-  status(): HostStatus {
+  /** Agents online now, and online again after losing their connection after the mark. */
+  status() {
     return { online: this.#onlineCount, back: this.#backCount };
   }
 
-  log(rssBytes: number, loopDelay: AgentLog['loopDelay']): AgentLog {
+  /**
+   * The host's record: per agent its instants (epoch ms, null: never) — started, first online,
+   * first lost after the mark, online again — then every finished attempt with its outcome, and
+   * counters; `loopDelay` is the host's own event-loop delay since the mark (its error bar).
+   */
+  log(rssBytes: number, loopDelay: { p50Ms: number; p99Ms: number; maxMs: number }) {
     return {
       startAt: instants(this.#startAt),
       firstOnlineAt: instants(this.#firstOnlineAt),

@@ -1,18 +1,4 @@
-/**
- * What a dashboard saw, and how it lines up with what the presence driver did. A dashboard
- * records an observation whenever it learns a tracked node's new health; afterwards the
- * driver's change log is matched against them, per dashboard and node, in time order:
- *
- * - rule `every` (a feed): every change must arrive, in order. An observation matches the
- *   first not-yet-matched change of that node with the same health (and cause) made before it
- *   arrived; changes skipped over were lost.
- * - rule `latest` (polling): a poll shows the newest state, so flips between two polls are never
- *   seen. An observation matches the *last* such change made before it arrived; the ones it
- *   skipped count as not observed.
- *
- * Observations matching no change (another cause such as the sweep, a duplicate) are counted
- * apart, never as latency.
- */
+/** What a dashboard saw, and how it lines up with what the presence driver did. */
 import { Histogram, type HistogramData } from './histogram.js';
 
 export type Health = 'online' | 'degraded' | 'offline';

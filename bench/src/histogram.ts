@@ -1,7 +1,5 @@
 /**
  * Latency histograms: HDR histograms (`hdr-histogram-js`, 3 significant digits) of microseconds.
- * Child processes ship them to the orchestrator compressed (`toData`), where they are merged.
- * Percentiles of an empty histogram are NaN (rendered "–"), never a flattering 0.
  */
 import * as hdr from 'hdr-histogram-js';
 

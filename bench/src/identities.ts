@@ -1,11 +1,4 @@
-/**
- * Real node identities, made in bulk. Enrolling tens of thousands of nodes through
- * `device.enroll` would measure the enrollment rate limit, not the fleet, so the bench writes
- * the registry rows the way `nodes/service.ts insertNode` shapes them — a `nodes` row holding
- * only the SHA-256 of a fresh 256-bit `tnd_` token (the control plane's own `generateToken` and
- * `hashToken`) and an `offline` presence row — in a few multi-row statements. The tokens stay in
- * the orchestrator's memory and go to the load generators; nothing stores them in clear.
- */
+/** Real node identities, made in bulk. */
 import type { NodeIdentity } from './wire.js';
 import { generateToken, hashToken, type Db } from './tether-internals.js';
 

@@ -1,19 +1,9 @@
 /**
- * The one protocol between the orchestrator and its child processes (load generators,
- * dashboards, the presence driver, agent hosts, command hosts and drivers): a child is a *role*,
- * a module under `roles/` exporting `handlers`, an object of async methods; the orchestrator
- * forks `child.ts <role>` (TypeScript through tsx) and calls those methods over Node IPC:
- *
- *   orchestrator                                   child (roles/<role>.ts)
- *   {call: id, method, args}            ───▶       handlers[method](...args)
- *                                       ◀───       {reply: id, value} | {reply: id, error}
- *   {exit: true}                        ───▶       handlers.close?.() (at most 5 s), exit 0
- *
- * A call rejects when the method throws or the child exits first. A child exits when the
- * orchestrator goes away. All times exchanged are epoch milliseconds from `preciseNow()`: every
- * process runs on the same machine, so they share one clock.
- */
-import { fork, type ChildProcess } from 'node:child_process';
+ * The one protocol between the orchestrator and its child processes: a child is a *role*, a module
+ * under `roles/` exporting `handlers` (async methods) that the orchestrator calls over Node IPC
+ * (`{call, method, args}` → `{reply, value | error}`, `{exit}` → `handlers.close?.()`). Times are
+ * epoch ms from `preciseNow()`: one machine, one clock.
+ */ import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -128,4 +118,17 @@ export function serve(handlers: Handlers & { close?: () => Promise<void> | void 
   });
   // The orchestrator going away must not leave children behind.
   process.on('disconnect', () => process.exit(0));
+}
+
+/** Runs `work(i)` for every i below `count`, in order, at most `concurrency` at once. */
+export async function inLanes(
+  count: number,
+  concurrency: number,
+  work: (i: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < count) await work(next++);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, lane));
 }

@@ -1,16 +1,14 @@
 /**
  * The orchestrator's side of a load run: forks the generator processes (nodes dealt round-robin),
  * connects them, then for each step starts open-loop beating at a common instant, and over the
- * measurement window (after the warm-up) samples the server and PostgreSQL (CPU, RSS, WAL
- * position, the presence table's update counters), the generators and the server's event-loop
- * delay. PostgreSQL's counters are read while the load still runs, so both ends of the window
- * carry the same (≈ 1 s) statistics-flush delay and it cancels out.
+ * measurement window (after the warm-up) samples the server and PostgreSQL (CPU, RSS, WAL position,
+ * the presence table's update counters), the generators and the server's event-loop delay.
  */
 import type pg from 'pg';
-import { Histogram, type LatencySummary } from './histogram.js';
+import { Histogram } from './histogram.js';
 import { children, exitAll, preciseNow, sleep, sleepUntil } from './ipc.js';
 import { pgDelta, pgSnapshot, tableDelta } from './postgres.js';
-import { rssBytes, sampleUsage, type ProcessUsage } from './proc.js';
+import { rssBytes, sampleUsage } from './proc.js';
 import type { handlers, Step, Transport } from './roles/load.js';
 import type { ServerProcess } from './servers.js';
 import type { NodeIdentity } from './wire.js';
@@ -39,55 +37,8 @@ export interface LoadEnvironment {
   onStep?: (window: { startAt: number; windowStart: number; windowEnd: number }) => void;
 }
 
-export interface StepResult {
-  cadenceMs: number;
-  payload: Step['payload'];
-  nodes: number;
-  measureSeconds: number;
-  offeredRate: number;
-  achievedRate: number;
-  offered: number;
-  ok: number;
-  errors: Record<string, number>;
-  timeouts: number;
-  latency: LatencySummary;
-  sendLag: LatencySummary;
-  backlog: { start: number; end: number; max: number };
-  server: ProcessUsage | null;
-  postgresCpuPercent: number | null;
-  generatorCpuPercent: number[];
-  /** CPU the rest of the machine used meanwhile (other people's work), percent of one core. */
-  othersCpuPercent: number | null;
-  loopLag: { p99Ms: number; maxMs: number } | null;
-  writes: {
-    /** Row updates of the presence table in the window (statistics counters: see PgSnapshot). */
-    updates: number;
-    /** Write transactions per acknowledged beat (< 1 when beats share commits). */
-    transactionsPerBeat: number | null;
-    hotUpdates: number;
-    hotShare: number | null;
-    walBytes: number;
-    walBytesPerBeat: number | null;
-    /** The metrics history table's row counters in the window (Tether only). */
-    history?: { inserts: number; updates: number; hotUpdates: number };
-  };
-}
-
-export interface ConnectResult {
-  opened: number;
-  failed: number;
-  retried: number;
-  durationMs: number;
-  latency: LatencySummary;
-  failures: string[];
-  serverRssBeforeBytes: number | null;
-  serverRssAfterBytes: number | null;
-}
-
-export interface LoadResult {
-  connect: ConnectResult;
-  steps: StepResult[];
-}
+export type StepResult = Awaited<ReturnType<typeof measureStep>>;
+export type LoadResult = Awaited<ReturnType<typeof runLoad>>;
 
 type Generator = ReturnType<typeof children<typeof handlers>>[number];
 
@@ -102,7 +53,7 @@ async function measureStep(
   generators: Generator[],
   step: Step,
   nodes: number,
-): Promise<StepResult> {
+) {
   const startAt = preciseNow() + 200;
   await Promise.all(generators.map((g) => g.call('start', step, startAt)));
   const windowStart = startAt + step.warmupMs;
@@ -185,7 +136,7 @@ function serverDownStep(step: Step, nodes: number): StepResult {
 }
 
 /** Connects `plan.nodes` through `plan.generators` processes and runs every step in order. */
-export async function runLoad(plan: LoadPlan, env: LoadEnvironment): Promise<LoadResult> {
+export async function runLoad(plan: LoadPlan, env: LoadEnvironment) {
   const count = Math.max(2, plan.generators);
   const slices: NodeIdentity[][] = Array.from({ length: count }, () => []);
   plan.nodes.forEach((node, i) => slices[i % count]!.push(node));
@@ -202,7 +153,7 @@ export async function runLoad(plan: LoadPlan, env: LoadEnvironment): Promise<Loa
       generators.map((g, i) => g.call('init', { ...spec, nodes: slices[i]! }, plan.transport)),
     );
     await sleep(500); // let the connect burst settle
-    const connect: ConnectResult = {
+    const connect = {
       opened: sum(ready, (r) => r.opened),
       failed: sum(ready, (r) => r.failed),
       retried: sum(ready, (r) => r.retried),

@@ -1,8 +1,6 @@
 /**
  * PostgreSQL for the bench: `DATABASE_URL` if set (a role that may create databases), else the
- * control plane's embedded PostgreSQL in `bench/.data/pg` on a free loopback port. Each run
- * recreates its databases, so numbers never depend on a previous run's bloat. Also the
- * PostgreSQL-side probes: WAL position and per-table update counters.
+ * control plane's embedded PostgreSQL in `bench/.data/pg` on a free loopback port.
  */
 import { readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -10,17 +8,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { startEmbeddedPostgres } from './tether-internals.js';
 
-export interface BenchPostgres {
-  /** URL of a database on the same server (any database: only the path is replaced). */
-  urlFor(database: string): string;
-  /** Drops (if present) and creates a database. */
-  recreate(database: string): Promise<void>;
-  drop(database: string): Promise<void>;
-  /** The postmaster's pid when it runs on this machine (for CPU sampling), embedded or not. */
-  postmasterPid(): Promise<number | null>;
-  embedded: boolean;
-  stop(): Promise<void>;
-}
+export type BenchPostgres = Awaited<ReturnType<typeof startBenchPostgres>>;
 
 export function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -49,10 +37,7 @@ async function maintenance(url: string, statements: string[]): Promise<void> {
   }
 }
 
-export async function startBenchPostgres(
-  dataDir: string,
-  log: (line: string) => void,
-): Promise<BenchPostgres> {
+export async function startBenchPostgres(dataDir: string, log: (line: string) => void) {
   const external = process.env.DATABASE_URL;
   let adminUrl: string;
   let stop: () => Promise<void> = () => Promise.resolve();
@@ -76,12 +61,12 @@ export async function startBenchPostgres(
   const drop = (database: string): Promise<void> =>
     maintenance(adminUrl, [`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`]);
   return {
-    urlFor: (database) => withDatabase(adminUrl, database),
-    recreate: (database) =>
-      maintenance(adminUrl, [
-        `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`,
-        `CREATE DATABASE ${database}`,
-      ]),
+    /** A database on the same server (only the URL's path is replaced). */
+    urlFor: (database: string) => withDatabase(adminUrl, database),
+    recreate: async (database: string) => {
+      await drop(database);
+      await maintenance(adminUrl, [`CREATE DATABASE ${database}`]);
+    },
     drop,
     postmasterPid: async () => {
       if (!pidFile) return localPostmaster(adminUrl);
@@ -97,7 +82,7 @@ export async function startBenchPostgres(
 /**
  * A `DATABASE_URL` server that runs on this machine (a PostgreSQL of one's own, as when the
  * embedded one is busy): its postmaster is the parent of our backend process, so its CPU can be
- * sampled like the embedded one's. Null for a remote server (no such local `postgres` process).
+ * sampled like the embedded one's.
  */
 async function localPostmaster(url: string): Promise<number | null> {
   const client = new pg.Client({ connectionString: url, application_name: 'tether-bench' });
@@ -140,11 +125,7 @@ async function refuseIfRunning(pgDir: string): Promise<void> {
   );
 }
 
-/**
- * Cumulative counters to diff over a measurement window. The table counters come from
- * PostgreSQL's statistics, which busy backends flush about once a second: read under steady
- * load at both ends of the window, the delay cancels out in ratios (HOT share), not in counts.
- */
+/** Cumulative counters to diff over a measurement window. */
 export interface PgSnapshot {
   walLsn: string;
   /**
@@ -169,7 +150,7 @@ export async function pgSnapshot(client: pg.ClientBase, tables: string[]): Promi
   return { walLsn: row.lsn, nextXid: Number(row.xid), tables: counts };
 }
 
-interface TableCounts {
+export interface TableCounts {
   table?: string;
   inserts: number;
   updates: number;

@@ -1,7 +1,7 @@
 /**
  * What the presence-latency scenarios (fanout, close-offline) share: their own fresh nodes and
- * dashboard token, dashboard processes (dashboards split between them, every one tracking all
- * the nodes) and the presence driver's log summed up. See delivery.ts for the matching.
+ * dashboard token, dashboard processes (dashboards split between them, every one tracking all the
+ * nodes) and the presence driver's log summed up.
  */
 import {
   byHealth,
@@ -38,8 +38,8 @@ export interface WatchedFleet {
 }
 
 /**
- * Fresh nodes for a presence scenario (offline, never touched by another scenario, so every
- * change is the driver's) and a dashboard token of their owner, issued as `token.create` does.
+ * Fresh nodes for a presence scenario (offline, never touched by another scenario, so every change
+ * is the driver's) and a dashboard token of their owner, issued as `token.create` does.
  */
 export async function createWatchedFleet(
   db: Db,
@@ -134,33 +134,39 @@ export class DashboardGroup {
   }
 }
 
-/** The presence driver's process, connected (flip mode) and ready to run its schedule. */
-export async function startDriver(
-  spec: DriverSpec,
-): Promise<{ child: Child<typeof driverHandlers>; opened: number; failures: string[] }> {
-  const child = new Child<typeof driverHandlers>('presence-driver');
+type Driver = Child<typeof driverHandlers>;
+
+/**
+ * One presence run against `baseUrl`: the driver (in flip mode its nodes connect first, so the
+ * dashboards subscribe at the live edge), then the dashboards; both exit after `body`.
+ */
+export async function presenceRun<T>(
+  baseUrl: string,
+  fleet: WatchedFleet,
+  drive: Pick<DriverSpec, 'mode' | 'changes' | 'rate' | 'holdMs'>,
+  watch: Pick<DashboardSpec, 'mode' | 'dashboards'> &
+    Partial<DashboardSpec> & { processes: number },
+  body: (driver: Driver, opened: number, dashboards: DashboardGroup) => Promise<T>,
+): Promise<T> {
+  const driver = new Child<typeof driverHandlers>('presence-driver');
+  let dashboards: DashboardGroup | null = null;
   try {
-    return { child, ...(await child.call('init', spec)) };
-  } catch (error) {
-    await child.exit();
-    throw error;
+    const spec = { ...drive, baseUrl, nodes: fleet.nodes, requestTimeoutMs: 10_000 };
+    const { opened } = await driver.call('init', spec);
+    const { processes, ...rest } = watch;
+    const common = { baseUrl, token: fleet.token, nodeIds: fleet.nodeIds };
+    dashboards = await DashboardGroup.start(processes, { ...common, ...rest });
+    return await body(driver, opened, dashboards);
+  } finally {
+    await driver.exit();
+    await dashboards?.exit();
   }
 }
 
 /** The driver's log, summed up for the report and the results file (the log itself is long). */
-export interface DriverSummary {
-  /** Successful changes, by the health they changed to, and all. */
-  made: ByHealth<number>;
-  failed: number;
-  /** Flip turns skipped because the node's previous change was unanswered. */
-  skipped: number;
-  failures: string[];
-  lagMaxMs: number;
-  /** Driver-side latency of the successful actions (beat → ack, open → first beat acked). */
-  actionLatency: ByHealth<LatencySummary>;
-}
+export type DriverSummary = ReturnType<typeof summariseDriver>;
 
-export function summariseDriver(report: DriverReport): DriverSummary {
+export function summariseDriver(report: DriverReport) {
   const made = byHealth(() => 0);
   const latency = byHealth(() => new Histogram());
   for (const c of report.changes) {

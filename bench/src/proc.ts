@@ -1,10 +1,9 @@
 /**
  * Process probes from /proc (Linux): CPU time from `/proc/<pid>/stat` (utime + stime, in clock
  * ticks) and resident memory from `/proc/<pid>/status` (VmRSS), sampled over a window for
- * everything involved: the server under test, PostgreSQL (postmaster and its backends), the
- * bench's client processes and the whole machine, so the CPU left over — other people's work on
- * a shared machine — is reported next to the result. CPU is in percent of one core (a process
- * can exceed 100 % with its helper threads).
+ * everything involved: the server under test, PostgreSQL (postmaster and its backends), the bench's
+ * client processes and the whole machine, so the CPU left over — other people's work on a shared
+ * machine — is reported next to the result.
  */
 import { execFileSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
@@ -59,9 +58,9 @@ export async function rssBytes(pid: number): Promise<number | null> {
 }
 
 /**
- * CPU seconds of a process, or of it and all its direct children (PostgreSQL's backends): the
- * live ones, plus those that exited meanwhile (a pool closing idle connections), which the
- * parent's cutime/cstime accumulate once reaped — else the sum could shrink over a window.
+ * CPU seconds of a process, or of it and all its direct children (PostgreSQL's backends): the live
+ * ones, plus those that exited meanwhile (a pool closing idle connections), which the parent's
+ * cutime/cstime accumulate once reaped — else the sum could shrink over a window.
  */
 async function cpuSeconds(pid: number, withChildren: boolean): Promise<number | null> {
   const own = await readStat(pid);
@@ -76,14 +75,6 @@ async function cpuSeconds(pid: number, withChildren: boolean): Promise<number | 
   return total;
 }
 
-export interface ProcessUsage {
-  /** Mean CPU over the window, percent of one core. */
-  cpuPercent: number;
-  rssStartBytes: number;
-  rssEndBytes: number;
-  rssMaxBytes: number;
-}
-
 async function sampleProcess(pid: number, withChildren = false) {
   const startedAt = performance.now();
   const cpuStart = await cpuSeconds(pid, withChildren);
@@ -96,7 +87,8 @@ async function sampleProcess(pid: number, withChildren = false) {
       rssMax = Math.max(rssMax, rss);
     });
   }, 1_000);
-  return async (): Promise<ProcessUsage | null> => {
+  // Mean CPU over the window (percent of one core) and RSS; null when the process is gone.
+  return async () => {
     clearInterval(timer);
     const cpuEnd = await cpuSeconds(pid, withChildren);
     const rssEndBytes = (await rssBytes(pid)) ?? rssLast;
@@ -120,18 +112,12 @@ async function machineTicks(): Promise<{ busy: number; total: number }> {
   return { busy, total: busy + idle + iowait };
 }
 
-export interface UsageWindow {
-  seconds: number;
-  server: ProcessUsage | null;
-  postgresCpuPercent: number | null;
-  /** Each client process (generators, dashboards, agent hosts…), percent of one core. */
-  clientsCpuPercent: number[];
-  /** The client processes' RSS summed, at the window's end. */
-  clientsRssBytes: number | null;
-  machineCpuPercent: number;
-  /** Machine CPU minus server, PostgreSQL and clients (null when one is unknown). */
-  othersCpuPercent: number | null;
-}
+/**
+ * CPU (percent of one core) and RSS over a window: the server, PostgreSQL, each client process
+ * (generators, dashboards, agent hosts…), the machine, and the others' CPU (machine minus the rest;
+ * null when one is unknown).
+ */
+export type UsageWindow = Awaited<ReturnType<Awaited<ReturnType<typeof sampleUsage>>['stop']>>;
 
 export interface UsagePids {
   server: number;
@@ -140,7 +126,7 @@ export interface UsagePids {
 }
 
 /** Samples the server, PostgreSQL, the clients and the whole machine until `stop()`. */
-export async function sampleUsage(pids: UsagePids): Promise<{ stop(): Promise<UsageWindow> }> {
+export async function sampleUsage(pids: UsagePids) {
   const started = performance.now();
   const server = await sampleProcess(pids.server);
   const postgres = pids.postmaster === null ? null : await sampleProcess(pids.postmaster, true);

@@ -1,11 +1,9 @@
 /**
  * `pnpm bench [--quick] [--only a,b] [--generators N] [--list]`, the one orchestrator (see
  * docs/performance.md): PostgreSQL (embedded or DATABASE_URL) → a fresh `tether_bench` database,
- * migrated, with the baseline's tables and the node identities the scenarios need → each
- * scenario (which starts fresh servers and child processes through its context) → the results
- * (`bench/results/<date>.json` and `.md`) and the summary on stdout. Everything it started is
- * stopped on the way out, also on Ctrl-C. Exit codes: 0 every scenario ran (floors are reported,
- * not enforced), 1 a scenario or the harness failed, 2 usage error.
+ * migrated, with the baseline's tables and the node identities the scenarios need → each scenario
+ * (which starts fresh servers and child processes through its context) → the results
+ * (`bench/results/<date>.json` and `.md`) and the summary on stdout.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,10 +1,4 @@
-/**
- * The plugin shape of a scenario and what the orchestrator (run.ts) gives it. Adding one means
- * writing a `Scenario` in `scenarios/` and listing it in `scenarios/index.ts`: the orchestrator
- * registers the node identities it `needs`, provides PostgreSQL, fresh server processes
- * (`withServer`), load runs against both servers (`runBoth`), and renders the tables it returns.
- * Child processes of its own are roles (`roles/`) started through `ipc.ts`.
- */
+/** The plugin shape of a scenario and what the orchestrator (run.ts) gives it. */
 import type pg from 'pg';
 import type { Fleet } from './identities.js';
 import { runLoad, type LoadPlan, type LoadResult } from './load.js';
@@ -182,8 +176,8 @@ export function createSession(ctx: BenchContext, name: string): Promise<string> 
 
 /**
  * Nodes stopped without detaching (daemons killed, not leaving) keep their attachments active:
- * close them and archive the session, so the nodes are free for later scenarios (a node has at
- * most one active attachment).
+ * close them and archive the session, so the nodes are free for later scenarios (a node has at most
+ * one active attachment).
  */
 export async function closeSession(ctx: BenchContext, sessionId: string): Promise<void> {
   await ctx.db.query(

@@ -1,7 +1,7 @@
 /**
  * The two servers under test, each a separate process on its own port, both on the bench's
  * PostgreSQL: Tether (`tether-server serve`, the real CLI) and the naive baseline
- * (`baseline/server.ts`). Their output goes to log files in the bench data directory.
+ * (`baseline/server.ts`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -14,34 +14,16 @@ import { CONTROL_PLANE_DIR } from './tether-internals.js';
 
 export type Target = 'tether' | 'baseline';
 
-export interface ServerProcess {
-  target: Target;
-  baseUrl: string;
-  pid: number;
-  logFile: string;
-  /** Event-loop delay p99 and max (ms) since the previous call (the server resets on scrape). */
-  loopLag(): Promise<{ p99Ms: number; maxMs: number } | null>;
-  /** How the process ended if it already has (a crash under load, e.g. out of memory). */
-  exit(): { code: number | null; signal: string | null } | null;
-  /** Stops it (SIGTERM, then SIGKILL after 15 s); returns the last lines of its log on a crash. */
-  stop(): Promise<ServerExit>;
-}
+export type ServerProcess = Awaited<ReturnType<typeof startServer>>;
 
-export interface ServerExit {
-  /** True when it had already exited before being asked to stop. */
-  crashed: boolean;
-  code: number | null;
-  signal: string | null;
-  /** The end of its log, when it crashed (why it died). */
-  logTail: string | null;
-}
+export type ServerExit = Awaited<ReturnType<ServerProcess['stop']>>;
 
 /**
- * The Tether server's configuration for the bench (documented in docs/performance.md):
- * the bench compresses time (nodes beat every 0.5–1 s instead of 15 s), so the per-node
- * heartbeat throttle is raised to stay out of the way, and the load generators open their
- * fleets as fast as they can (set-up, not what they measure), so the WebSocket admission limit
- * is off — except in `restart`, which measures it; everything else keeps its default.
+ * The Tether server's configuration for the bench (documented in docs/performance.md): the bench
+ * compresses time (nodes beat every 0.5–1 s instead of 15 s), so the per-node heartbeat throttle is
+ * raised to stay out of the way, and the load generators open their fleets as fast as they can
+ * (set-up, not what they measure), so the WebSocket admission limit is off — except in `restart`,
+ * which measures it; everything else keeps its default.
  */
 export const TETHER_BENCH_ENV: Record<string, string> = {
   TETHER_RATE_HEARTBEATS_PER_MINUTE: '600',
@@ -105,7 +87,7 @@ export async function startServer(
   databaseUrl: string,
   logFile: string,
   options: StartOptions = {},
-): Promise<ServerProcess> {
+) {
   const spec = SPECS[target];
   const port = options.port ?? (await freeLoopbackPort());
   const out = createWriteStream(logFile);
@@ -135,7 +117,8 @@ export async function startServer(
     baseUrl,
     pid: child.pid!,
     logFile,
-    async loopLag() {
+    /** Event-loop delay p99 and max (ms) since the previous call (the server resets on scrape). */
+    async loopLag(): Promise<{ p99Ms: number; maxMs: number } | null> {
       // A server drowning in its backlog may not answer: no number rather than a stalled run.
       const res = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(3_000) }).catch(
         () => null,
@@ -145,7 +128,9 @@ export async function startServer(
       const max = metricValue(text, 'nodejs_eventloop_lag_max_seconds');
       return p99 === null || max === null ? null : { p99Ms: p99 * 1000, maxMs: max * 1000 };
     },
-    exit: () => exit,
+    /** How the process ended if it already has (a crash under load, e.g. out of memory). */
+    exit: (): { code: number | null; signal: string | null } | null => exit,
+    /** SIGTERM, then SIGKILL after 15 s; `crashed`: it had exited before (with its log's end). */
     async stop() {
       const crashed = exit !== null;
       if (!crashed) {

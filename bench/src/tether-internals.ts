@@ -1,9 +1,6 @@
 /**
  * The one place the bench reaches past the control plane's server entry and router type, through
- * its `internals` export. Everything here is used as the server uses it: the embedded
- * PostgreSQL launcher, the migrations, the token helpers (256-bit tokens, SHA-256 at rest), the
- * issuing of a participant token (dashboards of the presence scenarios) and the staleness sweep,
- * timed directly against PostgreSQL.
+ * its `internals` export.
  */
 export {
   createDb,

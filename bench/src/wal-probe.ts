@@ -1,9 +1,7 @@
 /**
  * Controlled WAL probe (not part of `pnpm bench`): the real HeartbeatBatcher on a fresh embedded
- * PostgreSQL, M nodes beating in rounds with metrics that change every beat, fixed batch sizes,
- * no other load. Prints WAL bytes per beat and HOT shares for a steady window (no checkpoint in
- * it) and for the first round after a CHECKPOINT (full-page images).
- *   tsx src/wal-probe.ts <label> [intervalMs] [samples]
+ * PostgreSQL, M nodes beating in rounds with metrics that change every beat, fixed batch sizes, no
+ * other load.
  */
 import { rm } from 'node:fs/promises';
 import pg from 'pg';

@@ -1,19 +1,12 @@
 /**
  * The raw tRPC wire the bench's own clients speak (no client library, so one process holds
- * thousands of nodes cheaply): used by the load generators, the presence driver, the dashboards
- * and the baseline's agents.
- *
- * - WebSocket: `/trpc?connectionParams=1`; the first frame carries `{ token }` (tRPC
- *   connectionParams), then JSON-RPC frames `{id, method, params: {path, input}}`, answered by
- *   `{id, result}` or `{id, error}`. Text `PING` frames (tRPC keep-alive) are answered `PONG`.
- * - HTTP: `POST /trpc/<path>` with the input as the JSON body and `Authorization: Bearer`, over a
- *   keep-alive agent shared by the process's nodes.
- * Inputs and outputs are superjson-encoded: `{ json }` for plain JSON values.
+ * thousands of nodes cheaply): used by the load generators, the presence driver, the dashboards and
+ * the baseline's agents.
  */
 import { Agent, request } from 'node:http';
 import { WebSocket } from 'ws';
-import { Histogram, type HistogramData } from './histogram.js';
-import { preciseNow, sleep } from './ipc.js';
+import { Histogram } from './histogram.js';
+import { inLanes, preciseNow, sleep } from './ipc.js';
 
 export const HEARTBEAT = 'runtimenode.heartbeat';
 
@@ -31,9 +24,7 @@ export const paramsFrame = (token: string): string =>
 export const callFrame = (id: number, method: string, path: string, input: unknown): string =>
   JSON.stringify({ id, method, params: { path, input: { json: input } } });
 
-/**
- * A text frame's JSON (null for binary, keep-alive and unparsable frames); answers `PING`.
- */
+/** A text frame's JSON (null for binary, keep-alive and unparsable frames); answers `PING`. */
 export function frameOf(socket: WebSocket, data: WebSocket.RawData, isBinary: boolean): unknown {
   if (isBinary) return null; // tRPC's JSON encoding uses text frames only
   const bytes = Array.isArray(data)
@@ -98,17 +89,8 @@ export interface TransportSpec {
   requestTimeoutMs: number;
 }
 
-export interface ConnectReport {
-  opened: number;
-  failed: number;
-  /** Open-to-first-acknowledged-beat latency per socket (WS only). */
-  connect: HistogramData;
-  /** First failure messages (including retried ones), for the report. */
-  failures: string[];
-  /** Connection attempts repeated because the server closed, refused or deferred the first. */
-  retried: number;
-  durationMs: number;
-}
+/** Sockets opened and failed, open → first acknowledged beat (WS), failures (retried ones too). */
+export type ConnectReport = Awaited<ReturnType<WsTransport['connect']>>;
 
 export interface BeatTransport {
   connect(): Promise<ConnectReport>;
@@ -137,42 +119,38 @@ export class WsTransport implements BeatTransport {
     return this.#open;
   }
 
-  async connect(): Promise<ConnectReport> {
+  async connect() {
     const started = preciseNow();
     const connect = new Histogram();
     const failures: string[] = [];
-    let [failed, nextNode, retried] = [0, 0, 0];
-    const lane = async (): Promise<void> => {
-      while (nextNode < this.spec.nodes.length) {
-        const index = nextNode++;
-        const nodeId = this.spec.nodes[index]!.nodeId;
-        const t0 = preciseNow();
-        let error = await this.openOne(index);
-        // An upgrade the server's admission deferred comes back when it was told to, as the
-        // SDK does (not a failed attempt; reported as retried).
-        for (let n = 0; error?.startsWith(DEFERRED) && n < MAX_DEFERRALS; n++) {
-          retried++;
-          await sleep(Number(error.slice(DEFERRED.length)));
-          error = await this.openOne(index);
-        }
-        // A socket the server closed while connecting is retried (and reported as such), so
-        // the steady-state measurements run with the full fleet.
-        for (let attempt = 1; error !== null && attempt < CONNECT_ATTEMPTS; attempt++) {
-          if (failures.length < 5) failures.push(`${nodeId}: ${error} (retried)`);
-          retried++;
-          await sleep(100 * attempt);
-          error = await this.openOne(index);
-        }
-        if (error === null) connect.recordMs(preciseNow() - t0);
-        else {
-          failed++;
-          if (failures.length < 10) failures.push(`${nodeId}: ${error}`);
-        }
+    let [failed, retried] = [0, 0];
+    const { nodes, connectConcurrency } = this.spec;
+    await inLanes(nodes.length, connectConcurrency, async (index) => {
+      const nodeId = nodes[index]!.nodeId;
+      const t0 = preciseNow();
+      let error = await this.openOne(index);
+      // An upgrade the server's admission deferred comes back when it was told to, as the
+      // SDK does (not a failed attempt; reported as retried).
+      for (let n = 0; error?.startsWith(DEFERRED) && n < MAX_DEFERRALS; n++) {
+        retried++;
+        await sleep(Number(error.slice(DEFERRED.length)));
+        error = await this.openOne(index);
       }
-    };
-    const lanes = Math.max(1, Math.min(this.spec.connectConcurrency, this.spec.nodes.length));
-    await Promise.all(Array.from({ length: lanes }, lane));
-    const opened = this.spec.nodes.length - failed;
+      // A socket the server closed while connecting is retried (and reported as such), so
+      // the steady-state measurements run with the full fleet.
+      for (let attempt = 1; error !== null && attempt < CONNECT_ATTEMPTS; attempt++) {
+        if (failures.length < 5) failures.push(`${nodeId}: ${error} (retried)`);
+        retried++;
+        await sleep(100 * attempt);
+        error = await this.openOne(index);
+      }
+      if (error === null) connect.recordMs(preciseNow() - t0);
+      else {
+        failed++;
+        if (failures.length < 10) failures.push(`${nodeId}: ${error}`);
+      }
+    });
+    const opened = nodes.length - failed;
     const durationMs = preciseNow() - started;
     return { opened, failed, connect: connect.toData(), failures, retried, durationMs };
   }

@@ -1,21 +1,8 @@
 /**
- * The naive baseline the bench compares Tether with, in the same run, on the same transport
- * (tRPC over HTTP and WebSocket, the same contract schema for the input) and the same
- * PostgreSQL: one single-row UPSERT per heartbeat, autocommitted, acknowledged after its own
- * commit — how reference implementations keep presence. Its table is its own
- * (`bench_baseline_presence`, default fillfactor, no extra indexes).
- *
- * It is deliberately *cheaper* than a real service everywhere else, so the ratio isolates the
- * write path and Tether's own overhead: a token is hashed and looked up once, then cached
- * forever (no revocation, no TTL), and there are no rate limits, no events, no logs.
- *
- * Having no event feed, it is watched the naive way: dashboards poll `presence.list` (a range of
- * node ids, read with the primary key, no authentication) — the fan-out scenario's baseline.
- *
- * Commands (the `commands` scenario), the naive way, plain JSON over HTTP without
- * authentication: `POST /cmd/invoke` inserts a row; each node polls `GET /cmd/poll?node=`
- * (one UPDATE … RETURNING of its pending rows → delivered) and answers `POST /cmd/result`; the
- * caller polls `GET /cmd/get?id=`.
+ * The naive baseline the bench compares Tether with, in the same run, on the same transport (tRPC
+ * over HTTP and WebSocket, the same contract schema for the input) and the same PostgreSQL: one
+ * single-row UPSERT per heartbeat, autocommitted, acknowledged after its own commit — how reference
+ * implementations keep presence.
  */
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';

@@ -1,21 +1,6 @@
 /**
  * An agent host (child process) of the `restart` scenario: a slice of the fleet as long-lived
  * agents that reconnect on their own, reporting what each agent saw (agent-tracker.ts).
- *
- * - `sdk` (Tether): real daemons, `tether-agent simulate`'s simulator (`startSimulation` of
- *   `@tether/node-client`): per agent a `createTetherNode` with its own WebSocket, `system.info`
- *   → `runtimenode.attach` → beats at the advertised cadence, and on any loss its own full-jitter
- *   backoff. Nothing is tuned for the bench: default backoff (250 ms … 30 s), timeouts, jitter.
- * - `raw` (baseline, which has no node protocol: no `system.info`, no attach): the bench's raw
- *   tRPC wire plus the SDK's own reconnection policy (`Backoff`), so the comparison differs only
- *   in what a connection must do. An agent opens its socket, sends `{ token }` and beats at once:
- *   the first acknowledged beat is its "attach". Then it beats every cadence ±10 % and answers
- *   `PING`. Any loss — refused, closed, the server's reconnect notification, a call unanswered
- *   for 15 s — waits `Backoff.next()` and starts over, with the SDK's handshake (10 s) and call
- *   (15 s) timeouts.
- *
- * Cold start, closed loop: each agent that comes online lets the next one start, so at most
- * `connectConcurrency` are connecting at once, at whatever pace the server keeps.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Backoff, startSimulation, type Simulation } from '@tether/node-client';

@@ -1,22 +1,6 @@
 /**
- * The `commands` scenario's child processes (one role, two uses):
- *
- * - node hosts (`init`, `online`): a slice of the fleet, as the nodes of each server get their
- *   work. Tether: real SDK nodes, `tether-agent simulate`'s simulator (`startSimulation`,
- *   attached to the session), each answering `echo` (and `system.metrics`) — commands arrive over
- *   the node's WebSocket as they are invoked; a cold start at the server's pace (at most
- *   `connectConcurrency` nodes started and not yet online). Baseline: each node asks the
- *   baseline server for its pending commands every second (a random phase each, so the fleet's
- *   polls are spread) and posts each result back — the naive way to hand work to nodes without a
- *   connection to push on.
- * - the driver (`run`), the invoking operator: `concurrency` invocations in flight at once
- *   (closed loop: each finished one starts the next), addressed round-robin over the fleet, each
- *   timed from the call until the caller has the node's result. Tether: `invoke()` from
- *   `@tether/client` as the nodes' owner (`command.invoke`, then `command.watch` until the
- *   command ends), over one WebSocket per `PER_SOCKET` invocations in flight: a socket may hold
- *   `TETHER_WS_MAX_IN_FLIGHT` (64) unanswered calls, and each invocation holds up to two (its
- *   watch and, briefly, its invoke). Baseline: `POST /cmd/invoke` (one INSERT), then `GET
- *   /cmd/get` every `callerPollMs` until the row says succeeded.
+ * The `commands` scenario's child processes: node hosts (`init`, `online`: SDK simulator nodes for
+ * Tether, 1 s pollers for the baseline) and the invoking driver (`run`). See docs/performance.md.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import {
@@ -28,7 +12,7 @@ import {
 } from '@tether/client';
 import { startSimulation, type Simulation } from '@tether/node-client';
 import WebSocket from 'ws';
-import { Histogram, type HistogramData } from '../histogram.js';
+import { Histogram } from '../histogram.js';
 import { preciseNow } from '../ipc.js';
 import type { Target } from '../servers.js';
 import type { NodeIdentity } from '../wire.js';
@@ -104,18 +88,6 @@ export interface DriverSpec {
   timeoutMs: number;
 }
 
-export interface DriverReport {
-  /** Completed (succeeded) in the measured window. */
-  ok: number;
-  failed: number;
-  failures: Record<string, number>;
-  /** Call → result, measured window only. */
-  latency: HistogramData;
-  /** Measured window length (ms). */
-  windowMs: number;
-  loopDelay: { p99Ms: number; maxMs: number };
-}
-
 const loopDelay = monitorEventLoopDelay({ resolution: 20 });
 loopDelay.enable();
 
@@ -181,7 +153,8 @@ function failureCode(error: unknown): string {
   return error instanceof Error ? error.message.slice(0, 80) : String(error);
 }
 
-async function run(spec: DriverSpec): Promise<DriverReport> {
+/** Invocations completed in the measured window (`ok`) and their call → result latency. */
+async function run(spec: DriverSpec) {
   const caller = spec.target === 'tether' ? tetherCall(spec) : baselineCall(spec);
   const call = caller.call;
   const latency = new Histogram();
@@ -216,18 +189,12 @@ async function run(spec: DriverSpec): Promise<DriverReport> {
   await Promise.all(Array.from({ length: spec.concurrency }, (_, i) => worker(i)));
   const lag = { p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6 };
   await caller.close().catch(() => undefined);
-  return {
-    ok,
-    failed,
-    failures,
-    latency: latency.toData(),
-    windowMs: spec.durationMs,
-    loopDelay: lag,
-  };
+  const windowMs = spec.durationMs;
+  return { ok, failed, failures, latency: latency.toData(), windowMs, loopDelay: lag };
 }
 
 export const handlers = {
-  run(spec: DriverSpec): Promise<DriverReport> {
+  run(spec: DriverSpec) {
     loopDelay.reset();
     return run(spec);
   },

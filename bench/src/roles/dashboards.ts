@@ -1,18 +1,6 @@
 /**
- * A dashboard child process: many dashboards tracking the presence of the same nodes, each on
- * its own connection, recording when it learns of every change (see delivery.ts).
- *
- * - feed (Tether): raw tRPC wire, like the load generators. Per dashboard one WebSocket at
- *   `/trpc?connectionParams=1`, `{ token }` as connectionParams, then one subscription
- *   `{ id: 1, method: 'subscription', params: { path: 'fleet.events', input: { filter: { types:
- *   ['presence.changed'] } } } }`. Tracked events arrive as `{ id: 1, result: { type: 'data', id,
- *   data: { id, data: FleetEventView } } }`. PINGs are answered. No reconnect: a dashboard whose
- *   socket or subscription ends stops receiving, and its missing deliveries show as lost.
- * - poll (baseline, which has no feed): every `pollIntervalMs`, from a random phase, `GET
- *   /trpc/presence.list` of the tracked range over a keep-alive agent; a dashboard waits for its
- *   answer before polling again (a slow server stretches its interval instead of stacking).
- *
- * Arrival times are taken when the message (or the poll's whole answer) has been read.
+ * A dashboard child process: many dashboards tracking the presence of the same nodes, each on its
+ * own connection, recording when it learns of every change (see delivery.ts).
  */
 import { Agent, request } from 'node:http';
 import { WebSocket } from 'ws';
@@ -24,7 +12,7 @@ import {
   type MatchRule,
   type PresenceChange,
 } from '../delivery.js';
-import { preciseNow } from '../ipc.js';
+import { inLanes, preciseNow } from '../ipc.js';
 import { closeSockets, frameOf, paramsFrame, settleOnce, wsUrl } from '../wire.js';
 
 const SUBSCRIPTION_ID = 1;
@@ -45,12 +33,6 @@ export interface DashboardSpec {
   initial: Health | null;
   pollIntervalMs: number;
   connectConcurrency: number;
-}
-
-export interface Ready {
-  opened: number;
-  failed: number;
-  failures: string[];
 }
 
 interface FleetEventFrame {
@@ -96,26 +78,20 @@ class Dashboards {
     if (this.errors.length < MAX_ERRORS_KEPT) this.errors.push(message);
   }
 
-  async start(): Promise<Ready> {
+  async start() {
     if (this.#spec.mode === 'poll') {
       this.#startPolling();
       return { opened: this.views.length, failed: 0, failures: [] };
     }
-    let next = 0;
     let failed = 0;
     const failures: string[] = [];
-    const lane = async (): Promise<void> => {
-      while (next < this.views.length) {
-        const i = next++;
-        const error = await this.#subscribe(i);
-        if (error !== null) {
-          failed++;
-          if (failures.length < MAX_ERRORS_KEPT) failures.push(`dashboard ${i}: ${error}`);
-        }
+    await inLanes(this.views.length, this.#spec.connectConcurrency, async (i) => {
+      const error = await this.#subscribe(i);
+      if (error !== null) {
+        failed++;
+        if (failures.length < MAX_ERRORS_KEPT) failures.push(`dashboard ${i}: ${error}`);
       }
-    };
-    const lanes = Math.max(1, Math.min(this.#spec.connectConcurrency, this.views.length));
-    await Promise.all(Array.from({ length: lanes }, lane));
+    });
     return { opened: this.views.length - failed, failed, failures };
   }
 
@@ -233,7 +209,7 @@ class Dashboards {
 let dashboards: Dashboards | null = null;
 
 export const handlers = {
-  init(spec: DashboardSpec): Promise<Ready> {
+  init(spec: DashboardSpec) {
     dashboards = new Dashboards(spec);
     return dashboards.start();
   },

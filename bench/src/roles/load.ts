@@ -1,10 +1,4 @@
-/**
- * A load generator (child process). It owns a slice of the simulated nodes and beats for them
- * **open-loop**: every node has a random phase in [0, cadence) and beats at phase + k·cadence
- * whether or not its previous beat was answered, so a slow server faces a growing backlog
- * instead of a politely slowed client. Latency is measured from the *scheduled* time, so the
- * generator's own delays count against the result rather than hiding it (no coordinated omission).
- */
+/** A load generator (child process). */
 import { Histogram, type HistogramData } from '../histogram.js';
 import { preciseNow, sleep } from '../ipc.js';
 import {

@@ -1,15 +1,7 @@
 /**
- * The presence driver, a child process of its own (apart from the server and the dashboards):
- * it changes nodes' presence on a steady schedule over WebSocket and logs when it did each
- * change — the reference instant of the fan-out and close → offline latencies.
- *
- * - flip: the nodes stay connected; change i, due at `start + i / rate`, is a heartbeat of node
- *   i mod n with the other health (online ↔ degraded). The change's instant is when the beat is
- *   handed to the socket. A node never has two changes in flight (its turn is skipped instead),
- *   so its changes are committed, and delivered, in the order they were made.
- * - churn: node i opens its socket at `start + i / rate` (bound and online once authenticated;
- *   the change's instant is the open) and closes it (`close(1000)`) `holdMs` later (the instant
- *   of `close()`): the server must then mark it offline.
+ * The presence driver, a child process of its own (apart from the server and the dashboards): it
+ * changes nodes' presence on a steady schedule over WebSocket and logs when it did each change —
+ * the reference instant of the fan-out and close → offline latencies.
  */
 import type { Health, PresenceChange } from '../delivery.js';
 import { preciseNow, sleepUntil } from '../ipc.js';
@@ -30,15 +22,7 @@ export interface DriverSpec {
   requestTimeoutMs: number;
 }
 
-export interface DriverReport {
-  changes: PresenceChange[];
-  /** Flip: turns skipped because the node's previous change was unanswered. */
-  skipped: number;
-  /** Connect failures (flip: initial connect; churn: opens). */
-  failures: string[];
-  /** How late the driver acted versus its schedule (ms): a saturated driver shows here. */
-  lagMaxMs: number;
-}
+export type DriverReport = Awaited<ReturnType<Driver['run']>>;
 
 class Driver {
   readonly #spec: DriverSpec;
@@ -67,7 +51,11 @@ class Driver {
     return { opened, failures };
   }
 
-  async run(startAt: number): Promise<DriverReport> {
+  /**
+   * The changes made, flip turns skipped (the node's previous change unanswered), connect
+   * failures, and how late the driver acted versus its schedule (ms).
+   */
+  async run(startAt: number) {
     const skipped =
       this.#spec.mode === 'flip' ? await this.#flip(startAt) : await this.#churn(startAt);
     return { changes: this.#changes, skipped, failures: this.#failures, lagMaxMs: this.#lagMaxMs };
@@ -192,7 +180,7 @@ export const handlers = {
     return driver.connect();
   },
   /** Runs the schedule from `startAt`; resolves once every change has been answered. */
-  run(startAt: number): Promise<DriverReport> {
+  run(startAt: number) {
     if (!driver) throw new Error('run before init');
     return driver.run(startAt);
   },

@@ -1,33 +1,15 @@
-/**
- * WS close → offline under ingest load. The load generators keep a fleet beating over
- * WebSocket (open loop, as in ws-ingest); inside the measurement window a driver process opens
- * sockets for other nodes at a steady rate and closes each (`close(1000)`) a few seconds later;
- * two dashboards (separate processes) subscribed to `fleet.events` as the nodes' owner see each
- * node go offline (`presence.changed`, cause `connection`).
- *
- * Latency = the dashboard has the event − the driver called `close()` (one machine clock): an
- * upper bound of "presence is offline", since it adds the feed's delivery to the commit. The
- * event's timestamp (`at`, the releasing transaction's start) gives the lower bound. The opens
- * are measured the same way (open → online seen).
- *
- * The baseline binds no connection: a closed node stays online there until a staleness sweep
- * (which its server does not even run), so it has no close → offline latency to compare.
- */
+/** WS close → offline under ingest load. */
 import type { Health } from '../delivery.js';
-import { failedOf, runLoad, type Step, type StepResult } from '../load.js';
+import { failedOf, runLoad, type Step } from '../load.js';
 import {
   createWatchedFleet,
-  DashboardGroup,
-  startDriver,
+  presenceRun,
   summariseDriver,
-  type Delivery,
-  type DriverSummary,
   type WatchedFleet,
 } from '../presence.js';
-import { mb, ms, num } from '../report.js';
+import { mb, metric, ms, num, type Column } from '../report.js';
 import type { DriverReport } from '../roles/presence-driver.js';
 import {
-  columns,
   lines,
   withServer,
   type BenchContext,
@@ -37,27 +19,19 @@ import {
 } from '../scenario.js';
 import type { ServerExit, ServerProcess } from '../servers.js';
 
-interface Shape {
-  /** Background fleet: nodes beating at `step.cadenceMs` (nodes × 1000 / cadence beats/s). */
-  background: number;
-  step: Step;
-  /** Nodes opened and closed by the driver, spread over the window. */
-  closes: number;
-  /** How long each of them stays connected before its close. */
-  holdMs: number;
-}
-
 /**
- * 2 000 beats/s: the fastest rate the server sustains with headroom on the development machine
- * (ws-ingest holds 2 500/s, collapses at 5 000/s), so the closes meet a loaded, not a drowning,
- * server.
+ * A `background` fleet beats at `step.cadenceMs`; `closes` other nodes are opened and closed by the
+ * driver, spread over the window, each connected `holdMs`. 2 000 beats/s: the fastest rate the
+ * server sustains with headroom on the development machine, so the closes meet a loaded, not a
+ * drowning, server.
  */
-const FULL: Shape = {
+const FULL = {
   background: 2_000,
-  step: { cadenceMs: 1_000, payload: 'plain', warmupMs: 5_000, measureMs: 40_000 },
+  step: { cadenceMs: 1_000, payload: 'plain', warmupMs: 5_000, measureMs: 40_000 } satisfies Step,
   closes: 300,
   holdMs: 3_000,
 };
+type Shape = typeof FULL;
 const QUICK: Shape = {
   background: 500,
   step: { cadenceMs: 500, payload: 'plain', warmupMs: 1_500, measureMs: 8_000 },
@@ -70,47 +44,18 @@ const FLOOR_MS = 1_000;
 const LEAD_IN_MS = 1_000;
 const LEAD_OUT_MS = 2_000;
 
-interface CloseRun {
-  background: StepResult;
-  driver: DriverSummary;
-  delivery: Delivery;
-  /** ms after the window until every dashboard showed every node offline; null: never. */
-  settledMs: number | null;
-  serverExit: ServerExit;
-}
+type CloseRun = Awaited<ReturnType<typeof measure>> & { serverExit: ServerExit };
 
 const backgroundRate = (shape: Shape): number => (shape.background * 1000) / shape.step.cadenceMs;
 
-async function measure(
-  ctx: BenchContext,
-  server: ServerProcess,
-  shape: Shape,
-  fleet: WatchedFleet,
-): Promise<Omit<CloseRun, 'serverExit'>> {
-  let dashboards: DashboardGroup | null = null;
-  let driver: Awaited<ReturnType<typeof startDriver>> | null = null;
-  try {
-    dashboards = await DashboardGroup.start(2, {
-      mode: 'feed',
-      baseUrl: server.baseUrl,
-      token: fleet.token,
-      dashboards: 2,
-      nodeIds: fleet.nodeIds,
-      initial: 'offline', // fresh identities, never connected
-    });
-    // Opens at a steady rate so that the closes, holdMs later, span the window.
-    const span = shape.step.measureMs - LEAD_IN_MS - LEAD_OUT_MS;
-    const rate = ((shape.closes - 1) * 1000) / span;
-    driver = await startDriver({
-      mode: 'churn',
-      baseUrl: server.baseUrl,
-      nodes: fleet.nodes,
-      changes: shape.closes,
-      rate,
-      holdMs: shape.holdMs,
-      requestTimeoutMs: 10_000,
-    });
-    const churn = driver.child;
+function measure(ctx: BenchContext, server: ServerProcess, shape: Shape, fleet: WatchedFleet) {
+  // Opens at a steady rate so that the closes, holdMs later, span the window.
+  const span = shape.step.measureMs - LEAD_IN_MS - LEAD_OUT_MS;
+  const rate = ((shape.closes - 1) * 1000) / span;
+  const drive = { mode: 'churn', changes: shape.closes, rate, holdMs: shape.holdMs } as const;
+  // Fresh identities, never connected: offline.
+  const watch = { processes: 2, mode: 'feed', dashboards: 2, initial: 'offline' } as const;
+  return presenceRun(server.baseUrl, fleet, drive, watch, async (churn, _opened, dashboards) => {
     // Started from inside runLoad, once the step's window is known; awaited after it.
     const schedule: { startAt: number; run: Promise<DriverReport> | null } = {
       startAt: 0,
@@ -149,17 +94,8 @@ async function measure(
         `${delivery.received}/${delivery.expected} changes seen`,
     );
     return { background: step, driver: summariseDriver(report), delivery, settledMs };
-  } finally {
-    await driver?.child.exit();
-    await dashboards?.exit();
-  }
+  });
 }
-
-const HEADERS = columns(
-  'server|background offered/s|achieved/s|beat p99 ms|closes|offline seen|p50 ms|p95 ms|' +
-    'p99 ms|max ms|close→at p99 ms|open→online p99 ms|srv CPU %|srv RSS MB|loop p99 ms|' +
-    'PG CPU %|others CPU %',
-);
 
 /** Dashboards × successful closes, and how many of those offline deliveries arrived. */
 function offlineCounts(r: CloseRun): { closes: number; expected: number; seen: number } {
@@ -171,30 +107,27 @@ function offlineCounts(r: CloseRun): { closes: number; expected: number; seen: n
   };
 }
 
-function tetherRow(r: CloseRun): string[] {
-  const s = r.background;
-  const off = r.delivery.latency.offline;
-  const counts = offlineCounts(r);
-  return [
-    'tether',
-    num(s.offeredRate),
-    num(s.achievedRate),
-    ms(s.latency.p99Ms),
-    num(counts.closes),
-    `${num(counts.seen)}/${num(counts.expected)}`,
-    ms(off.p50Ms),
-    ms(off.p95Ms),
-    ms(off.p99Ms),
-    ms(off.maxMs),
-    ms(r.delivery.toEventAt.offline.p99Ms),
-    ms(r.delivery.latency.online.p99Ms),
-    num(s.server?.cpuPercent),
-    mb(s.server?.rssMaxBytes),
-    ms(s.loopLag?.p99Ms),
-    num(s.postgresCpuPercent),
-    num(s.othersCpuPercent),
-  ];
-}
+const COLUMNS: Column<CloseRun>[] = [
+  metric('background offered/s', num, (r) => r.background.offeredRate),
+  metric('achieved/s', num, (r) => r.background.achievedRate),
+  metric('beat p99 ms', ms, (r) => r.background.latency.p99Ms),
+  metric('closes', num, (r) => offlineCounts(r).closes),
+  {
+    header: 'offline seen',
+    cell: (r) => `${num(offlineCounts(r).seen)}/${num(offlineCounts(r).expected)}`,
+  },
+  metric('p50 ms', ms, (r) => r.delivery.latency.offline.p50Ms),
+  metric('p95 ms', ms, (r) => r.delivery.latency.offline.p95Ms),
+  metric('p99 ms', ms, (r) => r.delivery.latency.offline.p99Ms),
+  metric('max ms', ms, (r) => r.delivery.latency.offline.maxMs),
+  metric('close→at p99 ms', ms, (r) => r.delivery.toEventAt.offline.p99Ms),
+  metric('open→online p99 ms', ms, (r) => r.delivery.latency.online.p99Ms),
+  metric('srv CPU %', num, (r) => r.background.server?.cpuPercent),
+  metric('srv RSS MB', mb, (r) => r.background.server?.rssMaxBytes),
+  metric('loop p99 ms', ms, (r) => r.background.loopLag?.p99Ms),
+  metric('PG CPU %', num, (r) => r.background.postgresCpuPercent),
+  metric('others CPU %', num, (r) => r.background.othersCpuPercent),
+];
 
 function notesOf(r: CloseRun | null, shape: Shape): string[] {
   const notes = [
@@ -274,13 +207,13 @@ export const closeOffline: Scenario = {
       failure = error instanceof Error ? error.message : String(error);
       ctx.log(`  close-offline failed: ${failure}`);
     }
-    const rows = run ? [tetherRow(run)] : [];
-    rows.push(['baseline', ...HEADERS.slice(1).map(() => 'n/a')]);
+    const rows = run ? [['tether', ...COLUMNS.map((c) => c.cell(run))]] : [];
+    rows.push(['baseline', ...COLUMNS.map(() => 'n/a')]);
     return {
       name: this.name,
       title: this.title,
       parameters: { ...shape, backgroundRate: backgroundRate(shape) },
-      tables: [{ headers: HEADERS, rows }],
+      tables: [{ headers: ['server', ...COLUMNS.map((c) => c.header)], rows }],
       notes: [...(failure ? [`run failed: ${failure}`] : []), ...notesOf(run, shape)],
       floors: floorsOf(run, shape, ctx.quick),
       data: run,

@@ -1,21 +1,8 @@
-/**
- * Commands: an operator invokes `echo` on online nodes and waits for each result.
- *
- * - Tether: real SDK nodes (`createTetherNode` + `node.onCommand('echo')`, attached to a
- *   session) in ≥ 2 host processes; the driver calls `invoke()` of `@tether/client` over one
- *   WebSocket (`command.invoke`, delivered over the node's socket, acknowledged, answered,
- *   followed with `command.watch` until it succeeded).
- * - baseline: a row inserted per invocation; every node polls for its pending rows every second
- *   and posts the result; the caller polls for the result every second too.
- *
- * Closed loop: the driver keeps `concurrency` invocations in flight, each on the next node
- * round-robin, so invocations/s = what completes while the round trip is what it is. Round trip
- * = call → the caller holds the node's result. Every result is checked (echo returns its input).
- */
+/** Commands: an operator invokes `echo` on online nodes and waits for each result. */
 import { Histogram } from '../histogram.js';
 import { Child, children, exitAll, sleep } from '../ipc.js';
 import { compareRows, metric, ms, num, type Column } from '../report.js';
-import type { DriverReport, handlers } from '../roles/commands.js';
+import type { handlers } from '../roles/commands.js';
 import {
   closeSession,
   createSession,
@@ -23,8 +10,9 @@ import {
   type FloorCheck,
   type Scenario,
   type ScenarioResult,
+  withServer,
 } from '../scenario.js';
-import type { ServerExit, Target } from '../servers.js';
+import type { ServerProcess, Target } from '../servers.js';
 import { issueParticipantToken } from '../tether-internals.js';
 
 interface Shape {
@@ -41,85 +29,75 @@ const QUICK: Shape = { nodes: 100, concurrency: 20, warmupMs: 2_000, durationMs:
 const POLL_MS = 1_000;
 
 /**
- * One operator invokes hundreds of commands a second, and every node acknowledges and answers
- * each: the per-principal mutation limit (600/min by default) is raised out of the way.
+ * One operator invokes hundreds of commands a second, and every node acknowledges and answers each:
+ * the per-principal mutation limit (600/min by default) is raised out of the way.
  */
 const TETHER_COMMANDS_ENV = { TETHER_RATE_MUTATIONS_PER_MINUTE: '10000000' };
 
-interface TargetRun {
-  target: Target;
-  nodesOnline: number;
-  onlineMs: number;
-  driver: DriverReport;
-  serverLoopLag: { p99Ms: number; maxMs: number } | null;
-  serverExit: ServerExit;
-}
+type TargetRun = Awaited<ReturnType<typeof runTarget>>;
 
-async function runTarget(
-  ctx: BenchContext,
-  target: Target,
-  shape: Shape,
-  token: string,
-): Promise<TargetRun> {
+async function runTarget(ctx: BenchContext, target: Target, shape: Shape, token: string) {
   const nodes = ctx.fleet.nodes.slice(0, shape.nodes);
   const sessionId = target === 'tether' ? await createSession(ctx, 'bench commands') : null;
-  const server = await ctx.startServer(target, 'commands', {
-    ...(target === 'tether' ? { env: TETHER_COMMANDS_ENV } : {}),
-  });
-  ctx.log(` ${target} (pid ${server.pid}): ${num(nodes.length)} nodes`);
-  const hosts = children<typeof handlers>('commands', ctx.generators);
-  let driver: Child<typeof handlers> | null = null;
-  let serverExit: ServerExit | null = null;
+  const env = target === 'tether' ? { env: TETHER_COMMANDS_ENV } : {};
   try {
-    const per = Math.ceil(nodes.length / ctx.generators);
-    const started = performance.now();
-    await Promise.all(
-      hosts.map((host, h) =>
-        host.call('init', {
-          ...{ target, baseUrl: server.baseUrl, ownerParticipantId: ctx.fleet.ownerParticipantId },
-          ...{ sessionId, nodes: nodes.slice(h * per, (h + 1) * per) },
-          ...{ connectConcurrency: 50, pollIntervalMs: POLL_MS },
-        }),
-      ),
-    );
-    let online = 0;
-    for (;;) {
-      online = (await Promise.all(hosts.map((h) => h.call('online')))).reduce((a, b) => a + b, 0);
-      if (online >= nodes.length) break;
-      if (performance.now() - started > 180_000) {
-        throw new Error(`only ${online}/${nodes.length} nodes online after 180 s`);
-      }
-      await sleep(250);
-    }
-    const onlineMs = performance.now() - started;
-    ctx.log(`  ${num(online)} online in ${num(onlineMs / 1000, 1)} s; invoking`);
-    await server.loopLag(); // reset the server's window
-    driver = new Child<typeof handlers>('commands', 'commands driver');
-    const report = await driver.call('run', {
-      ...{ target, baseUrl: server.baseUrl, token, nodeIds: nodes.map((n) => n.nodeId) },
-      ...{ concurrency: shape.concurrency, warmupMs: shape.warmupMs },
-      ...{ durationMs: shape.durationMs, callerPollMs: POLL_MS, timeoutMs: 60_000 },
+    return await withServer(ctx, target, 'commands', (server) => measure(server), {
+      ...env,
+      quiet: true,
     });
-    const serverLoopLag = await server.loopLag();
-    const latency = Histogram.from([report.latency]).summary();
-    ctx.log(
-      `  ${num(report.ok)} ok, ${num(report.failed)} failed: ${num(report.ok / (report.windowMs / 1000), 1)}/s, ` +
-        `p50 ${ms(latency.p50Ms)} ms, p99 ${ms(latency.p99Ms)} ms`,
-    );
-    serverExit = await server.stop();
-    return {
-      target,
-      nodesOnline: online,
-      onlineMs,
-      driver: report,
-      serverLoopLag,
-      serverExit,
-    };
   } finally {
-    await driver?.exit();
-    await exitAll(hosts);
-    if (!serverExit) await server.stop();
     if (sessionId) await closeSession(ctx, sessionId);
+  }
+
+  async function measure(server: ServerProcess) {
+    ctx.log(` ${target} (pid ${server.pid}): ${num(nodes.length)} nodes`);
+    const hosts = children<typeof handlers>('commands', ctx.generators);
+    let driver: Child<typeof handlers> | null = null;
+    try {
+      const per = Math.ceil(nodes.length / ctx.generators);
+      const started = performance.now();
+      await Promise.all(
+        hosts.map((host, h) =>
+          host.call('init', {
+            ...{
+              target,
+              baseUrl: server.baseUrl,
+              ownerParticipantId: ctx.fleet.ownerParticipantId,
+            },
+            ...{ sessionId, nodes: nodes.slice(h * per, (h + 1) * per) },
+            ...{ connectConcurrency: 50, pollIntervalMs: POLL_MS },
+          }),
+        ),
+      );
+      let online = 0;
+      for (;;) {
+        online = (await Promise.all(hosts.map((h) => h.call('online')))).reduce((a, b) => a + b, 0);
+        if (online >= nodes.length) break;
+        if (performance.now() - started > 180_000) {
+          throw new Error(`only ${online}/${nodes.length} nodes online after 180 s`);
+        }
+        await sleep(250);
+      }
+      const onlineMs = performance.now() - started;
+      ctx.log(`  ${num(online)} online in ${num(onlineMs / 1000, 1)} s; invoking`);
+      await server.loopLag(); // reset the server's window
+      driver = new Child<typeof handlers>('commands', 'commands driver');
+      const report = await driver.call('run', {
+        ...{ target, baseUrl: server.baseUrl, token, nodeIds: nodes.map((n) => n.nodeId) },
+        ...{ concurrency: shape.concurrency, warmupMs: shape.warmupMs },
+        ...{ durationMs: shape.durationMs, callerPollMs: POLL_MS, timeoutMs: 60_000 },
+      });
+      const serverLoopLag = await server.loopLag();
+      const latency = Histogram.from([report.latency]).summary();
+      ctx.log(
+        `  ${num(report.ok)} ok, ${num(report.failed)} failed: ${num(report.ok / (report.windowMs / 1000), 1)}/s, ` +
+          `p50 ${ms(latency.p50Ms)} ms, p99 ${ms(latency.p99Ms)} ms`,
+      );
+      return { target, nodesOnline: online, onlineMs, driver: report, serverLoopLag };
+    } finally {
+      await driver?.exit();
+      await exitAll(hosts);
+    }
   }
 }
 

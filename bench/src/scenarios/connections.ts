@@ -1,10 +1,9 @@
 /**
  * Concurrent WebSocket nodes: N sockets opened (each authenticates and has its first beat
- * acknowledged), then beating at the production cadence (15 s) with the server's keep-alive
- * pings answered. Reports the connect burst, the server's RSS per connection (RSS after the
- * window minus RSS before connecting, over the open sockets), loop delay and beat latency.
+ * acknowledged), then beating at the production cadence (15 s) with the server's keep-alive pings
+ * answered.
  */
-import { failedOf, type ConnectResult, type LoadResult } from '../load.js';
+import { failedOf, type LoadResult } from '../load.js';
 import {
   compareRows,
   LOAD_HEADERS,
@@ -33,7 +32,7 @@ function perConnectionKb(result: LoadResult): number | null {
   return (after - before) / result.connect.opened / 1024;
 }
 
-type Connected = ConnectResult & { kb: number | null };
+type Connected = LoadResult['connect'] & { kb: number | null };
 
 const CONNECT: Column<Connected>[] = [
   { header: 'connected', cell: (c) => `${num(c.opened)}/${num(c.opened + c.failed)}` },

@@ -1,31 +1,13 @@
-/**
- * Event fan-out: presence change → dashboard. A driver process changes the health of a set of
- * connected nodes at a steady rate (heartbeats flipping online ↔ degraded over WebSocket);
- * dashboards in ≥ 2 other processes learn of each change:
- *
- * - Tether: each dashboard holds a `fleet.events` subscription (its own WebSocket, a member
- *   token of the nodes' owner in connectionParams, filter `presence.changed`).
- * - baseline: it has no feed, so each dashboard polls it every second (`presence.list` of the
- *   tracked nodes, read by primary key) — what a dashboard without push does.
- *
- * Latency = the moment a dashboard has the change − the moment the driver sent the beat (both
- * `preciseNow()` on the one machine clock), so it includes the write, its commit, the feed's
- * read and the fan-out. For Tether the event's own timestamp (`at`, the database clock at the
- * writing transaction's start) splits it into write and delivery. Every change must reach every
- * dashboard (matched per dashboard and node, in order: see delivery.ts).
- */
+/** Event fan-out: presence change → dashboard. */
 import type { Health } from '../delivery.js';
 import { preciseNow, sleep } from '../ipc.js';
 import {
   createWatchedFleet,
-  DashboardGroup,
-  startDriver,
+  presenceRun,
   summariseDriver,
-  type Delivery,
-  type DriverSummary,
   type WatchedFleet,
 } from '../presence.js';
-import { sampleUsage, type UsageWindow } from '../proc.js';
+import { sampleUsage } from '../proc.js';
 import { compareRows, mb, metric, ms, num, stepLead, type Column } from '../report.js';
 import type { DriverReport } from '../roles/presence-driver.js';
 import {
@@ -40,30 +22,14 @@ import {
 } from '../scenario.js';
 import type { ServerExit, ServerProcess, Target } from '../servers.js';
 
-interface Shape {
-  /** Nodes whose health flips (each changes every nodes / rate seconds). */
-  nodes: number;
-  /** Changes per subscriber count. */
-  changes: number;
-  /** Changes per second. */
-  rate: number;
-  subscribers: number[];
-  /** How long dashboards may take to show the final state after the last change. */
-  settleMs: number;
-}
-
 /**
- * 10 changes/s at both dashboard counts, so the 1 000-dashboard run has ten times the fan-out
- * work (10 000 deliveries/s); 100 nodes, so each node beats every 10 s, well inside the sweep's
- * 30 s (no sweep transitions mix in).
+ * `nodes` flip online ↔ degraded, `changes` per subscriber count at `rate`/s; dashboards may take
+ * `settleMs` to show the final state. 10 changes/s at both dashboard counts, so the 1 000-dashboard
+ * run has ten times the fan-out work (10 000 deliveries/s); 100 nodes, so each node beats every
+ * 10 s, well inside the sweep's 30 s (no sweep transitions mix in).
  */
-const FULL: Shape = {
-  nodes: 100,
-  changes: 1_000,
-  rate: 10,
-  subscribers: [100, 1_000],
-  settleMs: 15_000,
-};
+const FULL = { nodes: 100, changes: 1_000, rate: 10, subscribers: [100, 1_000], settleMs: 15_000 };
+type Shape = typeof FULL;
 /** The same rate, scaled down: 120 changes (12 s) to 100 dashboards. */
 const QUICK: Shape = { nodes: 60, changes: 120, rate: 10, subscribers: [100], settleMs: 5_000 };
 
@@ -72,28 +38,11 @@ const P99_FLOOR_MS: Record<number, number> = { 100: 100, 1_000: 250 };
 
 const POLL_INTERVAL_MS = 1_000;
 
-interface FanoutRun {
-  target: Target;
-  subscribers: number;
-  dashboardsOpen: number;
-  dashboardFailures: string[];
-  /** ms until every dashboard showed every node online after subscribing; null: never. */
-  readyMs: number | null;
-  /** ms after the last change until every dashboard showed the final state; null: never. */
-  settledMs: number | null;
-  driver: DriverSummary;
-  delivery: Delivery;
-  usage: UsageWindow;
-  loopLag: { p99Ms: number; maxMs: number } | null;
-  /** Tether: `presence.changed` events with cause heartbeat of the tracked nodes in the feed. */
-  feedEvents: number | null;
-  serverExit: ServerExit;
-}
+type FanoutRun = Awaited<ReturnType<typeof measure>> & { serverExit: ServerExit };
 
 /**
- * The nodes' heartbeat transitions in the feed since `since` (epoch ms; the database clock is
- * the machine's). Earlier ones belong to the warm-up: a node's first beat may overtake its
- * connection's bind and bring it online itself.
+ * The nodes' heartbeat transitions in the feed since `since` (epoch ms; the database clock is the
+ * machine's).
  */
 async function feedEventCount(
   ctx: BenchContext,
@@ -117,47 +66,34 @@ function finalStates(report: DriverReport, nodes: number): Health[] {
   return states;
 }
 
-async function measure(
+function measure(
   ctx: BenchContext,
   server: ServerProcess,
   target: Target,
   subscribers: number,
   shape: Shape,
   fleet: WatchedFleet,
-): Promise<Omit<FanoutRun, 'serverExit'>> {
+) {
   ctx.log(`  ${subscribers} dashboards`);
-  let dashboards: DashboardGroup | null = null;
-  let driver: Awaited<ReturnType<typeof startDriver>> | null = null;
-  try {
-    // The nodes connect first, the dashboards subscribe after: subscribing at the live edge,
-    // they do not receive the connect burst (nodes × dashboards deliveries at once, a reconnect
-    // storm, not the steady fan-out measured here). Like a dashboard that loads the fleet's
-    // state and then follows the feed, they start knowing every node online.
-    driver = await startDriver({
-      mode: 'flip',
-      baseUrl: server.baseUrl,
-      nodes: fleet.nodes,
-      changes: shape.changes,
-      rate: shape.rate,
-      holdMs: 0,
-      requestTimeoutMs: 10_000,
-    });
-    const online: Health[] = fleet.nodes.map(() => 'online');
-    dashboards = await DashboardGroup.start(ctx.generators, {
-      mode: target === 'tether' ? 'feed' : 'poll',
-      baseUrl: server.baseUrl,
-      token: fleet.token,
-      dashboards: subscribers,
-      nodeIds: fleet.nodeIds,
-      initial: target === 'tether' ? 'online' : null,
-      pollIntervalMs: POLL_INTERVAL_MS,
-    });
+  const tether = target === 'tether';
+  const drive = { mode: 'flip', changes: shape.changes, rate: shape.rate, holdMs: 0 } as const;
+  const watch = {
+    processes: ctx.generators,
+    mode: tether ? ('feed' as const) : ('poll' as const),
+    dashboards: subscribers,
+    initial: tether ? ('online' as const) : null,
+    pollIntervalMs: POLL_INTERVAL_MS,
+  };
+  return presenceRun(server.baseUrl, fleet, drive, watch, async (driver, opened, dashboards) => {
     // Pollers learn the state from their first polls; subscriptions are registered with the
     // feed just after tRPC confirms them.
-    const readyMs = await dashboards.waitFor(online, 30_000);
+    const readyMs = await dashboards.waitFor(
+      fleet.nodes.map(() => 'online'),
+      30_000,
+    );
     await sleep(500);
     ctx.log(
-      `  ${driver.opened}/${fleet.nodes.length} nodes, ${dashboards.opened}/${subscribers} dashboards; ` +
+      `  ${opened}/${fleet.nodes.length} nodes, ${dashboards.opened}/${subscribers} dashboards; ` +
         (readyMs === null
           ? 'NOT all dashboards show the nodes online'
           : `ready in ${ms(readyMs)} ms`),
@@ -167,23 +103,18 @@ async function measure(
     const sampler = await sampleUsage({
       server: server.pid,
       postmaster: ctx.postmasterPid,
-      clients: [...dashboards.pids, driver.child.pid],
+      clients: [...dashboards.pids, driver.pid],
     });
     const startAt = preciseNow() + 200;
-    const report = await driver.child.call('run', startAt);
+    const report = await driver.call('run', startAt);
     const settledMs = await dashboards.waitFor(
       finalStates(report, fleet.nodes.length),
       shape.settleMs,
     );
     const usage = await sampler.stop();
     const loopLag = await server.loopLag();
-    const delivery = await dashboards.match(
-      report.changes,
-      startAt,
-      target === 'tether' ? 'every' : 'latest',
-    );
-    const feedEvents =
-      target === 'tether' ? await feedEventCount(ctx, fleet.nodeIds, startAt) : null;
+    const delivery = await dashboards.match(report.changes, startAt, tether ? 'every' : 'latest');
+    const feedEvents = tether ? await feedEventCount(ctx, fleet.nodeIds, startAt) : null;
     ctx.log(
       `  ${report.changes.filter((c) => c.ok).length} changes: received ${delivery.received}/${delivery.expected}, ` +
         `p99 ${ms(delivery.latency.all.p99Ms)} ms, max ${ms(delivery.latency.all.maxMs)} ms`,
@@ -201,10 +132,7 @@ async function measure(
       loopLag,
       feedEvents,
     };
-  } finally {
-    await driver?.child.exit();
-    await dashboards?.exit();
-  }
+  });
 }
 
 /** Server CPU time over the window per change delivered to a dashboard (µs). */

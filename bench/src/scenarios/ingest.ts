@@ -1,8 +1,6 @@
 /**
- * Heartbeat ingest: N nodes beating open-loop at a compressed cadence (N × 1000 / cadence beats
- * per second), over WebSocket or HTTP, against Tether and then the baseline. Also the write-
- * amplification scenario: the same over WebSocket with a metrics object that changes every beat.
- * PostgreSQL's HOT share and WAL per beat are measured for every step.
+ * Heartbeat ingest: N nodes beating open-loop at a compressed cadence (N × 1000 / cadence beats per
+ * second), over WebSocket or HTTP, against Tether and then the baseline.
  */
 import { failedOf, type Step, type StepResult, type Transport } from '../load.js';
 import { LOAD_HEADERS, loadRows, ms, num, pct } from '../report.js';

@@ -1,7 +1,7 @@
 /**
- * The `restart` scenario's result: the agent hosts' per-agent reports merged (histograms,
- * counts) and set against what the orchestrator observed (SIGTERM, exit, listening, readiness,
- * the database's count, CPU and memory); then its tables, notes and floor checks.
+ * The `restart` scenario's result: the agent hosts' per-agent reports merged (histograms, counts)
+ * and set against what the orchestrator observed (SIGTERM, exit, listening, readiness, the
+ * database's count, CPU and memory); then its tables, notes and floor checks.
  */
 import { countInto, DEFERRED, OK, REFUSED, type AgentLog } from '../agent-tracker.js';
 import { Histogram, type LatencySummary } from '../histogram.js';
@@ -27,19 +27,6 @@ export interface AttachWave {
   /** First and last `runtimenode.attached` event, ms after SIGTERM (database clock). */
   firstMs: number | null;
   lastMs: number | null;
-}
-
-/** Connection attempts that ended (attached/acknowledged, or failed) in one phase. */
-export interface AttemptCounts {
-  attempts: number;
-  /** Refused at TCP level (ECONNREFUSED): no process listened on the port. */
-  refused: number;
-  /** Answered with a time to come back (admission: 503 with `retryAfterMs`), not a failure. */
-  deferred: number;
-  /** Failed otherwise, after reaching a server (timeouts, closes, 503, error answers). */
-  failed: number;
-  /** Those failures' causes (transport message, close code or Tether error code), counted. */
-  causes: Record<string, number>;
 }
 
 /** What the orchestrator saw of the cold start, to set the hosts' logs against. */
@@ -70,9 +57,14 @@ export interface RestartObserved {
 const since = (at: number | null | undefined, ref: number | null | undefined): number | null =>
   at === null || at === undefined || ref === null || ref === undefined ? null : at - ref;
 
-/** Connection attempts started in [from, to). */
-function attemptsIn(attempts: [number, string][], from: number, to: number): AttemptCounts {
-  const counts: AttemptCounts = { attempts: 0, refused: 0, deferred: 0, failed: 0, causes: {} };
+/**
+ * Connection attempts started in [from, to) that ended: refused at TCP level (no listener),
+ * deferred (admission's 503 with a time to come back: not a failure), or failed after reaching a
+ * server, its causes counted (transport message, close code or Tether error code).
+ */
+function attemptsIn(attempts: [number, string][], from: number, to: number) {
+  const causes: Record<string, number> = {};
+  const counts = { attempts: 0, refused: 0, deferred: 0, failed: 0, causes };
   for (const [start, outcome] of attempts) {
     if (start < from || start >= to) continue;
     counts.attempts++;
@@ -195,6 +187,8 @@ export function summarise(
 
 export type RestartRun = ReturnType<typeof summarise>;
 type RestartResult = ReturnType<typeof restartResult>;
+
+type AttemptCounts = ReturnType<typeof attemptsIn>;
 
 const FLOOR_ALL_ONLINE_MS = 30_000;
 const FLOOR_ERROR_RATE = 0.01;
@@ -485,8 +479,8 @@ function allBack(x: RestartResult): number | null {
 }
 
 /**
- * The comparisons with the baseline (reconnect at fleet scale): all back no later than the
- * baseline after the restart, and a cold start at most twice the baseline's.
+ * The comparisons with the baseline (reconnect at fleet scale): all back no later than the baseline
+ * after the restart, and a cold start at most twice the baseline's.
  */
 export function baselineFloors(t: RestartRun, b: RestartRun | null, quick: boolean): FloorCheck[] {
   const scaled = quick ? { scaled: `--quick: ${num(t.agents)} agents` } : {};

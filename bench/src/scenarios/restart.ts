@@ -1,16 +1,6 @@
 /**
- * Server restart with N connected agents (target: 10 000 agents all online again ≤ 30 s, connect
- * error rate ≤ 1 %). Tether's agents are real daemons — `@tether/node-client` nodes attached to a
- * session, in ≥ 2 agent-host processes — and the server is restarted the way an operator does
- * it: SIGTERM, wait for the exit, start a new process on the same port and database. See
- * `runRestart` below for the flow and what is measured.
- *
- * The baseline has no node protocol (no attach, no session), so the SDK cannot talk to it; its
- * agents are raw tRPC-wire agents with the SDK's reconnection policy (`Backoff`: the same full
- * jitter, timeouts and cadence), for whom "attached" is the first acknowledged beat. The
- * comparison is therefore "a restart of the same size, clients reconnecting the same way", with
- * Tether doing its real per-connection work (auth, presence binding, attach) and the baseline its
- * minimum (a token lookup, one UPSERT).
+ * Server restart with N connected agents (SDK daemons; the baseline: raw agents with the SDK's
+ * backoff). See docs/performance.md, "Server restart".
  */
 import { connect } from 'node:net';
 import type pg from 'pg';
@@ -45,34 +35,23 @@ import {
 const HEARTBEAT_MS = 15_000;
 /**
  * At most this many agents per host process, so no host's event loop saturates: an agent that
- * answers the server's keep-alive PING late (2 s) has its socket dropped by the server, and a
- * host that reads an answer after its agent's deadline counts a failure — the bench's fault, not
- * the server's. 2 500 SDK agents in one process stalled it for 2–5 s in a reconnect wave
- * (docs/performance.md, "Agents' cost"); 1 250 per host halves each host's herd.
+ * answers the server's keep-alive PING late (2 s) has its socket dropped by the server, and a host
+ * that reads an answer after its agent's deadline counts a failure — the bench's fault, not the
+ * server's.
  */
 const AGENTS_PER_HOST = 1_250;
 /**
  * Cold start: agents connecting at once, at most (as `ws-connections` keeps 100 handshakes in
- * flight). An open-loop ramp faster than the server can attach (≈ 100/s on the development
- * machine, less with 10 000 connections to keep) piles up calls past the SDK's 15 s timeout, and
- * the retries keep it from ever converging: the restart, not the setup, is the herd to measure.
+ * flight).
  */
 const CONNECT_CONCURRENCY = 100;
-
-interface Parameters {
-  agents: number;
-  connectTimeoutMs: number;
-  holdMs: number;
-  waveTimeoutMs: number;
-  observeMs: number;
-}
 
 function restartAgents(): number {
   const requested = Number.parseInt(process.env.BENCH_RESTART_AGENTS ?? '', 10);
   return Number.isInteger(requested) && requested > 0 ? requested : 10_000;
 }
 
-function parameters(quick: boolean): Parameters {
+function parameters(quick: boolean) {
   return quick
     ? {
         agents: 1_000,
@@ -96,26 +75,20 @@ function parameters(quick: boolean): Parameters {
 }
 
 /**
- * Admission adapts to what the server can take (docs/performance.md "Admission"): nothing is
- * sized for this machine. `BENCH_RESTART_ADMIT=R` adds the optional fixed rate cap of R new
- * sessions per second (`0`, the default: none), to compare with the fixed limit of before.
+ * Admission adapts to what the server can take (docs/performance.md "Admission"): nothing is sized
+ * for this machine. `BENCH_RESTART_ADMIT=R` adds a fixed cap of R new sessions/s.
  */
 const RESTART_TETHER_ENV = {
   TETHER_WS_ADMIT_PER_SECOND: process.env.BENCH_RESTART_ADMIT ?? '0',
 };
 
-function environment(ctx: BenchContext, target: Target, label: string): RestartEnvironment {
-  return {
-    startServer: (name, options) =>
-      ctx.startServer(target, name, {
-        ...options,
-        ...(target === 'tether' ? { env: RESTART_TETHER_ENV } : {}),
-      }),
-    label,
-    probe: ctx.probe,
-    postmasterPid: ctx.postmasterPid,
-    log: ctx.log,
-  };
+/** Starts a `target` server process for the restart (Tether with its admission setting). */
+function starter(ctx: BenchContext, target: Target) {
+  return (label: string, options: StartOptions = {}): Promise<ServerProcess> =>
+    ctx.startServer(target, label, {
+      ...options,
+      ...(target === 'tether' ? { env: RESTART_TETHER_ENV } : {}),
+    });
 }
 
 const LISTEN_PROBE_MS = 50;
@@ -137,16 +110,7 @@ async function waitListening(port: number, signal: AbortSignal): Promise<number 
   return null;
 }
 
-/**
- * The database's view of the fleet. `db`: the agents it counts back — online, with a sign of
- * life the new process wrote, i.e. presence written since `sinceMs` (the old process's exit;
- * null until it is known). Tether: presence rows `online` whose last beat is that recent (an
- * attach is proof of life and writes it, as every beat does); a row the old process left
- * `online` does not count. The baseline keeps no connection state: its rows written since then.
- * `presence`: Tether's presence rows `online`, whatever wrote them (its shutdown should turn the
- * nodes it held offline; a connect binds a node online again before it attaches); null for the
- * baseline.
- */
+/** The database's view of the fleet. */
 async function dbView(
   probe: pg.ClientBase,
   target: Target,
@@ -169,9 +133,8 @@ const POOL_NAMES: Record<Target, string> = { tether: 'tether-server', baseline: 
 
 /**
  * What the server's PostgreSQL sessions are doing right now, one label per session: `running`,
- * `idle`, `idle in transaction` (PostgreSQL waits for the server), or what an active session
- * waits on (`Lock:advisory`, `IO:WalSync`, …). Summed over the wave, it shows where the
- * database side of a reconnect goes.
+ * `idle`, `idle in transaction` (PostgreSQL waits for the server), or what an active session waits
+ * on (`Lock:advisory`, `IO:WalSync`, …).
  */
 async function sessionStates(probe: pg.ClientBase, target: Target): Promise<[string, number][]> {
   const { rows } = await probe.query<{ what: string; n: number }>(
@@ -260,21 +223,8 @@ class RestartObserver {
   }
 }
 
-/*
- * One restart run, for one server kind:
- *
- *  1. a fresh server; agent hosts (≥ 2 child processes) start the fleet, at most
- *     `connectConcurrency` agents connecting at once; wait until every agent is online (the
- *     cold start, measured; if it never completes, the restart is not run and that is the result);
- *  2. hold, so every agent is in steady state (beating; its backoff counter reset);
- *  3. mark the hosts, SIGTERM the server, wait for it to exit, start a new server process on
- *     the same port and database (the agents only know that URL);
- *  4. from the moment the new process listens, wait until every agent is online again in its
- *     own view *and* in the database's, sampling the new server, PostgreSQL, the agents and the
- *     machine; then observe a little longer for agents dropping again;
- *  5. collect per-agent times from the hosts, against SIGTERM and the new process listening.
- */
-export interface RestartPlan {
+/** One restart run, for one server kind (phases in docs/performance.md, "Server restart"). */
+type RestartPlan = Omit<ReturnType<typeof parameters>, 'agents'> & {
   target: Target;
   kind: AgentKind;
   agents: AgentIdentity[];
@@ -283,24 +233,9 @@ export interface RestartPlan {
   hosts: number;
   /** Cold start: agents connecting at once, at most (across hosts). */
   connectConcurrency: number;
-  connectTimeoutMs: number;
-  /** Steady state between "all online" and SIGTERM. */
-  holdMs: number;
-  /** From SIGTERM: how long to wait for every agent to be back. */
-  waveTimeoutMs: number;
-  /** After everyone is back: watch for agents dropping again. */
-  observeMs: number;
   /** Raw agents' beat cadence. */
   heartbeatMs: number;
-}
-
-export interface RestartEnvironment {
-  startServer(label: string, options?: StartOptions): Promise<ServerProcess>;
-  label: string;
-  probe: pg.ClientBase;
-  postmasterPid: number | null;
-  log: (line: string) => void;
-}
+};
 
 const secondsSince = (from: number, to = Date.now()): string => ((to - from) / 1000).toFixed(1);
 
@@ -321,7 +256,7 @@ class RestartRig {
 
   constructor(
     readonly plan: RestartPlan,
-    readonly env: RestartEnvironment,
+    readonly ctx: BenchContext,
     first: ServerProcess,
   ) {
     this.server = first;
@@ -340,7 +275,7 @@ class RestartRig {
   sample(serverPid: number) {
     return sampleUsage({
       server: serverPid,
-      postmaster: this.env.postmasterPid,
+      postmaster: this.ctx.postmasterPid,
       clients: this.hosts.map((h) => h.pid),
     });
   }
@@ -388,7 +323,7 @@ async function connectFleet(rig: RestartRig, baseUrl: string, serverPid: number)
   const window = await rig.sample(serverPid);
   const all = await rig.waitUntil(() => rig.online() === n, startAt + plan.connectTimeoutMs);
   const usage = await window.stop();
-  rig.env.log(`  cold start: ${rig.online()}/${n} online after ${secondsSince(startAt)} s`);
+  rig.ctx.log(`  cold start: ${rig.online()}/${n} online after ${secondsSince(startAt)} s`);
   return { startAt, usage, all };
 }
 
@@ -399,26 +334,27 @@ async function restartAndWait(
   port: number,
   sigtermAt: number,
 ) {
-  const { plan, env } = rig;
+  const { plan, ctx } = rig;
   const n = plan.agents.length;
   const spawned: { pid: number | null } = { pid: null };
   const stopProbe = new AbortController();
   const listening = waitListening(port, stopProbe.signal);
-  const starting = env
-    .startServer(`${env.label}-restarted`, { port, onSpawn: (pid) => (spawned.pid = pid) })
-    .catch((error: unknown) => {
-      // Not ready in time, or died: end the probe, and leave no process behind.
-      stopProbe.abort();
-      if (spawned.pid !== null) killQuietly(spawned.pid);
-      throw error;
-    });
+  const starting = starter(ctx, plan.target)(`restart-restarted`, {
+    port,
+    onSpawn: (pid) => (spawned.pid = pid),
+  }).catch((error: unknown) => {
+    // Not ready in time, or died: end the probe, and leave no process behind.
+    stopProbe.abort();
+    if (spawned.pid !== null) killQuietly(spawned.pid);
+    throw error;
+  });
   starting.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
   const listeningAt = await listening;
   let wave: UsageWindow | null = null;
   let readyAt: number | null = null;
   const pid = spawned.pid;
   if (listeningAt !== null && pid !== null) {
-    env.log(
+    ctx.log(
       `  new server (pid ${pid}) listening ${secondsSince(sigtermAt, listeningAt)} s after SIGTERM`,
     );
     const window = await rig.sample(pid);
@@ -436,7 +372,7 @@ async function restartAndWait(
     }
     const db = observer.timeline.at(-1)?.db ?? '–';
     const ready = readyAt === null ? '–' : secondsSince(sigtermAt, readyAt);
-    env.log(
+    ctx.log(
       `  wave: ${rig.back()}/${n} agents back, database ${db}/${n}, ` +
         `${secondsSince(sigtermAt)} s after SIGTERM (ready probe answered at ${ready} s)`,
     );
@@ -447,12 +383,12 @@ async function restartAndWait(
   return { listeningAt, readyAt, wave };
 }
 
-export async function runRestart(plan: RestartPlan, env: RestartEnvironment): Promise<RestartRun> {
+async function runRestart(plan: RestartPlan, ctx: BenchContext): Promise<RestartRun> {
   const n = plan.agents.length;
-  const first = await env.startServer(env.label);
+  const first = await starter(ctx, plan.target)('restart');
   const port = Number(new URL(first.baseUrl).port);
-  env.log(`  ${plan.target} (pid ${first.pid}, port ${port}): ${n} ${plan.kind} agents`);
-  const rig = new RestartRig(plan, env, first);
+  ctx.log(`  ${plan.target} (pid ${first.pid}, port ${port}): ${n} ${plan.kind} agents`);
+  const rig = new RestartRig(plan, ctx, first);
   try {
     const connect = await connectFleet(rig, first.baseUrl, first.pid);
     const observed: Observed = {
@@ -461,7 +397,7 @@ export async function runRestart(plan: RestartPlan, env: RestartEnvironment): Pr
       connectUsage: connect.usage,
     };
     if (!connect.all) {
-      env.log(`  restart not run: the fleet never was all online`);
+      ctx.log(`  restart not run: the fleet never was all online`);
       const logs = await Promise.all(rig.hosts.map((h) => h.call('log')));
       return summarise(observed, logs, await rig.shutdown(), null);
     }
@@ -475,7 +411,7 @@ export async function runRestart(plan: RestartPlan, env: RestartEnvironment): Pr
     const sigtermAt = Date.now();
     await Promise.all(rig.hosts.map((host) => host.call('mark', sigtermAt)));
     const observer = new RestartObserver(
-      env.probe,
+      ctx.probe,
       plan.target,
       plan.agents.map((a) => a.nodeId),
       sigtermAt,
@@ -489,12 +425,12 @@ export async function runRestart(plan: RestartPlan, env: RestartEnvironment): Pr
       oldServer = (await rig.stopServer())!;
       exitedAt = Date.now();
       observer.dbSince = exitedAt;
-      env.log(`  SIGTERM → exit ${secondsSince(sigtermAt)} s`);
+      ctx.log(`  SIGTERM → exit ${secondsSince(sigtermAt)} s`);
       try {
         restarted = await restartAndWait(rig, observer, port, sigtermAt);
       } catch (error) {
         startError = error instanceof Error ? error.message : String(error);
-        env.log(`  restart failed: ${startError}`);
+        ctx.log(`  restart failed: ${startError}`);
       }
     } finally {
       await observer.stop();
@@ -503,7 +439,7 @@ export async function runRestart(plan: RestartPlan, env: RestartEnvironment): Pr
     // 5. What every agent saw, from the hosts; then everything stopped.
     const logs = await Promise.all(rig.hosts.map((h) => h.call('log')));
     const serverAttaches =
-      plan.sessionId !== null ? await attachWave(env.probe, plan.sessionId, sigtermAt) : null;
+      plan.sessionId !== null ? await attachWave(ctx.probe, plan.sessionId, sigtermAt) : null;
     return summarise(observed, logs, await rig.shutdown(), {
       ...{ steady, sigtermAt, exitedAt, oldServer, startError, serverAttaches },
       listeningAt: restarted?.listeningAt ?? null,
@@ -537,16 +473,13 @@ export const restart: Scenario = {
     const sessionId = await createSession(ctx, 'bench restart');
     let tether;
     try {
-      tether = await runRestart(
-        { ...plan, target: 'tether', kind: 'sdk', sessionId },
-        environment(ctx, 'tether', this.name),
-      );
+      tether = await runRestart({ ...plan, target: 'tether', kind: 'sdk', sessionId }, ctx);
     } finally {
       await closeSession(ctx, sessionId);
     }
     const baseline = await runRestart(
       { ...plan, target: 'baseline', kind: 'raw', sessionId: null },
-      environment(ctx, 'baseline', this.name),
+      ctx,
     );
     const runs = [tether, baseline];
     return {

@@ -1,12 +1,8 @@
 /**
- * The staleness sweep over a large registry, timed directly against PostgreSQL in its own
- * database (so the running server's sweep loop cannot touch it): the control plane's
- * `sweepPresence` inside a transaction holding the sweep's advisory lock, exactly as the server
- * runs it, from the client's clock (BEGIN to COMMIT acknowledged). Three states of the fleet:
- * all fresh (the common case: nothing to do), 1 % stale (half past the degraded threshold, half
- * past the offline one) and all stale (mass demotion, one `presence.changed` event per node).
- * The baseline is a naive sweep of the same rows in the baseline table: one UPDATE, no events.
- * Before each timed sweep the rows are reset and vacuumed, as autovacuum keeps a live table.
+ * The staleness sweep over a large registry, timed directly against PostgreSQL in its own database
+ * (so the running server's sweep loop cannot touch it): the control plane's `sweepPresence` inside
+ * a transaction holding the sweep's advisory lock, exactly as the server runs it, from the client's
+ * clock (BEGIN to COMMIT acknowledged).
  */
 import { BASELINE_SCHEMA, BASELINE_TABLE } from '../baseline/schema.js';
 import { createFleet } from '../identities.js';
