@@ -87,14 +87,18 @@ async function seen(events: FleetEventView[], nodeId: string): Promise<void> {
 }
 
 describe('docs/deploy/nginx.conf', () => {
-  it('nginx -t accepts the configuration as documented', () => {
+  it('nginx -t accepts the configuration as documented', async () => {
     const nginx = findTool('nginx', 'apt-get install nginx-light');
     const dir = mkdtempSync(join(tmpdir(), 'tether-nginx-t-'));
+    const port = await freePort();
     try {
-      // Only the paths nginx checks at -t are moved; addresses and everything else as written.
+      // Only what nginx touches at -t is moved: the files it writes, and the listener (-t binds
+      // it, and a normal user may not bind port 80). The upstreams and the rest as written.
       const conf = NGINX_CONF.replace(/^pid .*;$/m, `pid ${dir}/nginx.pid;`)
         .replace(/^error_log .*;$/m, `error_log ${dir}/error.log warn;`)
-        .replace(/^(\s*)access_log [^\s;]+/m, `$1access_log ${dir}/access.log`);
+        .replace(/^(\s*)access_log [^\s;]+/m, `$1access_log ${dir}/access.log`)
+        .replace(/^(\s*)listen 80;$/m, `$1listen 127.0.0.1:${port};`);
+      expect(conf).toContain(`listen 127.0.0.1:${port};`);
       writeFileSync(join(dir, 'nginx.conf'), conf);
       const r = spawnSync(
         nginx,
