@@ -241,26 +241,7 @@ async function connectionSequence(
       'not resumed; attaching',
     );
   }
-  if (resumed !== null) {
-    // Checked and bound by the server in the handshake: same attachment, nothing to send.
-    core.attachment = resumed;
-    core.attachmentState = resumed.state;
-    core.setReadOnly(resumed.readOnly);
-    core.ready = true;
-    core.setState('attached');
-    core.emitter.emit('attached', {
-      at: Date.now(),
-      attachment: resumed,
-      reconnect,
-      resumed: true,
-      downtimeMs: downtime(),
-    });
-  }
-  const sessionId = core.sessionId;
-  if (resumed !== null) {
-    // Resumed: see above.
-  } else if (sessionId !== undefined) {
-    const attachment = await attach(core, conn, sessionId);
+  const attached = (attachment: NonNullable<NodeCore['attachment']>, wasResumed: boolean) => {
     core.attachment = attachment;
     core.attachmentState = attachment.state;
     core.setReadOnly(attachment.readOnly);
@@ -270,9 +251,17 @@ async function connectionSequence(
       at: Date.now(),
       attachment,
       reconnect,
-      resumed: false,
+      resumed: wasResumed,
       downtimeMs: downtime(),
     });
+  };
+  const sessionId = core.sessionId;
+  if (resumed !== null) {
+    // Checked and bound by the server in the handshake: same attachment, nothing to send.
+    attached(resumed, true);
+  } else if (sessionId !== undefined) {
+    const attachment = await attach(core, conn, sessionId);
+    attached(attachment, false);
     // A re-attach of an attachment that is still online (e.g. after a server restart) keeps
     // its state and already refreshed the capabilities: declaring again would only double
     // the writes of a reconnect wave. Otherwise (registering, or another health) declare.

@@ -11,9 +11,9 @@ import { ATTACHING_ROLES, TetherError } from '@tether/contracts';
 import { isAdmin, type ParticipantPrincipal } from '../auth/principal.js';
 import { visibleNode } from '../auth/visibility.js';
 import type { Sql } from '../db/pool.js';
-import { ACTIVE_ATTACHMENT_STATES_SQL } from '../db/sql-lists.js';
+import { ACTIVE_ATTACHMENT_STATES_SQL, sqlTextList } from '../db/sql-lists.js';
 
-const ATTACHING_ROLES_SQL = `(${ATTACHING_ROLES.map((r) => `'${r}'`).join(', ')})`;
+const ATTACHING_ROLES_SQL = sqlTextList(ATTACHING_ROLES);
 
 export interface NodeAccess {
   nodeId: string;

@@ -11,15 +11,14 @@ import {
 import { z } from 'zod';
 import { parseRow } from '../db/rows.js';
 import type { Sql } from '../db/pool.js';
+import { sqlTextList } from '../db/sql-lists.js';
 import { appendEvent, eventPayloadSql } from '../events/append.js';
-
-const quoted = (states: readonly string[]): string => `(${states.map((s) => `'${s}'`).join(', ')})`;
 
 /** States a command can still leave (the sweep's and the per-node cap's "open"). */
 export const OPEN_STATES = ['awaiting_approval', ...DELIVERABLE_COMMAND_STATES] as const;
-export const OPEN_SQL = quoted(OPEN_STATES);
-export const DELIVERABLE_SQL = quoted(DELIVERABLE_COMMAND_STATES);
-export const TERMINAL_SQL = quoted(TERMINAL_COMMAND_STATES);
+export const OPEN_SQL = sqlTextList(OPEN_STATES);
+export const DELIVERABLE_SQL = sqlTextList(DELIVERABLE_COMMAND_STATES);
+export const TERMINAL_SQL = sqlTextList(TERMINAL_COMMAND_STATES);
 
 export const COMMAND_COLUMNS = `c.id, c.node_id, c.capability, c.command, c.input, c.state,
   c.caller_participant_id, c.session_id, c.idempotency_key, c.fingerprint, c.timeout_ms,

@@ -1,8 +1,8 @@
-/** SQL literal lists of the contract's fixed sets, for `state IN (…)` in statements. */
+/** SQL literal lists of the contract's fixed sets (states, roles), for `x IN (…)` in statements. */
 import { ACTIVE_ATTACHMENT_STATES } from '@tether/contracts';
 
 /** `('a', 'b')` from a fixed set of identifiers (never user input: no quoting beyond this). */
-function sqlTextList(values: readonly string[]): string {
+export function sqlTextList(values: readonly string[]): string {
   return `(${values.map((value) => `'${value}'`).join(', ')})`;
 }
 
