@@ -1,6 +1,14 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx's loader (source-first package; see docs/decisions/0001).
-import { register } from 'tsx/esm/api';
+// The bundle when it is fresh (`pnpm start` builds it), else the TypeScript CLI through tsx's
+// loader (source-first package: docs/decisions/0001, 0022).
+import { BUNDLE, chooseEntry } from './entry.mjs';
 
-register();
-await import('../src/server/cli.ts');
+if (chooseEntry() === 'bundle') {
+  // Stack traces name the TypeScript sources (the bundle has a linked source map).
+  process.setSourceMapsEnabled(true);
+  await import(BUNDLE);
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../src/server/cli.ts');
+}

@@ -39,13 +39,19 @@ function childEnv(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
   return merged;
 }
 
+/** How the child runs `tether-server`: from source through tsx (default), or another entry. */
+export const SOURCE_ENTRY = ['--import', 'tsx', 'src/server/cli.ts'];
+
 /** Starts the server process without waiting for it (for servers expected to refuse to start). */
-export function launchServer(env: Record<string, string | undefined>): LaunchedServer {
+export function launchServer(
+  env: Record<string, string | undefined>,
+  entry: string[] = SOURCE_ENTRY,
+): LaunchedServer {
   // A data directory of its own unless the test names one: a server without an admin writes
   // its first-admin token file there, never into the package.
   const ownDataDir =
     'TETHER_DATA_DIR' in env ? null : mkdtempSync(join(tmpdir(), 'tether-process-server-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/cli.ts', 'serve'], {
+  const child = spawn(process.execPath, [...entry, 'serve'], {
     cwd: PACKAGE_DIR,
     env: childEnv(ownDataDir === null ? env : { ...env, TETHER_DATA_DIR: ownDataDir }),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -70,8 +76,11 @@ export function launchServer(env: Record<string, string | undefined>): LaunchedS
   return { child, output: () => output, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
-export async function spawnServer(env: Record<string, string | undefined>): Promise<ServerProcess> {
-  const launched = launchServer(env);
+export async function spawnServer(
+  env: Record<string, string | undefined>,
+  entry: string[] = SOURCE_ENTRY,
+): Promise<ServerProcess> {
+  const launched = launchServer(env, entry);
   const url = await new Promise<string>((resolve, reject) => {
     const onData = (): void => {
       const match = /"url":"(http:\/\/[^"]+)","trpc"/.exec(launched.output());
