@@ -55,7 +55,8 @@ function address(env) {
   };
   const port = int(env.TETHER_PORT, 4_000, 0, 65_535);
   const backlog = int(env.TETHER_LISTEN_BACKLOG, 4_096, 1, 65_535);
-  const host = env.TETHER_HOST === undefined || env.TETHER_HOST === '' ? '0.0.0.0' : env.TETHER_HOST;
+  const host =
+    env.TETHER_HOST === undefined || env.TETHER_HOST === '' ? '0.0.0.0' : env.TETHER_HOST;
   return port === null || backlog === null ? null : { port, host, backlog };
 }
 

@@ -36,6 +36,10 @@ import { WsGuard } from './ws-guard.js';
 import { WsHeartbeatFastPath } from './ws-heartbeat.js';
 import { KeepAlive } from './ws-keepalive.js';
 
+/** The wait handed to an upgrade that arrives while the server drains: 1–3 s, spread. */
+export const DRAINING_RETRY_MIN_MS = 1_000;
+export const DRAINING_RETRY_SPREAD_MS = 2_000;
+
 /**
  * The answer to an upgrade refused before it becomes a WebSocket (admission limit, unauthenticated
  * sockets per address): the status, `Retry-After` (whole seconds, as HTTP wants) and the typed
@@ -103,8 +107,21 @@ export function attachWebSockets(
       // Closed once the answer is flushed, whatever the client does next.
       socket.end(response, () => socket.destroy());
     };
-    if (state.draining || !(path === '/trpc' || path === '/trpc/')) {
+    if (!(path === '/trpc' || path === '/trpc/')) {
       refuse('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    if (state.draining) {
+      // Stopping (a restart, most often): come back in 1–3 s, spread — by then the next process
+      // holds the port (bin/boot-listener.mjs says the same while it starts).
+      const retryAfterMs =
+        DRAINING_RETRY_MIN_MS + Math.floor(Math.random() * DRAINING_RETRY_SPREAD_MS);
+      const error = new TetherError(
+        'system.unavailable',
+        'The server is stopping; retry after retryAfterMs.',
+        { retryAfterMs },
+      );
+      refuse(upgradeRefusal('503 Service Unavailable', error, retryAfterMs));
       return;
     }
     const admission = options.admission.admit();

@@ -8,13 +8,13 @@
 import { once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { TetherError } from '@tether/contracts';
-import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { errorShape } from '../../src/server/transport-shared.js';
 import { createTestDatabase } from '../db.js';
 import { eventually } from '../eventually.js';
 import { freePort } from '../postgres.js';
 import { launchServer } from '../process-server.js';
+import { upgrade } from '../upgrade.js';
 // @ts-expect-error -- a plain ES module of the bin, without types
 import { RETRY_MIN_MS, RETRY_SPREAD_MS, startingRefusal } from '../../bin/boot-listener.mjs';
 
@@ -52,30 +52,6 @@ function databaseDoor(target: URL, port: number) {
   };
 }
 
-/** A WebSocket upgrade: 101, or the refusal's status, Retry-After and JSON body. */
-function upgrade(url: string): Promise<{ status: number; retryAfter?: string; body?: unknown }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${TOKEN}` } });
-    ws.once('open', () => {
-      ws.terminate();
-      resolve({ status: 101 });
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      let text = '';
-      res.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
-      res.on('end', () => {
-        ws.terminate();
-        resolve({
-          status: res.statusCode ?? 0,
-          ...(res.headers['retry-after'] ? { retryAfter: res.headers['retry-after'] } : {}),
-          body: JSON.parse(text) as unknown,
-        });
-      });
-    });
-    ws.once('error', reject);
-  });
-}
-
 describe('the boot listener', () => {
   it('answers what the server formatter would: system.unavailable with retryAfterMs', () => {
     const message = 'The server is starting; retry in 1500 ms.';
@@ -84,81 +60,83 @@ describe('the boot listener', () => {
     });
   });
 
-  it(
-    'holds the port while the server waits for its database: 503 starting with a retry time (HTTP and WebSocket), /livez 200, /readyz 503; then the same port serves the server',
-    async () => {
-      const db = await createTestDatabase();
-      cleanups.push(() => db.drop());
-      const dbPort = await freePort();
-      const door = databaseDoor(new URL(db.url), dbPort);
-      cleanups.push(() => door.close());
-      const behindDoor = new URL(db.url);
-      behindDoor.port = String(dbPort);
-      const port = await freePort();
-      const server = launchServer(
-        {
-          DATABASE_URL: behindDoor.toString(),
-          TETHER_DB_CONNECT_TIMEOUT_MS: '60000',
-          TETHER_PORT: String(port),
-          TETHER_BOOTSTRAP_TOKEN: TOKEN,
-        },
-        ['bin/tether-server.mjs'],
-      );
-      cleanups.push(async () => {
-        server.child.kill('SIGKILL');
-        await server.exited;
-      });
-      const base = `http://127.0.0.1:${port}`;
+  it('holds the port while the server waits for its database: 503 starting with a retry time (HTTP and WebSocket), /livez 200, /readyz 503; then the same port serves the server', async () => {
+    const db = await createTestDatabase();
+    cleanups.push(() => db.drop());
+    const dbPort = await freePort();
+    const door = databaseDoor(new URL(db.url), dbPort);
+    cleanups.push(() => door.close());
+    const behindDoor = new URL(db.url);
+    behindDoor.port = String(dbPort);
+    const port = await freePort();
+    const server = launchServer(
+      {
+        DATABASE_URL: behindDoor.toString(),
+        TETHER_DB_CONNECT_TIMEOUT_MS: '60000',
+        TETHER_PORT: String(port),
+        TETHER_BOOTSTRAP_TOKEN: TOKEN,
+      },
+      ['bin/tether-server.mjs'],
+    );
+    cleanups.push(async () => {
+      server.child.kill('SIGKILL');
+      await server.exited;
+    });
+    const base = `http://127.0.0.1:${port}`;
 
-      // Held before the server has even logged its configuration… and while it waits.
-      const live = await eventually(
-        () => fetch(`${base}/livez`).then((r) => r.status, () => 0),
-        (status) => status !== 0,
-      );
-      expect(live).toBe(200);
-      await eventually(
-        () => Promise.resolve(server.output()),
-        (output) => output.includes(WAITING),
-      );
-      const ready = await fetch(`${base}/readyz`);
-      expect(ready.status).toBe(503);
-      expect(await ready.json()).toEqual({ status: 'starting' });
+    // Held before the server has even logged its configuration… and while it waits.
+    const live = await eventually(
+      () =>
+        fetch(`${base}/livez`).then(
+          (r) => r.status,
+          () => 0,
+        ),
+      (status) => status !== 0,
+    );
+    expect(live).toBe(200);
+    await eventually(
+      () => Promise.resolve(server.output()),
+      (output) => output.includes(WAITING),
+    );
+    const ready = await fetch(`${base}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toEqual({ status: 'starting' });
 
-      const call = await fetch(`${base}/trpc/system.info`);
-      expect(call.status).toBe(503);
-      const body = (await call.json()) as {
-        error: { data: { tetherError: { details: { retryAfterMs: number } } } };
-      };
-      const waitMs = body.error.data.tetherError.details.retryAfterMs;
-      expect(waitMs).toBeGreaterThanOrEqual(RETRY_MIN_MS as number);
-      expect(waitMs).toBeLessThan((RETRY_MIN_MS as number) + (RETRY_SPREAD_MS as number));
-      expect(body).toEqual(refusal(waitMs));
-      expect(call.headers.get('retry-after')).toBe(String(Math.ceil(waitMs / 1_000)));
+    const call = await fetch(`${base}/trpc/system.info`);
+    expect(call.status).toBe(503);
+    const body = (await call.json()) as {
+      error: { data: { tetherError: { details: { retryAfterMs: number } } } };
+    };
+    const waitMs = body.error.data.tetherError.details.retryAfterMs;
+    expect(waitMs).toBeGreaterThanOrEqual(RETRY_MIN_MS as number);
+    expect(waitMs).toBeLessThan((RETRY_MIN_MS as number) + (RETRY_SPREAD_MS as number));
+    expect(body).toEqual(refusal(waitMs));
+    expect(call.headers.get('retry-after')).toBe(String(Math.ceil(waitMs / 1_000)));
 
-      const refused = await upgrade(`ws://127.0.0.1:${port}/trpc`);
-      expect(refused.status).toBe(503);
-      const wsWait = (refused.body as typeof body).error.data.tetherError.details.retryAfterMs;
-      expect(refused.body).toEqual(refusal(wsWait));
-      expect(refused.retryAfter).toBe(String(Math.ceil(wsWait / 1_000)));
+    const refused = await upgrade(base);
+    if (refused.admitted) throw new Error('upgraded while starting');
+    expect(refused.status).toBe(503);
+    const refusedBody = JSON.parse(refused.body) as typeof body;
+    const wsWait = refusedBody.error.data.tetherError.details.retryAfterMs;
+    expect(refusedBody).toEqual(refusal(wsWait));
+    expect(refused.retryAfter).toBe(String(Math.ceil(wsWait / 1_000)));
 
-      // The database answers: the server starts on the port the boot listener held.
-      await door.open();
-      await eventually(
-        () => Promise.resolve(server.output()),
-        (output) => output.includes('tether listening'),
-        60_000,
-      );
-      expect(server.output()).toContain(`"url":"http://127.0.0.1:${port}"`);
-      const readyNow = await fetch(`${base}/readyz`);
-      expect(readyNow.status).toBe(200);
-      expect((await fetch(`${base}/trpc/system.info`)).status).toBe(200);
-      expect((await upgrade(`ws://127.0.0.1:${port}/trpc`)).status).toBe(101);
+    // The database answers: the server starts on the port the boot listener held.
+    await door.open();
+    await eventually(
+      () => Promise.resolve(server.output()),
+      (output) => output.includes('tether listening'),
+      60_000,
+    );
+    expect(server.output()).toContain(`"url":"http://127.0.0.1:${port}"`);
+    const readyNow = await fetch(`${base}/readyz`);
+    expect(readyNow.status).toBe(200);
+    expect((await fetch(`${base}/trpc/system.info`)).status).toBe(200);
+    expect(await upgrade(base)).toEqual({ admitted: true });
 
-      server.child.kill('SIGTERM');
-      expect(await server.exited, server.output().slice(-2000)).toBe(0);
-      // Closed with the server: nothing holds the port any more.
-      await expect(fetch(`${base}/livez`)).rejects.toThrow();
-    },
-    120_000,
-  );
+    server.child.kill('SIGTERM');
+    expect(await server.exited, server.output().slice(-2000)).toBe(0);
+    // Closed with the server: nothing holds the port any more.
+    await expect(fetch(`${base}/livez`)).rejects.toThrow();
+  }, 120_000);
 });

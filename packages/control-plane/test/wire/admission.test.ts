@@ -7,7 +7,6 @@
  * /metrics, and the server goes on serving, also when refused clients reset their connections.
  */
 import { randomBytes } from 'node:crypto';
-import { request } from 'node:http';
 import { connect } from 'node:net';
 import { CONTRACT_VERSION } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
@@ -16,42 +15,8 @@ import { createTestDatabase } from '../db.js';
 import { eventually } from '../eventually.js';
 import { spawnServer } from '../process-server.js';
 import { startTestServer } from '../server.js';
-
-type Outcome =
-  | { admitted: true }
-  | { admitted: false; status: number; retryAfter: string | undefined; body: string };
-
-/** One WebSocket opening handshake by hand: did the server upgrade, or what did it answer? */
-function upgrade(url: string): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${url}/trpc?connectionParams=1`, {
-      headers: {
-        Connection: 'Upgrade',
-        Upgrade: 'websocket',
-        'Sec-WebSocket-Version': '13',
-        'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
-      },
-    });
-    req.on('upgrade', (_res, socket) => {
-      socket.destroy();
-      resolve({ admitted: true });
-    });
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({
-          admitted: false,
-          status: res.statusCode ?? 0,
-          retryAfter: res.headers['retry-after'],
-          body: Buffer.concat(chunks).toString('utf8'),
-        }),
-      );
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+import { upgrade } from '../upgrade.js';
+import { DRAINING_RETRY_MIN_MS, DRAINING_RETRY_SPREAD_MS } from '../../src/server/ws-upgrade.js';
 
 /**
  * An upgrade request on a bare TCP socket that is reset (RST, not FIN) as soon as the first
@@ -212,5 +177,22 @@ describe('WebSocket admission', () => {
       await server.exited;
       await database.drop();
     }
+  });
+
+  it('while the server drains (a stop), an upgrade is told when to come back: 503 system.unavailable with retryAfterMs 1–3 s', async () => {
+    await using server = await startTestServer();
+    expect(await upgrade(server.url)).toEqual({ admitted: true });
+    server.host.setDraining();
+    const outcome = await upgrade(server.url);
+    if (outcome.admitted) throw new Error('upgraded while draining');
+    expect(outcome.status).toBe(503);
+    const body = JSON.parse(outcome.body) as {
+      error: { data: { tetherError: { code: string; details: { retryAfterMs: number } } } };
+    };
+    const { code, details } = body.error.data.tetherError;
+    expect(code).toBe('system.unavailable');
+    expect(details.retryAfterMs).toBeGreaterThanOrEqual(DRAINING_RETRY_MIN_MS);
+    expect(details.retryAfterMs).toBeLessThan(DRAINING_RETRY_MIN_MS + DRAINING_RETRY_SPREAD_MS);
+    expect(outcome.retryAfter).toBe(String(Math.ceil(details.retryAfterMs / 1_000)));
   });
 });
