@@ -6,49 +6,40 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Backoff, startSimulation, type SimEvent, type SimEventType } from '@tether/node-client';
 import { WebSocket } from 'ws';
-import {
-  fleetTracker,
-  type AgentLog,
-  type FleetTracker,
-  type HostStatus,
-} from '../agent-tracker.js';
+import { fleetTracker, type FleetTracker } from '../agent-tracker.js';
 import { sleep } from '../ipc.js';
-import {
-  callFrame,
-  errorCode,
-  frameOf,
-  HEARTBEAT,
-  paramsFrame,
-  wsUrl,
-  type NodeIdentity,
-} from '../wire.js';
+import * as wire from '../wire.js';
 
 /** What an SDK node's credentials need (`NodeCredentials` minus the URL). */
-export type AgentIdentity = NodeIdentity & { ownerParticipantId: string };
+export type AgentIdentity = wire.NodeIdentity & { ownerParticipantId: string };
 
 /** `sdk`: `createTetherNode` daemons (Tether); `raw`: tRPC wire + the SDK's backoff (baseline). */
 export type AgentKind = 'sdk' | 'raw';
 
 export interface HostSpec {
   kind: AgentKind;
-  /** http://host:port of the server; it keeps its port across the restart. */
+  /** The server's URL; it keeps its port across the restart. */
   baseUrl: string;
-  /** The session SDK agents attach to on every (re)connect (null for raw agents). */
+  /** The session SDK agents attach to (null for raw agents). */
   sessionId: string | null;
   agents: AgentIdentity[];
-  /** This host's share of the cold start's concurrency: agents started, never online yet. */
+  /** This host's share of the cold start's agents connecting at once. */
   connectConcurrency: number;
-  /** Raw agents' beat cadence; SDK agents beat at the cadence the server advertises. */
+  /** Raw agents' beat cadence (SDK agents beat as the server advertises). */
   heartbeatMs: number;
 }
 
-const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** The SDK's handshake (10 s) and call (15 s) timeouts, and its beat jitter (± 10 %). */
+const SOCKET_OPTIONS = { perMessageDeflate: false, handshakeTimeout: 10_000 };
 const CALL_TIMEOUT_MS = 15_000;
 const BEAT_JITTER = 0.1;
 
-/** A baseline agent: the tRPC wire, the SDK's backoff and timeouts. */
+type Frame = { id?: unknown; method?: unknown; error?: unknown };
+
+/** A baseline agent: the tRPC wire (the first acknowledged beat is its "attach"), the SDK's backoff. */
 function rawAgent(i: number, agent: AgentIdentity, spec: HostSpec, t: FleetTracker) {
-  const url = wsUrl(spec.baseUrl);
+  const url = wire.wsUrl(spec.baseUrl);
+  const beatInput = { nodeId: agent.nodeId, healthState: 'online' };
   const backoff = new Backoff();
   let socket: WebSocket | null = null;
   let ready = false;
@@ -65,9 +56,7 @@ function rawAgent(i: number, agent: AgentIdentity, spec: HostSpec, t: FleetTrack
     const s = socket;
     if (s?.readyState !== WebSocket.OPEN) return;
     pendingId = nextId++;
-    s.send(
-      callFrame(pendingId, 'mutation', HEARTBEAT, { nodeId: agent.nodeId, healthState: 'online' }),
-    );
+    s.send(wire.callFrame(pendingId, 'mutation', wire.HEARTBEAT, beatInput));
     // As the SDK does: a call that takes too long drops the connection.
     callTimer = setTimeout(() => {
       failure ??= 'call timed out';
@@ -75,10 +64,7 @@ function rawAgent(i: number, agent: AgentIdentity, spec: HostSpec, t: FleetTrack
     }, CALL_TIMEOUT_MS);
   };
 
-  const onMessage = (
-    s: WebSocket,
-    message: { id?: unknown; method?: unknown; error?: unknown },
-  ) => {
+  const onMessage = (s: WebSocket, message: Frame) => {
     if (message.method === 'reconnect') {
       failure ??= 'reconnect_requested';
       return s.close(1000, 'reconnect requested');
@@ -86,7 +72,7 @@ function rawAgent(i: number, agent: AgentIdentity, spec: HostSpec, t: FleetTrack
     if (message.id !== pendingId) return;
     clearTimeout(callTimer);
     pendingId = 0;
-    const code = message.error === undefined ? null : errorCode(message.error, 'error');
+    const code = message.error === undefined ? null : wire.errorCode(message.error, 'error');
     if (ready) t.beat(code);
     else if (code !== null) {
       // The first beat refused: this attempt failed, reported with the server's code.
@@ -121,17 +107,14 @@ function rawAgent(i: number, agent: AgentIdentity, spec: HostSpec, t: FleetTrack
     t.connecting(i, Date.now());
     ready = false;
     let transportError: NodeJS.ErrnoException | null = null;
-    const s = new WebSocket(url, {
-      perMessageDeflate: false,
-      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
-    });
+    const s = new WebSocket(url, SOCKET_OPTIONS);
     socket = s;
     s.on('open', () => {
-      s.send(paramsFrame(agent.token));
+      s.send(wire.paramsFrame(agent.token));
       beat();
     });
     s.on('message', (data, isBinary) => {
-      const message = frameOf(s, data, isBinary);
+      const message = wire.frameOf(s, data, isBinary);
       if (message) onMessage(s, message);
     });
     s.on('error', (error: NodeJS.ErrnoException) => (transportError ??= error));
@@ -159,12 +142,12 @@ async function startSdk(spec: HostSpec, t: FleetTracker): Promise<() => Promise<
     attached: (e) => t.connected(e.index),
     connect_failed: (e) => {
       const open = e.cause?.startsWith('open_failed') ?? false;
-      const how =
-        open && e.cause!.includes('ECONNREFUSED')
-          ? 'refused'
-          : open && e.retryAfterMs !== undefined
-            ? 'deferred'
-            : 'failed';
+      const refused = open && e.cause!.includes('ECONNREFUSED');
+      const how = refused
+        ? 'refused'
+        : open && e.retryAfterMs !== undefined
+          ? 'deferred'
+          : 'failed';
       t.connectFailed(e.index, e.code ?? e.cause ?? 'failed', how);
     },
     online: (e) => t.online(e.index, e.at),
@@ -217,14 +200,14 @@ export const handlers = {
     await sleep(startAt - Date.now());
     stopFleet = spec.kind === 'sdk' ? await startSdk(spec, t) : startRaw(spec, t);
   },
-  status: (): HostStatus => tracker!.status(),
+  status: () => tracker!.status(),
   /** The restart phase begins (SIGTERM follows at once). */
   mark(at: number): void {
     tracker?.mark(at);
     loopDelay.reset();
   },
   /** What each agent saw (the orchestrator sets it against the restart's instants). */
-  log(): AgentLog {
+  log() {
     if (!tracker) throw new Error('log before init');
     return tracker.log(process.memoryUsage.rss(), {
       p50Ms: loopDelay.percentile(50) / 1e6,

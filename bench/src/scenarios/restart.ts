@@ -7,14 +7,8 @@ import type pg from 'pg';
 import { BASELINE_TABLE } from '../baseline/schema.js';
 import { children, exitAll, message, sleep } from '../ipc.js';
 import { sampleUsage, type UsageWindow } from '../proc.js';
-import type { AgentIdentity, AgentKind, handlers } from '../roles/agents.js';
-import {
-  closeSession,
-  createSession,
-  type BenchContext,
-  type Scenario,
-  type ScenarioResult,
-} from '../scenario.js';
+import type { AgentKind, handlers } from '../roles/agents.js';
+import { closeSession, createSession, type BenchContext, type Scenario } from '../scenario.js';
 import type { ServerExit, ServerProcess, StartOptions, Target } from '../servers.js';
 import { restartFloors, restartNotes, restartTables, summarise } from './restart-report.js';
 
@@ -103,15 +97,18 @@ async function attachWave(probe: pg.ClientBase, sessionId: string, sigtermAt: nu
 }
 export type AttachWave = Awaited<ReturnType<typeof attachWave>>;
 
-/** One restart run, for one server kind. */
-export type RestartPlan = Omit<ReturnType<typeof parameters>, 'agents'> & {
-  target: Target;
-  kind: AgentKind;
-  agents: AgentIdentity[];
-  /** The session SDK agents attach to (null for raw agents). */
+/** The fleet of a run (the same for both servers), in host processes of at most 1 250 agents. */
+function fleetPlan(ctx: BenchContext) {
+  const p = parameters(ctx.quick);
+  const { nodes, ownerParticipantId } = ctx.fleet;
+  const agents = nodes.slice(0, p.agents).map((node) => ({ ...node, ownerParticipantId }));
+  const hosts = Math.max(ctx.generators, Math.ceil(p.agents / AGENTS_PER_HOST));
+  return { ...p, agents, hosts, connectConcurrency: CONNECT_CONCURRENCY };
+}
+
+/** One restart run, for one server kind (`sessionId`: the session SDK agents attach to). */
+export type RestartPlan = ReturnType<typeof fleetPlan> & { target: Target; kind: AgentKind } & {
   sessionId: string | null;
-  hosts: number;
-  connectConcurrency: number;
 };
 
 const secondsSince = (from: number, to = Date.now()): string => ((to - from) / 1000).toFixed(1);
@@ -165,15 +162,14 @@ type Rig = ReturnType<typeof makeRig>;
 async function coldStart(rig: Rig, server: ServerProcess) {
   const { plan, hosts, n } = rig;
   const startAt = Date.now() + 1_000;
-  const spec = { kind: plan.kind, baseUrl: server.baseUrl, sessionId: plan.sessionId };
+  const spec = {
+    ...{ kind: plan.kind, baseUrl: server.baseUrl, sessionId: plan.sessionId },
+    connectConcurrency: Math.max(1, Math.ceil(plan.connectConcurrency / hosts.length)),
+    heartbeatMs: HEARTBEAT_MS,
+  };
   const inits = hosts.map((host, h) => {
     const agents = plan.agents.filter((_, g) => g % hosts.length === h);
-    const connectConcurrency = Math.max(1, Math.ceil(plan.connectConcurrency / hosts.length));
-    return host.call(
-      'init',
-      { ...spec, agents, connectConcurrency, heartbeatMs: HEARTBEAT_MS },
-      startAt,
-    );
+    return host.call('init', { ...spec, agents }, startAt);
   });
   await sleep(startAt - Date.now());
   await Promise.all(inits);
@@ -251,9 +247,9 @@ async function restartPhase(rig: Rig, first: ServerProcess) {
     try {
       listeningAt = await listening;
       const pid = spawned.pid;
-      if (listeningAt === null || pid === null)
+      if (listeningAt === null || pid === null) {
         await starting; // throws why it did not start
-      else {
+      } else {
         ctx.log(
           `  new server (pid ${pid}) listening ${secondsSince(sigtermAt, listeningAt)} s after SIGTERM`,
         );
@@ -285,16 +281,8 @@ async function restartPhase(rig: Rig, first: ServerProcess) {
     await observing;
   }
   return {
-    steady,
-    sigtermAt,
-    exitedAt,
-    oldServer,
-    startError,
-    listeningAt,
-    readyAt,
-    wave,
-    timeline,
-    sessions,
+    ...{ steady, sigtermAt, exitedAt, oldServer, startError },
+    ...{ listeningAt, readyAt, wave, timeline, sessions },
   };
 }
 type DbView = Awaited<ReturnType<typeof dbView>>;
@@ -325,32 +313,21 @@ export const restart: Scenario = {
   name: 'restart',
   title: 'Server restart with connected agents (node SDK daemons)',
   needs: (quick) => ({ nodes: parameters(quick).agents }),
-  async run(ctx): Promise<ScenarioResult> {
-    const p = parameters(ctx.quick);
-    const { nodes, ownerParticipantId } = ctx.fleet;
-    const agents = nodes.slice(0, p.agents).map((node) => ({ ...node, ownerParticipantId }));
-    const hosts = Math.max(ctx.generators, Math.ceil(p.agents / AGENTS_PER_HOST));
-    const plan = { ...p, agents, hosts, connectConcurrency: CONNECT_CONCURRENCY };
+  async run(ctx) {
+    const { agents, ...plan } = fleetPlan(ctx);
     const sessionId = await createSession(ctx, 'bench restart');
     let tether;
     try {
-      tether = await runRestart({ ...plan, target: 'tether', kind: 'sdk', sessionId }, ctx);
+      tether = await runRestart({ ...plan, agents, target: 'tether', kind: 'sdk', sessionId }, ctx);
     } finally {
       await closeSession(ctx, sessionId);
     }
-    const baseline = await runRestart(
-      { ...plan, target: 'baseline', kind: 'raw', sessionId: null },
-      ctx,
-    );
+    const raw = { ...plan, agents, target: 'baseline', kind: 'raw', sessionId: null } as const;
+    const baseline = await runRestart(raw, ctx);
     return {
       name: this.name,
       title: this.title,
-      parameters: {
-        ...p,
-        hosts,
-        connectConcurrency: CONNECT_CONCURRENCY,
-        heartbeatMs: HEARTBEAT_MS,
-      },
+      parameters: { agents: agents.length, ...plan, heartbeatMs: HEARTBEAT_MS },
       tables: restartTables([tether, baseline]),
       notes: restartNotes([tether, baseline]),
       floors: restartFloors(tether, baseline, ctx.quick),
