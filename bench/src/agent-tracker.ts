@@ -16,7 +16,6 @@ export function countInto(map: Record<string, number>, key: string, n = 1): stri
 }
 
 export type FleetTracker = ReturnType<typeof fleetTracker>;
-export type HostStatus = ReturnType<FleetTracker['status']>;
 export type AgentLog = ReturnType<FleetTracker['log']>;
 
 /** How many agents have this instant. */
