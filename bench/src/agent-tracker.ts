@@ -3,171 +3,109 @@
  * instants in typed arrays (10 000 agents cost a few hundred kilobytes), one entry per finished
  * connection attempt, and counters.
  */
+import type { LoopDelay } from '@tether/node-client';
 
 /** Distinct causes kept by name; the rest are counted as `other`. */
 const MAX_CAUSES = 40;
 
-export const REFUSED = 'refused';
-export const DEFERRED = 'deferred';
-export const OK = 'ok';
-
-export function countInto(map: Record<string, number>, key: string, n = 1): void {
+/** Counts `key` into `map` (past MAX_CAUSES distinct keys, as `other`); returns the key counted. */
+export function countInto(map: Record<string, number>, key: string, n = 1): string {
   if (!(key in map) && Object.keys(map).length >= MAX_CAUSES) key = 'other';
   map[key] = (map[key] ?? 0) + n;
+  return key;
 }
 
-export type HostStatus = ReturnType<FleetTracker['status']>;
+export type FleetTracker = ReturnType<typeof fleetTracker>;
 export type AgentLog = ReturnType<FleetTracker['log']>;
 
+/** How many agents have this instant. */
+const reached = (values: Float64Array): number => values.filter((v) => !Number.isNaN(v)).length;
 const instants = (values: Float64Array): (number | null)[] =>
   Array.from(values, (v) => (Number.isNaN(v) ? null : v));
 
-export class FleetTracker {
-  readonly #startAt: Float64Array;
-  readonly #firstOnlineAt: Float64Array;
-  /** The start of the agent's attempt in flight (NaN: none). */
-  readonly #attemptAt: Float64Array;
-  readonly #lostAt: Float64Array;
-  readonly #backAt: Float64Array;
-  readonly #online: Uint8Array;
-  readonly #attempts: [number, string][] = [];
-  #markAt = Infinity;
-  #onlineCount = 0;
-  #backCount = 0;
-  #disconnectsAfterBack = 0;
-  readonly #disconnectCauses: Record<string, number> = {};
-  #beatsOk = 0;
-  #beatsFailed = 0;
-  readonly #beatFailures: Record<string, number> = {};
-  #terminated = 0;
-  readonly #terminations: Record<string, number> = {};
-  #causes = new Set<string>();
-
-  /** Called when an agent is online for the first time (the cold start's pacing). */
-  onFirstOnline: (() => void) | null = null;
-
-  constructor(n: number) {
-    const instants = (): Float64Array => new Float64Array(n).fill(NaN);
-    this.#startAt = instants();
-    this.#firstOnlineAt = instants();
-    this.#attemptAt = instants();
-    this.#lostAt = instants();
-    this.#backAt = instants();
-    this.#online = new Uint8Array(n);
-  }
-
-  /** The restart phase begins: losses from now on are the restart's. */
-  mark(at: number): void {
-    this.#markAt = at;
-  }
-
-  started(i: number, at: number): void {
-    this.#startAt[i] = at;
-  }
-
-  connecting(i: number, at: number): void {
-    this.#attemptAt[i] = at;
-  }
-
-  /** The attempt in flight succeeded (attached, or first beat acknowledged). */
-  connected(i: number): void {
-    this.#finishAttempt(i, OK);
-  }
-
-  /**
-   * The attempt in flight failed: `refused` at TCP level (no server listening), `deferred` by the
-   * server with a time to come back, otherwise `failed` with `cause`.
-   */
-  connectFailed(i: number, cause: string, how: 'refused' | 'deferred' | 'failed'): void {
-    if (how !== 'failed') return this.#finishAttempt(i, how);
-    // Past the cap every new cause is `other`.
-    if (!this.#causes.has(cause) && this.#causes.size >= MAX_CAUSES) cause = 'other';
-    this.#causes.add(cause);
-    this.#finishAttempt(i, cause);
-  }
-
-  #finishAttempt(i: number, outcome: string): void {
-    const started = this.#attemptAt[i]!;
-    if (Number.isNaN(started)) return;
-    this.#attemptAt[i] = NaN;
-    this.#attempts.push([started, outcome]);
-  }
-
-  #offline(i: number): void {
-    if (this.#online[i] === 0) return;
-    this.#online[i] = 0;
-    this.#onlineCount--;
-  }
-
-  online(i: number, at: number): void {
-    // An SDK agent's attempt already ended at attach; a raw agent's ends at its first ack.
-    this.connected(i);
-    if (this.#online[i] === 0) {
-      this.#online[i] = 1;
-      this.#onlineCount++;
-    }
-    if (Number.isNaN(this.#firstOnlineAt[i]!)) {
-      this.#firstOnlineAt[i] = at;
-      this.onFirstOnline?.();
-    }
-    if (!Number.isNaN(this.#lostAt[i]!) && Number.isNaN(this.#backAt[i]!)) {
-      this.#backAt[i] = at;
-      this.#backCount++;
-    }
-  }
-
-  /** An established connection was lost, for `cause`. */
-  disconnected(i: number, at: number, cause: string): void {
-    this.#offline(i);
-    if (at < this.#markAt) return;
-    countInto(this.#disconnectCauses, cause);
-    if (Number.isNaN(this.#lostAt[i]!)) this.#lostAt[i] = at;
-    else if (!Number.isNaN(this.#backAt[i]!)) this.#disconnectsAfterBack++;
-  }
-
-  terminated(i: number, reason: string): void {
-    this.#offline(i);
-    this.#terminated++;
-    countInto(this.#terminations, reason);
-  }
-
-  /** A beat answered: `error` null when acknowledged, else its code. Counted after the mark. */
-  beat(error: string | null): void {
-    if (Date.now() < this.#markAt) return;
-    if (error === null) this.#beatsOk++;
-    else {
-      this.#beatsFailed++;
-      countInto(this.#beatFailures, error);
-    }
-  }
-
-  /** Agents online now, and online again after losing their connection after the mark. */
-  status() {
-    return { online: this.#onlineCount, back: this.#backCount };
-  }
-
-  /**
-   * The host's record: per agent its instants (epoch ms, null: never) — started, first online,
-   * first lost after the mark, online again — then every finished attempt with its outcome, and
-   * counters; `loopDelay` is the host's own event-loop delay since the mark (its error bar).
-   */
-  log(rssBytes: number, loopDelay: { p50Ms: number; p99Ms: number; maxMs: number }) {
-    return {
-      startAt: instants(this.#startAt),
-      firstOnlineAt: instants(this.#firstOnlineAt),
-      lostAt: instants(this.#lostAt),
-      backAt: instants(this.#backAt),
-      attempts: this.#attempts,
-      pending: this.#attemptAt.filter((at) => !Number.isNaN(at)).length,
-      disconnectsAfterBack: this.#disconnectsAfterBack,
-      disconnectCauses: this.#disconnectCauses,
-      beatsOk: this.#beatsOk,
-      beatsFailed: this.#beatsFailed,
-      beatFailures: this.#beatFailures,
-      terminated: this.#terminated,
-      terminations: this.#terminations,
+export function fleetTracker(n: number) {
+  // Per agent, epoch ms (NaN: not yet): started, first online, the attempt in flight, first lost
+  // after the mark, online again after that.
+  const [startAt, firstOnlineAt, attemptAt, lostAt, backAt] = Array.from({ length: 5 }, () =>
+    new Float64Array(n).fill(NaN),
+  ) as [Float64Array, Float64Array, Float64Array, Float64Array, Float64Array];
+  const online = new Uint8Array(n);
+  /** Every finished attempt: its start, and `ok`, `refused`, `deferred` or the failure's cause. */
+  const attempts: [number, string][] = [];
+  const failureCauses: Record<string, number> = {};
+  const counts = {
+    disconnectsAfterBack: 0,
+    disconnectCauses: {} as Record<string, number>,
+    beatsOk: 0,
+    beatFailures: {} as Record<string, number>,
+    terminations: {} as Record<string, number>,
+  };
+  let markAt = Infinity;
+  const finishAttempt = (i: number, outcome: string): void => {
+    if (Number.isNaN(attemptAt[i]!)) return;
+    attempts.push([attemptAt[i]!, outcome]);
+    attemptAt[i] = NaN;
+  };
+  return {
+    /** Called when an agent is online for the first time (the cold start's pacing). */
+    onFirstOnline: null as (() => void) | null,
+    /** The restart phase begins: losses and beats from now on are the restart's. */
+    mark(at: number): void {
+      markAt = at;
+    },
+    started(i: number, at: number): void {
+      startAt[i] = at;
+    },
+    connecting(i: number, at: number): void {
+      attemptAt[i] = at;
+    },
+    /** The attempt in flight succeeded (attached, or first beat acknowledged). */
+    connected: (i: number): void => finishAttempt(i, 'ok'),
+    /** `refused`: no server listening; `deferred`: told when to come back; `failed`: `cause`. */
+    connectFailed(i: number, cause: string, how: 'refused' | 'deferred' | 'failed'): void {
+      finishAttempt(i, how === 'failed' ? countInto(failureCauses, cause) : how);
+    },
+    online(i: number, at: number): void {
+      // An SDK agent's attempt already ended at attach; a raw agent's ends at its first ack.
+      finishAttempt(i, 'ok');
+      online[i] = 1;
+      if (Number.isNaN(firstOnlineAt[i]!)) {
+        firstOnlineAt[i] = at;
+        this.onFirstOnline?.();
+      }
+      if (!Number.isNaN(lostAt[i]!) && Number.isNaN(backAt[i]!)) backAt[i] = at;
+    },
+    /** An established connection was lost, for `cause`. */
+    disconnected(i: number, at: number, cause: string): void {
+      online[i] = 0;
+      if (at < markAt) return;
+      countInto(counts.disconnectCauses, cause);
+      if (Number.isNaN(lostAt[i]!)) lostAt[i] = at;
+      else if (!Number.isNaN(backAt[i]!)) counts.disconnectsAfterBack++;
+    },
+    terminated(i: number, reason: string): void {
+      online[i] = 0;
+      countInto(counts.terminations, reason);
+    },
+    /** A beat answered: `error` null when acknowledged, else its code. */
+    beat(error: string | null): void {
+      if (Date.now() < markAt) return;
+      if (error === null) counts.beatsOk++;
+      else countInto(counts.beatFailures, error);
+    },
+    /** Agents online now, and online again after losing their connection after the mark. */
+    status: () => ({ online: online.reduce((a, b) => a + b, 0), back: reached(backAt) }),
+    /** The host's record (instants: epoch ms, null: never); `loopDelay` since the mark. */
+    log: (rssBytes: number, loopDelay: LoopDelay) => ({
+      startAt: instants(startAt),
+      firstOnlineAt: instants(firstOnlineAt),
+      lostAt: instants(lostAt),
+      backAt: instants(backAt),
+      attempts,
+      pending: reached(attemptAt),
+      ...counts,
       rssBytes,
       loopDelay,
-    };
-  }
+    }),
+  };
 }

@@ -1,180 +1,113 @@
 /**
- * The `restart` scenario's result: the agent hosts' per-agent reports merged (histograms, counts)
- * and set against what the orchestrator observed (SIGTERM, exit, listening, readiness, the
- * database's count, CPU and memory); then its tables, notes and floor checks.
+ * The `restart` scenario's result: the agent hosts' per-agent logs merged and set against what the
+ * orchestrator observed (restart.ts); then its tables, notes and floor checks. What each column
+ * and note means: docs/performance.md, "Server restart".
  */
-import { countInto, DEFERRED, OK, REFUSED, type AgentLog } from '../agent-tracker.js';
-import { Histogram, type LatencySummary } from '../histogram.js';
+import { countInto, type AgentLog } from '../agent-tracker.js';
+import { Histogram } from '../histogram.js';
 import type { UsageWindow } from '../proc.js';
-import { mb, ms, num } from '../report.js';
-import type { AgentKind } from '../roles/agents.js';
-import { columns, type FloorCheck, type Table } from '../scenario.js';
-import type { ServerExit, Target } from '../servers.js';
+import { mb, metric, ms, num, type Column } from '../report.js';
+import { lines, scaledFloors, type FloorCheck, type Table } from '../scenario.js';
+import type { ServerExit } from '../servers.js';
+import type { AttachWave, ColdStart, RestartObserved, RestartPlan } from './restart.js';
 
-export interface TimelinePoint {
-  /** Milliseconds since SIGTERM. */
-  t: number;
-  agentsOnline: number;
-  agentsBack: number;
-  /** Agents back in the database's view (null until the old process has exited: `dbBack`). */
-  db: number | null;
-  /** Tether's presence rows `online`, stale ones included (`presenceOnline`). */
-  presence: number | null;
+const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
+const known = (values: (number | null)[]): number[] => values.filter((v) => v !== null);
+type Maybe = number | null | undefined;
+const since = (at: Maybe, ref: Maybe): number | null =>
+  at == null || ref == null ? null : at - ref;
+
+function histogram(values: (number | null)[]) {
+  const h = new Histogram();
+  for (const v of values) if (v !== null) h.recordMs(Math.max(0, v));
+  return h.summary();
 }
 
-export interface AttachWave {
-  count: number;
-  /** First and last `runtimenode.attached` event, ms after SIGTERM (database clock). */
-  firstMs: number | null;
-  lastMs: number | null;
-}
-
-/** What the orchestrator saw of the cold start, to set the hosts' logs against. */
-export interface Observed {
-  target: Target;
-  kind: AgentKind;
-  agents: number;
-  connectConcurrency: number;
-  startAt: number;
-  connectUsage: UsageWindow;
-}
-
-/** …and of the restart. */
-export interface RestartObserved {
-  steady: UsageWindow;
-  sigtermAt: number;
-  exitedAt: number;
-  listeningAt: number | null;
-  readyAt: number | null;
-  oldServer: ServerExit;
-  startError: string | null;
-  wave: UsageWindow | null;
-  timeline: TimelinePoint[];
-  sessions: Record<string, number>;
-  serverAttaches: AttachWave | null;
-}
-
-const since = (at: number | null | undefined, ref: number | null | undefined): number | null =>
-  at === null || at === undefined || ref === null || ref === undefined ? null : at - ref;
-
-/**
- * Connection attempts started in [from, to) that ended: refused at TCP level (no listener),
- * deferred (admission's 503 with a time to come back: not a failure), or failed after reaching a
- * server, its causes counted (transport message, close code or Tether error code).
- */
+/** Attempts started in [from, to) that ended: refused, deferred, or failed (causes counted). */
 function attemptsIn(attempts: [number, string][], from: number, to: number) {
   const causes: Record<string, number> = {};
   const counts = { attempts: 0, refused: 0, deferred: 0, failed: 0, causes };
   for (const [start, outcome] of attempts) {
     if (start < from || start >= to) continue;
     counts.attempts++;
-    if (outcome === REFUSED) counts.refused++;
-    else if (outcome === DEFERRED) counts.deferred++;
-    else if (outcome !== OK) {
+    if (outcome === 'refused' || outcome === 'deferred') counts[outcome]++;
+    else if (outcome !== 'ok') {
       counts.failed++;
-      countInto(counts.causes, outcome);
+      countInto(causes, outcome);
     }
   }
   return counts;
 }
+type Attempts = ReturnType<typeof attemptsIn>;
+type Observed = RestartObserved & { serverAttaches: AttachWave | null };
 
-/** Every host's log gathered: per-agent instants concatenated, counts summed. */
-function gather(logs: AgentLog[]) {
-  const all = <T>(pick: (log: AgentLog) => T[]): T[] => logs.flatMap(pick);
-  const total = (pick: (log: AgentLog) => number): number =>
-    logs.reduce((sum, log) => sum + pick(log), 0);
-  const merged = (pick: (log: AgentLog) => Record<string, number>): Record<string, number> => {
-    const into: Record<string, number> = {};
-    for (const log of logs) for (const [k, v] of Object.entries(pick(log))) countInto(into, k, v);
-    return into;
-  };
-  return {
-    ...{ startAt: all((l) => l.startAt), firstOnlineAt: all((l) => l.firstOnlineAt) },
-    ...{ lostAt: all((l) => l.lostAt), backAt: all((l) => l.backAt) },
-    attempts: all((l) => l.attempts),
-    ...{
-      pending: total((l) => l.pending),
-      disconnectsAfterBack: total((l) => l.disconnectsAfterBack),
-    },
-    ...{ beatsOk: total((l) => l.beatsOk), beatsFailed: total((l) => l.beatsFailed) },
-    ...{ terminated: total((l) => l.terminated), rssBytes: total((l) => l.rssBytes) },
-    disconnectCauses: merged((l) => l.disconnectCauses),
-    beatFailures: merged((l) => l.beatFailures),
-    terminations: merged((l) => l.terminations),
-  };
-}
-
-const histogram = (values: (number | null)[]): LatencySummary => {
-  const h = new Histogram();
-  for (const v of values) if (v !== null) h.recordMs(Math.max(0, v));
-  return h.summary();
-};
-
-const known = (values: (number | null)[]): number[] => values.filter((v) => v !== null);
-
-/** The restart phase: times from SIGTERM, per agent and for the fleet. */
-function restartResult(n: number, g: ReturnType<typeof gather>, r: RestartObserved) {
-  const sigterm = r.sigtermAt;
-  const back = known(g.backAt);
-  const presence = known(r.timeline.map((p) => p.presence));
-  const attempts = attemptsIn(g.attempts, sigterm, Infinity);
-  // Deferred attempts (the server said when to come back) are neither failures nor successes:
-  // left out of both sides of the error rate, so they cannot dilute it.
-  const reached = attempts.attempts - attempts.refused - attempts.deferred;
-  return {
-    ...{ oldServer: r.oldServer, sigtermToExitMs: r.exitedAt - sigterm },
-    /** SIGTERM → the new process accepts TCP connections; answered its readiness probe. */
-    sigtermToListeningMs: since(r.listeningAt, sigterm),
-    sigtermToReadyMs: since(r.readyAt, sigterm),
-    startError: r.startError,
-    ...{ lost: known(g.lostAt).length, back: back.length },
-    firstBackMs: back.length > 0 ? Math.min(...back) - sigterm : null,
-    /** The last agent online again (agents' view); the database counts all back (null: never). */
-    allBackMs: back.length === n ? Math.max(...back) - sigterm : null,
-    dbAllOnlineMs: r.timeline.find((p) => p.db === n)?.t ?? null,
-    /** Tether: lowest count of presence rows `online` after SIGTERM (0: the shutdown released all). */
-    presenceMin: presence.length > 0 ? Math.min(...presence) : null,
-    /** Per agent: SIGTERM → connection lost; SIGTERM → back; listening → back; own loss → back. */
-    lostSinceSigterm: histogram(g.lostAt.map((at) => since(at, sigterm))),
-    sinceSigterm: histogram(g.backAt.map((at) => since(at, sigterm))),
-    sinceListening: histogram(g.backAt.map((at) => since(at, r.listeningAt))),
-    downtime: histogram(g.backAt.map((at, i) => since(at, g.lostAt[i]))),
-    attempts,
-    errorRate: reached > 0 ? attempts.failed / reached : null,
-    ...{ pending: g.pending, disconnectsAfterBack: g.disconnectsAfterBack },
-    ...{ disconnectCauses: g.disconnectCauses, beatsOk: g.beatsOk, beatsFailed: g.beatsFailed },
-    beatFailures: g.beatFailures,
-    /** New process listening → everyone online in both views; PostgreSQL sessions meanwhile. */
-    ...{ wave: r.wave, sessions: r.sessions, serverAttaches: r.serverAttaches },
-    timeline: r.timeline,
-  };
-}
+/** Attempts that reached a server and were not deferred: the error rate's denominator. */
+const reached = (a: Attempts): number => a.attempts - a.refused - a.deferred;
 
 /** The hosts' logs set against the cold start's and (if it ran) the restart's instants. */
 export function summarise(
-  o: Observed,
+  plan: RestartPlan,
+  cold: ColdStart,
   logs: AgentLog[],
   lastServer: ServerExit | null,
-  r: RestartObserved | null,
+  r: Observed | null,
 ) {
-  const n = o.agents;
-  const g = gather(logs);
-  const online = known(g.firstOnlineAt);
+  const n = plan.agents.length;
+  const all = (k: 'startAt' | 'firstOnlineAt' | 'lostAt' | 'backAt') => logs.flatMap((l) => l[k]);
+  const total = (k: 'pending' | 'disconnectsAfterBack' | 'beatsOk' | 'rssBytes') =>
+    sum(logs.map((l) => l[k]));
+  const merged = (k: 'disconnectCauses' | 'beatFailures' | 'terminations') => {
+    const into: Record<string, number> = {};
+    for (const log of logs) for (const [key, v] of Object.entries(log[k])) countInto(into, key, v);
+    return into;
+  };
+  const [firstOnlineAt, lostAt, backAt] = [all('firstOnlineAt'), all('lostAt'), all('backAt')];
+  const attempts = logs.flatMap((l) => l.attempts);
+  const online = known(firstOnlineAt);
+  const terminations = merged('terminations');
+
+  /** The restart phase: times from SIGTERM, per agent and for the fleet. */
+  const restartResult = ({ sigtermAt, exitedAt, listeningAt, readyAt, ...o }: Observed) => {
+    const back = known(backAt);
+    const presence = known(o.timeline.map((p) => p.presence));
+    const after = attemptsIn(attempts, sigtermAt, Infinity);
+    const beatFailures = merged('beatFailures');
+    return {
+      sigtermToExitMs: exitedAt - sigtermAt,
+      sigtermToListeningMs: since(listeningAt, sigtermAt),
+      sigtermToReadyMs: since(readyAt, sigtermAt),
+      back: back.length,
+      firstBackMs: back.length > 0 ? Math.min(...back) - sigtermAt : null,
+      allBackMs: back.length === n ? Math.max(...back) - sigtermAt : null,
+      dbAllOnlineMs: o.timeline.find((p) => p.db === n)?.t ?? null,
+      presenceMin: presence.length > 0 ? Math.min(...presence) : null,
+      lostSinceSigterm: histogram(lostAt.map((at) => since(at, sigtermAt))),
+      sinceSigterm: histogram(backAt.map((at) => since(at, sigtermAt))),
+      sinceListening: histogram(backAt.map((at) => since(at, listeningAt))),
+      attempts: after,
+      // Deferred attempts are neither failures nor successes: left out of both sides.
+      errorRate: reached(after) > 0 ? after.failed / reached(after) : null,
+      ...{ pending: total('pending'), disconnectsAfterBack: total('disconnectsAfterBack') },
+      disconnectCauses: merged('disconnectCauses'),
+      ...{ beatsOk: total('beatsOk'), beatsFailed: sum(Object.values(beatFailures)), beatFailures },
+      ...o, // the old server's exit, why the restart failed, the wave's usage, the views observed
+    };
+  };
+
+  const startAt = all('startAt');
   return {
-    ...{ target: o.target, kind: o.kind, agents: n, hosts: logs.length },
+    ...{ target: plan.target, kind: plan.kind, agents: n, hosts: logs.length },
     connect: {
-      connectConcurrency: o.connectConcurrency,
-      /** Start instant → every agent online (agents' clocks), null if not all made it. */
-      durationMs: online.length === n ? since(Math.max(...online), o.startAt) : null,
+      connectConcurrency: plan.connectConcurrency,
+      durationMs: online.length === n ? since(Math.max(...online), cold.startAt) : null,
       online: online.length,
-      startToOnline: histogram(g.firstOnlineAt.map((at, i) => since(at, g.startAt[i]))),
-      attempts: attemptsIn(g.attempts, -Infinity, r?.sigtermAt ?? Infinity),
-      usage: o.connectUsage,
+      startToOnline: histogram(firstOnlineAt.map((at, i) => since(at, startAt[i]))),
+      attempts: attemptsIn(attempts, -Infinity, r?.sigtermAt ?? Infinity),
+      usage: cold.connectUsage,
     },
-    /** The hold before SIGTERM, and the restart (null: not run, the cold start never completed). */
-    steady: r?.steady ?? null,
-    restart: r ? restartResult(n, g, r) : null,
-    ...{ terminated: g.terminated, terminations: g.terminations, agentRssBytes: g.rssBytes },
+    restart: r ? restartResult(r) : null,
+    ...{ terminated: sum(Object.values(terminations)), terminations },
+    agentRssBytes: total('rssBytes'),
     /** The agent hosts' event-loop delay after SIGTERM: the worst, and each host's. */
     agentLoopDelay: {
       p99Ms: Math.max(0, ...logs.map((l) => l.loopDelay.p99Ms)),
@@ -186,146 +119,106 @@ export function summarise(
 }
 
 export type RestartRun = ReturnType<typeof summarise>;
-type RestartResult = ReturnType<typeof restartResult>;
-
-type AttemptCounts = ReturnType<typeof attemptsIn>;
+type Restarted = RestartRun & { restart: NonNullable<RestartRun['restart']> };
 
 const FLOOR_ALL_ONLINE_MS = 30_000;
 const FLOOR_ERROR_RATE = 0.01;
 
-const seconds = (value: number | null | undefined): string =>
-  value === null || value === undefined ? '–' : num(value / 1000, 1);
+const seconds = (ms: Maybe): string => (ms == null ? '–' : num(ms / 1000, 1));
+const num1 = (value: Maybe): string => num(value, 1);
+const percent = (share: Maybe): string => (share == null ? '–' : num(share * 100, 2));
 
-const percent = (share: number | null): string => (share === null ? '–' : num(share * 100, 2));
-
-function topCauses(counts: AttemptCounts, limit = 3): string {
-  return Object.entries(counts.causes)
+/** `cause ×n; …`, the most frequent first. */
+const byCount = (counts: Record<string, number>, limit = Infinity): string =>
+  Object.entries(counts)
     .sort((a, b) => b[1] - a[1])
     .slice(0, limit)
     .map(([cause, n]) => `${cause} ×${num(n)}`)
     .join('; ');
-}
 
-const USAGE_HEADERS = ['srv CPU %', 'srv RSS max MB', 'PG CPU %', 'agents CPU %', 'others CPU %'];
+/** The CPU/RSS columns of a window. */
+const usage = <R>(pick: (r: R) => UsageWindow | null | undefined): Column<R>[] => [
+  metric('srv CPU %', num, (r) => pick(r)?.server?.cpuPercent),
+  metric('srv RSS max MB', mb, (r) => pick(r)?.server?.rssMaxBytes),
+  metric('PG CPU %', num, (r) => pick(r)?.postgresCpuPercent),
+  metric('agents CPU %', num, (r) => {
+    const u = pick(r);
+    return u ? sum(u.clientsCpuPercent) : null;
+  }),
+  metric('others CPU %', num, (r) => pick(r)?.othersCpuPercent),
+];
 
-function usageCells(u: UsageWindow | null): string[] {
+const table = <R extends { target: string }>(runs: R[], cols: Column<R>[]): Table => ({
+  headers: ['server', ...cols.map((c) => c.header)],
+  rows: runs.map((r) => [r.target, ...cols.map((c) => c.cell(r))]),
+});
+
+const COLD_START: Column<RestartRun>[] = [
+  { header: 'online', cell: (r) => `${num(r.connect.online)}/${num(r.agents)}` },
+  metric('hosts', num, (r) => r.hosts),
+  metric('connecting at once', num, (r) => r.connect.connectConcurrency),
+  metric('all online s', seconds, (r) => r.connect.durationMs),
+  metric('agents/s', num, (r) => {
+    const d = r.connect.durationMs;
+    return d === null ? null : r.agents / (d / 1000);
+  }),
+  metric('start→online p50 ms', ms, (r) => r.connect.startToOnline.p50Ms),
+  metric('p99 ms', ms, (r) => r.connect.startToOnline.p99Ms),
+  metric('max ms', ms, (r) => r.connect.startToOnline.maxMs),
+  metric('attempts', num, (r) => r.connect.attempts.attempts),
+  metric('refused', num, (r) => r.connect.attempts.refused),
+  metric('failed', num, (r) => r.connect.attempts.failed),
+  ...usage((r: RestartRun) => r.connect.usage),
+];
+
+/** The hold before SIGTERM. */
+const STEADY: Column<Restarted>[] = [
+  metric('window s', num1, (r) => r.restart.steady.seconds),
+  ...usage((r: Restarted) => r.restart.steady),
+  metric('agents RSS MB', mb, (r) => r.restart.steady.clientsRssBytes),
+];
+
+const RECOVERY: Column<Restarted>[] = [
+  metric('SIGTERM→exit s', seconds, (r) => r.restart.sigtermToExitMs),
+  metric('→listening s', seconds, (r) => r.restart.sigtermToListeningMs),
+  metric('→ready probe s', seconds, (r) => r.restart.sigtermToReadyMs),
+  metric('→first back s', seconds, (r) => r.restart.firstBackMs),
+  metric('→all back (agents) s', seconds, (r) => r.restart.allBackMs),
+  metric('→all online (DB) s', seconds, (r) => r.restart.dbAllOnlineMs),
+  metric('recovery p50 s', seconds, (r) => r.restart.sinceSigterm.p50Ms),
+  metric('p95 s', seconds, (r) => r.restart.sinceSigterm.p95Ms),
+  metric('p99 s', seconds, (r) => r.restart.sinceSigterm.p99Ms),
+  metric('max s', seconds, (r) => r.restart.sinceSigterm.maxMs),
+  metric('listening→back p50 s', seconds, (r) => r.restart.sinceListening.p50Ms),
+  metric('p99 s', seconds, (r) => r.restart.sinceListening.p99Ms),
+  { header: 'back', cell: (r) => `${num(r.restart.back)}/${num(r.agents)}` },
+  metric('stopped', num, (r) => r.terminated),
+  metric('dropped again', num, (r) => r.restart.disconnectsAfterBack),
+];
+
+const ATTEMPTS: Column<Restarted>[] = [
+  metric('attempts', num, (r) => r.restart.attempts.attempts),
+  metric('per agent', num1, (r) => r.restart.attempts.attempts / r.agents),
+  metric('refused (no listener)', num, (r) => r.restart.attempts.refused),
+  metric('deferred (retry-after)', num, (r) => r.restart.attempts.deferred),
+  metric('reached a server, not deferred', num, (r) => reached(r.restart.attempts)),
+  metric('failed', num, (r) => r.restart.attempts.failed),
+  metric('error rate %', percent, (r) => r.restart.errorRate),
+  { header: 'failure causes', cell: (r) => byCount(r.restart.attempts.causes, 3) },
+  metric('wave s', num1, (r) => r.restart.wave?.seconds),
+  ...usage((r: Restarted) => r.restart.wave),
+  metric('agent hosts loop p99 ms (worst)', ms, (r) => r.agentLoopDelay.p99Ms),
+  metric('max ms', ms, (r) => r.agentLoopDelay.maxMs),
+];
+
+export function restartTables(runs: RestartRun[]): Table[] {
+  const restarted = runs.filter((r): r is Restarted => r.restart !== null);
   return [
-    num(u?.server?.cpuPercent),
-    mb(u?.server?.rssMaxBytes),
-    num(u?.postgresCpuPercent),
-    num(u ? u.clientsCpuPercent.reduce((a, b) => a + b, 0) : null),
-    num(u?.othersCpuPercent),
+    table(runs, COLD_START),
+    table(restarted, STEADY),
+    table(restarted, RECOVERY),
+    table(restarted, ATTEMPTS),
   ];
-}
-
-function withRestart(runs: RestartRun[]): (RestartRun & { restart: RestartResult })[] {
-  return runs.filter((r): r is RestartRun & { restart: RestartResult } => r.restart !== null);
-}
-
-export function coldStartTable(runs: RestartRun[]): Table {
-  return {
-    headers: [
-      ...columns(
-        'server|online|hosts|connecting at once|all online s|agents/s|start→online p50 ms|p99 ms|max ms|attempts|refused|failed',
-      ),
-      ...USAGE_HEADERS,
-    ],
-    rows: runs.map((r) => {
-      const c = r.connect;
-      return [
-        r.target,
-        `${num(c.online)}/${num(r.agents)}`,
-        num(r.hosts),
-        num(c.connectConcurrency),
-        seconds(c.durationMs),
-        c.durationMs === null ? '–' : num(r.agents / (c.durationMs / 1000)),
-        ms(c.startToOnline.p50Ms),
-        ms(c.startToOnline.p99Ms),
-        ms(c.startToOnline.maxMs),
-        num(c.attempts.attempts),
-        num(c.attempts.refused),
-        num(c.attempts.failed),
-        ...usageCells(c.usage),
-      ];
-    }),
-  };
-}
-
-export function steadyTable(runs: RestartRun[]): Table {
-  return {
-    headers: ['server', 'window s', ...USAGE_HEADERS, 'agents RSS MB'],
-    rows: runs.flatMap((r) =>
-      r.steady
-        ? [
-            [
-              r.target,
-              num(r.steady.seconds, 1),
-              ...usageCells(r.steady),
-              mb(r.steady.clientsRssBytes),
-            ],
-          ]
-        : [],
-    ),
-  };
-}
-
-export function recoveryTable(runs: RestartRun[]): Table {
-  return {
-    headers: columns(
-      'server|SIGTERM→exit s|→listening s|→ready probe s|→first back s|→all back (agents) s|→all online (DB) s|recovery p50 s|p95 s|p99 s|max s|listening→back p50 s|p99 s|back|stopped|dropped again',
-    ),
-    rows: withRestart(runs).map((r) => {
-      const x = r.restart;
-      return [
-        r.target,
-        seconds(x.sigtermToExitMs),
-        seconds(x.sigtermToListeningMs),
-        seconds(x.sigtermToReadyMs),
-        seconds(x.firstBackMs),
-        seconds(x.allBackMs),
-        seconds(x.dbAllOnlineMs),
-        seconds(x.sinceSigterm.p50Ms),
-        seconds(x.sinceSigterm.p95Ms),
-        seconds(x.sinceSigterm.p99Ms),
-        seconds(x.sinceSigterm.maxMs),
-        seconds(x.sinceListening.p50Ms),
-        seconds(x.sinceListening.p99Ms),
-        `${num(x.back)}/${num(r.agents)}`,
-        num(r.terminated),
-        num(x.disconnectsAfterBack),
-      ];
-    }),
-  };
-}
-
-export function attemptsTable(runs: RestartRun[]): Table {
-  return {
-    headers: [
-      ...columns(
-        'server|attempts|per agent|refused (no listener)|deferred (retry-after)|reached a server, not deferred|failed|error rate %|failure causes|wave s',
-      ),
-      ...USAGE_HEADERS,
-      ...columns('agent hosts loop p99 ms (worst)|max ms'),
-    ],
-    rows: withRestart(runs).map((r) => {
-      const a = r.restart.attempts;
-      return [
-        r.target,
-        num(a.attempts),
-        num(a.attempts / r.agents, 1),
-        num(a.refused),
-        num(a.deferred),
-        num(a.attempts - a.refused - a.deferred),
-        num(a.failed),
-        percent(r.restart.errorRate),
-        topCauses(a),
-        num(r.restart.wave?.seconds, 1),
-        ...usageCells(r.restart.wave),
-        ms(r.agentLoopDelay.p99Ms),
-        ms(r.agentLoopDelay.maxMs),
-      ];
-    }),
-  };
 }
 
 const METHOD_NOTES = [
@@ -350,158 +243,117 @@ const METHOD_NOTES = [
     'late); the attempts table shows the worst host, the notes every host.',
 ];
 
-function sessionShares(sessions: Record<string, number>): string | null {
-  const sampled = Object.values(sessions).reduce((a, b) => a + b, 0);
-  if (sampled === 0) return null;
-  return Object.entries(sessions)
-    .sort((a, b) => b[1] - a[1])
-    .map(([what, k]) => `${what} ${num((k / sampled) * 100)} %`)
-    .join(', ');
-}
-
 function runNotes(r: RestartRun): string[] {
-  const lines: string[] = [];
   const t = r.target;
-  if (r.terminated > 0) {
-    lines.push(`${t}: ${num(r.terminated)} agent(s) STOPPED: ${JSON.stringify(r.terminations)}`);
-  }
-  if (r.lastServer?.crashed) lines.push(`${t}: the server had crashed before it was stopped`);
   const x = r.restart;
+  const head = lines(
+    r.terminated > 0 &&
+      `${t}: ${num(r.terminated)} agent(s) STOPPED: ${JSON.stringify(r.terminations)}`,
+    r.lastServer?.crashed && `${t}: the server had crashed before it was stopped`,
+  );
   if (!x) {
-    const causes = topCauses(r.connect.attempts, 5);
-    lines.push(
+    const causes = byCount(r.connect.attempts.causes, 5);
+    return [
+      ...head,
       `${t}: restart NOT RUN — only ${num(r.connect.online)}/${num(r.agents)} agents ever came ` +
         `online in the cold start` +
         (causes ? `; its failed attempts: ${causes}` : ''),
-    );
-    return lines;
+    ];
   }
-  if (x.startError) lines.push(`${t}: restart failed: ${x.startError}`);
-  if (x.oldServer.crashed) lines.push(`${t}: the first server had exited before SIGTERM`);
-  if (x.back < r.agents) {
-    lines.push(
-      `${t}: ${num(r.agents - x.back)} agent(s) not back within the wait ` +
-        `(${num(x.pending)} attempts still in flight)`,
-    );
-  }
-  if (x.serverAttaches) {
-    const a = x.serverAttaches;
-    lines.push(
-      `${t}: the server recorded ${num(a.count)} re-attaches (runtimenode.attached), ` +
-        `${seconds(a.firstMs)} s → ${seconds(a.lastMs)} s after SIGTERM (database clock)`,
-    );
-  }
-  const causes = Object.entries(x.disconnectCauses).sort((a, b) => b[1] - a[1]);
-  if (causes.length > 0) {
-    const list = causes.map(([cause, k]) => `${cause} ×${num(k)}`).join('; ');
-    const lost = x.lostSinceSigterm;
-    lines.push(
-      `${t}: agents lost their connection ${seconds(lost.p50Ms)} s (p50), ` +
-        `${seconds(lost.p99Ms)} s (p99), ${seconds(lost.maxMs)} s (max) after SIGTERM; ` +
-        `connections lost after SIGTERM, by cause: ${list}`,
-    );
-  }
-  const shares = sessionShares(x.sessions);
-  if (shares) lines.push(`${t}: its PostgreSQL sessions during the wave (sampled): ${shares}`);
-  if (x.presenceMin !== null) {
-    lines.push(
-      `${t}: lowest count of presence rows \`online\` after SIGTERM: ${num(x.presenceMin)}` +
-        (x.presenceMin > 0 ? ' — rows the old process left online while nobody was connected' : ''),
-    );
-  }
-  lines.push(
-    `${t}: beats after SIGTERM: ${num(x.beatsOk)} ok, ${num(x.beatsFailed)} failed` +
-      (x.beatsFailed > 0 ? ` (${JSON.stringify(x.beatFailures)})` : '') +
-      `; agent hosts RSS ${mb(r.agentRssBytes)} MB at the end, their event-loop delay ` +
-      `after SIGTERM p99 ${ms(r.agentLoopDelay.p99Ms)} ms, max ${ms(r.agentLoopDelay.maxMs)} ms ` +
-      `(worst host)`,
-  );
-  if (r.agentLoopDelays.length > 0) {
-    const hosts = r.agentLoopDelays
-      .map((d, i) => `#${i + 1} ${ms(d.p50Ms)}/${ms(d.p99Ms)}/${ms(d.maxMs)}`)
-      .join(', ');
-    lines.push(
-      `${t}: event-loop delay per agent host after SIGTERM (p50/p99/max ms, ` +
-        `${num(Math.ceil(r.agents / r.hosts))} agents each at most): ${hosts}`,
-    );
-  }
-  return lines;
+  const a = x.serverAttaches;
+  const lost = x.lostSinceSigterm;
+  const sampled = sum(Object.values(x.sessions));
+  const shares = Object.entries(x.sessions)
+    .sort((p, q) => q[1] - p[1])
+    .map(([what, k]) => `${what} ${num((k / sampled) * 100)} %`)
+    .join(', ');
+  const hosts = r.agentLoopDelays
+    .map((d, i) => `#${i + 1} ${ms(d.p50Ms)}/${ms(d.p99Ms)}/${ms(d.maxMs)}`)
+    .join(', ');
+  return [
+    ...head,
+    ...lines(
+      !!x.startError && `${t}: restart failed: ${x.startError}`,
+      x.oldServer.crashed && `${t}: the first server had exited before SIGTERM`,
+      x.back < r.agents &&
+        `${t}: ${num(r.agents - x.back)} agent(s) not back within the wait ` +
+          `(${num(x.pending)} attempts still in flight)`,
+      a &&
+        `${t}: the server recorded ${num(a.count)} re-attaches (runtimenode.attached), ` +
+          `${seconds(a.firstMs)} s → ${seconds(a.lastMs)} s after SIGTERM (database clock)`,
+      Object.keys(x.disconnectCauses).length > 0 &&
+        `${t}: agents lost their connection ${seconds(lost.p50Ms)} s (p50), ` +
+          `${seconds(lost.p99Ms)} s (p99), ${seconds(lost.maxMs)} s (max) after SIGTERM; ` +
+          `connections lost after SIGTERM, by cause: ${byCount(x.disconnectCauses)}`,
+      sampled > 0 && `${t}: its PostgreSQL sessions during the wave (sampled): ${shares}`,
+      x.presenceMin !== null &&
+        `${t}: lowest count of presence rows \`online\` after SIGTERM: ${num(x.presenceMin)}` +
+          (x.presenceMin > 0
+            ? ' — rows the old process left online while nobody was connected'
+            : ''),
+      `${t}: beats after SIGTERM: ${num(x.beatsOk)} ok, ${num(x.beatsFailed)} failed` +
+        (x.beatsFailed > 0 ? ` (${JSON.stringify(x.beatFailures)})` : '') +
+        `; agent hosts RSS ${mb(r.agentRssBytes)} MB at the end, their event-loop delay ` +
+        `after SIGTERM p99 ${ms(r.agentLoopDelay.p99Ms)} ms, max ${ms(r.agentLoopDelay.maxMs)} ms ` +
+        `(worst host)`,
+      hosts !== '' &&
+        `${t}: event-loop delay per agent host after SIGTERM (p50/p99/max ms, ` +
+          `${num(Math.ceil(r.agents / r.hosts))} agents each at most): ${hosts}`,
+    ),
+  ];
 }
 
 export function restartNotes(runs: RestartRun[]): string[] {
   return [...METHOD_NOTES, ...runs.flatMap(runNotes)];
 }
 
-export function restartFloors(t: RestartRun, quick: boolean): FloorCheck[] {
-  const scaled = quick ? { scaled: `--quick: ${num(t.agents)} agents` } : {};
-  const x = t.restart;
-  if (!x) {
-    const measured =
-      `restart not run: ${num(t.connect.online)}/${num(t.agents)} agents online in the ` +
-      `cold start`;
-    return [
-      { floor: `restart with ${num(t.agents)} agents: all online again ≤ 30 s`, measured },
-      { floor: 'restart: connect error rate ≤ 1 %, no agent stopped', measured },
-    ].map((f) => ({ ...f, met: false, ...scaled }));
-  }
-  const allOnline =
-    x.allBackMs !== null &&
-    x.dbAllOnlineMs !== null &&
-    Math.max(x.allBackMs, x.dbAllOnlineMs) <= FLOOR_ALL_ONLINE_MS;
-  return [
-    {
-      floor: `restart with ${num(t.agents)} agents: all online again ≤ 30 s`,
-      measured:
-        `agents' view ${seconds(x.allBackMs)} s, database ${seconds(x.dbAllOnlineMs)} s ` +
-        `after SIGTERM (new server listening at ${seconds(x.sigtermToListeningMs)} s; ` +
-        `${num(x.back)}/${num(t.agents)} back; recovery p99 ${seconds(x.sinceSigterm.p99Ms)} s)`,
-      met: allOnline && !x.startError,
-      ...scaled,
-    },
-    {
-      floor: 'restart: connect error rate ≤ 1 %, no agent stopped',
-      measured:
-        `${num(x.attempts.failed)}/${num(x.attempts.attempts - x.attempts.refused - x.attempts.deferred)} attempts ` +
-        `that reached a server (not deferred) failed (${percent(x.errorRate)} %); ${num(x.attempts.refused)} ` +
-        `more refused while no server listened; ${num(x.attempts.deferred)} deferred with a ` +
-        `retry time (admission limit); ${num(t.terminated)} stopped`,
-      met: x.errorRate !== null && x.errorRate <= FLOOR_ERROR_RATE && t.terminated === 0,
-      ...scaled,
-    },
-  ];
-}
-
 /** Both views: the later of the agents' "back" and the database's "online". */
-function allBack(x: RestartResult): number | null {
-  return x.allBackMs === null || x.dbAllOnlineMs === null
-    ? null
-    : Math.max(x.allBackMs, x.dbAllOnlineMs);
+function allBack(r: RestartRun): number | null {
+  const x = r.restart;
+  if (!x || x.allBackMs === null || x.dbAllOnlineMs === null) return null;
+  return Math.max(x.allBackMs, x.dbAllOnlineMs);
 }
 
-/**
- * The comparisons with the baseline (reconnect at fleet scale): all back no later than the baseline
- * after the restart, and a cold start at most twice the baseline's.
- */
-export function baselineFloors(t: RestartRun, b: RestartRun | null, quick: boolean): FloorCheck[] {
-  const scaled = quick ? { scaled: `--quick: ${num(t.agents)} agents` } : {};
-  const tBack = t.restart ? allBack(t.restart) : null;
-  const bBack = b?.restart ? allBack(b.restart) : null;
-  const tCold = t.connect.durationMs;
-  const bCold = b?.connect.durationMs ?? null;
-  const ratio = (x: number | null, y: number | null): string =>
-    x === null || y === null || y === 0 ? '–' : `${num(x / y, 2)}×`;
-  return [
-    {
-      floor: `restart with ${num(t.agents)} agents: all back no later than the baseline`,
-      measured: `Tether ${seconds(tBack)} s, baseline ${seconds(bBack)} s after SIGTERM (${ratio(tBack, bBack)})`,
-      met: tBack !== null && bBack !== null && tBack <= bBack,
-      ...scaled,
-    },
-    {
-      floor: `cold start of ${num(t.agents)} agents: ≤ 2 × the baseline`,
-      measured: `Tether ${seconds(tCold)} s, baseline ${seconds(bCold)} s (${ratio(tCold, bCold)})`,
-      met: tCold !== null && bCold !== null && tCold <= 2 * bCold,
-      ...scaled,
-    },
-  ];
+/** The restart's floors, then the comparisons with the baseline (reconnect at fleet scale). */
+export function restartFloors(t: RestartRun, b: RestartRun, quick: boolean): FloorCheck[] {
+  const x = t.restart;
+  const notRun = `restart not run: ${num(t.connect.online)}/${num(t.agents)} agents online in the cold start`;
+  const [tBack, bBack] = [allBack(t), allBack(b)];
+  const [tCold, bCold] = [t.connect.durationMs, b.connect.durationMs];
+  const ratio = (p: number | null, q: number | null): string =>
+    p === null || q === null || q === 0 ? '–' : `${num(p / q, 2)}×`;
+  return scaledFloors(
+    [
+      {
+        floor: `restart with ${num(t.agents)} agents: all online again ≤ 30 s`,
+        measured: !x
+          ? notRun
+          : `agents' view ${seconds(x.allBackMs)} s, database ${seconds(x.dbAllOnlineMs)} s ` +
+            `after SIGTERM (new server listening at ${seconds(x.sigtermToListeningMs)} s; ` +
+            `${num(x.back)}/${num(t.agents)} back; recovery p99 ${seconds(x.sinceSigterm.p99Ms)} s)`,
+        met: !!x && tBack !== null && tBack <= FLOOR_ALL_ONLINE_MS && !x.startError,
+      },
+      {
+        floor: 'restart: connect error rate ≤ 1 %, no agent stopped',
+        measured: !x
+          ? notRun
+          : `${num(x.attempts.failed)}/${num(reached(x.attempts))} attempts ` +
+            `that reached a server (not deferred) failed (${percent(x.errorRate)} %); ${num(x.attempts.refused)} ` +
+            `more refused while no server listened; ${num(x.attempts.deferred)} deferred with a ` +
+            `retry time (admission limit); ${num(t.terminated)} stopped`,
+        met: !!x && x.errorRate !== null && x.errorRate <= FLOOR_ERROR_RATE && t.terminated === 0,
+      },
+      {
+        floor: `restart with ${num(t.agents)} agents: all back no later than the baseline`,
+        measured: `Tether ${seconds(tBack)} s, baseline ${seconds(bBack)} s after SIGTERM (${ratio(tBack, bBack)})`,
+        met: tBack !== null && bBack !== null && tBack <= bBack,
+      },
+      {
+        floor: `cold start of ${num(t.agents)} agents: ≤ 2 × the baseline`,
+        measured: `Tether ${seconds(tCold)} s, baseline ${seconds(bCold)} s (${ratio(tCold, bCold)})`,
+        met: tCold !== null && bCold !== null && tCold <= 2 * bCold,
+      },
+    ],
+    quick ? `--quick: ${num(t.agents)} agents` : undefined,
+  );
 }
