@@ -28,19 +28,12 @@ export interface PresenceChange {
 /** `every`: each change must arrive, in order (a feed); `latest`: a poll sees the newest state. */
 export type MatchRule = 'every' | 'latest';
 
-/** A dashboard child's summary: matched deliveries, and its errors (first few) and their count. */
-export type DeliverySummary = ReturnType<typeof matchDeliveries> & {
-  errors: string[];
-  errorCount: number;
-};
-
 /** One dashboard: the last health per node (−1: unknown) and every observation, compactly. */
 export class DashboardView {
   readonly current: Int8Array;
   readonly node: number[] = [];
   readonly health: number[] = [];
   readonly arrival: number[] = [];
-  /** The event's database timestamp (ms), NaN for poll observations. */
   readonly eventAt: number[] = [];
   readonly cause: (string | null)[] = [];
 
@@ -48,14 +41,8 @@ export class DashboardView {
     this.current = new Int8Array(nodes).fill(initial === null ? -1 : HEALTHS.indexOf(initial));
   }
 
-  /** `node` is now `health` (a poll reports every row; only changes count). */
-  observe(
-    node: number,
-    health: Health,
-    arrival: number,
-    eventAt = NaN,
-    cause: string | null = null,
-  ) {
+  /** `node` is now `health` (a poll reports every row: only changes count; `eventAt` NaN). */
+  observe(node: number, health: Health, arrival: number, eventAt: number, cause: string | null) {
     const code = HEALTHS.indexOf(health);
     if (Number.isNaN(eventAt) && this.current[node] === code) return;
     this.current[node] = code;

@@ -1,12 +1,13 @@
 /**
  * What the presence scenarios (fanout, close-offline; docs/performance.md) share: fresh nodes and a
- * dashboard token, the driver and dashboard processes, the driver's log summed up, common notes.
+ * dashboard token, the driver and dashboard processes, the driver's log summed up, a run's
+ * failure, latency columns.
  */
-import { byHealth, type DeliverySummary, type Health } from './delivery.js';
+import { byHealth, type Health } from './delivery.js';
 import { Histogram, type LatencySummary } from './histogram.js';
 import { createFleet } from './identities.js';
-import { metric, ms, type Column } from './report.js';
 import { Child, children, exitAll, preciseNow, sleep } from './ipc.js';
+import { metric, ms, type Column } from './report.js';
 import type { DashboardSpec, handlers as dashboardHandlers } from './roles/dashboards.js';
 import type {
   DriverReport,
@@ -17,6 +18,8 @@ import type { BenchContext } from './scenario.js';
 import { issueParticipantToken, type Db } from './tether-internals.js';
 
 export type WatchedFleet = Awaited<ReturnType<typeof createWatchedFleet>>;
+type Driver = Child<typeof driverHandlers>;
+type Dashboard = Child<typeof dashboardHandlers>;
 
 /** Fresh nodes (offline, every change is the driver's) and a token of their owner (`member`). */
 export async function createWatchedFleet(db: Db, prefix: string, count: number) {
@@ -25,89 +28,80 @@ export async function createWatchedFleet(db: Db, prefix: string, count: number) 
   return { nodes, nodeIds: nodes.map((n) => n.nodeId), token };
 }
 
-/** `spec.dashboards` split over `processes` (≥ 2) dashboard children, and what they are asked. */
-async function startDashboards(processes: number, spec: DashboardSpec) {
-  const count = Math.max(2, processes);
-  const list = children<typeof dashboardHandlers>('dashboards', count);
-  try {
-    const ready = await Promise.all(
-      list.map((child, i) => {
-        const share = Math.floor(spec.dashboards / count) + (i < spec.dashboards % count ? 1 : 0);
-        return child.call('init', { ...spec, dashboards: share });
-      }),
-    );
-    const opened = ready.reduce((sum, r) => sum + r.opened, 0);
-    return {
-      opened,
-      failures: ready.flatMap((r) => r.failures),
-      pids: list.map((c) => c.pid),
-      /** Waits until every open dashboard shows `expect`; how long that took, or null. */
-      async waitFor(expect: Health[], timeoutMs: number): Promise<number | null> {
-        const started = preciseNow();
-        while (preciseNow() - started < timeoutMs) {
-          const caughtUp = await Promise.all(list.map((c) => c.call('probe', expect)));
-          if (caughtUp.reduce((a, b) => a + b, 0) >= opened) return preciseNow() - started;
-          await sleep(50);
-        }
-        return null;
-      },
-      /** Every dashboard's deliveries (delivery.ts), merged. */
-      async match(...args: Parameters<typeof dashboardHandlers.match>) {
-        const parts = await Promise.all(list.map((c) => c.call('match', ...args)));
-        const sum = (pick: (s: DeliverySummary) => number): number =>
-          parts.reduce((total, s) => total + pick(s), 0);
-        const merge = (key: 'latency' | 'fromEventAt' | 'toEventAt') =>
-          byHealth((k) => Histogram.from(parts.map((s) => s[key][k])).summary());
-        const [expected, received] = [sum((s) => s.expected), sum((s) => s.received)];
-        return {
-          dashboards: sum((s) => s.dashboards),
-          expected,
-          received,
-          lost: expected - received,
-          unexpected: sum((s) => s.unexpected),
-          latency: merge('latency'),
-          fromEventAt: merge('fromEventAt'),
-          toEventAt: merge('toEventAt'),
-          errors: parts.flatMap((s) => s.errors).slice(0, 5),
-          errorCount: sum((s) => s.errorCount),
-        };
-      },
-      exit: () => exitAll(list),
-    };
-  } catch (error) {
-    await exitAll(list);
-    throw error;
-  }
+/** What a presence run's body is given of the dashboards: counts, and their answers merged. */
+function dashboardsOf(list: Dashboard[], ready: { opened: number; failures: string[] }[]) {
+  const opened = ready.reduce((sum, r) => sum + r.opened, 0);
+  return {
+    opened,
+    failures: ready.flatMap((r) => r.failures),
+    pids: list.map((c) => c.pid),
+    /** Waits until every open dashboard shows `expect`; how long that took, or null. */
+    async waitFor(expect: Health[], timeoutMs: number): Promise<number | null> {
+      const started = preciseNow();
+      while (preciseNow() - started < timeoutMs) {
+        const caughtUp = await Promise.all(list.map((c) => c.call('probe', expect)));
+        if (caughtUp.reduce((a, b) => a + b, 0) >= opened) return preciseNow() - started;
+        await sleep(50);
+      }
+      return null;
+    },
+    /** Every dashboard's deliveries (delivery.ts), merged. */
+    async match(...args: Parameters<typeof dashboardHandlers.match>) {
+      const parts = await Promise.all(list.map((c) => c.call('match', ...args)));
+      const sum = (pick: (s: (typeof parts)[number]) => number): number =>
+        parts.reduce((total, s) => total + pick(s), 0);
+      const merge = (key: 'latency' | 'fromEventAt' | 'toEventAt') =>
+        byHealth((k) => Histogram.from(parts.map((s) => s[key][k])).summary());
+      const [expected, received] = [sum((s) => s.expected), sum((s) => s.received)];
+      return {
+        dashboards: sum((s) => s.dashboards),
+        expected,
+        received,
+        lost: expected - received,
+        unexpected: sum((s) => s.unexpected),
+        latency: merge('latency'),
+        fromEventAt: merge('fromEventAt'),
+        toEventAt: merge('toEventAt'),
+        errors: parts.flatMap((s) => s.errors).slice(0, 5),
+        errorCount: sum((s) => s.errorCount),
+      };
+    },
+  };
 }
 
 /**
  * One presence run against `baseUrl`: the driver (in flip mode its nodes connect first, so the
- * dashboards subscribe at the live edge), then the dashboards; both exit after `body`.
+ * dashboards subscribe at the live edge), then `watch.dashboards` split over `processes` (≥ 2)
+ * dashboard children; all exit after `body`.
  */
 export async function presenceRun<T>(
   baseUrl: string,
   fleet: WatchedFleet,
   drive: Pick<DriverSpec, 'mode' | 'changes' | 'rate' | 'holdMs'>,
-  watch: Omit<DashboardSpec, 'baseUrl' | 'token' | 'nodeIds' | 'pollIntervalMs'> &
-    Partial<DashboardSpec> & { processes: number },
-  body: (
-    driver: Child<typeof driverHandlers>,
-    opened: number,
-    dashboards: Awaited<ReturnType<typeof startDashboards>>,
-  ) => Promise<T>,
+  {
+    processes,
+    ...watch
+  }: Omit<DashboardSpec, 'baseUrl' | 'token' | 'nodeIds'> & { processes: number },
+  body: (driver: Driver, opened: number, dashboards: ReturnType<typeof dashboardsOf>) => Promise<T>,
 ): Promise<T> {
-  const driver = new Child<typeof driverHandlers>('presence-driver');
-  let dashboards: Awaited<ReturnType<typeof startDashboards>> | null = null;
+  const driver: Driver = new Child('presence-driver');
+  const count = Math.max(2, processes);
+  let list: Dashboard[] = [];
   try {
     const spec = { ...drive, baseUrl, nodes: fleet.nodes, requestTimeoutMs: 10_000 };
     const { opened } = await driver.call('init', spec);
-    const { processes, ...rest } = watch;
-    const common = { baseUrl, token: fleet.token, nodeIds: fleet.nodeIds, pollIntervalMs: 1_000 };
-    dashboards = await startDashboards(processes, { ...common, ...rest });
-    return await body(driver, opened, dashboards);
+    list = children('dashboards', count);
+    const ready = await Promise.all(
+      list.map((child, i) => {
+        const share = Math.floor(watch.dashboards / count) + (i < watch.dashboards % count ? 1 : 0);
+        const { token, nodeIds } = fleet;
+        return child.call('init', { ...watch, baseUrl, token, nodeIds, dashboards: share });
+      }),
+    );
+    return await body(driver, opened, dashboardsOf(list, ready));
   } finally {
     await driver.exit();
-    await dashboards?.exit();
+    await exitAll(list);
   }
 }
 

@@ -16,30 +16,28 @@ import { preciseNow, sleep } from '../ipc.js';
 import type { Target } from '../servers.js';
 import type { NodeIdentity } from '../wire.js';
 
+/** What a node host runs (Tether: `sessionId` for the SDK nodes to attach to). */
 export interface NodesSpec {
   target: Target;
   baseUrl: string;
   ownerParticipantId: string;
-  /** The session SDK nodes attach to (Tether). */
   sessionId: string | null;
   nodes: NodeIdentity[];
   /** Nodes started but not yet online, at most (a cold start at the server's pace). */
   connectConcurrency: number;
-  /** Baseline nodes ask for work this often. */
   pollIntervalMs: number;
 }
 
+/** The driver's closed loop: `concurrency` in flight; `callerPollMs`: the baseline's result poll. */
 export interface DriverSpec {
   target: Target;
   baseUrl: string;
   /** A participant token of the nodes' owner (Tether). */
   token: string;
   nodeIds: string[];
-  /** Invocations in flight at once (closed loop). */
   concurrency: number;
   warmupMs: number;
   durationMs: number;
-  /** Baseline: the caller polls for the result this often. */
   callerPollMs: number;
   /** A command's deadline (Tether `timeoutMs`). */
   timeoutMs: number;

@@ -7,7 +7,6 @@ import { WebSocket } from 'ws';
 import {
   DashboardView,
   matchDeliveries,
-  type DeliverySummary,
   type Health,
   type MatchRule,
   type PresenceChange,
@@ -28,7 +27,8 @@ export interface DashboardSpec {
   nodeIds: string[];
   /** What a dashboard knows of every node before its first observation (null: nothing). */
   initial: Health | null;
-  pollIntervalMs: number;
+  /** Poll mode: each dashboard's interval. */
+  pollIntervalMs?: number;
 }
 
 /** The superjson-encoded `{ id, data: event }` of a `fleet.events` data frame. */
@@ -97,10 +97,11 @@ function subscribe(i: number): Promise<string | null> {
 /** Dashboard `i` polls every interval from a random phase, one poll at a time. */
 function poll(i: number, path: string): void {
   const { hostname, port } = new URL(spec.baseUrl);
-  let due = preciseNow() + Math.random() * spec.pollIntervalMs;
+  const { pollIntervalMs = 1_000 } = spec;
+  let due = preciseNow() + Math.random() * pollIntervalMs;
   const schedule = (): void => {
     timers[i] = setTimeout(once, Math.max(0, due - preciseNow()));
-    due += spec.pollIntervalMs;
+    due += pollIntervalMs;
   };
   type Rows = { result: { data: { json: { nodeId: string; healthState: Health }[] } } };
   const answer = (status: number | undefined, body: string, arrival: number): void => {
@@ -108,7 +109,7 @@ function poll(i: number, path: string): void {
     try {
       for (const row of (JSON.parse(body) as Rows).result.data.json) {
         const node = index.get(row.nodeId);
-        if (node !== undefined) views[i]!.observe(node, row.healthState, arrival);
+        if (node !== undefined) views[i]!.observe(node, row.healthState, arrival, NaN, null);
       }
     } catch (e) {
       error(`dashboard ${i}: poll answer ${String(e)}`);
@@ -160,7 +161,7 @@ export const handlers = {
   /** How many dashboards show every tracked node in the `expect`ed health right now. */
   probe: (expect: Health[]): number => views.filter((v) => v.shows(expect)).length,
   /** Matches every dashboard's observations against the driver's changes (delivery.ts). */
-  match(changes: PresenceChange[], since: number, rule: MatchRule): DeliverySummary {
+  match(changes: PresenceChange[], since: number, rule: MatchRule) {
     const matched = matchDeliveries(views, changes, spec.nodeIds.length, since, rule);
     return { ...matched, errors, errorCount };
   },

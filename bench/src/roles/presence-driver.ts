@@ -6,20 +6,17 @@ import type { Health, PresenceChange } from '../delivery.js';
 import { preciseNow, sleepUntil } from '../ipc.js';
 import { HEARTBEAT, settleOnce, WsTransport, type NodeIdentity } from '../wire.js';
 
+/** Flip: `changes` beats at `rate`/s; churn: per node an open (`rate`/s), a close `holdMs` later. */
 export interface DriverSpec {
   mode: 'flip' | 'churn';
   baseUrl: string;
   nodes: NodeIdentity[];
-  /** Flip: changes to make; churn: one open/close pair per node. */
   changes: number;
-  /** Changes (flip) or opens (churn) per second. */
   rate: number;
-  /** Churn: how long a socket stays open before it is closed. */
   holdMs: number;
   requestTimeoutMs: number;
 }
 
-/** The changes made, flip turns skipped, the first failures, how late the driver acted (ms). */
 export type DriverReport = Awaited<ReturnType<typeof handlers.run>>;
 
 let spec: DriverSpec;
@@ -27,6 +24,10 @@ let transport: WsTransport;
 const changes: PresenceChange[] = [];
 const failures: string[] = [];
 let lagMaxMs = 0;
+/** Flip turns skipped (the node's previous change unanswered). */
+let skipped = 0;
+/** Each node's health after the driver's last successful change. */
+let final: Health[] = [];
 
 function failure(message: string): void {
   if (failures.length < 5) failures.push(message);
@@ -55,11 +56,10 @@ function beat(node: number, healthState: Health): Promise<string | null> {
 }
 
 /** Change i, due at start + i / rate, flips node i mod n; a node never has two in flight. */
-async function flip(startAt: number): Promise<number> {
-  const health: Health[] = spec.nodes.map(() => 'online');
+async function flip(startAt: number): Promise<void> {
+  final = spec.nodes.map(() => 'online');
   const busy = spec.nodes.map(() => false);
   const pending: Promise<void>[] = [];
-  let skipped = 0;
   for (let i = 0; i < spec.changes; i++) {
     await at(startAt + (i * 1000) / spec.rate);
     const node = i % spec.nodes.length;
@@ -67,14 +67,14 @@ async function flip(startAt: number): Promise<number> {
       skipped++;
       continue;
     }
-    const made = change(node, health[node] === 'online' ? 'degraded' : 'online', 'heartbeat');
+    const made = change(node, final[node] === 'online' ? 'degraded' : 'online', 'heartbeat');
     busy[node] = true;
     const done = beat(node, made.health).then((error) => {
       busy[node] = false;
       made.ackMs = preciseNow() - made.at;
       if (error === null) {
         made.ok = true;
-        health[node] = made.health;
+        final[node] = made.health;
       } else {
         made.error = error;
         failure(`${spec.nodes[node]!.nodeId}: beat ${error}`);
@@ -83,11 +83,10 @@ async function flip(startAt: number): Promise<number> {
     pending.push(done);
   }
   await Promise.all(pending);
-  return skipped;
 }
 
 /** Node i opens at start + i / rate and closes `holdMs` later. */
-async function churn(startAt: number): Promise<number> {
+async function churn(startAt: number): Promise<void> {
   const lifecycles = spec.nodes.map(async ({ nodeId }, i) => {
     const due = startAt + (i * 1000) / spec.rate;
     await at(due);
@@ -109,26 +108,24 @@ async function churn(startAt: number): Promise<number> {
     }
   });
   await Promise.all(lifecycles);
-  return 0;
+  final = spec.nodes.map(() => 'offline');
 }
 
 export const handlers = {
   /** Flip mode connects every node up front; churn mode connects them on schedule. */
-  async init(driver: DriverSpec): Promise<{ opened: number; failures: string[] }> {
+  async init(driver: DriverSpec): Promise<{ opened: number }> {
     spec = driver;
     const { baseUrl, nodes, requestTimeoutMs } = spec;
     transport = new WsTransport({
       ...{ baseUrl, nodes, requestTimeoutMs },
       ...{ connectConcurrency: 32, httpMaxSockets: 1 },
     });
-    if (spec.mode === 'churn') return { opened: 0, failures: [] };
-    const { opened, failures } = await transport.connect();
-    return { opened, failures };
+    return spec.mode === 'churn' ? { opened: 0 } : transport.connect();
   },
   /** Runs the schedule from `startAt`; resolves once every change has been answered. */
   async run(startAt: number) {
-    const skipped = spec.mode === 'flip' ? await flip(startAt) : await churn(startAt);
-    return { changes, skipped, failures, lagMaxMs };
+    await (spec.mode === 'flip' ? flip(startAt) : churn(startAt));
+    return { changes, final, skipped, failures, lagMaxMs };
   },
   close: () => transport?.close(),
 };

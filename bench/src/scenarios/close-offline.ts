@@ -1,5 +1,4 @@
 /** WS close → offline under ingest load (docs/performance.md, "Presence latency"). */
-import type { Health } from '../delivery.js';
 import { failedOf, runLoad, type Step } from '../load.js';
 import {
   attempt,
@@ -55,10 +54,7 @@ function measure(ctx: BenchContext, server: ServerProcess, shape: Shape, fleet: 
   const watch = { processes: 2, mode: 'feed', dashboards: 2, initial: 'offline' } as const;
   return presenceRun(server.baseUrl, fleet, drive, watch, async (churn, _opened, dashboards) => {
     // Started from inside runLoad, once the step's window is known; awaited after it.
-    const schedule: { startAt: number; run: Promise<DriverReport> | null } = {
-      startAt: 0,
-      run: null,
-    };
+    const schedule = { startAt: 0, run: null as Promise<DriverReport> | null };
     const background = await runLoad(
       {
         transport: 'ws',
@@ -82,16 +78,14 @@ function measure(ctx: BenchContext, server: ServerProcess, shape: Shape, fleet: 
     );
     if (!schedule.run) throw new Error('the load step never started');
     const report = await schedule.run;
-    const offline: Health[] = fleet.nodes.map(() => 'offline');
-    const settledMs = await dashboards.waitFor(offline, 10_000);
+    const settledMs = await dashboards.waitFor(report.final, 10_000);
     const delivery = await dashboards.match(report.changes, schedule.startAt, 'every');
-    const step = background.steps[0]!;
+    const driver = summariseDriver(report);
     ctx.log(
-      `  ${report.changes.filter((c) => c.health === 'offline' && c.ok).length} closes: ` +
-        `offline seen p99 ${ms(delivery.latency.offline.p99Ms)} ms, ` +
+      `  ${driver.made.offline} closes: offline seen p99 ${ms(delivery.latency.offline.p99Ms)} ms, ` +
         `${delivery.received}/${delivery.expected} changes seen`,
     );
-    return { background: step, driver: summariseDriver(report), delivery, settledMs };
+    return { background: background.steps[0]!, driver, delivery, settledMs };
   });
 }
 

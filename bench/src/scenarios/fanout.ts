@@ -1,5 +1,4 @@
 /** Event fan-out: presence change → dashboards (docs/performance.md, "Presence latency"). */
-import type { Health } from '../delivery.js';
 import { preciseNow, sleep } from '../ipc.js';
 import {
   attempt,
@@ -11,7 +10,6 @@ import {
 } from '../presence.js';
 import { sampleUsage } from '../proc.js';
 import { compareRows, mb, metric, ms, num, stepLead, type Column } from '../report.js';
-import type { DriverReport } from '../roles/presence-driver.js';
 import {
   lines,
   scaledFloors,
@@ -33,16 +31,13 @@ const QUICK: Shape = { nodes: 60, changes: 120, rate: 10, subscribers: [100], se
 /** The floor: p99 delivery latency per dashboard count. */
 const P99_FLOOR_MS: Record<number, number> = { 100: 100, 1_000: 250 };
 const POLL_INTERVAL_MS = 1_000;
+/** The server column: Tether's label, the baseline's. */
+const SERVER = {
+  tether: 'tether (feed)',
+  baseline: `baseline (poll ${POLL_INTERVAL_MS / 1000} s)`,
+};
 
 type FanoutRun = Awaited<ReturnType<typeof measure>> & { serverExit: ServerExit };
-
-/** Each node's health after the driver's last successful change. */
-function finalStates(report: DriverReport, nodes: number): Health[] {
-  const states: Health[] = Array.from({ length: nodes }, () => 'online');
-  const ordered = report.changes.filter((c) => c.ok).sort((a, b) => a.at - b.at);
-  for (const c of ordered) states[c.node] = c.health;
-  return states;
-}
 
 /** The nodes' heartbeat transitions in the feed since `since` (epoch ms, the machine's clock). */
 async function feedEventCount(ctx: BenchContext, nodeIds: string[], since: number) {
@@ -95,8 +90,7 @@ function measure(
     });
     const startAt = preciseNow() + 200;
     const report = await driver.call('run', startAt);
-    const final = finalStates(report, fleet.nodes.length);
-    const settledMs = await dashboards.waitFor(final, shape.settleMs);
+    const settledMs = await dashboards.waitFor(report.final, shape.settleMs);
     const usage = await sampler.stop();
     const loopLag = await server.loopLag();
     const delivery = await dashboards.match(report.changes, startAt, tether ? 'every' : 'latest');
@@ -105,10 +99,10 @@ function measure(
       `  ${report.changes.filter((c) => c.ok).length} changes: received ${delivery.received}/${delivery.expected}, ` +
         `p99 ${ms(delivery.latency.all.p99Ms)} ms, max ${ms(delivery.latency.all.maxMs)} ms`,
     );
+    const { opened: dashboardsOpen, failures: dashboardFailures } = dashboards;
     return {
-      ...{ target, subscribers, dashboardsOpen: dashboards.opened, readyMs, settledMs },
-      ...{ dashboardFailures: dashboards.failures, driver: summariseDriver(report), delivery },
-      ...{ usage, loopLag, feedEvents },
+      ...{ target, subscribers, dashboardsOpen, dashboardFailures, readyMs, settledMs },
+      ...{ driver: summariseDriver(report), delivery, usage, loopLag, feedEvents },
     };
   });
 }
@@ -137,9 +131,6 @@ const FANOUT: Column<FanoutRun>[] = [
   metric('dash CPU %', num, (r) => Math.max(...r.usage.clientsCpuPercent.slice(0, -1)), false),
   metric('others CPU %', num, (r) => r.usage.othersCpuPercent, false),
 ];
-
-const serverLabel = (r: FanoutRun): string =>
-  r.target === 'tether' ? 'tether (feed)' : `baseline (poll ${POLL_INTERVAL_MS / 1000} s)`;
 
 function runNotes(r: FanoutRun): string[] {
   const who = `${r.target}, ${num(r.subscribers)} dashboards`;
@@ -197,26 +188,23 @@ export const fanout: Scenario = {
     const rows: string[][] = [];
     for (const subscribers of shape.subscribers) {
       const fleet = await createWatchedFleet(ctx.db, `fanout${subscribers}`, shape.nodes);
+      const pair: (FanoutRun | null)[] = [];
       for (const target of TARGETS) {
         const who = `${target}, ${num(subscribers)} dashboards: `;
-        const run = await attempt(ctx, `${target}, ${subscribers} dashboards`, who, notes, () =>
+        const run = attempt(ctx, `${target}, ${subscribers} dashboards`, who, notes, () =>
           withServer(ctx, target, `fanout-${subscribers}`, (server) =>
             measure(ctx, server, target, subscribers, shape, fleet),
           ),
         );
-        if (run) runs.push(run);
+        pair.push(await run);
       }
-    }
-    for (const subscribers of shape.subscribers) {
-      const [t, b] = TARGETS.map((target) =>
-        runs.find((r) => r.target === target && r.subscribers === subscribers),
-      );
+      const [t, b] = pair;
       const label = num(subscribers);
+      const one = t ?? b;
       if (t && b)
-        rows.push(...compareRows(FANOUT, stepLead(label, serverLabel(t), serverLabel(b)), t, b));
-      else
-        for (const r of [t ?? b])
-          if (r) rows.push([label, serverLabel(r), ...FANOUT.map((c) => c.cell(r))]);
+        rows.push(...compareRows(FANOUT, stepLead(label, SERVER.tether, SERVER.baseline), t, b));
+      else if (one) rows.push([label, SERVER[one.target], ...FANOUT.map((c) => c.cell(one))]);
+      runs.push(...pair.filter((r) => r !== null));
     }
     notes.push(
       `${num(shape.nodes)} nodes flip online ↔ degraded by WebSocket heartbeat, ${num(shape.changes)} changes at ${num(shape.rate)}/s ` +
