@@ -158,15 +158,12 @@ export const handlers = {
   run,
   async init(spec: NodesSpec): Promise<void> {
     if (spec.target === 'baseline') return startPollers(spec);
+    const { baseUrl: url, ownerParticipantId, nodes } = spec;
     simulation = await startSimulation({
-      url: spec.baseUrl,
+      url,
       sessionId: spec.sessionId!,
-      count: spec.nodes.length,
-      identities: spec.nodes.map((n) => ({
-        ...n,
-        url: spec.baseUrl,
-        ownerParticipantId: spec.ownerParticipantId,
-      })),
+      count: nodes.length,
+      identities: nodes.map((n) => ({ ...n, url, ownerParticipantId })),
       startConcurrency: spec.connectConcurrency,
     });
   },

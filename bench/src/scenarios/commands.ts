@@ -82,15 +82,11 @@ async function measure(
 /** One server: Tether's SDK nodes attach to a session of their own, closed afterwards. */
 async function runTarget(ctx: BenchContext, target: Target, shape: typeof FULL, token: string) {
   const sessionId = target === 'tether' ? await createSession(ctx, 'bench commands') : null;
-  const env = target === 'tether' ? { env: TETHER_COMMANDS_ENV } : {};
+  const options = { quiet: true, ...(target === 'tether' ? { env: TETHER_COMMANDS_ENV } : {}) };
   try {
-    return await withServer(
-      ctx,
-      target,
-      'commands',
-      (server) => measure(ctx, server, target, shape, { token, sessionId }),
-      { ...env, quiet: true },
-    );
+    const run = (server: ServerProcess) =>
+      measure(ctx, server, target, shape, { token, sessionId });
+    return await withServer(ctx, target, 'commands', run, options);
   } finally {
     if (sessionId) await closeSession(ctx, sessionId);
   }

@@ -72,15 +72,14 @@ function measure(
     // Pollers learn the state from their first polls; subscriptions are registered with the
     // feed just after tRPC confirms them.
     const readyMs = await dashboards.waitFor(
-      fleet.nodes.map(() => 'online'),
+      fleet.nodes.map(() => 'online' as const),
       30_000,
     );
     await sleep(500);
+    const ready =
+      readyMs === null ? 'NOT all dashboards show the nodes online' : `ready in ${ms(readyMs)} ms`;
     ctx.log(
-      `  ${opened}/${fleet.nodes.length} nodes, ${dashboards.opened}/${subscribers} dashboards; ` +
-        (readyMs === null
-          ? 'NOT all dashboards show the nodes online'
-          : `ready in ${ms(readyMs)} ms`),
+      `  ${opened}/${fleet.nodes.length} nodes, ${dashboards.opened}/${subscribers} dashboards; ${ready}`,
     );
     await server.loopLag(); // resets the server's delay histogram
     const sampler = await sampleUsage({
@@ -95,14 +94,15 @@ function measure(
     const loopLag = await server.loopLag();
     const delivery = await dashboards.match(report.changes, startAt, tether ? 'every' : 'latest');
     const feedEvents = tether ? await feedEventCount(ctx, fleet.nodeIds, startAt) : null;
+    const driverSummary = summariseDriver(report);
     ctx.log(
-      `  ${report.changes.filter((c) => c.ok).length} changes: received ${delivery.received}/${delivery.expected}, ` +
+      `  ${driverSummary.made.all} changes: received ${delivery.received}/${delivery.expected}, ` +
         `p99 ${ms(delivery.latency.all.p99Ms)} ms, max ${ms(delivery.latency.all.maxMs)} ms`,
     );
     const { opened: dashboardsOpen, failures: dashboardFailures } = dashboards;
     return {
       ...{ target, subscribers, dashboardsOpen, dashboardFailures, readyMs, settledMs },
-      ...{ driver: summariseDriver(report), delivery, usage, loopLag, feedEvents },
+      ...{ driver: driverSummary, delivery, usage, loopLag, feedEvents },
     };
   });
 }
