@@ -1,171 +1,111 @@
 /**
- * What the presence-latency scenarios (fanout, close-offline) share: their own fresh nodes and
- * dashboard token, dashboard processes (dashboards split between them, every one tracking all the
- * nodes) and the presence driver's log summed up.
+ * What the presence scenarios (fanout, close-offline; docs/performance.md) share: fresh nodes and a
+ * dashboard token, the driver and dashboard processes, the driver's log summed up, a run's
+ * failure, latency columns.
  */
-import {
-  byHealth,
-  type ByHealth,
-  type DeliverySummary,
-  type Health,
-  type MatchRule,
-  type PresenceChange,
-} from './delivery.js';
+import { byHealth, type Health } from './delivery.js';
 import { Histogram, type LatencySummary } from './histogram.js';
 import { createFleet } from './identities.js';
 import { Child, children, exitAll, preciseNow, sleep } from './ipc.js';
+import { metric, ms, type Column } from './report.js';
 import type { DashboardSpec, handlers as dashboardHandlers } from './roles/dashboards.js';
 import type {
   DriverReport,
   DriverSpec,
   handlers as driverHandlers,
 } from './roles/presence-driver.js';
+import type { BenchContext } from './scenario.js';
 import { issueParticipantToken, type Db } from './tether-internals.js';
-import type { NodeIdentity } from './wire.js';
 
-export interface Delivery extends Omit<DeliverySummary, 'latency' | 'fromEventAt' | 'toEventAt'> {
-  lost: number;
-  latency: ByHealth<LatencySummary>;
-  fromEventAt: ByHealth<LatencySummary>;
-  toEventAt: ByHealth<LatencySummary>;
-}
-
-export interface WatchedFleet {
-  nodes: NodeIdentity[];
-  nodeIds: string[];
-  /** A participant token of the nodes' owner (role `member`): it sees exactly these nodes. */
-  token: string;
-}
-
-/**
- * Fresh nodes for a presence scenario (offline, never touched by another scenario, so every change
- * is the driver's) and a dashboard token of their owner, issued as `token.create` does.
- */
-export async function createWatchedFleet(
-  db: Db,
-  prefix: string,
-  count: number,
-): Promise<WatchedFleet> {
-  const fleet = await createFleet(db, prefix, count);
-  const issued = await issueParticipantToken(db, fleet.ownerParticipantId, `${prefix} dashboards`);
-  return { nodes: fleet.nodes, nodeIds: fleet.nodes.map((n) => n.nodeId), token: issued.token };
-}
-
-export class DashboardGroup {
-  private constructor(
-    readonly children: Child<typeof dashboardHandlers>[],
-    readonly opened: number,
-    readonly failures: string[],
-  ) {}
-
-  /** `processes` (at least 2) child processes, `spec.dashboards` split evenly between them. */
-  static async start(
-    processes: number,
-    spec: Omit<DashboardSpec, 'connectConcurrency' | 'pollIntervalMs' | 'initial'> &
-      Partial<DashboardSpec>,
-  ): Promise<DashboardGroup> {
-    const count = Math.max(2, processes);
-    const list = children<typeof dashboardHandlers>('dashboards', count);
-    try {
-      const ready = await Promise.all(
-        list.map((child, i) =>
-          child.call('init', {
-            initial: null,
-            pollIntervalMs: 1_000,
-            connectConcurrency: 32,
-            ...spec,
-            dashboards: Math.floor(spec.dashboards / count) + (i < spec.dashboards % count ? 1 : 0),
-          }),
-        ),
-      );
-      const opened = ready.reduce((sum, r) => sum + r.opened, 0);
-      return new DashboardGroup(
-        list,
-        opened,
-        ready.flatMap((r) => r.failures),
-      );
-    } catch (error) {
-      await exitAll(list);
-      throw error;
-    }
-  }
-
-  get pids(): number[] {
-    return this.children.map((c) => c.pid);
-  }
-
-  /** Waits until every open dashboard shows `expect`; how long that took, or null on timeout. */
-  async waitFor(expect: Health[], timeoutMs: number): Promise<number | null> {
-    const started = preciseNow();
-    while (preciseNow() - started < timeoutMs) {
-      const caughtUp = await Promise.all(this.children.map((c) => c.call('probe', expect)));
-      if (caughtUp.reduce((a, b) => a + b, 0) >= this.opened) return preciseNow() - started;
-      await sleep(50);
-    }
-    return null;
-  }
-
-  async match(changes: PresenceChange[], since: number, rule: MatchRule): Promise<Delivery> {
-    const parts = await Promise.all(
-      this.children.map((c) => c.call('match', changes, since, rule)),
-    );
-    const merge = (pick: (s: DeliverySummary) => ByHealth<string>): ByHealth<LatencySummary> =>
-      byHealth((key) => Histogram.from(parts.map((s) => pick(s)[key])).summary());
-    const sum = (pick: (s: DeliverySummary) => number): number =>
-      parts.reduce((total, s) => total + pick(s), 0);
-    const expected = sum((s) => s.expected);
-    const received = sum((s) => s.received);
-    return {
-      dashboards: sum((s) => s.dashboards),
-      expected,
-      received,
-      lost: expected - received,
-      unexpected: sum((s) => s.unexpected),
-      latency: merge((s) => s.latency),
-      fromEventAt: merge((s) => s.fromEventAt),
-      toEventAt: merge((s) => s.toEventAt),
-      errors: parts.flatMap((s) => s.errors).slice(0, 5),
-      errorCount: sum((s) => s.errorCount),
-    };
-  }
-
-  exit(): Promise<void> {
-    return exitAll(this.children);
-  }
-}
-
+export type WatchedFleet = Awaited<ReturnType<typeof createWatchedFleet>>;
 type Driver = Child<typeof driverHandlers>;
+type Dashboard = Child<typeof dashboardHandlers>;
+
+/** Fresh nodes (offline, every change is the driver's) and a token of their owner (`member`). */
+export async function createWatchedFleet(db: Db, prefix: string, count: number) {
+  const { nodes, ownerParticipantId } = await createFleet(db, prefix, count);
+  const { token } = await issueParticipantToken(db, ownerParticipantId, `${prefix} dashboards`);
+  return { nodes, nodeIds: nodes.map((n) => n.nodeId), token };
+}
+
+/** What a presence run's body is given of the dashboards: counts, and their answers merged. */
+function dashboardsOf(list: Dashboard[], ready: { opened: number; failures: string[] }[]) {
+  const opened = ready.reduce((sum, r) => sum + r.opened, 0);
+  return {
+    opened,
+    failures: ready.flatMap((r) => r.failures),
+    pids: list.map((c) => c.pid),
+    /** Waits until every open dashboard shows `expect`; how long that took, or null. */
+    async waitFor(expect: Health[], timeoutMs: number): Promise<number | null> {
+      const started = preciseNow();
+      while (preciseNow() - started < timeoutMs) {
+        const caughtUp = await Promise.all(list.map((c) => c.call('probe', expect)));
+        if (caughtUp.reduce((a, b) => a + b, 0) >= opened) return preciseNow() - started;
+        await sleep(50);
+      }
+      return null;
+    },
+    /** Every dashboard's deliveries (delivery.ts), merged. */
+    async match(...args: Parameters<typeof dashboardHandlers.match>) {
+      const parts = await Promise.all(list.map((c) => c.call('match', ...args)));
+      const sum = (pick: (s: (typeof parts)[number]) => number): number =>
+        parts.reduce((total, s) => total + pick(s), 0);
+      const merge = (key: 'latency' | 'fromEventAt' | 'toEventAt') =>
+        byHealth((k) => Histogram.from(parts.map((s) => s[key][k])).summary());
+      const [expected, received] = [sum((s) => s.expected), sum((s) => s.received)];
+      return {
+        dashboards: sum((s) => s.dashboards),
+        expected,
+        received,
+        lost: expected - received,
+        unexpected: sum((s) => s.unexpected),
+        latency: merge('latency'),
+        fromEventAt: merge('fromEventAt'),
+        toEventAt: merge('toEventAt'),
+        errors: parts.flatMap((s) => s.errors).slice(0, 5),
+        errorCount: sum((s) => s.errorCount),
+      };
+    },
+  };
+}
 
 /**
  * One presence run against `baseUrl`: the driver (in flip mode its nodes connect first, so the
- * dashboards subscribe at the live edge), then the dashboards; both exit after `body`.
+ * dashboards subscribe at the live edge), then `watch.dashboards` split over `processes` (≥ 2)
+ * dashboard children; all exit after `body`.
  */
 export async function presenceRun<T>(
   baseUrl: string,
   fleet: WatchedFleet,
   drive: Pick<DriverSpec, 'mode' | 'changes' | 'rate' | 'holdMs'>,
-  watch: Pick<DashboardSpec, 'mode' | 'dashboards'> &
-    Partial<DashboardSpec> & { processes: number },
-  body: (driver: Driver, opened: number, dashboards: DashboardGroup) => Promise<T>,
+  {
+    processes,
+    ...watch
+  }: Omit<DashboardSpec, 'baseUrl' | 'token' | 'nodeIds'> & { processes: number },
+  body: (driver: Driver, opened: number, dashboards: ReturnType<typeof dashboardsOf>) => Promise<T>,
 ): Promise<T> {
-  const driver = new Child<typeof driverHandlers>('presence-driver');
-  let dashboards: DashboardGroup | null = null;
+  const driver: Driver = new Child('presence-driver');
+  const count = Math.max(2, processes);
+  let list: Dashboard[] = [];
   try {
     const spec = { ...drive, baseUrl, nodes: fleet.nodes, requestTimeoutMs: 10_000 };
     const { opened } = await driver.call('init', spec);
-    const { processes, ...rest } = watch;
-    const common = { baseUrl, token: fleet.token, nodeIds: fleet.nodeIds };
-    dashboards = await DashboardGroup.start(processes, { ...common, ...rest });
-    return await body(driver, opened, dashboards);
+    list = children('dashboards', count);
+    const ready = await Promise.all(
+      list.map((child, i) => {
+        const share = Math.floor(watch.dashboards / count) + (i < watch.dashboards % count ? 1 : 0);
+        const { token, nodeIds } = fleet;
+        return child.call('init', { ...watch, baseUrl, token, nodeIds, dashboards: share });
+      }),
+    );
+    return await body(driver, opened, dashboardsOf(list, ready));
   } finally {
     await driver.exit();
-    await dashboards?.exit();
+    await exitAll(list);
   }
 }
 
 /** The driver's log, summed up for the report and the results file (the log itself is long). */
-export type DriverSummary = ReturnType<typeof summariseDriver>;
-
 export function summariseDriver(report: DriverReport) {
   const made = byHealth(() => 0);
   const latency = byHealth(() => new Histogram());
@@ -185,3 +125,27 @@ export function summariseDriver(report: DriverReport) {
     actionLatency: byHealth((k) => latency[k].summary()),
   };
 }
+
+/** `run()`, or null once its failure is logged (`<label> failed`) and noted (`<who>run failed`). */
+export async function attempt<T>(
+  ctx: BenchContext,
+  label: string,
+  who: string,
+  notes: string[],
+  run: () => Promise<T>,
+): Promise<T | null> {
+  try {
+    return await run();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    ctx.log(`  ${label} failed: ${message}`);
+    notes.push(`${who}run failed: ${message}`);
+    return null;
+  }
+}
+
+/** The p50, p95, p99 and max columns of a latency. */
+export const quantiles = <R>(pick: (r: R) => LatencySummary): Column<R>[] =>
+  (['p50', 'p95', 'p99', 'max'] as const).map((q) =>
+    metric(`${q} ms`, ms, (r) => pick(r)[`${q}Ms`]),
+  );

@@ -1,225 +1,174 @@
 /**
  * A dashboard child process: many dashboards tracking the presence of the same nodes, each on its
- * own connection, recording when it learns of every change (see delivery.ts).
+ * own connection, logging when it learns of every change (docs/performance.md, delivery.ts).
  */
 import { Agent, request } from 'node:http';
 import { WebSocket } from 'ws';
 import {
   DashboardView,
   matchDeliveries,
-  type DeliverySummary,
   type Health,
   type MatchRule,
   type PresenceChange,
 } from '../delivery.js';
 import { inLanes, preciseNow } from '../ipc.js';
-import { closeSockets, frameOf, paramsFrame, settleOnce, wsUrl } from '../wire.js';
+import { closeSockets, errorCode, frameOf, paramsFrame, settleOnce, wsUrl } from '../wire.js';
 
 const SUBSCRIPTION_ID = 1;
-const MAX_ERRORS_KEPT = 5;
-
-/** `feed`: `fleet.events` subscriptions (Tether); `poll`: `presence.list` every interval (baseline). */
-export type DashboardMode = 'feed' | 'poll';
 
 export interface DashboardSpec {
-  mode: DashboardMode;
+  /** `feed`: `fleet.events` subscriptions (Tether); `poll`: `presence.list` (baseline). */
+  mode: 'feed' | 'poll';
   baseUrl: string;
   /** Participant token (feed mode). */
   token: string;
   dashboards: number;
-  /** The nodes whose presence the dashboards track (a contiguous, zero-padded id range). */
+  /** The tracked nodes (a contiguous, zero-padded id range). */
   nodeIds: string[];
   /** What a dashboard knows of every node before its first observation (null: nothing). */
   initial: Health | null;
-  pollIntervalMs: number;
-  connectConcurrency: number;
+  /** Poll mode: each dashboard's interval. */
+  pollIntervalMs?: number;
 }
 
-interface FleetEventFrame {
-  id?: unknown;
-  result?: {
-    type?: string;
-    /** superjson-encoded `{ id, data: event }`; `at` is an ISO string in `json` (a Date in `meta`). */
-    data?: {
-      json?: {
-        data?: { nodeId?: string | null; at?: string; data?: { to?: Health; cause?: string } };
-      };
-    };
-  };
-  error?: { json?: { message?: string; data?: { tetherError?: { code?: string } } } };
+/** The superjson-encoded `{ id, data: event }` of a `fleet.events` data frame. */
+interface FleetEvent {
+  nodeId?: string | null;
+  at?: string;
+  data?: { to?: Health; cause?: string };
+}
+type Frame = { id?: unknown; error?: unknown; result?: { type?: string; data?: unknown } };
+
+let spec: DashboardSpec;
+let index: Map<string, number>;
+let views: DashboardView[] = [];
+const errors: string[] = [];
+let errorCount = 0;
+const sockets: WebSocket[] = [];
+const timers: NodeJS.Timeout[] = [];
+let agent: Agent | null = null;
+let stopped = false;
+
+function error(message: string): void {
+  errorCount++;
+  if (errors.length < 5) errors.push(message);
 }
 
-class Dashboards {
-  readonly #spec: DashboardSpec;
-  readonly #index: Map<string, number>;
-  readonly views: DashboardView[];
-  readonly errors: string[] = [];
-  errorCount = 0;
-  readonly #sockets: WebSocket[] = [];
-  readonly #timers: NodeJS.Timeout[] = [];
-  #agent: Agent | null = null;
-  #stopped = false;
-
-  get nodeCount(): number {
-    return this.#spec.nodeIds.length;
-  }
-
-  constructor(spec: DashboardSpec) {
-    this.#spec = spec;
-    this.#index = new Map(spec.nodeIds.map((id, i) => [id, i]));
-    this.views = Array.from(
-      { length: spec.dashboards },
-      () => new DashboardView(spec.nodeIds.length, spec.initial),
-    );
-  }
-
-  #error(message: string): void {
-    this.errorCount++;
-    if (this.errors.length < MAX_ERRORS_KEPT) this.errors.push(message);
-  }
-
-  async start() {
-    if (this.#spec.mode === 'poll') {
-      this.#startPolling();
-      return { opened: this.views.length, failed: 0, failures: [] };
-    }
-    let failed = 0;
-    const failures: string[] = [];
-    await inLanes(this.views.length, this.#spec.connectConcurrency, async (i) => {
-      const error = await this.#subscribe(i);
-      if (error !== null) {
-        failed++;
-        if (failures.length < MAX_ERRORS_KEPT) failures.push(`dashboard ${i}: ${error}`);
+/** Opens dashboard `i`'s socket and subscription; resolves null once tRPC says `started`. */
+function subscribe(i: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const settle = settleOnce<string | null>(resolve, 30_000, 'subscribe timeout');
+    const socket = new WebSocket(wsUrl(spec.baseUrl), { perMessageDeflate: false });
+    sockets.push(socket);
+    socket.on('open', () => {
+      socket.send(paramsFrame(spec.token));
+      const input = { json: { filter: { types: ['presence.changed'] } } };
+      const params = { path: 'fleet.events', input };
+      socket.send(JSON.stringify({ id: SUBSCRIPTION_ID, method: 'subscription', params }));
+    });
+    socket.on('message', (data, isBinary) => {
+      const arrival = preciseNow();
+      const frame = frameOf(socket, data, isBinary) as Frame | null;
+      if (frame?.id !== SUBSCRIPTION_ID) return; // reconnect notifications
+      if (frame.error) {
+        const code = errorCode(frame.error, 'error');
+        error(`dashboard ${i}: subscription error ${code}`);
+        return settle(code);
+      }
+      const type = frame.result?.type;
+      if (type === 'started') settle(null);
+      else if (type === 'stopped') error(`dashboard ${i}: subscription stopped`);
+      else if (type === 'data') {
+        const event = (frame.result?.data as { json?: { data?: FleetEvent } }).json?.data;
+        const node = event?.nodeId ? index.get(event.nodeId) : undefined;
+        const to = event?.data?.to;
+        if (node === undefined || !to || !event?.at) return; // not a tracked node
+        views[i]!.observe(node, to, arrival, Date.parse(event.at), event.data?.cause ?? null);
       }
     });
-    return { opened: this.views.length - failed, failed, failures };
-  }
-
-  /** Opens dashboard `i`'s socket and subscription; resolves null once tRPC says `started`. */
-  #subscribe(i: number): Promise<string | null> {
-    const view = this.views[i]!;
-    return new Promise((resolve) => {
-      const settle = settleOnce<string | null>(resolve, 30_000, 'subscribe timeout');
-      const socket = new WebSocket(wsUrl(this.#spec.baseUrl), { perMessageDeflate: false });
-      this.#sockets.push(socket);
-      socket.on('open', () => {
-        socket.send(paramsFrame(this.#spec.token));
-        socket.send(
-          JSON.stringify({
-            id: SUBSCRIPTION_ID,
-            method: 'subscription',
-            params: {
-              path: 'fleet.events',
-              input: { json: { filter: { types: ['presence.changed'] } } },
-            },
-          }),
-        );
-      });
-      socket.on('message', (data, isBinary) => {
-        const arrival = preciseNow();
-        const frame = frameOf(socket, data, isBinary) as FleetEventFrame | null;
-        if (frame?.id !== SUBSCRIPTION_ID) return; // reconnect notifications
-        if (frame.error) {
-          const shape = frame.error.json;
-          const code = shape?.data?.tetherError?.code ?? shape?.message ?? 'error';
-          this.#error(`dashboard ${i}: subscription error ${code}`);
-          settle(code);
-          return;
-        }
-        const type = frame.result?.type;
-        if (type === 'started') settle(null);
-        else if (type === 'stopped') this.#error(`dashboard ${i}: subscription stopped`);
-        else if (type === 'data') {
-          const event = frame.result?.data?.json?.data;
-          const node = event?.nodeId ? this.#index.get(event.nodeId) : undefined;
-          const to = event?.data?.to;
-          if (node === undefined || !to || !event?.at) return; // not a tracked node
-          view.observe(node, to, arrival, Date.parse(event.at), event.data?.cause ?? null);
-        }
-      });
-      socket.on('error', (error) => settle(error.message));
-      socket.on('close', (code) => {
-        settle(`closed ${code}`);
-        if (!this.#stopped) this.#error(`dashboard ${i}: socket closed ${code}`);
-      });
+    socket.on('error', (e) => settle(e.message));
+    socket.on('close', (code) => {
+      settle(`closed ${code}`);
+      if (!stopped) error(`dashboard ${i}: socket closed ${code}`);
     });
-  }
-
-  #startPolling(): void {
-    const { nodeIds, pollIntervalMs, baseUrl } = this.#spec;
-    const url = new URL(baseUrl);
-    const input = encodeURIComponent(
-      JSON.stringify({ json: { from: nodeIds[0], to: nodeIds[nodeIds.length - 1] } }),
-    );
-    const path = `/trpc/presence.list?input=${input}`;
-    this.#agent = new Agent({ keepAlive: true, maxSockets: 64 });
-    const agent = this.#agent;
-    this.views.forEach((view, i) => {
-      let due = preciseNow() + Math.random() * pollIntervalMs;
-      const poll = (): void => {
-        if (this.#stopped) return;
-        const req = request(
-          { agent, hostname: url.hostname, port: url.port, method: 'GET', path },
-          (res) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (chunk: Buffer) => chunks.push(chunk));
-            res.on('end', () => {
-              const arrival = preciseNow();
-              if (res.statusCode === 200) {
-                try {
-                  const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-                    result: { data: { json: { nodeId: string; healthState: Health }[] } };
-                  };
-                  for (const row of body.result.data.json) {
-                    const node = this.#index.get(row.nodeId);
-                    if (node !== undefined) view.observe(node, row.healthState, arrival);
-                  }
-                } catch (error) {
-                  this.#error(`dashboard ${i}: poll answer ${String(error)}`);
-                }
-              } else {
-                this.#error(`dashboard ${i}: poll HTTP ${res.statusCode}`);
-              }
-              schedule();
-            });
-          },
-        );
-        req.on('error', (error: NodeJS.ErrnoException) => {
-          this.#error(`dashboard ${i}: poll ${error.code ?? error.message}`);
-          schedule();
-        });
-        req.end();
-      };
-      const schedule = (): void => {
-        due += pollIntervalMs;
-        this.#timers[i] = setTimeout(poll, Math.max(0, due - preciseNow()));
-      };
-      this.#timers[i] = setTimeout(poll, Math.max(0, due - preciseNow()));
-    });
-  }
-
-  async close(): Promise<void> {
-    this.#stopped = true;
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#agent?.destroy();
-    await closeSockets(this.#sockets);
-  }
+  });
 }
 
-let dashboards: Dashboards | null = null;
+/** Dashboard `i` polls every interval from a random phase, one poll at a time. */
+function poll(i: number, path: string): void {
+  const { hostname, port } = new URL(spec.baseUrl);
+  const { pollIntervalMs = 1_000 } = spec;
+  let due = preciseNow() + Math.random() * pollIntervalMs;
+  const schedule = (): void => {
+    timers[i] = setTimeout(once, Math.max(0, due - preciseNow()));
+    due += pollIntervalMs;
+  };
+  type Rows = { result: { data: { json: { nodeId: string; healthState: Health }[] } } };
+  const answer = (status: number | undefined, body: string, arrival: number): void => {
+    if (status !== 200) return error(`dashboard ${i}: poll HTTP ${status}`);
+    try {
+      for (const row of (JSON.parse(body) as Rows).result.data.json) {
+        const node = index.get(row.nodeId);
+        if (node !== undefined) views[i]!.observe(node, row.healthState, arrival, NaN, null);
+      }
+    } catch (e) {
+      error(`dashboard ${i}: poll answer ${String(e)}`);
+    }
+  };
+  function once(): void {
+    if (stopped) return;
+    const req = request({ agent: agent!, hostname, port, method: 'GET', path }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const arrival = preciseNow();
+        answer(res.statusCode, Buffer.concat(chunks).toString('utf8'), arrival);
+        schedule();
+      });
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      error(`dashboard ${i}: poll ${e.code ?? e.message}`);
+      schedule();
+    });
+    req.end();
+  }
+  schedule();
+}
 
 export const handlers = {
-  init(spec: DashboardSpec) {
-    dashboards = new Dashboards(spec);
-    return dashboards.start();
+  async init(dashboards: DashboardSpec) {
+    spec = dashboards;
+    const { nodeIds } = spec;
+    index = new Map(nodeIds.map((id, i) => [id, i]));
+    views = Array.from(
+      { length: spec.dashboards },
+      () => new DashboardView(nodeIds.length, spec.initial),
+    );
+    if (spec.mode === 'poll') {
+      const range = { json: { from: nodeIds[0], to: nodeIds[nodeIds.length - 1] } };
+      const path = `/trpc/presence.list?input=${encodeURIComponent(JSON.stringify(range))}`;
+      agent = new Agent({ keepAlive: true, maxSockets: 64 });
+      views.forEach((_, i) => poll(i, path));
+      return { opened: views.length, failures: [] };
+    }
+    const failures: string[] = [];
+    await inLanes(views.length, 32, async (i) => {
+      const failed = await subscribe(i);
+      if (failed !== null) failures.push(`dashboard ${i}: ${failed}`);
+    });
+    return { opened: views.length - failures.length, failures: failures.slice(0, 5) };
   },
   /** How many dashboards show every tracked node in the `expect`ed health right now. */
-  probe: (expect: Health[]): number => dashboards?.views.filter((v) => v.shows(expect)).length ?? 0,
+  probe: (expect: Health[]): number => views.filter((v) => v.shows(expect)).length,
   /** Matches every dashboard's observations against the driver's changes (delivery.ts). */
-  match(changes: PresenceChange[], since: number, rule: MatchRule): DeliverySummary {
-    if (!dashboards) throw new Error('match before init');
-    const { views, nodeCount, errors, errorCount } = dashboards;
-    return { ...matchDeliveries(views, changes, nodeCount, since, rule), errors, errorCount };
+  match(changes: PresenceChange[], since: number, rule: MatchRule) {
+    const matched = matchDeliveries(views, changes, spec.nodeIds.length, since, rule);
+    return { ...matched, errors, errorCount };
   },
-  close: () => dashboards?.close(),
+  async close() {
+    stopped = true;
+    for (const timer of timers) clearTimeout(timer);
+    agent?.destroy();
+    await closeSockets(sockets);
+  },
 };

@@ -1,188 +1,131 @@
 /**
- * The presence driver, a child process of its own (apart from the server and the dashboards): it
- * changes nodes' presence on a steady schedule over WebSocket and logs when it did each change —
- * the reference instant of the fan-out and close → offline latencies.
+ * The presence driver (docs/performance.md, "Presence latency"): changes nodes' presence on a
+ * steady schedule over WebSocket and logs when it did each change, the latencies' reference.
  */
 import type { Health, PresenceChange } from '../delivery.js';
 import { preciseNow, sleepUntil } from '../ipc.js';
 import { HEARTBEAT, settleOnce, WsTransport, type NodeIdentity } from '../wire.js';
 
-const MAX_FAILURES_KEPT = 5;
-
+/** Flip: `changes` beats at `rate`/s; churn: per node an open (`rate`/s), a close `holdMs` later. */
 export interface DriverSpec {
   mode: 'flip' | 'churn';
   baseUrl: string;
   nodes: NodeIdentity[];
-  /** Flip: changes to make; churn: one open/close pair per node. */
   changes: number;
-  /** Changes (flip) or opens (churn) per second. */
   rate: number;
-  /** Churn: how long a socket stays open before it is closed. */
   holdMs: number;
   requestTimeoutMs: number;
 }
 
-export type DriverReport = Awaited<ReturnType<Driver['run']>>;
+export type DriverReport = Awaited<ReturnType<typeof handlers.run>>;
 
-class Driver {
-  readonly #spec: DriverSpec;
-  readonly #transport: WsTransport;
-  readonly #changes: PresenceChange[] = [];
-  readonly #failures: string[] = [];
-  #lagMaxMs = 0;
+let spec: DriverSpec;
+let transport: WsTransport;
+const changes: PresenceChange[] = [];
+const failures: string[] = [];
+let lagMaxMs = 0;
+/** Flip turns skipped (the node's previous change unanswered). */
+let skipped = 0;
+/** Each node's health after the driver's last successful change. */
+let final: Health[] = [];
 
-  constructor(spec: DriverSpec) {
-    this.#spec = spec;
+function failure(message: string): void {
+  if (failures.length < 5) failures.push(message);
+}
+
+/** Sleeps until `due`, then notes how late it woke. */
+async function at(due: number): Promise<void> {
+  await sleepUntil(due);
+  lagMaxMs = Math.max(lagMaxMs, preciseNow() - due);
+}
+
+/** Logs a change made now (not yet `ok`). */
+function change(node: number, health: Health, cause: string | null): PresenceChange {
+  const made: PresenceChange = { node, health, at: preciseNow(), cause, ok: false, ackMs: null };
+  changes.push(made);
+  return made;
+}
+
+/** A beat that must be answered within the request timeout; resolves with the error, if any. */
+function beat(node: number, healthState: Health): Promise<string | null> {
+  return new Promise((resolve) => {
+    const settle = settleOnce<string | null>(resolve, spec.requestTimeoutMs, 'timeout');
+    const { nodeId } = spec.nodes[node]!;
+    if (!transport.send(node, HEARTBEAT, { nodeId, healthState }, settle)) settle('not_connected');
+  });
+}
+
+/** Change i, due at start + i / rate, flips node i mod n; a node never has two in flight. */
+async function flip(startAt: number): Promise<void> {
+  final = spec.nodes.map(() => 'online');
+  const busy = spec.nodes.map(() => false);
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < spec.changes; i++) {
+    await at(startAt + (i * 1000) / spec.rate);
+    const node = i % spec.nodes.length;
+    if (busy[node]) {
+      skipped++;
+      continue;
+    }
+    const made = change(node, final[node] === 'online' ? 'degraded' : 'online', 'heartbeat');
+    busy[node] = true;
+    const done = beat(node, made.health).then((error) => {
+      busy[node] = false;
+      made.ackMs = preciseNow() - made.at;
+      if (error === null) {
+        made.ok = true;
+        final[node] = made.health;
+      } else {
+        made.error = error;
+        failure(`${spec.nodes[node]!.nodeId}: beat ${error}`);
+      }
+    });
+    pending.push(done);
+  }
+  await Promise.all(pending);
+}
+
+/** Node i opens at start + i / rate and closes `holdMs` later. */
+async function churn(startAt: number): Promise<void> {
+  const lifecycles = spec.nodes.map(async ({ nodeId }, i) => {
+    const due = startAt + (i * 1000) / spec.rate;
+    await at(due);
+    // Usually cause `connection` (the bind), but the first beat may commit first (`heartbeat`).
+    const opened = change(i, 'online', null);
+    const error = await transport.openOne(i);
+    opened.ackMs = preciseNow() - opened.at;
+    if (error !== null) {
+      opened.error = error;
+      return failure(`${nodeId}: open ${error}`);
+    }
+    opened.ok = true;
+    await at(due + spec.holdMs);
+    const closed = change(i, 'offline', 'connection');
+    closed.ok = transport.closeOne(i, 'bench churn');
+    if (!closed.ok) {
+      closed.error = 'socket already closed';
+      failure(`${nodeId}: socket closed before its turn`);
+    }
+  });
+  await Promise.all(lifecycles);
+  final = spec.nodes.map(() => 'offline');
+}
+
+export const handlers = {
+  /** Flip mode connects every node up front; churn mode connects them on schedule. */
+  async init(driver: DriverSpec): Promise<{ opened: number }> {
+    spec = driver;
     const { baseUrl, nodes, requestTimeoutMs } = spec;
-    this.#transport = new WsTransport({
+    transport = new WsTransport({
       ...{ baseUrl, nodes, requestTimeoutMs },
       ...{ connectConcurrency: 32, httpMaxSockets: 1 },
     });
-  }
-
-  #failure(message: string): void {
-    if (this.#failures.length < MAX_FAILURES_KEPT) this.#failures.push(message);
-  }
-
-  /** Flip mode connects every node up front; churn mode connects them on schedule. */
-  async connect(): Promise<{ opened: number; failures: string[] }> {
-    if (this.#spec.mode === 'churn') return { opened: 0, failures: [] };
-    const { opened, failures } = await this.#transport.connect();
-    return { opened, failures };
-  }
-
-  /**
-   * The changes made, flip turns skipped (the node's previous change unanswered), connect
-   * failures, and how late the driver acted versus its schedule (ms).
-   */
-  async run(startAt: number) {
-    const skipped =
-      this.#spec.mode === 'flip' ? await this.#flip(startAt) : await this.#churn(startAt);
-    return { changes: this.#changes, skipped, failures: this.#failures, lagMaxMs: this.#lagMaxMs };
-  }
-
-  #late(due: number): void {
-    this.#lagMaxMs = Math.max(this.#lagMaxMs, preciseNow() - due);
-  }
-
-  /** A beat that must be answered within the request timeout; resolves with the error, if any. */
-  #beat(node: number, health: Health): Promise<string | null> {
-    return new Promise((resolve) => {
-      const settle = settleOnce<string | null>(resolve, this.#spec.requestTimeoutMs, 'timeout');
-      const sent = this.#transport.send(
-        node,
-        HEARTBEAT,
-        { nodeId: this.#spec.nodes[node]!.nodeId, healthState: health },
-        settle,
-      );
-      if (!sent) settle('not_connected');
-    });
-  }
-
-  async #flip(startAt: number): Promise<number> {
-    const { nodes, changes, rate } = this.#spec;
-    const health: Health[] = nodes.map(() => 'online');
-    const busy = nodes.map(() => false);
-    const pending: Promise<void>[] = [];
-    let skipped = 0;
-    for (let i = 0; i < changes; i++) {
-      const due = startAt + (i * 1000) / rate;
-      await sleepUntil(due);
-      this.#late(due);
-      const node = i % nodes.length;
-      if (busy[node]) {
-        skipped++;
-        continue;
-      }
-      const target: Health = health[node] === 'online' ? 'degraded' : 'online';
-      const change: PresenceChange = {
-        node,
-        health: target,
-        at: preciseNow(),
-        cause: 'heartbeat',
-        ok: false,
-        ackMs: null,
-      };
-      this.#changes.push(change);
-      busy[node] = true;
-      pending.push(
-        this.#beat(node, target).then((error) => {
-          busy[node] = false;
-          change.ackMs = preciseNow() - change.at;
-          if (error === null) {
-            change.ok = true;
-            health[node] = target;
-          } else {
-            change.error = error;
-            this.#failure(`${nodes[node]!.nodeId}: beat ${error}`);
-          }
-        }),
-      );
-    }
-    await Promise.all(pending);
-    return skipped;
-  }
-
-  async #churn(startAt: number): Promise<number> {
-    const { nodes, rate, holdMs } = this.#spec;
-    const lifecycles = nodes.map(async (node, i) => {
-      const due = startAt + (i * 1000) / rate;
-      await sleepUntil(due);
-      this.#late(due);
-      const opened: PresenceChange = {
-        node: i,
-        health: 'online',
-        at: preciseNow(),
-        // Usually `connection` (the bind), but the first beat may commit before the bind and
-        // bring the node online itself (`heartbeat`): either way the node is online.
-        cause: null,
-        ok: false,
-        ackMs: null,
-      };
-      this.#changes.push(opened);
-      const error = await this.#transport.openOne(i);
-      opened.ackMs = preciseNow() - opened.at;
-      if (error !== null) {
-        opened.error = error;
-        this.#failure(`${node.nodeId}: open ${error}`);
-        return;
-      }
-      opened.ok = true;
-      await sleepUntil(due + holdMs);
-      this.#late(due + holdMs);
-      const closedAt = preciseNow();
-      const closed = this.#transport.closeOne(i, 'bench churn');
-      this.#changes.push({
-        node: i,
-        health: 'offline',
-        at: closedAt,
-        cause: 'connection',
-        ok: closed,
-        ackMs: null,
-        ...(closed ? {} : { error: 'socket already closed' }),
-      });
-      if (!closed) this.#failure(`${node.nodeId}: socket closed before its turn`);
-    });
-    await Promise.all(lifecycles);
-    return 0;
-  }
-
-  close(): Promise<void> {
-    return this.#transport.close();
-  }
-}
-
-let driver: Driver | null = null;
-
-export const handlers = {
-  init(spec: DriverSpec) {
-    driver = new Driver(spec);
-    return driver.connect();
+    return spec.mode === 'churn' ? { opened: 0 } : transport.connect();
   },
   /** Runs the schedule from `startAt`; resolves once every change has been answered. */
-  run(startAt: number) {
-    if (!driver) throw new Error('run before init');
-    return driver.run(startAt);
+  async run(startAt: number) {
+    await (spec.mode === 'flip' ? flip(startAt) : churn(startAt));
+    return { changes, final, skipped, failures, lagMaxMs };
   },
-  close: () => driver?.close(),
+  close: () => transport?.close(),
 };

@@ -1,9 +1,10 @@
-/** WS close → offline under ingest load. */
-import type { Health } from '../delivery.js';
+/** WS close → offline under ingest load (docs/performance.md, "Presence latency"). */
 import { failedOf, runLoad, type Step } from '../load.js';
 import {
+  attempt,
   createWatchedFleet,
   presenceRun,
+  quantiles,
   summariseDriver,
   type WatchedFleet,
 } from '../presence.js';
@@ -11,6 +12,7 @@ import { mb, metric, ms, num, type Column } from '../report.js';
 import type { DriverReport } from '../roles/presence-driver.js';
 import {
   lines,
+  scaledFloors,
   withServer,
   type BenchContext,
   type FloorCheck,
@@ -19,12 +21,7 @@ import {
 } from '../scenario.js';
 import type { ServerExit, ServerProcess } from '../servers.js';
 
-/**
- * A `background` fleet beats at `step.cadenceMs`; `closes` other nodes are opened and closed by the
- * driver, spread over the window, each connected `holdMs`. 2 000 beats/s: the fastest rate the
- * server sustains with headroom on the development machine, so the closes meet a loaded, not a
- * drowning, server.
- */
+/** 2 000 beats/s in the background: the closes meet a loaded, not a drowning, server. */
 const FULL = {
   background: 2_000,
   step: { cadenceMs: 1_000, payload: 'plain', warmupMs: 5_000, measureMs: 40_000 } satisfies Step,
@@ -57,10 +54,7 @@ function measure(ctx: BenchContext, server: ServerProcess, shape: Shape, fleet: 
   const watch = { processes: 2, mode: 'feed', dashboards: 2, initial: 'offline' } as const;
   return presenceRun(server.baseUrl, fleet, drive, watch, async (churn, _opened, dashboards) => {
     // Started from inside runLoad, once the step's window is known; awaited after it.
-    const schedule: { startAt: number; run: Promise<DriverReport> | null } = {
-      startAt: 0,
-      run: null,
-    };
+    const schedule = { startAt: 0, run: null as Promise<DriverReport> | null };
     const background = await runLoad(
       {
         transport: 'ws',
@@ -84,16 +78,14 @@ function measure(ctx: BenchContext, server: ServerProcess, shape: Shape, fleet: 
     );
     if (!schedule.run) throw new Error('the load step never started');
     const report = await schedule.run;
-    const offline: Health[] = fleet.nodes.map(() => 'offline');
-    const settledMs = await dashboards.waitFor(offline, 10_000);
+    const settledMs = await dashboards.waitFor(report.final, 10_000);
     const delivery = await dashboards.match(report.changes, schedule.startAt, 'every');
-    const step = background.steps[0]!;
+    const driver = summariseDriver(report);
     ctx.log(
-      `  ${report.changes.filter((c) => c.health === 'offline' && c.ok).length} closes: ` +
-        `offline seen p99 ${ms(delivery.latency.offline.p99Ms)} ms, ` +
+      `  ${driver.made.offline} closes: offline seen p99 ${ms(delivery.latency.offline.p99Ms)} ms, ` +
         `${delivery.received}/${delivery.expected} changes seen`,
     );
-    return { background: step, driver: summariseDriver(report), delivery, settledMs };
+    return { background: background.steps[0]!, driver, delivery, settledMs };
   });
 }
 
@@ -116,10 +108,7 @@ const COLUMNS: Column<CloseRun>[] = [
     header: 'offline seen',
     cell: (r) => `${num(offlineCounts(r).seen)}/${num(offlineCounts(r).expected)}`,
   },
-  metric('p50 ms', ms, (r) => r.delivery.latency.offline.p50Ms),
-  metric('p95 ms', ms, (r) => r.delivery.latency.offline.p95Ms),
-  metric('p99 ms', ms, (r) => r.delivery.latency.offline.p99Ms),
-  metric('max ms', ms, (r) => r.delivery.latency.offline.maxMs),
+  ...quantiles((r: CloseRun) => r.delivery.latency.offline),
   metric('close→at p99 ms', ms, (r) => r.delivery.toEventAt.offline.p99Ms),
   metric('open→online p99 ms', ms, (r) => r.delivery.latency.online.p99Ms),
   metric('srv CPU %', num, (r) => r.background.server?.cpuPercent),
@@ -158,36 +147,26 @@ function notesOf(r: CloseRun | null, shape: Shape): string[] {
   );
 }
 
-function floorsOf(r: CloseRun | null, shape: Shape, quick: boolean): FloorCheck[] {
-  const rate = backgroundRate(shape);
-  const scaled = quick
-    ? { scaled: `--quick: ${num(shape.closes)} closes under ${num(rate)}/s` }
-    : {};
-  if (!r) {
-    return [
-      {
-        floor: `WS close → offline under ${num(rate)} beats/s: p99 ≤ 1 s`,
-        measured: 'run failed',
-        met: false,
-        ...scaled,
-      },
-    ];
-  }
+/** Counts only if the background load was sustained (≥ 99 %, nothing failed), every close seen. */
+function floorOf(r: CloseRun | null, shape: Shape): FloorCheck {
+  const rate = num(backgroundRate(shape));
+  if (!r)
+    return {
+      floor: `WS close → offline under ${rate} beats/s: p99 ≤ 1 s`,
+      measured: 'run failed',
+      met: false,
+    };
   const off = r.delivery.latency.offline;
-  const counts = offlineCounts(r);
+  const { seen, expected } = offlineCounts(r);
   const s = r.background;
   const loaded = s.achievedRate >= s.offeredRate * 0.99 && failedOf(s) === 0;
-  return [
-    {
-      floor: `WS close → offline under ${num(rate)} WS beats/s: p99 ≤ 1 s, every close seen`,
-      measured:
-        `p99 ${ms(off.p99Ms)} ms (p50 ${ms(off.p50Ms)}, max ${ms(off.maxMs)}); ${num(counts.seen)} of ` +
-        `${num(counts.expected)} seen; background ${num(s.achievedRate)}/s of ${num(s.offeredRate)}/s`,
-      met:
-        counts.expected > 0 && counts.seen === counts.expected && off.p99Ms <= FLOOR_MS && loaded,
-      ...scaled,
-    },
-  ];
+  return {
+    floor: `WS close → offline under ${rate} WS beats/s: p99 ≤ 1 s, every close seen`,
+    measured:
+      `p99 ${ms(off.p99Ms)} ms (p50 ${ms(off.p50Ms)}, max ${ms(off.maxMs)}); ${num(seen)} of ` +
+      `${num(expected)} seen; background ${num(s.achievedRate)}/s of ${num(s.offeredRate)}/s`,
+    met: expected > 0 && seen === expected && off.p99Ms <= FLOOR_MS && loaded,
+  };
 }
 
 export const closeOffline: Scenario = {
@@ -196,26 +175,23 @@ export const closeOffline: Scenario = {
   needs: (quick) => ({ nodes: (quick ? QUICK : FULL).background }),
   async run(ctx): Promise<ScenarioResult> {
     const shape = ctx.quick ? QUICK : FULL;
-    let run: CloseRun | null = null;
-    let failure: string | null = null;
-    try {
+    const notes: string[] = [];
+    const run = await attempt(ctx, 'close-offline', '', notes, async () => {
       const fleet = await createWatchedFleet(ctx.db, 'closeoff', shape.closes);
-      run = await withServer(ctx, 'tether', 'close-offline', (server) =>
+      return withServer(ctx, 'tether', 'close-offline', (server) =>
         measure(ctx, server, shape, fleet),
       );
-    } catch (error) {
-      failure = error instanceof Error ? error.message : String(error);
-      ctx.log(`  close-offline failed: ${failure}`);
-    }
+    });
     const rows = run ? [['tether', ...COLUMNS.map((c) => c.cell(run))]] : [];
     rows.push(['baseline', ...COLUMNS.map(() => 'n/a')]);
+    const scaled = `--quick: ${num(shape.closes)} closes under ${num(backgroundRate(shape))}/s`;
     return {
       name: this.name,
       title: this.title,
       parameters: { ...shape, backgroundRate: backgroundRate(shape) },
       tables: [{ headers: ['server', ...COLUMNS.map((c) => c.header)], rows }],
-      notes: [...(failure ? [`run failed: ${failure}`] : []), ...notesOf(run, shape)],
-      floors: floorsOf(run, shape, ctx.quick),
+      notes: [...notes, ...notesOf(run, shape)],
+      floors: scaledFloors([floorOf(run, shape)], ctx.quick ? scaled : undefined),
       data: run,
     };
   },

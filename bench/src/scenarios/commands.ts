@@ -1,4 +1,4 @@
-/** Commands: an operator invokes `echo` on online nodes and waits for each result. */
+/** Commands: an operator invokes `echo` on online nodes, waits for each result (docs/performance.md). */
 import { Histogram } from '../histogram.js';
 import { Child, children, exitAll, sleep } from '../ipc.js';
 import { compareRows, metric, ms, num, type Column } from '../report.js';
@@ -6,103 +6,95 @@ import type { handlers } from '../roles/commands.js';
 import {
   closeSession,
   createSession,
-  type BenchContext,
-  type FloorCheck,
-  type Scenario,
-  type ScenarioResult,
+  scaledFloors,
   withServer,
+  type BenchContext,
+  type Scenario,
 } from '../scenario.js';
 import type { ServerProcess, Target } from '../servers.js';
 import { issueParticipantToken } from '../tether-internals.js';
 
-interface Shape {
-  nodes: number;
-  concurrency: number;
-  warmupMs: number;
-  durationMs: number;
-}
-
-const FULL: Shape = { nodes: 1_000, concurrency: 100, warmupMs: 5_000, durationMs: 20_000 };
-const QUICK: Shape = { nodes: 100, concurrency: 20, warmupMs: 2_000, durationMs: 8_000 };
-
+const FULL = { nodes: 1_000, concurrency: 100, warmupMs: 5_000, durationMs: 20_000 };
+const QUICK: typeof FULL = { nodes: 100, concurrency: 20, warmupMs: 2_000, durationMs: 8_000 };
 /** Nodes poll (and the caller polls) this often in the baseline. */
 const POLL_MS = 1_000;
-
-/**
- * One operator invokes hundreds of commands a second, and every node acknowledges and answers each:
- * the per-principal mutation limit (600/min by default) is raised out of the way.
- */
+/** One operator invokes hundreds a second: the per-principal mutation limit is raised. */
 const TETHER_COMMANDS_ENV = { TETHER_RATE_MUTATIONS_PER_MINUTE: '10000000' };
 
 type TargetRun = Awaited<ReturnType<typeof runTarget>>;
 
-async function runTarget(ctx: BenchContext, target: Target, shape: Shape, token: string) {
+/** `nodes` online in node host processes, then the driver's closed loop against them. */
+async function measure(
+  ctx: BenchContext,
+  server: ServerProcess,
+  target: Target,
+  shape: typeof FULL,
+  ids: { token: string; sessionId: string | null },
+) {
   const nodes = ctx.fleet.nodes.slice(0, shape.nodes);
-  const sessionId = target === 'tether' ? await createSession(ctx, 'bench commands') : null;
-  const env = target === 'tether' ? { env: TETHER_COMMANDS_ENV } : {};
+  ctx.log(` ${target} (pid ${server.pid}): ${num(nodes.length)} nodes`);
+  const hosts = children<typeof handlers>('commands', ctx.generators);
+  let driver: Child<typeof handlers> | null = null;
   try {
-    return await withServer(ctx, target, 'commands', (server) => measure(server), {
-      ...env,
-      quiet: true,
-    });
-  } finally {
-    if (sessionId) await closeSession(ctx, sessionId);
-  }
-
-  async function measure(server: ServerProcess) {
-    ctx.log(` ${target} (pid ${server.pid}): ${num(nodes.length)} nodes`);
-    const hosts = children<typeof handlers>('commands', ctx.generators);
-    let driver: Child<typeof handlers> | null = null;
-    try {
-      const per = Math.ceil(nodes.length / ctx.generators);
-      const started = performance.now();
-      await Promise.all(
-        hosts.map((host, h) =>
-          host.call('init', {
-            ...{
-              target,
-              baseUrl: server.baseUrl,
-              ownerParticipantId: ctx.fleet.ownerParticipantId,
-            },
-            ...{ sessionId, nodes: nodes.slice(h * per, (h + 1) * per) },
-            ...{ connectConcurrency: 50, pollIntervalMs: POLL_MS },
-          }),
-        ),
-      );
-      let online = 0;
-      for (;;) {
-        online = (await Promise.all(hosts.map((h) => h.call('online')))).reduce((a, b) => a + b, 0);
-        if (online >= nodes.length) break;
-        if (performance.now() - started > 180_000) {
-          throw new Error(`only ${online}/${nodes.length} nodes online after 180 s`);
-        }
-        await sleep(250);
+    const per = Math.ceil(nodes.length / ctx.generators);
+    const started = performance.now();
+    const { baseUrl } = server;
+    await Promise.all(
+      hosts.map((host, h) =>
+        host.call('init', {
+          ...{ target, baseUrl, ownerParticipantId: ctx.fleet.ownerParticipantId },
+          ...{ sessionId: ids.sessionId, nodes: nodes.slice(h * per, (h + 1) * per) },
+          ...{ connectConcurrency: 50, pollIntervalMs: POLL_MS },
+        }),
+      ),
+    );
+    let online = 0;
+    for (;;) {
+      online = (await Promise.all(hosts.map((h) => h.call('online')))).reduce((a, b) => a + b, 0);
+      if (online >= nodes.length) break;
+      if (performance.now() - started > 180_000) {
+        throw new Error(`only ${online}/${nodes.length} nodes online after 180 s`);
       }
-      const onlineMs = performance.now() - started;
-      ctx.log(`  ${num(online)} online in ${num(onlineMs / 1000, 1)} s; invoking`);
-      await server.loopLag(); // reset the server's window
-      driver = new Child<typeof handlers>('commands', 'commands driver');
-      const report = await driver.call('run', {
-        ...{ target, baseUrl: server.baseUrl, token, nodeIds: nodes.map((n) => n.nodeId) },
-        ...{ concurrency: shape.concurrency, warmupMs: shape.warmupMs },
-        ...{ durationMs: shape.durationMs, callerPollMs: POLL_MS, timeoutMs: 60_000 },
-      });
-      const serverLoopLag = await server.loopLag();
-      const latency = Histogram.from([report.latency]).summary();
-      ctx.log(
-        `  ${num(report.ok)} ok, ${num(report.failed)} failed: ${num(report.ok / (report.windowMs / 1000), 1)}/s, ` +
-          `p50 ${ms(latency.p50Ms)} ms, p99 ${ms(latency.p99Ms)} ms`,
-      );
-      return { target, nodesOnline: online, onlineMs, driver: report, serverLoopLag };
-    } finally {
-      await driver?.exit();
-      await exitAll(hosts);
+      await sleep(250);
     }
+    const onlineMs = performance.now() - started;
+    ctx.log(`  ${num(online)} online in ${num(onlineMs / 1000, 1)} s; invoking`);
+    await server.loopLag(); // reset the server's window
+    driver = new Child<typeof handlers>('commands', 'commands driver');
+    const report = await driver.call('run', {
+      ...{ target, baseUrl, token: ids.token, nodeIds: nodes.map((n) => n.nodeId) },
+      ...{ concurrency: shape.concurrency, warmupMs: shape.warmupMs },
+      ...{ durationMs: shape.durationMs, callerPollMs: POLL_MS, timeoutMs: 60_000 },
+    });
+    const serverLoopLag = await server.loopLag();
+    const run = { target, nodesOnline: online, onlineMs, driver: report, serverLoopLag };
+    ctx.log(
+      `  ${num(report.ok)} ok, ${num(report.failed)} failed: ${num(rate(run), 1)}/s, ` +
+        `p50 ${ms(latency(run).p50Ms)} ms, p99 ${ms(latency(run).p99Ms)} ms`,
+    );
+    return run;
+  } finally {
+    await driver?.exit();
+    await exitAll(hosts);
   }
 }
 
-const rate = (r: TargetRun): number => r.driver.ok / (r.driver.windowMs / 1000);
-const latency = (r: TargetRun) => Histogram.from([r.driver.latency]).summary();
+/** One server: Tether's SDK nodes attach to a session of their own, closed afterwards. */
+async function runTarget(ctx: BenchContext, target: Target, shape: typeof FULL, token: string) {
+  const sessionId = target === 'tether' ? await createSession(ctx, 'bench commands') : null;
+  const options = { quiet: true, ...(target === 'tether' ? { env: TETHER_COMMANDS_ENV } : {}) };
+  try {
+    const run = (server: ServerProcess) =>
+      measure(ctx, server, target, shape, { token, sessionId });
+    return await withServer(ctx, target, 'commands', run, options);
+  } finally {
+    if (sessionId) await closeSession(ctx, sessionId);
+  }
+}
+
+type Run = Pick<TargetRun, 'driver'>;
+const rate = (r: Run): number => r.driver.ok / (r.driver.windowMs / 1000);
+const latency = (r: Run) => Histogram.from([r.driver.latency]).summary();
 
 const COMMANDS: Column<TargetRun>[] = [
   metric('nodes online', num, (r) => r.nodesOnline, false),
@@ -119,26 +111,19 @@ export const commands: Scenario = {
   name: 'commands',
   title: 'Commands to online SDK nodes: invocations/s and round trip (echo)',
   needs: (quick) => ({ nodes: (quick ? QUICK : FULL).nodes }),
-  async run(ctx): Promise<ScenarioResult> {
+  async run(ctx) {
     const shape = ctx.quick ? QUICK : FULL;
-    const issued = await issueParticipantToken(
-      ctx.db,
-      ctx.fleet.ownerParticipantId,
-      'bench commands',
-    );
-    const tether = await runTarget(ctx, 'tether', shape, issued.token);
-    const baseline = await runTarget(ctx, 'baseline', shape, issued.token);
-    const t = latency(tether);
-    const scaled = ctx.quick ? `--quick: ${num(shape.nodes)} nodes` : undefined;
-    const floors: FloorCheck[] = [
-      {
-        floor: `every invocation to ${num(shape.nodes)} online nodes answered (echo checked), none failed`,
-        measured: `${num(tether.driver.ok)} ok, ${num(tether.driver.failed)} failed; ${num(rate(tether), 1)}/s, p99 ${ms(t.p99Ms)} ms`,
-        met: tether.driver.failed === 0 && tether.driver.ok > 0 && !tether.serverExit.crashed,
-        ...(scaled ? { scaled } : {}),
-      },
-    ];
-    const notes: string[] = [
+    const owner = ctx.fleet.ownerParticipantId;
+    const { token } = await issueParticipantToken(ctx.db, owner, 'bench commands');
+    const tether = await runTarget(ctx, 'tether', shape, token);
+    const baseline = await runTarget(ctx, 'baseline', shape, token);
+    const { ok, failed } = tether.driver;
+    const floor = {
+      floor: `every invocation to ${num(shape.nodes)} online nodes answered (echo checked), none failed`,
+      measured: `${num(ok)} ok, ${num(failed)} failed; ${num(rate(tether), 1)}/s, p99 ${ms(latency(tether).p99Ms)} ms`,
+      met: failed === 0 && ok > 0 && !tether.serverExit.crashed,
+    };
+    const notes = [
       `closed loop: ${shape.concurrency} invocations in flight, round-robin over the nodes; ` +
         `${num(shape.durationMs / 1000)} s measured after ${num(shape.warmupMs / 1000)} s warm-up`,
       `baseline: nodes poll every ${POLL_MS} ms, the caller polls for the result every ${POLL_MS} ms`,
@@ -149,18 +134,14 @@ export const commands: Scenario = {
       if (r.serverExit.crashed)
         notes.push(`${r.target} server crashed (code ${r.serverExit.code})`);
     }
+    const rows = compareRows(COMMANDS, [['tether'], ['baseline'], ['ratio T/B']], tether, baseline);
     return {
       name: this.name,
       title: this.title,
       parameters: { ...shape, pollMs: POLL_MS, tetherEnv: TETHER_COMMANDS_ENV },
-      tables: [
-        {
-          headers: ['server', ...COMMANDS.map((c) => c.header)],
-          rows: compareRows(COMMANDS, [['tether'], ['baseline'], ['ratio T/B']], tether, baseline),
-        },
-      ],
+      tables: [{ headers: ['server', ...COMMANDS.map((c) => c.header)], rows }],
       notes,
-      floors,
+      floors: scaledFloors([floor], ctx.quick ? `--quick: ${num(shape.nodes)} nodes` : undefined),
       data: { tether, baseline },
     };
   },

@@ -1,54 +1,46 @@
-/** Event fan-out: presence change → dashboard. */
-import type { Health } from '../delivery.js';
+/** Event fan-out: presence change → dashboards (docs/performance.md, "Presence latency"). */
 import { preciseNow, sleep } from '../ipc.js';
 import {
+  attempt,
   createWatchedFleet,
   presenceRun,
+  quantiles,
   summariseDriver,
   type WatchedFleet,
 } from '../presence.js';
 import { sampleUsage } from '../proc.js';
 import { compareRows, mb, metric, ms, num, stepLead, type Column } from '../report.js';
-import type { DriverReport } from '../roles/presence-driver.js';
 import {
   lines,
+  scaledFloors,
   TARGETS,
   withServer,
   type BenchContext,
-  type FloorCheck,
   type Scenario,
   type ScenarioResult,
-  type Table,
 } from '../scenario.js';
 import type { ServerExit, ServerProcess, Target } from '../servers.js';
 
 /**
- * `nodes` flip online ↔ degraded, `changes` per subscriber count at `rate`/s; dashboards may take
- * `settleMs` to show the final state. 10 changes/s at both dashboard counts, so the 1 000-dashboard
- * run has ten times the fan-out work (10 000 deliveries/s); 100 nodes, so each node beats every
- * 10 s, well inside the sweep's 30 s (no sweep transitions mix in).
+ * The same 10 changes/s to every dashboard count (1 000 dashboards: 10 000 deliveries/s); 100
+ * nodes, so each beats every 10 s, well inside the sweep's 30 s (no sweep transitions mix in).
  */
 const FULL = { nodes: 100, changes: 1_000, rate: 10, subscribers: [100, 1_000], settleMs: 15_000 };
 type Shape = typeof FULL;
-/** The same rate, scaled down: 120 changes (12 s) to 100 dashboards. */
 const QUICK: Shape = { nodes: 60, changes: 120, rate: 10, subscribers: [100], settleMs: 5_000 };
-
-/** The floor per subscriber count (p99 delivery latency target). */
+/** The floor: p99 delivery latency per dashboard count. */
 const P99_FLOOR_MS: Record<number, number> = { 100: 100, 1_000: 250 };
-
 const POLL_INTERVAL_MS = 1_000;
+/** The server column: Tether's label, the baseline's. */
+const SERVER = {
+  tether: 'tether (feed)',
+  baseline: `baseline (poll ${POLL_INTERVAL_MS / 1000} s)`,
+};
 
 type FanoutRun = Awaited<ReturnType<typeof measure>> & { serverExit: ServerExit };
 
-/**
- * The nodes' heartbeat transitions in the feed since `since` (epoch ms; the database clock is the
- * machine's).
- */
-async function feedEventCount(
-  ctx: BenchContext,
-  nodeIds: string[],
-  since: number,
-): Promise<number> {
+/** The nodes' heartbeat transitions in the feed since `since` (epoch ms, the machine's clock). */
+async function feedEventCount(ctx: BenchContext, nodeIds: string[], since: number) {
   const { rows } = await ctx.db.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM fleet_events
       WHERE type = 'presence.changed' AND node_id = ANY($1) AND payload->>'cause' = 'heartbeat'
@@ -56,14 +48,6 @@ async function feedEventCount(
     [nodeIds, since],
   );
   return rows[0]!.n;
-}
-
-/** Each node's health after the driver's last successful change. */
-function finalStates(report: DriverReport, nodes: number): Health[] {
-  const states: Health[] = Array.from({ length: nodes }, () => 'online');
-  const ordered = report.changes.filter((c) => c.ok).sort((a, b) => a.at - b.at);
-  for (const c of ordered) states[c.node] = c.health;
-  return states;
 }
 
 function measure(
@@ -88,17 +72,15 @@ function measure(
     // Pollers learn the state from their first polls; subscriptions are registered with the
     // feed just after tRPC confirms them.
     const readyMs = await dashboards.waitFor(
-      fleet.nodes.map(() => 'online'),
+      fleet.nodes.map(() => 'online' as const),
       30_000,
     );
     await sleep(500);
+    const ready =
+      readyMs === null ? 'NOT all dashboards show the nodes online' : `ready in ${ms(readyMs)} ms`;
     ctx.log(
-      `  ${opened}/${fleet.nodes.length} nodes, ${dashboards.opened}/${subscribers} dashboards; ` +
-        (readyMs === null
-          ? 'NOT all dashboards show the nodes online'
-          : `ready in ${ms(readyMs)} ms`),
+      `  ${opened}/${fleet.nodes.length} nodes, ${dashboards.opened}/${subscribers} dashboards; ${ready}`,
     );
-
     await server.loopLag(); // resets the server's delay histogram
     const sampler = await sampleUsage({
       server: server.pid,
@@ -107,30 +89,20 @@ function measure(
     });
     const startAt = preciseNow() + 200;
     const report = await driver.call('run', startAt);
-    const settledMs = await dashboards.waitFor(
-      finalStates(report, fleet.nodes.length),
-      shape.settleMs,
-    );
+    const settledMs = await dashboards.waitFor(report.final, shape.settleMs);
     const usage = await sampler.stop();
     const loopLag = await server.loopLag();
     const delivery = await dashboards.match(report.changes, startAt, tether ? 'every' : 'latest');
     const feedEvents = tether ? await feedEventCount(ctx, fleet.nodeIds, startAt) : null;
+    const driverSummary = summariseDriver(report);
     ctx.log(
-      `  ${report.changes.filter((c) => c.ok).length} changes: received ${delivery.received}/${delivery.expected}, ` +
+      `  ${driverSummary.made.all} changes: received ${delivery.received}/${delivery.expected}, ` +
         `p99 ${ms(delivery.latency.all.p99Ms)} ms, max ${ms(delivery.latency.all.maxMs)} ms`,
     );
+    const { opened: dashboardsOpen, failures: dashboardFailures } = dashboards;
     return {
-      target,
-      subscribers,
-      dashboardsOpen: dashboards.opened,
-      dashboardFailures: dashboards.failures,
-      readyMs,
-      settledMs,
-      driver: summariseDriver(report),
-      delivery,
-      usage,
-      loopLag,
-      feedEvents,
+      ...{ target, subscribers, dashboardsOpen, dashboardFailures, readyMs, settledMs },
+      ...{ driver: driverSummary, delivery, usage, loopLag, feedEvents },
     };
   });
 }
@@ -147,10 +119,7 @@ const FANOUT: Column<FanoutRun>[] = [
   metric('expected', num, (r) => r.delivery.expected, false),
   metric('received', num, (r) => r.delivery.received, false),
   metric('not seen', num, (r) => r.delivery.lost, false),
-  metric('p50 ms', ms, (r) => r.delivery.latency.all.p50Ms),
-  metric('p95 ms', ms, (r) => r.delivery.latency.all.p95Ms),
-  metric('p99 ms', ms, (r) => r.delivery.latency.all.p99Ms),
-  metric('max ms', ms, (r) => r.delivery.latency.all.maxMs),
+  ...quantiles((r: FanoutRun) => r.delivery.latency.all),
   metric('at→dash p99 ms', ms, (r) => r.delivery.fromEventAt.all.p99Ms, false),
   metric('beat p99 ms', ms, (r) => r.driver.actionLatency.all.p99Ms),
   metric('srv CPU %', num, (r) => r.usage.server?.cpuPercent),
@@ -163,16 +132,12 @@ const FANOUT: Column<FanoutRun>[] = [
   metric('others CPU %', num, (r) => r.usage.othersCpuPercent, false),
 ];
 
-const serverLabel = (r: FanoutRun): string =>
-  r.target === 'tether' ? 'tether (feed)' : `baseline (poll ${POLL_INTERVAL_MS / 1000} s)`;
-
 function runNotes(r: FanoutRun): string[] {
   const who = `${r.target}, ${num(r.subscribers)} dashboards`;
-  const { driver, delivery } = r;
+  const { driver, delivery, serverExit: exit } = r;
   const made = driver.made.all;
   return lines(
-    r.serverExit.crashed &&
-      `${who}: the server crashed (exit code ${r.serverExit.code}, signal ${r.serverExit.signal})`,
+    exit.crashed && `${who}: the server crashed (exit code ${exit.code}, signal ${exit.signal})`,
     r.dashboardsOpen < r.subscribers &&
       `${who}: only ${num(r.dashboardsOpen)} dashboards subscribed (${r.dashboardFailures.slice(0, 2).join('; ')})`,
     r.readyMs === null && `${who}: not every dashboard showed the nodes online within 30 s`,
@@ -193,26 +158,21 @@ function runNotes(r: FanoutRun): string[] {
   );
 }
 
-function floorsOf(runs: FanoutRun[], quick: boolean, shape: Shape): FloorCheck[] {
-  const scaled = quick
-    ? { scaled: `--quick: ${num(shape.changes)} changes at ${num(shape.rate)}/s` }
-    : {};
+/** Refused or timed-out changes are not lost deliveries, but the floor needs every one made. */
+function floorsOf(runs: FanoutRun[], shape: Shape) {
   return shape.subscribers.map((subscribers) => {
     const limit = P99_FLOOR_MS[subscribers] ?? 250;
     const floor = `fan-out to ${num(subscribers)} dashboards: p99 ≤ ${limit} ms, nothing lost`;
     const r = runs.find((x) => x.target === 'tether' && x.subscribers === subscribers);
-    if (!r) return { floor, measured: 'run failed', met: false, ...scaled };
-    const d = r.delivery;
+    if (!r) return { floor, measured: 'run failed', met: false };
+    const { latency, received, expected, lost } = r.delivery;
     const made = r.driver.made.all;
     return {
       floor,
       measured:
-        `p99 ${ms(d.latency.all.p99Ms)} ms (p50 ${ms(d.latency.all.p50Ms)}, max ${ms(d.latency.all.maxMs)}); ` +
-        `${num(d.received)} of ${num(d.expected)} deliveries; ${num(made)} of ${num(shape.changes)} changes made`,
-      // Changes the server refused or let time out are not deliveries anyone could lose, but
-      // they mean it was not keeping up: the floor needs all of them.
-      met: d.latency.all.p99Ms <= limit && d.lost === 0 && made === shape.changes,
-      ...scaled,
+        `p99 ${ms(latency.all.p99Ms)} ms (p50 ${ms(latency.all.p50Ms)}, max ${ms(latency.all.maxMs)}); ` +
+        `${num(received)} of ${num(expected)} deliveries; ${num(made)} of ${num(shape.changes)} changes made`,
+      met: latency.all.p99Ms <= limit && lost === 0 && made === shape.changes,
     };
   });
 }
@@ -225,38 +185,26 @@ export const fanout: Scenario = {
     const shape = ctx.quick ? QUICK : FULL;
     const runs: FanoutRun[] = [];
     const notes: string[] = [];
+    const rows: string[][] = [];
     for (const subscribers of shape.subscribers) {
       const fleet = await createWatchedFleet(ctx.db, `fanout${subscribers}`, shape.nodes);
+      const pair: (FanoutRun | null)[] = [];
       for (const target of TARGETS) {
-        try {
-          runs.push(
-            await withServer(ctx, target, `fanout-${subscribers}`, (server) =>
-              measure(ctx, server, target, subscribers, shape, fleet),
-            ),
-          );
-        } catch (error) {
-          const message = error instanceof Error ? error.message : String(error);
-          ctx.log(`  ${target}, ${subscribers} dashboards failed: ${message}`);
-          notes.push(`${target}, ${num(subscribers)} dashboards: run failed: ${message}`);
-        }
-      }
-    }
-    const table: Table = {
-      headers: ['dashboards', 'server', ...FANOUT.map((c) => c.header)],
-      rows: [],
-    };
-    for (const subscribers of shape.subscribers) {
-      const [t, b] = TARGETS.map((target) =>
-        runs.find((r) => r.target === target && r.subscribers === subscribers),
-      );
-      const label = num(subscribers);
-      if (t && b)
-        table.rows.push(
-          ...compareRows(FANOUT, stepLead(label, serverLabel(t), serverLabel(b)), t, b),
+        const who = `${target}, ${num(subscribers)} dashboards: `;
+        const run = attempt(ctx, `${target}, ${subscribers} dashboards`, who, notes, () =>
+          withServer(ctx, target, `fanout-${subscribers}`, (server) =>
+            measure(ctx, server, target, subscribers, shape, fleet),
+          ),
         );
-      else
-        for (const r of [t ?? b])
-          if (r) table.rows.push([label, serverLabel(r), ...FANOUT.map((c) => c.cell(r))]);
+        pair.push(await run);
+      }
+      const [t, b] = pair;
+      const label = num(subscribers);
+      const one = t ?? b;
+      if (t && b)
+        rows.push(...compareRows(FANOUT, stepLead(label, SERVER.tether, SERVER.baseline), t, b));
+      else if (one) rows.push([label, SERVER[one.target], ...FANOUT.map((c) => c.cell(one))]);
+      runs.push(...pair.filter((r) => r !== null));
     }
     notes.push(
       `${num(shape.nodes)} nodes flip online ↔ degraded by WebSocket heartbeat, ${num(shape.changes)} changes at ${num(shape.rate)}/s ` +
@@ -266,13 +214,14 @@ export const fanout: Scenario = {
         `"not seen" there counts flips that happened between two polls`,
       ...runs.flatMap(runNotes),
     );
+    const scaled = `--quick: ${num(shape.changes)} changes at ${num(shape.rate)}/s`;
     return {
       name: this.name,
       title: this.title,
       parameters: { ...shape, pollIntervalMs: POLL_INTERVAL_MS },
-      tables: [table],
+      tables: [{ headers: ['dashboards', 'server', ...FANOUT.map((c) => c.header)], rows }],
       notes,
-      floors: floorsOf(runs, ctx.quick, shape),
+      floors: scaledFloors(floorsOf(runs, shape), ctx.quick ? scaled : undefined),
       data: runs,
     };
   },
