@@ -1,8 +1,6 @@
 /**
- * The one protocol between the orchestrator and its child processes: a child is a *role*, a module
- * under `roles/` exporting `handlers` (async methods) that the orchestrator calls over Node IPC
- * (`{call, method, args}` → `{reply, value | error}`, `{exit}` → `handlers.close?.()`). Times are
- * epoch ms from `preciseNow()`: one machine, one clock.
+ * The one protocol between the orchestrator and its children: a child plays a role (`roles/<role>`,
+ * exporting `handlers`) called over Node IPC. Times are epoch ms from `preciseNow()`.
  */
 import { fork } from 'node:child_process';
 import { join } from 'node:path';

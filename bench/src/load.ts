@@ -1,8 +1,4 @@
-/**
- * The orchestrator's side of a load run (docs/performance.md, "How the harness works"): forks the
- * generators (nodes dealt round-robin), connects them, then runs each step from a common instant
- * and samples the server, PostgreSQL and the generators over its measurement window.
- */
+/** The orchestrator's side of a load run: docs/performance.md, "How the harness works". */
 import type pg from 'pg';
 import { Histogram } from './histogram.js';
 import { children, exitAll, preciseNow, sleep, sleepUntil } from './ipc.js';
@@ -57,12 +53,7 @@ interface Measured {
 }
 
 /** A step's result; without `measured`, a step not run because the server had died. */
-function stepResult(
-  step: Step,
-  nodes: number,
-  reports: Omit<Report, 'socketsOpen'>[],
-  m?: Measured,
-) {
+function stepResult(step: Step, nodes: number, reports: Report[], m?: Measured) {
   const seconds = step.measureMs / 1000;
   const acks = sum(reports, (r) => r.acksInWindow);
   const errors: Record<string, number> = {};

@@ -1,7 +1,4 @@
-/**
- * PostgreSQL for the bench: `DATABASE_URL` if set (a role that may create databases), else the
- * control plane's embedded PostgreSQL in a fresh `bench/.data/pg` on a free loopback port.
- */
+/** PostgreSQL for the bench: `DATABASE_URL` if set, else a fresh embedded one in bench/.data/pg. */
 import { readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';

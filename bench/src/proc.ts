@@ -1,8 +1,4 @@
-/**
- * Process probes from /proc (Linux): CPU (utime + stime of `/proc/<pid>/stat`) and RSS (VmRSS of
- * `/proc/<pid>/status`) over a window, for the server, PostgreSQL, the bench's clients and the
- * whole machine (docs/performance.md, "How the harness works").
- */
+/** CPU and RSS probes from /proc (Linux): docs/performance.md, "How the harness works". */
 import { execFileSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { cpus } from 'node:os';

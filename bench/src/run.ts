@@ -1,7 +1,4 @@
-/**
- * `pnpm bench [--quick] [--only a,b] [--generators N] [--list]`, the one orchestrator (see
- * docs/performance.md, "Running it" and "How the harness works").
- */
+/** `pnpm bench`, the one orchestrator: docs/performance.md, "Running it" and "How the harness works". */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';

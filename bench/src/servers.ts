@@ -1,7 +1,4 @@
-/**
- * The two servers under test, each a separate process on its own port, both on the bench's
- * PostgreSQL: Tether (`tether-server serve`, the real CLI) and the naive baseline (baseline/).
- */
+/** The servers under test, each a process of its own: Tether's real CLI, and the baseline. */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';

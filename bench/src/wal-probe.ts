@@ -12,6 +12,7 @@ import {
   runMigrations,
   startEmbeddedPostgres,
 } from './tether-internals.js';
+import { randomMetrics } from './wire.js';
 
 const [label = 'probe', intervalArg, samplesArg] = process.argv.slice(2);
 const NODES = 2_000;
@@ -56,13 +57,7 @@ try {
   let uptime = 0;
   const round = async (): Promise<void> => {
     uptime++;
-    const metrics = (): string =>
-      JSON.stringify({
-        cpuPercent: Math.round(Math.random() * 1000) / 10,
-        memoryUsedBytes: 4_000_000_000 + Math.floor(Math.random() * 1_000_000_000),
-        memoryTotalBytes: 17_179_869_184,
-        uptimeSeconds: uptime,
-      });
+    const metrics = (): string => JSON.stringify(randomMetrics(uptime));
     await Promise.all(
       ids.map((nodeId) =>
         batcher.submit({ nodeId, health: 'online', metrics: metrics(), connectionId: null }),

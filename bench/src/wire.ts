@@ -1,7 +1,4 @@
-/**
- * The raw tRPC wire the bench's own clients speak (no client library, so one process holds
- * thousands of nodes cheaply): see docs/performance.md, "How the harness works".
- */
+/** The raw tRPC wire the bench's clients speak (docs/performance.md, "How the harness works"). */
 import { Agent, request } from 'node:http';
 import { WebSocket } from 'ws';
 import { Histogram } from './histogram.js';
@@ -22,6 +19,14 @@ export const paramsFrame = (token: string): string =>
 
 export const callFrame = (id: number, method: string, path: string, input: unknown): string =>
   JSON.stringify({ id, method, params: { path, input: { json: input } } });
+
+/** A metrics object that changes every beat (write-amp, the WAL probe). */
+export const randomMetrics = (uptimeSeconds: number) => ({
+  cpuPercent: Math.round(Math.random() * 1000) / 10,
+  memoryUsedBytes: 4_000_000_000 + Math.floor(Math.random() * 1_000_000_000),
+  memoryTotalBytes: 17_179_869_184,
+  uptimeSeconds,
+});
 
 /** A stream's whole body as text (an HTTP request or response). */
 export const readBody = (stream: NodeJS.ReadableStream): Promise<string> =>
@@ -105,14 +110,9 @@ export class WsTransport {
   readonly #sockets: (WebSocket | null)[];
   readonly #pending = new Map<number, { socket: number; done: Done }>();
   #nextId = 1;
-  #open = 0;
 
   constructor(readonly spec: TransportSpec) {
     this.#sockets = spec.nodes.map(() => null);
-  }
-
-  socketsOpen(): number {
-    return this.#open;
   }
 
   /** Opens every node's socket; deferred and server-closed ones are retried (docs: "Connecting"). */
@@ -160,7 +160,6 @@ export class WsTransport {
       );
       const socket = new WebSocket(wsUrl(this.spec.baseUrl), { perMessageDeflate: false });
       socket.on('open', () => {
-        this.#open++;
         this.#sockets[index] = socket;
         socket.send(paramsFrame(node.token));
         const input = { nodeId: node.nodeId, healthState: 'online' };
@@ -187,10 +186,7 @@ export class WsTransport {
       socket.on('error', (error) => finish(error.message));
       socket.on('close', (code, reason) => {
         finish(`closed ${code} ${reason.toString('utf8')}`.trim());
-        if (this.#sockets[index] === socket) {
-          this.#sockets[index] = null;
-          this.#open--;
-        }
+        if (this.#sockets[index] === socket) this.#sockets[index] = null;
         for (const [id, call] of this.#pending) {
           if (call.socket !== index) continue;
           this.#pending.delete(id);
@@ -250,12 +246,6 @@ export class HttpTransport {
     const connect = new Histogram().toData();
     const opened = this.spec.nodes.length;
     return Promise.resolve({ opened, failed: 0, connect, failures: [], retried: 0, durationMs: 0 });
-  }
-
-  socketsOpen(): number {
-    const count = (lists: NodeJS.Dict<unknown[]>): number =>
-      Object.values(lists).reduce((n, list) => n + (list?.length ?? 0), 0);
-    return count(this.#agent.sockets) + count(this.#agent.freeSockets);
   }
 
   send(index: number, path: string, input: unknown, done: Done): boolean {

@@ -1,7 +1,13 @@
 /** A load generator (child process): open-loop beats (docs/performance.md, "Open loop"). */
 import { Histogram } from '../histogram.js';
 import { preciseNow, sleep } from '../ipc.js';
-import { HEARTBEAT, HttpTransport, WsTransport, type TransportSpec } from '../wire.js';
+import {
+  HEARTBEAT,
+  HttpTransport,
+  randomMetrics,
+  WsTransport,
+  type TransportSpec,
+} from '../wire.js';
 
 export type Transport = 'ws' | 'http';
 
@@ -66,14 +72,7 @@ function fire(state: State, index: number, scheduled: number): void {
     nodeId: spec.nodes[index]!.nodeId,
     healthState: 'online',
   };
-  if (state.step.payload === 'metrics') {
-    input.metrics = {
-      cpuPercent: Math.round(Math.random() * 1000) / 10,
-      memoryUsedBytes: 4_000_000_000 + Math.floor(Math.random() * 1_000_000_000),
-      memoryTotalBytes: 17_179_869_184,
-      uptimeSeconds: ++uptime,
-    };
-  }
+  if (state.step.payload === 'metrics') input.metrics = randomMetrics(++uptime);
   const sentAt = preciseNow();
   if (!transport.send(index, HEARTBEAT, input, (error) => settle(beat, error))) {
     if (inWindow) state.errors.not_connected = (state.errors.not_connected ?? 0) + 1;
@@ -167,7 +166,6 @@ export const handlers = {
       ...{ offered, ok, errors, timeouts, acksInWindow, backlog },
       latency: state.latency.toData(),
       sendLag: state.sendLag.toData(),
-      socketsOpen: transport.socketsOpen(),
     };
   },
 
