@@ -3,28 +3,10 @@ import { execFileSync } from 'node:child_process';
 import { cpus, release, totalmem } from 'node:os';
 import type pg from 'pg';
 
-export interface MachineFacts {
-  cpuModel: string;
-  cores: number;
-  memoryGiB: number;
-  os: string;
-  node: string;
-  postgres: string;
-  postgresSettings: Record<string, string>;
-  commit: string | null;
-}
+export type MachineFacts = Awaited<ReturnType<typeof machineFacts>>;
 
-const PG_SETTINGS = [
-  'shared_buffers',
-  'synchronous_commit',
-  'fsync',
-  'wal_level',
-  'full_page_writes',
-  'wal_compression',
-  'checkpoint_timeout',
-  'max_wal_size',
-  'max_connections',
-];
+const PG_SETTINGS = `shared_buffers synchronous_commit fsync wal_level full_page_writes
+  wal_compression checkpoint_timeout max_wal_size max_connections`.split(/\s+/);
 
 function gitCommit(): string | null {
   try {
@@ -36,7 +18,7 @@ function gitCommit(): string | null {
   }
 }
 
-export async function machineFacts(client: pg.ClientBase): Promise<MachineFacts> {
+export async function machineFacts(client: pg.ClientBase) {
   const version = await client.query<{ server_version: string }>(`SHOW server_version`);
   const settings = await client.query<{ name: string; setting: string; unit: string | null }>(
     `SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1)`,
@@ -52,7 +34,7 @@ export async function machineFacts(client: pg.ClientBase): Promise<MachineFacts>
     postgres: version.rows[0]?.server_version ?? 'unknown',
     postgresSettings: Object.fromEntries(
       settings.rows.map((r) => [r.name, r.unit ? `${r.setting} (${r.unit})` : r.setting]),
-    ),
+    ) as Record<string, string | undefined>,
     commit: gitCommit(),
   };
 }

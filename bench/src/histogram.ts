@@ -1,19 +1,10 @@
-/**
- * Latency histograms: HDR histograms (`hdr-histogram-js`, 3 significant digits) of microseconds.
- */
+/** Latency histograms: HDR (`hdr-histogram-js`, 3 significant digits) of microseconds. */
 import * as hdr from 'hdr-histogram-js';
 
 /** A histogram as it travels between processes (HDR compressed base64). */
 export type HistogramData = string;
 
-export interface LatencySummary {
-  count: number;
-  meanMs: number;
-  p50Ms: number;
-  p95Ms: number;
-  p99Ms: number;
-  maxMs: number;
-}
+export type LatencySummary = ReturnType<Histogram['summary']>;
 
 export class Histogram {
   readonly #h = hdr.build({ numberOfSignificantValueDigits: 3 });
@@ -30,20 +21,17 @@ export class Histogram {
     this.#h.add(hdr.decodeFromCompressedBase64(data));
   }
 
-  summary(): LatencySummary {
+  summary() {
     const h = this.#h;
-    if (h.totalCount === 0) {
-      return { count: 0, meanMs: NaN, p50Ms: NaN, p95Ms: NaN, p99Ms: NaN, maxMs: NaN };
-    }
-    const at = (p: number): number => h.getValueAtPercentile(p) / 1000;
-    const count = h.totalCount;
+    const empty = h.totalCount === 0;
+    const at = (p: number): number => (empty ? NaN : h.getValueAtPercentile(p) / 1000);
     return {
-      count,
-      meanMs: h.mean / 1000,
+      count: h.totalCount,
+      meanMs: empty ? NaN : h.mean / 1000,
       p50Ms: at(50),
       p95Ms: at(95),
       p99Ms: at(99),
-      maxMs: h.maxValue / 1000,
+      maxMs: empty ? NaN : h.maxValue / 1000,
     };
   }
 

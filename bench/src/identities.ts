@@ -4,17 +4,10 @@ import { generateToken, hashToken, type Db } from './tether-internals.js';
 
 const CHUNK = 5_000;
 
-export interface Fleet {
-  ownerParticipantId: string;
-  nodes: NodeIdentity[];
-}
-
-export function benchNodeId(prefix: string, i: number): string {
-  return `${prefix}-${String(i).padStart(6, '0')}`;
-}
+export type Fleet = Awaited<ReturnType<typeof createFleet>>;
 
 /** Creates the owner participant and `count` nodes named `<prefix>-000000`…; returns their tokens. */
-export async function createFleet(db: Db, prefix: string, count: number): Promise<Fleet> {
+export async function createFleet(db: Db, prefix: string, count: number) {
   const { rows } = await db.query<{ id: string }>(
     `INSERT INTO participants (name, role) VALUES ($1, 'member') RETURNING id`,
     [`bench fleet ${prefix}`],
@@ -22,15 +15,13 @@ export async function createFleet(db: Db, prefix: string, count: number): Promis
   const ownerParticipantId = rows[0]!.id;
   const nodes: NodeIdentity[] = [];
   for (let start = 0; start < count; start += CHUNK) {
-    const ids: string[] = [];
-    const hashes: string[] = [];
-    for (let i = start; i < Math.min(count, start + CHUNK); i++) {
-      const token = generateToken('tnd_');
-      const nodeId = benchNodeId(prefix, i);
-      nodes.push({ nodeId, token });
-      ids.push(nodeId);
-      hashes.push(hashToken(token).toString('hex'));
-    }
+    const chunk = Array.from({ length: Math.min(count, start + CHUNK) - start }, (_, i) => ({
+      nodeId: `${prefix}-${String(start + i).padStart(6, '0')}`,
+      token: generateToken('tnd_'),
+    }));
+    nodes.push(...chunk);
+    const ids = chunk.map((n) => n.nodeId);
+    const hashes = chunk.map((n) => hashToken(n.token).toString('hex'));
     await db.tx(async (sql) => {
       await sql.query(
         `INSERT INTO nodes (node_id, owner_participant_id, name, node_type, platform, token_hash)

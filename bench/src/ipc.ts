@@ -1,9 +1,8 @@
 /**
- * The one protocol between the orchestrator and its child processes: a child is a *role*, a module
- * under `roles/` exporting `handlers` (async methods) that the orchestrator calls over Node IPC
- * (`{call, method, args}` → `{reply, value | error}`, `{exit}` → `handlers.close?.()`). Times are
- * epoch ms from `preciseNow()`: one machine, one clock.
- */ import { fork, type ChildProcess } from 'node:child_process';
+ * The one protocol between the orchestrator and its children: a child plays a role (`roles/<role>`,
+ * exporting `handlers`) called over Node IPC. Times are epoch ms from `preciseNow()`.
+ */
+import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,9 +16,7 @@ type ToChild = { call: number; method: string; args: unknown[] } | { exit: true 
 type FromChild = { reply: number; value?: unknown; error?: string };
 
 /** Epoch milliseconds with sub-millisecond precision. */
-export function preciseNow(): number {
-  return performance.timeOrigin + performance.now();
-}
+export const preciseNow = (): number => performance.timeOrigin + performance.now();
 
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
@@ -31,7 +28,7 @@ export const message = (error: unknown): string =>
 
 /** The orchestrator's handle on one child process playing `role`. */
 export class Child<H extends Handlers> {
-  readonly #child: ChildProcess;
+  readonly #child;
   readonly #pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
   #next = 1;
   #ended: Error | null = null;
@@ -89,23 +86,23 @@ export class Child<H extends Handlers> {
   }
 }
 
-/** `count` children of one role (at least 2 where a role needs spreading), and how to end them. */
-export function children<H extends Handlers>(role: string, count: number): Child<H>[] {
-  return Array.from({ length: count }, (_, i) => new Child<H>(role, `${role} ${i}`));
-}
+/** `count` children of one role, and how to end them. */
+export const children = <H extends Handlers>(role: string, count: number): Child<H>[] =>
+  Array.from({ length: count }, (_, i) => new Child<H>(role, `${role} ${i}`));
 
 export const exitAll = async (list: { exit(): Promise<void> }[]): Promise<void> => {
   await Promise.all(list.map((c) => c.exit()));
 };
 
-/** The child's side: answers calls with `handlers` until told to exit. */
+/** The child's side (child.ts): answers calls with `handlers` until told to exit. */
 export function serve(handlers: Handlers & { close?: () => Promise<void> | void }): void {
   const call = handlers as Record<string, (...args: unknown[]) => unknown>;
   process.on('message', (m: ToChild) => {
     if ('exit' in m) {
-      const closing = Promise.resolve(handlers.close?.());
       const bounded = new Promise((resolve) => setTimeout(resolve, 5_000).unref());
-      void Promise.race([closing, bounded]).finally(() => process.exit(0));
+      void Promise.race([Promise.resolve(handlers.close?.()), bounded]).finally(() =>
+        process.exit(0),
+      );
       return;
     }
     const reply = (r: FromChild): void => void process.send?.(r);

@@ -1,14 +1,9 @@
-/**
- * The orchestrator's side of a load run: forks the generator processes (nodes dealt round-robin),
- * connects them, then for each step starts open-loop beating at a common instant, and over the
- * measurement window (after the warm-up) samples the server and PostgreSQL (CPU, RSS, WAL position,
- * the presence table's update counters), the generators and the server's event-loop delay.
- */
+/** The orchestrator's side of a load run: docs/performance.md, "How the harness works". */
 import type pg from 'pg';
 import { Histogram } from './histogram.js';
 import { children, exitAll, preciseNow, sleep, sleepUntil } from './ipc.js';
 import { pgDelta, pgSnapshot, tableDelta } from './postgres.js';
-import { rssBytes, sampleUsage } from './proc.js';
+import { rssBytes, sampleUsage, type UsageWindow } from './proc.js';
 import type { handlers, Step, Transport } from './roles/load.js';
 import type { ServerProcess } from './servers.js';
 import type { NodeIdentity } from './wire.js';
@@ -37,16 +32,69 @@ export interface LoadEnvironment {
   onStep?: (window: { startAt: number; windowStart: number; windowEnd: number }) => void;
 }
 
-export type StepResult = Awaited<ReturnType<typeof measureStep>>;
+export type StepResult = ReturnType<typeof stepResult>;
 export type LoadResult = Awaited<ReturnType<typeof runLoad>>;
 
 type Generator = ReturnType<typeof children<typeof handlers>>[number];
+type Report = Awaited<ReturnType<(typeof handlers)['stop']>>;
 
 const sum = <T>(items: T[], pick: (item: T) => number): number =>
   items.reduce((total, item) => total + pick(item), 0);
 
 export const failedOf = (s: Pick<StepResult, 'errors' | 'timeouts'>): number =>
   sum(Object.values(s.errors), (n) => n) + s.timeouts;
+
+/** What was measured in the window: the generators' reports, the samples, the WAL and counters. */
+interface Measured {
+  window: UsageWindow;
+  loopLag: Awaited<ReturnType<ServerProcess['loopLag']>>;
+  delta: Awaited<ReturnType<typeof pgDelta>>;
+  history?: ReturnType<typeof tableDelta>;
+}
+
+/** A step's result; without `measured`, a step not run because the server had died. */
+function stepResult(step: Step, nodes: number, reports: Report[], m?: Measured) {
+  const seconds = step.measureMs / 1000;
+  const acks = sum(reports, (r) => r.acksInWindow);
+  const errors: Record<string, number> = {};
+  for (const r of reports) {
+    for (const [code, n] of Object.entries(r.errors)) errors[code] = (errors[code] ?? 0) + n;
+  }
+  // The generators' once-a-second backlog samples, summed position by position.
+  const length = Math.min(...reports.map((r) => r.backlog.length));
+  const backlog = Array.from({ length }, (_, i) => sum(reports, (r) => r.backlog[i]!));
+  const offered = sum(reports, (r) => r.offered);
+  const { updates = 0, hotUpdates = 0, walBytes = 0, writeTransactions = 0 } = m?.delta ?? {};
+  return {
+    cadenceMs: step.cadenceMs,
+    payload: step.payload,
+    nodes,
+    measureSeconds: seconds,
+    offeredRate: offered / seconds,
+    achievedRate: acks / seconds,
+    offered,
+    ok: sum(reports, (r) => r.ok),
+    errors,
+    timeouts: sum(reports, (r) => r.timeouts),
+    latency: Histogram.from(reports.map((r) => r.latency)).summary(),
+    sendLag: Histogram.from(reports.map((r) => r.sendLag)).summary(),
+    backlog: { start: backlog[0] ?? 0, end: backlog.at(-1) ?? 0, max: Math.max(0, ...backlog) },
+    server: m?.window.server ?? null,
+    postgresCpuPercent: m?.window.postgresCpuPercent ?? null,
+    generatorCpuPercent: m?.window.clientsCpuPercent ?? [],
+    othersCpuPercent: m?.window.othersCpuPercent ?? null,
+    loopLag: m?.loopLag ?? null,
+    writes: {
+      updates,
+      transactionsPerBeat: acks > 0 ? writeTransactions / acks : null,
+      hotUpdates,
+      hotShare: updates > 0 ? hotUpdates / updates : null,
+      walBytes,
+      walBytesPerBeat: acks > 0 ? walBytes / acks : null,
+      ...(m?.history ? { history: m.history } : {}),
+    },
+  };
+}
 
 async function measureStep(
   env: LoadEnvironment,
@@ -76,63 +124,13 @@ async function measureStep(
 
   const reports = await Promise.all(generators.map((g) => g.call('stop')));
   const delta = await pgDelta(env.pg, pgBefore, pgAfter, env.presenceTable);
-  const seconds = step.measureMs / 1000;
-  const acks = sum(reports, (r) => r.acksInWindow);
-  const offered = sum(reports, (r) => r.offered);
-  const errors: Record<string, number> = {};
-  for (const r of reports) {
-    for (const [code, n] of Object.entries(r.errors)) errors[code] = (errors[code] ?? 0) + n;
-  }
-  // The generators' once-a-second backlog samples, summed position by position.
-  const length = Math.min(...reports.map((r) => r.backlog.length));
-  const backlog = Array.from({ length }, (_, i) => sum(reports, (r) => r.backlog[i]!));
-  return {
-    cadenceMs: step.cadenceMs,
-    payload: step.payload,
-    nodes,
-    measureSeconds: seconds,
-    offeredRate: offered / seconds,
-    achievedRate: acks / seconds,
-    offered,
-    ok: sum(reports, (r) => r.ok),
-    errors,
-    timeouts: sum(reports, (r) => r.timeouts),
-    latency: Histogram.from(reports.map((r) => r.latency)).summary(),
-    sendLag: Histogram.from(reports.map((r) => r.sendLag)).summary(),
-    backlog: { start: backlog[0] ?? 0, end: backlog.at(-1) ?? 0, max: Math.max(0, ...backlog) },
-    server: window.server,
-    postgresCpuPercent: window.postgresCpuPercent,
-    generatorCpuPercent: window.clientsCpuPercent,
-    othersCpuPercent: window.othersCpuPercent,
+  const history = env.historyTable ? tableDelta(pgBefore, pgAfter, env.historyTable) : undefined;
+  return stepResult(step, nodes, reports, {
+    window,
     loopLag,
-    writes: {
-      updates: delta.updates,
-      transactionsPerBeat: acks > 0 ? delta.writeTransactions / acks : null,
-      hotUpdates: delta.hotUpdates,
-      hotShare: delta.updates > 0 ? delta.hotUpdates / delta.updates : null,
-      walBytes: delta.walBytes,
-      walBytesPerBeat: acks > 0 ? delta.walBytes / acks : null,
-      ...(env.historyTable ? { history: tableDelta(pgBefore, pgAfter, env.historyTable) } : {}),
-    },
-  };
-}
-
-/** A step not run because the server had already died: nothing measured, all offered lost. */
-function serverDownStep(step: Step, nodes: number): StepResult {
-  const empty = new Histogram().summary();
-  const offered = Math.round((nodes * step.measureMs) / step.cadenceMs);
-  return {
-    ...{ cadenceMs: step.cadenceMs, payload: step.payload, nodes },
-    measureSeconds: step.measureMs / 1000,
-    offeredRate: offered / (step.measureMs / 1000),
-    ...{ achievedRate: 0, offered, ok: 0, errors: { server_down: offered }, timeouts: 0 },
-    ...{ latency: empty, sendLag: empty, backlog: { start: 0, end: 0, max: 0 }, server: null },
-    ...{ postgresCpuPercent: null, generatorCpuPercent: [], othersCpuPercent: null, loopLag: null },
-    writes: {
-      ...{ updates: 0, transactionsPerBeat: null, hotUpdates: 0, hotShare: null },
-      ...{ walBytes: 0, walBytesPerBeat: null },
-    },
-  };
+    delta,
+    ...(history ? { history } : {}),
+  });
 }
 
 /** Connects `plan.nodes` through `plan.generators` processes and runs every step in order. */
@@ -174,13 +172,19 @@ export async function runLoad(plan: LoadPlan, env: LoadEnvironment) {
     }
     const steps: StepResult[] = [];
     for (const step of plan.steps) {
-      const offered = Math.round((1000 / step.cadenceMs) * plan.nodes.length);
+      const nodes = plan.nodes.length;
+      const offered = Math.round((1000 / step.cadenceMs) * nodes);
       if (env.server.exit() !== null) {
+        // Not run: nothing measured, every beat it would have offered lost.
         env.log(`  ${offered}/s: skipped, the server is down`);
-        steps.push(serverDownStep(step, plan.nodes.length));
+        const lost = Math.round((nodes * step.measureMs) / step.cadenceMs);
+        const empty = new Histogram().toData();
+        const down = { offered: lost, ok: 0, errors: { server_down: lost }, timeouts: 0 };
+        const report = { ...down, acksInWindow: 0, backlog: [], latency: empty, sendLag: empty };
+        steps.push(stepResult(step, nodes, [report]));
         continue;
       }
-      const result = await measureStep(env, generators, step, plan.nodes.length);
+      const result = await measureStep(env, generators, step, nodes);
       env.log(
         `  ${offered}/s offered: achieved ${result.achievedRate.toFixed(0)}/s, ` +
           `p99 ${result.latency.p99Ms.toFixed(1)} ms, failed ${failedOf(result)}`,

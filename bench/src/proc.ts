@@ -1,47 +1,29 @@
-/**
- * Process probes from /proc (Linux): CPU time from `/proc/<pid>/stat` (utime + stime, in clock
- * ticks) and resident memory from `/proc/<pid>/status` (VmRSS), sampled over a window for
- * everything involved: the server under test, PostgreSQL (postmaster and its backends), the bench's
- * client processes and the whole machine, so the CPU left over — other people's work on a shared
- * machine — is reported next to the result.
- */
+/** CPU and RSS probes from /proc (Linux): docs/performance.md, "How the harness works". */
 import { execFileSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 
 let ticksPerSecond: number | undefined;
 function clockTicks(): number {
-  if (ticksPerSecond === undefined) {
-    try {
-      ticksPerSecond = Number.parseInt(execFileSync('getconf', ['CLK_TCK']).toString(), 10) || 100;
-    } catch {
-      ticksPerSecond = 100;
-    }
+  try {
+    ticksPerSecond ??= Number.parseInt(execFileSync('getconf', ['CLK_TCK']).toString(), 10) || 100;
+  } catch {
+    ticksPerSecond = 100;
   }
   return ticksPerSecond;
 }
 
-interface StatLine {
-  ppid: number;
-  cpuSeconds: number;
-  /** CPU of its children that have exited and been waited for (cutime + cstime). */
-  reapedChildrenCpuSeconds: number;
-}
-
-async function readStat(pid: number): Promise<StatLine | null> {
+/** ppid, CPU seconds, and CPU seconds of its reaped children (cutime + cstime); null if gone. */
+export async function readStat(pid: number) {
   try {
     const text = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15, cutime 16, cstime 17.
-    const ppid = Number(fields[1]);
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    const reaped = Number(fields[13]) + Number(fields[14]);
-    return {
-      ppid,
-      cpuSeconds: ticks / clockTicks(),
-      reapedChildrenCpuSeconds: reaped / clockTicks(),
-    };
+    // The command name may hold spaces and parentheses: fields from 3 (state) after the last ')'.
+    const f = text
+      .slice(text.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
+    const seconds = (a: number, b: number): number => (f[a]! + f[b]!) / clockTicks();
+    return { ppid: f[1]!, cpuSeconds: seconds(11, 12), reapedChildrenCpuSeconds: seconds(13, 14) };
   } catch {
     return null;
   }
@@ -49,8 +31,7 @@ async function readStat(pid: number): Promise<StatLine | null> {
 
 export async function rssBytes(pid: number): Promise<number | null> {
   try {
-    const text = await readFile(`/proc/${pid}/status`, 'utf8');
-    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(text);
+    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
     return match ? Number(match[1]) * 1024 : null;
   } catch {
     return null;
@@ -58,14 +39,12 @@ export async function rssBytes(pid: number): Promise<number | null> {
 }
 
 /**
- * CPU seconds of a process, or of it and all its direct children (PostgreSQL's backends): the live
- * ones, plus those that exited meanwhile (a pool closing idle connections), which the parent's
- * cutime/cstime accumulate once reaped — else the sum could shrink over a window.
+ * CPU seconds of a process, or of it and its direct children (PostgreSQL's backends): the live
+ * ones plus those reaped meanwhile (cutime/cstime), else the sum could shrink over a window.
  */
 async function cpuSeconds(pid: number, withChildren: boolean): Promise<number | null> {
   const own = await readStat(pid);
-  if (!own) return null;
-  if (!withChildren) return own.cpuSeconds;
+  if (!own || !withChildren) return own?.cpuSeconds ?? null;
   let total = own.cpuSeconds + own.reapedChildrenCpuSeconds;
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -75,6 +54,7 @@ async function cpuSeconds(pid: number, withChildren: boolean): Promise<number | 
   return total;
 }
 
+/** Mean CPU (percent of one core) and RSS over the window until the returned call; null if gone. */
 async function sampleProcess(pid: number, withChildren = false) {
   const startedAt = performance.now();
   const cpuStart = await cpuSeconds(pid, withChildren);
@@ -87,7 +67,6 @@ async function sampleProcess(pid: number, withChildren = false) {
       rssMax = Math.max(rssMax, rss);
     });
   }, 1_000);
-  // Mean CPU over the window (percent of one core) and RSS; null when the process is gone.
   return async () => {
     clearInterval(timer);
     const cpuEnd = await cpuSeconds(pid, withChildren);
@@ -112,21 +91,15 @@ async function machineTicks(): Promise<{ busy: number; total: number }> {
   return { busy, total: busy + idle + iowait };
 }
 
-/**
- * CPU (percent of one core) and RSS over a window: the server, PostgreSQL, each client process
- * (generators, dashboards, agent hosts…), the machine, and the others' CPU (machine minus the rest;
- * null when one is unknown).
- */
+/** What `sampleUsage(…).stop()` returns; `othersCpuPercent`: the machine minus all the rest. */
 export type UsageWindow = Awaited<ReturnType<Awaited<ReturnType<typeof sampleUsage>>['stop']>>;
 
-export interface UsagePids {
+/** Samples the server, PostgreSQL (with its backends), the clients and the machine until `stop()`. */
+export async function sampleUsage(pids: {
   server: number;
   postmaster: number | null;
   clients: number[];
-}
-
-/** Samples the server, PostgreSQL, the clients and the whole machine until `stop()`. */
-export async function sampleUsage(pids: UsagePids) {
+}) {
   const started = performance.now();
   const server = await sampleProcess(pids.server);
   const postgres = pids.postmaster === null ? null : await sampleProcess(pids.postmaster, true);

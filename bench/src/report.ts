@@ -3,41 +3,33 @@ import type { MachineFacts } from './environment.js';
 import { failedOf, type StepResult } from './load.js';
 import { columns, type FloorCheck, type ScenarioResult, type Table } from './scenario.js';
 
-export function num(value: number | null | undefined, digits = 0): string {
-  if (value === null || value === undefined || !Number.isFinite(value)) return '–';
-  return value.toLocaleString('en-US', {
-    minimumFractionDigits: digits,
-    maximumFractionDigits: digits,
-  });
-}
+type Value = number | null | undefined;
 
-export function ms(value: number | null | undefined): string {
-  if (value === null || value === undefined || Number.isNaN(value)) return '–';
-  return num(value, value < 10 ? 2 : value < 100 ? 1 : 0);
-}
+export const num = (value: Value, digits = 0): string =>
+  value == null || !Number.isFinite(value)
+    ? '–'
+    : value.toLocaleString('en-US', {
+        minimumFractionDigits: digits,
+        maximumFractionDigits: digits,
+      });
 
-export function mb(bytes: number | null | undefined): string {
-  return bytes === null || bytes === undefined ? '–' : num(bytes / 1024 / 1024, 1);
-}
+export const ms = (value: Value): string =>
+  value == null ? '–' : num(value, value < 10 ? 2 : value < 100 ? 1 : 0);
 
-export function pct(share: number | null | undefined): string {
-  return share === null || share === undefined ? '–' : num(share * 100, 1);
-}
+export const mb = (bytes: Value): string => num((bytes ?? NaN) / 1024 / 1024, 1);
+
+export const pct = (share: Value): string => num((share ?? NaN) * 100, 1);
 
 /** Tether / baseline, as "1.23×"; blank when either side is missing or zero. */
-export function ratio(t: number | null | undefined, b: number | null | undefined): string {
-  if (t === null || t === undefined || b === null || b === undefined || b === 0) return '';
-  return `${num(t / b, 2)}×`;
-}
+export const ratio = (t: Value, b: Value): string =>
+  t == null || b == null || b === 0 ? '' : `${num(t / b, 2)}×`;
 
 /** A column of a Tether-vs-baseline table: its cell, and the value its ratio row compares. */
 export interface Column<R> {
   header: string;
   cell(r: R): string;
-  compare?(r: R): number | null | undefined;
+  compare?(r: R): Value;
 }
-
-type Value = number | null | undefined;
 
 /** A column showing `pick(r)` with `format`, compared in the ratio row unless `compare` is false. */
 export function metric<R>(
@@ -71,6 +63,9 @@ export const stepLead = (label: string, tether = 'tether', baseline = 'baseline'
     ['', 'ratio T/B'],
   ] as [string[], string[], string[]];
 
+const fixed = (digits: number) => (v: Value) => num(v, digits);
+
+/** The load table's columns (docs/performance.md, "Columns"). */
 const LOAD: Column<StepResult>[] = [
   metric('offered/s', num, (s) => s.offeredRate, false),
   metric('achieved/s', num, (s) => s.achievedRate),
@@ -88,11 +83,7 @@ const LOAD: Column<StepResult>[] = [
   metric('others CPU %', num, (s) => s.othersCpuPercent, false),
   metric('HOT %', pct, (s) => s.writes.hotShare),
   metric('WAL B/beat', num, (s) => s.writes.walBytesPerBeat),
-  metric(
-    'xact/beat',
-    (v) => num(v, 2),
-    (s) => s.writes.transactionsPerBeat,
-  ),
+  metric('xact/beat', fixed(2), (s) => s.writes.transactionsPerBeat),
 ];
 
 export const LOAD_HEADERS = ['step', 'server', ...LOAD.map((c) => c.header)];
@@ -103,7 +94,8 @@ export const loadRows = (label: string, t: StepResult, b: StepResult): string[][
 
 const isNumeric = (cell: string): boolean => /^[-–0-9.,×%]+$/.test(cell) && cell !== '';
 
-export function renderText(table: Table): string {
+/** Columns padded to their widest cell; numbers right-aligned. */
+function renderText(table: Table): string {
   const widths = table.headers.map((h, i) =>
     Math.max(h.length, ...table.rows.map((r) => (r[i] ?? '').length)),
   );
@@ -120,17 +112,17 @@ export function renderText(table: Table): string {
 }
 
 /** A column whose filled cells are all numbers (or ratios) is right-aligned. */
-function numericColumn(table: Table, column: number): boolean {
-  const cells = table.rows.map((r) => r[column] ?? '').filter((c) => c !== '');
-  return cells.length > 0 && cells.every(isNumeric);
-}
-
-export function renderMarkdown(table: Table): string {
-  const escape = (c: string): string => c.replace(/\|/g, '\\|');
+function renderMarkdown(table: Table): string {
+  const numeric = (i: number): boolean => {
+    const cells = table.rows.map((r) => r[i] ?? '').filter((c) => c !== '');
+    return cells.length > 0 && cells.every(isNumeric);
+  };
+  const row = (cells: string[]): string =>
+    `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
   return [
-    `| ${table.headers.map(escape).join(' | ')} |`,
-    `| ${table.headers.map((_, i) => (numericColumn(table, i) ? '---:' : '---')).join(' | ')} |`,
-    ...table.rows.map((r) => `| ${r.map(escape).join(' | ')} |`),
+    row(table.headers),
+    `| ${table.headers.map((_, i) => (numeric(i) ? '---:' : '---')).join(' | ')} |`,
+    ...table.rows.map(row),
   ].join('\n');
 }
 
@@ -145,24 +137,19 @@ export interface BenchResults {
   floors: (FloorCheck & { scenario: string })[];
 }
 
-function machineLine(m: MachineFacts): string {
-  const pg = m.postgresSettings;
-  return (
-    `${m.cores} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}; PostgreSQL ${m.postgres} ` +
-    `(shared_buffers ${pg.shared_buffers ?? '?'}, synchronous_commit ${pg.synchronous_commit ?? '?'}, ` +
-    `fsync ${pg.fsync ?? '?'}); commit ${m.commit ?? 'unknown'}`
-  );
-}
-
 export function renderReport(results: BenchResults, format: 'text' | 'markdown'): string {
   const md = format === 'markdown';
   const render = md ? renderMarkdown : renderText;
   const heading = (text: string, level: number): string =>
     md ? `${'#'.repeat(level)} ${text}` : level === 1 ? `\n=== ${text} ===` : `\n--- ${text} ---`;
+  const m = results.machine;
+  const pg = m.postgresSettings;
   const parts = [
     heading(`Tether bench (${results.mode}) ${results.startedAt}`, 1),
     '',
-    `Machine: ${machineLine(results.machine)}`,
+    `Machine: ${m.cores} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}; PostgreSQL ${m.postgres} ` +
+      `(shared_buffers ${pg.shared_buffers ?? '?'}, synchronous_commit ${pg.synchronous_commit ?? '?'}, ` +
+      `fsync ${pg.fsync ?? '?'}); commit ${m.commit ?? 'unknown'}`,
   ];
   for (const s of results.scenarios) {
     parts.push('', heading(`${s.name}: ${s.title}`, 2));

@@ -1,10 +1,4 @@
-/**
- * `pnpm bench [--quick] [--only a,b] [--generators N] [--list]`, the one orchestrator (see
- * docs/performance.md): PostgreSQL (embedded or DATABASE_URL) → a fresh `tether_bench` database,
- * migrated, with the baseline's tables and the node identities the scenarios need → each scenario
- * (which starts fresh servers and child processes through its context) → the results
- * (`bench/results/<date>.json` and `.md`) and the summary on stdout.
- */
+/** `pnpm bench`, the one orchestrator: docs/performance.md, "Running it" and "How the harness works". */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,22 +25,17 @@ const USAGE = `Usage: pnpm bench [options]
   --list             list the scenarios and exit
 PostgreSQL: DATABASE_URL if set (needs CREATE DATABASE), else embedded under bench/.data.`;
 
-interface RunOptions {
-  quick: boolean;
-  only: string[] | null;
-  generators: number;
-}
+type RunOptions = Exclude<ReturnType<typeof parse>, number>;
 
-function logger(): (line: string) => void {
+const stack = (error: unknown): string =>
+  error instanceof Error ? (error.stack ?? error.message) : String(error);
+
+async function runBench(options: RunOptions): Promise<number> {
   const started = performance.now();
-  return (line) => {
+  const log = (line: string): void => {
     const seconds = ((performance.now() - started) / 1000).toFixed(1).padStart(6);
     console.log(`[${seconds}s] ${line}`);
   };
-}
-
-async function runBench(options: RunOptions): Promise<number> {
-  const log = logger();
   const scenarios = SCENARIOS.filter((s) => !options.only || options.only.includes(s.name));
   const startedAt = new Date();
   await mkdir(DATA_DIR, { recursive: true });
@@ -59,22 +48,19 @@ async function runBench(options: RunOptions): Promise<number> {
     }
   };
   let interrupted = false;
-  const stop = (why: string, code: number) => (): void => {
+  const stop = (why: string, code: number): void => {
     if (interrupted) return;
     interrupted = true;
     log(why);
     void cleanUp().finally(() => process.exit(code));
   };
-  const onSignal = stop('interrupted: stopping servers and PostgreSQL', 130);
-  const onCrash = (error: unknown): void =>
-    stop(
-      `harness error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
-      1,
-    )();
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('uncaughtException', onCrash);
-  process.on('unhandledRejection', onCrash);
+  const onSignal = (): void => stop('interrupted: stopping servers and PostgreSQL', 130);
+  const onCrash = (error: unknown): void => stop(`harness error: ${stack(error)}`, 1);
+  const listeners = { SIGINT: onSignal, SIGTERM: onSignal };
+  const crashes = { uncaughtException: onCrash, unhandledRejection: onCrash };
+  for (const [event, listener] of Object.entries({ ...listeners, ...crashes })) {
+    process.on(event, listener);
+  }
 
   try {
     const postgres = await startBenchPostgres(DATA_DIR, log);
@@ -97,8 +83,7 @@ async function runBench(options: RunOptions): Promise<number> {
     const took = ((performance.now() - fleetStarted) / 1000).toFixed(1);
     log(`${fleetSize} node identities registered in ${took} s`);
 
-    // Servers are started per run; any still running on the way out (an interrupted run) are
-    // stopped here.
+    // Servers still running on the way out (an interrupted run) are stopped here.
     const running = new Set<ServerProcess>();
     cleanups.push(() => Promise.all([...running].map((s) => s.stop())));
     const ctx: BenchContext = {
@@ -112,8 +97,7 @@ async function runBench(options: RunOptions): Promise<number> {
         const logFile = join(DATA_DIR, `${label}-${target}.log`);
         const server = await startServer(target, url, logFile, startOptions);
         running.add(server);
-        const stopServer = server.stop.bind(server);
-        return { ...server, stop: () => (running.delete(server), stopServer()) };
+        return { ...server, stop: () => (running.delete(server), server.stop()) };
       },
       presenceTables: { tether: 'runtime_node_presence', baseline: BASELINE_TABLE },
       fleet,
@@ -142,9 +126,8 @@ async function runBench(options: RunOptions): Promise<number> {
         results.scenarios.push(result);
         results.floors.push(...result.floors.map((f) => ({ scenario: scenario.name, ...f })));
       } catch (error) {
-        const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-        log(`${scenario.name} failed: ${text}`);
-        results.failures.push({ name: scenario.name, error: text });
+        log(`${scenario.name} failed: ${stack(error)}`);
+        results.failures.push({ name: scenario.name, error: stack(error) });
       }
     }
     results.finishedAt = new Date().toISOString();
@@ -158,15 +141,14 @@ async function runBench(options: RunOptions): Promise<number> {
     console.log(`\nresults: ${base}.json (and .md); server logs in ${DATA_DIR}`);
     return results.failures.length > 0 ? 1 : 0;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    process.off('uncaughtException', onCrash);
-    process.off('unhandledRejection', onCrash);
+    for (const [event, listener] of Object.entries({ ...listeners, ...crashes })) {
+      process.off(event, listener);
+    }
     if (!interrupted) await cleanUp();
   }
 }
 
-function parse(argv: string[]): RunOptions | number {
+function parse(argv: string[]) {
   let values;
   try {
     ({ values } = parseArgs({
@@ -188,24 +170,22 @@ function parse(argv: string[]): RunOptions | number {
   if (values.list) for (const s of SCENARIOS) console.log(`${s.name.padEnd(16)} ${s.title}`);
   if (values.help || values.list) return 0;
   const generators = Number.parseInt(values.generators, 10);
-  if (!Number.isInteger(generators) || generators < 2) {
-    console.error(`--generators must be an integer ≥ 2\n\n${USAGE}`);
-    return 2;
-  }
   const only = values.only ? values.only.split(',').map((s) => s.trim()) : null;
   const unknown = only?.filter((name) => !SCENARIOS.some((s) => s.name === name)) ?? [];
-  if (unknown.length > 0) {
-    console.error(`unknown scenario: ${unknown.join(', ')}\n\n${USAGE}`);
-    return 2;
-  }
-  return { quick: values.quick, only, generators };
+  const error =
+    !Number.isInteger(generators) || generators < 2
+      ? '--generators must be an integer ≥ 2'
+      : unknown.length > 0 && `unknown scenario: ${unknown.join(', ')}`;
+  if (!error) return { quick: values.quick, only, generators };
+  console.error(`${error}\n\n${USAGE}`);
+  return 2;
 }
 
 const parsed = parse(process.argv.slice(2));
 (typeof parsed === 'number' ? Promise.resolve(parsed) : runBench(parsed)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+    console.error(stack(error));
     process.exit(1);
   },
 );

@@ -1,4 +1,4 @@
-/** The plugin shape of a scenario and what the orchestrator (run.ts) gives it. */
+/** The plugin shape of a scenario, and helpers the scenarios share. */
 import type pg from 'pg';
 import type { Fleet } from './identities.js';
 import { runLoad, type LoadPlan, type LoadResult } from './load.js';
@@ -8,19 +8,18 @@ import type { Db } from './tether-internals.js';
 
 export const TARGETS = ['tether', 'baseline'] as const;
 
+/** What run.ts gives every scenario. */
 export interface BenchContext {
   quick: boolean;
   /** Client processes per run (load generators, dashboard processes; at least 2). */
   generators: number;
   postgres: BenchPostgres;
   postmasterPid: number | null;
-  /** The database both servers use. */
   db: Db;
   /** A dedicated connection for probes (WAL position, table counters). */
   probe: pg.Client;
-  /** Starts a fresh server process of this kind (its log: `.data/<label>-<target>.log`). */
+  /** Starts a fresh server process (its log: `.data/<label>-<target>.log`). */
   startServer(target: Target, label: string, options?: StartOptions): Promise<ServerProcess>;
-  /** Presence table per target. */
   presenceTables: Record<Target, string>;
   /** Identities registered for the run (as many as the largest scenario needs). */
   fleet: Fleet;
@@ -45,7 +44,6 @@ export interface ScenarioResult {
   name: string;
   title: string;
   parameters: Record<string, unknown>;
-  /** The rows of the report's tables. */
   tables: Table[];
   /** Remarks printed under the tables (a server crashed, sockets were retried, …). */
   notes: string[];
@@ -57,7 +55,7 @@ export interface ScenarioResult {
 export interface Scenario {
   name: string;
   title: string;
-  /** What it needs started: registered identities from the shared fleet (0: its own or none). */
+  /** Registered identities it needs from the shared fleet (0: its own or none). */
   needs(quick: boolean): { nodes: number };
   run(ctx: BenchContext): Promise<ScenarioResult>;
 }
@@ -86,29 +84,24 @@ export async function withServer<T extends object>(
 ): Promise<T & { serverExit: ServerExit }> {
   const server = await ctx.startServer(target, label, options);
   if (!options.quiet) ctx.log(` ${target} (pid ${server.pid}):`);
-  let outcome: { ok: true; value: T } | { ok: false; error: unknown };
-  try {
-    outcome = { ok: true, value: await measure(server) };
-  } catch (error) {
-    outcome = { ok: false, error };
-  }
+  const outcome = await Promise.resolve()
+    .then(() => measure(server))
+    .then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    );
   const serverExit = await server.stop();
   if (serverExit.crashed) {
-    ctx.log(
-      `  ${target} server CRASHED (code ${serverExit.code}, signal ${serverExit.signal}); see ${server.logFile}`,
-    );
+    const how = `code ${serverExit.code}, signal ${serverExit.signal}`;
+    ctx.log(`  ${target} server CRASHED (${how}); see ${server.logFile}`);
   }
-  if (!outcome.ok) throw outcome.error;
+  if ('error' in outcome) throw outcome.error;
   return { ...outcome.value, serverExit };
 }
 
 export type Pair = Record<Target, LoadResult & { serverExit: ServerExit }>;
 
-/**
- * Runs one load plan against a fresh Tether process, then the same plan against a fresh baseline
- * process: one server at a time, so neither competes with the other's leftovers (a backlog still
- * draining, a grown heap) and RSS is measured from a clean start.
- */
+/** One load plan against a fresh Tether process, then a fresh baseline one (never both at once). */
 export async function runBoth(
   ctx: BenchContext,
   label: string,
@@ -133,29 +126,24 @@ export async function runBoth(
   return pair as Pair;
 }
 
-/** Lines for the report about servers that died under the load. */
-export function crashNotes(pair: Pair): string[] {
-  return TARGETS.filter((t) => pair[t].serverExit.crashed).map((t) => {
+/** Notes on servers that died under the load, and on sockets closed while connecting. */
+export const crashNotes = (pair: Pair): string[] =>
+  TARGETS.filter((t) => pair[t].serverExit.crashed).map((t) => {
     const e = pair[t].serverExit;
     const oom = /heap out of memory/.test(e.logTail ?? '')
       ? ' — JavaScript heap out of memory'
       : '';
     return `${t} server crashed during the run (exit code ${e.code}, signal ${e.signal})${oom}`;
   });
-}
 
-/** Lines for the report about sockets the server closed while the fleet was connecting. */
-export function connectNotes(pair: Pair): string[] {
-  return TARGETS.filter((t) => pair[t].connect.retried > 0 || pair[t].connect.failed > 0).map(
-    (t) => {
-      const c = pair[t].connect;
-      return (
-        `${t}: ${c.retried} socket(s) closed by the server while connecting were retried, ` +
-        `${c.failed} never connected; e.g. ${c.failures.slice(0, 2).join('; ')}`
-      );
-    },
-  );
-}
+export const connectNotes = (pair: Pair): string[] =>
+  TARGETS.filter((t) => pair[t].connect.retried + pair[t].connect.failed > 0).map((t) => {
+    const c = pair[t].connect;
+    return (
+      `${t}: ${c.retried} socket(s) closed by the server while connecting were retried, ` +
+      `${c.failed} never connected; e.g. ${c.failures.slice(0, 2).join('; ')}`
+    );
+  });
 
 /** A session owned by the fleet's owner, for SDK nodes to attach to. */
 export function createSession(ctx: BenchContext, name: string): Promise<string> {
@@ -174,11 +162,7 @@ export function createSession(ctx: BenchContext, name: string): Promise<string> 
   });
 }
 
-/**
- * Nodes stopped without detaching (daemons killed, not leaving) keep their attachments active:
- * close them and archive the session, so the nodes are free for later scenarios (a node has at most
- * one active attachment).
- */
+/** Closes the attachments of nodes killed without detaching and archives the session. */
 export async function closeSession(ctx: BenchContext, sessionId: string): Promise<void> {
   await ctx.db.query(
     `UPDATE runtime_node_attachments SET state = 'offline', updated_at = now()

@@ -1,9 +1,5 @@
-/**
- * The two servers under test, each a separate process on its own port, both on the bench's
- * PostgreSQL: Tether (`tether-server serve`, the real CLI) and the naive baseline
- * (`baseline/server.ts`).
- */
-import { spawn, type ChildProcess } from 'node:child_process';
+/** The servers under test, each a process of its own: Tether's real CLI, and the baseline. */
+import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -13,18 +9,10 @@ import { freeLoopbackPort } from './postgres.js';
 import { CONTROL_PLANE_DIR } from './tether-internals.js';
 
 export type Target = 'tether' | 'baseline';
-
 export type ServerProcess = Awaited<ReturnType<typeof startServer>>;
-
 export type ServerExit = Awaited<ReturnType<ServerProcess['stop']>>;
 
-/**
- * The Tether server's configuration for the bench (documented in docs/performance.md): the bench
- * compresses time (nodes beat every 0.5–1 s instead of 15 s), so the per-node heartbeat throttle is
- * raised to stay out of the way, and the load generators open their fleets as fast as they can
- * (set-up, not what they measure), so the WebSocket admission limit is off — except in `restart`,
- * which measures it; everything else keeps its default.
- */
+/** Tether's settings for the bench (docs/performance.md, "Tether's configuration in the bench"). */
 export const TETHER_BENCH_ENV: Record<string, string> = {
   TETHER_RATE_HEARTBEATS_PER_MINUTE: '600',
   // Every simulated node connects from 127.0.0.1: one address, not one client.
@@ -33,42 +21,24 @@ export const TETHER_BENCH_ENV: Record<string, string> = {
   TETHER_LOG_LEVEL: 'info',
 };
 
-function metricValue(text: string, suffix: string): number | null {
-  const pattern = new RegExp(`^\\w*${suffix}(?:\\{[^}]*\\})?\\s+([0-9.eE+-]+)$`, 'm');
-  const match = pattern.exec(text);
-  return match ? Number(match[1]) : null;
-}
-
-async function waitReady(baseUrl: string, path: string, child: ChildProcess, log: string) {
-  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(200)) {
-    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}); see ${log}`);
-    const res = await fetch(`${baseUrl}${path}`, { signal: AbortSignal.timeout(2_000) }).catch(
-      () => null, // not listening yet
-    );
-    if (res?.ok) return;
-  }
-  throw new Error(`server at ${baseUrl} not ready within 60 s; see ${log}`);
-}
-
 /** How each kind is started: its entry (run by tsx), directory, settings and readiness path. */
-const SPECS: Record<
-  Target,
-  { args: string[]; cwd: string; readyPath: string; env(url: string, port: number): object }
-> = {
+const SPECS = {
   tether: {
     args: ['src/server/cli.ts', 'serve'],
     cwd: fileURLToPath(CONTROL_PLANE_DIR),
     readyPath: '/readyz',
-    env: (url, port) => ({
-      ...{ ...TETHER_BENCH_ENV, DATABASE_URL: url },
-      ...{ TETHER_PORT: String(port), TETHER_HOST: '127.0.0.1' },
+    env: (url: string, port: number) => ({
+      ...TETHER_BENCH_ENV,
+      DATABASE_URL: url,
+      TETHER_PORT: String(port),
+      TETHER_HOST: '127.0.0.1',
     }),
   },
   baseline: {
     args: ['src/baseline/server.ts'],
     cwd: BENCH_DIR,
     readyPath: '/livez',
-    env: (url, port) => ({ DATABASE_URL: url, BASELINE_PORT: String(port) }),
+    env: (url: string, port: number) => ({ DATABASE_URL: url, BASELINE_PORT: String(port) }),
   },
 };
 
@@ -81,7 +51,17 @@ export interface StartOptions {
   env?: Record<string, string>;
 }
 
-/** Starts a fresh server process of this kind; its output goes to `logFile`. */
+/** A gauge's value in Prometheus text (`<prefix>_<suffix>`, any labels); null if absent. */
+function metricValue(text: string, suffix: string): number | null {
+  const match = new RegExp(`^\\w*${suffix}(?:\\{[^}]*\\})?\\s+([0-9.eE+-]+)$`, 'm').exec(text);
+  return match ? Number(match[1]) : null;
+}
+
+/** GET `url`, or null when it does not answer within `timeoutMs`. */
+const tryFetch = (url: string, timeoutMs: number) =>
+  fetch(url, { signal: AbortSignal.timeout(timeoutMs) }).catch(() => null);
+
+/** Starts a fresh server process of this kind, output to `logFile`; resolves once it is ready. */
 export async function startServer(
   target: Target,
   databaseUrl: string,
@@ -111,7 +91,14 @@ export async function startServer(
       resolve();
     }),
   );
-  await waitReady(baseUrl, spec.readyPath, child, logFile);
+  const deadline = Date.now() + 60_000;
+  while (!(await tryFetch(`${baseUrl}${spec.readyPath}`, 2_000))?.ok) {
+    if (child.exitCode !== null)
+      throw new Error(`server exited (${child.exitCode}); see ${logFile}`);
+    if (Date.now() >= deadline)
+      throw new Error(`server at ${baseUrl} not ready within 60 s; see ${logFile}`);
+    await sleep(200);
+  }
   return {
     target,
     baseUrl,
@@ -120,9 +107,7 @@ export async function startServer(
     /** Event-loop delay p99 and max (ms) since the previous call (the server resets on scrape). */
     async loopLag(): Promise<{ p99Ms: number; maxMs: number } | null> {
       // A server drowning in its backlog may not answer: no number rather than a stalled run.
-      const res = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(3_000) }).catch(
-        () => null,
-      );
+      const res = await tryFetch(`${baseUrl}/metrics`, 3_000);
       const text = (await res?.text().catch(() => null)) ?? '';
       const p99 = metricValue(text, 'nodejs_eventloop_lag_p99_seconds');
       const max = metricValue(text, 'nodejs_eventloop_lag_max_seconds');

@@ -1,7 +1,4 @@
-/**
- * The one place the bench reaches past the control plane's server entry and router type, through
- * its `internals` export.
- */
+/** The one place the bench reaches past the control plane's public entries (its `internals`). */
 export {
   createDb,
   generateToken,
@@ -13,5 +10,4 @@ export {
   sweepPresence,
   PACKAGE_DIR as CONTROL_PLANE_DIR,
   type Db,
-  type SweepOptions,
 } from '@tether/control-plane/internals';

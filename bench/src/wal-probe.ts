@@ -1,40 +1,45 @@
 /**
- * Controlled WAL probe (not part of `pnpm bench`): the real HeartbeatBatcher on a fresh embedded
- * PostgreSQL, M nodes beating in rounds with metrics that change every beat, fixed batch sizes, no
- * other load.
+ * Controlled WAL probe, not part of `pnpm bench` (docs/performance.md, "Running it"):
+ * `tsx src/wal-probe.ts <label> [intervalMs] [samples]`.
  */
 import { rm } from 'node:fs/promises';
 import pg from 'pg';
-import { freeLoopbackPort, pgDelta, pgSnapshot, tableDelta, type PgSnapshot } from './postgres.js';
+import { sleep } from './ipc.js';
+import { freeLoopbackPort, pgDelta, pgSnapshot, tableDelta } from './postgres.js';
 import {
   createDb,
   HeartbeatBatcher,
   runMigrations,
   startEmbeddedPostgres,
 } from './tether-internals.js';
+import { randomMetrics } from './wire.js';
 
 const [label = 'probe', intervalArg, samplesArg] = process.argv.slice(2);
 const NODES = 2_000;
 const WARMUP_ROUNDS = 6;
 const ROUNDS = 20;
+const OWNER = '00000000-0000-4000-8000-000000000001';
+const TABLES = ['runtime_node_presence', 'runtime_node_metrics'];
 
 const dataDir = '/tmp/tether-wal-probe-pg';
 await rm(dataDir, { recursive: true, force: true });
-const port = await freeLoopbackPort();
-const embedded = await startEmbeddedPostgres({ dataDir, port, persistent: true });
+const embedded = await startEmbeddedPostgres({
+  dataDir,
+  port: await freeLoopbackPort(),
+  persistent: true,
+});
 const url = embedded.connectionString('postgres');
 try {
   await runMigrations(url);
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
-  await admin.query(
-    `INSERT INTO participants (id, name, role) VALUES ('00000000-0000-4000-8000-000000000001', 'probe', 'admin')`,
-  );
+  await admin.query(`INSERT INTO participants (id, name, role) VALUES ($1, 'probe', 'admin')`, [
+    OWNER,
+  ]);
   await admin.query(
     `INSERT INTO nodes (node_id, owner_participant_id, name, node_type)
-     SELECT 'probe-node-' || lpad(g::text, 5, '0'), '00000000-0000-4000-8000-000000000001', 'n', 'd'
-       FROM generate_series(1, $1) g`,
-    [NODES],
+     SELECT 'probe-node-' || lpad(g::text, 5, '0'), $2, 'n', 'd' FROM generate_series(1, $1) g`,
+    [NODES, OWNER],
   );
   await admin.query(
     `INSERT INTO runtime_node_presence (node_id, health_state) SELECT node_id, 'offline' FROM nodes`,
@@ -52,56 +57,45 @@ try {
   let uptime = 0;
   const round = async (): Promise<void> => {
     uptime++;
+    const metrics = (): string => JSON.stringify(randomMetrics(uptime));
     await Promise.all(
       ids.map((nodeId) =>
-        batcher.submit({
-          nodeId,
-          health: 'online',
-          metrics: JSON.stringify({
-            cpuPercent: Math.round(Math.random() * 1000) / 10,
-            memoryUsedBytes: 4_000_000_000 + Math.floor(Math.random() * 1_000_000_000),
-            memoryTotalBytes: 17_179_869_184,
-            uptimeSeconds: uptime,
-          }),
-          connectionId: null,
-        }),
+        batcher.submit({ nodeId, health: 'online', metrics: metrics(), connectionId: null }),
       ),
     );
   };
-  const tables = ['runtime_node_presence', 'runtime_node_metrics'];
-  const snapshot = () => pgSnapshot(admin, tables);
-  const walBetween = async (a: PgSnapshot, b: PgSnapshot): Promise<number> =>
-    (await pgDelta(admin, a, b, tables[0]!)).walBytes;
+  /** WAL bytes per beat over `rounds` rounds, between snapshots `settleMs` after them. */
+  const walPerBeat = async (rounds: number, settleMs: number) => {
+    const before = await pgSnapshot(admin, TABLES);
+    for (let i = 0; i < rounds; i++) await round();
+    if (settleMs > 0) await sleep(settleMs);
+    const after = await pgSnapshot(admin, TABLES);
+    const { walBytes } = await pgDelta(admin, before, after, TABLES[0]!);
+    return { perBeat: walBytes / (rounds * NODES), before, after };
+  };
   for (let i = 0; i < WARMUP_ROUNDS; i++) await round();
   // Statistics are flushed about once a second by busy backends: wait for them to settle.
-  await new Promise((r) => setTimeout(r, 1_500));
-  const before = await snapshot();
-  for (let i = 0; i < ROUNDS; i++) await round();
-  await new Promise((r) => setTimeout(r, 1_500));
-  const after = await snapshot();
-  const steady = (await walBetween(before, after)) / (ROUNDS * NODES);
-
+  await sleep(1_500);
+  const steady = await walPerBeat(ROUNDS, 1_500);
   await admin.query('CHECKPOINT');
-  const cpBefore = await snapshot();
-  await round();
-  const cpAfter = await snapshot();
-  const firstAfterCheckpoint = (await walBetween(cpBefore, cpAfter)) / NODES;
+  const firstAfterCheckpoint = (await walPerBeat(1, 0)).perBeat;
 
   const delta = (table: string): string => {
-    const { inserts, updates, hotUpdates } = tableDelta(before, after, table);
+    const { inserts, updates, hotUpdates } = tableDelta(steady.before, steady.after, table);
     const hot = updates > 0 ? ((hotUpdates / updates) * 100).toFixed(1) : '–';
     return `ins ${inserts} upd ${updates} hot ${hot} %`;
   };
   const sizes = await admin.query<{ rel: string; bytes: string }>(
     `SELECT relname AS rel, pg_total_relation_size(oid)::text AS bytes FROM pg_class
-      WHERE relname IN ('runtime_node_presence', 'runtime_node_metrics')`,
+      WHERE relname = ANY($1)`,
+    [TABLES],
   );
   console.log(
     JSON.stringify({
       label,
       history: history ?? 'default',
       beats: ROUNDS * NODES,
-      walBytesPerBeatSteady: Math.round(steady),
+      walBytesPerBeatSteady: Math.round(steady.perBeat),
       walBytesPerBeatFirstRoundAfterCheckpoint: Math.round(firstAfterCheckpoint),
       presence: delta('runtime_node_presence'),
       ring: delta('runtime_node_metrics'),

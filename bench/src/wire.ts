@@ -1,8 +1,4 @@
-/**
- * The raw tRPC wire the bench's own clients speak (no client library, so one process holds
- * thousands of nodes cheaply): used by the load generators, the presence driver, the dashboards and
- * the baseline's agents.
- */
+/** The raw tRPC wire the bench's clients speak (docs/performance.md, "How the harness works"). */
 import { Agent, request } from 'node:http';
 import { WebSocket } from 'ws';
 import { Histogram } from './histogram.js';
@@ -24,15 +20,28 @@ export const paramsFrame = (token: string): string =>
 export const callFrame = (id: number, method: string, path: string, input: unknown): string =>
   JSON.stringify({ id, method, params: { path, input: { json: input } } });
 
+/** A metrics object that changes every beat (write-amp, the WAL probe). */
+export const randomMetrics = (uptimeSeconds: number) => ({
+  cpuPercent: Math.round(Math.random() * 1000) / 10,
+  memoryUsedBytes: 4_000_000_000 + Math.floor(Math.random() * 1_000_000_000),
+  memoryTotalBytes: 17_179_869_184,
+  uptimeSeconds,
+});
+
+/** A stream's whole body as text (an HTTP request or response). */
+export const readBody = (stream: NodeJS.ReadableStream): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    stream.on('error', reject);
+  });
+
 /** A text frame's JSON (null for binary, keep-alive and unparsable frames); answers `PING`. */
 export function frameOf(socket: WebSocket, data: WebSocket.RawData, isBinary: boolean): unknown {
   if (isBinary) return null; // tRPC's JSON encoding uses text frames only
-  const bytes = Array.isArray(data)
-    ? Buffer.concat(data)
-    : Buffer.isBuffer(data)
-      ? data
-      : Buffer.from(data);
-  const text = bytes.toString('utf8');
+  const bytes = Array.isArray(data) || Buffer.isBuffer(data) ? data : Buffer.from(data);
+  const text = (Array.isArray(bytes) ? Buffer.concat(bytes) : bytes).toString('utf8');
   if (text === 'PING') socket.send('PONG');
   if (text === 'PING' || text === 'PONG' || text === '') return null;
   try {
@@ -92,33 +101,21 @@ export interface TransportSpec {
 /** Sockets opened and failed, open → first acknowledged beat (WS), failures (retried ones too). */
 export type ConnectReport = Awaited<ReturnType<WsTransport['connect']>>;
 
-export interface BeatTransport {
-  connect(): Promise<ConnectReport>;
-  /** Sends one call for node `index`; false (and `done` never called) if it cannot be sent. */
-  send(index: number, path: string, input: unknown, done: Done): boolean;
-  socketsOpen(): number;
-  close(): Promise<void>;
-}
-
 const CONNECT_ATTEMPTS = 3;
 /** Upgrades deferred by the server's admission are retried at the time it gave, this often. */
 const MAX_DEFERRALS = 100;
 const DEFERRED = 'deferred: retry after ms ';
 
-export class WsTransport implements BeatTransport {
+export class WsTransport {
   readonly #sockets: (WebSocket | null)[];
   readonly #pending = new Map<number, { socket: number; done: Done }>();
   #nextId = 1;
-  #open = 0;
 
   constructor(readonly spec: TransportSpec) {
     this.#sockets = spec.nodes.map(() => null);
   }
 
-  socketsOpen(): number {
-    return this.#open;
-  }
-
+  /** Opens every node's socket; deferred and server-closed ones are retried (docs: "Connecting"). */
   async connect() {
     const started = preciseNow();
     const connect = new Histogram();
@@ -129,15 +126,11 @@ export class WsTransport implements BeatTransport {
       const nodeId = nodes[index]!.nodeId;
       const t0 = preciseNow();
       let error = await this.openOne(index);
-      // An upgrade the server's admission deferred comes back when it was told to, as the
-      // SDK does (not a failed attempt; reported as retried).
       for (let n = 0; error?.startsWith(DEFERRED) && n < MAX_DEFERRALS; n++) {
         retried++;
         await sleep(Number(error.slice(DEFERRED.length)));
         error = await this.openOne(index);
       }
-      // A socket the server closed while connecting is retried (and reported as such), so
-      // the steady-state measurements run with the full fleet.
       for (let attempt = 1; error !== null && attempt < CONNECT_ATTEMPTS; attempt++) {
         if (failures.length < 5) failures.push(`${nodeId}: ${error} (retried)`);
         retried++;
@@ -167,7 +160,6 @@ export class WsTransport implements BeatTransport {
       );
       const socket = new WebSocket(wsUrl(this.spec.baseUrl), { perMessageDeflate: false });
       socket.on('open', () => {
-        this.#open++;
         this.#sockets[index] = socket;
         socket.send(paramsFrame(node.token));
         const input = { nodeId: node.nodeId, healthState: 'online' };
@@ -182,22 +174,19 @@ export class WsTransport implements BeatTransport {
       });
       socket.on('unexpected-response', (_req, res) => {
         // Admission's answer: 503 with `system.unavailable` and `retryAfterMs` in the body.
-        const chunks: Buffer[] = [];
         const refused = `Unexpected server response: ${res.statusCode}`;
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          const match = /"retryAfterMs":(\d+)/.exec(Buffer.concat(chunks).toString('utf8'));
-          finish(match ? `${DEFERRED}${match[1]}` : refused);
-        });
-        res.on('error', () => finish(refused));
+        readBody(res).then(
+          (body) => {
+            const match = /"retryAfterMs":(\d+)/.exec(body);
+            finish(match ? `${DEFERRED}${match[1]}` : refused);
+          },
+          () => finish(refused),
+        );
       });
       socket.on('error', (error) => finish(error.message));
       socket.on('close', (code, reason) => {
         finish(`closed ${code} ${reason.toString('utf8')}`.trim());
-        if (this.#sockets[index] === socket) {
-          this.#sockets[index] = null;
-          this.#open--;
-        }
+        if (this.#sockets[index] === socket) this.#sockets[index] = null;
         for (const [id, call] of this.#pending) {
           if (call.socket !== index) continue;
           this.#pending.delete(id);
@@ -207,6 +196,7 @@ export class WsTransport implements BeatTransport {
     });
   }
 
+  /** Sends one call for node `index`; false (and `done` never called) if it cannot be sent. */
   send(index: number, path: string, input: unknown, done: Done): boolean {
     const socket = this.#sockets[index];
     if (!socket || socket.readyState !== WebSocket.OPEN) return false;
@@ -242,7 +232,8 @@ export async function closeSockets(sockets: (WebSocket | null)[]): Promise<void>
   await Promise.race([Promise.all(closing), sleep(3_000)]);
 }
 
-export class HttpTransport implements BeatTransport {
+/** The same calls over HTTP POST with a keep-alive agent (nothing to connect up front). */
+export class HttpTransport {
   readonly #agent: Agent;
   readonly #url: URL;
 
@@ -257,42 +248,29 @@ export class HttpTransport implements BeatTransport {
     return Promise.resolve({ opened, failed: 0, connect, failures: [], retried: 0, durationMs: 0 });
   }
 
-  socketsOpen(): number {
-    const count = (lists: NodeJS.Dict<unknown[]>): number =>
-      Object.values(lists).reduce((n, list) => n + (list?.length ?? 0), 0);
-    return count(this.#agent.sockets) + count(this.#agent.freeSockets);
-  }
-
   send(index: number, path: string, input: unknown, done: Done): boolean {
     const body = JSON.stringify({ json: input });
-    const req = request(
-      {
-        agent: this.#agent,
-        hostname: this.#url.hostname,
-        port: this.#url.port,
-        method: 'POST',
-        path: `/trpc/${path}`,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
-          authorization: `Bearer ${this.spec.nodes[index]!.token}`,
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
+    const headers = {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      authorization: `Bearer ${this.spec.nodes[index]!.token}`,
+    };
+    const { hostname, port } = this.#url;
+    const options = { agent: this.#agent, hostname, port, method: 'POST', headers };
+    const req = request({ ...options, path: `/trpc/${path}` }, (res) => {
+      const status = `http_${res.statusCode ?? 0}`;
+      readBody(res).then(
+        (text) => {
           if (res.statusCode === 200) return done(null);
-          const status = `http_${res.statusCode ?? 0}`;
           try {
-            const text = Buffer.concat(chunks).toString('utf8');
             done(errorCode((JSON.parse(text) as { error?: unknown }).error, status));
           } catch {
             done(status); // not JSON: keep the status
           }
-        });
-      },
-    );
+        },
+        () => done('network'),
+      );
+    });
     req.on('error', (error: NodeJS.ErrnoException) => done(error.code ?? 'network'));
     req.end(body);
     return true;

@@ -1,11 +1,11 @@
-/** A load generator (child process). */
-import { Histogram, type HistogramData } from '../histogram.js';
+/** A load generator (child process): open-loop beats (docs/performance.md, "Open loop"). */
+import { Histogram } from '../histogram.js';
 import { preciseNow, sleep } from '../ipc.js';
 import {
   HEARTBEAT,
   HttpTransport,
+  randomMetrics,
   WsTransport,
-  type BeatTransport,
   type TransportSpec,
 } from '../wire.js';
 
@@ -19,32 +19,32 @@ export interface Step {
   measureMs: number;
 }
 
-/** What a generator counts over one measurement window. */
-export interface StepReport {
-  /** Beats scheduled inside the measurement window (the offered load). */
-  offered: number;
-  ok: number;
-  errors: Record<string, number>;
-  timeouts: number;
-  /** Acknowledgements received inside the window, whenever their beat was scheduled. */
-  acksInWindow: number;
-  /** Beats in flight, sampled once a second. */
-  backlog: number[];
-  /** Scheduled → acknowledged (includes any delay in the generator: coordinated omission safe). */
-  latency: HistogramData;
-  /** Scheduled → handed to the socket: how far behind its own schedule the generator ran. */
-  sendLag: HistogramData;
+/** What a generator counts over one step's measurement window. */
+function newState(step: Step, startAt: number) {
+  const windowStart = startAt + step.warmupMs;
+  return {
+    step,
+    windowStart,
+    windowEnd: windowStart + step.measureMs,
+    /** Beats scheduled inside the window (the offered load). */
+    offered: 0,
+    ok: 0,
+    errors: {} as Record<string, number>,
+    timeouts: 0,
+    /** Acknowledgements received inside the window, whenever their beat was scheduled. */
+    acksInWindow: 0,
+    /** Beats in flight, sampled once a second. */
+    backlog: [] as number[],
+    /** Scheduled → acknowledged (generator delay included: no coordinated omission). */
+    latency: new Histogram(),
+    /** Scheduled → handed to the socket: how far behind its schedule the generator ran. */
+    sendLag: new Histogram(),
+    /** In-window beats not yet answered. */
+    unsettled: 0,
+  };
 }
 
-interface State extends Omit<StepReport, 'latency' | 'sendLag'> {
-  step: Step;
-  windowStart: number;
-  windowEnd: number;
-  latency: Histogram;
-  sendLag: Histogram;
-  /** In-window beats not yet answered. */
-  unsettled: number;
-}
+type State = ReturnType<typeof newState>;
 
 interface Beat {
   scheduled: number;
@@ -54,7 +54,7 @@ interface Beat {
 }
 
 let spec: TransportSpec;
-let transport: BeatTransport;
+let transport: WsTransport | HttpTransport;
 /** Unanswered beats in scheduling order (for timeouts); settled ones are skipped lazily. */
 let queue: Beat[] = [];
 let head = 0;
@@ -72,14 +72,7 @@ function fire(state: State, index: number, scheduled: number): void {
     nodeId: spec.nodes[index]!.nodeId,
     healthState: 'online',
   };
-  if (state.step.payload === 'metrics') {
-    input.metrics = {
-      cpuPercent: Math.round(Math.random() * 1000) / 10,
-      memoryUsedBytes: 4_000_000_000 + Math.floor(Math.random() * 1_000_000_000),
-      memoryTotalBytes: 17_179_869_184,
-      uptimeSeconds: ++uptime,
-    };
-  }
+  if (state.step.payload === 'metrics') input.metrics = randomMetrics(++uptime);
   const sentAt = preciseNow();
   if (!transport.send(index, HEARTBEAT, input, (error) => settle(beat, error))) {
     if (inWindow) state.errors.not_connected = (state.errors.not_connected ?? 0) + 1;
@@ -96,8 +89,7 @@ function fire(state: State, index: number, scheduled: number): void {
 function settle(beat: Beat, error: string | null): void {
   const state = beat.state;
   const now = preciseNow();
-  // Throughput counts every acknowledgement, also of beats already given up on: the server
-  // committed them.
+  // Every acknowledgement counts towards throughput, also of beats given up on: they committed.
   if (error === null && now >= state.windowStart && now < state.windowEnd) state.acksInWindow++;
   if (beat.settled) return; // already counted as a timeout
   beat.settled = true;
@@ -139,22 +131,7 @@ export const handlers = {
   /** Beats from `startAt` until `stop`; the window follows the warm-up. */
   start(step: Step, startAt: number) {
     const nodes = spec.nodes;
-    const windowStart = startAt + step.warmupMs;
-    const state: State = {
-      step,
-      windowStart,
-      windowEnd: windowStart + step.measureMs,
-      offered: 0,
-      ok: 0,
-      errors: {},
-      timeouts: 0,
-      acksInWindow: 0,
-      latency: new Histogram(),
-      sendLag: new Histogram(),
-      backlog: [],
-      unsettled: 0,
-    };
-    current = state;
+    const state = (current = newState(step, startAt));
     // Random phases, visited in phase order: beat j is node order[j mod n] in round ⌊j / n⌋.
     const phases = nodes.map(() => Math.random() * step.cadenceMs);
     const order = nodes.map((_, i) => i).sort((a, b) => phases[a]! - phases[b]!);
@@ -175,7 +152,7 @@ export const handlers = {
   },
 
   /** Stops scheduling, waits (bounded by the request timeout) for in-window answers. */
-  async stop(): Promise<StepReport & { socketsOpen: number }> {
+  async stop() {
     clearTimeout(ticker);
     clearInterval(sampler);
     const state = current;
@@ -189,7 +166,6 @@ export const handlers = {
       ...{ offered, ok, errors, timeouts, acksInWindow, backlog },
       latency: state.latency.toData(),
       sendLag: state.sendLag.toData(),
-      socketsOpen: transport.socketsOpen(),
     };
   },
 

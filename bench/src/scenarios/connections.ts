@@ -1,8 +1,4 @@
-/**
- * Concurrent WebSocket nodes: N sockets opened (each authenticates and has its first beat
- * acknowledged), then beating at the production cadence (15 s) with the server's keep-alive pings
- * answered.
- */
+/** Concurrent WebSocket nodes beating at the production cadence (docs/performance.md, "Scenarios"). */
 import { failedOf, type LoadResult } from '../load.js';
 import {
   compareRows,
@@ -14,17 +10,9 @@ import {
   num,
   type Column,
 } from '../report.js';
-import {
-  connectNotes,
-  crashNotes,
-  runBoth,
-  type FloorCheck,
-  type Scenario,
-  type ScenarioResult,
-} from '../scenario.js';
+import { connectNotes, crashNotes, runBoth, type Scenario } from '../scenario.js';
 
-const CADENCE_MS = 15_000;
-
+/** Server RSS growth per connection, from before connecting to the end of the steady state. */
 function perConnectionKb(result: LoadResult): number | null {
   const before = result.connect.serverRssBeforeBytes;
   const after = result.steps[0]?.server?.rssEndBytes ?? result.connect.serverRssAfterBytes;
@@ -33,33 +21,26 @@ function perConnectionKb(result: LoadResult): number | null {
 }
 
 type Connected = LoadResult['connect'] & { kb: number | null };
+const oneDecimal = (v: number | null | undefined): string => num(v, 1);
 
 const CONNECT: Column<Connected>[] = [
   { header: 'connected', cell: (c) => `${num(c.opened)}/${num(c.opened + c.failed)}` },
-  metric(
-    'connect s',
-    (v) => num(v, 1),
-    (c) => c.durationMs / 1000,
-  ),
+  metric('connect s', oneDecimal, (c) => c.durationMs / 1000),
   metric('open→1st ack p50 ms', ms, (c) => c.latency.p50Ms),
   metric('p99 ms', ms, (c) => c.latency.p99Ms),
   metric('RSS before MB', mb, (c) => c.serverRssBeforeBytes, false),
   metric('RSS connected MB', mb, (c) => c.serverRssAfterBytes, false),
-  metric(
-    'RSS/conn KB',
-    (v) => num(v, 1),
-    (c) => c.kb,
-  ),
+  metric('RSS/conn KB', oneDecimal, (c) => c.kb),
 ];
 
 export const wsConnections: Scenario = {
   name: 'ws-connections',
   title: 'Concurrent WebSocket nodes beating at 15 s',
   needs: (quick) => ({ nodes: quick ? 1_000 : 10_000 }),
-  async run(ctx): Promise<ScenarioResult> {
+  async run(ctx) {
     const nodes = this.needs(ctx.quick).nodes;
     const step = {
-      cadenceMs: CADENCE_MS,
+      cadenceMs: 15_000,
       payload: 'plain' as const,
       warmupMs: ctx.quick ? 1_500 : 15_000,
       measureMs: ctx.quick ? 3_000 : 45_000,
@@ -71,49 +52,41 @@ export const wsConnections: Scenario = {
       connectConcurrency: 100,
       requestTimeoutMs: ctx.quick ? 3_000 : 10_000,
     });
-    const t = pair.tether;
-    const b = pair.baseline;
-    const tKb = perConnectionKb(t);
-    const bKb = perConnectionKb(b);
-    const connectTable = {
-      headers: ['server', ...CONNECT.map((c) => c.header)],
-      rows: compareRows(
-        CONNECT,
-        [['tether'], ['baseline'], ['ratio T/B']],
-        { ...t.connect, kb: tKb },
-        { ...b.connect, kb: bKb },
-      ),
-    };
+    const { tether: t, baseline: b } = pair;
+    const kb = { tether: perConnectionKb(t), baseline: perConnectionKb(b) };
+    const connected = { ...t.connect, kb: kb.tether };
+    const leads = [['tether'], ['baseline'], ['ratio T/B']] as [string[], string[], string[]];
     const steady = t.steps[0]!;
-    const scaled = ctx.quick ? `--quick: ${num(nodes)} sockets` : undefined;
-    const floors: FloorCheck[] = [
-      {
-        floor: `${num(nodes)} WebSocket nodes connected and beating at 15 s`,
-        measured:
-          `${num(t.connect.opened)} connected in ${num(t.connect.durationMs / 1000, 1)} s ` +
-          `(${num(t.connect.retried)} retried after a server close); ` +
-          `${num(steady.ok)} beats ok, ${num(failedOf(steady))} failed; ${num(tKb, 1)} KB RSS/conn; ` +
-          `loop p99 ${ms(steady.loopLag?.p99Ms)} ms`,
-        met:
-          !t.serverExit.crashed &&
-          t.connect.failed === 0 &&
-          t.connect.retried === 0 &&
-          failedOf(steady) === 0 &&
-          t.connect.opened === nodes,
-        ...(scaled ? { scaled } : {}),
-      },
-    ];
+    const c = t.connect;
     return {
       name: this.name,
       title: this.title,
       parameters: { nodes, ...step },
       tables: [
-        connectTable,
+        {
+          headers: ['server', ...CONNECT.map((col) => col.header)],
+          rows: compareRows(CONNECT, leads, connected, { ...b.connect, kb: kb.baseline }),
+        },
         { headers: LOAD_HEADERS, rows: loadRows(`${num(nodes)} @ 15 s`, steady, b.steps[0]!) },
       ],
       notes: [...crashNotes(pair), ...connectNotes(pair)],
-      floors,
-      data: { ...pair, rssPerConnectionKb: { tether: tKb, baseline: bKb } },
+      floors: [
+        {
+          floor: `${num(nodes)} WebSocket nodes connected and beating at 15 s`,
+          measured:
+            `${num(c.opened)} connected in ${num(c.durationMs / 1000, 1)} s ` +
+            `(${num(c.retried)} retried after a server close); ` +
+            `${num(steady.ok)} beats ok, ${num(failedOf(steady))} failed; ${num(kb.tether, 1)} KB RSS/conn; ` +
+            `loop p99 ${ms(steady.loopLag?.p99Ms)} ms`,
+          met:
+            !t.serverExit.crashed &&
+            c.failed + c.retried === 0 &&
+            failedOf(steady) === 0 &&
+            c.opened === nodes,
+          ...(ctx.quick ? { scaled: `--quick: ${num(nodes)} sockets` } : {}),
+        },
+      ],
+      data: { ...pair, rssPerConnectionKb: kb },
     };
   },
 };

@@ -1,100 +1,93 @@
 /**
- * The staleness sweep over a large registry, timed directly against PostgreSQL in its own database
- * (so the running server's sweep loop cannot touch it): the control plane's `sweepPresence` inside
- * a transaction holding the sweep's advisory lock, exactly as the server runs it, from the client's
- * clock (BEGIN to COMMIT acknowledged).
+ * The staleness sweep over a large registry, timed against PostgreSQL in its own database: the
+ * control plane's `sweepPresence` as the server runs it, vs the baseline's one UPDATE (see
+ * docs/performance.md, "Scenarios").
  */
 import { BASELINE_SCHEMA, BASELINE_TABLE } from '../baseline/schema.js';
 import { createFleet } from '../identities.js';
 import { preciseNow } from '../ipc.js';
 import { compareRows, metric, ms, num, stepLead, type Column } from '../report.js';
-import { scaledFloors, type Scenario, type ScenarioResult } from '../scenario.js';
+import { scaledFloors, type Scenario } from '../scenario.js';
 import { createDb, runMigrations, sweepPresence, type Db } from '../tether-internals.js';
 
 const DATABASE = 'tether_bench_sweep';
 const DEGRADED_AFTER_MS = 30_000;
 const OFFLINE_AFTER_MS = 60_000;
-const SWEEP_LOCK_KEY = 'tether.presence_sweep';
 
-type FleetState = 'fresh' | 'one-percent' | 'all-stale';
+/** Per fleet state: its row label, last-beat age (seconds) of node number `i`, runs (full, quick). */
+const STATES = {
+  fresh: { label: 'all fresh (0 %)', age: '0', runs: [5, 2] },
+  'one-percent': {
+    label: '1 % stale',
+    age: `CASE WHEN i % 200 = 0 THEN 90 WHEN i % 200 = 100 THEN 45 ELSE 0 END`,
+    runs: [5, 2],
+  },
+  'all-stale': { label: 'mass demotion (100 %)', age: '120', runs: [3, 1] },
+};
+type FleetState = keyof typeof STATES;
 
-/** Last-beat age (seconds) per node: `i` is the node's number. */
-const AGE_SQL: Record<FleetState, string> = {
-  fresh: '0',
-  'one-percent': `CASE WHEN i % 200 = 0 THEN 90 WHEN i % 200 = 100 THEN 45 ELSE 0 END`,
-  'all-stale': '120',
+/** Every node online, its last beat as old as the state says. */
+const PREPARE = {
+  runtime_node_presence: `online_since = now() - interval '1 hour', changed_at = now() - interval '1 hour',`,
+  [BASELINE_TABLE]: '',
 };
 
 async function prepare(db: Db, state: FleetState): Promise<void> {
-  const age = AGE_SQL[state];
-  await db.query(
-    `UPDATE runtime_node_presence p
-        SET health_state = 'online', online_since = now() - interval '1 hour',
-            changed_at = now() - interval '1 hour', last_heartbeat_at = now() - make_interval(secs => ${age})
-       FROM (SELECT node_id, right(node_id, 6)::int AS i FROM runtime_node_presence) n
-      WHERE p.node_id = n.node_id`,
-  );
-  await db.query(
-    `UPDATE ${BASELINE_TABLE} p
-        SET health_state = 'online', last_heartbeat_at = now() - make_interval(secs => ${age})
-       FROM (SELECT node_id, right(node_id, 6)::int AS i FROM ${BASELINE_TABLE}) n
-      WHERE p.node_id = n.node_id`,
-  );
+  for (const [table, tetherOnly] of Object.entries(PREPARE)) {
+    await db.query(
+      `UPDATE ${table} p
+          SET health_state = 'online', ${tetherOnly}
+              last_heartbeat_at = now() - make_interval(secs => ${STATES[state].age})
+         FROM (SELECT node_id, right(node_id, 6)::int AS i FROM ${table}) n
+        WHERE p.node_id = n.node_id`,
+    );
+  }
   await db.query(`VACUUM (ANALYZE) runtime_node_presence, ${BASELINE_TABLE}, fleet_events`);
 }
 
-interface Timing {
-  ms: number;
-  transitions: number;
+type Timing = { ms: number; transitions: number };
+
+async function timed(sweep: () => Promise<number>): Promise<Timing> {
+  const started = preciseNow();
+  const transitions = await sweep();
+  return { ms: preciseNow() - started, transitions };
 }
 
-async function tetherSweep(db: Db): Promise<Timing> {
-  const started = preciseNow();
-  const transitions = await db.tx(async (sql) => {
+/** Tether's sweep: in a transaction holding its advisory lock, as the server runs it. */
+const tetherSweep = (db: Db): Promise<number> =>
+  db.tx(async (sql) => {
     const { rows } = await sql.query<{ locked: boolean }>(
       `SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked`,
-      [SWEEP_LOCK_KEY],
+      ['tether.presence_sweep'],
     );
     if (!rows[0]?.locked) throw new Error('sweep lock held elsewhere');
-    return sweepPresence(sql, {
-      degradedAfterMs: DEGRADED_AFTER_MS,
-      offlineAfterMs: OFFLINE_AFTER_MS,
-    });
+    const options = { degradedAfterMs: DEGRADED_AFTER_MS, offlineAfterMs: OFFLINE_AFTER_MS };
+    return (await sweepPresence(sql, options)).length;
   });
-  return { ms: preciseNow() - started, transitions: transitions.length };
-}
 
-async function baselineSweep(db: Db): Promise<Timing> {
-  const started = preciseNow();
-  const { rowCount } = await db.query(
-    `UPDATE ${BASELINE_TABLE}
-        SET health_state = CASE WHEN last_heartbeat_at < now() - interval '${OFFLINE_AFTER_MS} milliseconds'
-                                THEN 'offline' ELSE 'degraded' END
-      WHERE health_state <> 'offline'
-        AND last_heartbeat_at < now() - interval '${DEGRADED_AFTER_MS} milliseconds'
-        AND health_state <> CASE WHEN last_heartbeat_at < now() - interval '${OFFLINE_AFTER_MS} milliseconds'
-                                 THEN 'offline' ELSE 'degraded' END`,
-  );
-  return { ms: preciseNow() - started, transitions: rowCount };
-}
-
-interface CaseResult {
-  state: FleetState;
-  tether: Timing[];
-  baseline: Timing[];
-}
+const demoted = `CASE WHEN last_heartbeat_at < now() - interval '${OFFLINE_AFTER_MS} milliseconds'
+                      THEN 'offline' ELSE 'degraded' END`;
+const baselineSweep = async (db: Db): Promise<number> =>
+  (
+    await db.query(
+      `UPDATE ${BASELINE_TABLE} SET health_state = ${demoted}
+        WHERE health_state <> 'offline'
+          AND last_heartbeat_at < now() - interval '${DEGRADED_AFTER_MS} milliseconds'
+          AND health_state <> ${demoted}`,
+    )
+  ).rowCount ?? 0;
 
 const median = (values: number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor((sorted.length - 1) / 2)] ?? 0;
 };
-const worst = (values: number[]): number => Math.max(...values);
-
 const times = (runs: Timing[]): number[] => runs.map((x) => x.ms);
+const worst = (runs: Timing[]): number => Math.max(...times(runs));
+
 const SWEEP: Column<Timing[]>[] = [
   metric('transitions', num, (runs) => runs[0]?.transitions, false),
   metric('median ms', ms, (runs) => median(times(runs))),
-  metric('worst ms', ms, (runs) => worst(times(runs))),
+  metric('worst ms', ms, worst),
   metric('runs', num, (runs) => runs.length, false),
 ];
 
@@ -102,16 +95,13 @@ export const sweep: Scenario = {
   name: 'sweep',
   title: 'Staleness sweep over the registry, timed against PostgreSQL',
   needs: () => ({ nodes: 0 }),
-  async run(ctx): Promise<ScenarioResult> {
+  async run(ctx) {
     const rows = ctx.quick ? 20_000 : 100_000;
-    const repeats: Record<FleetState, number> = ctx.quick
-      ? { fresh: 2, 'one-percent': 2, 'all-stale': 1 }
-      : { fresh: 5, 'one-percent': 5, 'all-stale': 3 };
     await ctx.postgres.recreate(DATABASE);
     const url = ctx.postgres.urlFor(DATABASE);
     await runMigrations(url);
     const db = createDb({ connectionString: url, max: 2, applicationName: 'tether-bench-sweep' });
-    const cases: CaseResult[] = [];
+    const cases: { state: FleetState; tether: Timing[]; baseline: Timing[] }[] = [];
     try {
       const setupStarted = preciseNow();
       await createFleet(db, 'sweep', rows);
@@ -123,17 +113,16 @@ export const sweep: Scenario = {
       ctx.log(
         `  ${num(rows)} nodes registered in ${num((preciseNow() - setupStarted) / 1000, 1)} s`,
       );
-      for (const state of ['fresh', 'one-percent', 'all-stale'] as const) {
-        const result: CaseResult = { state, tether: [], baseline: [] };
-        for (let i = 0; i < repeats[state]; i++) {
+      for (const state of Object.keys(STATES) as FleetState[]) {
+        const result = { state, tether: [] as Timing[], baseline: [] as Timing[] };
+        for (let i = 0; i < STATES[state].runs[ctx.quick ? 1 : 0]!; i++) {
           await prepare(db, state);
-          result.tether.push(await tetherSweep(db));
-          result.baseline.push(await baselineSweep(db));
+          result.tether.push(await timed(() => tetherSweep(db)));
+          result.baseline.push(await timed(() => baselineSweep(db)));
         }
-        ctx.log(
-          `  ${state}: tether ${result.tether.map((t) => `${ms(t.ms)} ms/${t.transitions}`).join(', ')}; ` +
-            `baseline ${result.baseline.map((t) => `${ms(t.ms)} ms/${t.transitions}`).join(', ')}`,
-        );
+        const list = (runs: Timing[]): string =>
+          runs.map((t) => `${ms(t.ms)} ms/${t.transitions}`).join(', ');
+        ctx.log(`  ${state}: tether ${list(result.tether)}; baseline ${list(result.baseline)}`);
         cases.push(result);
       }
     } finally {
@@ -141,34 +130,11 @@ export const sweep: Scenario = {
       await ctx.postgres.drop(DATABASE);
     }
 
-    const label: Record<FleetState, string> = {
-      fresh: 'all fresh (0 %)',
-      'one-percent': '1 % stale',
-      'all-stale': 'mass demotion (100 %)',
-    };
-    const tableRows = cases.flatMap((c) =>
-      compareRows(SWEEP, stepLead(label[c.state]), c.tether, c.baseline),
-    );
-    const scaled = ctx.quick ? `--quick: ${num(rows)} rows` : undefined;
-    const byState = (s: FleetState): number[] =>
-      cases.find((c) => c.state === s)?.tether.map((x) => x.ms) ?? [];
-    const onePct = byState('one-percent');
-    const mass = byState('all-stale');
-    const massTransitions = cases.find((c) => c.state === 'all-stale')?.tether[0]?.transitions ?? 0;
-    const floors = scaledFloors(
-      [
-        {
-          floor: `sweep over ${num(rows)} rows, 1 % stale: ≤ 50 ms`,
-          measured: `median ${ms(median(onePct))} ms, worst ${ms(worst(onePct))} ms of ${onePct.length}`,
-          met: worst(onePct) <= 50,
-        },
-        {
-          floor: `mass demotion of ${num(rows)} with its events: ≤ 2 s`,
-          measured: `median ${ms(median(mass))} ms, worst ${ms(worst(mass))} ms (${num(massTransitions)} transitions + events)`,
-          met: worst(mass) <= 2_000 && massTransitions === rows,
-        },
-      ],
-      scaled,
+    const tether = (s: FleetState): Timing[] => cases.find((c) => c.state === s)?.tether ?? [];
+    const [onePct, mass] = [tether('one-percent'), tether('all-stale')];
+    const massTransitions = mass[0]?.transitions ?? 0;
+    const repeats = Object.fromEntries(
+      Object.entries(STATES).map(([s, d]) => [s, d.runs[ctx.quick ? 1 : 0]]),
     );
     return {
       name: this.name,
@@ -182,11 +148,27 @@ export const sweep: Scenario = {
       tables: [
         {
           headers: ['fleet state', 'server', ...SWEEP.map((c) => c.header)],
-          rows: tableRows,
+          rows: cases.flatMap((c) =>
+            compareRows(SWEEP, stepLead(STATES[c.state].label), c.tether, c.baseline),
+          ),
         },
       ],
       notes: [],
-      floors,
+      floors: scaledFloors(
+        [
+          {
+            floor: `sweep over ${num(rows)} rows, 1 % stale: ≤ 50 ms`,
+            measured: `median ${ms(median(times(onePct)))} ms, worst ${ms(worst(onePct))} ms of ${onePct.length}`,
+            met: worst(onePct) <= 50,
+          },
+          {
+            floor: `mass demotion of ${num(rows)} with its events: ≤ 2 s`,
+            measured: `median ${ms(median(times(mass)))} ms, worst ${ms(worst(mass))} ms (${num(massTransitions)} transitions + events)`,
+            met: worst(mass) <= 2_000 && massTransitions === rows,
+          },
+        ],
+        ctx.quick ? `--quick: ${num(rows)} rows` : undefined,
+      ),
       data: cases,
     };
   },
