@@ -11,7 +11,7 @@ import { startBenchPostgres } from './postgres.js';
 import { renderReport, type BenchResults } from './report.js';
 import type { BenchContext } from './scenario.js';
 import { SCENARIOS } from './scenarios/index.js';
-import { startServer, TETHER_BENCH_ENV, type ServerProcess } from './servers.js';
+import { buildTether, startServer, TETHER_BENCH_ENV, type ServerProcess } from './servers.js';
 import { createDb, runMigrations } from './tether-internals.js';
 
 const DATA_DIR = join(BENCH_DIR, '.data');
@@ -63,6 +63,7 @@ async function runBench(options: RunOptions): Promise<number> {
   }
 
   try {
+    await buildTether();
     const postgres = await startBenchPostgres(DATA_DIR, log);
     cleanups.push(() => postgres.stop());
     await postgres.recreate(DATABASE);

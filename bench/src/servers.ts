@@ -1,5 +1,6 @@
 /** The servers under test, each a process of its own: Tether's real CLI, and the baseline. */
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -21,10 +22,12 @@ export const TETHER_BENCH_ENV: Record<string, string> = {
   TETHER_LOG_LEVEL: 'info',
 };
 
-/** How each kind is started: its entry (run by tsx), directory, settings and readiness path. */
+/** How each kind is started: its node arguments, directory, settings and readiness path. */
 const SPECS = {
   tether: {
-    args: ['src/server/cli.ts', 'serve'],
+    // The operator's command: the bin holds the port while the server starts and runs the bundle
+    // `buildTether()` wrote (docs/decisions/0022, 0023).
+    args: ['bin/tether-server.mjs', 'serve'],
     cwd: fileURLToPath(CONTROL_PLANE_DIR),
     readyPath: '/readyz',
     env: (url: string, port: number) => ({
@@ -35,12 +38,22 @@ const SPECS = {
     }),
   },
   baseline: {
-    args: ['src/baseline/server.ts'],
+    args: ['--import', 'tsx', 'src/baseline/server.ts'],
     cwd: BENCH_DIR,
     readyPath: '/livez',
     env: (url: string, port: number) => ({ DATABASE_URL: url, BASELINE_PORT: String(port) }),
   },
 };
+
+/** `pnpm --filter @tether/control-plane build`: the server bundle the bin runs when fresh. */
+export async function buildTether(): Promise<void> {
+  const child = spawn(process.execPath, ['scripts/build-server.mjs'], {
+    cwd: fileURLToPath(CONTROL_PLANE_DIR),
+    stdio: 'inherit',
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`building the server bundle failed (exit ${code})`);
+}
 
 export interface StartOptions {
   /** Listen here instead of on a free port (a restart, on the port its clients know). */
@@ -75,7 +88,7 @@ export async function startServer(
   const profile = process.env.BENCH_CPU_PROF
     ? ['--cpu-prof', `--cpu-prof-dir=${join(dirname(logFile), 'profiles', target)}`]
     : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...spec.args], {
+  const child = spawn(process.execPath, [...profile, ...spec.args], {
     cwd: spec.cwd,
     env: { ...process.env, ...spec.env(databaseUrl, port), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
