@@ -92,7 +92,7 @@ export async function openBootListener(env = process.env, random = Math.random) 
   });
   starting.on('clientError', (_error, socket) => socket.destroy());
   let target = starting;
-  const server = createNetServer((socket) => target.emit('connection', socket));
+  const server = createNetServer({ noDelay: true }, (socket) => target.emit('connection', socket));
   const bound = await new Promise((resolve) => {
     server.once('error', () => resolve(false));
     server.listen({ port: at.port, host: at.host, backlog: at.backlog }, () => resolve(true));

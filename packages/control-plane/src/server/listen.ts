@@ -42,6 +42,10 @@ export async function listenOn(
   const held = takeBootListener(at.port, at.host);
   if (held !== null) {
     held.adopt(server);
+    // What `listen()` would have told it: Node's HTTP server starts tracking its connections
+    // (closeIdleConnections / closeAllConnections at shutdown, the headers and request timeouts)
+    // on its 'listening' event, which a server fed connections by another listener never gets.
+    server.emit('listening');
     return held.server;
   }
   await new Promise<void>((resolve, reject) => {

@@ -6,19 +6,25 @@
  * database that becomes reachable only when the test says so.
  */
 import { once } from 'node:events';
+import { Agent, createServer as createHttpServer, request } from 'node:http';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { TetherError } from '@tether/contracts';
 import { afterEach, describe, expect, it } from 'vitest';
+import { listenOn } from '../../src/server/listen.js';
 import { errorShape } from '../../src/server/transport-shared.js';
 import { createTestDatabase } from '../db.js';
 import { eventually } from '../eventually.js';
 import { freePort } from '../postgres.js';
 import { launchServer } from '../process-server.js';
 import { upgrade } from '../upgrade.js';
-// @ts-expect-error -- a plain ES module of the bin, without types
-import { RETRY_MIN_MS, RETRY_SPREAD_MS, startingRefusal } from '../../bin/boot-listener.mjs';
+import {
+  openBootListener,
+  RETRY_MIN_MS,
+  RETRY_SPREAD_MS,
+  startingRefusal,
+} from '../../bin/boot-listener.mjs';
 
-const refusal = startingRefusal as (retryAfterMs: number) => unknown;
+const refusal = startingRefusal;
 const TOKEN = `tpt_${'b'.repeat(40)}`;
 const WAITING = 'database unavailable; retrying';
 
@@ -58,6 +64,41 @@ describe('the boot listener', () => {
     expect(refusal(1_500)).toEqual({
       error: errorShape(new TetherError('system.unavailable', message, { retryAfterMs: 1_500 })),
     });
+  });
+
+  it('the server that adopts it serves its connections, tracks them and closes idle ones at shutdown', async () => {
+    const port = await freePort();
+    await openBootListener({ TETHER_PORT: String(port), TETHER_HOST: '127.0.0.1' });
+    const server = createHttpServer((_req, res) => res.end('served'));
+    // Only closeIdleConnections() can close the idle socket within this test's time.
+    server.keepAliveTimeout = 600_000;
+    const listener = await listenOn(server, { port, host: '127.0.0.1', backlog: 16 });
+    cleanups.push(async () => {
+      server.closeAllConnections();
+      server.close();
+      listener.close();
+    });
+    // One keep-alive request through the held listener: answered by the adopting server, and
+    // its socket stays open, idle — until the server closes its idle connections.
+    const { closed } = await new Promise<{ closed: Promise<void> }>((resolve, reject) => {
+      // Keep-alive without an idle timeout of its own (Node's global agent closes after 5 s).
+      const agent = new Agent({ keepAlive: true });
+      const req = request({ port, host: '127.0.0.1', path: '/', agent });
+      req.on('response', (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+        res.on('end', () => {
+          expect(text).toBe('served');
+          const socket = req.socket!;
+          resolve({ closed: new Promise<void>((done) => socket.once('close', () => done())) });
+        });
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    await new Promise((resolve) => setImmediate(resolve)); // the response's socket turns idle
+    server.closeIdleConnections();
+    await closed;
   });
 
   it('holds the port while the server waits for its database: 503 starting with a retry time (HTTP and WebSocket), /livez 200, /readyz 503; then the same port serves the server', async () => {
@@ -108,8 +149,8 @@ describe('the boot listener', () => {
       error: { data: { tetherError: { details: { retryAfterMs: number } } } };
     };
     const waitMs = body.error.data.tetherError.details.retryAfterMs;
-    expect(waitMs).toBeGreaterThanOrEqual(RETRY_MIN_MS as number);
-    expect(waitMs).toBeLessThan((RETRY_MIN_MS as number) + (RETRY_SPREAD_MS as number));
+    expect(waitMs).toBeGreaterThanOrEqual(RETRY_MIN_MS);
+    expect(waitMs).toBeLessThan(RETRY_MIN_MS + RETRY_SPREAD_MS);
     expect(body).toEqual(refusal(waitMs));
     expect(call.headers.get('retry-after')).toBe(String(Math.ceil(waitMs / 1_000)));
 

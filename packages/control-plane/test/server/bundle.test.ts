@@ -14,11 +14,10 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { adminQuery, databaseUrl } from '../postgres.js';
 import { query } from '../http.js';
 import { spawnServer } from '../process-server.js';
-// @ts-expect-error -- a plain ES module of the bin, without types
 import { BUNDLE, chooseEntry } from '../../bin/entry.mjs';
 
 const PACKAGE_DIR = fileURLToPath(new URL('../..', import.meta.url));
-const choose = chooseEntry as (bundle?: string, sources?: string[]) => 'bundle' | 'source';
+const choose = chooseEntry;
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
