@@ -73,10 +73,10 @@ describe('the boot listener', () => {
     // Only closeIdleConnections() can close the idle socket within this test's time.
     server.keepAliveTimeout = 600_000;
     const listener = await listenOn(server, { port, host: '127.0.0.1', backlog: 16 });
-    cleanups.push(async () => {
+    cleanups.push(() => {
       server.closeAllConnections();
       server.close();
-      listener.close();
+      return new Promise((resolve) => listener.close(resolve));
     });
     // One keep-alive request through the held listener: answered by the adopting server, and
     // its socket stays open, idle — until the server closes its idle connections.

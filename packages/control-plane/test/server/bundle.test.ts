@@ -65,9 +65,7 @@ describe('the server bundle', () => {
     const name = `tether_bundle_${randomBytes(5).toString('hex')}`;
     await adminQuery(adminUrl, `CREATE DATABASE ${name}`);
     cleanups.push(() => adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-    const server = await spawnServer({ DATABASE_URL: databaseUrl(adminUrl, name) }, [
-      BUNDLE as string,
-    ]);
+    const server = await spawnServer({ DATABASE_URL: databaseUrl(adminUrl, name) }, [BUNDLE]);
     cleanups.push(async () => {
       server.child.kill('SIGKILL');
       await server.exited;
