@@ -1,6 +1,7 @@
 // Types of boot-listener.mjs (plain JavaScript, run before anything is compiled).
 export declare const RETRY_MIN_MS: number;
-export declare const RETRY_SPREAD_MS: number;
+export declare const RETURN_PER_SECOND: number;
+export declare const RETRY_MAX_MS: number;
 export declare function startingRefusal(retryAfterMs: number): {
   error: {
     message: string;

@@ -5,17 +5,23 @@
 // server is ready. This listener binds the port before anything else is loaded and answers
 // what arrives meanwhile: /livez 200, /readyz 503 `starting`, everything else (WebSocket
 // upgrades included) 503 with `Retry-After` and the typed `system.unavailable` error carrying
-// `retryAfterMs` — 1–3 s, spread at random so the fleet does not come back in one instant.
+// `retryAfterMs` — a slot of its own, at least 1 s away, handed out at 500 clients per second, so
+// the fleet comes back at a pace and not all in one instant.
 // Once the server is up it adopts the listener (src/server/listen.ts, through the global
-// `Symbol.for('tether.bootListener')`): new connections go to the real server from then on. Plain JavaScript with Node built-ins only, so it costs nothing
-// to load. If the port cannot be bound here (taken, invalid), nothing is held: the server binds
+// `Symbol.for('tether.bootListener')`): new connections go to the real server from then on.
+// Plain JavaScript with Node built-ins only, so it costs nothing to load. If the port cannot be bound here (taken, invalid), nothing is held: the server binds
 // it itself and reports the error as it always did.
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
+import { performance } from 'node:perf_hooks';
 
 const KEY = Symbol.for('tether.bootListener');
+/** The soonest a refused client is asked back. */
 export const RETRY_MIN_MS = 1_000;
-export const RETRY_SPREAD_MS = 2_000;
+/** Clients asked back per second, at most: the herd returns at this pace (appointment book). */
+export const RETURN_PER_SECOND = 500;
+/** The longest wait handed out; past it, clients are spread over its second half. */
+export const RETRY_MAX_MS = 30_000;
 
 /** The refusal as the server's formatter shapes a `system.unavailable` (a test compares them). */
 export function startingRefusal(retryAfterMs) {
@@ -33,8 +39,22 @@ export function startingRefusal(retryAfterMs) {
   };
 }
 
-function retryAfterMs(random) {
-  return RETRY_MIN_MS + Math.floor(random() * RETRY_SPREAD_MS);
+/**
+ * Each refused client gets its own slot, one `1 / RETURN_PER_SECOND` after the last one handed
+ * out and at least `RETRY_MIN_MS` away, so a fleet comes back at a pace the server can take
+ * instead of all at once — and, on a machine it shares with its clients, without a retry storm
+ * that starves the server it waits for. As the server's admission does once it runs.
+ */
+function appointmentBook(random, now = () => performance.now()) {
+  let next = 0;
+  return () => {
+    const at = now();
+    const slot = Math.max(next, at + RETRY_MIN_MS) + 1_000 / RETURN_PER_SECOND;
+    if (slot - at > RETRY_MAX_MS)
+      return Math.ceil(RETRY_MAX_MS / 2 + (random() * RETRY_MAX_MS) / 2);
+    next = slot;
+    return Math.ceil(slot - at);
+  };
 }
 
 function refusalHead(body, retryMs) {
@@ -67,6 +87,7 @@ function address(env) {
 export async function openBootListener(env = process.env, random = Math.random) {
   const at = address(env);
   if (at === null) return;
+  const retryAfterMs = appointmentBook(random);
   const starting = createHttpServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/livez' || path === '/readyz') {
@@ -78,14 +99,14 @@ export async function openBootListener(env = process.env, random = Math.random) 
       });
       return res.end(body);
     }
-    const retryMs = retryAfterMs(random);
+    const retryMs = retryAfterMs();
     const body = JSON.stringify(startingRefusal(retryMs));
     res.writeHead(503, refusalHead(body, retryMs));
     res.end(body);
   });
   starting.on('upgrade', (_req, socket) => {
     socket.on('error', () => socket.destroy());
-    const retryMs = retryAfterMs(random);
+    const retryMs = retryAfterMs();
     const body = JSON.stringify(startingRefusal(retryMs));
     const head = Object.entries(refusalHead(body, retryMs)).map(([k, v]) => `${k}: ${v}`);
     socket.end(['HTTP/1.1 503 Service Unavailable', ...head, '', body].join('\r\n'));

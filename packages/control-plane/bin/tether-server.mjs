@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `tether-server serve` first holds its port (boot-listener.mjs: clients are told "starting,
-// retry in 1–3 s" instead of being refused while the server loads; decision 0023). Then the
+// come back at your slot" instead of being refused while the server loads; decision 0023). Then the
 // bundle when it is fresh (`pnpm start` builds it), else the TypeScript CLI through tsx's
 // loader (source-first package: docs/decisions/0001, 0022).
 import { openBootListener } from './boot-listener.mjs';
