@@ -25,8 +25,7 @@ export const TETHER_BENCH_ENV: Record<string, string> = {
 /** How each kind is started: its node arguments, directory, settings and readiness path. */
 const SPECS = {
   tether: {
-    // The operator's command: the bin holds the port while the server starts and runs the bundle
-    // `buildTether()` wrote (docs/decisions/0022, 0023).
+    // The operator's command: the bin runs the bundle `buildTether()` wrote (decision 0022).
     args: ['bin/tether-server.mjs', 'serve'],
     cwd: fileURLToPath(CONTROL_PLANE_DIR),
     readyPath: '/readyz',

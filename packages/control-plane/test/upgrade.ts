@@ -1,4 +1,4 @@
-/** A WebSocket opening handshake by hand, as any client sends it (admission, boot, drain tests). */
+/** A WebSocket opening handshake by hand, as any client sends it (admission and drain tests). */
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 

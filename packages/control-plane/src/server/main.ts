@@ -32,7 +32,6 @@ import { createMetricsServer, metricsExposure } from './metrics-http.js';
 import { joinCluster, type Cluster } from './cluster.js';
 import { PresenceBindings } from './presence-bindings.js';
 import { createRateLimiter } from '../limits/rate-limit.js';
-import { listenOn } from './listen.js';
 import { waitForDatabase } from './startup.js';
 import { Sweeper } from './sweeper.js';
 import { createFirstAdmin, firstAdminMessage, type FirstAdmin } from './first-admin.js';
@@ -264,10 +263,17 @@ export async function startTether(
   });
   sweeper.start();
 
-  const listener = await listenOn(host.server, {
-    port: config.port,
-    host: config.host,
-    backlog: config.listenBacklog,
+  await new Promise<void>((resolve, reject) => {
+    host.server.once('error', reject);
+    // A reconnect wave brings thousands of connections within a second; with Node's default
+    // backlog (511) the kernel drops the SYNs past it and clients retry them 1, 3, 7 s later.
+    host.server.listen(
+      { port: config.port, host: config.host, backlog: config.listenBacklog },
+      () => {
+        host.server.off('error', reject);
+        resolve();
+      },
+    );
   });
   const metricsServer = config.metricsListen
     ? createMetricsServer(metrics.registry, config.metricsToken)
@@ -286,7 +292,6 @@ export async function startTether(
       // The address is taken or not ours: nothing keeps running.
       stopAdmissionSampler();
       await sweeper.stop();
-      listener.close();
       host.server.close();
       host.closeWebSockets();
       await feed.close();
@@ -297,7 +302,7 @@ export async function startTether(
     }
   }
   host.setReady(true);
-  const port = (listener.address() as AddressInfo).port;
+  const port = (host.server.address() as AddressInfo).port;
   const url = `http://${urlHost(config.host)}:${port}`;
   const metricsUrl =
     metricsServer && config.metricsListen
@@ -329,7 +334,6 @@ export async function startTether(
       await feed.close();
       commandSignals.close();
       phase('notifyMs');
-      listener.close();
       host.server.close();
       host.server.closeIdleConnections();
       // Clients got the reconnect notification: nothing more is read from their sockets (calls

@@ -112,8 +112,8 @@ export function attachWebSockets(
       return;
     }
     if (state.draining) {
-      // Stopping (a restart, most often): come back in 1–3 s, spread — by then the next process
-      // holds the port (bin/boot-listener.mjs says the same while it starts).
+      // Stopping (a restart, most often): come back in 1–3 s, spread, rather than back off on a
+      // bare 503 that says nothing.
       const retryAfterMs =
         DRAINING_RETRY_MIN_MS + Math.floor(Math.random() * DRAINING_RETRY_SPREAD_MS);
       const error = new TetherError(
