@@ -99,20 +99,30 @@ export const HandshakeAnswer = SystemInfoOutput.extend({
 });
 export type HandshakeAnswer = z.infer<typeof HandshakeAnswer>;
 
+/**
+ * Node's `Buffer` where there is one (the server, the SDK): its base64url codec is native, where
+ * `atob`/`btoa` are JavaScript in Node 20 and were a visible share of a reconnect wave's CPU
+ * (docs/performance.md, "Resume protocol"). Browsers use the portable path.
+ */
+const NodeBuffer = (globalThis as { Buffer?: typeof Buffer }).Buffer;
+
 function toBase64Url(bytes: Uint8Array): string {
+  if (NodeBuffer) {
+    return NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
+  }
   let binary = '';
   for (const b of bytes) binary += String.fromCharCode(b);
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
 function fromBase64Url(text: string): Uint8Array | null {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) return null;
-  try {
-    const binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
-    return Uint8Array.from(binary, (c) => c.charCodeAt(0));
-  } catch {
-    return null;
-  }
+  // As forgiving-base64 (atob) decides: the alphabet only, and no length of 4k + 1.
+  if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) return null;
+  if (NodeBuffer) return NodeBuffer.from(text, 'base64url');
+  const binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
 }
 
 /** base64url (no padding) of a value's JSON, UTF-8. */
