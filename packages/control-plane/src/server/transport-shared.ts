@@ -4,7 +4,7 @@
  * refused call's error as the error formatter shapes it.
  */
 import type { IncomingMessage } from 'node:http';
-import { ERROR_REGISTRY, TetherError } from '@tether/contracts';
+import { ERROR_REGISTRY, TetherError, type TetherErrorCode } from '@tether/contracts';
 import { formatError, TRPCError } from '../trpc/error-formatter.js';
 
 /** Whether the server is draining and whether it is ready (`/readyz`), as the host sets them. */
@@ -42,6 +42,24 @@ export function errorShape(error: TetherError, path?: string): ReturnType<typeof
     error: new TRPCError({ code: ERROR_REGISTRY[error.code].trpcCode, cause: error }),
     path,
   });
+}
+
+/** A number no real wait is: where `retryAfterMs` goes in a refusal template. */
+const RETRY_AFTER_SENTINEL = 8_765_432_109_876;
+
+/**
+ * The JSON body `{ error }` of a refusal whose only varying part is `retryAfterMs`, formatted once:
+ * formatting the typed error anew (two Error objects and their stacks) for each of a reconnect
+ * wave's thousands of refusals was a visible share of its CPU (docs/performance.md, "Admission").
+ * The result is the formatter's own shape, the wait written where it puts it.
+ */
+export function refusalBody(
+  code: TetherErrorCode,
+  message: string,
+): (retryAfterMs: number) => string {
+  const error = new TetherError(code, message, { retryAfterMs: RETRY_AFTER_SENTINEL });
+  const parts = JSON.stringify({ error: errorShape(error) }).split(String(RETRY_AFTER_SENTINEL));
+  return (retryAfterMs) => parts.join(String(Math.round(retryAfterMs)));
 }
 
 export function batchTooLarge(calls: number, maxCalls: number): TetherError {

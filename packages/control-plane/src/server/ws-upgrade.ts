@@ -28,6 +28,7 @@ import {
   errorShape,
   headerValue,
   peerAddress,
+  refusalBody,
   stringParam,
   type HostState,
 } from './transport-shared.js';
@@ -42,13 +43,12 @@ export const DRAINING_RETRY_SPREAD_MS = 2_000;
 
 /**
  * The answer to an upgrade refused before it becomes a WebSocket (admission limit, unauthenticated
- * sockets per address): the status, `Retry-After` (whole seconds, as HTTP wants) and the typed
- * error as the formatter shapes it, with the exact wait in `retryAfterMs`.
+ * sockets per address, a refused credential): the status, `Retry-After` (whole seconds, as HTTP
+ * wants) and the JSON body `{ error }` with the typed error as the formatter shapes it, the exact
+ * wait in `retryAfterMs`. Plain JSON, not the transformer's: this is an HTTP answer before any tRPC
+ * exchange, read by clients that have no tRPC link yet (the SDK takes `retryAfterMs` from it).
  */
-function upgradeRefusal(statusLine: string, error: TetherError, retryAfterMs?: number): string {
-  // Plain JSON, not the transformer's: this is an HTTP answer before any tRPC exchange, read by
-  // clients that have no tRPC link yet (the SDK takes `retryAfterMs` from it).
-  const body = JSON.stringify({ error: errorShape(error) });
+function upgradeRefusal(statusLine: string, body: string, retryAfterMs?: number): string {
   return [
     `HTTP/1.1 ${statusLine}`,
     ...(retryAfterMs ? [`Retry-After: ${Math.max(1, Math.ceil(retryAfterMs / 1_000))}`] : []),
@@ -59,6 +59,20 @@ function upgradeRefusal(statusLine: string, error: TetherError, retryAfterMs?: n
     body,
   ].join('\r\n');
 }
+
+/** The refusals a flood repeats thousands of times, formatted once (transport-shared.ts). */
+const STOPPING = refusalBody(
+  'system.unavailable',
+  'The server is stopping; retry after retryAfterMs.',
+);
+const ADMISSION_FULL = refusalBody(
+  'system.unavailable',
+  'The server is admitting new connections as fast as it can take them; retry after retryAfterMs.',
+);
+const PEER_FULL = refusalBody(
+  'rate_limited',
+  'Too many unauthenticated WebSockets from this address; authenticate the open ones or retry after retryAfterMs.',
+);
 
 /**
  * The wait suggested to a call refused for the connection's in-flight limit: a slot frees when
@@ -116,33 +130,19 @@ export function attachWebSockets(
       // bare 503 that says nothing.
       const retryAfterMs =
         DRAINING_RETRY_MIN_MS + Math.floor(Math.random() * DRAINING_RETRY_SPREAD_MS);
-      const error = new TetherError(
-        'system.unavailable',
-        'The server is stopping; retry after retryAfterMs.',
-        { retryAfterMs },
-      );
-      refuse(upgradeRefusal('503 Service Unavailable', error, retryAfterMs));
+      refuse(upgradeRefusal('503 Service Unavailable', STOPPING(retryAfterMs), retryAfterMs));
       return;
     }
     const admission = options.admission.admit();
     if (!admission.admitted) {
       deps.metrics.wsAdmissionRefused.inc();
-      const error = new TetherError(
-        'system.unavailable',
-        'The server is admitting new connections as fast as it can take them; retry after retryAfterMs.',
-        { retryAfterMs: admission.retryAfterMs },
-      );
-      refuse(upgradeRefusal('503 Service Unavailable', error, admission.retryAfterMs));
+      const { retryAfterMs } = admission;
+      refuse(upgradeRefusal('503 Service Unavailable', ADMISSION_FULL(retryAfterMs), retryAfterMs));
       return;
     }
     const peerWait = guard.admit(peerAddress(req, options.trustProxy));
     if (peerWait > 0) {
-      const error = new TetherError(
-        'rate_limited',
-        'Too many unauthenticated WebSockets from this address; authenticate the open ones or retry after retryAfterMs.',
-        { retryAfterMs: peerWait },
-      );
-      refuse(upgradeRefusal('429 Too Many Requests', error, peerWait));
+      refuse(upgradeRefusal('429 Too Many Requests', PEER_FULL(peerWait), peerWait));
       return;
     }
     // In flight from here until the connection's first context is built (createContext), or
@@ -168,7 +168,8 @@ export function attachWebSockets(
       })
       .then((outcome) => {
         if (outcome.kind === 'refused') {
-          refuse(upgradeRefusal(outcome.statusLine, outcome.error, outcome.retryAfterMs));
+          const body = JSON.stringify({ error: errorShape(outcome.error) });
+          refuse(upgradeRefusal(outcome.statusLine, body, outcome.retryAfterMs));
           return;
         }
         const gone = socket.destroyed || !socket.writable;
