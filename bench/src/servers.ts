@@ -61,6 +61,8 @@ export interface StartOptions {
   onSpawn?: (pid: number) => void;
   /** Server settings of this scenario, on top of the bench's. */
   env?: Record<string, string>;
+  /** How long its readiness probe may go unanswered (default 60 s; a flooded server answers late). */
+  readyWithinMs?: number;
 }
 
 /** A gauge's value in Prometheus text (`<prefix>_<suffix>`, any labels); null if absent. */
@@ -103,12 +105,15 @@ export async function startServer(
       resolve();
     }),
   );
-  const deadline = Date.now() + 60_000;
+  const readyWithinMs = options.readyWithinMs ?? 60_000;
+  const deadline = Date.now() + readyWithinMs;
   while (!(await tryFetch(`${baseUrl}${spec.readyPath}`, 2_000))?.ok) {
     if (child.exitCode !== null)
       throw new Error(`server exited (${child.exitCode}); see ${logFile}`);
     if (Date.now() >= deadline)
-      throw new Error(`server at ${baseUrl} not ready within 60 s; see ${logFile}`);
+      throw new Error(
+        `server at ${baseUrl} not ready within ${readyWithinMs / 1_000} s; see ${logFile}`,
+      );
     await sleep(200);
   }
   return {
