@@ -1,7 +1,7 @@
 /** Formatting: aligned text tables for the terminal, Markdown for the results file. */
 import type { MachineFacts } from './environment.js';
 import { failedOf, type StepResult } from './load.js';
-import { columns, type FloorCheck, type ScenarioResult, type Table } from './scenario.js';
+import { type FloorCheck, type ScenarioResult, type Table } from './scenario.js';
 
 type Value = number | null | undefined;
 
@@ -158,7 +158,7 @@ export function renderReport(results: BenchResults, format: 'text' | 'markdown')
   }
   for (const f of results.failures) parts.push('', `FAILED ${f.name}: ${f.error}`);
   const floors: Table = {
-    headers: columns('scenario|floor|measured|met'),
+    headers: ['scenario', 'floor', 'measured', 'met'],
     rows: results.floors.map((f) => [
       f.scenario,
       f.floor,

@@ -123,9 +123,10 @@ async function runBench(options: RunOptions): Promise<number> {
     for (const scenario of scenarios) {
       log(`${scenario.name}: ${scenario.title}`);
       try {
-        const result = await scenario.run(ctx);
-        results.scenarios.push(result);
-        results.floors.push(...result.floors.map((f) => ({ scenario: scenario.name, ...f })));
+        const { scaled, ...result } = await scenario.run(ctx);
+        const floors = result.floors.map((f) => ({ ...f, ...(ctx.quick && scaled && { scaled }) }));
+        results.scenarios.push({ name: scenario.name, title: scenario.title, ...result, floors });
+        results.floors.push(...floors.map((f) => ({ scenario: scenario.name, ...f })));
       } catch (error) {
         log(`${scenario.name} failed: ${stack(error)}`);
         results.failures.push({ name: scenario.name, error: stack(error) });

@@ -40,36 +40,32 @@ export interface Table {
   rows: string[][];
 }
 
-export interface ScenarioResult {
-  name: string;
-  title: string;
+/** What a scenario's run returns; run.ts adds its name and title. */
+export interface ScenarioOutcome {
   parameters: Record<string, unknown>;
   tables: Table[];
   /** Remarks printed under the tables (a server crashed, sockets were retried, …). */
   notes: string[];
   floors: FloorCheck[];
+  /** In a --quick run every floor check is marked with this (indicative only). */
+  scaled?: string;
   /** Everything measured, for the JSON file. */
   data: unknown;
 }
+
+export type ScenarioResult = { name: string; title: string } & Omit<ScenarioOutcome, 'scaled'>;
 
 export interface Scenario {
   name: string;
   title: string;
   /** Registered identities it needs from the shared fleet (0: its own or none). */
   needs(quick: boolean): { nodes: number };
-  run(ctx: BenchContext): Promise<ScenarioResult>;
+  run(ctx: BenchContext): Promise<ScenarioOutcome>;
 }
 
 /** The lines that apply (a note is written as `condition && text`). */
 export const lines = (...items: (string | false | null | undefined)[]): string[] =>
   items.filter((item): item is string => typeof item === 'string');
-
-/** Table headers written as one `|`-separated string. */
-export const columns = (headers: string): string[] => headers.split('|');
-
-/** Marks floor checks as scaled down when `scaled` is set (a --quick run). */
-export const scaledFloors = (checks: FloorCheck[], scaled: string | undefined): FloorCheck[] =>
-  scaled ? checks.map((c) => ({ ...c, scaled })) : checks;
 
 /**
  * Runs `measure` against a fresh server process of `target`, then stops it (also when `measure`

@@ -12,12 +12,10 @@ import { mb, metric, ms, num, type Column } from '../report.js';
 import type { DriverReport } from '../roles/presence-driver.js';
 import {
   lines,
-  scaledFloors,
   withServer,
   type BenchContext,
   type FloorCheck,
   type Scenario,
-  type ScenarioResult,
 } from '../scenario.js';
 import type { ServerExit, ServerProcess } from '../servers.js';
 
@@ -173,7 +171,7 @@ export const closeOffline: Scenario = {
   name: 'close-offline',
   title: 'WebSocket close → offline seen on fleet.events, under WebSocket ingest load',
   needs: (quick) => ({ nodes: (quick ? QUICK : FULL).background }),
-  async run(ctx): Promise<ScenarioResult> {
+  async run(ctx) {
     const shape = ctx.quick ? QUICK : FULL;
     const notes: string[] = [];
     const run = await attempt(ctx, 'close-offline', '', notes, async () => {
@@ -184,14 +182,12 @@ export const closeOffline: Scenario = {
     });
     const rows = run ? [['tether', ...COLUMNS.map((c) => c.cell(run))]] : [];
     rows.push(['baseline', ...COLUMNS.map(() => 'n/a')]);
-    const scaled = `--quick: ${num(shape.closes)} closes under ${num(backgroundRate(shape))}/s`;
     return {
-      name: this.name,
-      title: this.title,
       parameters: { ...shape, backgroundRate: backgroundRate(shape) },
       tables: [{ headers: ['server', ...COLUMNS.map((c) => c.header)], rows }],
       notes: [...notes, ...notesOf(run, shape)],
-      floors: scaledFloors([floorOf(run, shape)], ctx.quick ? scaled : undefined),
+      floors: [floorOf(run, shape)],
+      scaled: `--quick: ${num(shape.closes)} closes under ${num(backgroundRate(shape))}/s`,
       data: run,
     };
   },

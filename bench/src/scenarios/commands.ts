@@ -6,7 +6,6 @@ import type { handlers } from '../roles/commands.js';
 import {
   closeSession,
   createSession,
-  scaledFloors,
   withServer,
   type BenchContext,
   type Scenario,
@@ -136,12 +135,11 @@ export const commands: Scenario = {
     }
     const rows = compareRows(COMMANDS, [['tether'], ['baseline'], ['ratio T/B']], tether, baseline);
     return {
-      name: this.name,
-      title: this.title,
       parameters: { ...shape, pollMs: POLL_MS, tetherEnv: TETHER_COMMANDS_ENV },
       tables: [{ headers: ['server', ...COMMANDS.map((c) => c.header)], rows }],
       notes,
-      floors: scaledFloors([floor], ctx.quick ? `--quick: ${num(shape.nodes)} nodes` : undefined),
+      floors: [floor],
+      scaled: `--quick: ${num(shape.nodes)} nodes`,
       data: { tether, baseline },
     };
   },

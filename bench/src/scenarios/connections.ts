@@ -59,8 +59,6 @@ export const wsConnections: Scenario = {
     const steady = t.steps[0]!;
     const c = t.connect;
     return {
-      name: this.name,
-      title: this.title,
       parameters: { nodes, ...step },
       tables: [
         {
@@ -83,9 +81,9 @@ export const wsConnections: Scenario = {
             c.failed + c.retried === 0 &&
             failedOf(steady) === 0 &&
             c.opened === nodes,
-          ...(ctx.quick ? { scaled: `--quick: ${num(nodes)} sockets` } : {}),
         },
       ],
+      scaled: `--quick: ${num(nodes)} sockets`,
       data: { ...pair, rssPerConnectionKb: kb },
     };
   },

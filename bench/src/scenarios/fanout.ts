@@ -10,15 +10,7 @@ import {
 } from '../presence.js';
 import { sampleUsage } from '../proc.js';
 import { compareRows, mb, metric, ms, num, stepLead, type Column } from '../report.js';
-import {
-  lines,
-  scaledFloors,
-  TARGETS,
-  withServer,
-  type BenchContext,
-  type Scenario,
-  type ScenarioResult,
-} from '../scenario.js';
+import { lines, TARGETS, withServer, type BenchContext, type Scenario } from '../scenario.js';
 import type { ServerExit, ServerProcess, Target } from '../servers.js';
 
 /**
@@ -181,7 +173,7 @@ export const fanout: Scenario = {
   name: 'fanout',
   title: 'Presence change → dashboards: fleet.events fan-out (baseline: polling every second)',
   needs: () => ({ nodes: 0 }), // registers its own nodes, untouched by other scenarios
-  async run(ctx): Promise<ScenarioResult> {
+  async run(ctx) {
     const shape = ctx.quick ? QUICK : FULL;
     const runs: FanoutRun[] = [];
     const notes: string[] = [];
@@ -214,14 +206,12 @@ export const fanout: Scenario = {
         `"not seen" there counts flips that happened between two polls`,
       ...runs.flatMap(runNotes),
     );
-    const scaled = `--quick: ${num(shape.changes)} changes at ${num(shape.rate)}/s`;
     return {
-      name: this.name,
-      title: this.title,
       parameters: { ...shape, pollIntervalMs: POLL_INTERVAL_MS },
       tables: [{ headers: ['dashboards', 'server', ...FANOUT.map((c) => c.header)], rows }],
       notes,
-      floors: scaledFloors(floorsOf(runs, shape), ctx.quick ? scaled : undefined),
+      floors: floorsOf(runs, shape),
+      scaled: `--quick: ${num(shape.changes)} changes at ${num(shape.rate)}/s`,
       data: runs,
     };
   },

@@ -7,7 +7,7 @@ import { countInto, type AgentLog } from '../agent-tracker.js';
 import { Histogram } from '../histogram.js';
 import type { UsageWindow } from '../proc.js';
 import { mb, metric, ms, num, type Column } from '../report.js';
-import { lines, scaledFloors, type FloorCheck, type Table } from '../scenario.js';
+import { lines, type FloorCheck, type Table } from '../scenario.js';
 import type { ServerExit } from '../servers.js';
 import type { AttachWave, ColdStart, RestartObserved, RestartPlan } from './restart.js';
 
@@ -315,45 +315,42 @@ function allBack(r: RestartRun): number | null {
 }
 
 /** The restart's floors, then the comparisons with the baseline (reconnect at fleet scale). */
-export function restartFloors(t: RestartRun, b: RestartRun, quick: boolean): FloorCheck[] {
+export function restartFloors(t: RestartRun, b: RestartRun): FloorCheck[] {
   const x = t.restart;
   const notRun = `restart not run: ${num(t.connect.online)}/${num(t.agents)} agents online in the cold start`;
   const [tBack, bBack] = [allBack(t), allBack(b)];
   const [tCold, bCold] = [t.connect.durationMs, b.connect.durationMs];
   const ratio = (p: number | null, q: number | null): string =>
     p === null || q === null || q === 0 ? '–' : `${num(p / q, 2)}×`;
-  return scaledFloors(
-    [
-      {
-        floor: `restart with ${num(t.agents)} agents: all online again ≤ 30 s`,
-        measured: !x
-          ? notRun
-          : `agents' view ${seconds(x.allBackMs)} s, database ${seconds(x.dbAllOnlineMs)} s ` +
-            `after SIGTERM (new server listening at ${seconds(x.sigtermToListeningMs)} s; ` +
-            `${num(x.back)}/${num(t.agents)} back; recovery p99 ${seconds(x.sinceSigterm.p99Ms)} s)`,
-        met: !!x && tBack !== null && tBack <= FLOOR_ALL_ONLINE_MS && !x.startError,
-      },
-      {
-        floor: 'restart: connect error rate ≤ 1 %, no agent stopped',
-        measured: !x
-          ? notRun
-          : `${num(x.attempts.failed)}/${num(reached(x.attempts))} attempts ` +
-            `that reached a server (not deferred) failed (${percent(x.errorRate)} %); ${num(x.attempts.refused)} ` +
-            `more refused while no server listened; ${num(x.attempts.deferred)} deferred with a ` +
-            `retry time (admission limit); ${num(t.terminated)} stopped`,
-        met: !!x && x.errorRate !== null && x.errorRate <= FLOOR_ERROR_RATE && t.terminated === 0,
-      },
-      {
-        floor: `restart with ${num(t.agents)} agents: all back no later than the baseline`,
-        measured: `Tether ${seconds(tBack)} s, baseline ${seconds(bBack)} s after SIGTERM (${ratio(tBack, bBack)})`,
-        met: tBack !== null && bBack !== null && tBack <= bBack,
-      },
-      {
-        floor: `cold start of ${num(t.agents)} agents: ≤ 2 × the baseline`,
-        measured: `Tether ${seconds(tCold)} s, baseline ${seconds(bCold)} s (${ratio(tCold, bCold)})`,
-        met: tCold !== null && bCold !== null && tCold <= 2 * bCold,
-      },
-    ],
-    quick ? `--quick: ${num(t.agents)} agents` : undefined,
-  );
+  return [
+    {
+      floor: `restart with ${num(t.agents)} agents: all online again ≤ 30 s`,
+      measured: !x
+        ? notRun
+        : `agents' view ${seconds(x.allBackMs)} s, database ${seconds(x.dbAllOnlineMs)} s ` +
+          `after SIGTERM (new server listening at ${seconds(x.sigtermToListeningMs)} s; ` +
+          `${num(x.back)}/${num(t.agents)} back; recovery p99 ${seconds(x.sinceSigterm.p99Ms)} s)`,
+      met: !!x && tBack !== null && tBack <= FLOOR_ALL_ONLINE_MS && !x.startError,
+    },
+    {
+      floor: 'restart: connect error rate ≤ 1 %, no agent stopped',
+      measured: !x
+        ? notRun
+        : `${num(x.attempts.failed)}/${num(reached(x.attempts))} attempts ` +
+          `that reached a server (not deferred) failed (${percent(x.errorRate)} %); ${num(x.attempts.refused)} ` +
+          `more refused while no server listened; ${num(x.attempts.deferred)} deferred with a ` +
+          `retry time (admission limit); ${num(t.terminated)} stopped`,
+      met: !!x && x.errorRate !== null && x.errorRate <= FLOOR_ERROR_RATE && t.terminated === 0,
+    },
+    {
+      floor: `restart with ${num(t.agents)} agents: all back no later than the baseline`,
+      measured: `Tether ${seconds(tBack)} s, baseline ${seconds(bBack)} s after SIGTERM (${ratio(tBack, bBack)})`,
+      met: tBack !== null && bBack !== null && tBack <= bBack,
+    },
+    {
+      floor: `cold start of ${num(t.agents)} agents: ≤ 2 × the baseline`,
+      measured: `Tether ${seconds(tCold)} s, baseline ${seconds(bCold)} s (${ratio(tCold, bCold)})`,
+      met: tCold !== null && bCold !== null && tCold <= 2 * bCold,
+    },
+  ];
 }

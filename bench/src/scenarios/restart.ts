@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { BASELINE_TABLE } from '../baseline/schema.js';
 import { children, exitAll, message, sleep } from '../ipc.js';
 import { sampleUsage, type UsageWindow } from '../proc.js';
+import { num } from '../report.js';
 import type { AgentKind, handlers } from '../roles/agents.js';
 import { closeSession, createSession, type BenchContext, type Scenario } from '../scenario.js';
 import type { ServerExit, ServerProcess, StartOptions, Target } from '../servers.js';
@@ -325,12 +326,11 @@ export const restart: Scenario = {
     const raw = { ...plan, agents, target: 'baseline', kind: 'raw', sessionId: null } as const;
     const baseline = await runRestart(raw, ctx);
     return {
-      name: this.name,
-      title: this.title,
       parameters: { agents: agents.length, ...plan, heartbeatMs: HEARTBEAT_MS },
       tables: restartTables([tether, baseline]),
       notes: restartNotes([tether, baseline]),
-      floors: restartFloors(tether, baseline, ctx.quick),
+      floors: restartFloors(tether, baseline),
+      scaled: `--quick: ${num(agents.length)} agents`,
       data: { tether, baseline },
     };
   },
