@@ -6,7 +6,7 @@
 import { byHealth, type Health } from './delivery.js';
 import { Histogram, type LatencySummary } from './histogram.js';
 import { createFleet } from './identities.js';
-import { Child, children, exitAll, preciseNow, sleep } from './ipc.js';
+import { Child, children, exitAll, message, preciseNow, sum, waitFor } from './ipc.js';
 import { metric, ms, type Column } from './report.js';
 import type { DashboardSpec, handlers as dashboardHandlers } from './roles/dashboards.js';
 import type {
@@ -30,7 +30,7 @@ export async function createWatchedFleet(db: Db, prefix: string, count: number) 
 
 /** What a presence run's body is given of the dashboards: counts, and their answers merged. */
 function dashboardsOf(list: Dashboard[], ready: { opened: number; failures: string[] }[]) {
-  const opened = ready.reduce((sum, r) => sum + r.opened, 0);
+  const opened = sum(ready.map((r) => r.opened));
   return {
     opened,
     failures: ready.flatMap((r) => r.failures),
@@ -38,32 +38,28 @@ function dashboardsOf(list: Dashboard[], ready: { opened: number; failures: stri
     /** Waits until every open dashboard shows `expect`; how long that took, or null. */
     async waitFor(expect: Health[], timeoutMs: number): Promise<number | null> {
       const started = preciseNow();
-      while (preciseNow() - started < timeoutMs) {
-        const caughtUp = await Promise.all(list.map((c) => c.call('probe', expect)));
-        if (caughtUp.reduce((a, b) => a + b, 0) >= opened) return preciseNow() - started;
-        await sleep(50);
-      }
-      return null;
+      const caughtUp = async () =>
+        sum(await Promise.all(list.map((c) => c.call('probe', expect)))) >= opened;
+      return (await waitFor(caughtUp, Date.now() + timeoutMs, 50)) ? preciseNow() - started : null;
     },
     /** Every dashboard's deliveries (delivery.ts), merged. */
     async match(...args: Parameters<typeof dashboardHandlers.match>) {
       const parts = await Promise.all(list.map((c) => c.call('match', ...args)));
-      const sum = (pick: (s: (typeof parts)[number]) => number): number =>
-        parts.reduce((total, s) => total + pick(s), 0);
+      const total = (k: 'dashboards' | 'expected' | 'received' | 'unexpected' | 'errorCount') =>
+        sum(parts.map((s) => s[k]));
       const merge = (key: 'latency' | 'fromEventAt' | 'toEventAt') =>
         byHealth((k) => Histogram.from(parts.map((s) => s[key][k])).summary());
-      const [expected, received] = [sum((s) => s.expected), sum((s) => s.received)];
       return {
-        dashboards: sum((s) => s.dashboards),
-        expected,
-        received,
-        lost: expected - received,
-        unexpected: sum((s) => s.unexpected),
+        dashboards: total('dashboards'),
+        expected: total('expected'),
+        received: total('received'),
+        lost: total('expected') - total('received'),
+        unexpected: total('unexpected'),
         latency: merge('latency'),
         fromEventAt: merge('fromEventAt'),
         toEventAt: merge('toEventAt'),
         errors: parts.flatMap((s) => s.errors).slice(0, 5),
-        errorCount: sum((s) => s.errorCount),
+        errorCount: total('errorCount'),
       };
     },
   };
@@ -137,9 +133,8 @@ export async function attempt<T>(
   try {
     return await run();
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    ctx.log(`  ${label} failed: ${message}`);
-    notes.push(`${who}run failed: ${message}`);
+    ctx.log(`  ${label} failed: ${message(error)}`);
+    notes.push(`${who}run failed: ${message(error)}`);
     return null;
   }
 }

@@ -76,10 +76,10 @@ export async function withServer<T extends object>(
   target: Target,
   label: string,
   measure: (server: ServerProcess) => Promise<T>,
-  options: StartOptions & { quiet?: boolean } = {},
+  options: StartOptions = {},
 ): Promise<T & { serverExit: ServerExit }> {
   const server = await ctx.startServer(target, label, options);
-  if (!options.quiet) ctx.log(` ${target} (pid ${server.pid}):`);
+  ctx.log(` ${target} (pid ${server.pid}):`);
   const outcome = await Promise.resolve()
     .then(() => measure(server))
     .then(
@@ -98,26 +98,10 @@ export async function withServer<T extends object>(
 export type Pair = Record<Target, LoadResult & { serverExit: ServerExit }>;
 
 /** One load plan against a fresh Tether process, then a fresh baseline one (never both at once). */
-export async function runBoth(
-  ctx: BenchContext,
-  label: string,
-  plan: Omit<LoadPlan, 'generators'>,
-): Promise<Pair> {
+export async function runBoth(ctx: BenchContext, label: string, plan: LoadPlan): Promise<Pair> {
   const pair: Partial<Pair> = {};
   for (const target of TARGETS) {
-    pair[target] = await withServer(ctx, target, label, (server) =>
-      runLoad(
-        { ...plan, generators: ctx.generators },
-        {
-          server,
-          presenceTable: ctx.presenceTables[target],
-          ...(target === 'tether' ? { historyTable: 'runtime_node_metrics' } : {}),
-          pg: ctx.probe,
-          postmasterPid: ctx.postmasterPid,
-          log: ctx.log,
-        },
-      ),
-    );
+    pair[target] = await withServer(ctx, target, label, (server) => runLoad(ctx, server, plan));
   }
   return pair as Pair;
 }

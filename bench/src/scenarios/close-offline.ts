@@ -8,7 +8,7 @@ import {
   summariseDriver,
   type WatchedFleet,
 } from '../presence.js';
-import { mb, metric, ms, num, type Column } from '../report.js';
+import { mb, metric, ms, num, table, type Column } from '../report.js';
 import type { DriverReport } from '../roles/presence-driver.js';
 import {
   lines,
@@ -53,27 +53,16 @@ function measure(ctx: BenchContext, server: ServerProcess, shape: Shape, fleet: 
   return presenceRun(server.baseUrl, fleet, drive, watch, async (churn, _opened, dashboards) => {
     // Started from inside runLoad, once the step's window is known; awaited after it.
     const schedule = { startAt: 0, run: null as Promise<DriverReport> | null };
-    const background = await runLoad(
-      {
-        transport: 'ws',
-        nodes: ctx.fleet.nodes.slice(0, shape.background),
-        steps: [shape.step],
-        generators: ctx.generators,
-        requestTimeoutMs: ctx.quick ? 3_000 : 10_000,
+    const background = await runLoad(ctx, server, {
+      transport: 'ws',
+      nodes: ctx.fleet.nodes.slice(0, shape.background),
+      steps: [shape.step],
+      onStep: (windowStart) => {
+        schedule.startAt = windowStart + LEAD_IN_MS - shape.holdMs;
+        schedule.run = churn.call('run', schedule.startAt);
+        schedule.run.catch(() => undefined); // handled when awaited below, not a crash
       },
-      {
-        server,
-        presenceTable: ctx.presenceTables.tether,
-        pg: ctx.probe,
-        postmasterPid: ctx.postmasterPid,
-        log: ctx.log,
-        onStep: (window) => {
-          schedule.startAt = window.windowStart + LEAD_IN_MS - shape.holdMs;
-          schedule.run = churn.call('run', schedule.startAt);
-          schedule.run.catch(() => undefined); // handled when awaited below, not a crash
-        },
-      },
-    );
+    });
     if (!schedule.run) throw new Error('the load step never started');
     const report = await schedule.run;
     const settledMs = await dashboards.waitFor(report.final, 10_000);
@@ -184,7 +173,7 @@ export const closeOffline: Scenario = {
     rows.push(['baseline', ...COLUMNS.map(() => 'n/a')]);
     return {
       parameters: { ...shape, backgroundRate: backgroundRate(shape) },
-      tables: [{ headers: ['server', ...COLUMNS.map((c) => c.header)], rows }],
+      tables: [table(['server'], COLUMNS, rows)],
       notes: [...notes, ...notesOf(run, shape)],
       floors: [floorOf(run, shape)],
       scaled: `--quick: ${num(shape.closes)} closes under ${num(backgroundRate(shape))}/s`,

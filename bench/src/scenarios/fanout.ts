@@ -9,7 +9,7 @@ import {
   type WatchedFleet,
 } from '../presence.js';
 import { sampleUsage } from '../proc.js';
-import { compareRows, mb, metric, ms, num, stepLead, type Column } from '../report.js';
+import { compareRows, mb, metric, ms, num, stepLead, table, type Column } from '../report.js';
 import { lines, TARGETS, withServer, type BenchContext, type Scenario } from '../scenario.js';
 import type { ServerExit, ServerProcess, Target } from '../servers.js';
 
@@ -208,7 +208,7 @@ export const fanout: Scenario = {
     );
     return {
       parameters: { ...shape, pollIntervalMs: POLL_INTERVAL_MS },
-      tables: [{ headers: ['dashboards', 'server', ...FANOUT.map((c) => c.header)], rows }],
+      tables: [table(['dashboards', 'server'], FANOUT, rows)],
       notes,
       floors: floorsOf(runs, shape),
       scaled: `--quick: ${num(shape.changes)} changes at ${num(shape.rate)}/s`,

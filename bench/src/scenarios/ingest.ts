@@ -78,7 +78,6 @@ function defineIngest(
         transport,
         nodes: ctx.fleet.nodes.slice(0, shape.nodes),
         steps: shape.steps,
-        requestTimeoutMs: ctx.quick ? 3_000 : 10_000,
       });
       const rows = pair.tether.steps.flatMap((t, i) =>
         loadRows(`${num(rateOf(t))}/s`, t, pair.baseline.steps[i]!),

@@ -6,7 +6,7 @@
 import { countInto, type AgentLog } from '../agent-tracker.js';
 import { Histogram } from '../histogram.js';
 import type { UsageWindow } from '../proc.js';
-import { mb, metric, ms, num, type Column } from '../report.js';
+import { mb, metric, ms, num, table, type Column } from '../report.js';
 import { lines, type FloorCheck, type Table } from '../scenario.js';
 import type { ServerExit } from '../servers.js';
 import type { AttachWave, ColdStart, RestartObserved, RestartPlan } from './restart.js';
@@ -148,10 +148,12 @@ const usage = <R>(pick: (r: R) => UsageWindow | null | undefined): Column<R>[] =
   metric('others CPU %', num, (r) => pick(r)?.othersCpuPercent),
 ];
 
-const table = <R extends { target: string }>(runs: R[], cols: Column<R>[]): Table => ({
-  headers: ['server', ...cols.map((c) => c.header)],
-  rows: runs.map((r) => [r.target, ...cols.map((c) => c.cell(r))]),
-});
+const perRun = <R extends { target: string }>(runs: R[], cols: Column<R>[]): Table =>
+  table(
+    ['server'],
+    cols,
+    runs.map((r) => [r.target, ...cols.map((c) => c.cell(r))]),
+  );
 
 const COLD_START: Column<RestartRun>[] = [
   { header: 'online', cell: (r) => `${num(r.connect.online)}/${num(r.agents)}` },
@@ -214,10 +216,10 @@ const ATTEMPTS: Column<Restarted>[] = [
 export function restartTables(runs: RestartRun[]): Table[] {
   const restarted = runs.filter((r): r is Restarted => r.restart !== null);
   return [
-    table(runs, COLD_START),
-    table(restarted, STEADY),
-    table(restarted, RECOVERY),
-    table(restarted, ATTEMPTS),
+    perRun(runs, COLD_START),
+    perRun(restarted, STEADY),
+    perRun(restarted, RECOVERY),
+    perRun(restarted, ATTEMPTS),
   ];
 }
 

@@ -6,7 +6,7 @@
 import { BASELINE_SCHEMA, BASELINE_TABLE } from '../baseline/schema.js';
 import { createFleet } from '../identities.js';
 import { preciseNow } from '../ipc.js';
-import { compareRows, metric, ms, num, stepLead, type Column } from '../report.js';
+import { compareRows, metric, ms, num, stepLead, table, type Column } from '../report.js';
 import type { Scenario } from '../scenario.js';
 import { createDb, runMigrations, sweepPresence, type Db } from '../tether-internals.js';
 
@@ -144,12 +144,13 @@ export const sweep: Scenario = {
         offlineAfterMs: OFFLINE_AFTER_MS,
       },
       tables: [
-        {
-          headers: ['fleet state', 'server', ...SWEEP.map((c) => c.header)],
-          rows: cases.flatMap((c) =>
+        table(
+          ['fleet state', 'server'],
+          SWEEP,
+          cases.flatMap((c) =>
             compareRows(SWEEP, stepLead(STATES[c.state].label), c.tether, c.baseline),
           ),
-        },
+        ),
       ],
       notes: [],
       floors: [
