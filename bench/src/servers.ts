@@ -5,7 +5,7 @@ import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BENCH_DIR, sleep } from './ipc.js';
+import { BENCH_DIR, waitFor } from './ipc.js';
 import { freeLoopbackPort } from './postgres.js';
 import { CONTROL_PLANE_DIR } from './tether-internals.js';
 
@@ -103,13 +103,12 @@ export async function startServer(
       resolve();
     }),
   );
-  const deadline = Date.now() + 60_000;
-  while (!(await tryFetch(`${baseUrl}${spec.readyPath}`, 2_000))?.ok) {
-    if (child.exitCode !== null)
-      throw new Error(`server exited (${child.exitCode}); see ${logFile}`);
-    if (Date.now() >= deadline)
-      throw new Error(`server at ${baseUrl} not ready within 60 s; see ${logFile}`);
-    await sleep(200);
+  const ready = async () =>
+    child.exitCode !== null || !!(await tryFetch(`${baseUrl}${spec.readyPath}`, 2_000))?.ok;
+  if (!(await waitFor(ready, Date.now() + 60_000, 200)) || child.exitCode !== null) {
+    child.kill('SIGKILL'); // leave no process behind
+    const why = child.exitCode !== null ? `exited (${child.exitCode})` : 'not ready within 60 s';
+    throw new Error(`server at ${baseUrl} ${why}; see ${logFile}`);
   }
   return {
     target,

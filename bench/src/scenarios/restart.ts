@@ -5,7 +5,7 @@
 import { connect } from 'node:net';
 import type pg from 'pg';
 import { BASELINE_TABLE } from '../baseline/schema.js';
-import { children, exitAll, message, sleep } from '../ipc.js';
+import { children, exitAll, message, sleep, sum, waitFor } from '../ipc.js';
 import { sampleUsage, type UsageWindow } from '../proc.js';
 import { num } from '../report.js';
 import type { AgentKind, handlers } from '../roles/agents.js';
@@ -133,17 +133,16 @@ function makeRig(plan: RestartPlan, ctx: BenchContext, first: ServerProcess) {
     sample: (server: number) =>
       sampleUsage({ server, postmaster: ctx.postmasterPid, clients: hosts.map((h) => h.pid) }),
     /** Polls until `done()` holds or the deadline passes; a failed host aborts the wait. */
-    async waitUntil(done: () => boolean, deadline: number): Promise<boolean> {
-      for (;;) {
-        const status = await Promise.all(hosts.map((h) => h.call('status')));
-        for (const k of ['online', 'back'] as const) {
-          rig.fleet[k] = status.reduce((sum, h) => sum + h[k], 0);
-        }
-        if (done()) return true;
-        if (Date.now() >= deadline) return false;
-        await sleep(100);
-      }
-    },
+    waitUntil: (done: () => boolean, deadline: number) =>
+      waitFor(
+        async () => {
+          const status = await Promise.all(hosts.map((h) => h.call('status')));
+          for (const k of ['online', 'back'] as const) rig.fleet[k] = sum(status.map((h) => h[k]));
+          return done();
+        },
+        deadline,
+        100,
+      ),
     async stopServer(): Promise<ServerExit | null> {
       const server = rig.server;
       rig.server = null;
@@ -234,17 +233,9 @@ async function restartPhase(rig: Rig, first: ServerProcess) {
     const starting = startServer(ctx, plan.target, 'restart-restarted', {
       port,
       onSpawn: (pid) => (spawned.pid = pid),
-    }).catch((error: unknown) => {
-      // Not ready in time, or died: end the probe, and leave no process behind.
-      stopProbe.abort();
-      try {
-        if (spawned.pid !== null) process.kill(spawned.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-      throw error;
     });
-    starting.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
+    // Not ready in time, or died (its process killed): end the probe; `starting` is awaited below.
+    starting.catch(() => stopProbe.abort());
     try {
       listeningAt = await listening;
       const pid = spawned.pid;
