@@ -125,29 +125,36 @@ export const connectNotes = (pair: Pair): string[] =>
     );
   });
 
-/** A session owned by the fleet's owner, for SDK nodes to attach to. */
-export function createSession(ctx: BenchContext, name: string): Promise<string> {
-  return ctx.db.tx(async (sql) => {
+/**
+ * Runs `work` with a session owned by the fleet's owner, for SDK nodes to attach to; then closes
+ * the attachments of nodes killed without detaching and archives the session.
+ */
+export async function withSession<T>(
+  ctx: BenchContext,
+  name: string,
+  work: (sessionId: string) => Promise<T>,
+): Promise<T> {
+  const owner = ctx.fleet.ownerParticipantId;
+  const id = await ctx.db.tx(async (sql) => {
     const { rows } = await sql.query<{ id: string }>(
       `INSERT INTO sessions (name, created_by) VALUES ($1, $2) RETURNING id`,
-      [name, ctx.fleet.ownerParticipantId],
+      [name, owner],
     );
-    const id = rows[0]!.id;
     await sql.query(
       `INSERT INTO session_memberships (session_id, participant_id, role, state)
        VALUES ($1, $2, 'owner', 'active')`,
-      [id, ctx.fleet.ownerParticipantId],
+      [rows[0]!.id, owner],
     );
-    return id;
+    return rows[0]!.id;
   });
-}
-
-/** Closes the attachments of nodes killed without detaching and archives the session. */
-export async function closeSession(ctx: BenchContext, sessionId: string): Promise<void> {
-  await ctx.db.query(
-    `UPDATE runtime_node_attachments SET state = 'offline', updated_at = now()
-      WHERE session_id = $1 AND state IN ('registering', 'online', 'degraded')`,
-    [sessionId],
-  );
-  await ctx.db.query(`UPDATE sessions SET state = 'archived' WHERE id = $1`, [sessionId]);
+  try {
+    return await work(id);
+  } finally {
+    await ctx.db.query(
+      `UPDATE runtime_node_attachments SET state = 'offline', updated_at = now()
+        WHERE session_id = $1 AND state IN ('registering', 'online', 'degraded')`,
+      [id],
+    );
+    await ctx.db.query(`UPDATE sessions SET state = 'archived' WHERE id = $1`, [id]);
+  }
 }

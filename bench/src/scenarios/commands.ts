@@ -3,13 +3,7 @@ import { Histogram } from '../histogram.js';
 import { Child, children, exitAll, sum, waitFor } from '../ipc.js';
 import { compareRows, LEAD, metric, ms, num, table, type Column } from '../report.js';
 import type { handlers } from '../roles/commands.js';
-import {
-  closeSession,
-  createSession,
-  withServer,
-  type BenchContext,
-  type Scenario,
-} from '../scenario.js';
+import { withSession, withServer, type BenchContext, type Scenario } from '../scenario.js';
 import type { ServerProcess, Target } from '../servers.js';
 import { issueParticipantToken } from '../tether-internals.js';
 
@@ -28,10 +22,9 @@ async function measure(
   server: ServerProcess,
   shape: typeof FULL,
   token: string,
+  sessionId: string | null,
 ) {
   const { target, baseUrl } = server;
-  // Tether's SDK nodes attach to a session of their own, closed afterwards.
-  const sessionId = target === 'tether' ? await createSession(ctx, 'bench commands') : null;
   const nodes = ctx.fleet.nodes.slice(0, shape.nodes);
   ctx.log(`  ${num(nodes.length)} nodes`);
   const hosts = children<typeof handlers>('commands', ctx.generators);
@@ -74,15 +67,18 @@ async function measure(
   } finally {
     await driver?.exit();
     await exitAll(hosts);
-    if (sessionId) await closeSession(ctx, sessionId);
   }
 }
 
-/** One server (Tether with its raised mutation limit). */
+/** One server; Tether (its mutation limit raised) with SDK nodes attached to a session of their own. */
 const runTarget = (ctx: BenchContext, target: Target, shape: typeof FULL, token: string) =>
-  withServer(ctx, target, 'commands', (server) => measure(ctx, server, shape, token), {
-    ...(target === 'tether' ? { env: TETHER_COMMANDS_ENV } : {}),
-  });
+  target === 'tether'
+    ? withSession(ctx, 'bench commands', (sessionId) =>
+        withServer(ctx, target, 'commands', (s) => measure(ctx, s, shape, token, sessionId), {
+          env: TETHER_COMMANDS_ENV,
+        }),
+      )
+    : withServer(ctx, target, 'commands', (s) => measure(ctx, s, shape, token, null));
 
 type Run = Pick<TargetRun, 'driver'>;
 const rate = (r: Run): number => r.driver.ok / (r.driver.windowMs / 1000);

@@ -9,7 +9,7 @@ import { children, exitAll, message, sleep, sum, waitFor } from '../ipc.js';
 import { sampleUsage, type UsageWindow } from '../proc.js';
 import { num } from '../report.js';
 import type { AgentKind, handlers } from '../roles/agents.js';
-import { closeSession, createSession, type BenchContext, type Scenario } from '../scenario.js';
+import { withSession, type BenchContext, type Scenario } from '../scenario.js';
 import type { ServerExit, ServerProcess, StartOptions, Target } from '../servers.js';
 import { restartFloors, restartNotes, restartTables, summarise } from './restart-report.js';
 
@@ -307,13 +307,9 @@ export const restart: Scenario = {
   needs: (quick) => ({ nodes: parameters(quick).agents }),
   async run(ctx) {
     const { agents, ...plan } = fleetPlan(ctx);
-    const sessionId = await createSession(ctx, 'bench restart');
-    let tether;
-    try {
-      tether = await runRestart({ ...plan, agents, target: 'tether', kind: 'sdk', sessionId }, ctx);
-    } finally {
-      await closeSession(ctx, sessionId);
-    }
+    const tether = await withSession(ctx, 'bench restart', (sessionId) =>
+      runRestart({ ...plan, agents, target: 'tether', kind: 'sdk', sessionId }, ctx),
+    );
     const raw = { ...plan, agents, target: 'baseline', kind: 'raw', sessionId: null } as const;
     const baseline = await runRestart(raw, ctx);
     return {
