@@ -5,13 +5,13 @@
  */
 import { countInto, type AgentLog } from '../agent-tracker.js';
 import { Histogram } from '../histogram.js';
+import { sum } from '../ipc.js';
 import type { UsageWindow } from '../proc.js';
 import { mb, metric, ms, num, table, type Column } from '../report.js';
 import { lines, type FloorCheck, type Table } from '../scenario.js';
 import type { ServerExit } from '../servers.js';
 import type { AttachWave, ColdStart, RestartObserved, RestartPlan } from './restart.js';
 
-const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
 const known = (values: (number | null)[]): number[] => values.filter((v) => v !== null);
 type Maybe = number | null | undefined;
 const since = (at: Maybe, ref: Maybe): number | null =>

@@ -5,7 +5,7 @@
 import { connect } from 'node:net';
 import type pg from 'pg';
 import { BASELINE_TABLE } from '../baseline/schema.js';
-import { children, exitAll, message, sleep, sum, waitFor } from '../ipc.js';
+import { children, count, exitAll, message, sleep, sum, waitFor } from '../ipc.js';
 import { sampleUsage, type UsageWindow } from '../proc.js';
 import { num } from '../report.js';
 import type { AgentKind, handlers } from '../roles/agents.js';
@@ -209,7 +209,7 @@ async function restartPhase(rig: Rig, first: ServerProcess) {
       timeline.push({ t: Date.now() - sigtermAt, agentsOnline, agentsBack, ...view });
       if (watch.wave) {
         for (const { what, n } of await sessionStates(ctx.probe, plan.target).catch(() => [])) {
-          sessions[what] = (sessions[what] ?? 0) + n;
+          count(sessions, what, n);
         }
       }
       await sleep(250);
