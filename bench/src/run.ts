@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { BASELINE_COMMANDS_SCHEMA, BASELINE_SCHEMA, BASELINE_TABLE } from './baseline/schema.js';
+import { BASELINE_SCHEMA, BASELINE_TABLE } from './baseline/schema.js';
 import { machineFacts } from './environment.js';
 import { createFleet } from './identities.js';
 import { BENCH_DIR, message } from './ipc.js';
@@ -56,11 +56,8 @@ async function runBench(options: RunOptions): Promise<number> {
   };
   const onSignal = (): void => stop('interrupted: stopping servers and PostgreSQL', 130);
   const onCrash = (error: unknown): void => stop(`harness error: ${stack(error)}`, 1);
-  const listeners = { SIGINT: onSignal, SIGTERM: onSignal };
-  const crashes = { uncaughtException: onCrash, unhandledRejection: onCrash };
-  for (const [event, listener] of Object.entries({ ...listeners, ...crashes })) {
-    process.on(event, listener);
-  }
+  for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, onSignal);
+  for (const event of ['uncaughtException', 'unhandledRejection']) process.on(event, onCrash);
 
   try {
     await buildTether();
@@ -72,7 +69,6 @@ async function runBench(options: RunOptions): Promise<number> {
     const db = createDb({ connectionString: url, max: 4, applicationName: 'tether-bench' });
     cleanups.push(() => db.close());
     await db.query(BASELINE_SCHEMA);
-    await db.query(BASELINE_COMMANDS_SCHEMA);
     const probe = new pg.Client({ connectionString: url, application_name: 'tether-bench-probe' });
     await probe.connect();
     cleanups.push(() => probe.end());
@@ -143,10 +139,11 @@ async function runBench(options: RunOptions): Promise<number> {
     console.log(`\nresults: ${base}.json (and .md); server logs in ${DATA_DIR}`);
     return results.failures.length > 0 ? 1 : 0;
   } finally {
-    for (const [event, listener] of Object.entries({ ...listeners, ...crashes })) {
-      process.off(event, listener);
+    // From here on a signal or a crash exits at once (`stop` does nothing twice).
+    if (!interrupted) {
+      interrupted = true;
+      await cleanUp();
     }
-    if (!interrupted) await cleanUp();
   }
 }
 
