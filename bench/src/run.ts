@@ -148,9 +148,8 @@ async function runBench(options: RunOptions): Promise<number> {
 }
 
 function parse(argv: string[]) {
-  let values;
   try {
-    ({ values } = parseArgs({
+    const { values } = parseArgs({
       // pnpm forwards a literal "--" in front of the arguments when run through the root script.
       args: argv.filter((a) => a !== '--'),
       options: {
@@ -160,24 +159,22 @@ function parse(argv: string[]) {
         list: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
-    }));
+    });
+    if (values.help) console.log(USAGE);
+    if (values.list) for (const s of SCENARIOS) console.log(`${s.name.padEnd(16)} ${s.title}`);
+    if (values.help || values.list) return 0;
+    const generators = Number.parseInt(values.generators, 10);
+    if (!Number.isInteger(generators) || generators < 2) {
+      throw new Error('--generators must be an integer ≥ 2');
+    }
+    const only = values.only ? values.only.split(',').map((s) => s.trim()) : null;
+    const unknown = only?.filter((name) => !SCENARIOS.some((s) => s.name === name)) ?? [];
+    if (unknown.length > 0) throw new Error(`unknown scenario: ${unknown.join(', ')}`);
+    return { quick: values.quick, only, generators };
   } catch (error) {
     console.error(`${message(error)}\n\n${USAGE}`);
     return 2;
   }
-  if (values.help) console.log(USAGE);
-  if (values.list) for (const s of SCENARIOS) console.log(`${s.name.padEnd(16)} ${s.title}`);
-  if (values.help || values.list) return 0;
-  const generators = Number.parseInt(values.generators, 10);
-  const only = values.only ? values.only.split(',').map((s) => s.trim()) : null;
-  const unknown = only?.filter((name) => !SCENARIOS.some((s) => s.name === name)) ?? [];
-  const error =
-    !Number.isInteger(generators) || generators < 2
-      ? '--generators must be an integer ≥ 2'
-      : unknown.length > 0 && `unknown scenario: ${unknown.join(', ')}`;
-  if (!error) return { quick: values.quick, only, generators };
-  console.error(`${error}\n\n${USAGE}`);
-  return 2;
 }
 
 const parsed = parse(process.argv.slice(2));
