@@ -1,7 +1,7 @@
 /** Formatting: aligned text tables for the terminal, Markdown for the results file. */
 import type { MachineFacts } from './environment.js';
 import { failedOf, type StepResult } from './load.js';
-import { type FloorCheck, type ScenarioResult, type Table } from './scenario.js';
+import type { FloorCheck, ScenarioResult, Table } from './scenario.js';
 
 type Value = number | null | undefined;
 
