@@ -4,6 +4,7 @@
  * connection attempt, and counters.
  */
 import type { LoopDelay } from '@tether/node-client';
+import { count } from './ipc.js';
 
 /** Distinct causes kept by name; the rest are counted as `other`. */
 const MAX_CAUSES = 40;
@@ -11,7 +12,7 @@ const MAX_CAUSES = 40;
 /** Counts `key` into `map` (past MAX_CAUSES distinct keys, as `other`); returns the key counted. */
 export function countInto(map: Record<string, number>, key: string, n = 1): string {
   if (!(key in map) && Object.keys(map).length >= MAX_CAUSES) key = 'other';
-  map[key] = (map[key] ?? 0) + n;
+  count(map, key, n);
   return key;
 }
 

@@ -2,7 +2,7 @@
 import * as hdr from 'hdr-histogram-js';
 
 /** A histogram as it travels between processes (HDR compressed base64). */
-export type HistogramData = string;
+type HistogramData = string;
 
 export type LatencySummary = ReturnType<Histogram['summary']>;
 
@@ -11,14 +11,6 @@ export class Histogram {
 
   recordMs(ms: number): void {
     this.#h.recordValue(Math.max(0, Math.round(ms * 1000)));
-  }
-
-  get count(): number {
-    return this.#h.totalCount;
-  }
-
-  merge(data: HistogramData): void {
-    this.#h.add(hdr.decodeFromCompressedBase64(data));
   }
 
   summary() {
@@ -39,9 +31,10 @@ export class Histogram {
     return hdr.encodeIntoCompressedBase64(this.#h);
   }
 
+  /** The histograms of several processes merged. */
   static from(parts: Iterable<HistogramData>): Histogram {
     const histogram = new Histogram();
-    for (const part of parts) histogram.merge(part);
+    for (const part of parts) histogram.#h.add(hdr.decodeFromCompressedBase64(part));
     return histogram;
   }
 }

@@ -26,6 +26,25 @@ export const sleepUntil = (at: number): Promise<void> => sleep(at - preciseNow()
 export const message = (error: unknown): string =>
   error instanceof Error ? error.message : String(error);
 
+export const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
+
+/** Adds `n` to `map[key]`. */
+export const count = (map: Record<string, number>, key: string, n = 1): number =>
+  (map[key] = (map[key] ?? 0) + n);
+
+/** Checks every `everyMs` until `check()` holds (true) or `deadline` (epoch ms) passes (false). */
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  deadline: number,
+  everyMs: number,
+): Promise<boolean> {
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(everyMs);
+  }
+}
+
 /** The orchestrator's handle on one child process playing `role`. */
 export class Child<H extends Handlers> {
   readonly #child;

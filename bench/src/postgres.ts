@@ -113,11 +113,11 @@ async function refuseIfRunning(pidFile: string): Promise<void> {
 /** Cumulative counters to diff over a window; `nextXid` counts write transactions exactly. */
 export type PgSnapshot = Awaited<ReturnType<typeof pgSnapshot>>;
 
-export interface TableCounts {
-  inserts: number;
-  updates: number;
-  hotUpdates: number;
-}
+type TableCounts = { inserts: number; updates: number; hotUpdates: number };
+
+/** A WAL position (`X/Y`, hexadecimal) in bytes. */
+const lsnBytes = (lsn: string): number =>
+  lsn.split('/').reduce((high, low) => high * 2 ** 32 + Number.parseInt(low, 16), 0);
 
 export async function pgSnapshot(client: pg.ClientBase, tables: string[]) {
   const { rows } = await client.query<{
@@ -134,32 +134,19 @@ export async function pgSnapshot(client: pg.ClientBase, tables: string[]) {
   );
   const row = rows[0]!;
   const counts = Object.fromEntries((row.stats ?? []).map((t) => [t.table, t] as const));
-  return { walLsn: row.lsn, nextXid: Number(row.xid), tables: counts };
+  return { walBytes: lsnBytes(row.lsn), nextXid: Number(row.xid), tables: counts };
 }
 
 /** Row counters of one table over a window (statistics counters, flushed about once a second). */
 export function tableDelta(before: PgSnapshot, after: PgSnapshot, table: string): TableCounts {
-  const none = { inserts: 0, updates: 0, hotUpdates: 0 };
-  const [b, a] = [before.tables[table] ?? none, after.tables[table] ?? none];
-  return {
-    inserts: a.inserts - b.inserts,
-    updates: a.updates - b.updates,
-    hotUpdates: a.hotUpdates - b.hotUpdates,
-  };
+  const d = (k: keyof TableCounts): number =>
+    (after.tables[table]?.[k] ?? 0) - (before.tables[table]?.[k] ?? 0);
+  return { inserts: d('inserts'), updates: d('updates'), hotUpdates: d('hotUpdates') };
 }
 
-/** WAL bytes, write transactions (whole cluster) and `table`'s updates between two snapshots. */
-export async function pgDelta(
-  client: pg.ClientBase,
-  before: PgSnapshot,
-  after: PgSnapshot,
-  table: string,
-) {
-  const { rows } = await client.query<{ bytes: string }>(
-    `SELECT pg_wal_lsn_diff($2::pg_lsn, $1::pg_lsn)::text AS bytes`,
-    [before.walLsn, after.walLsn],
-  );
-  const { updates, hotUpdates } = tableDelta(before, after, table);
-  const writeTransactions = after.nextXid - before.nextXid;
-  return { walBytes: Number(rows[0]!.bytes), writeTransactions, updates, hotUpdates };
-}
+/** WAL bytes, write transactions (whole cluster) and `table`'s row counters between snapshots. */
+export const pgDelta = (before: PgSnapshot, after: PgSnapshot, table: string) => ({
+  walBytes: after.walBytes - before.walBytes,
+  writeTransactions: after.nextXid - before.nextXid,
+  ...tableDelta(before, after, table),
+});

@@ -1,7 +1,7 @@
 /** Formatting: aligned text tables for the terminal, Markdown for the results file. */
 import type { MachineFacts } from './environment.js';
 import { failedOf, type StepResult } from './load.js';
-import { columns, type FloorCheck, type ScenarioResult, type Table } from './scenario.js';
+import type { FloorCheck, ScenarioResult, Table } from './scenario.js';
 
 type Value = number | null | undefined;
 
@@ -42,12 +42,7 @@ export function metric<R>(
 }
 
 /** Tether's row, the baseline's row, and their ratios (Tether / baseline), after `lead` cells. */
-export function compareRows<R>(
-  cols: Column<R>[],
-  lead: [string[], string[], string[]],
-  t: R,
-  b: R,
-): string[][] {
+export function compareRows<R>(cols: Column<R>[], lead: Lead, t: R, b: R): string[][] {
   return [
     [...lead[0], ...cols.map((c) => c.cell(t))],
     [...lead[1], ...cols.map((c) => c.cell(b))],
@@ -55,13 +50,23 @@ export function compareRows<R>(
   ];
 }
 
+type Lead = [string[], string[], string[]];
+
+/** The lead cell of the rows of a comparison: the server. */
+export const LEAD: Lead = [['tether'], ['baseline'], ['ratio T/B']];
+
 /** The lead cells of a step's rows: its label, then the server. */
-export const stepLead = (label: string, tether = 'tether', baseline = 'baseline') =>
-  [
-    [label, tether],
-    ['', baseline],
-    ['', 'ratio T/B'],
-  ] as [string[], string[], string[]];
+export const stepLead = (label: string, tether = 'tether', baseline = 'baseline'): Lead => [
+  [label, tether],
+  ['', baseline],
+  ['', 'ratio T/B'],
+];
+
+/** A table: the `lead` headers, then the columns'. */
+export const table = <R>(lead: string[], cols: Column<R>[], rows: string[][]): Table => ({
+  headers: [...lead, ...cols.map((c) => c.header)],
+  rows,
+});
 
 const fixed = (digits: number) => (v: Value) => num(v, digits);
 
@@ -158,7 +163,7 @@ export function renderReport(results: BenchResults, format: 'text' | 'markdown')
   }
   for (const f of results.failures) parts.push('', `FAILED ${f.name}: ${f.error}`);
   const floors: Table = {
-    headers: columns('scenario|floor|measured|met'),
+    headers: ['scenario', 'floor', 'measured', 'met'],
     rows: results.floors.map((f) => [
       f.scenario,
       f.floor,

@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { BASELINE_COMMANDS_SCHEMA, BASELINE_SCHEMA, BASELINE_TABLE } from './baseline/schema.js';
+import { BASELINE_SCHEMA, BASELINE_TABLE } from './baseline/schema.js';
 import { machineFacts } from './environment.js';
 import { createFleet } from './identities.js';
 import { BENCH_DIR, message } from './ipc.js';
@@ -56,11 +56,8 @@ async function runBench(options: RunOptions): Promise<number> {
   };
   const onSignal = (): void => stop('interrupted: stopping servers and PostgreSQL', 130);
   const onCrash = (error: unknown): void => stop(`harness error: ${stack(error)}`, 1);
-  const listeners = { SIGINT: onSignal, SIGTERM: onSignal };
-  const crashes = { uncaughtException: onCrash, unhandledRejection: onCrash };
-  for (const [event, listener] of Object.entries({ ...listeners, ...crashes })) {
-    process.on(event, listener);
-  }
+  for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, onSignal);
+  for (const event of ['uncaughtException', 'unhandledRejection']) process.on(event, onCrash);
 
   try {
     await buildTether();
@@ -72,7 +69,6 @@ async function runBench(options: RunOptions): Promise<number> {
     const db = createDb({ connectionString: url, max: 4, applicationName: 'tether-bench' });
     cleanups.push(() => db.close());
     await db.query(BASELINE_SCHEMA);
-    await db.query(BASELINE_COMMANDS_SCHEMA);
     const probe = new pg.Client({ connectionString: url, application_name: 'tether-bench-probe' });
     await probe.connect();
     cleanups.push(() => probe.end());
@@ -123,9 +119,10 @@ async function runBench(options: RunOptions): Promise<number> {
     for (const scenario of scenarios) {
       log(`${scenario.name}: ${scenario.title}`);
       try {
-        const result = await scenario.run(ctx);
-        results.scenarios.push(result);
-        results.floors.push(...result.floors.map((f) => ({ scenario: scenario.name, ...f })));
+        const { scaled, ...result } = await scenario.run(ctx);
+        const floors = result.floors.map((f) => ({ ...f, ...(ctx.quick && scaled && { scaled }) }));
+        results.scenarios.push({ name: scenario.name, title: scenario.title, ...result, floors });
+        results.floors.push(...floors.map((f) => ({ scenario: scenario.name, ...f })));
       } catch (error) {
         log(`${scenario.name} failed: ${stack(error)}`);
         results.failures.push({ name: scenario.name, error: stack(error) });
@@ -142,17 +139,17 @@ async function runBench(options: RunOptions): Promise<number> {
     console.log(`\nresults: ${base}.json (and .md); server logs in ${DATA_DIR}`);
     return results.failures.length > 0 ? 1 : 0;
   } finally {
-    for (const [event, listener] of Object.entries({ ...listeners, ...crashes })) {
-      process.off(event, listener);
+    // From here on a signal or a crash exits at once (`stop` does nothing twice).
+    if (!interrupted) {
+      interrupted = true;
+      await cleanUp();
     }
-    if (!interrupted) await cleanUp();
   }
 }
 
 function parse(argv: string[]) {
-  let values;
   try {
-    ({ values } = parseArgs({
+    const { values } = parseArgs({
       // pnpm forwards a literal "--" in front of the arguments when run through the root script.
       args: argv.filter((a) => a !== '--'),
       options: {
@@ -162,24 +159,22 @@ function parse(argv: string[]) {
         list: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
-    }));
+    });
+    if (values.help) console.log(USAGE);
+    if (values.list) for (const s of SCENARIOS) console.log(`${s.name.padEnd(16)} ${s.title}`);
+    if (values.help || values.list) return 0;
+    const generators = Number.parseInt(values.generators, 10);
+    if (!Number.isInteger(generators) || generators < 2) {
+      throw new Error('--generators must be an integer ≥ 2');
+    }
+    const only = values.only ? values.only.split(',').map((s) => s.trim()) : null;
+    const unknown = only?.filter((name) => !SCENARIOS.some((s) => s.name === name)) ?? [];
+    if (unknown.length > 0) throw new Error(`unknown scenario: ${unknown.join(', ')}`);
+    return { quick: values.quick, only, generators };
   } catch (error) {
     console.error(`${message(error)}\n\n${USAGE}`);
     return 2;
   }
-  if (values.help) console.log(USAGE);
-  if (values.list) for (const s of SCENARIOS) console.log(`${s.name.padEnd(16)} ${s.title}`);
-  if (values.help || values.list) return 0;
-  const generators = Number.parseInt(values.generators, 10);
-  const only = values.only ? values.only.split(',').map((s) => s.trim()) : null;
-  const unknown = only?.filter((name) => !SCENARIOS.some((s) => s.name === name)) ?? [];
-  const error =
-    !Number.isInteger(generators) || generators < 2
-      ? '--generators must be an integer ≥ 2'
-      : unknown.length > 0 && `unknown scenario: ${unknown.join(', ')}`;
-  if (!error) return { quick: values.quick, only, generators };
-  console.error(`${error}\n\n${USAGE}`);
-  return 2;
 }
 
 const parsed = parse(process.argv.slice(2));

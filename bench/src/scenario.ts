@@ -40,36 +40,32 @@ export interface Table {
   rows: string[][];
 }
 
-export interface ScenarioResult {
-  name: string;
-  title: string;
+/** What a scenario's run returns; run.ts adds its name and title. */
+export interface ScenarioOutcome {
   parameters: Record<string, unknown>;
   tables: Table[];
   /** Remarks printed under the tables (a server crashed, sockets were retried, …). */
   notes: string[];
   floors: FloorCheck[];
+  /** In a --quick run every floor check is marked with this (indicative only). */
+  scaled?: string;
   /** Everything measured, for the JSON file. */
   data: unknown;
 }
+
+export type ScenarioResult = { name: string; title: string } & Omit<ScenarioOutcome, 'scaled'>;
 
 export interface Scenario {
   name: string;
   title: string;
   /** Registered identities it needs from the shared fleet (0: its own or none). */
   needs(quick: boolean): { nodes: number };
-  run(ctx: BenchContext): Promise<ScenarioResult>;
+  run(ctx: BenchContext): Promise<ScenarioOutcome>;
 }
 
 /** The lines that apply (a note is written as `condition && text`). */
 export const lines = (...items: (string | false | null | undefined)[]): string[] =>
   items.filter((item): item is string => typeof item === 'string');
-
-/** Table headers written as one `|`-separated string. */
-export const columns = (headers: string): string[] => headers.split('|');
-
-/** Marks floor checks as scaled down when `scaled` is set (a --quick run). */
-export const scaledFloors = (checks: FloorCheck[], scaled: string | undefined): FloorCheck[] =>
-  scaled ? checks.map((c) => ({ ...c, scaled })) : checks;
 
 /**
  * Runs `measure` against a fresh server process of `target`, then stops it (also when `measure`
@@ -80,10 +76,10 @@ export async function withServer<T extends object>(
   target: Target,
   label: string,
   measure: (server: ServerProcess) => Promise<T>,
-  options: StartOptions & { quiet?: boolean } = {},
+  options: StartOptions = {},
 ): Promise<T & { serverExit: ServerExit }> {
   const server = await ctx.startServer(target, label, options);
-  if (!options.quiet) ctx.log(` ${target} (pid ${server.pid}):`);
+  ctx.log(` ${target} (pid ${server.pid}):`);
   const outcome = await Promise.resolve()
     .then(() => measure(server))
     .then(
@@ -102,26 +98,10 @@ export async function withServer<T extends object>(
 export type Pair = Record<Target, LoadResult & { serverExit: ServerExit }>;
 
 /** One load plan against a fresh Tether process, then a fresh baseline one (never both at once). */
-export async function runBoth(
-  ctx: BenchContext,
-  label: string,
-  plan: Omit<LoadPlan, 'generators'>,
-): Promise<Pair> {
+export async function runBoth(ctx: BenchContext, label: string, plan: LoadPlan): Promise<Pair> {
   const pair: Partial<Pair> = {};
   for (const target of TARGETS) {
-    pair[target] = await withServer(ctx, target, label, (server) =>
-      runLoad(
-        { ...plan, generators: ctx.generators },
-        {
-          server,
-          presenceTable: ctx.presenceTables[target],
-          ...(target === 'tether' ? { historyTable: 'runtime_node_metrics' } : {}),
-          pg: ctx.probe,
-          postmasterPid: ctx.postmasterPid,
-          log: ctx.log,
-        },
-      ),
-    );
+    pair[target] = await withServer(ctx, target, label, (server) => runLoad(ctx, server, plan));
   }
   return pair as Pair;
 }
@@ -145,29 +125,36 @@ export const connectNotes = (pair: Pair): string[] =>
     );
   });
 
-/** A session owned by the fleet's owner, for SDK nodes to attach to. */
-export function createSession(ctx: BenchContext, name: string): Promise<string> {
-  return ctx.db.tx(async (sql) => {
+/**
+ * Runs `work` with a session owned by the fleet's owner, for SDK nodes to attach to; then closes
+ * the attachments of nodes killed without detaching and archives the session.
+ */
+export async function withSession<T>(
+  ctx: BenchContext,
+  name: string,
+  work: (sessionId: string) => Promise<T>,
+): Promise<T> {
+  const owner = ctx.fleet.ownerParticipantId;
+  const id = await ctx.db.tx(async (sql) => {
     const { rows } = await sql.query<{ id: string }>(
       `INSERT INTO sessions (name, created_by) VALUES ($1, $2) RETURNING id`,
-      [name, ctx.fleet.ownerParticipantId],
+      [name, owner],
     );
-    const id = rows[0]!.id;
     await sql.query(
       `INSERT INTO session_memberships (session_id, participant_id, role, state)
        VALUES ($1, $2, 'owner', 'active')`,
-      [id, ctx.fleet.ownerParticipantId],
+      [rows[0]!.id, owner],
     );
-    return id;
+    return rows[0]!.id;
   });
-}
-
-/** Closes the attachments of nodes killed without detaching and archives the session. */
-export async function closeSession(ctx: BenchContext, sessionId: string): Promise<void> {
-  await ctx.db.query(
-    `UPDATE runtime_node_attachments SET state = 'offline', updated_at = now()
-      WHERE session_id = $1 AND state IN ('registering', 'online', 'degraded')`,
-    [sessionId],
-  );
-  await ctx.db.query(`UPDATE sessions SET state = 'archived' WHERE id = $1`, [sessionId]);
+  try {
+    return await work(id);
+  } finally {
+    await ctx.db.query(
+      `UPDATE runtime_node_attachments SET state = 'offline', updated_at = now()
+        WHERE session_id = $1 AND state IN ('registering', 'online', 'degraded')`,
+      [id],
+    );
+    await ctx.db.query(`UPDATE sessions SET state = 'archived' WHERE id = $1`, [id]);
+  }
 }

@@ -5,7 +5,7 @@ import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BENCH_DIR, sleep } from './ipc.js';
+import { BENCH_DIR, waitFor } from './ipc.js';
 import { freeLoopbackPort } from './postgres.js';
 import { CONTROL_PLANE_DIR } from './tether-internals.js';
 
@@ -106,15 +106,15 @@ export async function startServer(
     }),
   );
   const readyWithinMs = options.readyWithinMs ?? 60_000;
-  const deadline = Date.now() + readyWithinMs;
-  while (!(await tryFetch(`${baseUrl}${spec.readyPath}`, 2_000))?.ok) {
-    if (child.exitCode !== null)
-      throw new Error(`server exited (${child.exitCode}); see ${logFile}`);
-    if (Date.now() >= deadline)
-      throw new Error(
-        `server at ${baseUrl} not ready within ${readyWithinMs / 1_000} s; see ${logFile}`,
-      );
-    await sleep(200);
+  const ready = async () =>
+    child.exitCode !== null || !!(await tryFetch(`${baseUrl}${spec.readyPath}`, 2_000))?.ok;
+  if (!(await waitFor(ready, Date.now() + readyWithinMs, 200)) || child.exitCode !== null) {
+    child.kill('SIGKILL'); // leave no process behind
+    const why =
+      child.exitCode !== null
+        ? `exited (${child.exitCode})`
+        : `not ready within ${readyWithinMs / 1_000} s`;
+    throw new Error(`server at ${baseUrl} ${why}; see ${logFile}`);
   }
   return {
     target,

@@ -70,7 +70,7 @@ try {
     for (let i = 0; i < rounds; i++) await round();
     if (settleMs > 0) await sleep(settleMs);
     const after = await pgSnapshot(admin, TABLES);
-    const { walBytes } = await pgDelta(admin, before, after, TABLES[0]!);
+    const { walBytes } = pgDelta(before, after, TABLES[0]!);
     return { perBeat: walBytes / (rounds * NODES), before, after };
   };
   for (let i = 0; i < WARMUP_ROUNDS; i++) await round();

@@ -12,7 +12,7 @@ import {
 import { startSimulation, type Simulation } from '@tether/node-client';
 import WebSocket from 'ws';
 import { Histogram } from '../histogram.js';
-import { preciseNow, sleep } from '../ipc.js';
+import { count, preciseNow, sleep } from '../ipc.js';
 import type { Target } from '../servers.js';
 import type { NodeIdentity } from '../wire.js';
 
@@ -143,8 +143,7 @@ async function run(spec: DriverSpec) {
       } catch (error) {
         if (t0 >= measureFrom) {
           failed++;
-          const code = failureCode(error);
-          failures[code] = (failures[code] ?? 0) + 1;
+          count(failures, failureCode(error));
         }
       }
     }

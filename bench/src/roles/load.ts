@@ -1,6 +1,6 @@
 /** A load generator (child process): open-loop beats (docs/performance.md, "Open loop"). */
 import { Histogram } from '../histogram.js';
-import { preciseNow, sleep } from '../ipc.js';
+import { count, preciseNow, sleep } from '../ipc.js';
 import {
   HEARTBEAT,
   HttpTransport,
@@ -75,7 +75,7 @@ function fire(state: State, index: number, scheduled: number): void {
   if (state.step.payload === 'metrics') input.metrics = randomMetrics(++uptime);
   const sentAt = preciseNow();
   if (!transport.send(index, HEARTBEAT, input, (error) => settle(beat, error))) {
-    if (inWindow) state.errors.not_connected = (state.errors.not_connected ?? 0) + 1;
+    if (inWindow) count(state.errors, 'not_connected');
     return;
   }
   inFlight++;
@@ -99,7 +99,7 @@ function settle(beat: Beat, error: string | null): void {
   if (error === null) {
     state.ok++;
     state.latency.recordMs(now - beat.scheduled);
-  } else state.errors[error] = (state.errors[error] ?? 0) + 1;
+  } else count(state.errors, error);
 }
 
 function expire(now: number): void {

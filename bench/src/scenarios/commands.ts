@@ -1,16 +1,9 @@
 /** Commands: an operator invokes `echo` on online nodes, waits for each result (docs/performance.md). */
 import { Histogram } from '../histogram.js';
-import { Child, children, exitAll, sleep } from '../ipc.js';
-import { compareRows, metric, ms, num, type Column } from '../report.js';
+import { Child, children, exitAll, sum, waitFor } from '../ipc.js';
+import { compareRows, LEAD, metric, ms, num, table, type Column } from '../report.js';
 import type { handlers } from '../roles/commands.js';
-import {
-  closeSession,
-  createSession,
-  scaledFloors,
-  withServer,
-  type BenchContext,
-  type Scenario,
-} from '../scenario.js';
+import { withSession, withServer, type BenchContext, type Scenario } from '../scenario.js';
 import type { ServerProcess, Target } from '../servers.js';
 import { issueParticipantToken } from '../tether-internals.js';
 
@@ -27,42 +20,40 @@ type TargetRun = Awaited<ReturnType<typeof runTarget>>;
 async function measure(
   ctx: BenchContext,
   server: ServerProcess,
-  target: Target,
   shape: typeof FULL,
-  ids: { token: string; sessionId: string | null },
+  token: string,
+  sessionId: string | null,
 ) {
+  const { target, baseUrl } = server;
   const nodes = ctx.fleet.nodes.slice(0, shape.nodes);
-  ctx.log(` ${target} (pid ${server.pid}): ${num(nodes.length)} nodes`);
+  ctx.log(`  ${num(nodes.length)} nodes`);
   const hosts = children<typeof handlers>('commands', ctx.generators);
   let driver: Child<typeof handlers> | null = null;
   try {
     const per = Math.ceil(nodes.length / ctx.generators);
     const started = performance.now();
-    const { baseUrl } = server;
+    const deadline = Date.now() + 180_000;
     await Promise.all(
       hosts.map((host, h) =>
         host.call('init', {
           ...{ target, baseUrl, ownerParticipantId: ctx.fleet.ownerParticipantId },
-          ...{ sessionId: ids.sessionId, nodes: nodes.slice(h * per, (h + 1) * per) },
+          ...{ sessionId, nodes: nodes.slice(h * per, (h + 1) * per) },
           ...{ connectConcurrency: 50, pollIntervalMs: POLL_MS },
         }),
       ),
     );
     let online = 0;
-    for (;;) {
-      online = (await Promise.all(hosts.map((h) => h.call('online')))).reduce((a, b) => a + b, 0);
-      if (online >= nodes.length) break;
-      if (performance.now() - started > 180_000) {
-        throw new Error(`only ${online}/${nodes.length} nodes online after 180 s`);
-      }
-      await sleep(250);
+    const allOnline = async () =>
+      (online = sum(await Promise.all(hosts.map((h) => h.call('online'))))) >= nodes.length;
+    if (!(await waitFor(allOnline, deadline, 250))) {
+      throw new Error(`only ${online}/${nodes.length} nodes online after 180 s`);
     }
     const onlineMs = performance.now() - started;
     ctx.log(`  ${num(online)} online in ${num(onlineMs / 1000, 1)} s; invoking`);
     await server.loopLag(); // reset the server's window
     driver = new Child<typeof handlers>('commands', 'commands driver');
     const report = await driver.call('run', {
-      ...{ target, baseUrl, token: ids.token, nodeIds: nodes.map((n) => n.nodeId) },
+      ...{ target, baseUrl, token, nodeIds: nodes.map((n) => n.nodeId) },
       ...{ concurrency: shape.concurrency, warmupMs: shape.warmupMs },
       ...{ durationMs: shape.durationMs, callerPollMs: POLL_MS, timeoutMs: 60_000 },
     });
@@ -79,18 +70,15 @@ async function measure(
   }
 }
 
-/** One server: Tether's SDK nodes attach to a session of their own, closed afterwards. */
-async function runTarget(ctx: BenchContext, target: Target, shape: typeof FULL, token: string) {
-  const sessionId = target === 'tether' ? await createSession(ctx, 'bench commands') : null;
-  const options = { quiet: true, ...(target === 'tether' ? { env: TETHER_COMMANDS_ENV } : {}) };
-  try {
-    const run = (server: ServerProcess) =>
-      measure(ctx, server, target, shape, { token, sessionId });
-    return await withServer(ctx, target, 'commands', run, options);
-  } finally {
-    if (sessionId) await closeSession(ctx, sessionId);
-  }
-}
+/** One server; Tether (its mutation limit raised) with SDK nodes attached to a session of their own. */
+const runTarget = (ctx: BenchContext, target: Target, shape: typeof FULL, token: string) =>
+  target === 'tether'
+    ? withSession(ctx, 'bench commands', (sessionId) =>
+        withServer(ctx, target, 'commands', (s) => measure(ctx, s, shape, token, sessionId), {
+          env: TETHER_COMMANDS_ENV,
+        }),
+      )
+    : withServer(ctx, target, 'commands', (s) => measure(ctx, s, shape, token, null));
 
 type Run = Pick<TargetRun, 'driver'>;
 const rate = (r: Run): number => r.driver.ok / (r.driver.windowMs / 1000);
@@ -134,14 +122,12 @@ export const commands: Scenario = {
       if (r.serverExit.crashed)
         notes.push(`${r.target} server crashed (code ${r.serverExit.code})`);
     }
-    const rows = compareRows(COMMANDS, [['tether'], ['baseline'], ['ratio T/B']], tether, baseline);
     return {
-      name: this.name,
-      title: this.title,
       parameters: { ...shape, pollMs: POLL_MS, tetherEnv: TETHER_COMMANDS_ENV },
-      tables: [{ headers: ['server', ...COMMANDS.map((c) => c.header)], rows }],
+      tables: [table(['server'], COMMANDS, compareRows(COMMANDS, LEAD, tether, baseline))],
       notes,
-      floors: scaledFloors([floor], ctx.quick ? `--quick: ${num(shape.nodes)} nodes` : undefined),
+      floors: [floor],
+      scaled: `--quick: ${num(shape.nodes)} nodes`,
       data: { tether, baseline },
     };
   },

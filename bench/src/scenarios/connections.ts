@@ -2,12 +2,14 @@
 import { failedOf, type LoadResult } from '../load.js';
 import {
   compareRows,
+  LEAD,
   LOAD_HEADERS,
   loadRows,
   mb,
   metric,
   ms,
   num,
+  table,
   type Column,
 } from '../report.js';
 import { connectNotes, crashNotes, runBoth, type Scenario } from '../scenario.js';
@@ -50,23 +52,20 @@ export const wsConnections: Scenario = {
       nodes: ctx.fleet.nodes.slice(0, nodes),
       steps: [step],
       connectConcurrency: 100,
-      requestTimeoutMs: ctx.quick ? 3_000 : 10_000,
     });
     const { tether: t, baseline: b } = pair;
     const kb = { tether: perConnectionKb(t), baseline: perConnectionKb(b) };
     const connected = { ...t.connect, kb: kb.tether };
-    const leads = [['tether'], ['baseline'], ['ratio T/B']] as [string[], string[], string[]];
     const steady = t.steps[0]!;
     const c = t.connect;
     return {
-      name: this.name,
-      title: this.title,
       parameters: { nodes, ...step },
       tables: [
-        {
-          headers: ['server', ...CONNECT.map((col) => col.header)],
-          rows: compareRows(CONNECT, leads, connected, { ...b.connect, kb: kb.baseline }),
-        },
+        table(
+          ['server'],
+          CONNECT,
+          compareRows(CONNECT, LEAD, connected, { ...b.connect, kb: kb.baseline }),
+        ),
         { headers: LOAD_HEADERS, rows: loadRows(`${num(nodes)} @ 15 s`, steady, b.steps[0]!) },
       ],
       notes: [...crashNotes(pair), ...connectNotes(pair)],
@@ -83,9 +82,9 @@ export const wsConnections: Scenario = {
             c.failed + c.retried === 0 &&
             failedOf(steady) === 0 &&
             c.opened === nodes,
-          ...(ctx.quick ? { scaled: `--quick: ${num(nodes)} sockets` } : {}),
         },
       ],
+      scaled: `--quick: ${num(nodes)} sockets`,
       data: { ...pair, rssPerConnectionKb: kb },
     };
   },

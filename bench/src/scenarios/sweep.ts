@@ -6,8 +6,8 @@
 import { BASELINE_SCHEMA, BASELINE_TABLE } from '../baseline/schema.js';
 import { createFleet } from '../identities.js';
 import { preciseNow } from '../ipc.js';
-import { compareRows, metric, ms, num, stepLead, type Column } from '../report.js';
-import { scaledFloors, type Scenario } from '../scenario.js';
+import { compareRows, metric, ms, num, stepLead, table, type Column } from '../report.js';
+import type { Scenario } from '../scenario.js';
 import { createDb, runMigrations, sweepPresence, type Db } from '../tether-internals.js';
 
 const DATABASE = 'tether_bench_sweep';
@@ -137,8 +137,6 @@ export const sweep: Scenario = {
       Object.entries(STATES).map(([s, d]) => [s, d.runs[ctx.quick ? 1 : 0]]),
     );
     return {
-      name: this.name,
-      title: this.title,
       parameters: {
         rows,
         repeats,
@@ -146,29 +144,28 @@ export const sweep: Scenario = {
         offlineAfterMs: OFFLINE_AFTER_MS,
       },
       tables: [
-        {
-          headers: ['fleet state', 'server', ...SWEEP.map((c) => c.header)],
-          rows: cases.flatMap((c) =>
+        table(
+          ['fleet state', 'server'],
+          SWEEP,
+          cases.flatMap((c) =>
             compareRows(SWEEP, stepLead(STATES[c.state].label), c.tether, c.baseline),
           ),
-        },
+        ),
       ],
       notes: [],
-      floors: scaledFloors(
-        [
-          {
-            floor: `sweep over ${num(rows)} rows, 1 % stale: ≤ 50 ms`,
-            measured: `median ${ms(median(times(onePct)))} ms, worst ${ms(worst(onePct))} ms of ${onePct.length}`,
-            met: worst(onePct) <= 50,
-          },
-          {
-            floor: `mass demotion of ${num(rows)} with its events: ≤ 2 s`,
-            measured: `median ${ms(median(times(mass)))} ms, worst ${ms(worst(mass))} ms (${num(massTransitions)} transitions + events)`,
-            met: worst(mass) <= 2_000 && massTransitions === rows,
-          },
-        ],
-        ctx.quick ? `--quick: ${num(rows)} rows` : undefined,
-      ),
+      floors: [
+        {
+          floor: `sweep over ${num(rows)} rows, 1 % stale: ≤ 50 ms`,
+          measured: `median ${ms(median(times(onePct)))} ms, worst ${ms(worst(onePct))} ms of ${onePct.length}`,
+          met: worst(onePct) <= 50,
+        },
+        {
+          floor: `mass demotion of ${num(rows)} with its events: ≤ 2 s`,
+          measured: `median ${ms(median(times(mass)))} ms, worst ${ms(worst(mass))} ms (${num(massTransitions)} transitions + events)`,
+          met: worst(mass) <= 2_000 && massTransitions === rows,
+        },
+      ],
+      scaled: `--quick: ${num(rows)} rows`,
       data: cases,
     };
   },
