@@ -106,12 +106,15 @@ export type HandshakeAnswer = z.infer<typeof HandshakeAnswer>;
  */
 const NodeBuffer = (globalThis as { Buffer?: typeof Buffer }).Buffer;
 
-function toBase64Url(bytes: Uint8Array): string {
-  if (NodeBuffer) {
-    return NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
-  }
+/** One of each for every header (both are stateless outside streaming). */
+const UTF8_ENCODER = new TextEncoder();
+const UTF8_DECODER = new TextDecoder('utf-8', { fatal: true });
+
+/** base64url (no padding) of a string's UTF-8. */
+function toBase64Url(text: string): string {
+  if (NodeBuffer) return NodeBuffer.from(text, 'utf8').toString('base64url');
   let binary = '';
-  for (const b of bytes) binary += String.fromCharCode(b);
+  for (const b of UTF8_ENCODER.encode(text)) binary += String.fromCharCode(b);
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
@@ -127,7 +130,7 @@ function fromBase64Url(text: string): Uint8Array | null {
 
 /** base64url (no padding) of a value's JSON, UTF-8. */
 export function encodeHeaderJson(value: unknown): string {
-  return toBase64Url(new TextEncoder().encode(JSON.stringify(value)));
+  return toBase64Url(JSON.stringify(value));
 }
 
 /** A header's base64url JSON parsed with `schema`; an error message when it does not decode. */
@@ -139,7 +142,7 @@ export function decodeHeaderJson<S extends z.ZodType>(
   if (bytes === null) return { ok: false, message: 'not base64url' };
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    json = JSON.parse(UTF8_DECODER.decode(bytes));
   } catch {
     return { ok: false, message: 'not JSON' };
   }
