@@ -17,7 +17,6 @@ import { spawnServer } from '../process-server.js';
 import { BUNDLE, chooseEntry } from '../../bin/entry.mjs';
 
 const PACKAGE_DIR = fileURLToPath(new URL('../..', import.meta.url));
-const choose = chooseEntry;
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -41,16 +40,16 @@ describe("tether-server's entry", () => {
     for (const path of [nested, join(src, 'server'), src, manifest])
       await utimes(path, at(0), at(0));
 
-    expect(choose(bundle, sources)).toBe('source'); // not built
+    expect(chooseEntry(bundle, sources)).toBe('source'); // not built
     await writeFile(bundle, '');
     await utimes(bundle, at(10), at(10));
-    expect(choose(bundle, sources)).toBe('bundle');
+    expect(chooseEntry(bundle, sources)).toBe('bundle');
     await utimes(nested, at(20), at(20)); // an edit deep in src/
-    expect(choose(bundle, sources)).toBe('source');
+    expect(chooseEntry(bundle, sources)).toBe('source');
     await utimes(bundle, at(30), at(30));
-    expect(choose(bundle, sources)).toBe('bundle');
+    expect(chooseEntry(bundle, sources)).toBe('bundle');
     await utimes(manifest, at(40), at(40));
-    expect(choose(bundle, sources)).toBe('source');
+    expect(chooseEntry(bundle, sources)).toBe('source');
   });
 });
 
@@ -59,7 +58,7 @@ describe('the server bundle', () => {
     await promisify(execFile)(process.execPath, ['scripts/build-server.mjs'], {
       cwd: PACKAGE_DIR,
     });
-    expect(choose()).toBe('bundle');
+    expect(chooseEntry()).toBe('bundle');
     // An empty database: the bundle finds and applies every migration.
     const adminUrl = inject('pgAdminUrl');
     const name = `tether_bundle_${randomBytes(5).toString('hex')}`;
