@@ -4,12 +4,15 @@
  *
  * Every command transition is a fleet event, committed with the change, and every replica's feed
  * hub reads every event once (woken by the `tether_events` notification, whichever replica wrote
- * it; by its safety poll if a notification was lost). `CommandSignals.onFeedEvents` is the hub's
- * tap: a `command.*` event wakes the streams of its node and of its command. The database stays
+ * it; by its safety poll if a notification was lost). `CommandSignals` is the hub's tap: a
+ * `command.*` event wakes the streams of its node and of its command. With no stream open the
+ * tap is inactive, and a hub that nobody else needs reads nothing; when it reads again, every
+ * stream looks again (`resumed`), since the hub skipped what came meanwhile. The database stays
  * the only source of what to send: a wake-up carries nothing but "look again", so a lost or
  * duplicated one costs a read, never a command.
  */
 import { TetherError, type FleetEvent } from '@tether/contracts';
+import type { FeedTap } from '../events/hub.js';
 
 /** A level-triggered flag: set by `wake`, cleared by `next`; a wake before `next` is not lost. */
 export class Wakeup {
@@ -68,7 +71,7 @@ class Registry {
   }
 }
 
-export class CommandSignals {
+export class CommandSignals implements FeedTap {
   readonly #nodes = new Registry();
   readonly #commands = new Registry();
   #closed = false;
@@ -129,8 +132,19 @@ export class CommandSignals {
     this.#commands.wake(commandId);
   }
 
-  /** The feed hub's tap: each command event wakes its node's streams and its watchers. */
-  onFeedEvents(events: readonly FleetEvent[]): void {
+  /** The feed hub needs to read for this replica's command streams while any is open. */
+  active(): boolean {
+    return this.streams > 0;
+  }
+
+  /** The feed hub read nothing for a while: every open stream looks again. */
+  resumed(): void {
+    this.#nodes.wakeAll();
+    this.#commands.wakeAll();
+  }
+
+  /** Each command event the feed hub reads wakes its node's streams and its watchers. */
+  events(events: readonly FleetEvent[]): void {
     for (const event of events) {
       if (
         event.type !== 'command.invoked' &&

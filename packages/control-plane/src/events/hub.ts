@@ -15,6 +15,13 @@
  * next batch on. A subscription whose signal aborts with a TetherError (its credential ended:
  * auth/live-credentials.ts) ends with that error at once, even in the middle of a backlog read;
  * any other abort (the client left) ends it quietly.
+ *
+ * A hub that nobody needs reads nothing: with no subscription and no active tap (no command
+ * stream on this replica, typically a fleet of daemons and no dashboard open), a notification
+ * costs no query. The first consumer after such a pause wakes it: the hub starts again from the
+ * feed's settled end (as `start` does), a subscription waits for that before it reads its
+ * backlog, and the taps are told to look again (`FeedTap.resumed`), since the events the hub
+ * skipped are never handed to them.
  */
 import { TetherError, type FleetEventsFilter } from '@tether/contracts';
 import type { ParticipantPrincipal } from '../auth/principal.js';
@@ -54,6 +61,16 @@ interface Subscriber {
   stop: () => void;
 }
 
+/** One of the server's own consumers of every event (`FeedHub.tap`). */
+export interface FeedTap {
+  /** Whether it needs events now (a hub that nobody needs reads nothing). */
+  active(): boolean;
+  /** Every event the hub reads, in id order, without visibility. */
+  events(events: readonly FeedEvent[]): void;
+  /** The hub reads again after a pause in which nobody needed it: what it skipped is gone. */
+  resumed(): void;
+}
+
 const STOPPED = Symbol('stopped');
 
 const DEFAULT_BATCH = 500;
@@ -69,11 +86,13 @@ export class FeedHub {
   readonly #maxBuffered: number;
   readonly #options: FeedHubOptions;
   readonly #subscribers = new Set<Subscriber>();
-  readonly #taps = new Set<(events: readonly FeedEvent[]) => void>();
+  readonly #taps = new Set<FeedTap>();
   /** Every event up to here has been handed to the subscribers registered at the time. */
   #cursor = '0';
   readonly #reader: SingleFlight;
   #closed = false;
+  /** Nobody needed the events at the last read: the cursor stopped there (see the top). */
+  #paused = false;
   /** When the oldest notification not yet served by a read arrived (performance.now()). */
   #notifiedAt: number | null = null;
 
@@ -95,12 +114,17 @@ export class FeedHub {
   }
 
   /**
-   * Sees every event this replica's hub reads, in id order, without visibility (for the server's
-   * own consumers, e.g. waking command streams). Returns the function that removes the tap.
+   * Sees every event this replica's hub reads while anyone needs it (for the server's own
+   * consumers, e.g. waking command streams). Returns the function that removes the tap.
    */
-  tap(listener: (events: readonly FeedEvent[]) => void): () => void {
-    this.#taps.add(listener);
-    return () => this.#taps.delete(listener);
+  tap(tap: FeedTap): () => void {
+    this.#taps.add(tap);
+    return () => this.#taps.delete(tap);
+  }
+
+  /** Whether the hub reads nothing until a consumer needs it (no subscription, no active tap). */
+  get paused(): boolean {
+    return this.#paused;
   }
 
   get subscriberCount(): number {
@@ -134,8 +158,32 @@ export class FeedHub {
     // A read that starts after a notification serves it (whatever arrives later queues the next).
     const notifiedAt = this.#notifiedAt;
     this.#notifiedAt = null;
+    if (!this.#needed()) {
+      this.#paused = true;
+      return;
+    }
+    if (this.#paused) await this.#resume();
     await this.#readNew();
     if (notifiedAt !== null) this.#options.onNotifyServed?.(performance.now() - notifiedAt);
+  }
+
+  #needed(): boolean {
+    if (this.#subscribers.size > 0) return true;
+    for (const tap of this.#taps) if (tap.active()) return true;
+    return false;
+  }
+
+  /** The end of a pause: on from the settled end; the taps look again for what was skipped. */
+  async #resume(): Promise<void> {
+    this.#cursor = maxId(this.#cursor, await settledEventId(this.#db));
+    this.#paused = false;
+    for (const tap of this.#taps) {
+      try {
+        tap.resumed();
+      } catch (error) {
+        this.#options.onError?.(error);
+      }
+    }
   }
 
   async #readNew(): Promise<void> {
@@ -167,9 +215,9 @@ export class FeedHub {
         }
       }
       this.#options.onDispatch?.(events.length, deliveries);
-      for (const listener of this.#taps) {
+      for (const tap of this.#taps) {
         try {
-          listener(events);
+          tap.events(events);
         } catch (error) {
           this.#options.onError?.(error);
         }
@@ -243,6 +291,13 @@ export class FeedHub {
     const failure = (): TetherError | null => s.failed;
     const ended = (): boolean => s.ended;
     try {
+      // A paused hub first moves on to the settled end, and the backlog is read past it.
+      if (this.#paused) {
+        await this.settle();
+        if (this.#paused && !ended()) {
+          throw new TetherError('system.unavailable', 'The fleet feed cannot be read; retry.');
+        }
+      }
       // Without a lastEventId: from the hub's position now. The backlog read then catches what
       // the hub is reading at this very moment (a batch in flight skips new subscribers).
       let last = input.lastEventId ?? this.#cursor;

@@ -28,7 +28,7 @@ export interface FleetSnapshot {
   revokedNodes: number;
   /** The newest committed fleet event id (0 for an empty feed). */
   headEventId: number;
-  /** Age in seconds of the oldest committed event after `cursor` (0 when there is none). */
+  /** Age in seconds of the oldest committed event after `cursor` (0 when there is none, or no cursor). */
   feedLagSeconds: number;
 }
 
@@ -60,7 +60,8 @@ interface FleetRow {
   lag: number;
 }
 
-export async function readFleetSnapshot(db: Db, cursor: string): Promise<FleetSnapshot> {
+/** `cursor`: where this replica's feed hub is; null while it owes nothing (paused). */
+export async function readFleetSnapshot(db: Db, cursor: string | null): Promise<FleetSnapshot> {
   const { rows } = await db.query<FleetRow>(FLEET_SQL, [cursor]);
   const row = rows[0]!;
   const active = row.nodes.active ?? 0;
@@ -90,12 +91,12 @@ export async function readFleetSnapshot(db: Db, cursor: string): Promise<FleetSn
  */
 export class FleetGauges {
   readonly #db: Db;
-  readonly #cursor: () => string;
+  readonly #cursor: () => string | null;
   readonly #refreshMs: number;
   #last: { at: number; snapshot: FleetSnapshot | null } | null = null;
   #reading: Promise<FleetSnapshot | null> | null = null;
 
-  constructor(db: Db, cursor: () => string, refreshMs = FLEET_REFRESH_MS) {
+  constructor(db: Db, cursor: () => string | null, refreshMs = FLEET_REFRESH_MS) {
     this.#db = db;
     this.#cursor = cursor;
     this.#refreshMs = refreshMs;

@@ -19,6 +19,8 @@ export interface MetricsSources {
   feedSubscribers?: () => number;
   /** The feed hub's position: every event up to it has been handed out on this replica. */
   feedCursor?: () => string;
+  /** The feed hub reads nothing while nobody needs it: it owes no event then (lag 0). */
+  feedPaused?: () => boolean;
   wsSessions?: () => WsSessionCounts;
   /** Milliseconds between fleet statements (default fleet.ts `FLEET_REFRESH_MS`). */
   fleetRefreshMs?: number;
@@ -117,7 +119,8 @@ export function createMetrics(db: Db, gauges: MetricsSources = {}): Metrics {
     },
   });
 
-  const fleet = new FleetGauges(db, gauges.feedCursor ?? (() => '0'), gauges.fleetRefreshMs);
+  const owed = (): string | null => (gauges.feedPaused?.() ? null : (gauges.feedCursor?.() ?? '0'));
+  const fleet = new FleetGauges(db, owed, gauges.fleetRefreshMs);
   /**
    * A gauge filled from the fleet snapshot. The registry collects every metric concurrently, so
    * each one awaits the same snapshot (one statement: fleet.ts reads once for all of them);

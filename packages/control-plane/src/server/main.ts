@@ -145,13 +145,14 @@ export async function startTether(
   const metrics = createMetrics(database, {
     feedSubscribers: () => feed.subscriberCount,
     feedCursor: () => feed.cursor,
+    feedPaused: () => feed.paused,
     wsSessions: () => sessions.count?.() ?? { node: 0, participant: 0, unauthenticated: 0 },
     fleetRefreshMs: config.metricsFleetRefreshMs,
     admission: () => admission.snapshot(),
   });
   // Command streams wake on command events, whichever replica wrote them (commands/signals.ts).
   const commandSignals = new CommandSignals();
-  feed.tap((events) => commandSignals.onFeedEvents(events));
+  feed.tap(commandSignals);
   let cluster: Cluster;
   try {
     await feed.start();

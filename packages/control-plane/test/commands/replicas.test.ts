@@ -1,7 +1,7 @@
 /**
  * Two server processes on one PostgreSQL: a command invoked on one replica reaches the node whose
  * socket is on the other (woken by the feed's notification after commit, not by a poll: the
- * safety poll is off), a cancel made on one reaches the node on the other, and a node connected
+ * safety poll is off; the other replica's feed hub had paused, nobody needing it), a cancel made on one reaches the node on the other, and a node connected
  * to both replicas at once receives each command once (the guarded delivery UPDATE).
  */
 import { CONTRACT_VERSION, type NodeCommandMessage, type NodeId } from '@tether/contracts';
@@ -79,6 +79,16 @@ describe('commands across replicas', () => {
         { token },
       );
       expect(declared.status).toBe(200);
+      // Online before its stream opens, so opening it writes no event: B's feed hub, which had
+      // nobody to read for, is woken by the invoke's notification alone, and its command
+      // stream must look again then (the events of the pause are skipped, not handed out).
+      const online = await mutate(
+        a.url,
+        'runtimenode.heartbeat',
+        { nodeId: 'replica-worker', healthState: 'online' },
+        { token },
+      );
+      expect(online.status).toBe(200);
 
       const onB = listen(b.url, token);
       sockets.push(onB);

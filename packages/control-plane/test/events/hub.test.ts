@@ -2,23 +2,25 @@
  * The replica's feed hub on real PostgreSQL, driven by hand (no LISTEN connection): a slow
  * subscriber is ended with a retryable error instead of buffering without limit, and resumes
  * exactly; closing the hub ends subscriptions; a credential that ended ends them with its error;
- * a notification wakes a read.
+ * a notification wakes a read; a hub that nobody needs reads nothing and starts again from the
+ * feed's end for the next consumer.
  */
 import { TetherError } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
 import type { ParticipantPrincipal } from '../../src/auth/principal.js';
 import type { FeedEvent } from '../../src/events/feed.js';
-import { FeedHub } from '../../src/events/hub.js';
+import { FeedHub, type FeedTap } from '../../src/events/hub.js';
+import { eventually } from '../eventually.js';
 import { useTestDatabase } from '../db.js';
 import { makeParticipant } from '../fixtures.js';
 
 const t = useTestDatabase();
 
-async function insertEvents(count: number): Promise<void> {
+async function insertEvents(count: number, mark = 'n'): Promise<void> {
   await t.db.query(
-    `INSERT INTO fleet_events (type, payload) SELECT 'node.updated', jsonb_build_object('n', g)
+    `INSERT INTO fleet_events (type, payload) SELECT 'node.updated', jsonb_build_object($2::text, g)
        FROM generate_series(1, $1) g`,
-    [count],
+    [count, mark],
   );
 }
 
@@ -140,6 +142,69 @@ describe('FeedHub', () => {
     expect(two.data).toEqual({ n: 1 });
     expect(hub.cursor).toBe(two.id);
     await sub.return(undefined);
+    await hub.close();
+  });
+
+  it('a hub that nobody needs reads nothing; the next subscriber starts after the pause, a resuming one reads it as backlog', async () => {
+    const admin = await makeParticipant(t.db, 'admin');
+    let reads = 0;
+    const hub = new FeedHub(t.db, { onDispatch: () => reads++ });
+    await hub.start();
+    const startedAt = hub.cursor;
+    await insertEvents(2, 'paused');
+    hub.notify();
+    await hub.settle();
+    expect(hub.paused).toBe(true);
+    expect([reads, hub.cursor]).toEqual([0, startedAt]);
+
+    // From now on: the two events of the pause are not its business.
+    const fresh = hub.subscribe(admin, {});
+    const first = nextEvent(fresh);
+    await eventually(
+      () => Promise.resolve(hub.paused),
+      (paused) => !paused,
+    );
+    await insertEvents(1, 'live');
+    hub.notify();
+    expect((await first).data).toEqual({ live: 1 });
+
+    // From the start of the feed: the pause's events come in the backlog, in order.
+    const resuming = hub.subscribe(admin, { lastEventId: startedAt });
+    const replayed = [];
+    for (let i = 0; i < 3; i++) replayed.push((await nextEvent(resuming)).data);
+    expect(replayed).toEqual([{ paused: 1 }, { paused: 2 }, { live: 1 }]);
+    await fresh.return(undefined);
+    await resuming.return(undefined);
+    await hub.close();
+  });
+
+  it('a tap is read for only while it is active, and told to look again when the hub resumes', async () => {
+    const hub = new FeedHub(t.db);
+    await hub.start();
+    let active = false;
+    const seen: unknown[] = [];
+    let resumed = 0;
+    const tap: FeedTap = {
+      active: () => active,
+      events: (events) => seen.push(...events.map((e) => e.data)),
+      resumed: () => resumed++,
+    };
+    hub.tap(tap);
+    await insertEvents(1, 'idle');
+    hub.notify();
+    await hub.settle();
+    expect([hub.paused, seen, resumed]).toEqual([true, [], 0]);
+
+    active = true;
+    await insertEvents(1, 'woken');
+    hub.notify();
+    await hub.settle();
+    // What was committed before the hub resumed is skipped: the tap was told to look itself.
+    expect([hub.paused, seen, resumed]).toEqual([false, [], 1]);
+    await insertEvents(1, 'after');
+    hub.notify();
+    await hub.settle();
+    expect([seen, resumed]).toEqual([[{ after: 1 }], 1]);
     await hub.close();
   });
 });

@@ -6,6 +6,7 @@
 import { describe, expect, inject, it } from 'vitest';
 import { adminQuery } from '../postgres.js';
 import { eventually } from '../eventually.js';
+import { subscribeSse } from '../feed.js';
 import { mutate } from '../http.js';
 import { FAST_PRESENCE_ENV, startTestServer, type TestServer } from '../server.js';
 import { nodeOf, participant, sessionOf, wsClient } from '../wire/actors.js';
@@ -129,6 +130,12 @@ describe('fleet gauges on /metrics', () => {
       env: { TETHER_METRICS_FLEET_REFRESH_MS: '1' },
     });
     const owner = await participant(server, 'admin');
+    // A dashboard watching: the hub reads for it (with nobody to serve it reads nothing).
+    const dashboard = subscribeSse(server.url, owner.token);
+    await eventually(
+      () => Promise.resolve(server.deps.feed.subscriberCount),
+      (n) => n === 1,
+    );
     const before = await scrape(server);
     const servedBefore = sampleValue(before, 'tether_feed_delivery_seconds_count') ?? 0;
     const node = await nodeOf(server, owner);
@@ -152,12 +159,20 @@ describe('fleet gauges on /metrics', () => {
       expect(sampleValue(text, 'tether_feed_lag_seconds')).toBe(0);
       expect(sampleValue(text, 'tether_feed_delivery_seconds_count')).toBeGreaterThan(servedBefore);
     });
+    await dashboard.until((events) => events.some((e) => e.type === 'presence.changed'));
+    await dashboard.close();
   });
 
   it('feed lag: an event this replica has not handed out shows its age', async () => {
     await using server = await startTestServer({
       env: { TETHER_METRICS_FLEET_REFRESH_MS: '1' },
     });
+    const owner = await participant(server, 'admin');
+    const dashboard = subscribeSse(server.url, owner.token);
+    await eventually(
+      () => Promise.resolve(server.deps.feed.subscriberCount),
+      (n) => n === 1,
+    );
     // Written behind the server's back, without the notification: the hub does not read it
     // (the safety poll is 10 minutes in tests), so it stays undelivered and ages.
     await server.db.query(
@@ -170,6 +185,36 @@ describe('fleet gauges on /metrics', () => {
     server.deps.feed.poke();
     await settles(async () => {
       expect(sampleValue(await scrape(server), 'tether_feed_lag_seconds')).toBe(0);
+    });
+    await dashboard.close();
+  });
+
+  it('feed lag: a replica with nobody to hand events to owes none (lag 0), and its hub reads nothing', async () => {
+    await using server = await startTestServer({
+      env: { TETHER_METRICS_FLEET_REFRESH_MS: '1' },
+    });
+    const owner = await participant(server, 'admin');
+    const node = await nodeOf(server, owner);
+    const beat = await mutate(
+      server.url,
+      'runtimenode.heartbeat',
+      { nodeId: node.nodeId, healthState: 'online' },
+      { token: node.token },
+    );
+    expect(beat.status).toBe(200);
+    await eventually(
+      () => Promise.resolve(server.deps.feed.paused),
+      (paused) => paused,
+    );
+    const cursor = server.deps.feed.cursor;
+    await server.db.query(
+      `INSERT INTO fleet_events (type, payload, at) VALUES ('session.updated', '{}', now() - interval '90 seconds')`,
+    );
+    server.deps.feed.poke();
+    await settles(async () => {
+      const text = await scrape(server);
+      expect(sampleValue(text, 'tether_feed_lag_seconds')).toBe(0);
+      expect(sampleValue(text, 'tether_feed_cursor_event_id')).toBe(Number(cursor));
     });
   });
 
