@@ -202,8 +202,8 @@ function resumeClaim(core: NodeCore): ResumeClaim | null {
 
 /**
  * The handshake answer (x-tether-handshake) replaces `system.info`; resumed → online at once;
- * otherwise attach → capabilityupdate (only when needed) → beats. Throws ConnectionLost or
- * TetherError.
+ * otherwise attach (with `healthChanges` when capabilities are declared: online in the same call)
+ * → capabilityupdate (only when still needed) → beats. Throws ConnectionLost or TetherError.
  */
 async function connectionSequence(
   core: NodeCore,
@@ -312,17 +312,21 @@ async function connectionSequence(
  */
 async function attach(core: NodeCore, conn: Connection, sessionId: string): Promise<AttachOutput> {
   const credentials = core.credentials!;
-  const call = (): Promise<AttachOutput> =>
-    core.step(conn, () =>
+  const call = (): Promise<AttachOutput> => {
+    const capabilities = core.declared();
+    return core.step(conn, () =>
       conn.client.runtimenode.attach.mutate({
         sessionId,
         participantId: credentials.ownerParticipantId,
         nodeId: credentials.nodeId,
         nodeVersion: core.nodeVersion,
-        capabilities: core.declared(),
+        capabilities,
         healthState: core.health,
+        // Declared: online (or degraded) in the same call, no capabilityupdate after it.
+        ...(Object.keys(capabilities).length > 0 ? { healthChanges: { state: core.health } } : {}),
       }),
     );
+  };
   let attachment: AttachOutput;
   try {
     attachment = await call();

@@ -8,9 +8,10 @@
  * (attachment, session, node version, capabilities digest, health) in the upgrade request. The
  * server answers in the 101 response what `system.info` would (heartbeat cadence…) and whether it
  * resumed the attachment: resumed → online at once, no call; otherwise `runtimenode.attach` (if a
- * session is given: capabilities, node version, health) → `runtimenode.capabilityupdate` with
- * `healthChanges` (only when the attachment is not already at the node's health, capabilities are
- * non-empty and the node is not read-only). Then beats at the advertised cadence ±10% jitter. A
+ * session is given: capabilities, node version, health, and with capabilities declared the
+ * `healthChanges` that take the attachment online in the same call) → `runtimenode.capabilityupdate`
+ * with `healthChanges` (only when the attachment is still not at the node's health, capabilities
+ * are non-empty and the node is not read-only). Then beats at the advertised cadence ±10% jitter. A
  * server that sends no handshake answer is asked `system.info` first, as before. A lost connection (closed, failed to open, the server's
  * reconnect notification, a call timeout) is retried after a full-jitter exponential backoff
  * (`backoff.ts`), and the whole sequence runs again. Terminal conditions stop every retry and

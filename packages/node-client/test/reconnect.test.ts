@@ -62,16 +62,19 @@ describe('reconnection', () => {
       metricTotal(server.url, 'tether_rpc_requests_total', { procedure });
     expect(await calls('runtimenode.attach')).toBe(1);
     expect(await calls('system.info')).toBe(0);
-    // One attach event (the first connection's) and one capability update; the reconnect wrote
-    // only what changed (presence, through the connection).
+    // Online with the attach itself (its healthChanges): no capability update at all.
+    expect(await calls('runtimenode.capabilityupdate')).toBe(0);
+    // One attach event (the first connection's) and its state change to online; the reconnect
+    // wrote only what changed (presence, through the connection).
     const { rows } = await server.db.query<{ type: string; n: string }>(
       `SELECT type, count(*) AS n FROM fleet_events WHERE node_id = $1 AND type IN
-         ('runtimenode.attached', 'runtimenode.capabilities_updated') GROUP BY type ORDER BY type`,
+         ('runtimenode.attached', 'runtimenode.state_changed', 'runtimenode.capabilities_updated')
+        GROUP BY type ORDER BY type`,
       [credentials.nodeId],
     );
     expect(rows.map((r) => [r.type, Number(r.n)])).toEqual([
       ['runtimenode.attached', 1],
-      ['runtimenode.capabilities_updated', 1],
+      ['runtimenode.state_changed', 1],
     ]);
     const presence = await eventually(
       () =>

@@ -11,6 +11,12 @@ export const METRICS_MAX_GAUGES = 16;
 
 const Reason = z.string().max(REASON_MAX_LENGTH);
 
+export const HealthChange = z.strictObject({
+  state: RuntimeNodeHealthState,
+  reason: Reason.optional(),
+});
+export type HealthChange = z.infer<typeof HealthChange>;
+
 export const AttachInput = z.strictObject({
   sessionId: SessionId,
   participantId: ParticipantId,
@@ -18,6 +24,12 @@ export const AttachInput = z.strictObject({
   nodeVersion: EventEnvelopeVersion,
   capabilities: Capabilities,
   healthState: RuntimeNodeHealthState,
+  /**
+   * The attachment's health change, in the same call: `capabilities` (non-empty) are its
+   * declaration, as `runtimenode.capabilityupdate` with `healthChanges` right after the attach
+   * would be. A read-only attach stays `registering`.
+   */
+  healthChanges: HealthChange.optional(),
 });
 export type AttachInput = z.infer<typeof AttachInput>;
 
@@ -61,12 +73,6 @@ export const HeartbeatInput = z.strictObject({
 export type HeartbeatInput = z.infer<typeof HeartbeatInput>;
 
 export const HeartbeatOutput = z.null();
-
-export const HealthChange = z.strictObject({
-  state: RuntimeNodeHealthState,
-  reason: Reason.optional(),
-});
-export type HealthChange = z.infer<typeof HealthChange>;
 
 export const CapabilityUpdateInput = z.strictObject({
   nodeId: NodeId,

@@ -107,7 +107,8 @@ const ACTIVE_ATTACHMENT = prepared(
  * first. Each step reads the previous one's output, so the locks come first and the ids last.
  * $1 session, $2 owner, $3 node, $4 capabilities, $5 node version, $6 floor seen, $7 health,
  * $8 connection id, $9 read-only, $10 the stale attachment to supersede (or null), $11 the
- * capabilities digest (resume.ts compares it).
+ * capabilities digest (resume.ts compares it), $12 and $13 the health change's state and reason
+ * (or null: attach with `healthChanges`, then the attachment's state change is the last event).
  */
 const ATTACH = prepared(
   'tether_attach',
@@ -134,13 +135,22 @@ WITH node AS (
            FOR UPDATE) prev
    WHERE a.id = prev.id
   RETURNING a.id, a.session_id, prev.state AS previous_state
+), started AS (
+  -- The state the attach gives: a re-attach of an active row keeps its state (idempotent
+  -- reconnect) unless it would be online without capabilities; a new or offline row starts
+  -- registering. The caller's health change ($12, null without one) then moves it on in the
+  -- same write when it may: capabilities declared, not read-only.
+  SELECT st.state,
+         CASE WHEN $12::text IS NOT NULL AND NOT $9::boolean AND $4::jsonb <> '{}'::jsonb
+              THEN $12::text ELSE st.state END AS target
+    FROM (SELECT CASE WHEN p.state IN ('online', 'degraded') AND $4::jsonb <> '{}'::jsonb
+                      THEN p.state ELSE 'registering' END AS state
+            FROM (SELECT (SELECT state FROM previous) AS state) p) st
 ), att AS (
-  -- A re-attach of an active row keeps its state (idempotent reconnect) unless it would be
-  -- online without capabilities; an offline row is reactivated as registering. A revoked row
-  -- is left untouched (the WHERE makes the upsert return nothing).
+  -- A revoked row is left untouched (the WHERE makes the upsert return nothing).
   INSERT INTO runtime_node_attachments AS a
          (session_id, participant_id, node_id, capabilities, node_version, state, capabilities_digest)
-  SELECT $1, $2, $3, $4::jsonb, $5, 'registering', $11 FROM ok LEFT JOIN previous ON true
+  SELECT $1, $2, $3, $4::jsonb, $5, (SELECT target FROM started), $11 FROM ok LEFT JOIN previous ON true
    -- The superseded row is ended first (this reads it), so the index no longer counts it.
    WHERE (SELECT count(*) FROM superseded) >= 0
   ON CONFLICT ON CONSTRAINT runtime_node_attachments_node_session_key DO UPDATE SET
@@ -148,8 +158,7 @@ WITH node AS (
     capabilities_digest = EXCLUDED.capabilities_digest,
     node_version = EXCLUDED.node_version,
     participant_id = EXCLUDED.participant_id,
-    state = CASE WHEN a.state IN ('online', 'degraded') AND EXCLUDED.capabilities <> '{}'::jsonb
-                 THEN a.state ELSE 'registering' END,
+    state = EXCLUDED.state,
     updated_at = now()
   WHERE a.state <> 'revoked'
   RETURNING a.id, a.state, a.attached_at
@@ -188,12 +197,20 @@ WITH node AS (
       SELECT 3, 'runtimenode.attached', $1::uuid,
              ${eventPayloadSql('runtimenode.attached', {
                attachmentId: 'att.id',
-               state: 'att.state',
+               state: '(SELECT state FROM started)',
                previousState: '(SELECT state FROM previous)',
                readOnly: '$9::boolean',
                nodeVersion: '$5::text',
              })}
         FROM att
+      UNION ALL
+      SELECT 4, 'runtimenode.state_changed', $1::uuid,
+             ${eventPayloadSql('runtimenode.state_changed', {
+               from: 'started.state',
+               to: 'att.state',
+               reason: '$13::text',
+             })}
+        FROM att, started WHERE att.state <> started.state
        ORDER BY 1
     ) e
    WHERE CASE WHEN e.ord > 0 THEN (SELECT tether_feed_writer()) ELSE false END
@@ -220,6 +237,14 @@ export async function attach(
   origin: CallOrigin = {},
 ): Promise<AttachOutput> {
   assertNodeSelf(principal, input);
+  if (input.healthChanges && Object.keys(input.capabilities).length === 0) {
+    // Online requires a declaration: refused before anything is written, as capabilityupdate does.
+    throw new TetherError(
+      'runtimenode.capabilityupdate_conflict',
+      `The attachment cannot be ${input.healthChanges.state} without declared capabilities.`,
+      { requested: input.healthChanges.state },
+    );
+  }
   const capabilities = JSON.stringify(input.capabilities);
   // The floor can rise between the precheck and the write; the write then changes nothing and
   // the attach starts over with the new floor (read-only is derived at write time).
@@ -273,6 +298,8 @@ export async function attach(
         readOnly,
         supersede,
         capabilitiesDigest(input.capabilities),
+        input.healthChanges?.state ?? null,
+        input.healthChanges?.reason ?? null,
       ]);
     } catch (error) {
       if (!(error instanceof TetherError) || error.code !== 'runtimenode.attach_conflict') {

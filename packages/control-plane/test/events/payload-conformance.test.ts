@@ -125,6 +125,12 @@ async function writeEveryEvent(): Promise<void> {
   // bind and release, detach, attachment revoke, node revoke.
   const node = await makeNode(t.db, owner);
   await attach(t.db, node, attachInput(node, session, { nodeVersion: '1.2' }));
+  // An attach with a health change: its runtimenode.state_changed is built in the statement.
+  const ready = await makeNode(t.db, owner);
+  await attach(t.db, ready, {
+    ...attachInput(ready, session, { nodeVersion: '1.2' }),
+    healthChanges: { state: 'online', reason: 'ready' },
+  });
   await capabilityUpdate(t.db, node, {
     nodeId: node.nodeId,
     capabilities: GPU,

@@ -257,4 +257,59 @@ describe('runtimenode.attach', () => {
       (await attach(t.db, node, attachInput(node, session, { nodeVersion: '1.5' }))).readOnly,
     ).toBe(false);
   });
+
+  it('with healthChanges: online in the same call, the events as attach then capabilityupdate would tell it', async () => {
+    const owner = await makeParticipant(t.db);
+    const session = await makeSession(t.db, owner);
+    const node = await makeNode(t.db, owner);
+    const { rows: head } = await t.db.query<{ id: string }>(
+      `SELECT COALESCE(max(id), 0)::text AS id FROM fleet_events`,
+    );
+    const result = await attach(t.db, node, {
+      ...attachInput(node, session),
+      healthChanges: { state: 'online', reason: 'ready' },
+    });
+    expect(result).toMatchObject({ state: 'online', readOnly: false });
+    expect((await attachmentRow(t.db, node.nodeId, session))?.state).toBe('online');
+    const { rows } = await t.db.query<{ type: string; payload: Record<string, unknown> }>(
+      `SELECT type, payload FROM fleet_events WHERE id > $1 AND node_id = $2 ORDER BY id`,
+      [head[0]!.id, node.nodeId],
+    );
+    expect(rows.map((r) => r.type)).toEqual([
+      'presence.changed',
+      'runtimenode.attached',
+      'runtimenode.state_changed',
+    ]);
+    expect(rows[1]!.payload).toMatchObject({ state: 'registering', previousState: null });
+    expect(rows[2]!.payload).toEqual({ from: 'registering', to: 'online', reason: 'ready' });
+
+    // Again, degraded: the active row moves on from where it was; nothing else is written twice.
+    const again = await attach(t.db, node, {
+      ...attachInput(node, session),
+      healthChanges: { state: 'degraded' },
+    });
+    expect(again.state).toBe('degraded');
+  });
+
+  it('with healthChanges: no capabilities is capabilityupdate_conflict before any write; read-only stays registering', async () => {
+    const owner = await makeParticipant(t.db);
+    const session = await makeSession(t.db, owner, '2.0');
+    const bare = await makeNode(t.db, owner);
+    await expectCode(
+      attach(t.db, bare, {
+        ...attachInput(bare, session, { nodeVersion: '2.0', capabilities: {} }),
+        healthChanges: { state: 'online' },
+      }),
+      'runtimenode.capabilityupdate_conflict',
+    );
+    expect(await attachmentRow(t.db, bare.nodeId, session)).toBeUndefined();
+
+    const old = await makeNode(t.db, owner);
+    const readOnly = await attach(t.db, old, {
+      ...attachInput(old, session, { nodeVersion: '1.9' }),
+      healthChanges: { state: 'online' },
+    });
+    expect(readOnly).toMatchObject({ state: 'registering', readOnly: true });
+    expect((await attachmentRow(t.db, old.nodeId, session))?.state).toBe('registering');
+  });
 });
