@@ -104,6 +104,100 @@ export function refusalRetryAfterMs(
   return header !== undefined && valid(seconds * 1_000) ? seconds * 1_000 : undefined;
 }
 
+/** What a connection's socket reports to its `Connection` (and the settings it opens with). */
+interface SocketHooks {
+  headers: Record<string, string>;
+  options: ConnectionOptions;
+  /** A socket of this connection was created; true if the connection is already disposed. */
+  adopt(socket: WebSocket): boolean;
+  handshake(answer: HandshakeAnswer): void;
+  openError(message: string): void;
+  reconnectRequested(): void;
+  closed(code: number, reason: string): void;
+  /** The upgrade was answered with an HTTP status (and maybe a time to come back). */
+  refused(status: number | undefined, retryAfterMs: number | undefined): void;
+  /** Nothing arrived within the pong timeout of a keep-alive ping. */
+  silent(): void;
+}
+
+/**
+ * Every socket of the process: lets its connection see the socket, its close code
+ * (WS_CLOSE.CREDENTIAL_REVOKED = never again) and the server's reconnect notification, before
+ * tRPC's own listeners run. One class for all (not one per connection): `ws` then sees sockets
+ * of one shape, which its hot paths need (a class per connection cost about 3× the
+ * construction time in a 1 250-agent host).
+ */
+class TrackedWebSocket extends WebSocket {
+  constructor(address: string | URL, hooks: SocketHooks) {
+    const { options } = hooks;
+    super(address, undefined, { perMessageDeflate: false, headers: hooks.headers });
+    const disposed = hooks.adopt(this);
+    this.on('upgrade', (res) => {
+      const raw = res.headers[HANDSHAKE_HEADER];
+      const text = Array.isArray(raw) ? raw[0] : raw;
+      if (text === undefined) return;
+      const decoded = decodeHeaderJson(HandshakeAnswer, text);
+      // An answer this SDK cannot read is treated as none: it attaches as before.
+      if (decoded.ok) hooks.handshake(decoded.value);
+    });
+    // The handshake deadline and the keep-alive: the process's shared scheduler, not timers
+    // of this socket. A socket still connecting at the deadline is abandoned as ws would
+    // (same message); a silent open one is ended at once (a dead peer answers no close).
+    const deadline = processScheduler().schedule(options.handshakeTimeoutMs, () => {
+      if (this.readyState !== WebSocket.CONNECTING) return;
+      hooks.openError('Opening handshake has timed out');
+      this.terminate();
+    });
+    this.once('open', () => deadline.cancel());
+    this.once('close', () => deadline.cancel());
+    processKeepAlive().watch(
+      this,
+      { intervalMs: options.keepAliveIntervalMs, pongTimeoutMs: options.pongTimeoutMs },
+      () => {
+        hooks.silent();
+        this.terminate();
+      },
+    );
+    this.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+      if (isBinary) return;
+      const text = Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
+      // The notification is `{"id":null,"method":"reconnect"}`; cheap test before parsing.
+      if (text.length < 128 && text.includes('"reconnect"')) {
+        try {
+          const message = JSON.parse(text.toString('utf8')) as { method?: unknown };
+          if (message.method === 'reconnect') hooks.reconnectRequested();
+        } catch {
+          // not ours to judge
+        }
+      }
+    });
+    this.on('close', (code: number, reason: Buffer) => hooks.closed(code, reason.toString('utf8')));
+    this.on('error', (error: Error) => hooks.openError(error.message));
+    // A refused upgrade (503 over the server's admission limit) carries the typed error with
+    // `retryAfterMs`: read it (bounded), then abort the handshake as ws would have.
+    this.on('unexpected-response', (_req, res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size <= 16_384) chunks.push(chunk);
+      });
+      res.on('end', () => {
+        const wait = refusalRetryAfterMs(res.headers['retry-after'], chunks);
+        hooks.refused(res.statusCode, wait);
+        hooks.openError(
+          `the server refused the connection (HTTP ${res.statusCode ?? '?'})${wait !== undefined ? `; retry after ${wait} ms` : ''}`,
+        );
+        this.terminate();
+      });
+      res.on('error', () => this.terminate());
+    });
+    // tRPC opens its socket a few microtasks after being asked to: one born after dispose()
+    // would otherwise live (watched by the keep-alive) until its handshake deadline.
+    if (disposed) this.terminate();
+  }
+}
+
 /** One WebSocket connection (one socket) and the typed client bound to it. */
 export class Connection {
   readonly client: TetherClient;
@@ -137,95 +231,52 @@ export class Connection {
       [CLIENT_VERSION_HEADER]: CONTRACT_VERSION,
       ...(this.#claim !== null ? { [RESUME_HEADER]: encodeHeaderJson(this.#claim) } : {}),
     };
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const self = this;
-    // The WebSocket class tRPC instantiates: lets this connection see every socket it opens, its
-    // close code (WS_CLOSE.CREDENTIAL_REVOKED = never again) and the server's reconnect
-    // notification, before tRPC's own listeners run.
-    class TrackedWebSocket extends WebSocket {
-      constructor(address: string | URL, protocols?: string | string[]) {
-        super(address, protocols, { perMessageDeflate: false, headers });
-        self.#sockets.add(this);
-        this.on('upgrade', (res) => {
-          const raw = res.headers[HANDSHAKE_HEADER];
-          const text = Array.isArray(raw) ? raw[0] : raw;
-          if (text === undefined) return;
-          const decoded = decodeHeaderJson(HandshakeAnswer, text);
-          // An answer this SDK cannot read is treated as none: it attaches as before.
-          if (decoded.ok) self.#handshake = decoded.value;
-        });
-        // The handshake deadline and the keep-alive: the process's shared scheduler, not timers
-        // of this socket. A socket still connecting at the deadline is abandoned as ws would
-        // (same message); a silent open one is ended at once (a dead peer answers no close).
-        const deadline = processScheduler().schedule(options.handshakeTimeoutMs, () => {
-          if (this.readyState !== WebSocket.CONNECTING) return;
-          self.#openError ??= 'Opening handshake has timed out';
-          this.terminate();
-        });
-        this.once('open', () => deadline.cancel());
-        this.once('close', () => deadline.cancel());
-        processKeepAlive().watch(
-          this,
-          { intervalMs: options.keepAliveIntervalMs, pongTimeoutMs: options.pongTimeoutMs },
-          () => {
-            self.#lose({
-              kind: 'dropped',
-              reason: `keep-alive: nothing received within ${options.pongTimeoutMs} ms of a ping`,
-            });
-            this.terminate();
-          },
-        );
-        this.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
-          if (isBinary) return;
-          const text = Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
-          // The notification is `{"id":null,"method":"reconnect"}`; cheap test before parsing.
-          if (text.length < 128 && text.includes('"reconnect"')) {
-            try {
-              const message = JSON.parse(text.toString('utf8')) as { method?: unknown };
-              if (message.method === 'reconnect') self.#reconnectRequested = true;
-            } catch {
-              // not ours to judge
-            }
-          }
-        });
-        this.on('close', (code: number, reason: Buffer) => {
-          self.#closeCode = code;
-          self.#closeReason = reason.toString('utf8');
-        });
-        this.on('error', (error: Error) => {
-          self.#openError ??= error.message;
-        });
-        // A refused upgrade (503 over the server's admission limit) carries the typed error with
-        // `retryAfterMs`: read it (bounded), then abort the handshake as ws would have.
-        this.on('unexpected-response', (_req, res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size <= 16_384) chunks.push(chunk);
-          });
-          res.on('end', () => {
-            // 401: the credential is unknown or revoked (decided at the upgrade): never again.
-            if (res.statusCode === 401) self.#unauthorized = true;
-            const wait = refusalRetryAfterMs(res.headers['retry-after'], chunks);
-            if (wait !== undefined) self.#retryAfterMs = wait;
-            self.#openError ??= `the server refused the connection (HTTP ${res.statusCode ?? '?'})${wait !== undefined ? `; retry after ${wait} ms` : ''}`;
-            this.terminate();
-          });
-          res.on('error', () => this.terminate());
-        });
-        // tRPC opens its socket a few microtasks after being asked to: one born after dispose()
-        // would otherwise live (watched by the keep-alive) until its handshake deadline.
-        if (self.#disposed) this.terminate();
-      }
-    }
+    const hooks: SocketHooks = {
+      headers,
+      options,
+      adopt: (socket) => {
+        this.#sockets.add(socket);
+        return this.#disposed;
+      },
+      handshake: (answer) => (this.#handshake = answer),
+      openError: (message) => (this.#openError ??= message),
+      reconnectRequested: () => (this.#reconnectRequested = true),
+      closed: (code, reason) => {
+        this.#closeCode = code;
+        this.#closeReason = reason;
+      },
+      refused: (status, retryAfterMs) => {
+        // 401: the credential is unknown or revoked (decided at the upgrade): never again.
+        if (status === 401) this.#unauthorized = true;
+        if (retryAfterMs !== undefined) this.#retryAfterMs = retryAfterMs;
+      },
+      silent: () =>
+        this.#lose({
+          kind: 'dropped',
+          reason: `keep-alive: nothing received within ${options.pongTimeoutMs} ms of a ping`,
+        }),
+    };
+    // tRPC instantiates its WebSocket class with the URL only: a constructor function that
+    // returns this connection's socket (one class for every socket of the process, see
+    // `TrackedWebSocket`), with the ready-state constants tRPC reads from the class.
+    const TrackedForThis = Object.assign(
+      function (address: string | URL) {
+        return new TrackedWebSocket(address, hooks);
+      },
+      {
+        CONNECTING: WebSocket.CONNECTING,
+        OPEN: WebSocket.OPEN,
+        CLOSING: WebSocket.CLOSING,
+        CLOSED: WebSocket.CLOSED,
+      },
+    );
 
     // The contract version this SDK speaks goes in `x-tether-client-version` (the server refuses
     // a higher MAJOR); the node's own version, compared with session floors, goes in the claim
     // and in `runtimenode.attach`.
     this.#ws = createWSClient({
       url: tetherEndpoints(options.url).ws,
-      WebSocket: TrackedWebSocket as unknown as typeof globalThis.WebSocket,
+      WebSocket: TrackedForThis as unknown as typeof globalThis.WebSocket,
       // Done above for every socket of the process at once (tRPC's re-arms two timers per
       // socket on every message). The server's text PING is still answered by tRPC.
       keepAlive: { enabled: false },
