@@ -16,7 +16,9 @@ import WebSocket from 'ws';
 import type { AppRouter } from '../../src/trpc/root.js';
 import { uniqueName } from '../fixtures.js';
 import { mutate, query, type CallResult } from '../http.js';
-import { nodeOf, type NodeActor, type ParticipantActor } from '../wire/actors.js';
+import { beat, nodeOf, type NodeActor, type ParticipantActor } from '../wire/actors.js';
+
+export { beat };
 
 interface Server {
   url: string;
@@ -49,16 +51,6 @@ export async function declare(
     { token: node.token },
   );
   if (r.status !== 200) throw new Error(`capabilityupdate failed: ${r.raw}`);
-}
-
-export async function beat(server: Server, node: NodeActor): Promise<void> {
-  const r = await mutate(
-    server.url,
-    'runtimenode.heartbeat',
-    { nodeId: node.nodeId, healthState: 'online' },
-    { token: node.token },
-  );
-  if (r.status !== 200) throw new Error(`heartbeat failed: ${r.raw}`);
 }
 
 /** A node of `owner` declaring `capabilities` (online after a beat when `online`). */

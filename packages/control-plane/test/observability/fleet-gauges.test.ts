@@ -9,7 +9,7 @@ import { eventually } from '../eventually.js';
 import { subscribeSse } from '../feed.js';
 import { mutate } from '../http.js';
 import { FAST_PRESENCE_ENV, startTestServer, type TestServer } from '../server.js';
-import { nodeOf, participant, sessionOf, wsClient } from '../wire/actors.js';
+import { beat, nodeOf, participant, sessionOf, wsClient } from '../wire/actors.js';
 import { metricTypes, sampleValue } from './metrics-text.js';
 
 /** Retries `check` (assertions) until it passes; fails with its last assertion error. */
@@ -56,15 +56,7 @@ describe('fleet gauges on /metrics', () => {
     const revoked = await nodeOf(server, owner);
     const session = await sessionOf(server, owner);
     // The revoked one beats first: revocation must take it out of the live counts.
-    for (const node of [online, attached, revoked]) {
-      const beat = await mutate(
-        server.url,
-        'runtimenode.heartbeat',
-        { nodeId: node.nodeId, healthState: 'online' },
-        { token: node.token },
-      );
-      expect(beat.status).toBe(200);
-    }
+    for (const node of [online, attached, revoked]) await beat(server, node);
     const attach = await mutate(
       server.url,
       'runtimenode.attach',
@@ -140,13 +132,7 @@ describe('fleet gauges on /metrics', () => {
     const servedBefore = sampleValue(before, 'tether_feed_delivery_seconds_count') ?? 0;
     const node = await nodeOf(server, owner);
     // Coming online writes a fleet event (presence.changed), announced after its commit.
-    const beat = await mutate(
-      server.url,
-      'runtimenode.heartbeat',
-      { nodeId: node.nodeId, healthState: 'online' },
-      { token: node.token },
-    );
-    expect(beat.status).toBe(200);
+    await beat(server, node);
     const { rows } = await server.db.query<{ id: string }>(
       `SELECT max(id)::text AS id FROM fleet_events`,
     );
@@ -195,13 +181,7 @@ describe('fleet gauges on /metrics', () => {
     });
     const owner = await participant(server, 'admin');
     const node = await nodeOf(server, owner);
-    const beat = await mutate(
-      server.url,
-      'runtimenode.heartbeat',
-      { nodeId: node.nodeId, healthState: 'online' },
-      { token: node.token },
-    );
-    expect(beat.status).toBe(200);
+    await beat(server, node);
     await eventually(
       () => Promise.resolve(server.deps.feed.paused),
       (paused) => paused,
@@ -226,13 +206,7 @@ describe('fleet gauges on /metrics', () => {
     const node = await nodeOf(server, owner);
     const initial = await scrape(server);
     expect(sampleValue(initial, 'tether_sweep_transitions_total', { to: 'offline' })).toBe(0);
-    const beat = await mutate(
-      server.url,
-      'runtimenode.heartbeat',
-      { nodeId: node.nodeId, healthState: 'online' },
-      { token: node.token },
-    );
-    expect(beat.status).toBe(200);
+    await beat(server, node);
     await settles(async () => {
       const text = await scrape(server);
       expect(sampleValue(text, 'tether_sweep_transitions_total', { to: 'offline' })).toBe(1);

@@ -8,7 +8,7 @@ import { generateToken, hashToken } from '../../src/auth/tokens.js';
 import { registerNode } from '../../src/nodes/service.js';
 import type { AppRouter } from '../../src/trpc/root.js';
 import { uniqueName } from '../fixtures.js';
-import { mutate } from '../http.js';
+import { mutate, query } from '../http.js';
 import type { TestServer } from '../server.js';
 
 export interface ParticipantActor {
@@ -97,4 +97,31 @@ export function wsClient(
       await ws.close();
     },
   };
+}
+
+/** The node beats `online` over HTTP; throws unless the server answered 200. */
+export async function beat(server: { url: string }, node: NodeActor): Promise<void> {
+  const r = await mutate(
+    server.url,
+    'runtimenode.heartbeat',
+    { nodeId: node.nodeId, healthState: 'online' },
+    { token: node.token },
+  );
+  if (r.status !== 200) throw new Error(`heartbeat failed: ${r.raw}`);
+}
+
+/** The session's roster as `viewer` reads it: node id → attachment state. */
+export async function rosterStates(
+  server: { url: string },
+  viewer: ParticipantActor,
+  sessionId: SessionId,
+): Promise<Map<string, string>> {
+  const r = await query<{ nodes: { nodeId: string; state: string }[] }>(
+    server.url,
+    'runtimenode.roster',
+    { sessionId },
+    { token: viewer.token },
+  );
+  if (r.status !== 200) throw new Error(`runtimenode.roster failed: ${r.raw}`);
+  return new Map(r.data.nodes.map((n) => [n.nodeId, n.state]));
 }

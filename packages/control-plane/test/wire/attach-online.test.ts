@@ -8,9 +8,9 @@ import type { SessionId } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../eventually.js';
 import { subscribeSse } from '../feed.js';
-import { errorCode, mutate, query } from '../http.js';
+import { errorCode, mutate } from '../http.js';
 import { startTestServer, type TestServer } from '../server.js';
-import { nodeOf, participant, sessionOf, type NodeActor, type ParticipantActor } from './actors.js';
+import { nodeOf, participant, rosterStates, sessionOf, type NodeActor } from './actors.js';
 
 interface Attached {
   attachmentId: string;
@@ -39,17 +39,6 @@ const attachOnline = (
     { token: node.token },
   );
 
-async function roster(s: TestServer, viewer: ParticipantActor, sessionId: SessionId) {
-  const r = await query<{ nodes: { nodeId: string; state: string }[] }>(
-    s.url,
-    'runtimenode.roster',
-    { sessionId },
-    { token: viewer.token },
-  );
-  expect(r.status).toBe(200);
-  return new Map(r.data.nodes.map((n) => [n.nodeId, n.state]));
-}
-
 describe('runtimenode.attach with healthChanges', () => {
   it('attaches and goes online in one call; the feed tells attached (registering) then the state change', async () => {
     await using server = await startTestServer();
@@ -65,7 +54,7 @@ describe('runtimenode.attach with healthChanges', () => {
     const attached = await attachOnline(server, node, sessionId);
     expect(attached.status).toBe(200);
     expect(attached.data).toMatchObject({ state: 'online', readOnly: false });
-    expect((await roster(server, owner, sessionId)).get(node.nodeId)).toBe('online');
+    expect((await rosterStates(server, owner, sessionId)).get(node.nodeId)).toBe('online');
 
     await dashboard.until((events) => events.some((e) => e.type === 'runtimenode.state_changed'));
     const told = dashboard.events
@@ -95,7 +84,7 @@ describe('runtimenode.attach with healthChanges', () => {
     expect(admitted.status).toBe(200);
     expect(admitted.data).toMatchObject({ state: 'registering', readOnly: true });
 
-    const states = await roster(server, owner, sessionId);
+    const states = await rosterStates(server, owner, sessionId);
     expect(states.has(bare.nodeId)).toBe(false);
     expect(states.get(old.nodeId)).toBe('registering');
   });

@@ -15,6 +15,7 @@ import { startTestServer, type TestServer } from '../server.js';
 import {
   nodeOf,
   participant,
+  rosterStates,
   sessionOf,
   wsClient,
   type NodeActor,
@@ -47,14 +48,7 @@ async function rosterState(
   sessionId: SessionId,
   nodeId: string,
 ): Promise<string | undefined> {
-  const r = await query<{ nodes: { nodeId: string; state: string }[] }>(
-    s.url,
-    'runtimenode.roster',
-    { sessionId },
-    { token: viewer.token },
-  );
-  expect(r.status).toBe(200);
-  return r.data.nodes.find((n) => n.nodeId === nodeId)?.state;
+  return (await rosterStates(s, viewer, sessionId)).get(nodeId);
 }
 
 async function activeAttachments(s: TestServer, nodeId: string): Promise<string[]> {
