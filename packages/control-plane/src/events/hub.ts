@@ -74,6 +74,8 @@ export interface FeedTap {
 const STOPPED = Symbol('stopped');
 
 const DEFAULT_BATCH = 500;
+/** How long `awaken` keeps the hub reading for a subscription about to register. */
+const AWAKE_HOLD_MS = 5_000;
 const DEFAULT_MAX_BUFFERED = 10_000;
 
 function maxId(a: string, b: string): string {
@@ -93,6 +95,8 @@ export class FeedHub {
   #closed = false;
   /** Nobody needed the events at the last read: the cursor stopped there (see the top). */
   #paused = false;
+  /** Until then (performance.now()) the hub counts as needed: a subscription is about to start. */
+  #holdUntil = 0;
   /** When the oldest notification not yet served by a read arrived (performance.now()). */
   #notifiedAt: number | null = null;
 
@@ -167,8 +171,20 @@ export class FeedHub {
     if (notifiedAt !== null) this.#options.onNotifyServed?.(performance.now() - notifiedAt);
   }
 
+  /**
+   * Called before a client is told that its subscription started: a paused hub resumes now,
+   * and keeps reading until the subscription registers (`AWAKE_HOLD_MS` at most). Every event
+   * committed after this resolves then reaches the subscription. (Without it the subscription
+   * resumes the hub itself, and the events committed between its start and that resume are
+   * skipped.)
+   */
+  async awaken(): Promise<void> {
+    this.#holdUntil = performance.now() + AWAKE_HOLD_MS;
+    if (this.#paused) await this.settle();
+  }
+
   #needed(): boolean {
-    if (this.#subscribers.size > 0) return true;
+    if (this.#subscribers.size > 0 || performance.now() < this.#holdUntil) return true;
     for (const tap of this.#taps) if (tap.active()) return true;
     return false;
   }

@@ -207,4 +207,24 @@ describe('FeedHub', () => {
     expect([seen, resumed]).toEqual([[{ after: 1 }], 1]);
     await hub.close();
   });
+
+  it('awaken, called before a client is told its subscription started, resumes a paused hub: what is committed after it reaches the subscription', async () => {
+    const admin = await makeParticipant(t.db, 'admin');
+    const hub = new FeedHub(t.db);
+    await hub.start();
+    await insertEvents(1, 'before');
+    hub.notify();
+    await hub.settle();
+    expect(hub.paused).toBe(true);
+
+    await hub.awaken();
+    expect(hub.paused).toBe(false);
+    const sub = hub.subscribe(admin, {});
+    const first = nextEvent(sub);
+    await insertEvents(1, 'after');
+    hub.notify();
+    expect((await first).data).toEqual({ after: 1 });
+    await sub.return(undefined);
+    await hub.close();
+  });
 });

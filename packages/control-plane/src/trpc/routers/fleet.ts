@@ -34,10 +34,13 @@ export const fleetRouter = router({
   events: participantProcedure
     .input(FleetEventsInput)
     .meta({ eventOutput: FleetEventView })
-    .subscription(async function* ({ ctx, input, signal }) {
+    .subscription(async ({ ctx, input, signal }) => {
+      // A paused feed hub resumes before the client is told that the subscription started.
+      await ctx.deps.feed.awaken();
       const until = streamSignal(ctx, signal);
-      for await (const event of ctx.deps.feed.subscribe(ctx.principal, input, until)) {
-        yield tracked(event.id, event);
-      }
+      const events = ctx.deps.feed.subscribe(ctx.principal, input, until);
+      return (async function* () {
+        for await (const event of events) yield tracked(event.id, event);
+      })();
     }),
 });
