@@ -34,13 +34,15 @@ export const fleetRouter = router({
   events: participantProcedure
     .input(FleetEventsInput)
     .meta({ eventOutput: FleetEventView })
-    .subscription(async ({ ctx, input, signal }) => {
-      // A paused feed hub resumes before the client is told that the subscription started.
+    // A paused feed hub resumes before the client is told that the subscription started.
+    .use(async ({ ctx, next }) => {
       await ctx.deps.feed.awaken();
+      return next();
+    })
+    .subscription(async function* ({ ctx, input, signal }) {
       const until = streamSignal(ctx, signal);
-      const events = ctx.deps.feed.subscribe(ctx.principal, input, until);
-      return (async function* () {
-        for await (const event of events) yield tracked(event.id, event);
-      })();
+      for await (const event of ctx.deps.feed.subscribe(ctx.principal, input, until)) {
+        yield tracked(event.id, event);
+      }
     }),
 });
