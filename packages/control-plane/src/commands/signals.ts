@@ -64,6 +64,11 @@ class Registry {
     for (const set of this.#byKey.values()) for (const wakeup of set) wakeup.wake();
   }
 
+  /** No stream registered (keys go with their last stream): O(1), unlike `size`. */
+  get empty(): boolean {
+    return this.#byKey.size === 0;
+  }
+
   get size(): number {
     let total = 0;
     for (const set of this.#byKey.values()) total += set.size;
@@ -134,7 +139,7 @@ export class CommandSignals implements FeedTap {
 
   /** The feed hub needs to read for this replica's command streams while any is open. */
   active(): boolean {
-    return this.streams > 0;
+    return !this.#nodes.empty || !this.#commands.empty;
   }
 
   /** The feed hub read nothing for a while: every open stream looks again. */

@@ -19,9 +19,10 @@
  * A hub that nobody needs reads nothing: with no subscription and no active tap (no command
  * stream on this replica, typically a fleet of daemons and no dashboard open), a notification
  * costs no query. The first consumer after such a pause wakes it: the hub starts again from the
- * feed's settled end (as `start` does), a subscription waits for that before it reads its
- * backlog, and the taps are told to look again (`FeedTap.resumed`), since the events the hub
- * skipped are never handed to them.
+ * feed's settled end (as `start` does) — `fleet.events` calls `awaken` before its client is told
+ * the subscription started; a subscription that finds the hub still paused waits for that before
+ * it reads its backlog — and the taps are told to look again (`FeedTap.resumed`), since the
+ * events the hub skipped are never handed to them.
  */
 import { TetherError, type FleetEventsFilter } from '@tether/contracts';
 import type { ParticipantPrincipal } from '../auth/principal.js';

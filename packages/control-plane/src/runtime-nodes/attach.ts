@@ -225,6 +225,13 @@ SELECT (SELECT count(*) FROM node)::int AS node_ok,
   FROM (SELECT 1) one LEFT JOIN att ON true`,
 );
 
+/** Online or degraded asked for an attachment without declared capabilities (attach, capabilityupdate). */
+export const undeclared = (state: string, details: Record<string, unknown>): TetherError =>
+  new TetherError(
+    'runtimenode.capabilityupdate_conflict',
+    `The attachment cannot be ${state} without declared capabilities.`,
+    details,
+  );
 const unauthenticatedNode = (): TetherError =>
   new TetherError('auth.unauthenticated', 'The node identity is unknown or revoked.');
 const attachDenied = (): TetherError =>
@@ -239,11 +246,7 @@ export async function attach(
   assertNodeSelf(principal, input);
   if (input.healthChanges && Object.keys(input.capabilities).length === 0) {
     // Online requires a declaration: refused before anything is written, as capabilityupdate does.
-    throw new TetherError(
-      'runtimenode.capabilityupdate_conflict',
-      `The attachment cannot be ${input.healthChanges.state} without declared capabilities.`,
-      { requested: input.healthChanges.state },
-    );
+    throw undeclared(input.healthChanges.state, { requested: input.healthChanges.state });
   }
   const capabilities = JSON.stringify(input.capabilities);
   // The floor can rise between the precheck and the write; the write then changes nothing and

@@ -26,7 +26,7 @@ import { assertNodeSelf, isAdmin } from '../auth/principal.js';
 import type { Db, Sql } from '../db/pool.js';
 import { parseRow } from '../db/rows.js';
 import { appendEvent } from '../events/append.js';
-import type { CallOrigin } from './attach.js';
+import { undeclared, type CallOrigin } from './attach.js';
 import { ACTIVE_ATTACHMENT_STATES_SQL } from '../db/sql-lists.js';
 import { endActiveAttachment } from './end-attachment.js';
 import type { HeartbeatBatcher } from './heartbeat-batch.js';
@@ -96,11 +96,7 @@ export async function capabilityUpdate(
       nextState = input.healthChanges.state;
     }
     if ((nextState === 'online' || nextState === 'degraded') && !declared) {
-      throw new TetherError(
-        'runtimenode.capabilityupdate_conflict',
-        `The attachment cannot be ${nextState} without declared capabilities.`,
-        { state: attachment?.state, requested: nextState },
-      );
+      throw undeclared(nextState, { state: attachment?.state, requested: nextState });
     }
 
     const capabilities = JSON.stringify(input.capabilities);
