@@ -51,6 +51,8 @@ class Hold implements CredentialHold {
   readonly #controller = new AbortController();
   readonly #onRelease: (hold: Hold) => void;
   #released = false;
+  /** Read for every frame a socket sends: a field, not the signal's getter. */
+  #ended = false;
 
   constructor(principal: Principal, onRelease: (hold: Hold) => void) {
     this.principal = principal;
@@ -62,11 +64,12 @@ class Hold implements CredentialHold {
   }
 
   get ended(): boolean {
-    return this.#controller.signal.aborted;
+    return this.#ended;
   }
 
   end(reason: HoldEndReason): void {
-    if (this.ended) return;
+    if (this.#ended) return;
+    this.#ended = true;
     this.#onRelease(this);
     this.#controller.abort(credentialEnded(reason));
   }

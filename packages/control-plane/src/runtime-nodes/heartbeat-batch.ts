@@ -1,12 +1,19 @@
 /**
  * Group commit for heartbeats. Beats that arrive while earlier ones are being written wait in a
  * queue and are then written together: one statement (one commit, one WAL flush) for up to
- * `maxBatch` nodes, keys sorted so concurrent batches lock rows in the same order, one row
+ * `maxBatch` nodes (more under a backlog, see below), keys sorted so concurrent batches lock rows in the same order, one row
  * write per node per batch (the last beat of a node in the batch wins; all its callers share the
  * result), and the `presence.changed` events of the batch's transitions and the metrics
  * history's samples (runtime-nodes/metrics-history.ts) in the same statement.
  * Every beat is acknowledged only after its batch committed. The queue is bounded: beyond
- * `maxPending` a beat is refused with a retryable `system.unavailable` instead of growing.
+ * `maxPending` a beat is refused with a retryable `system.unavailable` (with `retryAfterMs`)
+ * instead of growing.
+ *
+ * Under a backlog a batch takes a free writer's even share of the queue, not just `maxBatch`:
+ * the next batch starts when the previous one's answer is read, once per event-loop turn, and a
+ * turn of a saturated server is long (every frame that arrived is read first). With a fixed size
+ * the writers' capacity per turn was fixed too, so past it the queue filled, every beat was
+ * refused, and refusing cost more than writing (docs/performance.md, "WS ingest").
  *
  * When idle, a beat is written at once (a batch of one): batching adds no wait, it only
  * happens because the database is busy.
@@ -35,6 +42,7 @@ export interface BeatRequest {
 }
 
 export interface HeartbeatBatcherOptions {
+  /** Nodes per statement while the queue is short (a backlog is shared out, see above). */
   maxBatch?: number;
   maxPending?: number;
   /** Batches written at the same time (each holds one pool connection). */
@@ -89,6 +97,16 @@ WITH input AS (
 SELECT node_id, from_state <> to_state AS changed FROM upd`,
 );
 
+/** The refusal of a beat the queue has no room for; a beat a second or so later finds room. */
+export function queueFull(retryAfterMs: number): TetherError {
+  return new TetherError('system.unavailable', 'Heartbeats are queued beyond capacity; retry.', {
+    retryAfterMs,
+  });
+}
+
+/** 0.5–1.5 s: spread, so refused nodes do not all come back in the same turn. */
+export const queueRetryAfterMs = (): number => 500 + Math.floor(Math.random() * 1_000);
+
 export class HeartbeatBatcher {
   readonly #db: Db;
   readonly #maxBatch: number;
@@ -117,18 +135,17 @@ export class HeartbeatBatcher {
     return this.#queue.length;
   }
 
+  /** The queue is at `maxPending`: the next beat is refused (`queueFull`). */
+  get full(): boolean {
+    return this.#queue.length >= this.#maxPending;
+  }
+
   /**
    * Resolves true once the beat is committed, false when the batch could not write it (unknown
    * or revoked node, or no presence row): the caller then takes the single-beat path.
    */
   submit(request: BeatRequest): Promise<boolean> {
-    if (this.#queue.length >= this.#maxPending) {
-      return Promise.reject(
-        new TetherError('system.unavailable', 'Heartbeats are queued beyond capacity; retry.', {
-          pending: this.#queue.length,
-        }),
-      );
-    }
+    if (this.full) return Promise.reject(queueFull(queueRetryAfterMs()));
     return new Promise<boolean>((resolve, reject) => {
       this.#queue.push({ request, resolve, reject });
       this.#schedule();
@@ -155,7 +172,8 @@ export class HeartbeatBatcher {
 
   #flush(): void {
     while (this.#inflight < this.#maxConcurrent && this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, this.#maxBatch);
+      const share = Math.ceil(this.#queue.length / (this.#maxConcurrent - this.#inflight));
+      const batch = this.#queue.splice(0, Math.max(this.#maxBatch, share));
       this.#inflight++;
       const done: Promise<void> = this.#write(batch).finally(() => {
         this.#inflight--;

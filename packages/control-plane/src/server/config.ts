@@ -77,6 +77,11 @@ const SETTINGS = {
     'TETHER_METRICS_HISTORY_SAMPLES',
     z.coerce.number().int().min(1).max(METRICS_HISTORY_MAX).default(240),
   ),
+  /** Beats waiting for a batch write; beyond it a beat is refused (`system.unavailable`). */
+  heartbeatQueueMax: fromEnv(
+    'TETHER_HEARTBEAT_QUEUE_MAX',
+    z.coerce.number().int().min(1).max(1_000_000).default(20_000),
+  ),
   /** Fleet events younger than this are kept (set in hours, held in milliseconds)… */
   eventsRetentionMs: fromEnv(
     'TETHER_EVENTS_RETENTION_HOURS',

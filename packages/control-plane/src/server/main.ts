@@ -185,6 +185,7 @@ export async function startTether(
     feed,
     commands: commandSignals,
     heartbeats: new HeartbeatBatcher(database, {
+      maxPending: config.heartbeatQueueMax,
       onBatch: (size, ms) => {
         metrics.heartbeatBatchSize.observe(size);
         metrics.heartbeatBatchSeconds.observe(ms / 1000);

@@ -1,7 +1,8 @@
 /**
- * What the HTTP routes (http-routes.ts) and the WebSocket upgrade path (ws-upgrade.ts) share:
- * what they read from a request (the peer's address, a header, a connectionParams value) and a
- * refused call's error as the error formatter shapes it.
+ * What the HTTP routes (http-routes.ts), the WebSocket upgrade path (ws-upgrade.ts) and the
+ * heartbeat fast path (ws-heartbeat.ts) share: what they read from a request (the peer's address,
+ * a header, a connectionParams value), a refused call's error as the error formatter shapes it,
+ * and answers formatted once for the ones a flood repeats.
  */
 import type { IncomingMessage } from 'node:http';
 import { ERROR_REGISTRY, TetherError, type TetherErrorCode } from '@tether/contracts';
@@ -44,22 +45,52 @@ export function errorShape(error: TetherError, path?: string): ReturnType<typeof
   });
 }
 
-/** A number no real wait is: where `retryAfterMs` goes in a refusal template. */
-const RETRY_AFTER_SENTINEL = 8_765_432_109_876;
+/** Numbers no real value is: where `formatOnce` puts its slots. */
+const SLOT_BASE = 8_765_432_109_870;
 
 /**
- * The JSON body `{ error }` of a refusal whose only varying part is `retryAfterMs`, formatted once:
- * formatting the typed error anew (two Error objects and their stacks) for each of a reconnect
- * wave's thousands of refusals was a visible share of its CPU (docs/performance.md, "Admission").
- * The result is the formatter's own shape, the wait written where it puts it.
+ * JSON text formatted once around slots: `build` gets one sentinel number per slot and returns
+ * the text; the function returned writes each slot's JSON text (`JSON.stringify` of the value)
+ * where its sentinel was, in order. For answers a flood repeats (admission refusals, heartbeat
+ * acknowledgements and refusals): formatting a typed error anew (two Error objects and their
+ * stacks) or running tRPC's response transform for each of thousands per second was a visible
+ * share of the server's CPU (docs/performance.md). The text is the formatter's own.
+ */
+export function formatOnce(
+  slots: number,
+  build: (...sentinels: number[]) => string,
+): (...values: string[]) => string {
+  const sentinels = Array.from({ length: slots }, (_, i) => String(SLOT_BASE + i));
+  const parts: string[] = [];
+  let rest = build(...sentinels.map(Number));
+  for (const sentinel of sentinels) {
+    const at = rest.indexOf(sentinel);
+    if (at < 0 || rest.indexOf(sentinel, at + 1) >= 0) {
+      throw new Error(`formatOnce: slot ${sentinel} must appear exactly once, in order`);
+    }
+    parts.push(rest.slice(0, at));
+    rest = rest.slice(at + sentinel.length);
+  }
+  parts.push(rest);
+  return (...values) => {
+    let text = parts[0]!;
+    for (let i = 0; i < slots; i++) text += values[i]! + parts[i + 1]!;
+    return text;
+  };
+}
+
+/**
+ * The JSON body `{ error }` of a refusal whose only varying part is `retryAfterMs`, formatted
+ * once (formatOnce): the formatter's own shape, the wait written where it puts it.
  */
 export function refusalBody(
   code: TetherErrorCode,
   message: string,
 ): (retryAfterMs: number) => string {
-  const error = new TetherError(code, message, { retryAfterMs: RETRY_AFTER_SENTINEL });
-  const parts = JSON.stringify({ error: errorShape(error) }).split(String(RETRY_AFTER_SENTINEL));
-  return (retryAfterMs) => parts.join(String(Math.round(retryAfterMs)));
+  const fill = formatOnce(1, (retryAfterMs) =>
+    JSON.stringify({ error: errorShape(new TetherError(code, message, { retryAfterMs })) }),
+  );
+  return (retryAfterMs) => fill(String(Math.round(retryAfterMs)));
 }
 
 export function batchTooLarge(calls: number, maxCalls: number): TetherError {

@@ -18,14 +18,54 @@
 import { HeartbeatInput } from '@tether/contracts';
 import { transformTRPCResponse } from '@trpc/server';
 import type { WebSocket } from 'ws';
+import { queueFull, queueRetryAfterMs } from '../runtime-nodes/heartbeat-batch.js';
 import { heartbeat } from '../runtime-nodes/service.js';
 import type { Context } from '../trpc/context.js';
 import { formatError, TRPCError } from '../trpc/error-formatter.js';
 import { rootConfig } from '../trpc/init.js';
 import { contractVersionError, recordCall } from '../trpc/procedures.js';
 import type { ConnectionRegistry } from './connections.js';
+import { errorShape, formatOnce } from './transport-shared.js';
 
 const PATH = 'runtimenode.heartbeat';
+
+type Envelope = { id: number | string; jsonrpc?: '2.0' };
+type ResponseFrame = Parameters<typeof transformTRPCResponse>[1];
+
+/** The frame tRPC would write for `frame`: serialised with the router's transformer. */
+export const responseText = (frame: ResponseFrame): string =>
+  JSON.stringify(transformTRPCResponse(rootConfig, frame));
+
+/**
+ * The two answers every beat of a busy fleet gets — acknowledged, or refused because the
+ * batcher's queue is full — formatted once per envelope shape (with and without `jsonrpc`),
+ * with slots for the call's id and the refusal's `retryAfterMs` (formatOnce).
+ */
+function answers(jsonrpc: boolean) {
+  const envelope = (id: number): Envelope => (jsonrpc ? { id, jsonrpc: '2.0' } : { id });
+  return {
+    ok: formatOnce(1, (id) =>
+      responseText({ ...envelope(id), result: { type: 'data', data: null } }),
+    ),
+    full: formatOnce(2, (id, retryAfterMs) =>
+      responseText({ ...envelope(id), error: errorShape(queueFull(retryAfterMs), PATH) }),
+    ),
+  };
+}
+const ANSWERS = { plain: answers(false), jsonrpc: answers(true) };
+
+/** What a refusal counts as in the call metrics (one object: a flood creates no errors). */
+let queueFullError: TRPCError | undefined;
+
+/** The answers to a beat with this id, as written by `answers` (exported for its test). */
+export function beatAnswers(id: number | string, jsonrpc: boolean) {
+  const shape = jsonrpc ? ANSWERS.jsonrpc : ANSWERS.plain;
+  const idText = JSON.stringify(id);
+  return {
+    ok: (): string => shape.ok(idText),
+    full: (retryAfterMs: number): string => shape.full(idText, String(retryAfterMs)),
+  };
+}
 
 interface HeartbeatFrame {
   id: number | string;
@@ -95,12 +135,21 @@ export class WsHeartbeatFastPath {
     ctx.deps.metrics.wsHeartbeatFastPath.inc();
     const started = process.hrtime.bigint();
     const { id } = msg;
-    const envelope = msg.jsonrpc === undefined ? { id } : { id, jsonrpc: msg.jsonrpc };
-    // The same frame tRPC would write: serialised with the router's transformer.
-    const respond = (frame: Parameters<typeof transformTRPCResponse>[1]): void => {
-      if (socket.readyState !== socket.OPEN) return;
-      socket.send(JSON.stringify(transformTRPCResponse(rootConfig, frame)));
+    const send = (text: string): void => {
+      if (socket.readyState === socket.OPEN) socket.send(text);
     };
+    const formatted = beatAnswers(id, msg.jsonrpc !== undefined);
+    // A full queue refuses the beat as the service would, without building an error per beat:
+    // this is the answer an overloaded server gives thousands of times a second.
+    if (ctx.deps.heartbeats.full) {
+      queueFullError ??= new TRPCError({
+        code: 'SERVICE_UNAVAILABLE',
+        cause: queueFull(queueRetryAfterMs()),
+      });
+      recordCall(ctx, PATH, started, queueFullError);
+      send(formatted.full(queueRetryAfterMs()));
+      return true;
+    }
     heartbeat(
       ctx.deps.db,
       principal,
@@ -108,9 +157,9 @@ export class WsHeartbeatFastPath {
       { connectionId: ctx.connectionId },
       ctx.deps.heartbeats,
     ).then(
-      (data) => {
+      () => {
         recordCall(ctx, PATH, started, null);
-        respond({ ...envelope, result: { type: 'data', data } });
+        send(formatted.ok());
       },
       (cause: unknown) => {
         const error =
@@ -118,7 +167,9 @@ export class WsHeartbeatFastPath {
             ? cause
             : new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause });
         recordCall(ctx, PATH, started, error);
-        respond({ ...envelope, error: formatError({ error, path: PATH }) });
+        const envelope: Envelope =
+          msg.jsonrpc === undefined ? { id } : { id, jsonrpc: msg.jsonrpc };
+        send(responseText({ ...envelope, error: formatError({ error, path: PATH }) }));
       },
     );
     return true;

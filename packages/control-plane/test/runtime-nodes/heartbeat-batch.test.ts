@@ -112,6 +112,28 @@ describe('heartbeat group commit', () => {
     expect(refused).toBeInstanceOf(TetherError);
     expect((refused as TetherError).code).toBe('system.unavailable');
     expect((refused as TetherError).retryable).toBe(true);
+    const { retryAfterMs } = (refused as TetherError).details as { retryAfterMs: number };
+    expect(retryAfterMs).toBeGreaterThanOrEqual(500);
+    expect(retryAfterMs).toBeLessThanOrEqual(1_500);
+    expect(batcher.full).toBe(false);
+  });
+
+  it('a backlog is shared out between the writers, not cut into maxBatch pieces', async () => {
+    // Ten beats queued in one turn, two writers, maxBatch 2: two statements of five each (fixed
+    // pieces of two would take five statements and, under overload, five event-loop turns).
+    const ids = await nodes(10);
+    const batches: number[] = [];
+    const batcher = new HeartbeatBatcher(t.db, {
+      maxBatch: 2,
+      onBatch: (size) => batches.push(size),
+    });
+    const results = await Promise.all(ids.map((id) => batcher.submit(beat(id))));
+    expect(results.every((r) => r === true)).toBe(true);
+    expect(batches).toEqual([5, 5]);
+    // Three beats: shared out too, two and one (never less than maxBatch per statement).
+    batches.length = 0;
+    await Promise.all(ids.slice(0, 3).map((id) => batcher.submit(beat(id))));
+    expect(batches.sort()).toEqual([1, 2]);
   });
 
   it('overlapping batches from several writers, in opposite orders, never deadlock', async () => {

@@ -1,10 +1,13 @@
 /**
- * A refusal's body formatted once with a slot for `retryAfterMs` (transport-shared.ts) is the
- * formatter's own answer for every wait, byte for byte.
+ * Answers formatted once with slots (transport-shared.ts formatOnce): an upgrade refusal's body
+ * and the heartbeat fast path's acknowledgement and queue-full refusal are the formatter's (and
+ * tRPC's transform's) own answer for every value, byte for byte.
  */
 import { TetherError, type TetherErrorCode } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
-import { errorShape, refusalBody } from '../../src/server/transport-shared.js';
+import { queueFull } from '../../src/runtime-nodes/heartbeat-batch.js';
+import { errorShape, formatOnce, refusalBody } from '../../src/server/transport-shared.js';
+import { beatAnswers, responseText } from '../../src/server/ws-heartbeat.js';
 
 const CASES: [TetherErrorCode, string][] = [
   ['system.unavailable', 'The server is stopping; retry after retryAfterMs.'],
@@ -23,5 +26,37 @@ describe('refusal bodies', () => {
         });
       }
     }
+  });
+
+  it("a beat's acknowledgement and queue-full refusal equal tRPC's frames for every id", () => {
+    const ids: (number | string)[] = [
+      0,
+      7,
+      123_456_789,
+      'a',
+      'id "with" quotes\\',
+      '8765432109870',
+    ];
+    for (const id of ids) {
+      for (const jsonrpc of [false, true]) {
+        const envelope = jsonrpc ? { id, jsonrpc: '2.0' as const } : { id };
+        const answers = beatAnswers(id, jsonrpc);
+        expect(answers.ok()).toBe(
+          responseText({ ...envelope, result: { type: 'data', data: null } }),
+        );
+        for (const retryAfterMs of [500, 1_000, 1_499]) {
+          const error = errorShape(queueFull(retryAfterMs), 'runtimenode.heartbeat');
+          expect(answers.full(retryAfterMs)).toBe(responseText({ ...envelope, error }));
+        }
+      }
+    }
+  });
+
+  it('formatOnce refuses a template whose slot is missing or repeated', () => {
+    expect(() => formatOnce(1, () => JSON.stringify({ a: 1 }))).toThrow(/exactly once/);
+    expect(() => formatOnce(1, (x) => JSON.stringify({ a: x, b: x }))).toThrow(/exactly once/);
+    expect(formatOnce(2, (x, y) => JSON.stringify({ a: x, b: [y] }))('"s"', '3')).toBe(
+      '{"a":"s","b":[3]}',
+    );
   });
 });

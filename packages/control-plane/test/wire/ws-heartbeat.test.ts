@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { metricSample, mutate } from '../http.js';
 import { rawNodeSocket, type RawNodeSocket } from '../raw-ws.js';
 import { startTestServer, type TestServer } from '../server.js';
+import { eventually } from '../eventually.js';
 import { nodeOf, participant } from './actors.js';
 
 interface Frame {
@@ -16,7 +17,12 @@ interface Frame {
   error?: {
     message: string;
     code: number;
-    data: { code: string; httpStatus: number; path?: string; tetherError: { code: string } };
+    data: {
+      code: string;
+      httpStatus: number;
+      path?: string;
+      tetherError: { code: string; details?: { retryAfterMs?: number } };
+    };
   };
 }
 
@@ -174,6 +180,70 @@ describe('WebSocket heartbeat fast path', () => {
       });
       expect(await metric(server, FAST)).toBe(2);
       expect(await metric(server, series('auth.unauthenticated'))).toBe(1);
+    } finally {
+      await socket.close();
+    }
+  });
+
+  it('a full heartbeat queue refuses beats with system.unavailable and retryAfterMs; the queued ones are written', async () => {
+    // A queue of one, and the node's presence row locked by another transaction: the batch
+    // writers wait on the lock, the queue fills, and the beats beyond it are refused at once.
+    await using server = await startTestServer({ env: { TETHER_HEARTBEAT_QUEUE_MAX: '1' } });
+    const owner = await participant(server);
+    const node = await nodeOf(server, owner);
+    const socket = await readySocket(server, node.token);
+    const input = { nodeId: node.nodeId, healthState: 'online' };
+    try {
+      const first = (await socket.call('mutation', 'runtimenode.heartbeat', input)) as Frame;
+      expect(first.result).toEqual({ type: 'data', data: null });
+      const answered: Frame[] = [];
+      let calls: Promise<unknown>[] = [];
+      await server.db.tx(async (sql) => {
+        await sql.query(`SELECT 1 FROM runtime_node_presence WHERE node_id = $1 FOR UPDATE`, [
+          node.nodeId,
+        ]);
+        calls = Array.from({ length: 4 }, () =>
+          socket
+            .call('mutation', 'runtimenode.heartbeat', input)
+            .then((frame) => answered.push(frame as Frame)),
+        );
+        // Refusals do not wait for the lock; the beats the queue took do.
+        await eventually(
+          () => Promise.resolve(answered.length),
+          (n) => n >= 1,
+        );
+        expect(answered.every((a) => a.error !== undefined)).toBe(true);
+      });
+      await Promise.all(calls);
+      const refused = answered.filter((a) => a.error);
+      const accepted = answered.filter((a) => a.result);
+      expect(refused.length).toBeGreaterThanOrEqual(1);
+      expect(accepted.length).toBeGreaterThanOrEqual(1);
+      expect(refused.length + accepted.length).toBe(4);
+      for (const r of refused) {
+        const retryAfterMs = r.error?.data.tetherError.details?.retryAfterMs;
+        expect(retryAfterMs).toBeGreaterThanOrEqual(500);
+        expect(retryAfterMs).toBeLessThanOrEqual(1_500);
+        expect(r.error).toEqual({
+          message: 'Heartbeats are queued beyond capacity; retry.',
+          code: -32603,
+          data: {
+            code: 'SERVICE_UNAVAILABLE',
+            httpStatus: 503,
+            path: 'runtimenode.heartbeat',
+            tetherError: {
+              code: 'system.unavailable',
+              message: 'Heartbeats are queued beyond capacity; retry.',
+              details: { retryAfterMs },
+            },
+          },
+        });
+      }
+      expect(await metric(server, series('system.unavailable'))).toBe(refused.length);
+      expect(await metric(server, series('ok'))).toBe(1 + accepted.length);
+      // The server keeps serving: the next beat is written.
+      const after = (await socket.call('mutation', 'runtimenode.heartbeat', input)) as Frame;
+      expect(after.result).toEqual({ type: 'data', data: null });
     } finally {
       await socket.close();
     }
