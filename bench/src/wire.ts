@@ -106,6 +106,36 @@ const CONNECT_ATTEMPTS = 3;
 const MAX_DEFERRALS = 100;
 const DEFERRED = 'deferred: retry after ms ';
 
+/**
+ * An upgrade the server refused settles `finish` with why; admission's answer (503 with
+ * `system.unavailable` and `retryAfterMs` in the body) as a deferral `openDeferred` retries.
+ */
+export function onRefusedUpgrade(socket: WebSocket, finish: (why: string) => void): void {
+  socket.on('unexpected-response', (_req, res) => {
+    const refused = `Unexpected server response: ${res.statusCode}`;
+    readBody(res).then(
+      (body) => {
+        const match = /"retryAfterMs":(\d+)/.exec(body);
+        finish(match ? `${DEFERRED}${match[1]}` : refused);
+      },
+      () => finish(refused),
+    );
+  });
+}
+
+/** Opens again at the time each deferral gave, as clients do (at most MAX_DEFERRALS times). */
+export async function openDeferred(
+  open: () => Promise<string | null>,
+): Promise<{ error: string | null; deferred: number }> {
+  let error = await open();
+  let deferred = 0;
+  for (; error?.startsWith(DEFERRED) && deferred < MAX_DEFERRALS; deferred++) {
+    await sleep(Number(error.slice(DEFERRED.length)));
+    error = await open();
+  }
+  return { error, deferred };
+}
+
 export class WsTransport {
   readonly #sockets: (WebSocket | null)[];
   readonly #pending = new Map<number, { socket: number; done: Done }>();
@@ -125,12 +155,9 @@ export class WsTransport {
     await inLanes(nodes.length, connectConcurrency, async (index) => {
       const nodeId = nodes[index]!.nodeId;
       const t0 = preciseNow();
-      let error = await this.openOne(index);
-      for (let n = 0; error?.startsWith(DEFERRED) && n < MAX_DEFERRALS; n++) {
-        retried++;
-        await sleep(Number(error.slice(DEFERRED.length)));
-        error = await this.openOne(index);
-      }
+      const first = await openDeferred(() => this.openOne(index));
+      let error = first.error;
+      retried += first.deferred;
       for (let attempt = 1; error !== null && attempt < CONNECT_ATTEMPTS; attempt++) {
         if (failures.length < 5) failures.push(`${nodeId}: ${error} (retried)`);
         retried++;
@@ -172,17 +199,7 @@ export class WsTransport {
         this.#pending.delete(message.id as number);
         call.done(message.error === undefined ? null : errorCode(message.error, 'error'));
       });
-      socket.on('unexpected-response', (_req, res) => {
-        // Admission's answer: 503 with `system.unavailable` and `retryAfterMs` in the body.
-        const refused = `Unexpected server response: ${res.statusCode}`;
-        readBody(res).then(
-          (body) => {
-            const match = /"retryAfterMs":(\d+)/.exec(body);
-            finish(match ? `${DEFERRED}${match[1]}` : refused);
-          },
-          () => finish(refused),
-        );
-      });
+      onRefusedUpgrade(socket, finish);
       socket.on('error', (error) => finish(error.message));
       socket.on('close', (code, reason) => {
         finish(`closed ${code} ${reason.toString('utf8')}`.trim());

@@ -12,7 +12,16 @@ import {
   type PresenceChange,
 } from '../delivery.js';
 import { inLanes, preciseNow } from '../ipc.js';
-import { closeSockets, errorCode, frameOf, paramsFrame, settleOnce, wsUrl } from '../wire.js';
+import {
+  closeSockets,
+  errorCode,
+  frameOf,
+  onRefusedUpgrade,
+  openDeferred,
+  paramsFrame,
+  settleOnce,
+  wsUrl,
+} from '../wire.js';
 
 const SUBSCRIPTION_ID = 1;
 
@@ -86,6 +95,7 @@ function subscribe(i: number): Promise<string | null> {
         views[i]!.observe(node, to, arrival, Date.parse(event.at), event.data?.cause ?? null);
       }
     });
+    onRefusedUpgrade(socket, settle);
     socket.on('error', (e) => settle(e.message));
     socket.on('close', (code) => {
       settle(`closed ${code}`);
@@ -152,11 +162,18 @@ export const handlers = {
       return { opened: views.length, failures: [] };
     }
     const failures: string[] = [];
+    let deferred = 0;
+    // A dashboard whose upgrade admission deferred comes back when told, as a browser's does.
     await inLanes(views.length, 32, async (i) => {
-      const failed = await subscribe(i);
-      if (failed !== null) failures.push(`dashboard ${i}: ${failed}`);
+      const opened = await openDeferred(() => subscribe(i));
+      deferred += opened.deferred;
+      if (opened.error !== null) failures.push(`dashboard ${i}: ${opened.error}`);
     });
-    return { opened: views.length - failures.length, failures: failures.slice(0, 5) };
+    return {
+      opened: views.length - failures.length,
+      failures: failures.slice(0, 5),
+      deferred,
+    };
   },
   /** How many dashboards show every tracked node in the `expect`ed health right now. */
   probe: (expect: Health[]): number => views.filter((v) => v.shows(expect)).length,

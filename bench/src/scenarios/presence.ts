@@ -40,11 +40,15 @@ async function createWatchedFleet(db: Db, prefix: string, count: number) {
 }
 
 /** What a presence run's body is given of the dashboards: counts, and their answers merged. */
-function dashboardsOf(list: Dashboard[], ready: { opened: number; failures: string[] }[]) {
+function dashboardsOf(
+  list: Dashboard[],
+  ready: { opened: number; failures: string[]; deferred?: number }[],
+) {
   const opened = sum(ready.map((r) => r.opened));
   return {
     opened,
     failures: ready.flatMap((r) => r.failures),
+    deferred: sum(ready.map((r) => r.deferred ?? 0)),
     pids: list.map((c) => c.pid),
     /** Waits until every open dashboard shows `expect`; how long that took, or null. */
     async waitFor(expect: Health[], timeoutMs: number): Promise<number | null> {
@@ -242,9 +246,10 @@ function measureFanout(
       `  ${driverSummary.made.all} changes: received ${delivery.received}/${delivery.expected}, ` +
         `p99 ${ms(delivery.latency.all.p99Ms)} ms, max ${ms(delivery.latency.all.maxMs)} ms`,
     );
-    const { opened: dashboardsOpen, failures: dashboardFailures } = dashboards;
+    const { opened: dashboardsOpen, failures: dashboardFailures, deferred } = dashboards;
     return {
       ...{ target, subscribers, dashboardsOpen, dashboardFailures, readyMs, settledMs },
+      dashboardsDeferred: deferred,
       ...{ driver: driverSummary, delivery, usage, loopLag, feedEvents },
     };
   });
@@ -283,6 +288,8 @@ function fanoutNotes(r: FanoutRun): string[] {
     exit.crashed && `${who}: the server crashed (exit code ${exit.code}, signal ${exit.signal})`,
     r.dashboardsOpen < r.subscribers &&
       `${who}: only ${num(r.dashboardsOpen)} dashboards subscribed (${r.dashboardFailures.slice(0, 2).join('; ')})`,
+    r.dashboardsDeferred > 0 &&
+      `${who}: ${num(r.dashboardsDeferred)} dashboard upgrades deferred by admission, opened again when told (retryAfterMs)`,
     r.readyMs === null && `${who}: not every dashboard showed the nodes online within 30 s`,
     r.settledMs === null &&
       `${who}: not every dashboard showed the final state within the settle time`,
