@@ -19,6 +19,7 @@
  */
 import { WS_CLOSE, type TetherError } from '@tether/contracts';
 import type { WebSocket } from 'ws';
+import { frameText } from '../trpc/transformer.js';
 
 /** What tRPC's WebSocket handler asks of an encoder (JSON in text frames, as its default). */
 export interface FrameCodec {
@@ -259,7 +260,7 @@ export class WsGuard {
     return {
       encode: (data) => {
         this.#answered(socket, data);
-        return JSON.stringify(data);
+        return frameText(data);
       },
       decode: (data) => {
         if (typeof data !== 'string') {

@@ -1,10 +1,10 @@
 /** initTRPC, exactly once. Everything else builds on what this file exports. */
 import { initTRPC } from '@trpc/server';
-import superjson from 'superjson';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import type { z } from 'zod';
 import type { Context } from './context.js';
 import { formatError } from './error-formatter.js';
+import { transformer } from './transformer.js';
 
 /** What a procedure declares besides its input and output. */
 export interface ProcedureMeta {
@@ -24,8 +24,9 @@ const t = initTRPC
   .meta<TetherMeta>()
   .create({
     // TypeScript clients get `Date`s (and BigInts, Maps…) end to end; plain-JSON clients use the
-    // REST surface at /api/v1, generated from these same procedures.
-    transformer: superjson,
+    // REST surface at /api/v1, generated from these same procedures. superjson, with shared
+    // outputs (fan-out) serialised once (transformer.ts).
+    transformer,
     errorFormatter: ({ error, path }) => formatError({ error, path }),
     isDev: false,
   });

@@ -24,6 +24,7 @@ import type { Context } from './context.js';
 import { AUDITED_PROCEDURES, auditCall } from './audit.js';
 import { toTetherError } from './error-formatter.js';
 import { baseProcedure, middleware } from './init.js';
+import { shareOutput } from './transformer.js';
 
 /**
  * Counts and times one call, and logs a failure (internal errors at error level). Shared by the
@@ -142,7 +143,11 @@ function parseEvent(schema: z.ZodType, value: unknown): unknown {
     let bySchema = parsedEvents.get(schema);
     if (!bySchema) parsedEvents.set(schema, (bySchema = new WeakMap()));
     parsed = bySchema.get(value);
-    if (!parsed) bySchema.set(value, (parsed = schema.safeParse(value)));
+    if (!parsed) {
+      bySchema.set(value, (parsed = schema.safeParse(value)));
+      // The same parsed event goes to every subscriber: serialised once too.
+      if (parsed.success) shareOutput(parsed.data);
+    }
   } else {
     parsed = schema.safeParse(value);
   }
