@@ -79,8 +79,18 @@ const DEFAULT_BATCH = 500;
 const AWAKE_HOLD_MS = 5_000;
 const DEFAULT_MAX_BUFFERED = 10_000;
 
+/**
+ * `a` ≤ `b` for event ids (a bigint as decimal text). Compared as text when that is the same:
+ * equal lengths, or no leading zeros (as PostgreSQL writes them); this runs once per delivery.
+ */
+export function idAtMost(a: string, b: string): boolean {
+  if (a.length === b.length) return a <= b;
+  if (a[0] !== '0' && b[0] !== '0') return a.length < b.length;
+  return BigInt(a) <= BigInt(b);
+}
+
 function maxId(a: string, b: string): string {
-  return BigInt(a) >= BigInt(b) ? a : b;
+  return idAtMost(b, a) ? a : b;
 }
 
 export class FeedHub {
@@ -346,7 +356,7 @@ export class FeedHub {
           await new Promise<void>((resolve) => (s.wake = resolve));
           continue;
         }
-        if (BigInt(event.id) <= BigInt(last)) continue;
+        if (idAtMost(event.id, last)) continue;
         last = event.id;
         yield event;
       }

@@ -9,7 +9,7 @@ import { TetherError } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
 import type { ParticipantPrincipal } from '../../src/auth/principal.js';
 import type { FeedEvent } from '../../src/events/feed.js';
-import { FeedHub, type FeedTap } from '../../src/events/hub.js';
+import { FeedHub, idAtMost, type FeedTap } from '../../src/events/hub.js';
 import { eventually } from '../eventually.js';
 import { useTestDatabase } from '../db.js';
 import { makeParticipant } from '../fixtures.js';
@@ -226,5 +226,27 @@ describe('FeedHub', () => {
     expect((await first).data).toEqual({ after: 1 });
     await sub.return(undefined);
     await hub.close();
+  });
+});
+
+describe('event id order', () => {
+  it('idAtMost orders ids as numbers, whatever their lengths and leading zeros', () => {
+    const ids = [
+      '0',
+      '1',
+      '9',
+      '10',
+      '99',
+      '100',
+      '0100',
+      '007',
+      '9007199254740993',
+      '10000000000000000000',
+    ];
+    for (const a of ids) {
+      for (const b of ids) {
+        expect(idAtMost(a, b), `${a} ≤ ${b}`).toBe(BigInt(a) <= BigInt(b));
+      }
+    }
   });
 });
