@@ -24,6 +24,8 @@ export interface Collected {
   until(predicate: (events: FleetEventView[]) => boolean, timeoutMs?: number): Promise<void>;
   /** Resolves when the subscription reported an error. */
   failed: Promise<string>;
+  /** Resolves when the server said the subscription started (tRPC's `started`). */
+  started: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -44,10 +46,13 @@ function collect(
   const waiters = new Set<() => void>();
   let resolveFailed: (code: string) => void = () => undefined;
   const failed = new Promise<string>((r) => (resolveFailed = r));
+  let resolveStarted: () => void = () => undefined;
+  const started = new Promise<void>((r) => (resolveStarted = r));
   const result: Collected = {
     events,
     error: null,
     failed,
+    started,
     until: (predicate, timeoutMs = 15_000) =>
       new Promise<void>((resolve, reject) => {
         const check = (): void => {
@@ -76,6 +81,7 @@ function collect(
     },
   };
   const subscription = client.fleet.events.subscribe(input, {
+    onStarted: () => resolveStarted(),
     onData: (tracked) => {
       events.push(tracked.data);
       for (const waiter of [...waiters]) waiter();

@@ -71,7 +71,9 @@ describe('several replicas on one PostgreSQL', () => {
 
       const n1 = await enroll(a.url, 'replica-node-1');
       dashboard = subscribeSse(b.url, ADMIN, { filter: { nodeId: n1.nodeId } });
-      // A marker proves the subscription is live before anything happens.
+      // A subscription without lastEventId starts at "now": the marker is written once the
+      // server said it started, and its arrival proves the subscription is live.
+      await dashboard.started;
       const marker = await mutate(
         c.url,
         'node.update',
