@@ -57,15 +57,13 @@ const ANSWERS = { plain: answers(false), jsonrpc: answers(true) };
 /** What a refusal counts as in the call metrics (one object: a flood creates no errors). */
 let queueFullError: TRPCError | undefined;
 
-/** The answers to a beat with this id, as written by `answers` (exported for its test). */
-export function beatAnswers(id: number | string, jsonrpc: boolean) {
-  const shape = jsonrpc ? ANSWERS.jsonrpc : ANSWERS.plain;
-  const idText = JSON.stringify(id);
-  return {
-    ok: (): string => shape.ok(idText),
-    full: (retryAfterMs: number): string => shape.full(idText, String(retryAfterMs)),
-  };
-}
+/** A beat's acknowledgement (as formatted by `answers`; exported for its test). */
+export const ackFrame = (id: number | string, jsonrpc: boolean): string =>
+  (jsonrpc ? ANSWERS.jsonrpc : ANSWERS.plain).ok(JSON.stringify(id));
+
+/** A beat's refusal while the batcher's queue is full (as formatted by `answers`). */
+export const queueFullFrame = (id: number | string, jsonrpc: boolean, retryAfterMs: number) =>
+  (jsonrpc ? ANSWERS.jsonrpc : ANSWERS.plain).full(JSON.stringify(id), String(retryAfterMs));
 
 interface HeartbeatFrame {
   id: number | string;
@@ -138,7 +136,7 @@ export class WsHeartbeatFastPath {
     const send = (text: string): void => {
       if (socket.readyState === socket.OPEN) socket.send(text);
     };
-    const formatted = beatAnswers(id, msg.jsonrpc !== undefined);
+    const jsonrpc = msg.jsonrpc !== undefined;
     // A full queue refuses the beat as the service would, without building an error per beat:
     // this is the answer an overloaded server gives thousands of times a second.
     if (ctx.deps.heartbeats.full) {
@@ -147,7 +145,7 @@ export class WsHeartbeatFastPath {
         cause: queueFull(queueRetryAfterMs()),
       });
       recordCall(ctx, PATH, started, queueFullError);
-      send(formatted.full(queueRetryAfterMs()));
+      send(queueFullFrame(id, jsonrpc, queueRetryAfterMs()));
       return true;
     }
     heartbeat(
@@ -159,7 +157,7 @@ export class WsHeartbeatFastPath {
     ).then(
       () => {
         recordCall(ctx, PATH, started, null);
-        send(formatted.ok());
+        send(ackFrame(id, jsonrpc));
       },
       (cause: unknown) => {
         const error =

@@ -7,7 +7,7 @@ import { TetherError, type TetherErrorCode } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
 import { queueFull } from '../../src/runtime-nodes/heartbeat-batch.js';
 import { errorShape, formatOnce, refusalBody } from '../../src/server/transport-shared.js';
-import { beatAnswers, responseText } from '../../src/server/ws-heartbeat.js';
+import { ackFrame, queueFullFrame, responseText } from '../../src/server/ws-heartbeat.js';
 
 const CASES: [TetherErrorCode, string][] = [
   ['system.unavailable', 'The server is stopping; retry after retryAfterMs.'],
@@ -40,13 +40,14 @@ describe('refusal bodies', () => {
     for (const id of ids) {
       for (const jsonrpc of [false, true]) {
         const envelope = jsonrpc ? { id, jsonrpc: '2.0' as const } : { id };
-        const answers = beatAnswers(id, jsonrpc);
-        expect(answers.ok()).toBe(
+        expect(ackFrame(id, jsonrpc)).toBe(
           responseText({ ...envelope, result: { type: 'data', data: null } }),
         );
         for (const retryAfterMs of [500, 1_000, 1_499]) {
           const error = errorShape(queueFull(retryAfterMs), 'runtimenode.heartbeat');
-          expect(answers.full(retryAfterMs)).toBe(responseText({ ...envelope, error }));
+          expect(queueFullFrame(id, jsonrpc, retryAfterMs)).toBe(
+            responseText({ ...envelope, error }),
+          );
         }
       }
     }
