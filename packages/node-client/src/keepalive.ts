@@ -9,9 +9,14 @@
  * socket is dead and `onDead` runs (the connection ends it at once rather than through a closing
  * handshake the dead peer would never answer).
  *
- * Precision is one check interval (a quarter of the smallest interval or pong timeout watched,
- * between 50 ms and 1 s): a dead socket is detected at most that much later than the exact rule,
- * a live one is never dropped earlier.
+ * Precision is two check intervals (a check every quarter of the smallest interval or pong
+ * timeout watched, between 50 ms and 1 s): a dead socket is detected at most that much later
+ * than the exact rule, a live one is never dropped earlier. A pong deadline is judged against the
+ * previous check, not this one: a process stalled for longer than the pong timeout (thousands
+ * of simulated nodes reconnecting at once) has not yet read the answers that arrived during the
+ * stall when its next check runs, and must not drop the sockets that did answer. Between two
+ * checks the event loop has read its sockets, so a deadline passed by the previous check is a
+ * pong really missed.
  */
 import type WebSocket from 'ws';
 import { processScheduler, type Scheduler, type ScheduledTask } from './scheduler.js';
@@ -41,6 +46,8 @@ export class KeepAliveMonitor {
   readonly #watched = new Set<Watched>();
   #checkMs = 1_000;
   #task: ScheduledTask | null = null;
+  /** When the previous check ran: the sockets have been read since. */
+  #previousCheck = -Infinity;
 
   constructor(scheduler: Scheduler = processScheduler()) {
     this.#scheduler = scheduler;
@@ -79,6 +86,7 @@ export class KeepAliveMonitor {
       if (this.#watched.size === 0) {
         this.#task?.cancel();
         this.#task = null;
+        this.#previousCheck = -Infinity;
       }
     };
     socket.on('close', unwatch);
@@ -91,6 +99,8 @@ export class KeepAliveMonitor {
 
   readonly #check = (): void => {
     const now = this.#scheduler.now();
+    const readBy = this.#previousCheck;
+    this.#previousCheck = now;
     const dead: Watched[] = [];
     for (const entry of this.#watched) {
       if (entry.heard) {
@@ -109,7 +119,7 @@ export class KeepAliveMonitor {
             // closing under us: its close event unwatches it
           }
         }
-      } else if (now - entry.pingAt >= entry.options.pongTimeoutMs) {
+      } else if (readBy - entry.pingAt >= entry.options.pongTimeoutMs) {
         dead.push(entry);
       }
     }

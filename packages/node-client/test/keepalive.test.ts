@@ -1,12 +1,16 @@
 /**
  * Client keep-alive from the process-wide check (`keepalive.ts`), through real sockets: a peer
  * that answers nothing — not even protocol-level pings — is dropped with a keep-alive cause; a
- * peer whose WebSocket library answers the pings is kept however silent it is otherwise.
+ * peer whose WebSocket library answers the pings is kept however silent it is otherwise; and, on
+ * an injected clock, a stall of the client process itself does not drop a socket whose pong
+ * arrived during it.
  */
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { createTetherNode, type TetherNodeEvents } from '../src/index.js';
+import { KeepAliveMonitor } from '../src/keepalive.js';
+import type { Scheduler } from '../src/scheduler.js';
 import { eventually } from './support.js';
 
 /** A WebSocket server that accepts every socket and never says anything. */
@@ -85,5 +89,46 @@ describe('client keep-alive (one check for every socket of the process)', () => 
     } finally {
       await node.stop({ detach: false });
     }
+  });
+
+  it('a stall of this process does not drop a socket whose pong arrived during it; a silent one is dropped after', () => {
+    // A scheduler whose one pending check the test runs by hand, at the time it says.
+    let now = 0;
+    let pending: (() => void) | null = null;
+    const scheduler = {
+      now: () => now,
+      schedule: (_ms: number, fn: () => void) => {
+        pending = fn;
+        return { cancel: () => void (pending = null) };
+      },
+    } as unknown as Scheduler;
+    const check = (at: number): void => {
+      now = at;
+      const run = pending;
+      pending = null;
+      run?.();
+    };
+    class FakeSocket extends EventEmitter {
+      readyState = 1;
+      pings = 0;
+      ping(): void {
+        this.pings++;
+      }
+    }
+    const monitor = new KeepAliveMonitor(scheduler);
+    const dead: string[] = [];
+    const answering = new FakeSocket();
+    const silent = new FakeSocket();
+    const options = { intervalMs: 1_000, pongTimeoutMs: 1_000 };
+    monitor.watch(answering as unknown as WebSocket, options, () => dead.push('answering'));
+    monitor.watch(silent as unknown as WebSocket, options, () => dead.push('silent'));
+    for (let t = 250; t <= 1_000; t += 250) check(t);
+    expect([answering.pings, silent.pings]).toEqual([1, 1]);
+    // Stalled for 5 s: the first check after it runs before the pong that arrived is read.
+    check(6_000);
+    expect(dead).toEqual([]);
+    answering.emit('pong');
+    check(6_250);
+    expect(dead).toEqual(['silent']);
   });
 });

@@ -35,6 +35,7 @@ export interface Metrics {
   wsHeartbeatFastPath: Counter;
   wsConnections: Gauge;
   wsAdmissionRefused: Counter;
+  wsKeepAliveTerminated: Counter;
   wsHandshakes: Counter<'result'>;
   wsUpgradeBatchSize: Histogram;
   transportRefusals: Counter<'reason'>;
@@ -225,6 +226,11 @@ export function createMetrics(db: Db, gauges: MetricsSources = {}): Metrics {
     wsAdmissionRefused: new Counter({
       name: 'tether_ws_admission_refused_total',
       help: 'WebSocket upgrades refused with a retry-after answer (handshakes in flight at the admission limit, or over TETHER_WS_ADMIT_PER_SECOND)',
+      registers: [registry],
+    }),
+    wsKeepAliveTerminated: new Counter({
+      name: 'tether_ws_keepalive_terminated_total',
+      help: 'WebSocket sessions terminated because nothing answered a keep-alive ping within TETHER_WS_PONG_WAIT_MS',
       registers: [registry],
     }),
     wsHandshakes: new Counter({

@@ -9,15 +9,18 @@
  * event-loop turns and pool connections), so the same limit admits fewer per second on two busy
  * cores than on sixteen idle ones, with no rate to tune.
  *
- * How the limit moves (AIMD, evaluated once per control step, `update()`, every 100 ms):
+ * How the limit moves (multiplicatively both ways, once per control step, `update()`, every
+ * 100 ms):
  *  - **pressure** — the event loop's delay over the step above `loopDelayTargetMs` while the
  *    process itself is busy (half a core or more: a loop late because other processes hold the
- *    cores is not relieved by admitting fewer), or anyone waiting for a pool connection — cuts the limit by a factor (`DECREASE`), never
- *    below `minLimit` (32: at that floor the rate still falls as handshakes slow down);
+ *    cores is not relieved by admitting fewer), or anyone waiting for a pool connection — cuts
+ *    the limit by a factor (`DECREASE`), never below `minLimit` (32: at that floor the rate
+ *    still falls as handshakes slow down);
  *  - no pressure while the limit was in use (handshakes in flight reached half of it, or an
- *    upgrade was refused) grows it by `INCREASE` per step. No slow start: a restarted server is
- *    calm until the herd arrives, and doubling per step let a whole 1 000-agent wave in before
- *    the first loop delay was measured (docs/performance.md, "Admission");
+ *    upgrade was refused) grows it by a quarter plus `INCREASE` per step (`GROWTH`): from 64 to
+ *    1 000 in about 1.2 s, where adding 4 per step took 24 s and refused half of a reconnect
+ *    wave meanwhile. Not doubling: that let a whole 1 000-agent wave in before the first loop
+ *    delay was measured (docs/performance.md, "Admission");
  *  - an idle server keeps its limit (nothing measured says it could take more).
  * Signals are the server's own: the handshake's duration also contains the client's time to send
  * its connectionParams, which a stalled client host would otherwise charge to the server.
@@ -100,7 +103,13 @@ export interface AdmissionSnapshot {
 export const BUSY_CORES = 0.5;
 /** Multiplicative cut under pressure. */
 export const DECREASE = 0.75;
-/** Additive growth per calm step in which the limit was used. */
+/**
+ * Growth per calm step in which the limit was used: by a quarter, plus 4 (so a small limit still
+ * moves). Proportional, not additive: +4 per step (+40/s) took a 10 000-agent reconnect wave
+ * seconds to reach the limit the server could take, and every session refused meanwhile cost its
+ * client a whole connection attempt (docs/performance.md, "Admission").
+ */
+export const GROWTH = 1.25;
 export const INCREASE = 4;
 /** The adaptive limit's own ceiling when no fixed cap is configured. */
 const CEILING = 10_000;
@@ -219,7 +228,7 @@ export class AdmissionController {
     if (pressure) {
       this.#limit = Math.max(this.#min, this.#limit * DECREASE);
     } else if (used) {
-      this.#limit = Math.min(this.#max, this.#limit + INCREASE);
+      this.#limit = Math.min(this.#max, this.#limit * GROWTH + INCREASE);
     }
     this.#peak = this.#inFlight;
     this.#refusedInStep = 0;

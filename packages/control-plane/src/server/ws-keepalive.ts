@@ -11,8 +11,15 @@
  *
  * The presence rule is kept: a socket silent since time L is pinged by L + `pingMs` at the
  * latest (a visit at most `pingMs / 2` after it had been silent `pingMs / 2`) and terminated
- * by L + `pingMs` + `pongWaitMs` (plus one tick, at most 100 ms). A busy socket (a node beating
+ * by L + `pingMs` + `pongWaitMs` (plus two ticks, at most 200 ms). A busy socket (a node beating
  * every second) is never pinged. Clients that send tRPC's text `PING` still get `PONG` from tRPC.
+ *
+ * A deadline is judged against the previous tick, not this one: timers run before the event
+ * loop reads its sockets, so after a stall of this process (a turn longer than `pongWaitMs`)
+ * the answers that arrived meanwhile are still unread when the next tick runs. A ping is
+ * overdue only if its deadline had passed by the previous tick: a read of every socket came
+ * between the two, and an answer that arrived in time has been seen. The server's own lateness
+ * never cuts a client that answered.
  */
 import type { WebSocket } from 'ws';
 
@@ -21,6 +28,8 @@ export interface KeepAliveOptions {
   pongWaitMs: number;
   /** Monotonic clock (ms). */
   now?: () => number;
+  /** Called for each socket terminated for not answering (a metric). */
+  onTerminate?: () => void;
 }
 
 interface Watched {
@@ -41,6 +50,7 @@ export class KeepAlive {
   readonly #pingMs: number;
   readonly #pongWaitMs: number;
   readonly #now: () => number;
+  readonly #onTerminate: () => void;
   readonly #visitMs: number;
   readonly #tickMs: number;
   readonly #watched = new Set<Watched>();
@@ -52,6 +62,8 @@ export class KeepAlive {
   #awaiting: { entry: Watched; sentAt: number }[] = [];
   #awaitingHead = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** When the previous tick ran: the sockets have been read since. */
+  #previousTick = -Infinity;
   #pings = 0;
   #terminated = 0;
 
@@ -59,6 +71,7 @@ export class KeepAlive {
     this.#pingMs = options.pingMs;
     this.#pongWaitMs = options.pongWaitMs;
     this.#now = options.now ?? (() => performance.now());
+    this.#onTerminate = options.onTerminate ?? (() => {});
     this.#visitMs = Math.max(1, this.#pingMs / 2);
     this.#tickMs = Math.max(1, Math.min(MAX_TICK_MS, Math.floor(this.#visitMs / TICKS_PER_ROUND)));
   }
@@ -93,18 +106,24 @@ export class KeepAlive {
     });
   }
 
-  /** One tick: overdue pongs first, then this tick's share of the round's visits. */
+  /**
+   * One tick: overdue pongs first (due by the previous tick, see the module comment), then this
+   * tick's share of the round's visits.
+   */
   tick(): void {
     const now = this.#now();
+    const readBy = this.#previousTick;
+    this.#previousTick = now;
     const awaiting = this.#awaiting;
     while (this.#awaitingHead < awaiting.length) {
       const { entry, sentAt } = awaiting[this.#awaitingHead]!;
       // Still waiting for this ping's answer (not answered, not superseded, not closed).
       const open = !entry.closed && entry.pingedAt === sentAt && entry.lastSeen < sentAt;
-      if (open && sentAt + this.#pongWaitMs > now) break;
+      if (open && sentAt + this.#pongWaitMs > readBy) break;
       this.#awaitingHead++;
       if (open) {
         this.#terminated++;
+        this.#onTerminate();
         entry.socket.terminate();
       }
     }

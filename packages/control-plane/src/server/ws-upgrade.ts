@@ -110,7 +110,11 @@ export function attachWebSockets(
   /** Admitted upgrades not yet served their first context (admission.ts). */
   const inFlight = new WeakMap<IncomingMessage, Handshake>();
   // One timer pings every idle socket with a protocol ping frame (ws-keepalive.ts).
-  const keepAlive = new KeepAlive({ pingMs: options.wsPingMs, pongWaitMs: options.wsPongWaitMs });
+  const keepAlive = new KeepAlive({
+    pingMs: options.wsPingMs,
+    pongWaitMs: options.wsPongWaitMs,
+    onTerminate: () => deps.metrics.wsKeepAliveTerminated.inc(),
+  });
   keepAlive.start();
   server.on('upgrade', (req, socket, head) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';

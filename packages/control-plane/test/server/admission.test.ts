@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import {
   AdmissionController,
   DECREASE,
+  GROWTH,
   INCREASE,
   type AdmissionAnswer,
   type AdmissionOptions,
@@ -36,6 +37,9 @@ function clocked(options: AdmissionOptions = {}) {
   };
 }
 
+/** One calm step's growth (the snapshot shows the limit rounded down). */
+const grow = (limit: number): number => limit * GROWTH + INCREASE;
+
 const refusedWait = (answer: AdmissionAnswer): number => {
   if (answer.admitted) throw new Error('admitted');
   return answer.retryAfterMs;
@@ -54,7 +58,7 @@ describe('WebSocket admission controller', () => {
     expect(admission.admit().admitted).toBe(false);
   });
 
-  it('grows additively while calm and in use; pressure cuts it multiplicatively', () => {
+  it('grows by a quarter (plus INCREASE) while calm and in use; pressure cuts it by DECREASE', () => {
     const { admission, advance, fill } = clocked({ initialLimit: 8 });
     let limits: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -63,11 +67,13 @@ describe('WebSocket admission controller', () => {
       admission.update(CALM);
       limits.push(admission.snapshot().limit);
     }
-    expect(limits).toEqual([8 + INCREASE, 8 + 2 * INCREASE, 8 + 3 * INCREASE]);
-    const before = 8 + 3 * INCREASE;
+    const before = grow(grow(grow(8)));
+    expect(limits).toEqual([grow(8), grow(grow(8)), before].map(Math.floor));
+    // Proportional: each step adds more than the one before (additive growth would not).
+    expect(limits[2]! - limits[1]!).toBeGreaterThan(limits[1]! - limits[0]!);
     admission.update({ loopDelayMs: 500, poolWaiting: 0 });
-    const cut = Math.floor(before * DECREASE);
-    expect(admission.snapshot().limit).toBe(cut);
+    const cut = before * DECREASE;
+    expect(admission.snapshot().limit).toBe(Math.floor(cut));
     limits = [];
     for (let i = 0; i < 2; i++) {
       for (const h of fill()) h.done();
@@ -75,10 +81,22 @@ describe('WebSocket admission controller', () => {
       admission.update(CALM);
       limits.push(admission.snapshot().limit);
     }
-    expect(limits).toEqual([
-      Math.floor(before * DECREASE + INCREASE),
-      Math.floor(before * DECREASE + 2 * INCREASE),
-    ]);
+    expect(limits).toEqual([grow(cut), grow(grow(cut))].map(Math.floor));
+  });
+
+  it('reaches a limit of 1 000 from 64 within 15 calm steps in use (1.5 s)', () => {
+    const { admission, advance } = clocked({ initialLimit: 64 });
+    let steps = 0;
+    while (admission.snapshot().limit < 1_000 && steps < 100) {
+      // In use: handshakes in flight reach the limit, and an upgrade is refused.
+      const held: Handshake[] = [];
+      while (admission.admit().admitted) held.push(admission.started());
+      advance(100);
+      admission.update(CALM);
+      for (const h of held) h.done();
+      steps++;
+    }
+    expect(steps).toBeLessThanOrEqual(15);
   });
 
   it('a late loop while the process itself is nearly idle (other processes hold the cores) is not pressure', () => {
@@ -86,9 +104,9 @@ describe('WebSocket admission controller', () => {
     for (const h of fill()) h.done();
     advance(100);
     admission.update({ loopDelayMs: 300, poolWaiting: 0, cpuCores: 0.2 });
-    expect(admission.snapshot().limit).toBe(8 + INCREASE);
+    expect(admission.snapshot().limit).toBe(Math.floor(grow(8)));
     admission.update({ loopDelayMs: 300, poolWaiting: 0, cpuCores: 0.9 });
-    expect(admission.snapshot().limit).toBe(Math.floor((8 + INCREASE) * DECREASE));
+    expect(admission.snapshot().limit).toBe(Math.floor(grow(8) * DECREASE));
   });
 
   it('an idle server keeps its limit: nothing measured says it could take more', () => {

@@ -1,7 +1,8 @@
 /**
  * The process-wide keep-alive (server/ws-keepalive.ts) on an injected clock, ticked by hand:
  * silent sockets are pinged and cut within ping + pong wait of their last frame, answering or
- * busy ones are not, and a round's pings are spread over its ticks.
+ * busy ones are not, a round's pings are spread over its ticks, and the server's own stall does
+ * not cut a client whose answer arrived during it.
  */
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
@@ -43,7 +44,7 @@ function setup(pingMs: number, pongWaitMs: number) {
       keepAlive.tick();
     }
   };
-  return { keepAlive, open, run, now: clock };
+  return { keepAlive, open, run, now: clock, jump: (ms: number) => void (now += ms) };
 }
 
 describe('keep-alive from one timer', () => {
@@ -54,7 +55,8 @@ describe('keep-alive from one timer', () => {
     run(10_000, 100);
     expect(silent.pings.length).toBe(1);
     expect(silent.terminatedAt).not.toBeNull();
-    expect(silent.terminatedAt!).toBeLessThanOrEqual(3_000 + 2_000 + 100);
+    // Two ticks of 100 ms beyond the rule (a deadline is judged at the tick after it passed).
+    expect(silent.terminatedAt!).toBeLessThanOrEqual(3_000 + 2_000 + 200);
     expect(silent.terminatedAt! - silent.pings[0]!).toBeGreaterThanOrEqual(2_000);
   });
 
@@ -96,5 +98,24 @@ describe('keep-alive from one timer', () => {
     // 160 sockets visited over a 1.5 s visit period of 15 ticks: about 11 per tick.
     expect(pingTimes.size).toBeGreaterThanOrEqual(10);
     expect(sockets.every((s) => s.terminatedAt === null)).toBe(true);
+  });
+
+  it('a stall of the server does not cut a socket whose pong arrived during it; a silent one is cut after', () => {
+    const { open, run, jump } = setup(3_000, 2_000);
+    const answering = open();
+    const silent = open();
+    // Both idle long enough to be pinged.
+    run(3_000, 100);
+    expect(answering.pings).toHaveLength(1);
+    expect(silent.pings).toHaveLength(1);
+    // The process stalls for 5 s: the answer arrives meanwhile but is read only after the next
+    // tick has run (timers run before the loop reads its sockets).
+    jump(5_000);
+    run(100, 100);
+    expect(answering.terminatedAt).toBeNull();
+    answering.emit('pong');
+    run(100, 100);
+    expect(answering.terminatedAt).toBeNull();
+    expect(silent.terminatedAt).not.toBeNull();
   });
 });
