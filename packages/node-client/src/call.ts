@@ -8,50 +8,74 @@ import { isTransportError, toTetherError, transportError } from './errors.js';
 import { processScheduler, type ScheduledTask } from './scheduler.js';
 import type { Connection, LossCause } from './transport.js';
 
-/** Thrown inside a connection's steps when its socket is gone. */
+/**
+ * Thrown inside a connection's steps when its socket is gone. Control flow, not a bug: it
+ * carries no stack (a reconnect wave loses thousands of calls at once, and capturing a stack for
+ * each was a visible share of a simulator's CPU).
+ */
 export class ConnectionLost extends Error {
-  constructor(readonly loss: LossCause) {
+  readonly loss: LossCause;
+  constructor(loss: LossCause) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(`connection lost (${loss.kind})`);
+    Error.stackTraceLimit = limit;
+    this.loss = loss;
   }
 }
 
-/** A call on `conn`: TetherError on refusal, ConnectionLost if the socket goes first. */
-export async function callOn<T>(
+/**
+ * A call on `conn`: TetherError on refusal, ConnectionLost if the socket goes first or the call
+ * outlives `timeoutMs` (which drops the connection). It listens for the loss only while in
+ * flight (`conn.onLost`), and its deadline is on the process's shared scheduler, not a Node
+ * timer per call: a process may run thousands of nodes, each with a call in flight.
+ */
+export function callOn<T>(
   conn: Connection,
   timeoutMs: number,
   call: () => Promise<T>,
 ): Promise<T> {
-  const lost = conn.lost.then((cause) => Promise.reject(new ConnectionLost(cause)));
-  lost.catch(() => undefined);
-  let timer: ScheduledTask | undefined;
-  // On the process's shared scheduler, not a Node timer per call: a process may run thousands
-  // of nodes, each with a call in flight.
-  const timeout = new Promise<never>((_, reject) => {
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    let timer: ScheduledTask | undefined;
+    let stopListening = (): void => undefined;
+    const settle = (): boolean => {
+      if (done) return false;
+      done = true;
+      timer?.cancel();
+      stopListening();
+      return true;
+    };
+    stopListening = conn.onLost((cause) => {
+      if (settle()) reject(new ConnectionLost(cause));
+    });
+    if (done) return;
     timer = processScheduler().schedule(timeoutMs, () => {
+      if (!settle()) return;
       const cause: LossCause = { kind: 'dropped', reason: 'a call timed out' };
       conn.lose(cause);
       reject(new ConnectionLost(cause));
     });
-  });
-  try {
-    return await Promise.race([
-      call().catch((raw: unknown) => {
+    let pending: Promise<T>;
+    try {
+      pending = call();
+    } catch (raw) {
+      pending = Promise.reject(raw);
+    }
+    pending.then(
+      (value) => {
+        if (settle()) resolve(value);
+      },
+      (raw: unknown) => {
+        if (!settle()) return;
         const error = toTetherError(raw);
+        if (!isTransportError(error)) return reject(error);
         // The socket failed under the call: the connection is over, say so precisely.
-        if (isTransportError(error)) {
-          conn.lose({ kind: 'dropped', reason: error.message });
-          return Promise.reject(
-            new ConnectionLost(conn.lostCause ?? { kind: 'dropped', reason: error.message }),
-          );
-        }
-        return Promise.reject(error);
-      }),
-      lost,
-      timeout,
-    ]);
-  } finally {
-    timer?.cancel();
-  }
+        conn.lose({ kind: 'dropped', reason: error.message });
+        reject(new ConnectionLost(conn.lostCause ?? { kind: 'dropped', reason: error.message }));
+      },
+    );
+  });
 }
 
 /** What a caller of the public API sees of a failed call: a lost connection is a transport error. */

@@ -207,6 +207,7 @@ export class Connection {
   readonly lost: Promise<LossCause>;
   #resolveLost!: (cause: LossCause) => void;
   #lostCause: LossCause | null = null;
+  readonly #lostListeners = new Set<(cause: LossCause) => void>();
   #opened = false;
   #closeCode: number | undefined;
   #closeReason = '';
@@ -351,6 +352,26 @@ export class Connection {
     this.#lose(cause);
   }
 
+  /**
+   * Calls `listener` with the cause if this connection is lost (at once if it already is);
+   * returns the function that stops listening. A call listens only while it is in flight:
+   * chaining on `lost` instead would keep every call's closures until the connection ends (a
+   * connection that beats every 15 s for a day would hold thousands).
+   */
+  onLost(listener: (cause: LossCause) => void): () => void {
+    if (this.#lostCause !== null) {
+      listener(this.#lostCause);
+      return () => undefined;
+    }
+    this.#lostListeners.add(listener);
+    return () => void this.#lostListeners.delete(listener);
+  }
+
+  /** Listeners registered by calls in flight (tests: none is left behind). */
+  get lostListeners(): number {
+    return this.#lostListeners.size;
+  }
+
   #lose(cause: LossCause): void {
     if (this.#lostCause !== null) return;
     // A call that failed because the server closed the socket for good is that close.
@@ -363,6 +384,9 @@ export class Connection {
     // Stop tRPC from reconnecting now; sockets are closed by dispose().
     void this.#ws.close().catch(() => undefined);
     this.#resolveLost(this.#lostCause);
+    const listeners = [...this.#lostListeners];
+    this.#lostListeners.clear();
+    for (const listener of listeners) listener(this.#lostCause);
   }
 
   /**
