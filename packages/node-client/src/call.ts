@@ -30,19 +30,20 @@ export class ConnectionLost extends Error {
  * flight (`conn.onLost`), and its deadline is on the process's shared scheduler, not a Node
  * timer per call: a process may run thousands of nodes, each with a call in flight.
  */
-export function callOn<T>(
-  conn: Connection,
-  timeoutMs: number,
-  call: () => Promise<T>,
-): Promise<T> {
+export function callOn<T>(conn: Connection, timeoutMs: number, call: () => Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let done = false;
-    let timer: ScheduledTask | undefined;
     let stopListening = (): void => undefined;
+    const timer: ScheduledTask = processScheduler().schedule(timeoutMs, () => {
+      if (!settle()) return;
+      const cause: LossCause = { kind: 'dropped', reason: 'a call timed out' };
+      conn.lose(cause);
+      reject(new ConnectionLost(cause));
+    });
     const settle = (): boolean => {
       if (done) return false;
       done = true;
-      timer?.cancel();
+      timer.cancel();
       stopListening();
       return true;
     };
@@ -50,17 +51,11 @@ export function callOn<T>(
       if (settle()) reject(new ConnectionLost(cause));
     });
     if (done) return;
-    timer = processScheduler().schedule(timeoutMs, () => {
-      if (!settle()) return;
-      const cause: LossCause = { kind: 'dropped', reason: 'a call timed out' };
-      conn.lose(cause);
-      reject(new ConnectionLost(cause));
-    });
     let pending: Promise<T>;
     try {
       pending = call();
     } catch (raw) {
-      pending = Promise.reject(raw);
+      pending = Promise.reject(toTetherError(raw));
     }
     pending.then(
       (value) => {

@@ -33,7 +33,9 @@ describe('callOn', () => {
   it('finished calls leave no loss listener behind on their connection', async () => {
     await withConnection(async (connection) => {
       const results = await Promise.all(
-        Array.from({ length: 1_000 }, (_, i) => callOn(connection, 60_000, async () => i)),
+        Array.from({ length: 1_000 }, (_, i) =>
+          callOn(connection, 60_000, () => Promise.resolve(i)),
+        ),
       );
       expect(results[999]).toBe(999);
       await expect(
@@ -54,8 +56,9 @@ describe('callOn', () => {
       expect(connection.lostListeners).toBe(0);
       // A call on a connection already lost fails at once, without being made.
       let made = false;
-      const late = await callOn(connection, 60_000, async () => {
+      const late = await callOn(connection, 60_000, () => {
         made = true;
+        return Promise.resolve();
       }).catch((e: unknown) => e);
       expect(late).toBeInstanceOf(ConnectionLost);
       expect(made).toBe(false);
