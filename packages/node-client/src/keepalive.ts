@@ -86,7 +86,6 @@ export class KeepAliveMonitor {
       if (this.#watched.size === 0) {
         this.#task?.cancel();
         this.#task = null;
-        this.#previousCheck = -Infinity;
       }
     };
     socket.on('close', unwatch);

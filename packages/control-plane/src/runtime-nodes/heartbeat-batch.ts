@@ -2,9 +2,10 @@
  * Group commit for heartbeats. Beats that arrive while earlier ones are being written wait in a
  * queue and are then written together: one statement (one commit, one WAL flush) for up to
  * `maxBatch` nodes (more under a backlog, see below), keys sorted so concurrent batches lock
- * rows in the same order, one row write per node per batch (the last beat of a node in the batch wins; all its callers share the
- * result), and the `presence.changed` events of the batch's transitions and the metrics
- * history's samples (runtime-nodes/metrics-history.ts) in the same statement.
+ * rows in the same order, one row write per node per batch (the last beat of a node in the
+ * batch wins; all its callers share the result), and the `presence.changed` events of the
+ * batch's transitions and the metrics history's samples (runtime-nodes/metrics-history.ts) in
+ * the same statement.
  * Every beat is acknowledged only after its batch committed. The queue is bounded: beyond
  * `maxPending` a beat is refused with a retryable `system.unavailable` (with `retryAfterMs`)
  * instead of growing.
