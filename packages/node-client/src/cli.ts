@@ -33,10 +33,11 @@ Commands:
             Invoke a capability as an operator on node ID, or on any online node declaring
             it (in session ID), wait for the result and print it as JSON. --token may come from
             TETHER_TOKEN. Exit 0 succeeded, 1 failed/expired/cancelled/denied or refused.
-  simulate  --url URL --count N --session SESSION_ID --key KEY [--identities PATH] [--churn]
+  simulate  --url URL --count N [--session SESSION_ID] --key KEY [--identities PATH] [--churn]
             [--churn-interval S] [--capability NAME ...] [--node-version V] [--ramp S]
             [--duration S] [--until-online] [--interval S] [--report PATH] [--batch N]
-            N simulated nodes in this process, each with its own identity and socket.
+            N simulated nodes in this process, each with its own identity and socket, attached
+            to SESSION_ID (without --session they only beat: online by presence).
             Enrolls in batches of --batch (default 500) with one reusable key (a single-use
             key is refused before anything is enrolled when N > 1). Runs until Ctrl-C,
             --duration, or (--until-online) every node is online.

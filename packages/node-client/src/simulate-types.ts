@@ -21,7 +21,11 @@ export interface ChurnOptions {
 
 export interface SimulateOptions {
   url: string;
-  sessionId: string;
+  /**
+   * The session every node attaches to. Without one the nodes only beat: online by presence,
+   * no attachment (as `tether-agent run` without `--session`).
+   */
+  sessionId?: string;
   count: number;
   /** Enrolls the nodes that `identities` does not cover. */
   enrollmentKey?: string;

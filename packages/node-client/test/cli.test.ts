@@ -185,6 +185,24 @@ describe('tether-agent CLI', () => {
     expect(agent.stderr()).not.toContain('MaxListenersExceededWarning');
   });
 
+  it('simulate without --session: the nodes come online by their beats alone, attached nowhere', async () => {
+    await using server = await startTestServer({ env: { TETHER_RATE_PUBLIC_PER_MINUTE: '10000' } });
+    const { admin, enrollmentKey } = await seed(server.url, server.adminToken);
+    await using agent = spawnAgent(
+      ['simulate', '--url', server.url, '--count', '3', '--interval', '0.2'],
+      { TETHER_ENROLLMENT_KEY: enrollmentKey },
+    );
+    await agent.waitForOutput(/online=3 /);
+    const online = await admin.node.list.query({ healthState: 'online', limit: 10 });
+    expect(online.items).toHaveLength(3);
+    const { rows } = await server.db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM runtime_node_attachments`,
+    );
+    expect(Number(rows[0]!.n)).toBe(0);
+    agent.child.kill('SIGINT');
+    expect(await agent.exited, agent.stderr()).toBe(0);
+  });
+
   it('simulate --count > 1 with a single-use key is refused before anything is enrolled', async () => {
     await using server = await startTestServer();
     const { admin, sessionId } = await seed(server.url, server.adminToken);

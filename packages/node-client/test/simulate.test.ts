@@ -68,6 +68,43 @@ describe('simulate', () => {
     expect(roster.nodes.map((n) => n.state)).toEqual(Array(12).fill('offline'));
   });
 
+  it('without a session the nodes only beat: online by presence, and nothing is attached', async () => {
+    await using server = await startTestServer({ env: { TETHER_RATE_PUBLIC_PER_MINUTE: '10000' } });
+    const { admin, sessionId, enrollmentKey } = await seed(server.url, server.adminToken);
+    const events: SimEvent[] = [];
+    const simulation = await startSimulation({
+      url: server.url,
+      enrollmentKey,
+      count: 3,
+      runId: 'beats',
+      capabilities: {},
+      commands: false,
+      everyEvent: true,
+      onEvent: (e) => events.push(e),
+      nodeOptions: TEST_NODE_OPTIONS,
+    });
+    try {
+      await simulation.waitUntil((s) => s.online === 3);
+      const listed = await admin.node.list.query({
+        healthState: 'online',
+        label: 'tether.sim/run=beats',
+        limit: 100,
+      });
+      expect(listed.items).toHaveLength(3);
+      // Online through a beat each, never through an attach.
+      expect(events.filter((e) => e.type === 'heartbeat').length).toBeGreaterThanOrEqual(3);
+      expect(events.filter((e) => e.type === 'attached')).toEqual([]);
+      const { rows } = await server.db.query<{ n: string }>(
+        `SELECT count(*) AS n FROM runtime_node_attachments`,
+      );
+      expect(Number(rows[0]!.n)).toBe(0);
+    } finally {
+      await simulation.stop();
+    }
+    const roster = await admin.runtimenode.roster.query({ sessionId });
+    expect(roster.nodes).toEqual([]);
+  });
+
   it('saved identities are reused: a second run enrolls nothing and the same nodes come online', async () => {
     await using server = await startTestServer({ env: { TETHER_RATE_PUBLIC_PER_MINUTE: '10000' } });
     const { admin, sessionId, enrollmentKey } = await seed(server.url, server.adminToken);

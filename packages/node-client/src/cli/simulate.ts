@@ -76,7 +76,8 @@ export async function simulateCommand(args: string[]): Promise<number> {
   });
   const url = httpUrl(values.url, '--url');
   const count = positiveInt(required(values.count, '--count'), '--count')!;
-  const sessionId = uuid(values.session, '--session');
+  // Without --session the nodes only beat (presence), as `run` without --session.
+  const sessionId = values.session === undefined ? undefined : uuid(values.session, '--session');
   const durationS = positiveNumber(values.duration, '--duration');
   const intervalS = positiveNumber(values.interval, '--interval') ?? 5;
   const churnS = positiveNumber(values['churn-interval'], '--churn-interval');
@@ -127,7 +128,7 @@ export async function simulateCommand(args: string[]): Promise<number> {
       }, intervalS * 1000);
       simulation = await startSimulation({
         url,
-        sessionId,
+        ...(sessionId !== undefined ? { sessionId } : {}),
         count,
         identities,
         ...(key !== undefined ? { enrollmentKey: key } : {}),
