@@ -1,5 +1,5 @@
 /**
- * What an agent host records about its agents, whichever kind they are: per agent a handful of
+ * What an agent host records about its agents (SDK daemons): per agent a handful of
  * instants in typed arrays (10 000 agents cost a few hundred kilobytes), one entry per finished
  * connection attempt, and counters.
  */
@@ -48,8 +48,6 @@ export function fleetTracker(n: number) {
     attemptAt[i] = NaN;
   };
   return {
-    /** Called when an agent is online for the first time (the cold start's pacing). */
-    onFirstOnline: null as (() => void) | null,
     /** The restart phase begins: losses and beats from now on are the restart's. */
     mark(at: number): void {
       markAt = at;
@@ -60,20 +58,17 @@ export function fleetTracker(n: number) {
     connecting(i: number, at: number): void {
       attemptAt[i] = at;
     },
-    /** The attempt in flight succeeded (attached, or first beat acknowledged). */
+    /** The attempt in flight succeeded (attached). */
     connected: (i: number): void => finishAttempt(i, 'ok'),
     /** `refused`: no server listening; `deferred`: told when to come back; `failed`: `cause`. */
     connectFailed(i: number, cause: string, how: 'refused' | 'deferred' | 'failed'): void {
       finishAttempt(i, how === 'failed' ? countInto(failureCauses, cause) : how);
     },
     online(i: number, at: number): void {
-      // An SDK agent's attempt already ended at attach; a raw agent's ends at its first ack.
+      // An attaching agent's attempt already ended at attach; a beating one's ends here.
       finishAttempt(i, 'ok');
       online[i] = 1;
-      if (Number.isNaN(firstOnlineAt[i]!)) {
-        firstOnlineAt[i] = at;
-        this.onFirstOnline?.();
-      }
+      if (Number.isNaN(firstOnlineAt[i]!)) firstOnlineAt[i] = at;
       if (!Number.isNaN(lostAt[i]!) && Number.isNaN(backAt[i]!)) backAt[i] = at;
     },
     /** An established connection was lost, for `cause`. */

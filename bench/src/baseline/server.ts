@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { HeartbeatInput } from '@tether/contracts';
+import { CONTRACT_VERSION, HeartbeatInput, SUPPORTED_CONTRACT_MAJORS } from '@tether/contracts';
 import { initTRPC, TRPCError } from '@trpc/server';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { applyWSSHandler } from '@trpc/server/adapters/ws';
@@ -103,9 +103,29 @@ function rangeInput(raw: unknown): { from: string; to: string } {
   return { from, to };
 }
 
+/** `Authorization: Bearer <token>` (an SDK node's upgrade, an HTTP call), else null. */
+const bearer = (req: IncomingMessage): string | null =>
+  /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1] ?? null;
+
+/**
+ * What SDK nodes ask a server without Tether's handshake answer before they beat: the cadence
+ * (the bench's 15 s) and the contract; a naive server has no sweep, so its thresholds are nominal.
+ */
+const INFO = {
+  serverVersion: 'bench-baseline',
+  contractVersion: CONTRACT_VERSION,
+  supportedContractMajors: SUPPORTED_CONTRACT_MAJORS,
+  heartbeatIntervalMs: 15_000,
+  degradedAfterMs: 30_000,
+  offlineAfterMs: 60_000,
+  sweepIntervalMs: 10_000,
+  caller: null,
+};
+
 // The same transformer as Tether's tRPC wire, so both servers decode the same frames.
 const t = initTRPC.context<{ nodeId: string | null }>().create({ transformer: superjson });
 const router = t.router({
+  system: t.router({ info: t.procedure.query(() => INFO) }),
   runtimenode: t.router({
     heartbeat: t.procedure.input(HeartbeatInput).mutation(async ({ ctx, input }) => {
       if (ctx.nodeId === null) throw new TRPCError({ code: 'UNAUTHORIZED' });
@@ -136,10 +156,7 @@ lag.enable();
 const http = createHTTPHandler({
   router,
   basePath: '/trpc/',
-  createContext: async ({ req }) => {
-    const header = req.headers.authorization ?? '';
-    return { nodeId: await authenticate(header.startsWith('Bearer ') ? header.slice(7) : null) };
-  },
+  createContext: async ({ req }) => ({ nodeId: await authenticate(bearer(req)) }),
 });
 const server = createServer((req, res) => {
   const path = (req.url ?? '/').split('?')[0] ?? '/';
@@ -170,8 +187,9 @@ const ws = applyWSSHandler<typeof router>({
   wss,
   router,
   keepAlive: { enabled: true, pingMs: 3_000, pongWaitMs: 2_000 },
-  createContext: async ({ info }) => ({
-    nodeId: await authenticate(info.connectionParams?.token),
+  // The bench's raw clients send the token in connectionParams, SDK nodes in the upgrade.
+  createContext: async ({ req, info }) => ({
+    nodeId: await authenticate(info.connectionParams?.token ?? bearer(req)),
   }),
 });
 server.listen(Number(process.env.BASELINE_PORT ?? 4100), '127.0.0.1');

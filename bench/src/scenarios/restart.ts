@@ -1,7 +1,7 @@
 /**
- * Server restart with N connected agents (SDK daemons; the baseline: raw agents with the SDK's
- * backoff): the run, then the agent hosts' per-agent logs merged and set against what the
- * orchestrator observed, and its tables, notes and floor checks. Phases, parameters and what each
+ * Server restart with N connected SDK daemons (the same for both servers: attached to a session
+ * on Tether, beating only on the baseline): the run, then the agent hosts' per-agent logs merged
+ * and set against what the orchestrator observed, and its tables, notes and floor checks. Phases, parameters and what each
  * figure and note means: docs/performance.md, "Server restart".
  */
 import { connect } from 'node:net';
@@ -13,7 +13,7 @@ import { Histogram } from '../histogram.js';
 import { children, count, exitAll, message, sleep, sum, waitFor } from '../ipc.js';
 import { sampleUsage, type UsageWindow } from '../proc.js';
 import { mb, metric, ms, num, table, type Column } from '../report.js';
-import type { AgentKind, handlers } from '../roles/agents.js';
+import type { handlers } from '../roles/agents.js';
 import {
   lines,
   withSession,
@@ -24,7 +24,6 @@ import {
 } from '../scenario.js';
 import type { ServerExit, ServerProcess, StartOptions, Target } from '../servers.js';
 
-const HEARTBEAT_MS = 15_000;
 /** At most this many agents per host process (docs/performance.md, "Agents' cost"). */
 const AGENTS_PER_HOST = 1_250;
 /** Cold start: agents connecting at once, at most (as `ws-connections` keeps 100 in flight). */
@@ -124,10 +123,8 @@ function fleetPlan(ctx: BenchContext) {
   return { ...p, agents, hosts, connectConcurrency: CONNECT_CONCURRENCY };
 }
 
-/** One restart run, for one server kind (`sessionId`: the session SDK agents attach to). */
-type RestartPlan = ReturnType<typeof fleetPlan> & { target: Target; kind: AgentKind } & {
-  sessionId: string | null;
-};
+/** One restart run, for one server kind (`sessionId`: the session the agents attach to). */
+type RestartPlan = ReturnType<typeof fleetPlan> & { target: Target; sessionId: string | null };
 
 const secondsSince = (from: number, to = Date.now()): string => ((to - from) / 1000).toFixed(1);
 
@@ -181,9 +178,8 @@ async function coldStart(rig: Rig, server: ServerProcess) {
   const { plan, hosts, n } = rig;
   const startAt = Date.now() + 1_000;
   const spec = {
-    ...{ kind: plan.kind, baseUrl: server.baseUrl, sessionId: plan.sessionId },
+    ...{ baseUrl: server.baseUrl, sessionId: plan.sessionId },
     connectConcurrency: Math.max(1, Math.ceil(plan.connectConcurrency / hosts.length)),
-    heartbeatMs: HEARTBEAT_MS,
   };
   const inits = hosts.map((host, h) => {
     const agents = plan.agents.filter((_, g) => g % hosts.length === h);
@@ -303,7 +299,7 @@ type RestartObserved = Awaited<ReturnType<typeof restartPhase>>;
 async function runRestart(plan: RestartPlan, ctx: BenchContext) {
   const first = await startServer(ctx, plan.target, 'restart');
   const rig = makeRig(plan, ctx, first);
-  ctx.log(`  ${plan.target} (pid ${first.pid}, port ${rig.port}): ${rig.n} ${plan.kind} agents`);
+  ctx.log(`  ${plan.target} (pid ${first.pid}, port ${rig.port}): ${rig.n} agents`);
   try {
     const cold = await coldStart(rig, first);
     if (!cold.all) ctx.log(`  restart not run: the fleet never was all online`);
@@ -328,19 +324,16 @@ export const restart: Scenario = {
   async run(ctx) {
     const { agents, ...plan } = fleetPlan(ctx);
     const tether = await withSession(ctx, 'bench restart', (sessionId) =>
-      runRestart({ ...plan, agents, target: 'tether', kind: 'sdk', sessionId }, ctx),
+      runRestart({ ...plan, agents, target: 'tether', sessionId }, ctx),
     );
-    const raw = { ...plan, agents, target: 'baseline', kind: 'raw', sessionId: null } as const;
-    const baseline = await runRestart(raw, ctx);
+    const baseline = await runRestart(
+      { ...plan, agents, target: 'baseline', sessionId: null },
+      ctx,
+    );
     const runs = [tether, baseline];
     const restarted = runs.filter((r): r is Restarted => r.restart !== null);
     return {
-      parameters: {
-        agents: agents.length,
-        ...plan,
-        heartbeatMs: HEARTBEAT_MS,
-        agentNice: AGENT_NICE,
-      },
+      parameters: { agents: agents.length, ...plan, agentNice: AGENT_NICE },
       tables: [
         perRun(runs, COLD_START),
         ...[STEADY, RECOVERY, ATTEMPTS].map((cols) => perRun(restarted, cols)),
@@ -437,7 +430,7 @@ function summarise(
 
   const startAt = all('startAt');
   return {
-    ...{ target: plan.target, kind: plan.kind, agents: n, hosts: logs.length },
+    ...{ target: plan.target, agents: n, hosts: logs.length },
     connect: {
       connectConcurrency: plan.connectConcurrency,
       durationMs: online.length === n ? since(Math.max(...online), cold.startAt) : null,
