@@ -141,6 +141,7 @@ export async function runLoad(ctx: BenchContext, server: ServerProcess, plan: Lo
       opened: sum(ready.map((r) => r.opened)),
       failed: sum(ready.map((r) => r.failed)),
       retried: sum(ready.map((r) => r.retried)),
+      deferred: sum(ready.map((r) => r.deferred)),
       durationMs: Math.max(...ready.map((r) => r.durationMs)),
       latency: Histogram.from(ready.map((r) => r.connect)).summary(),
       failures: ready.flatMap((r) => r.failures).slice(0, 10),
@@ -148,11 +149,11 @@ export async function runLoad(ctx: BenchContext, server: ServerProcess, plan: Lo
       serverRssAfterBytes: await rssBytes(server.pid),
     };
     if (plan.transport === 'ws') {
-      const trouble = connect.failed + connect.retried > 0;
+      const trouble = connect.failed + connect.retried + connect.deferred > 0;
       ctx.log(
         `  connected ${connect.opened}/${plan.nodes.length} sockets in ${(connect.durationMs / 1000).toFixed(1)} s` +
           (trouble
-            ? ` (${connect.failed} failed, ${connect.retried} retried: ${connect.failures.slice(0, 3).join('; ')})`
+            ? ` (${connect.failed} failed, ${connect.retried} retried, ${connect.deferred} deferred: ${connect.failures.slice(0, 3).join('; ')})`
             : ''),
       );
     }

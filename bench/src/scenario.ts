@@ -117,11 +117,16 @@ export const crashNotes = (pair: Pair): string[] =>
   });
 
 export const connectNotes = (pair: Pair): string[] =>
-  TARGETS.filter((t) => pair[t].connect.retried + pair[t].connect.failed > 0).map((t) => {
+  TARGETS.filter((t) => {
     const c = pair[t].connect;
+    return c.retried + c.deferred + c.failed > 0;
+  }).map((t) => {
+    const c = pair[t].connect;
+    const examples = c.failures.slice(0, 2).join('; ');
     return (
       `${t}: ${c.retried} socket(s) closed by the server while connecting were retried, ` +
-      `${c.failed} never connected; e.g. ${c.failures.slice(0, 2).join('; ')}`
+      `${c.deferred} upgrade(s) deferred by admission were opened again when told, ` +
+      `${c.failed} never connected${examples ? `; e.g. ${examples}` : ''}`
     );
   });
 

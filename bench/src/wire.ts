@@ -98,7 +98,11 @@ export interface TransportSpec {
   requestTimeoutMs: number;
 }
 
-/** Sockets opened and failed, open → first acknowledged beat (WS), failures (retried ones too). */
+/**
+ * Sockets opened and failed, open → first acknowledged beat (WS), failures (retried ones too),
+ * sockets the server closed while connecting (`retried`) and upgrades its admission deferred
+ * (`deferred`, come back when told: not failures, as in the SDK).
+ */
 export type ConnectReport = Awaited<ReturnType<WsTransport['connect']>>;
 
 const CONNECT_ATTEMPTS = 3;
@@ -150,14 +154,14 @@ export class WsTransport {
     const started = preciseNow();
     const connect = new Histogram();
     const failures: string[] = [];
-    let [failed, retried] = [0, 0];
+    let [failed, retried, deferred] = [0, 0, 0];
     const { nodes, connectConcurrency } = this.spec;
     await inLanes(nodes.length, connectConcurrency, async (index) => {
       const nodeId = nodes[index]!.nodeId;
       const t0 = preciseNow();
       const first = await openDeferred(() => this.openOne(index));
       let error = first.error;
-      retried += first.deferred;
+      deferred += first.deferred;
       for (let attempt = 1; error !== null && attempt < CONNECT_ATTEMPTS; attempt++) {
         if (failures.length < 5) failures.push(`${nodeId}: ${error} (retried)`);
         retried++;
@@ -172,7 +176,8 @@ export class WsTransport {
     });
     const opened = nodes.length - failed;
     const durationMs = preciseNow() - started;
-    return { opened, failed, connect: connect.toData(), failures, retried, durationMs };
+    const histogram = connect.toData();
+    return { opened, failed, connect: histogram, failures, retried, deferred, durationMs };
   }
 
   /** Opens node `index`'s socket and waits for its first acknowledged beat: null, or why not. */
@@ -262,7 +267,8 @@ export class HttpTransport {
   connect(): Promise<ConnectReport> {
     const connect = new Histogram().toData();
     const opened = this.spec.nodes.length;
-    return Promise.resolve({ opened, failed: 0, connect, failures: [], retried: 0, durationMs: 0 });
+    const none = { failed: 0, failures: [], retried: 0, deferred: 0, durationMs: 0 };
+    return Promise.resolve({ opened, connect, ...none });
   }
 
   send(index: number, path: string, input: unknown, done: Done): boolean {

@@ -74,7 +74,8 @@ export const wsConnections: Scenario = {
           floor: `${num(nodes)} WebSocket nodes connected and beating at 15 s`,
           measured:
             `${num(c.opened)} connected in ${num(c.durationMs / 1000, 1)} s ` +
-            `(${num(c.retried)} retried after a server close); ` +
+            `(${num(c.retried)} retried after a server close, ${num(c.deferred)} upgrades ` +
+            `deferred by admission and opened when told); ` +
             `${num(steady.ok)} beats ok, ${num(failedOf(steady))} failed; ${num(kb.tether, 1)} KB RSS/conn; ` +
             `loop p99 ${ms(steady.loopLag?.p99Ms)} ms`,
           met:
