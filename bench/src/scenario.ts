@@ -117,11 +117,9 @@ export const crashNotes = (pair: Pair): string[] =>
   });
 
 export const connectNotes = (pair: Pair): string[] =>
-  TARGETS.filter((t) => {
+  TARGETS.flatMap((t) => {
     const c = pair[t].connect;
-    return c.retried + c.deferred + c.failed > 0;
-  }).map((t) => {
-    const c = pair[t].connect;
+    if (c.retried + c.deferred + c.failed === 0) return [];
     const examples = c.failures.slice(0, 2).join('; ');
     return (
       `${t}: ${c.retried} socket(s) closed by the server while connecting were retried, ` +

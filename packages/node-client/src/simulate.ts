@@ -1,9 +1,9 @@
 /**
  * A load generator: N simulated nodes in one process, each with its own identity (enrolled with
  * one reusable key in batches of up to 500 — `device.enrollBatch`, decision 0015 — node id
- * `sim-<run>-<i>`, or reused from earlier runs), its own token and its
- * own WebSocket, attached to one session (or, without one, beating only). Optional churn: random disconnects (dropped sockets →
- * backoff → re-attach) and degraded periods.
+ * `sim-<run>-<i>`, or reused from earlier runs), its own token and its own WebSocket, attached
+ * to one session (or, without one, beating only). Optional churn: random disconnects (dropped
+ * sockets → backoff → re-attach) and degraded periods.
  *
  * Built for thousands of nodes in one event loop: counts are kept incrementally from state
  * events (`status()` is O(1)), nothing grows per event unless the caller subscribes `onEvent`
