@@ -33,6 +33,7 @@ export interface Metrics {
   rpcRequests: Counter<'procedure' | 'code' | 'transport'>;
   rpcDuration: Histogram<'procedure' | 'transport'>;
   wsHeartbeatFastPath: Counter;
+  httpHeartbeatFastPath: Counter;
   wsConnections: Gauge;
   wsAdmissionRefused: Counter;
   wsKeepAliveTerminated: Counter;
@@ -216,6 +217,11 @@ export function createMetrics(db: Db, gauges: MetricsSources = {}): Metrics {
     wsHeartbeatFastPath: new Counter({
       name: 'tether_ws_heartbeat_fast_path_total',
       help: 'WebSocket heartbeats served by the fast path (also counted in tether_rpc_requests_total)',
+      registers: [registry],
+    }),
+    httpHeartbeatFastPath: new Counter({
+      name: 'tether_http_heartbeat_fast_path_total',
+      help: 'Plain HTTP heartbeats served by the fast path (also counted in tether_rpc_requests_total)',
       registers: [registry],
     }),
     wsConnections: new Gauge({

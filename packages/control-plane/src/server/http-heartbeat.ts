@@ -2,10 +2,11 @@
  * Heartbeats over plain HTTP (`POST /trpc/runtimenode.heartbeat`), the path of nodes that do not
  * keep a WebSocket. tRPC's standalone adapter turns every Node request into a fetch `Request` and
  * back (web streams, abort signals, header objects): that emulation was most of the server's
- * busy time per HTTP beat (figures: docs/performance.md). Here the request is read directly and the call goes
- * through the router's own caller — the same procedure, middleware chain (auth, version, draining,
- * rate limit, metrics), input validation and error formatter — so every rule and every error stays
- * in one place; only the HTTP emulation is skipped.
+ * busy time per HTTP beat (figures: docs/performance.md). Here the request is read directly. A
+ * beat certain to pass the procedure's checks (heartbeat-fast-path.ts, shared with the
+ * WebSocket fast path) goes straight to the service; any other goes through the router's own
+ * caller — the same procedure, middleware chain, input validation and error formatter — so
+ * every refusal stays in one place.
  *
  * Only plain, unbatched JSON POSTs are taken; anything else (batches, other content types, query
  * strings) is left to tRPC's adapter before a byte of the body is read.
@@ -16,11 +17,20 @@ import type { Context } from '../trpc/context.js';
 import { formatError, TRPCError } from '../trpc/error-formatter.js';
 import { createCallerFactory, rootConfig } from '../trpc/init.js';
 import { appRouter } from '../trpc/root.js';
+import { queueFull, queueRetryAfterMs } from '../runtime-nodes/heartbeat-batch.js';
+import {
+  admitBeat,
+  HEARTBEAT_PROCEDURE,
+  queueFullRefusal,
+  serveBeat,
+} from './heartbeat-fast-path.js';
 import { readBody, sendJson } from './http-json.js';
 
-export const HEARTBEAT_PATH = '/trpc/runtimenode.heartbeat';
-const PATH = 'runtimenode.heartbeat';
+const PATH = HEARTBEAT_PROCEDURE;
+export const HEARTBEAT_PATH = `/trpc/${PATH}`;
 const createCaller = createCallerFactory(appRouter);
+/** The answer to an accepted beat (the procedure's output is null). */
+const ACK = transformTRPCResponse(rootConfig, { result: { data: null } });
 
 /** True when this request is a plain heartbeat call the fast path serves. */
 export function isPlainHeartbeat(req: IncomingMessage): boolean {
@@ -60,6 +70,15 @@ export async function serveHttpHeartbeat(
   }
   try {
     const ctx = await options.context();
+    const beat = admitBeat(ctx, ctx.principal, input);
+    if (beat !== null) {
+      ctx.deps.metrics.httpHeartbeatFastPath.inc();
+      const error = await serveBeat(ctx, beat, null);
+      // The shared refusal is for counting; the answer carries a retry spread of its own.
+      if (error === queueFullRefusal()) throw queueFull(queueRetryAfterMs());
+      if (error !== null) throw error;
+      return sendJson(res, 200, ACK);
+    }
     const data = await createCaller(ctx).runtimenode.heartbeat(input as never);
     sendJson(res, 200, transformTRPCResponse(rootConfig, { result: { data } }));
   } catch (cause) {

@@ -6,28 +6,29 @@
  * what capped WebSocket ingest (figures: docs/performance.md, decision 0003).
  *
  * Here a frame is looked at right after JSON parsing, inside the connection's decoder (tRPC's
- * `experimental_encoder` hook, see ws-guard.ts). A heartbeat that is certain to succeed as far
- * as the procedure's checks go — authenticated node socket whose credential has not ended, not
- * draining, accepted
- * client version, input valid under the contract's own schema, `nodeId` = the socket's node,
- * under the per-node rate limit — is handed straight to the same service the procedure calls,
- * and answered with the same frame tRPC would send (the same error formatter on failure, the
- * same metrics and logs). Anything else, including every frame that would fail one of those
- * checks, goes to tRPC unchanged, so errors keep one source of truth: the procedures.
+ * `experimental_encoder` hook, see ws-guard.ts). A heartbeat on an open, authenticated node
+ * socket that is certain to pass the procedure's checks (heartbeat-fast-path.ts) is handed
+ * straight to the same service the procedure calls, and answered with the same frame tRPC would
+ * send (the same error formatter on failure, the same metrics and logs). Anything else,
+ * including every frame that would fail one of those checks, goes to tRPC unchanged, so errors
+ * keep one source of truth: the procedures.
  */
-import { HeartbeatInput } from '@tether/contracts';
 import { transformTRPCResponse } from '@trpc/server';
 import type { WebSocket } from 'ws';
 import { queueFull, queueRetryAfterMs } from '../runtime-nodes/heartbeat-batch.js';
-import { heartbeat } from '../runtime-nodes/service.js';
 import type { Context } from '../trpc/context.js';
-import { formatError, TRPCError } from '../trpc/error-formatter.js';
+import { formatError } from '../trpc/error-formatter.js';
 import { rootConfig } from '../trpc/init.js';
-import { contractVersionError, recordCall } from '../trpc/procedures.js';
 import type { ConnectionRegistry } from './connections.js';
+import {
+  admitBeat,
+  HEARTBEAT_PROCEDURE,
+  queueFullRefusal,
+  serveBeat,
+} from './heartbeat-fast-path.js';
 import { errorShape, formatOnce } from './transport-shared.js';
 
-const PATH = 'runtimenode.heartbeat';
+const PATH = HEARTBEAT_PROCEDURE;
 
 type Envelope = { id: number | string; jsonrpc?: '2.0' };
 type ResponseFrame = Parameters<typeof transformTRPCResponse>[1];
@@ -53,9 +54,6 @@ function answers(jsonrpc: boolean) {
   };
 }
 const ANSWERS = { plain: answers(false), jsonrpc: answers(true) };
-
-/** What a refusal counts as in the call metrics (one object: a flood creates no errors). */
-let queueFullError: TRPCError | undefined;
 
 /** A beat's acknowledgement (as formatted by `answers`; exported for its test). */
 export const ackFrame = (id: number | string, jsonrpc: boolean): string =>
@@ -97,13 +95,7 @@ export class WsHeartbeatFastPath {
 
   /** Called from createContext: from now on this socket's heartbeats may take the fast path. */
   register(socket: WebSocket, ctx: Context): void {
-    // A client announcing an unusable version gets every call refused by tRPC, heartbeats too.
-    if (
-      ctx.principal?.kind === 'node' &&
-      contractVersionError(ctx.clientContractVersion) === null
-    ) {
-      this.#contexts.set(socket, ctx);
-    }
+    if (ctx.principal?.kind === 'node') this.#contexts.set(socket, ctx);
   }
 
   /**
@@ -113,63 +105,28 @@ export class WsHeartbeatFastPath {
   tryServe(socket: WebSocket, msg: unknown): boolean {
     if (!isHeartbeatFrame(msg)) return false;
     const ctx = this.#contexts.get(socket);
-    if (!ctx || ctx.deps.lifecycle.draining || socket.readyState !== socket.OPEN) return false;
-    // A socket whose credential ended is dead: tRPC answers (refuses) what it still sends.
-    if (ctx.credential?.ended) return false;
-    const principal = this.#connections.principalOf(socket);
-    if (principal?.kind !== 'node' || principal !== ctx.principal) return false;
+    if (!ctx || socket.readyState !== socket.OPEN) return false;
     let input: unknown;
     try {
       input = rootConfig.transformer.input.deserialize(msg.params.input);
     } catch {
       return false;
     }
-    const parsed = HeartbeatInput.safeParse(input);
-    if (!parsed.success || parsed.data.nodeId !== principal.nodeId) return false;
-    const limiter = ctx.deps.limits.heartbeats;
-    if (limiter.peek(principal.nodeId) < 1) return false;
-    limiter.take(principal.nodeId);
+    const beat = admitBeat(ctx, this.#connections.principalOf(socket), input);
+    if (beat === null) return false;
 
     ctx.deps.metrics.wsHeartbeatFastPath.inc();
-    const started = process.hrtime.bigint();
     const { id } = msg;
-    const send = (text: string): void => {
-      if (socket.readyState === socket.OPEN) socket.send(text);
-    };
     const jsonrpc = msg.jsonrpc !== undefined;
-    // A full queue refuses the beat as the service would, without building an error per beat:
-    // this is the answer an overloaded server gives thousands of times a second.
-    if (ctx.deps.heartbeats.full) {
-      queueFullError ??= new TRPCError({
-        code: 'SERVICE_UNAVAILABLE',
-        cause: queueFull(queueRetryAfterMs()),
-      });
-      recordCall(ctx, PATH, started, queueFullError);
-      send(queueFullFrame(id, jsonrpc, queueRetryAfterMs()));
-      return true;
-    }
-    heartbeat(
-      ctx.deps.db,
-      principal,
-      parsed.data,
-      { connectionId: ctx.connectionId },
-      ctx.deps.heartbeats,
-    ).then(
-      () => {
-        recordCall(ctx, PATH, started, null);
-        send(ackFrame(id, jsonrpc));
-      },
-      (cause: unknown) => {
-        const error =
-          cause instanceof TRPCError
-            ? cause
-            : new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause });
-        recordCall(ctx, PATH, started, error);
-        const envelope: Envelope =
-          msg.jsonrpc === undefined ? { id } : { id, jsonrpc: msg.jsonrpc };
-        send(responseText({ ...envelope, error: formatError({ error, path: PATH }) }));
-      },
-    );
+    void serveBeat(ctx, beat, ctx.connectionId).then((error) => {
+      if (socket.readyState !== socket.OPEN) return;
+      if (error === null) return socket.send(ackFrame(id, jsonrpc));
+      if (error === queueFullRefusal()) {
+        return socket.send(queueFullFrame(id, jsonrpc, queueRetryAfterMs()));
+      }
+      const envelope: Envelope = jsonrpc ? { id, jsonrpc: '2.0' } : { id };
+      socket.send(responseText({ ...envelope, error: formatError({ error, path: PATH }) }));
+    });
     return true;
   }
 }

@@ -1,9 +1,10 @@
 /**
- * What the logs say happened: one line per HTTP request (pino-http; no query string, no
- * header), WebSocket open/close lines under one connectionId, and an `audit: true` line for
+ * What the logs say happened: one line per HTTP request (server/request-log.ts; no query
+ * string, no header), WebSocket open/close lines under one connectionId, and an `audit: true` line for
  * every security-relevant decision — never a token, key or claim secret. Heartbeats are not
  * logged one by one.
  */
+import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../db.js';
 import { eventually } from '../eventually.js';
@@ -35,7 +36,7 @@ async function logged(server: TestServer, pick: (all: Line[]) => Line[]): Promis
   );
 }
 
-describe('request lines (pino-http)', () => {
+describe('request lines', () => {
   it('method, path without the query, status, duration, peer and request id; no header, no token', async () => {
     await using server = await startTestServer();
     const secretInQuery = 'tpt_query_secret_should_not_appear';
@@ -71,6 +72,37 @@ describe('request lines (pino-http)', () => {
     await using server = await startTestServer();
     const res = await fetch(`${server.url}/livez`, { headers: { 'x-request-id': 'a b\tc' } });
     expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('a request the client abandons before the answer is logged when its connection closes, marked aborted', async () => {
+    await using server = await startTestServer();
+    await new Promise<void>((resolve, reject) => {
+      // A body promised and never sent: the server is still reading when the client leaves.
+      const req = request(`${server.url}/trpc/token.create`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': '1000',
+          'x-request-id': 'abandoned-1',
+        },
+      });
+      req.on('error', () => undefined);
+      req.write('{"json":', (error) => {
+        if (error) return reject(error);
+        req.destroy();
+        resolve();
+      });
+    });
+    const [line] = await logged(server, (all) =>
+      all.filter((l) => (l.req as { id?: string } | undefined)?.id === 'abandoned-1'),
+    );
+    expect(line).toMatchObject({
+      level: 30,
+      aborted: true,
+      req: { id: 'abandoned-1', method: 'POST', path: '/trpc/token.create' },
+      transport: 'http',
+      connectionId: 'abandoned-1',
+    });
   });
 
   it('successful heartbeats are not logged per call; a refused one is', async () => {

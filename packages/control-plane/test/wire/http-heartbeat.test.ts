@@ -1,12 +1,14 @@
 /**
- * HTTP heartbeats skip tRPC's fetch emulation (src/server/http-heartbeat.ts) but must answer
- * exactly as tRPC's adapter does. The adapter still serves batched calls, so the same beat sent
- * plain and batched is the comparison.
+ * HTTP heartbeats skip tRPC's fetch emulation (src/server/http-heartbeat.ts), and a beat certain
+ * to pass the procedure's checks skips its middleware chain too (heartbeat-fast-path.ts), but
+ * they must answer exactly as tRPC's adapter does. The adapter still serves batched calls, so
+ * the same beat sent plain and batched is the comparison.
  */
 import { request } from 'node:http';
 import superjson from 'superjson';
 import { describe, expect, it } from 'vitest';
-import { metricSample } from '../http.js';
+import { eventually } from '../eventually.js';
+import { metricSample, mutate, type CallResult } from '../http.js';
 import { startTestServer, type TestServer } from '../server.js';
 import { nodeOf, participant } from './actors.js';
 
@@ -52,6 +54,8 @@ async function bothWays(
 const metric = (server: TestServer, series: string): Promise<number> =>
   metricSample(server.url, series);
 
+const FAST = 'tether_http_heartbeat_fast_path_total';
+
 describe('HTTP heartbeats', () => {
   it('a plain POST is answered as tRPC answers it, written and counted', async () => {
     await using server = await startTestServer();
@@ -72,6 +76,8 @@ describe('HTTP heartbeats', () => {
         'tether_rpc_requests_total{procedure="runtimenode.heartbeat",code="ok",transport="http"}',
       ),
     ).toBe(2);
+    // The plain one took the fast path; the batch went through the adapter and the procedure.
+    expect(await metric(server, FAST)).toBe(1);
   });
 
   it('every refusal is the same status and body as through the tRPC adapter', async () => {
@@ -113,6 +119,8 @@ describe('HTTP heartbeats', () => {
       });
       expect(batched.body, c.code).toEqual(plain.body);
     }
+    // Every refusal came from the procedure: the fast path admitted none of them.
+    expect(await metric(server, FAST)).toBe(0);
     // Malformed JSON cannot be batched; the adapter answers it for other procedures.
     const malformed = await post(server, '/trpc/runtimenode.heartbeat', '{"nodeId": ', node.token);
     const adapter = await post(server, '/trpc/runtimenode.detach', '{"nodeId": ', node.token);
@@ -125,6 +133,74 @@ describe('HTTP heartbeats', () => {
     ).toEqual(
       (adapter.body as { error: { data: { tetherError: unknown } } }).error.data.tetherError,
     );
+  });
+
+  it('the per-node rate limit applies on the fast path: beats beyond the burst are refused with rate_limited', async () => {
+    // 1 per minute refills nothing during the test: the burst (10) is all there is.
+    await using server = await startTestServer({
+      env: { TETHER_RATE_HEARTBEATS_PER_MINUTE: '1' },
+    });
+    const owner = await participant(server);
+    const node = await nodeOf(server, owner);
+    const input = { nodeId: node.nodeId, healthState: 'online' };
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        mutate(server.url, 'runtimenode.heartbeat', input, { token: node.token }),
+      ),
+    );
+    const codes = answers.map((a) => a.error?.data.tetherError.code ?? a.status);
+    expect(codes.filter((c) => c === 200)).toHaveLength(10);
+    expect(codes.filter((c) => c === 'rate_limited')).toHaveLength(2);
+    expect(answers.filter((a) => a.status === 429)).toHaveLength(2);
+    expect(await metric(server, FAST)).toBe(10);
+    expect(
+      await metric(
+        server,
+        'tether_rpc_requests_total{procedure="runtimenode.heartbeat",code="rate_limited",transport="http"}',
+      ),
+    ).toBe(2);
+  });
+
+  it('a full heartbeat queue refuses fast-path beats with system.unavailable (503) and retryAfterMs', async () => {
+    // A queue of one, and the node's presence row locked by another transaction: the batch
+    // writers wait on the lock, the queue fills, and the beats beyond it are refused at once.
+    await using server = await startTestServer({ env: { TETHER_HEARTBEAT_QUEUE_MAX: '1' } });
+    const owner = await participant(server);
+    const node = await nodeOf(server, owner);
+    const input = { nodeId: node.nodeId, healthState: 'online' };
+    const beat = () => mutate(server.url, 'runtimenode.heartbeat', input, { token: node.token });
+    expect((await beat()).status).toBe(200);
+    const answered: CallResult[] = [];
+    let calls: Promise<unknown>[] = [];
+    await server.db.tx(async (sql) => {
+      await sql.query(`SELECT 1 FROM runtime_node_presence WHERE node_id = $1 FOR UPDATE`, [
+        node.nodeId,
+      ]);
+      calls = Array.from({ length: 4 }, () => beat().then((answer) => answered.push(answer)));
+      // Refusals do not wait for the lock; the beats the queue took do.
+      await eventually(
+        () => Promise.resolve(answered.length),
+        (n) => n >= 1,
+      );
+      expect(answered.every((a) => a.status === 503)).toBe(true);
+    });
+    await Promise.all(calls);
+    const refused = answered.filter((a) => a.status === 503);
+    expect(refused.length).toBeGreaterThanOrEqual(1);
+    expect(answered.filter((a) => a.status === 200).length).toBe(4 - refused.length);
+    for (const r of refused) {
+      const retryAfterMs = r.error?.data.tetherError.details?.retryAfterMs;
+      expect(retryAfterMs).toBeGreaterThanOrEqual(500);
+      expect(retryAfterMs).toBeLessThanOrEqual(1_500);
+      expect(r.error?.data.tetherError).toEqual({
+        code: 'system.unavailable',
+        message: 'Heartbeats are queued beyond capacity; retry.',
+        details: { retryAfterMs },
+      });
+    }
+    expect(await metric(server, FAST)).toBe(5);
+    // The server keeps serving: the next beat is written.
+    expect((await beat()).status).toBe(200);
   });
 
   it('a chunked body past the size limit is refused with request.too_large (413)', async () => {
