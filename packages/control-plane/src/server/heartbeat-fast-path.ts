@@ -17,9 +17,32 @@ import { queueFull, queueRetryAfterMs } from '../runtime-nodes/heartbeat-batch.j
 import { heartbeat } from '../runtime-nodes/service.js';
 import type { Context } from '../trpc/context.js';
 import { TRPCError } from '../trpc/error-formatter.js';
+import { rootConfig } from '../trpc/init.js';
 import { contractVersionError, recordCall } from '../trpc/procedures.js';
 
 export const HEARTBEAT_PROCEDURE = 'runtimenode.heartbeat';
+
+/**
+ * A beat's input read as the router's transformer (superjson) reads it, without its copy: a
+ * payload with no `meta` is its `json` unchanged (superjson would deep-copy it first, and the
+ * schema parse that follows builds a fresh object anyway). Throws as superjson does.
+ */
+export function beatInput(raw: unknown): unknown {
+  if (typeof raw === 'object' && raw !== null && 'json' in raw && !('meta' in raw)) {
+    return raw.json;
+  }
+  return rootConfig.transformer.input.deserialize(raw);
+}
+
+/** The last contract version announced and found acceptable: a fleet announces one or two. */
+let acceptedVersion: string | null = null;
+
+function versionAccepted(announced: string | null): boolean {
+  if (announced === null || announced === acceptedVersion) return true;
+  if (contractVersionError(announced) !== null) return false;
+  acceptedVersion = announced;
+  return true;
+}
 
 export interface AdmittedBeat {
   principal: NodePrincipal;
@@ -38,7 +61,7 @@ export function admitBeat(
 ): AdmittedBeat | null {
   if (principal?.kind !== 'node' || principal !== ctx.principal) return null;
   if (ctx.deps.lifecycle.draining || ctx.credential?.ended) return null;
-  if (contractVersionError(ctx.clientContractVersion) !== null) return null;
+  if (!versionAccepted(ctx.clientContractVersion)) return null;
   const parsed = HeartbeatInput.safeParse(input);
   if (!parsed.success || parsed.data.nodeId !== principal.nodeId) return null;
   const limiter = ctx.deps.limits.heartbeats;

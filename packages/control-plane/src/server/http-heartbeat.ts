@@ -20,6 +20,7 @@ import { appRouter } from '../trpc/root.js';
 import { queueFull, queueRetryAfterMs } from '../runtime-nodes/heartbeat-batch.js';
 import {
   admitBeat,
+  beatInput,
   HEARTBEAT_PROCEDURE,
   queueFullRefusal,
   serveBeat,
@@ -64,7 +65,7 @@ export async function serveHttpHeartbeat(
   if (body === null) return options.tooLarge(res);
   let input: unknown;
   try {
-    input = body === '' ? undefined : rootConfig.transformer.input.deserialize(JSON.parse(body));
+    input = body === '' ? undefined : beatInput(JSON.parse(body));
   } catch (cause) {
     return sendError(res, new TRPCError({ code: 'PARSE_ERROR', cause: cause }));
   }

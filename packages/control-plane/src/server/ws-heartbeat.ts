@@ -22,6 +22,7 @@ import { rootConfig } from '../trpc/init.js';
 import type { ConnectionRegistry } from './connections.js';
 import {
   admitBeat,
+  beatInput,
   HEARTBEAT_PROCEDURE,
   queueFullRefusal,
   serveBeat,
@@ -108,7 +109,7 @@ export class WsHeartbeatFastPath {
     if (!ctx || socket.readyState !== socket.OPEN) return false;
     let input: unknown;
     try {
-      input = rootConfig.transformer.input.deserialize(msg.params.input);
+      input = beatInput(msg.params.input);
     } catch {
       return false;
     }

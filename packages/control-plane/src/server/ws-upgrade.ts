@@ -276,12 +276,14 @@ export function attachWebSockets(
     const connectionId = upgraded.get(req)?.connectionId ?? randomUUID();
     socketIds.set(socket, connectionId);
     const opened = performance.now();
-    const log = deps.log.child({ connectionId, transport: 'ws' });
-    log.info({ peer: peerAddress(req, options.trustProxy) }, 'websocket opened');
+    // Two lines per socket: the bindings go with each, no child logger is kept per socket.
+    const ids = { connectionId, transport: 'ws' };
+    deps.log.info({ ...ids, peer: peerAddress(req, options.trustProxy) }, 'websocket opened');
     socket.once('close', (code: number, reason: Buffer) => {
       deps.metrics.wsConnections.dec();
-      log.info(
+      deps.log.info(
         {
+          ...ids,
           code,
           reason: reason.toString('utf8').slice(0, 128),
           durationMs: Math.round(performance.now() - opened),

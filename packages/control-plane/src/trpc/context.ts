@@ -94,7 +94,10 @@ export interface RawCredentials {
 
 export async function buildContext(deps: Deps, raw: RawCredentials): Promise<Context> {
   const connectionId = raw.connectionId ?? randomUUID();
-  const log = deps.log.child({ connectionId, transport: raw.transport });
+  // Made when first needed: most contexts (a heartbeat's, a resumed socket's) never log, and a
+  // child logger re-serialises its bindings under the redaction paths (decision 0024).
+  let log: Logger | undefined;
+  const logger = (): Logger => (log ??= deps.log.child({ connectionId, transport: raw.transport }));
   let principal: Principal | null = null;
   let credentialRejected = false;
   if (raw.principal !== undefined) {
@@ -104,7 +107,7 @@ export async function buildContext(deps: Deps, raw: RawCredentials): Promise<Con
     credentialRejected = principal === null;
     // Every refused credential, on every transport, is decided here: one audit line each.
     if (credentialRejected) {
-      auditAuthFailure(log, { peer: raw.peer, credential: credentialKind(raw.token) });
+      auditAuthFailure(logger(), { peer: raw.peer, credential: credentialKind(raw.token) });
     }
   }
   return {
@@ -117,7 +120,9 @@ export async function buildContext(deps: Deps, raw: RawCredentials): Promise<Con
     transport: raw.transport,
     peer: raw.peer,
     connectionId,
-    log,
+    get log() {
+      return logger();
+    },
   };
 }
 

@@ -27,10 +27,16 @@ function decodeItem(item: unknown): unknown {
   return item;
 }
 
-async function post(server: TestServer, path: string, body: string, token: string) {
+async function post(
+  server: TestServer,
+  path: string,
+  body: string,
+  token: string,
+  headers: Record<string, string> = {},
+) {
   const response = await fetch(`${server.url}${path}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, ...headers },
     body,
   });
   const json: unknown = await response.json();
@@ -45,9 +51,16 @@ async function bothWays(
   server: TestServer,
   body: string,
   token: string,
+  headers: Record<string, string> = {},
 ): Promise<{ plain: Answer; batched: Answer }> {
-  const plain = await post(server, '/trpc/runtimenode.heartbeat', body, token);
-  const batched = await post(server, '/trpc/runtimenode.heartbeat?batch=1', `{"0":${body}}`, token);
+  const plain = await post(server, '/trpc/runtimenode.heartbeat', body, token, headers);
+  const batched = await post(
+    server,
+    '/trpc/runtimenode.heartbeat?batch=1',
+    `{"0":${body}}`,
+    token,
+    headers,
+  );
   return { plain, batched: { status: batched.status, body: (batched.body as unknown[])[0] } };
 }
 
@@ -85,7 +98,13 @@ describe('HTTP heartbeats', () => {
     const owner = await participant(server);
     const node = await nodeOf(server, owner);
     const other = await nodeOf(server, owner);
-    const cases: { body: string; token: string; status: number; code: string }[] = [
+    const cases: {
+      body: string;
+      token: string;
+      status: number;
+      code: string;
+      headers?: Record<string, string>;
+    }[] = [
       {
         body: superjson.stringify({ nodeId: other.nodeId, healthState: 'online' }),
         token: node.token,
@@ -110,9 +129,17 @@ describe('HTTP heartbeats', () => {
         status: 403,
         code: 'auth.forbidden',
       },
+      {
+        // A valid beat from a client that announces a contract MAJOR this server does not serve.
+        body: superjson.stringify({ nodeId: node.nodeId, healthState: 'online' }),
+        token: node.token,
+        status: 409,
+        code: 'version.ceiling_exceeded',
+        headers: { 'x-tether-client-version': '99.0' },
+      },
     ];
     for (const c of cases) {
-      const { plain, batched } = await bothWays(server, c.body, c.token);
+      const { plain, batched } = await bothWays(server, c.body, c.token, c.headers);
       expect(plain.status, c.code).toBe(c.status);
       expect(plain.body, c.code).toMatchObject({
         error: { data: { tetherError: { code: c.code } } },
