@@ -153,7 +153,8 @@ export async function runLoad(ctx: BenchContext, server: ServerProcess, plan: Lo
       ctx.log(
         `  connected ${connect.opened}/${plan.nodes.length} sockets in ${(connect.durationMs / 1000).toFixed(1)} s` +
           (trouble
-            ? ` (${connect.failed} failed, ${connect.retried} retried, ${connect.deferred} deferred: ${connect.failures.slice(0, 3).join('; ')})`
+            ? ` (${connect.failed} failed, ${connect.retried} retried, ${connect.deferred} deferred` +
+              (connect.failures.length > 0 ? `: ${connect.failures.slice(0, 3).join('; ')})` : ')')
             : ''),
       );
     }
