@@ -5,6 +5,7 @@
 import { resolve } from 'node:path';
 import { METRICS_HISTORY_MAX } from '@tether/contracts';
 import { z } from 'zod';
+import { DEFAULT_LINGER_MS } from '../runtime-nodes/heartbeat-batch.js';
 
 const ms = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const bytes = (fallback: number) => z.coerce.number().int().min(1024).default(fallback);
@@ -81,6 +82,11 @@ const SETTINGS = {
   heartbeatQueueMax: fromEnv(
     'TETHER_HEARTBEAT_QUEUE_MAX',
     z.coerce.number().int().min(1).max(1_000_000).default(20_000),
+  ),
+  /** A heartbeat batch starts at most this often (ms) under a steady stream; 0: at once. */
+  heartbeatLingerMs: fromEnv(
+    'TETHER_HEARTBEAT_LINGER_MS',
+    z.coerce.number().min(0).max(100).default(DEFAULT_LINGER_MS),
   ),
   /** Fleet events younger than this are kept (set in hours, held in milliseconds)… */
   eventsRetentionMs: fromEnv(

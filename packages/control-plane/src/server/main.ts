@@ -186,6 +186,7 @@ export async function startTether(
     commands: commandSignals,
     heartbeats: new HeartbeatBatcher(database, {
       maxPending: config.heartbeatQueueMax,
+      lingerMs: config.heartbeatLingerMs,
       onBatch: (size, ms) => {
         metrics.heartbeatBatchSize.observe(size);
         metrics.heartbeatBatchSeconds.observe(ms / 1000);

@@ -1,7 +1,8 @@
 /**
  * Group commit for heartbeats on real PostgreSQL: beats submitted together are written as one
  * batch, one row write and at most one event per node, acknowledged after commit; unknown or
- * revoked nodes are handed back; the queue is bounded; overlapping batches never deadlock.
+ * revoked nodes are handed back; the queue is bounded; a stream's beats linger into one batch;
+ * overlapping batches never deadlock.
  */
 import { TetherError } from '@tether/contracts';
 import { describe, expect, it } from 'vitest';
@@ -134,6 +135,28 @@ describe('heartbeat group commit', () => {
     batches.length = 0;
     await Promise.all(ids.slice(0, 3).map((id) => batcher.submit(beat(id))));
     expect(batches.sort()).toEqual([1, 2]);
+  });
+
+  it('under a stream, beats wait out the linger and share a batch; an idle beat goes at once', async () => {
+    const ids = await nodes(4);
+    const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    const stream = async (lingerMs: number): Promise<number[]> => {
+      const batches: number[] = [];
+      const batcher = new HeartbeatBatcher(t.db, { lingerMs, onBatch: (n) => batches.push(n) });
+      // One beat, then three more, each in a later event-loop turn while the first is written.
+      const written = [batcher.submit(beat(ids[0]!))];
+      for (const id of ids.slice(1)) {
+        await turn();
+        written.push(batcher.submit(beat(id)));
+      }
+      expect(await Promise.all(written)).toEqual([true, true, true, true]);
+      return batches;
+    };
+    // Without a linger the second writer takes the next beat alone: more statements than two.
+    expect((await stream(0)).length).toBeGreaterThan(2);
+    // With one, the first beat (the batcher was idle) is written alone and at once; the three
+    // that follow within the linger are one statement.
+    expect(await stream(500)).toEqual([1, 3]);
   });
 
   it('overlapping batches from several writers, in opposite orders, never deadlock', async () => {
