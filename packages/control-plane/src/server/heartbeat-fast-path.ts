@@ -37,7 +37,7 @@ export function beatInput(raw: unknown): unknown {
 /** The last contract version announced and found acceptable: a fleet announces one or two. */
 let acceptedVersion: string | null = null;
 
-function versionAccepted(announced: string | null): boolean {
+export function versionAccepted(announced: string | null): boolean {
   if (announced === null || announced === acceptedVersion) return true;
   if (contractVersionError(announced) !== null) return false;
   acceptedVersion = announced;

@@ -25,13 +25,13 @@ import {
   queueFullRefusal,
   serveBeat,
 } from './heartbeat-fast-path.js';
-import { readBody, sendJson } from './http-json.js';
+import { readBody, sendJson, sendJsonText } from './http-json.js';
 
 const PATH = HEARTBEAT_PROCEDURE;
 export const HEARTBEAT_PATH = `/trpc/${PATH}`;
 const createCaller = createCallerFactory(appRouter);
-/** The answer to an accepted beat (the procedure's output is null). */
-const ACK = transformTRPCResponse(rootConfig, { result: { data: null } });
+/** The answer to an accepted beat (the procedure's output is null), serialised once. */
+const ACK = JSON.stringify(transformTRPCResponse(rootConfig, { result: { data: null } }));
 
 /** True when this request is a plain heartbeat call the fast path serves. */
 export function isPlainHeartbeat(req: IncomingMessage): boolean {
@@ -78,7 +78,7 @@ export async function serveHttpHeartbeat(
       // The shared refusal is for counting; the answer carries a retry spread of its own.
       if (error === queueFullRefusal()) throw queueFull(queueRetryAfterMs());
       if (error !== null) throw error;
-      return sendJson(res, 200, ACK);
+      return sendJsonText(res, 200, ACK);
     }
     const data = await createCaller(ctx).runtimenode.heartbeat(input as never);
     sendJson(res, 200, transformTRPCResponse(rootConfig, { result: { data } }));

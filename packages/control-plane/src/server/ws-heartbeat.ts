@@ -26,6 +26,7 @@ import {
   HEARTBEAT_PROCEDURE,
   queueFullRefusal,
   serveBeat,
+  versionAccepted,
 } from './heartbeat-fast-path.js';
 import { errorShape, formatOnce } from './transport-shared.js';
 
@@ -94,9 +95,14 @@ export class WsHeartbeatFastPath {
     this.#connections = connections;
   }
 
-  /** Called from createContext: from now on this socket's heartbeats may take the fast path. */
+  /**
+   * Called from createContext: from now on this socket's heartbeats may take the fast path. A
+   * socket that announced a contract version the server does not accept is decided here, once:
+   * its calls all go to tRPC, which refuses them.
+   */
   register(socket: WebSocket, ctx: Context): void {
-    if (ctx.principal?.kind === 'node') this.#contexts.set(socket, ctx);
+    if (ctx.principal?.kind !== 'node' || !versionAccepted(ctx.clientContractVersion)) return;
+    this.#contexts.set(socket, ctx);
   }
 
   /**
