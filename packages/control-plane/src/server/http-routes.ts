@@ -15,7 +15,7 @@ import { appRouter } from '../trpc/root.js';
 import { createDashboardHandler, isDashboardPath } from './dashboard.js';
 import type { HostOptions } from './host.js';
 import { isPlainHeartbeat, serveHttpHeartbeat } from './http-heartbeat.js';
-import { sendJson } from './http-json.js';
+import { sendJson, sendJsonText } from './http-json.js';
 import { serveMetrics } from './metrics-http.js';
 import { createDocsHandler, DOCS_PATH } from './rest/docs.js';
 import { createEventStreamHandler, EVENTS_PATH } from './rest/events.js';
@@ -236,13 +236,7 @@ export function createHttpRouting(
         );
       }
       if (path === `${REST_PREFIX}/openapi.json`) {
-        res.writeHead(200, {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(openApiJson),
-          'cache-control': 'no-cache',
-        });
-        res.end(openApiJson);
-        return;
+        return sendJsonText(res, 200, openApiJson, { 'cache-control': 'no-cache' });
       }
       if (path === EVENTS_PATH) {
         void eventStream(req, res, url);
