@@ -168,14 +168,21 @@ describe('metrics history', () => {
            SELECT 1`,
           [node.nodeId, JSON.stringify({ cpuPercent: cpu })],
         );
+      // The xact view also shows this connection's earlier transactions until its backend
+      // flushes them (at most once a second): count what this transaction adds.
+      const read = async () => {
+        const { rows } = await sql.query<{ updated: number; hot: number }>(
+          `SELECT n_tup_upd::int AS updated, n_tup_hot_upd::int AS hot
+             FROM pg_stat_xact_user_tables WHERE relid = 'public.runtime_node_metrics'::regclass`,
+        );
+        return rows[0]!;
+      };
+      const before = await read();
       await write(1); // the slot's first sample: an insert
       await write(2); // the next lap: an update in place
       await write(3);
-      const { rows } = await sql.query<{ updated: number; hot: number }>(
-        `SELECT n_tup_upd AS updated, n_tup_hot_upd AS hot
-           FROM pg_stat_xact_user_tables WHERE relid = 'public.runtime_node_metrics'::regclass`,
-      );
-      return rows[0];
+      const after = await read();
+      return { updated: after.updated - before.updated, hot: after.hot - before.hot };
     });
     expect(counts).toEqual({ updated: 2, hot: 2 });
   });
