@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, inject } from 'vitest';
-import { createDb, type Db } from '../src/db/pool.js';
+import { createDb, type Db, type Sql } from '../src/db/pool.js';
 import { adminQuery, databaseUrl } from './postgres.js';
 
 export interface TestDatabase {
@@ -54,4 +54,28 @@ export function useTestDatabase(): TestDatabase {
     await drop?.();
   });
   return handle;
+}
+
+/**
+ * How many rows of `table` `work` updated inside the transaction `sql`, and how many of those
+ * were HOT. pg_stat_xact_user_tables also shows the connection's earlier transactions until its
+ * backend flushes them (at most once a second), so this counts the difference.
+ */
+export async function updatesIn(
+  sql: Sql,
+  table: string,
+  work: () => Promise<unknown>,
+): Promise<{ updated: number; hot: number }> {
+  const read = async () => {
+    const { rows } = await sql.query<{ updated: number; hot: number }>(
+      `SELECT n_tup_upd::int AS updated, n_tup_hot_upd::int AS hot
+         FROM pg_stat_xact_user_tables WHERE relid = $1::regclass`,
+      [`public.${table}`],
+    );
+    return rows[0]!;
+  };
+  const before = await read();
+  await work();
+  const after = await read();
+  return { updated: after.updated - before.updated, hot: after.hot - before.hot };
 }

@@ -8,7 +8,7 @@ import { migrate } from 'postgres-migrations';
 import { describe, expect, inject, it } from 'vitest';
 import { MIGRATIONS_DIR, runMigrations } from '../../src/db/migrate.js';
 import type { Db } from '../../src/db/pool.js';
-import { useTestDatabase } from '../db.js';
+import { updatesIn, useTestDatabase } from '../db.js';
 import { makeNode, makeParticipant, makeSession } from '../fixtures.js';
 import { adminQuery, databaseUrl } from '../postgres.js';
 
@@ -635,24 +635,20 @@ describe('schema: heartbeat-friendly presence table', () => {
   it('a heartbeat and a presence transition are both HOT updates', async () => {
     const owner = await makeParticipant(t.db);
     const node = await makeNode(t.db, owner);
-    const counts = await t.db.tx(async (sql) => {
-      // A beat (the timestamp changes) and a transition (the health changes), in one transaction:
-      // pg_stat_xact_user_tables counts this transaction's own updates.
-      await sql.query(
-        `UPDATE runtime_node_presence SET last_heartbeat_at = now() WHERE node_id = $1`,
-        [node.nodeId],
-      );
-      await sql.query(
-        `UPDATE runtime_node_presence SET health_state = 'online', online_since = now(), changed_at = now()
-          WHERE node_id = $1`,
-        [node.nodeId],
-      );
-      const { rows } = await sql.query<{ updated: number; hot: number }>(
-        `SELECT n_tup_upd AS updated, n_tup_hot_upd AS hot
-           FROM pg_stat_xact_user_tables WHERE relid = 'public.runtime_node_presence'::regclass`,
-      );
-      return rows[0];
-    });
+    // A beat (the timestamp changes) and a transition (the health changes), in one transaction.
+    const counts = await t.db.tx((sql) =>
+      updatesIn(sql, 'runtime_node_presence', async () => {
+        await sql.query(
+          `UPDATE runtime_node_presence SET last_heartbeat_at = now() WHERE node_id = $1`,
+          [node.nodeId],
+        );
+        await sql.query(
+          `UPDATE runtime_node_presence SET health_state = 'online', online_since = now(), changed_at = now()
+            WHERE node_id = $1`,
+          [node.nodeId],
+        );
+      }),
+    );
     expect(counts).toEqual({ updated: 2, hot: 2 });
   });
 });

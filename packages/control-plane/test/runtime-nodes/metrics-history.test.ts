@@ -13,7 +13,7 @@ import {
 import { writePresence } from '../../src/runtime-nodes/presence.js';
 import { heartbeat } from '../../src/runtime-nodes/service.js';
 import type { Sql } from '../../src/db/pool.js';
-import { useTestDatabase } from '../db.js';
+import { updatesIn, useTestDatabase } from '../db.js';
 import { eventually } from '../eventually.js';
 import { makeNode, makeParticipant } from '../fixtures.js';
 import type { NodePrincipal, ParticipantPrincipal } from '../../src/auth/principal.js';
@@ -168,21 +168,11 @@ describe('metrics history', () => {
            SELECT 1`,
           [node.nodeId, JSON.stringify({ cpuPercent: cpu })],
         );
-      // The xact view also shows this connection's earlier transactions until its backend
-      // flushes them (at most once a second): count what this transaction adds.
-      const read = async () => {
-        const { rows } = await sql.query<{ updated: number; hot: number }>(
-          `SELECT n_tup_upd::int AS updated, n_tup_hot_upd::int AS hot
-             FROM pg_stat_xact_user_tables WHERE relid = 'public.runtime_node_metrics'::regclass`,
-        );
-        return rows[0]!;
-      };
-      const before = await read();
-      await write(1); // the slot's first sample: an insert
-      await write(2); // the next lap: an update in place
-      await write(3);
-      const after = await read();
-      return { updated: after.updated - before.updated, hot: after.hot - before.hot };
+      return updatesIn(sql, 'runtime_node_metrics', async () => {
+        await write(1); // the slot's first sample: an insert
+        await write(2); // the next lap: an update in place
+        await write(3);
+      });
     });
     expect(counts).toEqual({ updated: 2, hot: 2 });
   });
