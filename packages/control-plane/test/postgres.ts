@@ -9,11 +9,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startEmbeddedPostgres } from '../src/db/embedded.js';
+import { anyFreeLoopbackPort } from '../src/db/embedded-processes.js';
 import { runMigrations } from '../src/db/migrate.js';
 
 export interface TestPostgres {
@@ -23,17 +23,8 @@ export interface TestPostgres {
   stop(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
+/** A port the kernel considers free on 127.0.0.1 (the embedded launcher's own probe). */
+export const freePort = (): Promise<number> => anyFreeLoopbackPort();
 
 export function databaseUrl(adminUrl: string, database: string): string {
   const url = new URL(adminUrl);

@@ -265,10 +265,16 @@ export function startWatchdog(dataDir: string): Watchdog | null {
 
 // --- ports ----------------------------------------------------------------------------------
 
+/**
+ * A listener that only holds a port: it drops whatever connects, so closing it never waits for
+ * a stranger's connection (a client retrying an old address can land on a probed port).
+ */
+const portHolder = () => createServer((socket) => socket.destroy());
+
 /** Whether 127.0.0.1:`port` can be bound right now. */
 export function loopbackPortFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const server = createServer();
+    const server = portHolder();
     server.once('error', () => resolve(false));
     server.listen({ port, host: '127.0.0.1', exclusive: true }, () => {
       server.close(() => resolve(true));
@@ -279,7 +285,7 @@ export function loopbackPortFree(port: number): Promise<boolean> {
 /** A port the kernel considers free on 127.0.0.1. */
 export function anyFreeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
-    const server = createServer();
+    const server = portHolder();
     server.once('error', reject);
     server.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
       const address = server.address();

@@ -64,7 +64,8 @@ const readyz = async (url: string): Promise<number> =>
     .catch(() => 0);
 
 async function occupy(port: number): Promise<Server> {
-  const holder = createServer();
+  // It drops what connects, so its close never waits for a stray client of another test.
+  const holder = createServer((socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     holder.once('error', reject);
     holder.listen({ port, host: '127.0.0.1', exclusive: true }, resolve);
